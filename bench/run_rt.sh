@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# bench/run_rt.sh: the runtime suite (issue 2; `make bench-rt`).
+#
+# One BENCH line per figure (rt.switch, rt.spawn, rt.fiber_rss, rt.timer,
+# rt.chan, rt.shard_post), weave measured by build/release/bench_rt and each
+# anchor (glibc swapcontext, Python asyncio) in the same run, alternating.
+# Single-shard figures and the Python anchors run on CPU 0; shard_post needs
+# two CPUs (its two shards are pinned to CPUs 0 and 1).
+#
+#   BUILD_DIR=dir     where bench_rt is (default: build/release of this repo)
+#   BENCH_LONG=1      7 rounds and 5x longer runs (the fixed-size figures,
+#                     fiber_rss at 100k fibers and timer at 1M, keep their size)
+#   BENCH_ROUNDS=n    override the number of rounds
+#   BENCH_VERBOSE=1   show what every run prints on stderr
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=lib.sh
+. "$here/lib.sh"
+
+bin=${BUILD_DIR:-$here/../build/release}/bench_rt
+py=/usr/bin/python3 # Debian's; the python3 on PATH may be another one
+anchors=$here/anchors
+
+if [[ ! -x $bin ]]; then
+    echo "run_rt.sh: no $bin; build first (make build, or set BUILD_DIR)" >&2
+    exit 1
+fi
+if [[ ! -x $py ]]; then
+    echo "run_rt.sh: $py is missing (the asyncio anchors need Debian's python3)" >&2
+    exit 1
+fi
+
+x=1
+[[ ${BENCH_LONG:-0} == 1 ]] && x=5
+
+cpu0=(taskset -c 0)
+cpus01=(taskset -c 0,1)
+
+bench_header rt "weave (1 shard) and anchors on CPU 0 (taskset -c 0); shard_post: 2 shards\
+ on CPUs 0,1 (taskset -c 0,1, shard i pinned to CPU i)"
+bench_load_begin
+
+weave=("${cpu0[@]}" "$bin" switch $((10000000 * x)))
+anchor=("${cpu0[@]}" "$bin" swapcontext $((1000000 * x)))
+bench_figure rt.switch ns swapcontext lower weave anchor
+
+weave=("${cpu0[@]}" "$bin" spawn $((1000000 * x)))
+anchor=("${cpu0[@]}" "$py" "$anchors/asyncio_spawn.py" $((200000 * x)))
+bench_figure rt.spawn ns asyncio lower weave anchor
+
+weave=("${cpu0[@]}" "$bin" fiber_rss 100000)
+anchor=("${cpu0[@]}" "$py" "$anchors/asyncio_rss.py" 100000)
+bench_figure rt.fiber_rss bytes asyncio lower weave anchor
+
+weave=("${cpu0[@]}" "$bin" timer 1000000)
+bench_figure rt.timer ns none lower weave
+
+weave=("${cpu0[@]}" "$bin" chan $((1000000 * x)))
+anchor=("${cpu0[@]}" "$py" "$anchors/asyncio_queue.py" $((50000 * x)))
+bench_figure rt.chan ns asyncio lower weave anchor
+
+if [[ $(nproc) -ge 2 ]]; then
+    weave=("${cpus01[@]}" "$bin" shard_post $((20000 * x)))
+    bench_figure rt.shard_post us none lower weave
+else
+    bench_fail rt.shard_post "needs 2 CPUs, this machine has $(nproc)"
+fi
+
+bench_load_end
+bench_finish

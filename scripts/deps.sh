@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Install the Debian packages that weave's build and tests need, if missing.
+# Idempotent, and fast (no apt call) when everything is already installed.
+# Modules add their packages to PACKAGES below, one group per comment.
+set -euo pipefail
+
+PACKAGES=(
+    # toolchain and build
+    build-essential cmake ninja-build pkg-config
+    # clang for the Asan build and libFuzzer (sanitizer runtimes), clang-format for style
+    clang libclang-rt-14-dev clang-format
+    # unit tests
+    libcmocka-dev
+    # scripts and tests: Debian's python (always call /usr/bin/python3), ps
+    python3 procps
+)
+
+export DEBIAN_FRONTEND=noninteractive
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+    status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+    [ "$status" = "install ok installed" ] || missing+=("$pkg")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+    echo "deps: all ${#PACKAGES[@]} packages present"
+    exit 0
+fi
+
+install_cmd=(apt-get install -y -o DPkg::Lock::Timeout=900 --no-install-recommends "${missing[@]}")
+if [ "$(id -u)" -ne 0 ]; then
+    echo "deps: missing packages: ${missing[*]}" >&2
+    echo "deps: run as root:" >&2
+    echo "  apt-get update && DEBIAN_FRONTEND=noninteractive ${install_cmd[*]}" >&2
+    exit 1
+fi
+
+echo "deps: installing ${missing[*]}"
+apt-get update
+"${install_cmd[@]}"

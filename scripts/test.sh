@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# The whole test run behind `make test` (and so CI):
+#   1. format-check
+#   2. Release build, its unit tests (ctest)
+#   3. Asan build (clang, ASan+UBSan), its unit tests (ctest)
+#   4. tests/install/run.sh (install into a temp prefix, build consumers against it)
+#   5. tests/integration/run.sh and tests/e2e/run.sh, if present and executable
+# Stops at the first failure with a non-zero exit. The last line is always
+# "N passed, M failed": N/M add up the ctest counts of both builds, 1 for the
+# install test, and for each integration/e2e script either the
+# "N passed, M failed" line it prints last or 1 for the script as a whole.
+# A step that is not a test (format-check, a build) counts 1 failed if it fails.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+mkdir -p build
+LOG_DIR=build/test-logs
+rm -rf "$LOG_DIR"
+mkdir -p "$LOG_DIR"
+
+passed=0
+failed=0
+step=""
+
+summary()
+{
+    local rc=$?
+    if [ $rc -ne 0 ]; then
+        echo "test.sh: FAILED at: ${step:-?} (exit $rc); logs in $LOG_DIR/" >&2
+    fi
+    echo "$passed passed, $failed failed"
+    exit $rc
+}
+trap summary EXIT
+
+# Run a step that is not itself counted as tests; a failure counts 1 failed.
+run_step()
+{
+    step=$1
+    shift
+    echo "==> $step"
+    if ! "$@"; then
+        failed=$((failed + 1))
+        return 1
+    fi
+}
+
+# run_ctest DIR NAME [VAR=value...]: run ctest in DIR with those environment
+# variables, add its counts, fail if any test failed.
+run_ctest()
+{
+    local dir=$1 name=$2 log="$LOG_DIR/ctest-$2.log" rc=0 counts
+    shift 2
+    step="ctest ($name)"
+    echo "==> $step"
+    (cd "$dir" && env "$@" ctest --output-on-failure -j2) 2>&1 | tee "$log" || rc=$?
+    # "100% tests passed, 0 tests failed out of 7" / "71% tests passed, 2 tests failed out of 7"
+    counts=$(sed -n 's/^[0-9]*% tests passed, \([0-9]*\) tests\{0,1\} failed out of \([0-9]*\).*/\1 \2/p' "$log" | tail -n 1)
+    if [ -n "$counts" ]; then
+        local f=${counts% *} total=${counts#* }
+        passed=$((passed + total - f))
+        failed=$((failed + f))
+        if [ "$f" -ne 0 ] && [ $rc -eq 0 ]; then rc=1; fi
+    elif grep -q 'No tests were found' "$log"; then
+        echo "ctest ($name): no tests found"
+    else
+        failed=$((failed + 1)) # ctest itself broke
+        [ $rc -ne 0 ] || rc=1
+    fi
+    return "$rc"
+}
+
+# Run a test script; count its own "N passed, M failed" last line, or 1 for it.
+run_script()
+{
+    local script=$1 log="$LOG_DIR/$(echo "$1" | tr / _).log" rc=0 counts
+    step=$script
+    echo "==> $step"
+    "$script" 2>&1 | tee "$log" || rc=$?
+    counts=$(sed -n 's/^\([A-Za-z]*: \)\{0,1\}\([0-9]\{1,\}\) passed, \([0-9]\{1,\}\) failed.*$/\2 \3/p' "$log" |
+        tail -n 1)
+    if [ -n "$counts" ]; then
+        passed=$((passed + ${counts% *}))
+        failed=$((failed + ${counts#* }))
+        if [ $rc -eq 0 ] && [ "${counts#* }" -ne 0 ]; then rc=1; fi
+    elif [ $rc -eq 0 ]; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+    fi
+    return "$rc"
+}
+
+run_step format-check make --no-print-directory format-check
+
+run_step "build (release)" make --no-print-directory build
+run_ctest build/release release
+
+run_step "build (asan)" make --no-print-directory asan
+run_ctest build/asan asan \
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:detect_stack_use_after_return=0 \
+    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+
+run_script tests/install/run.sh
+
+for script in tests/integration/run.sh tests/e2e/run.sh; do
+    if [ -f "$script" ] && [ -x "$script" ]; then
+        run_script "$script"
+    fi
+done
+
+step=""

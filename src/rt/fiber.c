@@ -1,0 +1,638 @@
+/*
+ * Fibers: stacks, spawning, switching, parking and waking, cancellation,
+ * deadlines, and the stack-overflow report.
+ *
+ * Stacks are carved from slabs of STACKS_PER_SLAB default-size stacks, each
+ * with a guard region below it. On Linux 6.13+ the guard is installed with
+ * madvise(MADV_GUARD_INSTALL), which does not split the mapping, so 100k
+ * fibers do not run into vm.max_map_count (65530 by default); older kernels
+ * fall back to mprotect(PROT_NONE). Freed default stacks go back to the
+ * shard's pool; when the shard goes idle, the pages of those beyond the
+ * warmest POOL_WARM are given back to the kernel (MADV_DONTNEED), so a burst
+ * of fibers does not pin memory forever.
+ *
+ * A fiber's record (struct wv_fiber) lives at the top of its own stack, so a
+ * parked fiber costs the pages its stack touched and nothing else.
+ *
+ * Switching is direct: a fiber that parks hands the CPU to the next ready
+ * fiber; only when the run queue is empty (or FIBER_BUDGET fibers ran in a
+ * row) does the shard's scheduler context poll epoll again.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "rt/rt_internal.h"
+
+#ifdef WV_ASAN
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+#endif
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define WV_VALGRIND 1
+#endif
+
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#endif
+
+enum {
+    GUARD_SIZE = 16 * 1024,
+    STACKS_PER_SLAB = 16,
+    POOL_WARM = 256,
+    FIBER_BUDGET = 1024,
+    ALTSTACK_SIZE = 64 * 1024,
+};
+
+#define FIBER_RECORD_SIZE ((sizeof(wv_fiber) + 63) & ~(size_t)63)
+
+void wv__fiber_main(wv_fiber *f) __attribute__((noreturn, used));
+
+static _Atomic uint64_t next_fiber_id = 1;
+static _Atomic int guard_by_madvise = 1;
+
+/* ------------------------------------------------------------------ time */
+
+int64_t wv_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t wv_after_ms(int64_t ms)
+{
+    int64_t now = wv_now();
+    if (ms >= (WV_NEVER - now) / 1000000)
+        return WV_NEVER;
+    return now + ms * 1000000;
+}
+
+int64_t effective_deadline(wv_fiber *f, int64_t at)
+{
+    return at < f->deadline ? at : f->deadline;
+}
+
+/* ---------------------------------------------------------------- stacks */
+
+static size_t page_size(void)
+{
+    static size_t ps;
+    if (!ps)
+        ps = (size_t)sysconf(_SC_PAGESIZE);
+    return ps;
+}
+
+static size_t round_stack(size_t n)
+{
+    size_t ps = page_size();
+    if (n < 16 * 1024)
+        n = 16 * 1024;
+    return (n + ps - 1) & ~(ps - 1);
+}
+
+static int guard(char *lo)
+{
+    if (atomic_load_explicit(&guard_by_madvise, memory_order_relaxed)) {
+        if (madvise(lo, GUARD_SIZE, MADV_GUARD_INSTALL) == 0)
+            return 0;
+        atomic_store(&guard_by_madvise, 0); /* kernel before 6.13 */
+    }
+    return mprotect(lo, GUARD_SIZE, PROT_NONE) == 0 ? 0 : -errno;
+}
+
+/* Map `count` stacks of `size` usable bytes, each above its guard. Returns
+ * the mapping, or NULL with *err set. */
+static char *map_stacks(size_t size, int count, int *err)
+{
+    if (FAULT(WV_FAULT_MMAP, err))
+        return NULL;
+    size_t span = (GUARD_SIZE + size) * (size_t)count;
+    char *m = mmap(NULL, span, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    if (m == MAP_FAILED) {
+        *err = -errno;
+        return NULL;
+    }
+    for (int i = 0; i < count; i++) {
+        int rc = guard(m + (GUARD_SIZE + size) * (size_t)i);
+        if (rc < 0) {
+            munmap(m, span);
+            *err = rc;
+            return NULL;
+        }
+    }
+    return m;
+}
+
+static void pool_push(shard *sh, char *lo)
+{
+    if (sh->pool_n == sh->pool_cap) {
+        size_t cap = sh->pool_cap ? sh->pool_cap * 2 : 64;
+        char **v = realloc(sh->stack_pool, cap * sizeof *v);
+        if (!v)
+            die("out of memory growing the stack pool");
+        sh->stack_pool = v;
+        sh->pool_cap = cap;
+    }
+    sh->stack_pool[sh->pool_n++] = lo;
+}
+
+/* A default-size stack from the pool, mapping a new slab when empty. */
+static char *pool_take(shard *sh, int *err)
+{
+    if (sh->pool_n == 0) {
+        size_t size = wv__rt->stack_size;
+        char *m = map_stacks(size, STACKS_PER_SLAB, err);
+        if (!m)
+            return NULL;
+        for (int i = STACKS_PER_SLAB - 1; i >= 0; i--)
+            pool_push(sh, m + (GUARD_SIZE + size) * (size_t)i + GUARD_SIZE);
+    }
+    char *lo = sh->stack_pool[--sh->pool_n];
+    if (sh->pool_n < sh->pool_clean)
+        sh->pool_clean = sh->pool_n;
+    return lo;
+}
+
+/* Give the pages of idle stacks beyond the warmest POOL_WARM back to the
+ * kernel. Called when the shard is about to sleep, so a burst of fibers
+ * costs no syscalls while it runs. Entries below pool_clean have not been
+ * handed out since the last trim, so they need no second madvise. */
+void pool_trim(shard *sh)
+{
+    size_t from = sh->pool_clean > POOL_WARM ? sh->pool_clean : POOL_WARM;
+    for (size_t i = from; i < sh->pool_n; i++)
+        madvise(sh->stack_pool[i], wv__rt->stack_size, MADV_DONTNEED);
+    sh->pool_clean = sh->pool_n;
+}
+
+static void stack_release(shard *sh, wv_fiber *f)
+{
+    char *lo = f->stack_lo;
+    size_t size = f->stack_size;
+#ifdef WV_VALGRIND
+    VALGRIND_STACK_DEREGISTER(f->valgrind_id);
+#endif
+#ifdef WV_ASAN
+    /* frames that never returned leave poisoned redzones behind */
+    __asan_unpoison_memory_region(lo, size);
+#endif
+    if (f->pooled) {
+        pool_push(sh, lo);
+    } else {
+        munmap(lo - GUARD_SIZE, GUARD_SIZE + size);
+    }
+}
+
+/* Slabs are never unmapped while the process lives (the pool keeps their
+ * stacks); at shutdown only the pool vector goes. */
+void stacks_free(shard *sh)
+{
+    free(sh->stack_pool);
+    sh->stack_pool = NULL;
+    sh->pool_n = sh->pool_cap = 0;
+}
+
+/* ------------------------------------------------------------- switching */
+
+static inline void switch_context(void **save, void *next_sp, void **fake_save, const void *lo,
+                                  size_t size)
+{
+#ifdef WV_ASAN
+    __sanitizer_start_switch_fiber(fake_save, lo, size);
+#else
+    (void)fake_save, (void)lo, (void)size;
+#endif
+    wv__switch(save, next_sp);
+#ifdef WV_ASAN
+    __sanitizer_finish_switch_fiber(fake_save ? *fake_save : NULL, NULL, NULL);
+#endif
+}
+
+void sched_ready(wv_fiber *f)
+{
+    shard *sh = f->sh;
+    f->state = FIBER_READY;
+    f->runq_next = NULL;
+    if (sh->runq_tail)
+        sh->runq_tail->runq_next = f;
+    else
+        sh->runq_head = f;
+    sh->runq_tail = f;
+}
+
+wv_fiber *runq_pop(shard *sh)
+{
+    wv_fiber *f = sh->runq_head;
+    if (f) {
+        sh->runq_head = f->runq_next;
+        if (!sh->runq_head)
+            sh->runq_tail = NULL;
+    }
+    return f;
+}
+
+static wv_fiber *next_to_run(shard *sh)
+{
+    if (sh->budget <= 0)
+        return NULL;
+    sh->budget--;
+    return runq_pop(sh);
+}
+
+/* The running fiber has parked or queued itself; run the next one. Returns
+ * when the fiber is resumed. */
+static inline __attribute__((always_inline)) void switch_to_next(shard *sh, wv_fiber *self)
+{
+    wv_fiber *next = next_to_run(sh);
+    if (next == self) {
+        self->state = FIBER_RUNNING;
+        return;
+    }
+#ifdef WV_ASAN
+    void **fake = &self->asan_fake;
+#else
+    void **fake = NULL;
+#endif
+    if (next) {
+        sh->cur = next;
+        next->state = FIBER_RUNNING;
+        switch_context(&self->sp, next->sp, fake, next->stack_lo,
+                       next->stack_size - FIBER_RECORD_SIZE);
+    } else {
+        sh->cur = NULL;
+        switch_context(&self->sp, sh->sched_sp, fake, sh->sched_stack_lo, sh->sched_stack_size);
+    }
+    if (WV_UNLIKELY(sh->dead != NULL))
+        fiber_recycle_dead(sh);
+}
+
+void sched_switch_to_next(void)
+{
+    shard *sh = wv__shard;
+    switch_to_next(sh, sh->cur);
+}
+
+/* From the scheduler context: run f, and whatever it hands over to, until
+ * control comes back. */
+void sched_run(shard *sh, wv_fiber *f)
+{
+    sh->budget = FIBER_BUDGET;
+    sh->cur = f;
+    f->state = FIBER_RUNNING;
+#ifdef WV_ASAN
+    void **fake = (void **)&sh->sched_fake;
+#else
+    void **fake = NULL;
+#endif
+    switch_context(&sh->sched_sp, f->sp, fake, f->stack_lo, f->stack_size - FIBER_RECORD_SIZE);
+    if (sh->dead)
+        fiber_recycle_dead(sh);
+}
+
+void fiber_recycle_dead(shard *sh)
+{
+    wv_fiber *f = sh->dead;
+    sh->dead = NULL;
+    stack_release(sh, f);
+}
+
+/* ---------------------------------------------------------------- parking */
+
+static void fiber_timeout(wv_timer *t)
+{
+    wv_fiber *f = (wv_fiber *)((char *)t - offsetof(wv_fiber, timer));
+    if (f->state == FIBER_WAITING && !f->nocancel)
+        fiber_wake(f, -ETIMEDOUT);
+}
+
+void fiber_wake(wv_fiber *f, int result)
+{
+    if (f->state != FIBER_WAITING)
+        return;
+    if (f->unlink) {
+        unlink_fn *u = f->unlink;
+        f->unlink = NULL;
+        u(f->waitobj);
+    }
+    f->wake_result = result;
+    sched_ready(f);
+}
+
+void fiber_cancel(wv_fiber *f)
+{
+    f->cancelled = true;
+    if (f->state == FIBER_WAITING && !f->nocancel)
+        fiber_wake(f, -ECANCELED);
+}
+
+int park(int64_t at, unlink_fn *unlink, void *waitobj)
+{
+    shard *sh = wv__shard;
+    wv_fiber *f = sh->cur;
+    if (WV_UNLIKELY(f->cancelled)) {
+        if (unlink)
+            unlink(waitobj);
+        return -ECANCELED;
+    }
+    int64_t dl = effective_deadline(f, at);
+    if (dl != WV_NEVER) {
+        if (dl <= wv_now()) {
+            if (unlink)
+                unlink(waitobj);
+            return -ETIMEDOUT;
+        }
+        f->timer.at = dl;
+        f->timer.cb = fiber_timeout;
+        wheel_add(&sh->timers, &f->timer);
+    }
+    f->unlink = unlink;
+    f->waitobj = waitobj;
+    f->wake_result = 0;
+    f->state = FIBER_WAITING;
+    sched_switch_to_next();
+    if (f->timer.where_)
+        wheel_remove(&sh->timers, &f->timer);
+    f->unlink = NULL;
+    return f->wake_result;
+}
+
+void park_nocancel(unlink_fn *unlink, void *waitobj)
+{
+    wv_fiber *f = current();
+    f->nocancel = true;
+    f->unlink = unlink;
+    f->waitobj = waitobj;
+    f->state = FIBER_WAITING;
+    sched_switch_to_next();
+    f->unlink = NULL;
+    f->nocancel = false;
+}
+
+/* ------------------------------------------------------ creation and exit */
+
+wv_fiber *fiber_create(shard *sh, wv_fn *fn, void *arg, const wv_spawn_opts *opts, int *err)
+{
+    size_t size = opts && opts->stack_size ? round_stack(opts->stack_size) : wv__rt->stack_size;
+    bool pooled = size == wv__rt->stack_size;
+    char *lo;
+    if (pooled) {
+        lo = pool_take(sh, err);
+        if (!lo)
+            return NULL;
+    } else {
+        char *m = map_stacks(size, 1, err);
+        if (!m)
+            return NULL;
+        lo = m + GUARD_SIZE;
+    }
+    wv_fiber *f = (wv_fiber *)(lo + size - FIBER_RECORD_SIZE);
+    memset(f, 0, sizeof *f);
+    f->sh = sh;
+    f->fn = fn;
+    f->arg = arg;
+    f->deadline = WV_NEVER;
+    f->stack_lo = lo;
+    f->stack_size = size;
+    f->pooled = pooled;
+    f->id = atomic_fetch_add_explicit(&next_fiber_id, 1, memory_order_relaxed);
+    if (opts && opts->name) {
+        strncpy(f->name, opts->name, sizeof f->name - 1);
+    }
+    f->sp = wv__context_init(f, f);
+#ifdef WV_VALGRIND
+    f->valgrind_id = VALGRIND_STACK_REGISTER(lo, lo + size);
+#endif
+    f->all_next = sh->all;
+    if (sh->all)
+        sh->all->all_prev = f;
+    sh->all = f;
+    sh->nfibers++;
+    sched_ready(f);
+    return f;
+}
+
+static void __attribute__((noreturn)) fiber_exit(wv_fiber *f, int rc)
+{
+    shard *sh = f->sh;
+    if (f->group)
+        group_child_exited(f, rc);
+    else if (rc < 0 && rc != -ECANCELED)
+        wv_debug("fiber %llu%s%s exited with %s", (unsigned long long)f->id, f->name[0] ? " " : "",
+                 f->name, wv_strerror(rc));
+    if (f->all_prev)
+        f->all_prev->all_next = f->all_next;
+    else
+        sh->all = f->all_next;
+    if (f->all_next)
+        f->all_next->all_prev = f->all_prev;
+    sh->nfibers--;
+    free(f->errmsg);
+    f->errmsg = NULL;
+    f->state = FIBER_DEAD;
+    sh->dead = f; /* recycled by whoever runs next, once off this stack */
+
+    void *dummy;
+    wv_fiber *next = next_to_run(sh);
+    if (next) {
+        sh->cur = next;
+        next->state = FIBER_RUNNING;
+        switch_context(&dummy, next->sp, NULL, next->stack_lo,
+                       next->stack_size - FIBER_RECORD_SIZE);
+    } else {
+        sh->cur = NULL;
+        switch_context(&dummy, sh->sched_sp, NULL, sh->sched_stack_lo, sh->sched_stack_size);
+    }
+    __builtin_unreachable();
+}
+
+void wv__fiber_main(wv_fiber *f)
+{
+#ifdef WV_ASAN
+    __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
+#endif
+    if (f->sh->dead)
+        fiber_recycle_dead(f->sh);
+    /* even a fiber cancelled before it started runs: its first suspending
+     * call returns -ECANCELED, and code after it (a reply, a cleanup) runs */
+    fiber_exit(f, f->fn(f->arg));
+}
+
+/* ------------------------------------------------------------- public API */
+
+int wv_spawn(wv_fn *fn, void *arg, const wv_spawn_opts *opts)
+{
+    shard *sh = wv__shard;
+    if (!sh)
+        return -EPERM;
+    if (sh->terminating)
+        return -ESHUTDOWN;
+    int err = 0;
+    return fiber_create(sh, fn, arg, opts, &err) ? 0 : err;
+}
+
+int wv_yield(void)
+{
+    shard *sh = wv__shard;
+    wv_fiber *f = sh ? sh->cur : NULL;
+    if (WV_UNLIKELY(!f))
+        return -EPERM;
+    if (WV_UNLIKELY(f->cancelled))
+        return -ECANCELED;
+    sched_ready(f);
+    switch_to_next(sh, f);
+    return f->cancelled ? -ECANCELED : 0;
+}
+
+int wv_sleep_until(int64_t at)
+{
+    wv_fiber *f = current();
+    if (!f)
+        return -EPERM;
+    int rc = park(at, NULL, NULL);
+    if (rc == -ETIMEDOUT && at <= f->deadline)
+        return 0; /* our own wake-up time, not the fiber's deadline */
+    return rc;
+}
+
+int wv_sleep_ms(int64_t ms)
+{
+    return wv_sleep_until(wv_after_ms(ms));
+}
+
+int64_t wv_deadline(void)
+{
+    wv_fiber *f = current();
+    return f ? f->deadline : WV_NEVER;
+}
+
+int64_t wv_deadline_set(int64_t at)
+{
+    wv_fiber *f = current();
+    if (!f)
+        return WV_NEVER;
+    int64_t old = f->deadline;
+    f->deadline = at;
+    return old;
+}
+
+int wv_check(void)
+{
+    wv_fiber *f = current();
+    if (!f)
+        return 0;
+    if (f->cancelled)
+        return -ECANCELED;
+    if (f->deadline != WV_NEVER && f->deadline <= wv_now())
+        return -ETIMEDOUT;
+    return 0;
+}
+
+bool wv_cancelled(void)
+{
+    wv_fiber *f = current();
+    return f && f->cancelled;
+}
+
+uint64_t wv_fiber_id(void)
+{
+    wv_fiber *f = current();
+    return f ? f->id : 0;
+}
+
+const char *wv_fiber_name(void)
+{
+    wv_fiber *f = current();
+    return f ? f->name : "";
+}
+
+/* ------------------------------------------------------ stack overflow */
+
+static struct sigaction old_segv, old_bus;
+static _Thread_local void *altstack;
+
+static size_t put(char *buf, size_t at, size_t cap, const char *s)
+{
+    while (*s && at < cap)
+        buf[at++] = *s++;
+    return at;
+}
+
+static size_t put_u64(char *buf, size_t at, size_t cap, uint64_t v)
+{
+    char tmp[24];
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n && at < cap)
+        buf[at++] = tmp[--n];
+    return at;
+}
+
+static void segv_handler(int sig, siginfo_t *si, void *uctx)
+{
+    (void)uctx;
+    shard *sh = wv__shard;
+    wv_fiber *f = sh ? sh->cur : NULL;
+    char *addr = si->si_addr;
+    if (f && addr >= f->stack_lo - GUARD_SIZE && addr < f->stack_lo) {
+        char text[256];
+        size_t n = 0, cap = sizeof text;
+        n = put(text, n, cap, "weave: stack overflow in fiber '");
+        n = put(text, n, cap, f->name[0] ? f->name : "(unnamed)");
+        n = put(text, n, cap, "' (id ");
+        n = put_u64(text, n, cap, f->id);
+        n = put(text, n, cap, ", stack ");
+        n = put_u64(text, n, cap, f->stack_size);
+        n = put(text, n, cap, " bytes): give it a larger wv_spawn_opts.stack_size\n");
+        ssize_t w = write(STDERR_FILENO, text, n);
+        (void)w;
+        signal(sig, SIG_DFL);
+        return; /* the access faults again and the default action ends us */
+    }
+    /* not ours: hand the fault to whoever had it before (ASan, default) */
+    sigaction(sig, sig == SIGSEGV ? &old_segv : &old_bus, NULL);
+}
+
+void overflow_handler_install(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = segv_handler;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, &old_segv);
+    sigaction(SIGBUS, &sa, &old_bus);
+}
+
+void overflow_altstack_setup(void)
+{
+    stack_t ss;
+    if (sigaltstack(NULL, &ss) == 0 && !(ss.ss_flags & SS_DISABLE) && ss.ss_size >= ALTSTACK_SIZE)
+        return; /* the thread already has one (ASan sets its own) */
+    altstack = malloc(ALTSTACK_SIZE);
+    if (!altstack)
+        return;
+    ss.ss_sp = altstack;
+    ss.ss_size = ALTSTACK_SIZE;
+    ss.ss_flags = 0;
+    sigaltstack(&ss, NULL);
+}
+
+void overflow_altstack_free(void)
+{
+    if (!altstack)
+        return;
+    stack_t ss = {.ss_flags = SS_DISABLE};
+    sigaltstack(&ss, NULL);
+    free(altstack);
+    altstack = NULL;
+}

@@ -1,0 +1,271 @@
+/*
+ * Private structures of the runtime, shared by the files of src/rt/.
+ *
+ * The picture: a process has one `runtime` with N `shard`s. A shard is a
+ * thread running `shard_loop` on its native stack (the "scheduler context")
+ * over an epoll set, a timer heap, a run queue of ready fibers and a mailbox
+ * other threads post into. A fiber is a stack (mmap'd, guard page below,
+ * pooled per shard) whose top holds its `wv_fiber` record. Fibers switch
+ * directly to the next ready fiber; the scheduler context runs only when the
+ * run queue is empty or a fairness budget is spent, to poll for I/O.
+ */
+#ifndef WEAVE_RT_INTERNAL_H
+#define WEAVE_RT_INTERNAL_H
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "weave/rt.h"
+
+/* Everything declared below is internal to the library: hidden, so calls
+ * between its files bind directly instead of through the PLT. */
+#pragma GCC visibility push(hidden)
+
+#if defined(__SANITIZE_ADDRESS__)
+#define WV_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define WV_ASAN 1
+#endif
+#endif
+
+#define WV_LIKELY(x)   __builtin_expect(!!(x), 1)
+#define WV_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+typedef struct wv_fiber wv_fiber;
+typedef struct shard shard;
+
+/* ---- context switch (switch_*.S) */
+
+/* Save callee-saved registers on the current stack, store the stack pointer
+ * in *save, load `next` and return into whatever it saved. */
+void wv__switch(void **save, void *next);
+/* First instructions of a new fiber: calls fiber_main(fiber). */
+void wv__fiber_start(void);
+/* Prepare a fresh stack whose top is `top` so that switching to the returned
+ * stack pointer enters wv__fiber_start with `fiber` as argument. */
+void *wv__context_init(void *top, wv_fiber *fiber);
+
+/* ---- fibers */
+
+enum fiber_state { FIBER_READY, FIBER_RUNNING, FIBER_WAITING, FIBER_DEAD };
+
+/* A waiting fiber parked on something registers how to undo that
+ * registration, so a timeout or cancellation can wake it cleanly. */
+typedef void unlink_fn(void *waitobj);
+
+struct wv_fiber {
+    void *sp; /* saved stack pointer while not running */
+    shard *sh;
+    wv_fiber *runq_next;
+    int state;
+    int wake_result; /* what park() returns: 0, -ETIMEDOUT, -ECANCELED */
+    bool cancelled;
+    bool nocancel; /* parked in a wait cancellation must not interrupt */
+    unlink_fn *unlink;
+    void *waitobj;
+    int64_t deadline;
+    wv_timer timer;
+    wv_fn *fn;
+    void *arg;
+    uint64_t id;
+    /* all fibers of the shard, for cancel-all at shutdown */
+    wv_fiber *all_prev, *all_next;
+    /* group membership */
+    struct wv_group *group;
+    wv_fiber *grp_prev, *grp_next;
+    /* stack */
+    char *stack_lo; /* lowest usable byte (above the guard) */
+    size_t stack_size;
+    bool pooled;  /* default-size stack from the shard's pool */
+    char *errmsg; /* lazily allocated wv_errmsg buffer */
+#ifdef WV_ASAN
+    void *asan_fake;
+#endif
+    unsigned valgrind_id;
+    char name[32];
+};
+
+/* ---- timers: a hierarchical timing wheel (timer.c) */
+
+enum { TICK_SHIFT = 10, LEVEL_BITS = 6, SLOTS = 64, LEVELS = 9 };
+
+typedef struct timer_vec {
+    wv_timer **v;
+    uint32_t n, cap;
+} timer_vec;
+
+typedef struct timer_wheel {
+    uint64_t now_tick; /* every tick before this one has been handled */
+    uint64_t occupied[LEVELS];
+    timer_vec slots[LEVELS * SLOTS];
+    timer_vec due;   /* armed with a deadline already past */
+    timer_vec spare; /* an empty array swapped in for a slot being emptied */
+    uint64_t count;
+} timer_wheel;
+
+void wheel_init(timer_wheel *w, int64_t now);
+void wheel_add(timer_wheel *w, wv_timer *t);
+void wheel_remove(timer_wheel *w, wv_timer *t);
+void wheel_advance(timer_wheel *w, int64_t now); /* fires what is due */
+int64_t wheel_next(const timer_wheel *w);        /* when to call advance next */
+void wheel_free(timer_wheel *w);
+
+/* ---- mailbox: Vyukov's intrusive multi-producer single-consumer queue */
+
+typedef struct msg msg;
+struct msg {
+    _Atomic(msg *) next;
+    void (*run)(msg *m); /* called on the target shard's loop; must not suspend */
+};
+
+typedef struct mailbox {
+    _Atomic(msg *) head; /* producers push here */
+    msg *tail;           /* the consumer pops here */
+    msg stub;
+} mailbox;
+
+void mailbox_init(mailbox *mb);
+void mailbox_push(mailbox *mb, msg *m); /* returns true if it was empty */
+msg *mailbox_pop(mailbox *mb);
+bool mailbox_empty(mailbox *mb);
+
+/* ---- per-fd readiness records (edge-triggered epoll) */
+
+typedef struct fdrec {
+    wv_fiber *reader, *writer;
+    int *reader_result, *writer_result;
+    uint8_t registered;
+    uint8_t ready; /* WV_IN / WV_OUT seen and not yet consumed */
+} fdrec;
+
+/* ---- shards */
+
+struct shard {
+    int id;
+    int epfd;
+    int evfd;  /* mailbox doorbell */
+    int sigfd; /* shard 0 only, -1 elsewhere */
+    pthread_t thread;
+    void *sched_sp; /* the scheduler context's saved stack pointer */
+    char *sched_stack_lo;
+    size_t sched_stack_size;
+    void *sched_fake; /* ASan's fake-stack handle of the scheduler context */
+    wv_fiber *cur;
+    wv_fiber *runq_head, *runq_tail;
+    int budget; /* fibers run back to back before polling again */
+    timer_wheel timers;
+    mailbox mb;
+    _Atomic int sleeping; /* in epoll_wait: posters must ring evfd */
+    fdrec *fds;
+    int nfds;
+    wv_fiber *all; /* list of live fibers */
+    int64_t nfibers;
+    char **stack_pool; /* free default-size stacks (their lowest byte) */
+    size_t pool_n, pool_cap;
+    size_t pool_clean; /* pool entries below this index were not used since the last trim */
+    bool terminating;  /* cancel everything and leave once no fiber lives */
+    wv_waitq stop_waiters;
+    wv_fiber *dead; /* a fiber that exited; its stack is recycled once off it */
+};
+
+typedef struct runtime {
+    int nshards;
+    shard *shards;
+    size_t stack_size;
+    int offload_threads;
+    _Atomic bool stop_requested;
+    _Atomic int signals_seen;
+    _Atomic bool exiting;
+} runtime;
+
+extern runtime *wv__rt;
+/* initial-exec: the library is built position-independent, and the default
+ * TLS model would make every access a call to __tls_get_addr */
+#define WV_TLS _Thread_local __attribute__((tls_model("initial-exec")))
+extern WV_TLS shard *wv__shard;
+
+static inline wv_fiber *current(void)
+{
+    shard *sh = wv__shard;
+    return sh ? sh->cur : NULL;
+}
+
+/* fiber.c */
+void sched_ready(wv_fiber *f);
+void fiber_wake(wv_fiber *f, int result);
+void fiber_cancel(wv_fiber *f);
+int park(int64_t at, unlink_fn *unlink, void *waitobj);
+void park_nocancel(unlink_fn *unlink, void *waitobj);
+void sched_switch_to_next(void);
+void sched_run(shard *sh, wv_fiber *f);
+wv_fiber *runq_pop(shard *sh);
+wv_fiber *fiber_create(shard *sh, wv_fn *fn, void *arg, const wv_spawn_opts *opts, int *err);
+void fiber_recycle_dead(shard *sh);
+void stacks_free(shard *sh);
+void pool_trim(shard *sh);
+void overflow_handler_install(void);
+void overflow_altstack_setup(void);
+void overflow_altstack_free(void);
+void shard_sched_stack_bounds(shard *sh);
+int64_t effective_deadline(wv_fiber *f, int64_t at);
+
+/* loop.c */
+int shard_init(shard *sh, int id);
+void shard_destroy(shard *sh);
+void shard_loop(shard *sh);
+void shard_post_msg(shard *target, msg *m);
+int shard_watch_signals(shard *sh, const sigset_t *set);
+bool shard_should_exit(shard *sh);
+void signals_received(shard *sh);
+int fd_wait_again(int fd, int events);
+void fds_wake_all(shard *sh, int fd, int result);
+
+/* group.c */
+void group_child_exited(wv_fiber *f, int rc);
+
+/* sync.c: intrusive FIFO wait queues of `waiter`s living on fiber stacks */
+typedef struct waiter waiter;
+struct waiter {
+    wv_fiber *f;
+    waiter *prev, *next;
+    wv_waitq *q;
+};
+void waitq_push(wv_waitq *q, waiter *w);
+void waitq_remove(wv_waitq *q, waiter *w);
+waiter *waitq_pop(wv_waitq *q);
+static inline bool waitq_empty(const wv_waitq *q)
+{
+    return q->head_ == NULL;
+}
+void waiter_unlink(void *w);
+/* Park the current fiber on q until woken; 0 or -ETIMEDOUT / -ECANCELED. */
+int waitq_wait(wv_waitq *q, int64_t at);
+void waitq_wake_one(wv_waitq *q, int result);
+void waitq_wake_all(wv_waitq *q, int result);
+
+/* main.c */
+void stop_wake_local(shard *sh);
+
+/* offload.c */
+void offload_shutdown(void);
+
+/* io.c */
+bool fault_hit(wv_fault what, int *err);
+extern _Atomic int wv__faults_armed;
+
+#define FAULT(what, err_out)                                                                       \
+    (WV_UNLIKELY(atomic_load_explicit(&wv__faults_armed, memory_order_relaxed)) &&                 \
+     fault_hit((what), (err_out)))
+
+/* log.c */
+void log_init_from_env(void);
+void die(const char *fmt, ...) WV_PRINTF(1, 2) __attribute__((noreturn));
+
+#pragma GCC visibility pop
+
+#endif

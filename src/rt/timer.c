@@ -1,0 +1,267 @@
+/*
+ * Timers: a hierarchical timing wheel per shard.
+ *
+ * Time is cut into ticks of 2^TICK_SHIFT ns (1.024 us). Level L of the wheel
+ * has 64 slots, each covering 64^L ticks; a timer sits at the level of the
+ * highest base-64 digit in which its tick differs from the wheel's current
+ * tick, in the slot named by its own digit there. As the wheel's time
+ * passes the start of an occupied slot on a higher level, that slot's timers
+ * are re-placed on lower levels ("cascade"); a level-0 slot holds the timers
+ * of one tick and fires them once that tick is over.
+ *
+ * So arming and disarming are O(1), firing is O(1) plus at most one cascade
+ * per level, and a 64-bit occupancy map per level finds the next event with
+ * one count-trailing-zeros, however far time jumps. A slot is an array of
+ * timer pointers (each timer knows its index, so removal swaps the last one
+ * into its place), not a linked list: cascading and firing walk the array
+ * and prefetch the timers ahead, so a million scattered timers cost memory
+ * bandwidth, not a chain of cache misses. The
+ * price is granularity: a timer fires within one tick after its deadline
+ * (never before), and timers due within the same tick fire in any order.
+ * Server deadlines are mostly disarmed before they fire, which is exactly
+ * what a wheel makes cheap and a heap does not.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "rt/rt_internal.h"
+
+#define TICK_NS(tick) ((int64_t)(tick) << TICK_SHIFT)
+
+enum { WHERE_DUE = LEVELS * SLOTS + 1, WHERE_FIRING = LEVELS * SLOTS + 2, PREFETCH = 8 };
+
+static inline int digit(uint64_t tick, int level)
+{
+    return (int)((tick >> (LEVEL_BITS * level)) & (SLOTS - 1));
+}
+
+static inline timer_vec *vec_of(timer_wheel *w, uint32_t where)
+{
+    return where == WHERE_DUE ? &w->due : &w->slots[where - 1];
+}
+
+static void vec_push(timer_wheel *w, uint32_t where, wv_timer *t)
+{
+    timer_vec *v = vec_of(w, where);
+    if (v->n == v->cap) {
+        uint32_t cap = v->cap ? v->cap * 2 : 8;
+        wv_timer **a = realloc(v->v, cap * sizeof *a);
+        if (!a)
+            die("out of memory growing a timer slot");
+        v->v = a;
+        v->cap = cap;
+    }
+    t->where_ = where;
+    t->idx_ = v->n;
+    v->v[v->n++] = t;
+    if (where != WHERE_DUE) {
+        uint32_t s = where - 1;
+        w->occupied[s / SLOTS] |= 1ull << (s % SLOTS);
+    }
+}
+
+static void place(timer_wheel *w, wv_timer *t)
+{
+    uint64_t tick = t->at < 0 ? 0 : (uint64_t)t->at >> TICK_SHIFT;
+    if (tick < w->now_tick) {
+        vec_push(w, WHERE_DUE, t); /* already due: fired on the next pass */
+        return;
+    }
+    uint64_t diff = tick ^ w->now_tick;
+    int level = diff ? (63 - __builtin_clzll(diff)) / LEVEL_BITS : 0;
+    vec_push(w, (uint32_t)(level * SLOTS + digit(tick, level) + 1), t);
+}
+
+void wheel_add(timer_wheel *w, wv_timer *t)
+{
+    place(w, t);
+    w->count++;
+}
+
+void wheel_remove(timer_wheel *w, wv_timer *t)
+{
+    uint32_t where = t->where_;
+    t->where_ = 0;
+    w->count--;
+    if (where == WHERE_FIRING)
+        return; /* in a batch being fired: the batch skips it */
+    timer_vec *v = vec_of(w, where);
+    wv_timer *last = v->v[--v->n];
+    if (last != t) {
+        v->v[t->idx_] = last;
+        last->idx_ = t->idx_;
+    }
+    if (v->n == 0 && where != WHERE_DUE) {
+        uint32_t s = where - 1;
+        w->occupied[s / SLOTS] &= ~(1ull << (s % SLOTS));
+    }
+}
+
+/* Take a slot's array out, leaving the spare (empty) one in its place, so a
+ * callback or a cascade may fill the slot again meanwhile. */
+static timer_vec detach(timer_wheel *w, timer_vec *v, int level, int slot)
+{
+    timer_vec out = *v;
+    *v = w->spare;
+    w->spare = (timer_vec){0};
+    if (level >= 0)
+        w->occupied[level] &= ~(1ull << slot);
+    return out;
+}
+
+static void reattach_spare(timer_wheel *w, timer_vec *batch)
+{
+    batch->n = 0;
+    if (w->spare.v)
+        free(w->spare.v);
+    w->spare = *batch;
+}
+
+/* Fire a detached batch. Every timer is first marked as firing, so a
+ * callback that stops a later one of the batch just clears its mark. */
+static void fire_batch(timer_wheel *w, timer_vec *b)
+{
+    for (uint32_t i = 0; i < b->n; i++) {
+        if (i + PREFETCH < b->n)
+            __builtin_prefetch(b->v[i + PREFETCH], 1);
+        b->v[i]->where_ = WHERE_FIRING;
+    }
+    for (uint32_t i = 0; i < b->n; i++) {
+        wv_timer *t = b->v[i];
+        if (t->where_ != WHERE_FIRING)
+            continue; /* stopped or re-armed by an earlier callback */
+        t->where_ = 0;
+        w->count--;
+        t->cb(t);
+    }
+    reattach_spare(w, b);
+}
+
+static void fire_slot(timer_wheel *w, timer_vec *v, int level, int slot)
+{
+    timer_vec b = detach(w, v, level, slot);
+    fire_batch(w, &b);
+}
+
+/* The wheel's time has reached the start of every slot whose digit equals
+ * the current tick's digit: move those timers down, highest level first so
+ * what falls from one level into the next is moved on again. */
+static void cascade(timer_wheel *w)
+{
+    for (int level = LEVELS - 1; level >= 1; level--) {
+        int d = digit(w->now_tick, level);
+        if (!(w->occupied[level] & (1ull << d)))
+            continue;
+        timer_vec b = detach(w, &w->slots[level * SLOTS + d], level, d);
+        for (uint32_t i = 0; i < b.n; i++) {
+            if (i + PREFETCH < b.n)
+                __builtin_prefetch(b.v[i + PREFETCH], 1);
+            place(w, b.v[i]);
+        }
+        reattach_spare(w, &b);
+    }
+}
+
+/* The smallest tick > now_tick at which a slot needs attention, or
+ * UINT64_MAX. A level's occupied digits are all above the current one: a
+ * timer is placed above it, and passing a slot's start empties it. */
+static uint64_t next_event(const timer_wheel *w)
+{
+    uint64_t best = UINT64_MAX;
+    for (int level = 0; level < LEVELS; level++) {
+        uint64_t occ = w->occupied[level];
+        if (!occ)
+            continue;
+        int d = digit(w->now_tick, level);
+        uint64_t later = d == SLOTS - 1 ? 0 : occ & (~0ull << (d + 1));
+        if (!later)
+            continue;
+        int s = __builtin_ctzll(later);
+        int shift = LEVEL_BITS * level;
+        uint64_t block = (w->now_tick >> (shift + LEVEL_BITS)) << (shift + LEVEL_BITS);
+        uint64_t at = block | ((uint64_t)s << shift);
+        if (at < best)
+            best = at;
+    }
+    return best;
+}
+
+void wheel_advance(timer_wheel *w, int64_t now)
+{
+    while (w->due.n)
+        fire_slot(w, &w->due, -1, 0);
+    uint64_t limit = now < 0 ? 0 : (uint64_t)now >> TICK_SHIFT;
+    while (w->now_tick < limit) {
+        if (w->count == 0) {
+            w->now_tick = limit;
+            break;
+        }
+        cascade(w);
+        int d0 = digit(w->now_tick, 0);
+        /* this tick is over: fire it, and whatever its callbacks arm at it
+         * or before it */
+        while ((w->occupied[0] & (1ull << d0)) || w->due.n) {
+            if (w->occupied[0] & (1ull << d0))
+                fire_slot(w, &w->slots[d0], 0, d0);
+            else
+                fire_slot(w, &w->due, -1, 0);
+        }
+        uint64_t e = next_event(w);
+        w->now_tick = e < limit ? e : limit;
+    }
+    /* higher-level slots starting exactly now may hold timers of this tick */
+    cascade(w);
+}
+
+int64_t wheel_next(const timer_wheel *w)
+{
+    if (w->due.n)
+        return 0;
+    if (w->count == 0)
+        return WV_NEVER;
+    /* a timer of the current tick fires once the tick is over */
+    uint64_t e = (w->occupied[0] & (1ull << digit(w->now_tick, 0))) ? w->now_tick : next_event(w);
+    if (e == UINT64_MAX)
+        return WV_NEVER;
+    return TICK_NS(e + 1);
+}
+
+void wheel_free(timer_wheel *w)
+{
+    for (int i = 0; i < LEVELS * SLOTS; i++) {
+        for (uint32_t k = 0; k < w->slots[i].n; k++)
+            w->slots[i].v[k]->where_ = 0;
+        free(w->slots[i].v);
+    }
+    for (uint32_t k = 0; k < w->due.n; k++)
+        w->due.v[k]->where_ = 0;
+    free(w->due.v);
+    free(w->spare.v);
+    memset(w, 0, sizeof *w);
+}
+
+void wheel_init(timer_wheel *w, int64_t now)
+{
+    memset(w, 0, sizeof *w);
+    w->now_tick = now < 0 ? 0 : (uint64_t)now >> TICK_SHIFT;
+}
+
+int wv_timer_start(wv_timer *t, int64_t at, void (*cb)(wv_timer *t))
+{
+    shard *sh = wv__shard;
+    if (!sh)
+        return -EPERM;
+    if (t->where_)
+        wheel_remove(&sh->timers, t);
+    t->at = at;
+    t->cb = cb;
+    wheel_add(&sh->timers, t);
+    return 0;
+}
+
+void wv_timer_stop(wv_timer *t)
+{
+    shard *sh = wv__shard;
+    if (sh && t->where_)
+        wheel_remove(&sh->timers, t);
+}

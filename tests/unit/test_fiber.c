@@ -1,0 +1,652 @@
+/*
+ * Fibers and the runtime's entry point: when a spawned fiber runs, yield
+ * fairness, sleeping, ids and names, stack sizes, spawning at scale, and
+ * what wv_main returns (including -EBUSY / -EINVAL / -EPERM misuse).
+ */
+#include "harness.h"
+
+#include <pthread.h>
+
+/* ------------------------------------------------------------ helpers */
+
+static int set_flag(void *arg)
+{
+    *(int *)arg = 1;
+    return 0;
+}
+
+/* Recurse `depth` frames of at least 1 KiB each; not a tail call. */
+static __attribute__((noinline)) int recurse(int depth)
+{
+    volatile char frame[1024];
+    frame[0] = (char)depth;
+    frame[sizeof(frame) - 1] = (char)depth;
+    if (depth <= 0)
+        return frame[0];
+    return recurse(depth - 1) + (frame[sizeof(frame) - 1] == (char)depth ? 1 : 0);
+}
+
+static int recurse_400(void *arg)
+{
+    *(int *)arg = recurse(400);
+    return 0;
+}
+
+/* ------------------------------------------------------------ spawn */
+
+static int spawn_then_yield(void *arg)
+{
+    int ran = 0;
+    CHECK_EQ(wv_spawn(set_flag, &ran, NULL), 0);
+    CHECK_EQ(ran, 0); /* not yet: the caller has not suspended */
+    CHECK_EQ(wv_yield(), 0);
+    CHECK_EQ(ran, 1);
+    return 0;
+}
+
+static void test_spawned_fiber_runs_only_after_caller_yields(void **state)
+{
+    assert_int_equal(run_in_rt(1, spawn_then_yield, NULL), 0);
+    assert_checks_passed();
+}
+
+static int spawn_then_sleep(void *arg)
+{
+    int ran = 0;
+    CHECK_EQ(wv_spawn(set_flag, &ran, NULL), 0);
+    CHECK_EQ(ran, 0);
+    CHECK_EQ(wv_sleep_ms(1), 0);
+    CHECK_EQ(ran, 1);
+    return 0;
+}
+
+static void test_spawned_fiber_runs_when_caller_sleeps(void **state)
+{
+    assert_int_equal(run_in_rt(1, spawn_then_sleep, NULL), 0);
+    assert_checks_passed();
+}
+
+static int yield_once_and_count(void *arg)
+{
+    if (wv_yield() != 0)
+        return -EIO;
+    (*(int *)arg)++;
+    return 0;
+}
+
+static int spawn_100k(void *arg)
+{
+    int ran = 0;
+    wv_group *g = wv_group_new();
+    REQUIRE(g != NULL);
+    for (int i = 0; i < 100000; i++) {
+        int r = wv_group_spawn(g, yield_once_and_count, &ran, NULL);
+        if (!CHECK_EQ(r, 0))
+            break;
+        /* Let each batch run, so stacks are recycled (100k stacks at once
+         * would need 200k mappings with guard pages). */
+        if (i % 1000 == 999)
+            CHECK_EQ(wv_yield(), 0);
+    }
+    CHECK_EQ(wv_group_join(g), 0);
+    CHECK_EQ(ran, 100000);
+    CHECK_EQ(wv_group_count(g), 0);
+    wv_group_free(g);
+    return 0;
+}
+
+static void test_100k_fibers_spawned_into_a_group_all_run_and_join(void **state)
+{
+    int64_t t0 = wv_now();
+    assert_int_equal(run_in_rt(1, spawn_100k, NULL), 0);
+    assert_checks_passed();
+    assert_true(ms_since(t0) < 30000);
+}
+
+static int sleep_1ms_and_count(void *arg)
+{
+    int r = wv_sleep_ms(1);
+    if (r != 0)
+        return r;
+    (*(int *)arg)++;
+    return 0;
+}
+
+static int spawn_10k_sleepers(void *arg)
+{
+    int woke = 0;
+    wv_group *g = wv_group_new();
+    REQUIRE(g != NULL);
+    for (int i = 0; i < 10000; i++)
+        if (!CHECK_EQ(wv_group_spawn(g, sleep_1ms_and_count, &woke, NULL), 0))
+            break;
+    CHECK_EQ(wv_group_count(g), 10000);
+    CHECK_EQ(wv_group_join(g), 0);
+    CHECK_EQ(woke, 10000);
+    wv_group_free(g);
+    return 0;
+}
+
+static void test_10k_sleeping_fibers_alive_at_once_all_wake_and_join(void **state)
+{
+    assert_int_equal(run_in_rt(1, spawn_10k_sleepers, NULL), 0);
+    assert_checks_passed();
+}
+
+static int detached_completes(void *arg)
+{
+    int ran = 0;
+    CHECK_EQ(wv_spawn(sleep_1ms_and_count, &ran, NULL), 0);
+    CHECK_EQ(wv_sleep_ms(20), 0);
+    CHECK_EQ(ran, 1);
+    return 0;
+}
+
+static void test_detached_fiber_runs_to_completion_without_a_join(void **state)
+{
+    assert_int_equal(run_in_rt(1, detached_completes, NULL), 0);
+    assert_checks_passed();
+}
+
+/* ------------------------------------------------------------ ids and names */
+
+#define ID_FIBERS 1000
+static uint64_t ids[ID_FIBERS + 1];
+static int ids_n;
+static uint64_t first_run_main_id;
+
+static int record_id(void *arg)
+{
+    ids[ids_n++] = wv_fiber_id();
+    return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int collect_ids(void *arg)
+{
+    ids_n = 0;
+    ids[ids_n++] = wv_fiber_id();
+    wv_group *g = wv_group_new();
+    REQUIRE(g != NULL);
+    for (int i = 0; i < ID_FIBERS; i++)
+        CHECK_EQ(wv_group_spawn(g, record_id, NULL, NULL), 0);
+    CHECK_EQ(wv_group_join(g), 0);
+    wv_group_free(g);
+    return 0;
+}
+
+static void test_fiber_ids_are_nonzero_and_unique(void **state)
+{
+    assert_int_equal(run_in_rt(1, collect_ids, NULL), 0);
+    assert_checks_passed();
+    assert_int_equal(ids_n, ID_FIBERS + 1);
+    qsort(ids, (size_t)ids_n, sizeof(ids[0]), cmp_u64);
+    assert_true(ids[0] != 0);
+    for (int i = 1; i < ids_n; i++)
+        assert_true(ids[i] != ids[i - 1]);
+}
+
+static int record_main_id(void *arg)
+{
+    *(uint64_t *)arg = wv_fiber_id();
+    return 0;
+}
+
+static void test_fiber_ids_are_not_reused_by_a_later_runtime(void **state)
+{
+    uint64_t second = 0;
+    assert_int_equal(run_in_rt(1, record_main_id, &first_run_main_id), 0);
+    assert_int_equal(run_in_rt(1, record_main_id, &second), 0);
+    assert_true(first_run_main_id != 0);
+    assert_true(second != 0);
+    assert_true(second != first_run_main_id);
+}
+
+static void test_fiber_id_is_zero_and_name_empty_outside_a_fiber(void **state)
+{
+    assert_true(wv_fiber_id() == 0);
+    assert_string_equal(wv_fiber_name(), "");
+}
+
+typedef struct name_probe {
+    char seen[64];
+} name_probe;
+
+static int record_name(void *arg)
+{
+    name_probe *p = arg;
+    const char *n = wv_fiber_name();
+    snprintf(p->seen, sizeof(p->seen), "%s", n ? n : "(null)");
+    return 0;
+}
+
+static int spawn_named(void *arg)
+{
+    name_probe p;
+    memset(&p, 0, sizeof(p));
+    CHECK_EQ(wv_spawn(record_name, &p, &(wv_spawn_opts){.name = "worker-7"}), 0);
+    CHECK_EQ(wv_yield(), 0);
+    CHECK_STR_EQ(p.seen, "worker-7");
+    return 0;
+}
+
+static void test_fiber_name_is_the_one_given_at_spawn(void **state)
+{
+    assert_int_equal(run_in_rt(1, spawn_named, NULL), 0);
+    assert_checks_passed();
+}
+
+static int spawn_unnamed(void *arg)
+{
+    name_probe a, b;
+    memset(&a, 'x', sizeof(a));
+    memset(&b, 'x', sizeof(b));
+    CHECK_EQ(wv_spawn(record_name, &a, NULL), 0);
+    CHECK_EQ(wv_spawn(record_name, &b, &(wv_spawn_opts){.stack_size = 0}), 0);
+    CHECK_EQ(wv_yield(), 0);
+    CHECK_STR_EQ(a.seen, "");
+    CHECK_STR_EQ(b.seen, "");
+    return 0;
+}
+
+static void test_fiber_name_is_empty_when_none_given(void **state)
+{
+    assert_int_equal(run_in_rt(1, spawn_unnamed, NULL), 0);
+    assert_checks_passed();
+}
+
+static int spawn_with_scratch_name(void *arg)
+{
+    name_probe p;
+    memset(&p, 0, sizeof(p));
+    char name[32] = "original";
+    CHECK_EQ(wv_spawn(record_name, &p, &(wv_spawn_opts){.name = name}), 0);
+    strcpy(name, "changed!");
+    CHECK_EQ(wv_yield(), 0);
+    CHECK_STR_EQ(p.seen, "original");
+    return 0;
+}
+
+static void test_fiber_name_is_copied_at_spawn(void **state)
+{
+    assert_int_equal(run_in_rt(1, spawn_with_scratch_name, NULL), 0);
+    assert_checks_passed();
+}
+
+static int spawn_long_name(void *arg)
+{
+    name_probe p;
+    memset(&p, 0, sizeof(p));
+    const char *name = "0123456789abcdefghijklmnopqrstuvwxyz-too-long";
+    CHECK_EQ(wv_spawn(record_name, &p, &(wv_spawn_opts){.name = name}), 0);
+    CHECK_EQ(wv_yield(), 0);
+    CHECK_STR_EQ(p.seen, "0123456789abcdefghijklmnopqrstu"); /* 31 bytes */
+    return 0;
+}
+
+static void test_fiber_name_keeps_its_first_31_bytes(void **state)
+{
+    assert_int_equal(run_in_rt(1, spawn_long_name, NULL), 0);
+    assert_checks_passed();
+}
+
+/* ------------------------------------------------------------ yield, sleep */
+
+typedef struct order_log {
+    char buf[64];
+    int n;
+} order_log;
+
+typedef struct yielder {
+    order_log *log;
+    char tag;
+} yielder;
+
+static int yield_4_times(void *arg)
+{
+    yielder *y = arg;
+    for (int i = 0; i < 4; i++) {
+        y->log->buf[y->log->n++] = y->tag;
+        CHECK_EQ(wv_yield(), 0);
+    }
+    return 0;
+}
+
+static int three_yielders(void *arg)
+{
+    order_log log;
+    memset(&log, 0, sizeof(log));
+    yielder a = {&log, 'A'}, b = {&log, 'B'}, c = {&log, 'C'};
+    wv_group *g = wv_group_new();
+    REQUIRE(g != NULL);
+    CHECK_EQ(wv_group_spawn(g, yield_4_times, &a, NULL), 0);
+    CHECK_EQ(wv_group_spawn(g, yield_4_times, &b, NULL), 0);
+    CHECK_EQ(wv_group_spawn(g, yield_4_times, &c, NULL), 0);
+    CHECK_EQ(wv_group_join(g), 0);
+    wv_group_free(g);
+    CHECK_STR_EQ(log.buf, "ABCABCABCABC");
+    return 0;
+}
+
+static void test_yielding_fibers_take_turns_in_fifo_order(void **state)
+{
+    assert_int_equal(run_in_rt(1, three_yielders, NULL), 0);
+    assert_checks_passed();
+}
+
+static int sleep_20ms(void *arg)
+{
+    int64_t t0 = wv_now();
+    CHECK_EQ(wv_sleep_ms(20), 0);
+    CHECK_BETWEEN(wv_now() - t0, 20 * NS_PER_MS, 2000 * NS_PER_MS);
+    return 0;
+}
+
+static void test_sleep_lasts_at_least_the_requested_time(void **state)
+{
+    assert_int_equal(run_in_rt(1, sleep_20ms, NULL), 0);
+    assert_checks_passed();
+}
+
+static int sleep_until_20ms(void *arg)
+{
+    int64_t at = wv_after_ms(20);
+    CHECK_EQ(wv_sleep_until(at), 0);
+    CHECK(wv_now() >= at);
+    CHECK(ms_since(at) < 2000);
+    return 0;
+}
+
+static void test_sleep_until_returns_at_the_given_time(void **state)
+{
+    assert_int_equal(run_in_rt(1, sleep_until_20ms, NULL), 0);
+    assert_checks_passed();
+}
+
+static int sleep_in_the_past(void *arg)
+{
+    int64_t t0 = wv_now();
+    CHECK_EQ(wv_sleep_until(wv_now() - 1000 * NS_PER_MS), 0);
+    CHECK_EQ(wv_sleep_ms(0), 0);
+    CHECK_EQ(wv_sleep_ms(-5), 0);
+    CHECK(ms_since(t0) < 1000);
+    return 0;
+}
+
+static void test_sleep_for_zero_or_a_past_time_returns_zero_at_once(void **state)
+{
+    assert_int_equal(run_in_rt(1, sleep_in_the_past, NULL), 0);
+    assert_checks_passed();
+}
+
+typedef struct sleeper {
+    order_log *log;
+    int ms;
+} sleeper;
+
+static int sleep_then_log(void *arg)
+{
+    sleeper *s = arg;
+    CHECK_EQ(wv_sleep_ms(s->ms), 0);
+    s->log->buf[s->log->n++] = (char)('0' + s->ms / 10);
+    return 0;
+}
+
+static int sleepers_out_of_order(void *arg)
+{
+    order_log log;
+    memset(&log, 0, sizeof(log));
+    sleeper s[] = {{&log, 30}, {&log, 10}, {&log, 20}};
+    wv_group *g = wv_group_new();
+    REQUIRE(g != NULL);
+    for (size_t i = 0; i < ARRAY_LEN(s); i++)
+        CHECK_EQ(wv_group_spawn(g, sleep_then_log, &s[i], NULL), 0);
+    CHECK_EQ(wv_group_join(g), 0);
+    wv_group_free(g);
+    CHECK_STR_EQ(log.buf, "123");
+    return 0;
+}
+
+static void test_sleeping_fibers_wake_in_deadline_order(void **state)
+{
+    assert_int_equal(run_in_rt(1, sleepers_out_of_order, NULL), 0);
+    assert_checks_passed();
+}
+
+/* ------------------------------------------------------------ stacks */
+
+static int spawn_with_1mib_stack(void *arg)
+{
+    int result = -1;
+    wv_group *g = wv_group_new();
+    REQUIRE(g != NULL);
+    CHECK_EQ(wv_group_spawn(g, recurse_400, &result, &(wv_spawn_opts){.stack_size = 1 << 20}), 0);
+    CHECK_EQ(wv_group_join(g), 0);
+    wv_group_free(g);
+    CHECK_EQ(result, 400);
+    return 0;
+}
+
+static void test_fiber_with_a_1mib_stack_can_recurse_through_400kib(void **state)
+{
+    assert_int_equal(run_in_rt(1, spawn_with_1mib_stack, NULL), 0);
+    assert_checks_passed();
+}
+
+static int deep_main(void *arg)
+{
+    int result = -1;
+    recurse_400(&result); /* the main fiber itself */
+    CHECK_EQ(result, 400);
+    result = -1;
+    CHECK_EQ(wv_spawn(recurse_400, &result, NULL), 0);
+    CHECK_EQ(wv_sleep_ms(1), 0);
+    CHECK_EQ(result, 400);
+    return 0;
+}
+
+static void test_main_opts_stack_size_is_the_default_for_every_fiber(void **state)
+{
+    wv_main_opts opts = {.shards = 1, .stack_size = 1 << 20, .no_signal_handling = true};
+    assert_int_equal(run_in_rt_opts(&opts, deep_main, NULL), 0);
+    assert_checks_passed();
+}
+
+/* ------------------------------------------------------------ outside the runtime */
+
+static int never_runs(void *arg)
+{
+    if (arg)
+        *(int *)arg = 1;
+    return 0;
+}
+
+static void fired(wv_timer *t)
+{
+}
+
+static void test_suspending_calls_outside_the_runtime_return_eperm(void **state)
+{
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    int ran = 0;
+    assert_int_equal(wv_spawn(never_runs, &ran, NULL), -EPERM);
+    assert_int_equal(wv_yield(), -EPERM);
+    assert_int_equal(wv_sleep_ms(1), -EPERM);
+    assert_int_equal(wv_sleep_until(wv_after_ms(1)), -EPERM);
+    assert_int_equal(wv_fd_wait(p[0], WV_IN, wv_after_ms(1)), -EPERM);
+    assert_int_equal(wv_offload(never_runs, &ran), -EPERM);
+    assert_int_equal(wv_stop_wait(), -EPERM);
+    assert_int_equal(ran, 0);
+    close(p[0]);
+    close(p[1]);
+}
+
+static void test_shard_calls_outside_the_runtime_return_eperm(void **state)
+{
+    int ran = 0;
+    wv_timer t;
+    memset(&t, 0, sizeof(t));
+    assert_int_equal(wv_shard_post(0, never_runs, &ran), -EPERM);
+    assert_int_equal(wv_shard_call(0, never_runs, &ran), -EPERM);
+    assert_int_equal(wv_shard_each(never_runs, &ran), -EPERM);
+    assert_int_equal(wv_timer_start(&t, wv_after_ms(1), fired), -EPERM);
+    assert_false(wv_timer_pending(&t));
+    assert_int_equal(ran, 0);
+}
+
+static void test_constructors_outside_the_runtime_return_null(void **state)
+{
+    assert_null(wv_group_new());
+    assert_null(wv_chan_new(sizeof(int), 1));
+    assert_int_equal(wv_shard_id(), -1);
+    assert_int_equal(wv_shard_count(), 0);
+}
+
+typedef struct foreign_results {
+    int spawn, yield, sleep, shard_id, shard_count;
+    uint64_t fiber_id;
+    bool group_null;
+} foreign_results;
+
+static void *foreign_thread(void *arg)
+{
+    foreign_results *r = arg;
+    r->spawn = wv_spawn(never_runs, NULL, NULL);
+    r->yield = wv_yield();
+    r->sleep = wv_sleep_ms(1);
+    r->shard_id = wv_shard_id();
+    r->shard_count = wv_shard_count();
+    r->fiber_id = wv_fiber_id();
+    wv_group *g = wv_group_new();
+    r->group_null = g == NULL;
+    wv_group_free(g);
+    return NULL;
+}
+
+static int call_from_foreign_thread(void *arg)
+{
+    foreign_results r;
+    memset(&r, 0, sizeof(r));
+    pthread_t th;
+    REQUIRE_EQ(pthread_create(&th, NULL, foreign_thread, &r), 0);
+    pthread_join(th, NULL);
+    CHECK_EQ(r.spawn, -EPERM);
+    CHECK_EQ(r.yield, -EPERM);
+    CHECK_EQ(r.sleep, -EPERM);
+    CHECK_EQ(r.shard_id, -1);
+    CHECK_EQ(r.shard_count, 0);
+    CHECK_EQ(r.fiber_id, 0);
+    CHECK(r.group_null);
+    return 0;
+}
+
+static void test_calls_from_a_thread_that_is_not_a_shard_return_eperm(void **state)
+{
+    assert_int_equal(run_in_rt(1, call_from_foreign_thread, NULL), 0);
+    assert_checks_passed();
+}
+
+/* ------------------------------------------------------------ wv_main */
+
+static int return_arg(void *arg)
+{
+    return *(int *)arg;
+}
+
+static void test_wv_main_returns_the_main_fiber_result(void **state)
+{
+    int v = 42;
+    assert_int_equal(run_in_rt(1, return_arg, &v), 42);
+    v = -7;
+    assert_int_equal(run_in_rt(2, return_arg, &v), -7);
+    v = 0;
+    assert_int_equal(run_in_rt(1, return_arg, &v), 0);
+}
+
+static int nested_main(void *arg)
+{
+    int ran = 0;
+    CHECK_EQ(wv_main(NULL, never_runs, &ran), -EBUSY);
+    CHECK_EQ(ran, 0);
+    return 0;
+}
+
+static void test_wv_main_while_running_returns_ebusy(void **state)
+{
+    assert_int_equal(run_in_rt(1, nested_main, NULL), 0);
+    assert_checks_passed();
+}
+
+static void test_wv_main_rejects_bad_options_with_einval(void **state)
+{
+    int ran = 0;
+    wv_main_opts bad_shards = {.shards = -1, .no_signal_handling = true};
+    assert_int_equal(wv_main(&bad_shards, never_runs, &ran), -EINVAL);
+    wv_main_opts bad_offload = {.shards = 1, .offload_threads = -1, .no_signal_handling = true};
+    assert_int_equal(wv_main(&bad_offload, never_runs, &ran), -EINVAL);
+    assert_int_equal(ran, 0);
+}
+
+static int main_on_shard_0(void *arg)
+{
+    CHECK_EQ(wv_shard_id(), 0);
+    CHECK(wv_shard_count() >= 1);
+    CHECK(wv_fiber_id() != 0);
+    return 5;
+}
+
+static void test_wv_main_accepts_null_options(void **state)
+{
+    assert_int_equal(wv_main(NULL, main_on_shard_0, NULL), 5);
+    assert_checks_passed();
+}
+
+static void test_wv_main_can_run_again_after_returning(void **state)
+{
+    for (int i = 0; i < 3; i++) {
+        int v = i;
+        assert_int_equal(run_in_rt(2, return_arg, &v), i);
+    }
+}
+
+int main(void)
+{
+    harness_init();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_spawned_fiber_runs_only_after_caller_yields),
+        cmocka_unit_test(test_spawned_fiber_runs_when_caller_sleeps),
+        cmocka_unit_test(test_100k_fibers_spawned_into_a_group_all_run_and_join),
+        cmocka_unit_test(test_10k_sleeping_fibers_alive_at_once_all_wake_and_join),
+        cmocka_unit_test(test_detached_fiber_runs_to_completion_without_a_join),
+        cmocka_unit_test(test_fiber_ids_are_nonzero_and_unique),
+        cmocka_unit_test(test_fiber_ids_are_not_reused_by_a_later_runtime),
+        cmocka_unit_test(test_fiber_id_is_zero_and_name_empty_outside_a_fiber),
+        cmocka_unit_test(test_fiber_name_is_the_one_given_at_spawn),
+        cmocka_unit_test(test_fiber_name_is_empty_when_none_given),
+        cmocka_unit_test(test_fiber_name_is_copied_at_spawn),
+        cmocka_unit_test(test_fiber_name_keeps_its_first_31_bytes),
+        cmocka_unit_test(test_yielding_fibers_take_turns_in_fifo_order),
+        cmocka_unit_test(test_sleep_lasts_at_least_the_requested_time),
+        cmocka_unit_test(test_sleep_until_returns_at_the_given_time),
+        cmocka_unit_test(test_sleep_for_zero_or_a_past_time_returns_zero_at_once),
+        cmocka_unit_test(test_sleeping_fibers_wake_in_deadline_order),
+        cmocka_unit_test(test_fiber_with_a_1mib_stack_can_recurse_through_400kib),
+        cmocka_unit_test(test_main_opts_stack_size_is_the_default_for_every_fiber),
+        cmocka_unit_test(test_suspending_calls_outside_the_runtime_return_eperm),
+        cmocka_unit_test(test_shard_calls_outside_the_runtime_return_eperm),
+        cmocka_unit_test(test_constructors_outside_the_runtime_return_null),
+        cmocka_unit_test(test_calls_from_a_thread_that_is_not_a_shard_return_eperm),
+        cmocka_unit_test(test_wv_main_returns_the_main_fiber_result),
+        cmocka_unit_test(test_wv_main_while_running_returns_ebusy),
+        cmocka_unit_test(test_wv_main_rejects_bad_options_with_einval),
+        cmocka_unit_test(test_wv_main_accepts_null_options),
+        cmocka_unit_test(test_wv_main_can_run_again_after_returning),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
