@@ -9,8 +9,9 @@
  * wrong (a fiber that did not run, a timer fired twice), prints why on
  * stderr and exits 1 without a value line.
  *
- * Every figure except `swapcontext` runs inside wv_main() with one shard
- * (two for `shard_post`), so the process can be pinned with taskset.
+ * Every figure except `swapcontext` and `eventfd_floor` runs inside
+ * wv_main() with one shard (two for `shard_post`), so the process can be
+ * pinned with taskset.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -26,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
 #include <ucontext.h>
 #include <unistd.h>
@@ -510,11 +512,11 @@ out:
 
 static cpu_set_t allowed_cpus; /* the process's affinity at start (taskset) */
 
-/* Pin shard i to the i-th CPU the process may use, so that the two shards of
- * `shard_post` sit on two different cores whatever the scheduler prefers. */
-static int pin_shard(void *arg)
+/* Pin the calling thread to the nth CPU the process may use; the CPU, or a
+ * negative errno. */
+static int pin_self_to(int nth)
 {
-    int want = wv_shard_id() % CPU_COUNT(&allowed_cpus), cpu = -1;
+    int want = nth % CPU_COUNT(&allowed_cpus), cpu = -1;
     for (int c = 0; c < CPU_SETSIZE && want >= 0; c++)
         if (CPU_ISSET(c, &allowed_cpus) && want-- == 0)
             cpu = c;
@@ -522,8 +524,16 @@ static int pin_shard(void *arg)
     CPU_ZERO(&one);
     CPU_SET(cpu, &one);
     int rc = pthread_setaffinity_np(pthread_self(), sizeof one, &one);
-    if (rc != 0)
-        return failed("pthread_setaffinity_np", -rc);
+    return rc ? failed("pthread_setaffinity_np", -rc) : cpu;
+}
+
+/* Shard i goes to the i-th CPU, so that the two shards of `shard_post` sit
+ * on two different cores whatever the scheduler prefers. */
+static int pin_shard(void *arg)
+{
+    int cpu = pin_self_to(wv_shard_id());
+    if (cpu < 0)
+        return cpu;
     note("shard %d pinned to CPU %d", wv_shard_id(), cpu);
     return 0;
 }
@@ -571,6 +581,67 @@ static int bench_shard_post(long n)
     return 0;
 }
 
+/*
+ * Not an anchor but the floor under `shard_post`: two plain threads, pinned
+ * like the two shards, ping-pong over two eventfds with blocking reads. Each
+ * round trip is two cross-core wake-ups, which is what a wv_shard_call to an
+ * idle shard costs at least; on virtual machines this dominates.
+ */
+static int efd_ping, efd_pong;
+static long efd_rounds;
+
+static void *efd_echo(void *arg)
+{
+    pin_self_to(1);
+    uint64_t v;
+    for (long i = 0; i < efd_rounds; i++)
+        if (read(efd_ping, &v, sizeof v) != sizeof v || write(efd_pong, &v, sizeof v) != sizeof v)
+            break;
+    return NULL;
+}
+
+static int efd_round_trips(long n)
+{
+    for (long i = 0; i < n; i++) {
+        uint64_t v = 1;
+        if (write(efd_ping, &v, sizeof v) != sizeof v || read(efd_pong, &v, sizeof v) != sizeof v)
+            return failed("eventfd write/read", -errno);
+    }
+    return 0;
+}
+
+static int bench_eventfd_floor(long n)
+{
+    if (CPU_COUNT(&allowed_cpus) < 2)
+        note("only one CPU allowed: both threads share it");
+    efd_ping = eventfd(0, EFD_CLOEXEC);
+    efd_pong = eventfd(0, EFD_CLOEXEC);
+    if (efd_ping < 0 || efd_pong < 0)
+        return failed("eventfd", -errno);
+    efd_rounds = n + 1000;
+    int cpu = pin_self_to(0);
+    if (cpu < 0)
+        return cpu;
+    pthread_t t;
+    int rc = pthread_create(&t, NULL, efd_echo, NULL);
+    if (rc != 0)
+        return failed("pthread_create", -rc);
+    rc = efd_round_trips(1000);
+    int64_t t0 = now_ns();
+    if (rc == 0)
+        rc = efd_round_trips(n);
+    int64_t ns = now_ns() - t0;
+    if (rc < 0)
+        return rc; /* the echo thread may be blocked for good: the process exits */
+    pthread_join(t, NULL);
+    close(efd_ping);
+    close(efd_pong);
+    result = (double)ns / (double)n / 1000.0;
+    note("%ld eventfd round trips between two threads in %.1f ms: %.2f us each", n, ns / 1e6,
+         result);
+    return 0;
+}
+
 /* ------------------------------------------------------------- driver */
 
 static const figure figures[] = {
@@ -587,6 +658,8 @@ static const figure figures[] = {
      "ping-pong over two capacity-1 channels, per round trip"},
     {"shard_post", "us", 20000, 2, bench_shard_post,
      "wv_shard_call round trip shard 0 -> 1 (trivial fn)"},
+    {"eventfd_floor", "us", 20000, 0, bench_eventfd_floor,
+     "blocking eventfd ping-pong of two pinned threads (the floor under shard_post)"},
 };
 
 static int run_in_fiber(void *arg)
@@ -598,7 +671,7 @@ static void usage(void)
 {
     fprintf(stderr, "usage: bench_rt <figure> [n]\nprints value=<number> in the figure's unit\n");
     for (size_t i = 0; i < sizeof figures / sizeof figures[0]; i++)
-        fprintf(stderr, "  %-12s %-6s n=%-9ld %s\n", figures[i].name, figures[i].unit,
+        fprintf(stderr, "  %-13s %-5s n=%-9ld %s\n", figures[i].name, figures[i].unit,
                 figures[i].default_n, figures[i].what);
 }
 

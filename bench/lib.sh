@@ -1,4 +1,5 @@
 # bench/lib.sh: helpers shared by every bench/run_<suite>.sh (source it, do not run it).
+# shellcheck shell=bash
 #
 # The method is ../shared/BENCH.md's: weave and its anchor run alternately
 # (A B A B ...) in the same invocation, the medians are compared, and each
@@ -20,6 +21,7 @@
 #                                     of its last `value=` line; on failure print why
 #                                     ('#' lines: exit status, its stderr) and return 1
 #   bench_median N...                 the median
+#   bench_fmt N / bench_fmt_all N...  numbers as the BENCH lines write them
 #   bench_ratio VALUE ANCHOR BETTER   how many times better VALUE is than ANCHOR:
 #                                     ANCHOR/VALUE for BETTER=lower (time, memory),
 #                                     VALUE/ANCHOR for BETTER=higher (throughput)
@@ -39,6 +41,8 @@ else
 fi
 BENCH_TIMEOUT=${BENCH_TIMEOUT:-120}
 BENCH_FAILED=0
+BENCH_LOAD_T0=
+BENCH_LOAD_S0=
 
 # A number for humans and parsers alike: never an exponent, 3-4 significant digits.
 bench_fmt()
@@ -49,6 +53,14 @@ bench_fmt()
         else if (a >= 0.1) f = "%.2f"; else if (a == 0) f = "%.0f"; else f = "%.4f"
         printf f "\n", x
     }'
+}
+
+# The numbers, each as bench_fmt writes it, on one line.
+bench_fmt_all()
+{
+    local bench_fmt_v bench_fmt_out=()
+    for bench_fmt_v in "$@"; do bench_fmt_out+=("$(bench_fmt "$bench_fmt_v")"); done
+    echo "${bench_fmt_out[*]}"
 }
 
 bench_median()
@@ -155,20 +167,15 @@ bench_ab()
 bench_figure()
 {
     local bench_fig_name=$1 bench_fig_unit=$2 bench_fig_anchor=$3 bench_fig_better=$4
-    local bench_fig_b=${6:-} bench_fig_s bench_fig_samples=weave
+    local bench_fig_b=${6:-} bench_fig_samples
     if ! bench_ab "$BENCH_ROUNDS" "$5" "$bench_fig_b"; then
         bench_fail "$bench_fig_name" "a run failed:"
         echo "$BENCH_ERROR"
         return 0
     fi
-    for bench_fig_s in "${BENCH_A_SAMPLES[@]}"; do
-        bench_fig_samples+=" $(bench_fmt "$bench_fig_s")"
-    done
+    bench_fig_samples="weave $(bench_fmt_all "${BENCH_A_SAMPLES[@]}")"
     if [[ -n $bench_fig_b ]]; then
-        bench_fig_samples+=" | $bench_fig_anchor"
-        for bench_fig_s in "${BENCH_B_SAMPLES[@]}"; do
-            bench_fig_samples+=" $(bench_fmt "$bench_fig_s")"
-        done
+        bench_fig_samples+=" | $bench_fig_anchor $(bench_fmt_all "${BENCH_B_SAMPLES[@]}")"
     fi
     echo "# $bench_fig_name samples ($bench_fig_unit): $bench_fig_samples"
     bench_line "$bench_fig_name" "$BENCH_A" "$bench_fig_unit" "$bench_fig_anchor" "$BENCH_B" \
@@ -179,7 +186,7 @@ bench_header()
 {
     local suite=$1 pinning=$2 model commit
     model=$(sed -n 's/^model name[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo | head -n 1)
-    commit=$(git -C "$(dirname "${BASH_SOURCE[0]}")" rev-parse --short HEAD 2>/dev/null ||
+    commit=$(git -C "$(dirname "${BASH_SOURCE[0]}")" describe --always --dirty 2>/dev/null ||
         echo "no commit")
     echo "# bench $suite: $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) CPUs (${model:-unknown}," \
         "$(uname -r)), commit $commit; $BENCH_ROUNDS rounds, weave and anchor alternating," \

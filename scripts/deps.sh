@@ -11,6 +11,8 @@ PACKAGES=(
     clang libclang-rt-14-dev clang-format
     # unit tests
     libcmocka-dev
+    # the aarch64 context switch, cross-built and run under qemu-user (tests/cross)
+    gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
     # scripts and tests: Debian's python (always call /usr/bin/python3), ps
     python3 procps
 )

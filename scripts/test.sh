@@ -4,7 +4,8 @@
 #   2. Release build, its unit tests (ctest)
 #   3. Asan build (clang, ASan+UBSan), its unit tests (ctest)
 #   4. tests/install/run.sh (install into a temp prefix, build consumers against it)
-#   5. tests/integration/run.sh and tests/e2e/run.sh, if present and executable
+#   5. tests/cross/run.sh (aarch64 under qemu-user, on x86-64 hosts)
+#   6. tests/integration/run.sh and tests/e2e/run.sh, if present and executable
 # Stops at the first failure with a non-zero exit. The last line is always
 # "N passed, M failed": N/M add up the ctest counts of both builds, 1 for the
 # install test, and for each integration/e2e script either the
@@ -102,6 +103,11 @@ run_ctest build/asan asan \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
 run_script tests/install/run.sh
+
+# the other architecture's context switch, under qemu-user (x86-64 hosts)
+if [ "$(uname -m)" = x86_64 ]; then
+    run_script tests/cross/run.sh
+fi
 
 for script in tests/integration/run.sh tests/e2e/run.sh; do
     if [ -f "$script" ] && [ -x "$script" ]; then

@@ -16,9 +16,16 @@
 
 static int port;
 
+typedef struct conn {
+    int fd;
+    wv_waitgroup *open; /* the shard's open connections */
+} conn;
+
 static int serve_connection(void *arg)
 {
-    int fd = (int)(intptr_t)arg;
+    conn c = *(conn *)arg;
+    free(arg);
+    int fd = c.fd;
     char buf[16384];
     for (;;) {
         ssize_t n = wv_read(fd, buf, sizeof buf);
@@ -28,6 +35,7 @@ static int serve_connection(void *arg)
             break;
     }
     wv_close(fd);
+    wv_waitgroup_done(c.open);
     return 0;
 }
 
@@ -49,34 +57,52 @@ static int listen_on(int p)
     return fd;
 }
 
+typedef struct listener {
+    int fd;
+    wv_waitgroup open;
+} listener;
+
 static int accept_loop(void *arg)
 {
-    int lfd = (int)(intptr_t)arg;
+    listener *l = arg;
     for (;;) {
-        int c = wv_accept(lfd, NULL, NULL);
-        if (c < 0)
-            return c == -ECANCELED || c == -EBADF ? 0 : c;
+        int fd = wv_accept(l->fd, NULL, NULL);
+        if (fd < 0)
+            return fd == -ECANCELED || fd == -EBADF ? 0 : fd;
         int one = 1;
-        setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        if (wv_spawn(serve_connection, (void *)(intptr_t)c, NULL) < 0)
-            wv_close(c);
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        conn *c = malloc(sizeof *c);
+        if (!c) {
+            wv_close(fd);
+            continue;
+        }
+        *c = (conn){.fd = fd, .open = &l->open};
+        wv_waitgroup_add(&l->open, 1);
+        if (wv_spawn(serve_connection, c, NULL) < 0) {
+            wv_waitgroup_done(&l->open);
+            free(c);
+            wv_close(fd);
+        }
     }
 }
 
-/* One per shard: listen, accept until a stop is requested, then drain. */
+/* One per shard: listen, accept until a stop is requested, then give open
+ * connections up to a second to finish (the rest are cancelled when main
+ * returns). */
 static int shard_server(void *arg)
 {
     (void)arg;
-    int lfd = listen_on(port);
-    if (lfd < 0)
-        return wv_fail(lfd, "cannot listen on port %d: %s", port, wv_strerror(lfd));
+    listener l = {.fd = listen_on(port)};
+    if (l.fd < 0)
+        return wv_fail(l.fd, "cannot listen on port %d: %s", port, wv_strerror(l.fd));
     wv_group *g = wv_group_new();
-    wv_group_spawn(g, accept_loop, (void *)(intptr_t)lfd, &(wv_spawn_opts){.name = "accept"});
+    wv_group_spawn(g, accept_loop, &l, &(wv_spawn_opts){.name = "accept"});
     wv_stop_wait();
-    wv_close(lfd); /* wakes the accept loop with -EBADF */
+    wv_close(l.fd); /* wakes the accept loop with -EBADF */
     wv_group_join(g);
     wv_group_free(g);
-    wv_sleep_ms(200); /* let in-flight echoes finish */
+    wv_deadline_set(wv_after_ms(1000));
+    wv_waitgroup_wait(&l.open);
     return 0;
 }
 

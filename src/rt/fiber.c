@@ -377,6 +377,17 @@ void park_nocancel(unlink_fn *unlink, void *waitobj)
 
 /* ------------------------------------------------------ creation and exit */
 
+/* Ids are unique in the process; shards take them from the global counter
+ * in blocks, so a spawn costs no atomic operation. */
+static uint64_t new_fiber_id(shard *sh)
+{
+    if (sh->id_next == sh->id_end) {
+        sh->id_next = atomic_fetch_add_explicit(&next_fiber_id, 4096, memory_order_relaxed);
+        sh->id_end = sh->id_next + 4096;
+    }
+    return sh->id_next++;
+}
+
 wv_fiber *fiber_create(shard *sh, wv_fn *fn, void *arg, const wv_spawn_opts *opts, int *err)
 {
     size_t size = opts && opts->stack_size ? round_stack(opts->stack_size) : wv__rt->stack_size;
@@ -393,17 +404,34 @@ wv_fiber *fiber_create(shard *sh, wv_fn *fn, void *arg, const wv_spawn_opts *opt
         lo = m + GUARD_SIZE;
     }
     wv_fiber *f = (wv_fiber *)(lo + size - FIBER_RECORD_SIZE);
-    memset(f, 0, sizeof *f);
+    /* field by field rather than memset: a spawn is ~50 ns, and clearing
+     * the whole record (its name buffer included) was a fifth of it */
     f->sh = sh;
+    f->runq_next = NULL;
+    f->wake_result = 0;
+    f->cancelled = false;
+    f->nocancel = false;
+    f->unlink = NULL;
+    f->waitobj = NULL;
+    f->deadline = WV_NEVER;
+    f->timer.where_ = 0;
     f->fn = fn;
     f->arg = arg;
-    f->deadline = WV_NEVER;
+    f->id = new_fiber_id(sh);
+    f->all_prev = NULL;
+    f->group = NULL;
+    f->grp_prev = f->grp_next = NULL;
     f->stack_lo = lo;
     f->stack_size = size;
     f->pooled = pooled;
-    f->id = atomic_fetch_add_explicit(&next_fiber_id, 1, memory_order_relaxed);
+    f->errmsg = NULL;
+#ifdef WV_ASAN
+    f->asan_fake = NULL;
+#endif
+    f->name[0] = '\0';
     if (opts && opts->name) {
         strncpy(f->name, opts->name, sizeof f->name - 1);
+        f->name[sizeof f->name - 1] = '\0';
     }
     f->sp = wv__context_init(f, f);
 #ifdef WV_VALGRIND
@@ -433,8 +461,10 @@ static void __attribute__((noreturn)) fiber_exit(wv_fiber *f, int rc)
     if (f->all_next)
         f->all_next->all_prev = f->all_prev;
     sh->nfibers--;
-    free(f->errmsg);
-    f->errmsg = NULL;
+    if (f->errmsg) {
+        free(f->errmsg);
+        f->errmsg = NULL;
+    }
     f->state = FIBER_DEAD;
     sh->dead = f; /* recycled by whoever runs next, once off this stack */
 

@@ -165,7 +165,8 @@ struct shard {
     int nfds;
     wv_fiber *all; /* list of live fibers */
     int64_t nfibers;
-    char **stack_pool; /* free default-size stacks (their lowest byte) */
+    uint64_t id_next, id_end; /* this shard's block of fiber ids */
+    char **stack_pool;        /* free default-size stacks (their lowest byte) */
     size_t pool_n, pool_cap;
     size_t pool_clean; /* pool entries below this index were not used since the last trim */
     bool terminating;  /* cancel everything and leave once no fiber lives */
