@@ -442,7 +442,7 @@ void wv_log_level_set(wv_log_level level);
  * message, an SQLSTATE, an HTTP status. Valid until the fiber's next error. */
 const char *wv_errmsg(void);
 
-/* Set that detail (printf-style); returns -err unchanged for `return
+/* Set that detail (printf-style) and return `err` as given, for `return
  * wv_fail(-EPROTO, "bad frame %d", n)` style code. */
 int wv_fail(int err, const char *fmt, ...) WV_PRINTF(2, 3);
 

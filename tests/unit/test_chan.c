@@ -736,6 +736,184 @@ static void test_select_rejects_a_bad_case_with_einval(void **state)
     assert_checks_passed();
 }
 
+/* ------------------------------------------------------------ contention */
+
+enum { PRODUCERS = 4, CONSUMERS = 4, ITEMS = 1000 };
+
+typedef struct mpmc {
+    wv_chan *c;
+    wv_waitgroup producers_left;
+    int seen[PRODUCERS][ITEMS];
+    int out_of_order;
+    int received[CONSUMERS];
+} mpmc;
+
+typedef struct mpmc_role {
+    mpmc *m;
+    int id;
+} mpmc_role;
+
+static int produce(void *arg)
+{
+    mpmc_role *r = arg;
+    for (int seq = 0; seq < ITEMS; seq++) {
+        int v = r->id * ITEMS + seq;
+        int e = wv_chan_send(r->m->c, &v);
+        if (e != 0)
+            return e;
+        if (seq % 7 == r->id && wv_yield() != 0)
+            return -EIO;
+    }
+    wv_waitgroup_done(&r->m->producers_left);
+    return 0;
+}
+
+static int consume(void *arg)
+{
+    mpmc_role *r = arg;
+    int last[PRODUCERS];
+    for (int p = 0; p < PRODUCERS; p++)
+        last[p] = -1;
+    for (int n = 0;; n++) {
+        int v;
+        int e = wv_chan_recv(r->m->c, &v);
+        if (e == -EPIPE)
+            return 0;
+        if (e != 0)
+            return e;
+        int p = v / ITEMS, seq = v % ITEMS;
+        if (p < 0 || p >= PRODUCERS)
+            return -ERANGE;
+        if (seq <= last[p])
+            r->m->out_of_order++;
+        last[p] = seq;
+        r->m->seen[p][seq]++;
+        r->m->received[r->id]++;
+        if (n % 5 == r->id && wv_yield() != 0)
+            return -EIO;
+    }
+}
+
+static int close_when_produced(void *arg)
+{
+    mpmc *m = arg;
+    int e = wv_waitgroup_wait(&m->producers_left);
+    wv_chan_close(m->c);
+    return e;
+}
+
+static int many_to_many(void *arg)
+{
+    mpmc *m = calloc(1, sizeof(*m));
+    REQUIRE(m != NULL);
+    m->c = wv_chan_new(sizeof(int), 8);
+    REQUIRE(m->c != NULL);
+    wv_waitgroup_add(&m->producers_left, PRODUCERS);
+    mpmc_role roles[PRODUCERS + CONSUMERS];
+    wv_group *g = wv_group_new();
+    REQUIRE(g != NULL);
+    for (int i = 0; i < CONSUMERS; i++) {
+        roles[i] = (mpmc_role){m, i};
+        CHECK_EQ(wv_group_spawn(g, consume, &roles[i], NULL), 0);
+    }
+    for (int i = 0; i < PRODUCERS; i++) {
+        roles[CONSUMERS + i] = (mpmc_role){m, i};
+        CHECK_EQ(wv_group_spawn(g, produce, &roles[CONSUMERS + i], NULL), 0);
+    }
+    CHECK_EQ(wv_group_spawn(g, close_when_produced, m, NULL), 0);
+    CHECK_EQ(wv_group_join(g), 0);
+    CHECK_EQ(m->out_of_order, 0);
+    int total = 0;
+    for (int i = 0; i < CONSUMERS; i++) {
+        CHECK(m->received[i] > 0); /* every consumer got a share */
+        total += m->received[i];
+    }
+    CHECK_EQ(total, PRODUCERS * ITEMS);
+    for (int p = 0; p < PRODUCERS; p++)
+        for (int q = 0; q < ITEMS; q++)
+            if (!CHECK_EQ(m->seen[p][q], 1))
+                goto out;
+out:
+    wv_group_free(g);
+    wv_chan_free(m->c);
+    free(m);
+    return 0;
+}
+
+static void test_many_senders_and_receivers_get_every_element_once_in_send_order(void **state)
+{
+    assert_int_equal(run_in_rt(1, many_to_many, NULL), 0);
+    assert_checks_passed();
+}
+
+typedef struct feeder {
+    wv_chan *c;
+    int base, n;
+} feeder;
+
+static int feed_then_close(void *arg)
+{
+    feeder *f = arg;
+    for (int i = 0; i < f->n; i++) {
+        int v = f->base + i;
+        int e = wv_chan_send(f->c, &v);
+        if (e != 0)
+            return e;
+    }
+    wv_chan_close(f->c);
+    return 0;
+}
+
+static int select_drain(void *arg)
+{
+    wv_chan *a = wv_chan_new(sizeof(int), 2);
+    wv_chan *b = wv_chan_new(sizeof(int), 0);
+    REQUIRE(a != NULL && b != NULL);
+    feeder fa = {a, 0, 500}, fb = {b, 100000, 300};
+    wv_group *g = wv_group_new();
+    REQUIRE(g != NULL);
+    CHECK_EQ(wv_group_spawn(g, feed_then_close, &fa, NULL), 0);
+    CHECK_EQ(wv_group_spawn(g, feed_then_close, &fb, NULL), 0);
+    int va = -1, vb = -1;
+    wv_select_case cases[2] = {{a, WV_RECV, &va, 99}, {b, WV_RECV, &vb, 99}};
+    int n = 2, got_a = 0, got_b = 0, last_a = -1, last_b = 99999, disorder = 0;
+    while (n > 0) {
+        int i = wv_chan_select(cases, n, wv_after_ms(5000));
+        if (!CHECK(i >= 0 && i < n))
+            break;
+        if (cases[i].result == -EPIPE) {
+            cases[i] = cases[n - 1]; /* that channel is done */
+            n--;
+            continue;
+        }
+        CHECK_EQ(cases[i].result, 0);
+        int v = *(int *)cases[i].elem;
+        if (v < 100000) {
+            disorder += v != last_a + 1;
+            last_a = v;
+            got_a++;
+        } else {
+            disorder += v != last_b + 1;
+            last_b = v;
+            got_b++;
+        }
+    }
+    CHECK_EQ(got_a, 500);
+    CHECK_EQ(got_b, 300);
+    CHECK_EQ(disorder, 0);
+    CHECK_EQ(wv_group_join(g), 0);
+    wv_group_free(g);
+    wv_chan_free(a);
+    wv_chan_free(b);
+    return 0;
+}
+
+static void test_select_loop_drains_two_channels_until_both_close(void **state)
+{
+    assert_int_equal(run_in_rt(1, select_drain, NULL), 0);
+    assert_checks_passed();
+}
+
 /* ------------------------------------------------------------ element sizes */
 
 typedef struct odd13 {
@@ -856,6 +1034,8 @@ int main(void)
         cmocka_unit_test(test_select_waiting_on_a_chan_that_gets_closed_returns_epipe),
         cmocka_unit_test(test_select_of_several_ready_cases_picks_the_first),
         cmocka_unit_test(test_select_rejects_a_bad_case_with_einval),
+        cmocka_unit_test(test_many_senders_and_receivers_get_every_element_once_in_send_order),
+        cmocka_unit_test(test_select_loop_drains_two_channels_until_both_close),
         cmocka_unit_test(test_odd_sized_elements_are_copied_exactly),
         cmocka_unit_test(test_chan_new_with_zero_element_size_returns_null),
     };

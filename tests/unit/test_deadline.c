@@ -116,7 +116,7 @@ static void test_fiber_deadline_applies_to_write_on_a_full_socket(void **state)
 
 static int accept_without_clients(void *arg)
 {
-    uint16_t port;
+    uint16_t port = 0;
     int lfd = listen_loopback(&port);
     REQUIRE(lfd >= 0);
     int64_t at = wv_after_ms(30);

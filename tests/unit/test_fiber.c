@@ -6,6 +6,7 @@
 #include "harness.h"
 
 #include <pthread.h>
+#include <sys/utsname.h>
 
 /* ------------------------------------------------------------ helpers */
 
@@ -133,6 +134,51 @@ static void test_10k_sleeping_fibers_alive_at_once_all_wake_and_join(void **stat
     assert_checks_passed();
 }
 
+/* 100k stacks alive at once, each with a guard region: on kernels before
+ * 6.13 (no MADV_GUARD_INSTALL) every guard page splits a mapping, which
+ * needs vm.max_map_count above 200k (the default is 65530). */
+static bool can_hold_100k_guarded_stacks(void)
+{
+    struct utsname u;
+    int major = 0, minor = 0;
+    if (uname(&u) == 0 && sscanf(u.release, "%d.%d", &major, &minor) == 2 &&
+        (major > 6 || (major == 6 && minor >= 13)))
+        return true;
+    FILE *f = fopen("/proc/sys/vm/max_map_count", "r");
+    long max_maps = 0;
+    if (f != NULL) {
+        if (fscanf(f, "%ld", &max_maps) != 1)
+            max_maps = 0;
+        fclose(f);
+    }
+    return max_maps >= 220000;
+}
+
+static int spawn_100k_sleepers(void *arg)
+{
+    int woke = 0;
+    wv_group *g = wv_group_new();
+    REQUIRE(g != NULL);
+    for (int i = 0; i < 100000; i++)
+        if (!CHECK_EQ(wv_group_spawn(g, sleep_1ms_and_count, &woke, NULL), 0))
+            break;
+    CHECK_EQ(wv_group_count(g), 100000);
+    CHECK_EQ(wv_group_join(g), 0);
+    CHECK_EQ(woke, 100000);
+    wv_group_free(g);
+    return 0;
+}
+
+static void test_100k_sleeping_fibers_alive_at_once_all_wake_and_join(void **state)
+{
+    if (!can_hold_100k_guarded_stacks()) {
+        print_message("skipped: kernel < 6.13 and vm.max_map_count < 220000\n");
+        skip();
+    }
+    assert_int_equal(run_in_rt(1, spawn_100k_sleepers, NULL), 0);
+    assert_checks_passed();
+}
+
 static int detached_completes(void *arg)
 {
     int ran = 0;
@@ -145,6 +191,104 @@ static int detached_completes(void *arg)
 static void test_detached_fiber_runs_to_completion_without_a_join(void **state)
 {
     assert_int_equal(run_in_rt(1, detached_completes, NULL), 0);
+    assert_checks_passed();
+}
+
+/* ------------------------------------------------------------ no starvation */
+
+typedef struct spinner {
+    int done;    /* set by the fiber being waited for */
+    int64_t end; /* give up spinning here (wall clock guard) */
+    int yields;
+} spinner;
+
+/* Yield until s->done, without ever sleeping; gives up at s->end. */
+static int yield_until_done(void *arg)
+{
+    spinner *s = arg;
+    while (!s->done && wv_now() < s->end) {
+        if (wv_yield() != 0)
+            return -EIO;
+        s->yields++;
+    }
+    return 0;
+}
+
+static int sleep_5ms_then_done(void *arg)
+{
+    spinner *s = arg;
+    int r = wv_sleep_ms(5);
+    s->done = 1;
+    return r;
+}
+
+static int yielding_vs_timer(void *arg)
+{
+    spinner s = {0, wv_after_ms(3000), 0};
+    wv_group *g = wv_group_new();
+    REQUIRE(g != NULL);
+    CHECK_EQ(wv_group_spawn(g, yield_until_done, &s, NULL), 0);
+    CHECK_EQ(wv_group_spawn(g, sleep_5ms_then_done, &s, NULL), 0);
+    CHECK_EQ(wv_group_join(g), 0);
+    CHECK_EQ(s.done, 1);
+    CHECK(wv_now() < s.end);
+    wv_group_free(g);
+    return 0;
+}
+
+static void test_a_fiber_that_keeps_yielding_does_not_starve_a_sleeper(void **state)
+{
+    assert_int_equal(run_in_rt(1, yielding_vs_timer, NULL), 0);
+    assert_checks_passed();
+}
+
+typedef struct reader_spin {
+    spinner *s;
+    int fd;
+} reader_spin;
+
+static int read_then_done(void *arg)
+{
+    reader_spin *r = arg;
+    char ch;
+    ssize_t n = wv_read(r->fd, &ch, 1);
+    r->s->done = 1;
+    return n == 1 ? 0 : -EIO;
+}
+
+static void *write_byte_after_5ms(void *arg)
+{
+    usleep(5000);
+    ssize_t n = write(*(int *)arg, "z", 1);
+    (void)n;
+    return NULL;
+}
+
+static int yielding_vs_io(void *arg)
+{
+    int sv[2];
+    REQUIRE_EQ(nb_socketpair(sv), 0);
+    spinner s = {0, wv_after_ms(3000), 0};
+    reader_spin r = {&s, sv[0]};
+    wv_group *g = wv_group_new();
+    REQUIRE(g != NULL);
+    CHECK_EQ(wv_group_spawn(g, yield_until_done, &s, NULL), 0);
+    CHECK_EQ(wv_group_spawn(g, read_then_done, &r, NULL), 0);
+    pthread_t th;
+    REQUIRE_EQ(pthread_create(&th, NULL, write_byte_after_5ms, &sv[1]), 0);
+    CHECK_EQ(wv_group_join(g), 0);
+    pthread_join(th, NULL);
+    CHECK_EQ(s.done, 1);
+    CHECK(wv_now() < s.end);
+    wv_group_free(g);
+    wv_close(sv[0]);
+    wv_close(sv[1]);
+    return 0;
+}
+
+static void test_a_fiber_that_keeps_yielding_does_not_starve_a_socket_reader(void **state)
+{
+    assert_int_equal(run_in_rt(1, yielding_vs_io, NULL), 0);
     assert_checks_passed();
 }
 
@@ -457,6 +601,27 @@ static void test_main_opts_stack_size_is_the_default_for_every_fiber(void **stat
     assert_checks_passed();
 }
 
+static int recurse_60(void *arg)
+{
+    *(int *)arg = recurse(60);
+    return 0;
+}
+
+static int default_stack_depth(void *arg)
+{
+    int result = -1;
+    CHECK_EQ(wv_spawn(recurse_60, &result, NULL), 0);
+    CHECK_EQ(wv_sleep_ms(1), 0);
+    CHECK_EQ(result, 60);
+    return 0;
+}
+
+static void test_default_stack_holds_60_frames_of_1kib(void **state)
+{
+    assert_int_equal(run_in_rt(1, default_stack_depth, NULL), 0);
+    assert_checks_passed();
+}
+
 /* ------------------------------------------------------------ outside the runtime */
 
 static int never_runs(void *arg)
@@ -623,7 +788,10 @@ int main(void)
         cmocka_unit_test(test_spawned_fiber_runs_when_caller_sleeps),
         cmocka_unit_test(test_100k_fibers_spawned_into_a_group_all_run_and_join),
         cmocka_unit_test(test_10k_sleeping_fibers_alive_at_once_all_wake_and_join),
+        cmocka_unit_test(test_100k_sleeping_fibers_alive_at_once_all_wake_and_join),
         cmocka_unit_test(test_detached_fiber_runs_to_completion_without_a_join),
+        cmocka_unit_test(test_a_fiber_that_keeps_yielding_does_not_starve_a_sleeper),
+        cmocka_unit_test(test_a_fiber_that_keeps_yielding_does_not_starve_a_socket_reader),
         cmocka_unit_test(test_fiber_ids_are_nonzero_and_unique),
         cmocka_unit_test(test_fiber_ids_are_not_reused_by_a_later_runtime),
         cmocka_unit_test(test_fiber_id_is_zero_and_name_empty_outside_a_fiber),
@@ -638,6 +806,7 @@ int main(void)
         cmocka_unit_test(test_sleeping_fibers_wake_in_deadline_order),
         cmocka_unit_test(test_fiber_with_a_1mib_stack_can_recurse_through_400kib),
         cmocka_unit_test(test_main_opts_stack_size_is_the_default_for_every_fiber),
+        cmocka_unit_test(test_default_stack_holds_60_frames_of_1kib),
         cmocka_unit_test(test_suspending_calls_outside_the_runtime_return_eperm),
         cmocka_unit_test(test_shard_calls_outside_the_runtime_return_eperm),
         cmocka_unit_test(test_constructors_outside_the_runtime_return_null),

@@ -306,7 +306,7 @@ static int cancel_blocked_body(void *arg)
     int one = 1;
     CHECK_EQ(wv_chan_send(b.full, &one), 0);
     REQUIRE_EQ(nb_socketpair(b.sv), 0);
-    uint16_t port;
+    uint16_t port = 0;
     b.listener = listen_loopback(&port);
     REQUIRE(b.listener >= 0);
     CHECK_EQ(wv_mutex_lock(&b.m), 0);

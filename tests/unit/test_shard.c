@@ -69,8 +69,14 @@ static int remote_add(void *arg)
     return 1000 + a->input;
 }
 
+static int return_eio(void *arg)
+{
+    return -EIO;
+}
+
 static int call_remote(void *arg)
 {
+    CHECK_EQ(wv_shard_call(1, return_eio, NULL), -EIO);
     call_args a = {.input = 23, .seen_shard = -1};
     CHECK_EQ(wv_shard_call(2, remote_add, &a), 1023);
     CHECK_EQ(a.seen_shard, 2);
@@ -157,6 +163,48 @@ static void test_shard_post_and_call_reject_a_bad_shard_with_einval(void **state
 {
     assert_int_equal(run_in_rt(2, post_bad_shard, NULL), 0);
     assert_checks_passed();
+}
+
+static atomic_int spin_flag;
+static atomic_int spin_started;
+static atomic_int spin_finished;
+
+static int spin_until_flag(void *arg)
+{
+    int64_t end = wv_after_ms(3000);
+    atomic_store(&spin_started, 1);
+    while (!atomic_load(&spin_flag) && wv_now() < end)
+        if (wv_yield() != 0)
+            break;
+    atomic_store(&spin_finished, 1);
+    return 0;
+}
+
+static int raise_flag(void *arg)
+{
+    atomic_store(&spin_flag, 1);
+    return 0;
+}
+
+static int post_to_busy_shard(void *arg)
+{
+    atomic_store(&spin_flag, 0);
+    atomic_store(&spin_started, 0);
+    atomic_store(&spin_finished, 0);
+    CHECK_EQ(wv_shard_post(1, spin_until_flag, NULL), 0);
+    CHECK(wait_for_atomic(&spin_started, 1, 2000));
+    CHECK_EQ(wv_shard_post(1, raise_flag, NULL), 0);
+    CHECK(wait_for_atomic(&spin_finished, 1, 5000));
+    CHECK_EQ(atomic_load(&spin_flag), 1); /* the post ran while the shard was busy */
+    return 0;
+}
+
+static void test_shard_post_runs_even_while_the_target_keeps_yielding(void **state)
+{
+    int64_t t0 = wv_now();
+    assert_int_equal(run_in_rt(2, post_to_busy_shard, NULL), 0);
+    assert_checks_passed();
+    assert_true(ms_since(t0) < 2500);
 }
 
 /* ------------------------------------------------------------ posts under load */
@@ -573,6 +621,57 @@ static void test_spawn_and_post_while_shutting_down_return_eshutdown(void **stat
     }
 }
 
+static atomic_int blocked_results[2];
+static atomic_int blocked_started;
+
+static int leftover_reader(void *arg)
+{
+    int sv[2];
+    if (nb_socketpair(sv) != 0)
+        return -EIO;
+    atomic_fetch_add(&blocked_started, 1);
+    char buf[4];
+    int r = (int)wv_read(sv[0], buf, sizeof(buf));
+    atomic_store(&blocked_results[0], r);
+    wv_close(sv[0]);
+    wv_close(sv[1]);
+    return r;
+}
+
+static int leftover_receiver(void *arg)
+{
+    wv_chan *c = wv_chan_new(sizeof(int), 1);
+    if (c == NULL)
+        return -ENOMEM;
+    atomic_fetch_add(&blocked_started, 1);
+    int v;
+    int r = wv_chan_recv(c, &v);
+    atomic_store(&blocked_results[1], r);
+    wv_chan_free(c);
+    return r;
+}
+
+static int leave_blocked_fibers(void *arg)
+{
+    atomic_store(&blocked_started, 0);
+    atomic_store(&blocked_results[0], 1);
+    atomic_store(&blocked_results[1], 1);
+    CHECK_EQ(wv_shard_post(1, leftover_reader, NULL), 0);
+    CHECK_EQ(wv_spawn(leftover_receiver, NULL, NULL), 0);
+    CHECK(wait_for_atomic(&blocked_started, 2, 2000));
+    return 0;
+}
+
+static void test_wv_main_cancels_leftover_fibers_blocked_in_a_read_or_a_recv(void **state)
+{
+    int64_t t0 = wv_now();
+    assert_int_equal(run_in_rt(2, leave_blocked_fibers, NULL), 0);
+    assert_true(ms_since(t0) < 2000);
+    assert_checks_passed();
+    assert_int_equal(atomic_load(&blocked_results[0]), -ECANCELED);
+    assert_int_equal(atomic_load(&blocked_results[1]), -ECANCELED);
+}
+
 int main(void)
 {
     harness_init();
@@ -585,6 +684,7 @@ int main(void)
         cmocka_unit_test(test_shard_post_runs_the_function_on_the_target_shard),
         cmocka_unit_test(test_shard_post_to_its_own_shard_works),
         cmocka_unit_test(test_shard_post_and_call_reject_a_bad_shard_with_einval),
+        cmocka_unit_test(test_shard_post_runs_even_while_the_target_keeps_yielding),
         cmocka_unit_test(test_cross_shard_posts_under_load_each_arrive_exactly_once),
         cmocka_unit_test(test_shard_each_runs_once_on_every_shard_and_waits_for_all),
         cmocka_unit_test(test_shard_each_returns_the_failure_of_a_shard),
@@ -598,6 +698,7 @@ int main(void)
         cmocka_unit_test(test_second_sigterm_ends_the_process_at_once),
         cmocka_unit_test(test_wv_main_cancels_leftover_fibers_on_every_shard_and_returns_promptly),
         cmocka_unit_test(test_spawn_and_post_while_shutting_down_return_eshutdown),
+        cmocka_unit_test(test_wv_main_cancels_leftover_fibers_blocked_in_a_read_or_a_recv),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
