@@ -9,12 +9,18 @@ PACKAGES=(
     build-essential cmake ninja-build pkg-config
     # clang for the Asan build and libFuzzer (sanitizer runtimes), clang-format for style
     clang libclang-rt-14-dev clang-format
+    # libraries the library links (CMakeLists.txt WEAVE_PKG_DEPS): compression
+    zlib1g-dev libbrotli-dev libzstd-dev
     # unit tests
     libcmocka-dev
     # the aarch64 context switch, cross-built and run under qemu-user (tests/cross)
     gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
     # scripts and tests: Debian's python (always call /usr/bin/python3), ps
     python3 procps
+    # HTTP benchmarks: wrk, the nginx and h2o anchors, FastAPI on uvicorn's fast mode, curl, ss
+    wrk nginx h2o python3-fastapi python3-uvicorn python3-uvloop python3-httptools curl iproute2
+    # JSON reading: jsmn's tokenizer, header only (src/json/parse.c; bench/json_libs.md)
+    libjsmn-dev
 )
 
 export DEBIAN_FRONTEND=noninteractive

@@ -4,8 +4,9 @@
 #   2. Release build, its unit tests (ctest)
 #   3. Asan build (clang, ASan+UBSan), its unit tests (ctest)
 #   4. tests/install/run.sh (install into a temp prefix, build consumers against it)
-#   5. tests/cross/run.sh (aarch64 under qemu-user, on x86-64 hosts)
-#   6. tests/integration/run.sh and tests/e2e/run.sh, if present and executable
+#   5. every fuzzer for FUZZ_TEST_SECONDS (15) after replaying its corpus
+#   6. tests/cross/run.sh (aarch64 under qemu-user, on x86-64 hosts)
+#   7. tests/integration/run.sh and tests/e2e/run.sh, if present and executable
 # Stops at the first failure with a non-zero exit. The last line is always
 # "N passed, M failed": N/M add up the ctest counts of both builds, 1 for the
 # install test, and for each integration/e2e script either the
@@ -103,6 +104,11 @@ run_ctest build/asan asan \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
 run_script tests/install/run.sh
+
+# every fuzzer, briefly: replays fuzz/corpus/<name>/ (regression inputs
+# included), then explores for FUZZ_TEST_SECONDS; `make fuzz` runs long
+run_step "fuzz (${FUZZ_TEST_SECONDS:-15} s per target)" \
+    make --no-print-directory fuzz FUZZ_SECONDS="${FUZZ_TEST_SECONDS:-15}"
 
 # the other architecture's context switch, under qemu-user (x86-64 hosts)
 if [ "$(uname -m)" = x86_64 ]; then

@@ -16,16 +16,9 @@
 
 static int port;
 
-typedef struct conn {
-    int fd;
-    wv_waitgroup *open; /* the shard's open connections */
-} conn;
-
 static int serve_connection(void *arg)
 {
-    conn c = *(conn *)arg;
-    free(arg);
-    int fd = c.fd;
+    int fd = (int)(intptr_t)arg;
     char buf[16384];
     for (;;) {
         ssize_t n = wv_read(fd, buf, sizeof buf);
@@ -35,7 +28,6 @@ static int serve_connection(void *arg)
             break;
     }
     wv_close(fd);
-    wv_waitgroup_done(c.open);
     return 0;
 }
 
@@ -59,7 +51,7 @@ static int listen_on(int p)
 
 typedef struct listener {
     int fd;
-    wv_waitgroup open;
+    wv_group *conns; /* the shard's connections: none outlives the listener */
 } listener;
 
 static int accept_loop(void *arg)
@@ -71,30 +63,21 @@ static int accept_loop(void *arg)
             return fd == -ECANCELED || fd == -EBADF ? 0 : fd;
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        conn *c = malloc(sizeof *c);
-        if (!c) {
+        if (wv_group_spawn(l->conns, serve_connection, (void *)(intptr_t)fd, NULL) < 0)
             wv_close(fd);
-            continue;
-        }
-        *c = (conn){.fd = fd, .open = &l->open};
-        wv_waitgroup_add(&l->open, 1);
-        if (wv_spawn(serve_connection, c, NULL) < 0) {
-            wv_waitgroup_done(&l->open);
-            free(c);
-            wv_close(fd);
-        }
     }
 }
 
 /* One per shard: listen, accept until a stop is requested, then give open
- * connections up to a second to finish (the rest are cancelled when main
- * returns). */
+ * connections up to a second to finish and cancel the rest. */
 static int shard_server(void *arg)
 {
     (void)arg;
-    listener l = {.fd = listen_on(port)};
-    if (l.fd < 0)
+    listener l = {.fd = listen_on(port), .conns = wv_group_new()};
+    if (l.fd < 0) {
+        wv_group_free(l.conns);
         return wv_fail(l.fd, "cannot listen on port %d: %s", port, wv_strerror(l.fd));
+    }
     wv_group *g = wv_group_new();
     wv_group_spawn(g, accept_loop, &l, &(wv_spawn_opts){.name = "accept"});
     wv_stop_wait();
@@ -102,7 +85,8 @@ static int shard_server(void *arg)
     wv_group_join(g);
     wv_group_free(g);
     wv_deadline_set(wv_after_ms(1000));
-    wv_waitgroup_wait(&l.open);
+    wv_group_join(l.conns); /* past the deadline: cancels the rest and waits */
+    wv_group_free(l.conns);
     return 0;
 }
 

@@ -33,15 +33,23 @@ def wait_listening(port, proc):
 
 
 def echo_round_trip(port, payload):
+    """Send and receive at once: a client that sends everything before
+    reading can deadlock any echo server once both socket buffers fill."""
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
-    s.sendall(payload)
-    s.shutdown(socket.SHUT_WR)
+
+    def send():
+        s.sendall(payload)
+        s.shutdown(socket.SHUT_WR)
+
+    sender = threading.Thread(target=send)
+    sender.start()
     got = bytearray()
     while True:
         b = s.recv(65536)
         if not b:
             break
         got += b
+    sender.join()
     s.close()
     return bytes(got)
 
@@ -57,10 +65,13 @@ def main():
         errors = []
 
         def client(i):
-            data = bytes((i + k) % 251 for k in range(1 << 20))
-            got = echo_round_trip(port, data)
-            if got != data:
-                errors.append("client %d: %d bytes back of %d" % (i, len(got), len(data)))
+            try:
+                data = bytes((i + k) % 251 for k in range(1 << 20))
+                got = echo_round_trip(port, data)
+                if got != data:
+                    errors.append("client %d: %d bytes back of %d" % (i, len(got), len(data)))
+            except Exception as e:  # a thread's exception must fail the test
+                errors.append("client %d: %r" % (i, e))
 
         threads = [threading.Thread(target=client, args=(i,)) for i in range(64)]
         for t in threads:

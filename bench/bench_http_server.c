@@ -1,0 +1,73 @@
+/*
+ * The weave side of the HTTP benchmarks (bench/run_http.sh): TechEmpower's
+ * plaintext and JSON routes, the seed's /async-endpoint (a 1 s sleep), and
+ * static files from $STATIC_DIR under /static/. PORT (default 8080) and
+ * WEAVE_SHARDS set where and how wide it runs.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <weave/http.h>
+
+static int plaintext(wv_req *req, wv_res *res)
+{
+    (void)req;
+    return wv_res_send(res, 200, "text/plain", "Hello, World!", 13);
+}
+
+static int json(wv_req *req, wv_res *res)
+{
+    (void)req;
+    static const char body[] = "{\"message\":\"Hello, World!\"}";
+    return wv_res_send(res, 200, "application/json", body, sizeof body - 1);
+}
+
+static int async_endpoint(wv_req *req, wv_res *res)
+{
+    (void)req;
+    int rc = wv_sleep_ms(1000);
+    if (rc < 0)
+        return rc;
+    return wv_res_json(res, 200, "{\"message\":\"Asynchronous Response\"}");
+}
+
+static int echo(wv_req *req, wv_res *res)
+{
+    wv_str body;
+    int rc = wv_req_body(req, &body);
+    if (rc < 0)
+        return rc;
+    wv_str ct = wv_req_header(req, "Content-Type");
+    char type[128] = "application/octet-stream";
+    if (ct.p && ct.n < sizeof type)
+        snprintf(type, sizeof type, "%.*s", (int)ct.n, ct.p);
+    return wv_res_send(res, 200, type, body.p, body.n);
+}
+
+static int serve(void *arg)
+{
+    (void)arg;
+    const char *p = getenv("PORT");
+    wv_router *r = wv_router_new();
+    wv_get(r, "/plaintext", plaintext);
+    wv_get(r, "/json", json);
+    wv_get(r, "/async-endpoint", async_endpoint);
+    wv_post(r, "/echo", echo);
+    const char *dir = getenv("STATIC_DIR");
+    if (dir && wv_static(r, "/static", dir) < 0) {
+        fprintf(stderr, "bench_http_server: %s\n", wv_errmsg());
+        return 1;
+    }
+    int rc =
+        wv_http_serve(r, &(wv_http_opts){.port = p ? atoi(p) : 8080, .max_connections = 20000});
+    if (rc < 0)
+        fprintf(stderr, "bench_http_server: %s\n", wv_errmsg());
+    wv_router_free(r);
+    return rc < 0 ? 1 : 0;
+}
+
+int main(void)
+{
+    return wv_main(NULL, serve, NULL);
+}

@@ -1,0 +1,287 @@
+/*
+ * weave HTTP/1.1 server: routes, middleware, requests and responses.
+ *
+ *     static int hello(wv_req *req, wv_res *res)
+ *     {
+ *         wv_sleep_ms(1000);                  // other requests keep running
+ *         return wv_res_json(res, 200, "{\"message\":\"Asynchronous Response\"}");
+ *     }
+ *
+ *     static int serve(void *arg)
+ *     {
+ *         wv_router *r = wv_router_new();
+ *         wv_get(r, "/async-endpoint", hello);
+ *         return wv_http_serve(r, &(wv_http_opts){.port = 8000});
+ *     }
+ *
+ *     int main(void) { return wv_main(NULL, serve, NULL); }
+ *
+ * Every connection is a fiber, so a handler may sleep or call any client
+ * without blocking other requests. wv_http_serve listens on every shard
+ * (SO_REUSEPORT), serves until wv_stop() / SIGTERM, then stops accepting,
+ * lets requests in flight finish (up to drain_timeout_ms), closes idle
+ * keep-alive connections and returns 0.
+ *
+ * A handler returns 0 once it has responded, or a negative errno to let
+ * weave answer for it (wv_res_error: -EINVAL 400, -ENOENT 404, ...) with
+ * wv_errmsg() as the message. Request strings (wv_str) point into the
+ * connection's buffer and are valid until the handler returns.
+ */
+#ifndef WEAVE_HTTP_H
+#define WEAVE_HTTP_H
+
+#include "weave/buf.h"
+#include "weave/rt.h"
+#include "weave/str.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct wv_req wv_req;
+typedef struct wv_res wv_res;
+typedef struct wv_router wv_router;
+
+typedef int wv_handler(wv_req *req, wv_res *res);
+
+/* ------------------------------------------------------------- routing */
+
+/* A router (or a route group made from one). NULL on OOM. */
+wv_router *wv_router_new(void);
+
+/* Free a router and its groups (after the server has returned). */
+void wv_router_free(wv_router *r);
+
+/*
+ * Add a route. method: "GET", "POST", ... or "*" for any. pattern: static
+ * segments, "{name}" parameters (one segment) and a last "{name...}"
+ * catch-all: "/users/{id}", "/static/{path...}". HEAD is answered by GET
+ * routes (without the body), OPTIONS automatically (Allow), unknown paths
+ * 404, known paths with another method 405 with Allow.
+ * 0, -EINVAL (bad pattern; wv_errmsg says why), -EEXIST (a duplicate).
+ */
+int wv_route(wv_router *r, const char *method, const char *pattern, wv_handler *h);
+
+/* wv_route with a pointer the handler reads back with wv_req_data(). */
+int wv_route_with(wv_router *r, const char *method, const char *pattern, wv_handler *h, void *data);
+
+#define wv_get(r, pattern, h)    wv_route((r), "GET", (pattern), (h))
+#define wv_post(r, pattern, h)   wv_route((r), "POST", (pattern), (h))
+#define wv_put(r, pattern, h)    wv_route((r), "PUT", (pattern), (h))
+#define wv_patch(r, pattern, h)  wv_route((r), "PATCH", (pattern), (h))
+#define wv_delete(r, pattern, h) wv_route((r), "DELETE", (pattern), (h))
+
+/* A group: routes added to it get `prefix` in front and the group's own
+ * middleware after its parent's (Django's include()). Freed with its root. */
+wv_router *wv_router_group(wv_router *parent, const char *prefix);
+
+/*
+ * Middleware. `before` runs ahead of the handler: return WV_NEXT to go on, 0
+ * once it has responded itself (auth failure, CORS preflight, rate limit),
+ * or a negative errno as a handler would. `after` runs once the response
+ * is decided, whatever happened (logging, metrics). Either may be NULL.
+ * Middleware of a router applies to all its routes and its groups' routes,
+ * in the order added, outermost first.
+ */
+#define WV_NEXT 1
+typedef struct wv_middleware {
+    const char *name;
+    int (*before)(wv_req *req, wv_res *res, void *arg);
+    void (*after)(wv_req *req, wv_res *res, void *arg);
+    void *arg;
+} wv_middleware;
+
+/* 0 or -ENOMEM. The struct is copied. */
+int wv_router_use(wv_router *r, const wv_middleware *mw);
+
+/*
+ * CORS (the browser's cross-origin rules), as a middleware on r. A request
+ * with an allowed Origin gets Access-Control-Allow-Origin (the origin itself,
+ * or "*" when any origin is allowed and credentials are off) and Vary:
+ * Origin; a preflight (OPTIONS with Access-Control-Request-Method) is
+ * answered 204 with the allowed methods and headers, or 403 for an origin
+ * that is not allowed. Installed on the root router it also covers 404s.
+ */
+typedef struct wv_cors_opts {
+    const char *const *origins; /* NULL-terminated; "*" = any origin */
+    const char *methods;        /* NULL = "GET, POST, PUT, PATCH, DELETE, OPTIONS" */
+    const char *headers;        /* allowed request headers; NULL = whatever is asked */
+    const char *expose;         /* Access-Control-Expose-Headers, or NULL */
+    bool credentials;           /* Access-Control-Allow-Credentials: true */
+    int max_age;                /* preflight cache, seconds; 0 = 600 */
+} wv_cors_opts;
+
+/* 0, -ENOMEM, -EINVAL (no origins, or "*" with credentials). Copied. */
+int wv_cors(wv_router *r, const wv_cors_opts *opts);
+
+/* -------------------------------------------------------------- server */
+
+typedef enum wv_access_log {
+    WV_ACCESS_LOG_OFF,
+    WV_ACCESS_LOG_COMMON,
+    WV_ACCESS_LOG_JSON
+} wv_access_log;
+
+typedef struct wv_http_opts {
+    const char *host;          /* NULL = "0.0.0.0" */
+    int port;                  /* 0 = any free port (see bound_port) */
+    int backlog;               /* 0 = 4096 */
+    size_t max_request_line;   /* 0 = 8 KiB; longer: 414 */
+    size_t max_head;           /* 0 = 64 KiB of request line + headers; more: 431 */
+    int max_headers;           /* 0 = 100; more: 431 */
+    size_t max_body;           /* 0 = 1 MiB; a larger declared body: 413 before reading it */
+    int64_t header_timeout_ms; /* 0 = 10 s to receive a request head, else 408 */
+    int64_t body_timeout_ms;   /* 0 = 30 s to receive a body, else 408 */
+    int64_t idle_timeout_ms;   /* 0 = 60 s between keep-alive requests, then closed */
+    int64_t drain_timeout_ms;  /* 0 = 10 s for requests in flight at shutdown */
+    int max_connections;       /* per shard; 0 = 10000; at the cap accept waits */
+    const char *server_name;   /* the Server header; NULL = "weave" */
+    wv_access_log access_log;  /* one line per request to stderr */
+    bool no_compression;       /* else bodies >= 1 KiB of text types are sent
+                                * br, zstd or gzip per Accept-Encoding */
+    int *bound_port;           /* if set, receives the port once listening */
+    wv_event *ready;           /* if set, set once every shard listens */
+} wv_http_opts;
+
+/* Serve r on every shard until wv_stop(), then drain and return 0. Call it
+ * from a fiber (typically the main one). Errors: -EADDRINUSE etc. when the
+ * socket cannot be bound (wv_errmsg says which address). */
+int wv_http_serve(wv_router *r, const wv_http_opts *opts);
+
+/* ------------------------------------------------------------- request */
+
+wv_str wv_req_method(const wv_req *req);
+wv_str wv_req_target(const wv_req *req); /* as sent: path and query */
+wv_str wv_req_path(const wv_req *req);   /* still percent-encoded */
+wv_str wv_req_query(const wv_req *req);  /* without '?'; empty if none */
+
+/* The matched route's pattern ("/users/{id}"), for logs and metrics; empty
+ * for 404s. */
+wv_str wv_req_route(const wv_req *req);
+
+/* The first header of that name (case-insensitive); .p is NULL if absent. */
+wv_str wv_req_header(const wv_req *req, const char *name);
+
+/* Header count and the i-th header, in arrival order. */
+int wv_req_header_count(const wv_req *req);
+void wv_req_header_at(const wv_req *req, int i, wv_str *name, wv_str *value);
+
+/* A path parameter, percent-decoded. 0 or -ENOENT. */
+int wv_req_param(wv_req *req, const char *name, wv_str *out);
+
+/* A path parameter as an integer: 0, -ENOENT, or -EINVAL with wv_errmsg()
+ * naming it (return that to answer 400). */
+int wv_req_param_i64(wv_req *req, const char *name, int64_t *out);
+
+/* A query parameter (first occurrence), decoded ('+' is a space). 0 or
+ * -ENOENT. */
+int wv_req_query_param(wv_req *req, const char *name, wv_str *out);
+
+/* A query parameter as an integer; `def` when absent. 0 or -EINVAL
+ * (wv_errmsg names it). */
+int wv_req_query_i64(wv_req *req, const char *name, int64_t def, int64_t *out);
+
+/* Read the whole body (at most max_body; Content-Length or chunked).
+ * Suspends. 0, -EMSGSIZE (413), -ETIMEDOUT (408), -EPROTO (bad chunked
+ * framing: 400), -ECONNRESET. The body stays valid until the handler
+ * returns. */
+int wv_req_body(wv_req *req, wv_str *out);
+
+/* Stream the body instead: bytes read (0 at its end) or an error as above.
+ * For uploads larger than max_body; nothing is buffered whole. */
+ssize_t wv_req_read(wv_req *req, void *buf, size_t n);
+
+/* The request id: the X-Request-Id sent by the client when it is sane,
+ * else a generated one; echoed in the response. */
+wv_str wv_req_id(const wv_req *req);
+
+/* The peer's address ("127.0.0.1:53122"). */
+const char *wv_req_peer(const wv_req *req);
+
+/* The `data` given to wv_route_with for the matched route (else NULL). */
+void *wv_req_data(const wv_req *req);
+
+/* Memory that lives until the response is done. NULL on OOM. */
+void *wv_req_alloc(wv_req *req, size_t n);
+
+/* -------------------------------------------------------------- response */
+
+/* Add a response header. -EINVAL if name is not a token or either holds
+ * CR, LF or NUL (header injection); -EALREADY once the head was sent. */
+int wv_res_header(wv_res *res, const char *name, const char *value);
+
+/* The whole response in one call. content_type may be NULL (none). */
+int wv_res_send(wv_res *res, int status, const char *content_type, const void *body, size_t n);
+
+/* text/plain; charset=utf-8 */
+int wv_res_text(wv_res *res, int status, const char *text);
+
+/* application/json (the text must already be JSON) */
+int wv_res_json(wv_res *res, int status, const char *json);
+
+/* An error response for a negative errno, as JSON {"detail": ...}:
+ * -EINVAL 400, -EACCES 403, -EPERM 403, -ENOENT 404, -EEXIST 409,
+ * -EMSGSIZE 413, -ERANGE 422, -EAGAIN 429, -ETIMEDOUT 504,
+ * -ECANCELED 503, -ECONNREFUSED 502, -EHOSTUNREACH 502, other 500. The
+ * detail is wv_errmsg() when set, else the status's reason. */
+int wv_res_error(wv_res *res, int err);
+
+/* The status wv_res_error uses for err. */
+int wv_http_status_for(int err);
+
+/* 301/302/303/307/308 with Location. */
+int wv_res_redirect(wv_res *res, int status, const char *location);
+
+typedef struct wv_cookie {
+    const char *path;   /* NULL = none */
+    const char *domain; /* NULL = none */
+    int64_t max_age;    /* seconds; 0 = session cookie, < 0 = delete */
+    bool secure, http_only;
+    const char *same_site; /* "Strict", "Lax", "None" or NULL */
+} wv_cookie;
+
+/* Set-Cookie. -EINVAL for a bad name or value characters. opts may be NULL. */
+int wv_res_cookie(wv_res *res, const char *name, const char *value, const wv_cookie *opts);
+
+/* Streamed response: chunked on HTTP/1.1 (close-delimited on 1.0). Each
+ * write is sent at once (suspending while the peer is slow); end finishes.
+ * -EPIPE / -ECONNRESET once the peer has gone. */
+int wv_res_begin(wv_res *res, int status, const char *content_type);
+int wv_res_write(wv_res *res, const void *data, size_t n);
+int wv_res_end(wv_res *res);
+
+/* Server-Sent Events (text/event-stream). `event` may be NULL; multi-line
+ * data is split into data: lines. */
+int wv_res_sse_begin(wv_res *res);
+int wv_res_sse_send(wv_res *res, const char *event, const char *data);
+
+/*
+ * Send a file with sendfile: Content-Type from its extension, ETag and
+ * Last-Modified with 304 for If-None-Match / If-Modified-Since, a single
+ * Range as 206 (416 when unsatisfiable), HEAD without the body. -ENOENT
+ * when missing (404), -EACCES for what is not a regular file (403).
+ * Opening and sending assume a local file system whose hot files are in the
+ * page cache, as nginx does without aio.
+ */
+int wv_res_file(wv_res *res, const char *path);
+
+/* Serve the files under `dir` at `prefix` ("/static"): GET and HEAD of
+ * prefix/{path...}; "index.html" for a directory; any ".." segment, NUL or
+ * symlink leading outside `dir` is refused (404). 0, -ENOENT if dir does
+ * not exist, -EINVAL for a bad prefix. */
+int wv_static(wv_router *r, const char *prefix, const char *dir);
+
+/* The Content-Type weave uses for a file name ("text/css; charset=utf-8"). */
+const char *wv_mime_type(const char *path);
+
+/* Has the response (or its head) been sent? */
+bool wv_res_started(const wv_res *res);
+
+/* The status sent (0 before). */
+int wv_res_status(const wv_res *res);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

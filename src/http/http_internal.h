@@ -1,0 +1,165 @@
+/*
+ * Private structures of the HTTP server (src/http/): a connection, a
+ * request, a response, a route, a shard's server state.
+ *
+ * One fiber per connection runs conn_serve: read into the connection's
+ * buffer, parse a head (parser.c), dispatch through the router (router.c,
+ * routes.c), run the handler, append the response to the connection's
+ * output buffer, and write the batch with one writev once no further
+ * pipelined request is waiting. Strings handed to handlers point into the
+ * read buffer, which does not move while a handler runs.
+ */
+#ifndef WEAVE_HTTP_INTERNAL_H
+#define WEAVE_HTTP_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "http/parser.h"
+#include "http/router.h"
+#include "weave/http.h"
+
+#pragma GCC visibility push(hidden)
+
+typedef struct http_server http_server;
+typedef struct conn conn;
+typedef struct route route;
+
+/* A registered route: what the radix tree's handler pointer points at. */
+struct route {
+    wv_handler *handler;
+    void *data;        /* wv_route_with's pointer */
+    wv_router *group;  /* whose middleware chain applies */
+    route *next_owned; /* the root's list, for freeing */
+};
+
+/* Something a route or middleware needs until the router is freed. */
+struct kept {
+    void *p;
+    void (*free_fn)(void *p);
+    struct kept *next;
+};
+
+typedef struct mw_entry {
+    wv_middleware mw;
+    struct mw_entry *next;
+} mw_entry;
+
+struct wv_router {
+    router *tree;      /* shared by the root and all its groups */
+    struct kept *kept; /* root only: objects routes and middleware use */
+    wv_router *root;
+    wv_router *parent;
+    char *prefix;      /* full prefix from the root */
+    mw_entry *mws;     /* this group's own middleware, in order */
+    wv_router *groups; /* children (owned) */
+    wv_router *next_sibling;
+    route *routes; /* root only: every route, for freeing */
+};
+
+/* Arena blocks for wv_req_alloc. */
+typedef struct arena_block {
+    struct arena_block *next;
+    size_t used, cap;
+    char data[];
+} arena_block;
+
+struct wv_req {
+    conn *c;
+    http_request h;
+    size_t head_len;
+    route_match m;
+    route *rt;
+    wv_str route_pattern;
+    /* body */
+    int64_t body_left; /* Content-Length bytes not yet read; -1 when chunked */
+    http_chunked chunk;
+    bool chunked;
+    bool body_done;
+    bool continue_pending; /* Expect: 100-continue not yet answered */
+    bool body_started;     /* wv_req_read has begun a Content-Length body */
+    bool body_whole;       /* wv_req_body has returned the body (body_view) */
+    bool body_timed_out;   /* the body deadline passed: 408, close */
+    int64_t body_deadline; /* set at the first body read */
+    size_t pending;        /* chunked: decoded bytes at the front, not yet delivered */
+    size_t pending_skip;   /* chunked: framing after them, already decoded */
+    wv_buf body;           /* a body that had to be copied (chunked, or too big) */
+    wv_str body_view;      /* the whole body, once read */
+    /* id */
+    char id_buf[40];
+    wv_str id;
+    bool id_from_client;
+    arena_block *arena;
+    int64_t start_ns;
+};
+
+struct wv_res {
+    conn *c;
+    wv_req *req;
+    int status;
+    wv_buf headers; /* extra "Name: value\r\n" lines */
+    bool started;   /* head sent or queued */
+    bool streaming;
+    bool chunked;
+    bool head_only; /* HEAD: no body bytes */
+    bool close;     /* Connection: close after this response */
+    bool encoded;   /* has a Content-Encoding (ours or the handler's) */
+    int64_t body_bytes;
+};
+
+struct conn {
+    int fd;
+    http_server *srv;
+    char *rbuf;
+    size_t rstart, rlen, rcap; /* unconsumed bytes are rbuf[rstart..rlen) */
+    wv_buf out;                /* responses waiting for one writev */
+    http_header *hdrs;
+    bool idle; /* waiting for the first byte of a request */
+    bool dead; /* a write failed: stop */
+    conn *prev, *next;
+    char peer[64];
+};
+
+struct http_server {
+    wv_router *root;
+    wv_http_opts o; /* with defaults filled in */
+    http_limits limits;
+    int lfd;
+    conn *conns;
+    int nconns;
+    bool stopping;
+    wv_event slot_free; /* set when nconns drops below the cap */
+    wv_group *group;
+};
+
+/* request.c */
+void req_init(wv_req *req, conn *c);
+void req_finish(wv_req *req);                  /* frees the arena and body copy */
+int req_discard_body(wv_req *req, size_t max); /* read and drop what the handler left */
+
+/* response.c */
+void res_init(wv_res *res, conn *c, wv_req *req);
+void res_finish(wv_res *res);
+int res_flush(conn *c);
+int res_send_file_head(wv_res *res, int status, const char *content_type, int64_t len);
+int res_simple_error(conn *c, int status, const char *detail, bool close);
+const char *http_date_now(void); /* "Wed, 25 Nov 2026 20:30:00 GMT", per thread, per second */
+
+/* compress.c */
+enum { ENC_NONE, ENC_GZIP, ENC_BR, ENC_ZSTD };
+bool compress_type_ok(const char *ctype);
+int compress_pick(wv_str accept_encoding);
+const char *compress_name(int enc);
+int compress_body(wv_req *req, int enc, const void *in, size_t n, const char **out, size_t *outlen);
+
+/* routes.c */
+int router_keep(wv_router *root, void *p, void (*free_fn)(void *p));
+route *routes_dispatch_target(wv_router *root, wv_req *req, int *kind);
+int run_route(wv_req *req, wv_res *res, route *rt, wv_router *chain_of);
+
+/* server.c: between requests, make room and read; >0 bytes, 0 EOF, <0 */
+ssize_t conn_fill(conn *c, size_t min_free);
+
+#pragma GCC visibility pop
+
+#endif

@@ -1,0 +1,556 @@
+/*
+ * Requests: accessors, path and query parameters (decoded on demand into
+ * the request arena), the body (whole or streamed, Content-Length or
+ * chunked, with Expect: 100-continue answered on first read), request ids,
+ * and the per-request arena.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "http/http_internal.h"
+
+enum { ARENA_BLOCK = 4096 };
+
+void req_init(wv_req *req, conn *c)
+{
+    memset(req, 0, sizeof *req);
+    req->c = c;
+}
+
+void req_finish(wv_req *req)
+{
+    while (req->arena) {
+        arena_block *b = req->arena;
+        req->arena = b->next;
+        free(b);
+    }
+    wv_buf_free(&req->body);
+}
+
+void *wv_req_alloc(wv_req *req, size_t n)
+{
+    n = (n + 15) & ~(size_t)15;
+    arena_block *b = req->arena;
+    if (!b || b->cap - b->used < n) {
+        size_t cap = n > ARENA_BLOCK ? n : ARENA_BLOCK;
+        b = malloc(sizeof *b + cap);
+        if (!b)
+            return NULL;
+        b->cap = cap;
+        b->used = 0;
+        b->next = req->arena;
+        req->arena = b;
+    }
+    void *p = b->data + b->used;
+    b->used += n;
+    return p;
+}
+
+wv_str wv_req_method(const wv_req *req)
+{
+    return req->h.method;
+}
+
+wv_str wv_req_target(const wv_req *req)
+{
+    return req->h.target;
+}
+
+wv_str wv_req_path(const wv_req *req)
+{
+    return req->h.path;
+}
+
+wv_str wv_req_query(const wv_req *req)
+{
+    return req->h.query;
+}
+
+wv_str wv_req_route(const wv_req *req)
+{
+    return req->route_pattern;
+}
+
+const char *wv_req_peer(const wv_req *req)
+{
+    return req->c->peer;
+}
+
+wv_str wv_req_header(const wv_req *req, const char *name)
+{
+    size_t n = strlen(name);
+    wv_str want = {name, n};
+    for (int i = 0; i < req->h.nheaders; i++)
+        if (wv_str_ieq(req->h.headers[i].name, want))
+            return req->h.headers[i].value;
+    return (wv_str){NULL, 0};
+}
+
+int wv_req_header_count(const wv_req *req)
+{
+    return req->h.nheaders;
+}
+
+void wv_req_header_at(const wv_req *req, int i, wv_str *name, wv_str *value)
+{
+    if (i < 0 || i >= req->h.nheaders) {
+        *name = *value = (wv_str){NULL, 0};
+        return;
+    }
+    *name = req->h.headers[i].name;
+    *value = req->h.headers[i].value;
+}
+
+/* ------------------------------------------------------------- params */
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decode into the arena ('+' too, for queries). -EINVAL for a bad
+ * escape. */
+static int decode(wv_req *req, wv_str in, bool plus, wv_str *out)
+{
+    if (!memchr(in.p ? in.p : "", '%', in.n) && !(plus && memchr(in.p ? in.p : "", '+', in.n))) {
+        *out = in;
+        return 0;
+    }
+    char *d = wv_req_alloc(req, in.n + 1);
+    if (!d)
+        return -ENOMEM;
+    size_t k = 0;
+    for (size_t i = 0; i < in.n; i++) {
+        char ch = in.p[i];
+        if (ch == '%') {
+            int hi = i + 2 < in.n ? hexval(in.p[i + 1]) : -1;
+            int lo = i + 2 < in.n ? hexval(in.p[i + 2]) : -1;
+            if (hi < 0 || lo < 0)
+                return -EINVAL;
+            d[k++] = (char)(hi * 16 + lo);
+            i += 2;
+        } else if (plus && ch == '+') {
+            d[k++] = ' ';
+        } else {
+            d[k++] = ch;
+        }
+    }
+    d[k] = '\0';
+    *out = (wv_str){d, k};
+    return 0;
+}
+
+int wv_req_param(wv_req *req, const char *name, wv_str *out)
+{
+    for (int i = 0; i < req->m.nparams; i++) {
+        if (wv_str_eq_cstr(req->m.names[i], name)) {
+            int rc = decode(req, req->m.values[i], false, out);
+            if (rc == -EINVAL)
+                return wv_fail(-EINVAL, "path parameter '%s' has a bad %%-escape", name);
+            return rc;
+        }
+    }
+    return -ENOENT;
+}
+
+static int parse_i64(wv_str s, int64_t *out)
+{
+    if (s.n == 0 || s.n > 20)
+        return -EINVAL;
+    size_t i = 0;
+    bool neg = false;
+    if (s.p[0] == '-' || s.p[0] == '+') {
+        neg = s.p[0] == '-';
+        i = 1;
+        if (s.n == 1)
+            return -EINVAL;
+    }
+    uint64_t v = 0;
+    for (; i < s.n; i++) {
+        unsigned d = (unsigned)(s.p[i] - '0');
+        if (d > 9)
+            return -EINVAL;
+        if (v > (UINT64_MAX - d) / 10)
+            return -EINVAL;
+        v = v * 10 + d;
+    }
+    if (neg ? v > (uint64_t)INT64_MAX + 1 : v > (uint64_t)INT64_MAX)
+        return -EINVAL;
+    *out = neg ? (int64_t)(0 - v) : (int64_t)v;
+    return 0;
+}
+
+int wv_req_param_i64(wv_req *req, const char *name, int64_t *out)
+{
+    wv_str v;
+    int rc = wv_req_param(req, name, &v);
+    if (rc < 0)
+        return rc;
+    if (parse_i64(v, out) < 0)
+        return wv_fail(-EINVAL, "path parameter '%s' must be an integer, got '%.*s'", name,
+                       (int)(v.n > 64 ? 64 : v.n), v.p);
+    return 0;
+}
+
+int wv_req_query_param(wv_req *req, const char *name, wv_str *out)
+{
+    size_t nlen = strlen(name);
+    const char *p = req->h.query.p, *end = p + req->h.query.n;
+    while (p && p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *stop = amp ? amp : end;
+        const char *eq = memchr(p, '=', (size_t)(stop - p));
+        wv_str key = {p, (size_t)((eq ? eq : stop) - p)};
+        wv_str dkey;
+        if (decode(req, key, true, &dkey) == 0 && dkey.n == nlen &&
+            memcmp(dkey.p, name, nlen) == 0) {
+            wv_str raw = eq ? (wv_str){eq + 1, (size_t)(stop - eq - 1)} : (wv_str){"", 0};
+            int rc = decode(req, raw, true, out);
+            if (rc == -EINVAL)
+                return wv_fail(-EINVAL, "query parameter '%s' has a bad %%-escape", name);
+            return rc;
+        }
+        p = amp ? amp + 1 : end;
+    }
+    return -ENOENT;
+}
+
+int wv_req_query_i64(wv_req *req, const char *name, int64_t def, int64_t *out)
+{
+    wv_str v;
+    int rc = wv_req_query_param(req, name, &v);
+    if (rc == -ENOENT) {
+        *out = def;
+        return 0;
+    }
+    if (rc < 0)
+        return rc;
+    if (parse_i64(v, out) < 0)
+        return wv_fail(-EINVAL, "query parameter '%s' must be an integer, got '%.*s'", name,
+                       (int)(v.n > 64 ? 64 : v.n), v.p);
+    return 0;
+}
+
+/* --------------------------------------------------------------- ids */
+
+static bool sane_id(wv_str v)
+{
+    if (v.n == 0 || v.n > 36)
+        return false;
+    for (size_t i = 0; i < v.n; i++) {
+        char ch = v.p[i];
+        if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+              ch == '-' || ch == '_' || ch == '.'))
+            return false;
+    }
+    return true;
+}
+
+static _Thread_local uint64_t id_counter;
+
+wv_str wv_req_id(const wv_req *creq)
+{
+    wv_req *req = (wv_req *)creq;
+    if (req->id.n)
+        return req->id;
+    wv_str v = wv_req_header(req, "X-Request-Id");
+    if (v.p && sane_id(v)) {
+        req->id = v;
+        req->id_from_client = true;
+        return v;
+    }
+    static _Atomic uint64_t boot;
+    if (!boot)
+        boot = (uint64_t)wv_now() ^ ((uint64_t)getpid() << 32);
+    int n = snprintf(req->id_buf, sizeof req->id_buf, "%08llx-%x-%llx",
+                     (unsigned long long)(boot & 0xffffffffu), (unsigned)wv_shard_id(),
+                     (unsigned long long)++id_counter);
+    req->id = (wv_str){req->id_buf, (size_t)n};
+    return req->id;
+}
+
+/* --------------------------------------------------------------- body */
+
+/*
+ * While a handler runs, the connection buffer never moves (its slices are
+ * the handler's strings): body bytes are read into its free tail, and
+ * consumed body bytes are cut out from behind the head. A Content-Length
+ * body that does not fit is read into a buffer of its own.
+ */
+
+static int send_continue(wv_req *req)
+{
+    if (!req->continue_pending)
+        return 0;
+    req->continue_pending = false;
+    static const char msg[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    ssize_t w = wv_write(req->c->fd, msg, sizeof msg - 1);
+    return w < 0 ? (int)w : 0;
+}
+
+/* Unconsumed bytes buffered after the head (and after any body bytes
+ * already accounted into head_len). */
+static size_t after_head(wv_req *req, const char **p)
+{
+    conn *c = req->c;
+    size_t at = c->rstart + req->head_len;
+    *p = c->rbuf + at;
+    return c->rlen > at ? c->rlen - at : 0;
+}
+
+/* Cut n consumed bytes out from right after the head. */
+static void consume_after_head(wv_req *req, size_t n)
+{
+    conn *c = req->c;
+    size_t at = c->rstart + req->head_len;
+    memmove(c->rbuf + at, c->rbuf + at + n, c->rlen - at - n);
+    c->rlen -= n;
+}
+
+/* Read into the buffer's free tail; >0, 0 at EOF, <0. */
+static ssize_t fill_tail(conn *c)
+{
+    if (c->rlen == c->rcap)
+        return -ENOBUFS;
+    ssize_t n = wv_read(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen);
+    if (n > 0)
+        c->rlen += (size_t)n;
+    return n;
+}
+
+/* The body has body_timeout_ms in all, from its first read: a client that
+ * trickles a byte at a time does not get a fresh timeout per read. */
+static int64_t body_phase_begin(wv_req *req, int *rc)
+{
+    int64_t old = wv_deadline();
+    if (!req->body_deadline)
+        req->body_deadline = wv_after_ms(req->c->srv->o.body_timeout_ms);
+    if (req->body_deadline < old)
+        wv_deadline_set(req->body_deadline);
+    *rc = send_continue(req);
+    return old;
+}
+
+/* A timeout of the body's own deadline is the client's fault: 408. */
+static void note_timeout(wv_req *req)
+{
+    if (wv_now() >= req->body_deadline) {
+        req->body_timed_out = true;
+        wv_fail(-ETIMEDOUT, "request body not received in time");
+    }
+}
+
+static int eof_mid_body(void)
+{
+    return wv_fail(-ECONNRESET, "the client closed the connection mid-body");
+}
+
+/* Content-Length body, whole. */
+static int body_fixed(wv_req *req, wv_str *out)
+{
+    conn *c = req->c;
+    size_t len = (size_t)req->h.content_length;
+    const char *p;
+    size_t have = after_head(req, &p);
+    if (c->rstart + req->head_len + len <= c->rcap) {
+        while (have < len) {
+            ssize_t n = fill_tail(c);
+            if (n <= 0)
+                return n == 0 ? eof_mid_body() : (int)n;
+            have = after_head(req, &p);
+        }
+        *out = (wv_str){p, len};
+        req->head_len += len; /* the next request starts after it */
+    } else {
+        /* too big for the connection buffer: a buffer of its own */
+        int rc = wv_buf_reserve(&req->body, len);
+        if (rc < 0)
+            return rc;
+        wv_buf_append(&req->body, p, have);
+        consume_after_head(req, have);
+        while (req->body.n < len) {
+            ssize_t n = wv_read(c->fd, req->body.p + req->body.n, len - req->body.n);
+            if (n <= 0)
+                return n == 0 ? eof_mid_body() : (int)n;
+            req->body.n += (size_t)n;
+        }
+        *out = (wv_str){req->body.p, len};
+    }
+    req->body_left = 0;
+    req->body_done = true;
+    return 0;
+}
+
+int wv_req_body(wv_req *req, wv_str *out)
+{
+    http_server *s = req->c->srv;
+    if (req->body_whole) {
+        *out = req->body_view;
+        return 0;
+    }
+    if (!req->h.chunked && req->h.content_length <= 0) {
+        req->body_done = req->body_whole = true;
+        *out = req->body_view = (wv_str){"", 0};
+        return 0;
+    }
+    if (req->body_done || req->body_started || req->pending || req->body.n)
+        return wv_fail(-EALREADY, "the body is being read with wv_req_read");
+    if (req->h.content_length > 0 && (uint64_t)req->h.content_length > s->o.max_body)
+        /* refused before a byte of it is read (and before 100 Continue) */
+        return wv_fail(-EMSGSIZE, "request body of %lld bytes exceeds the %zu byte limit",
+                       (long long)req->h.content_length, s->o.max_body);
+    int rc;
+    int64_t old = body_phase_begin(req, &rc);
+    if (rc == 0 && !req->h.chunked) {
+        rc = body_fixed(req, out);
+    } else if (rc == 0) {
+        req->body.limit = s->o.max_body;
+        char tmp[16384];
+        ssize_t n;
+        while ((n = wv_req_read(req, tmp, sizeof tmp)) > 0) {
+            if (wv_buf_append(&req->body, tmp, (size_t)n) < 0) {
+                n = wv_fail(-EMSGSIZE, "the request body exceeds the %zu byte limit",
+                            s->o.max_body);
+                break;
+            }
+        }
+        rc = n < 0 ? (int)n : 0;
+        if (rc == 0)
+            *out = (wv_str){req->body.p ? req->body.p : "", req->body.n};
+    }
+    wv_deadline_set(old);
+    if (rc == 0) {
+        req->body_view = *out;
+        req->body_whole = true;
+    }
+    if (rc == -ETIMEDOUT)
+        note_timeout(req);
+    return rc;
+}
+
+/* Next decoded bytes of a chunked body. */
+static ssize_t read_chunked(wv_req *req, void *buf, size_t n)
+{
+    conn *c = req->c;
+    for (;;) {
+        const char *p;
+        size_t have = after_head(req, &p);
+        if (req->pending > 0 && have > 0) {
+            size_t k = req->pending < n ? req->pending : n;
+            if (k > have)
+                k = have;
+            memcpy(buf, p, k);
+            consume_after_head(req, k);
+            req->pending -= k;
+            if (req->pending == 0 && req->pending_skip) {
+                consume_after_head(req, req->pending_skip);
+                req->pending_skip = 0;
+            }
+            return (ssize_t)k;
+        }
+        if (have > 0 && req->pending == 0) {
+            size_t used = 0, dlen = 0;
+            const char *data = NULL;
+            int r = http_chunked_feed(&req->chunk, p, have, &used, &data, &dlen);
+            if (r == HTTP_CHUNK_DATA) {
+                size_t framing = (size_t)(data - p);
+                req->pending = dlen;
+                req->pending_skip = used - framing - dlen;
+                consume_after_head(req, framing);
+                continue;
+            }
+            if (r < 0)
+                return wv_fail(-EPROTO, "malformed chunked request body");
+            consume_after_head(req, used);
+            if (r == HTTP_CHUNK_DONE) {
+                req->body_done = true;
+                return 0;
+            }
+            if (used < have)
+                continue;
+        }
+        ssize_t got = fill_tail(c);
+        if (got == 0)
+            return eof_mid_body();
+        if (got < 0)
+            return got;
+    }
+}
+
+ssize_t wv_req_read(wv_req *req, void *buf, size_t n)
+{
+    if (req->body_done || n == 0)
+        return 0;
+    if (!req->h.chunked && req->h.content_length <= 0) {
+        req->body_done = true;
+        return 0;
+    }
+    int rc;
+    int64_t old = body_phase_begin(req, &rc);
+    ssize_t result = rc;
+    if (rc == 0 && req->h.chunked) {
+        result = read_chunked(req, buf, n);
+    } else if (rc == 0) {
+        if (!req->body_started) {
+            req->body_started = true;
+            req->body_left = req->h.content_length;
+        }
+        const char *p;
+        size_t have = after_head(req, &p);
+        size_t want = (uint64_t)req->body_left < n ? (size_t)req->body_left : n;
+        if (have > 0) {
+            size_t k = have < want ? have : want;
+            memcpy(buf, p, k);
+            consume_after_head(req, k);
+            result = (ssize_t)k;
+        } else {
+            result = wv_read(req->c->fd, buf, want);
+            if (result == 0)
+                result = eof_mid_body();
+        }
+        if (result > 0) {
+            req->body_left -= result;
+            if (req->body_left == 0)
+                req->body_done = true;
+        }
+    }
+    wv_deadline_set(old);
+    if (result == -ETIMEDOUT)
+        note_timeout(req);
+    return result;
+}
+
+/* After the handler: drop an unread body (up to max bytes) so the next
+ * request parses from the right place. <0 when the connection must close
+ * instead. */
+int req_discard_body(wv_req *req, size_t max)
+{
+    if (req->body_done || (!req->h.chunked && req->h.content_length <= 0))
+        return 0;
+    if (req->body_timed_out)
+        return -ETIMEDOUT;
+    if (req->continue_pending)
+        return -EAGAIN; /* the client is waiting for a 100 and sends nothing */
+    if (!req->h.chunked) {
+        int64_t left = req->body_started ? req->body_left : req->h.content_length;
+        if (left > (int64_t)max)
+            return -EMSGSIZE;
+    }
+    char tmp[16384];
+    size_t total = 0;
+    ssize_t n;
+    while ((n = wv_req_read(req, tmp, sizeof tmp)) > 0) {
+        total += (size_t)n;
+        if (total > max)
+            return -EMSGSIZE;
+    }
+    return n < 0 ? (int)n : 0;
+}

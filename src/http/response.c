@@ -1,0 +1,507 @@
+/*
+ * Responses: the head (status line, Server, Date, length or chunking,
+ * request id, the handler's headers, Connection), bodies from memory,
+ * streamed chunked bodies and Server-Sent Events, redirects, cookies, error
+ * pages, and the flush of a connection's pipelined batch in one writev.
+ *
+ * Small responses are appended to the connection's output buffer and leave
+ * with the batch; a body over INLINE_MAX goes out with its head at once in
+ * one writev, uncopied.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/uio.h>
+#include <time.h>
+
+#include "http/http_internal.h"
+
+enum { INLINE_MAX = 64 * 1024 };
+
+/* ------------------------------------------------------------- Date */
+
+static _Thread_local time_t date_sec = -1;
+static _Thread_local char date_buf[40];
+
+const char *http_date_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+    if (ts.tv_sec != date_sec) {
+        struct tm tm;
+        gmtime_r(&ts.tv_sec, &tm);
+        strftime(date_buf, sizeof date_buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        date_sec = ts.tv_sec;
+    }
+    return date_buf;
+}
+
+/* ------------------------------------------------------------ basics */
+
+void res_init(wv_res *res, conn *c, wv_req *req)
+{
+    memset(res, 0, sizeof *res);
+    res->c = c;
+    res->req = req;
+    res->head_only = req && wv_str_eq_cstr(req->h.method, "HEAD");
+}
+
+void res_finish(wv_res *res)
+{
+    wv_buf_free(&res->headers);
+}
+
+bool wv_res_started(const wv_res *res)
+{
+    return res->started;
+}
+
+int wv_res_status(const wv_res *res)
+{
+    return res->status;
+}
+
+int res_flush(conn *c)
+{
+    if (c->out.n == 0 || c->dead) {
+        c->out.n = 0;
+        return c->dead ? -EPIPE : 0;
+    }
+    ssize_t w = wv_write(c->fd, c->out.p, c->out.n);
+    c->out.n = 0;
+    if (w < 0) {
+        c->dead = true;
+        return (int)w;
+    }
+    if (c->out.cap > 1024 * 1024)
+        wv_buf_free(&c->out); /* do not keep a huge batch buffer around */
+    return 0;
+}
+
+static bool token_char(unsigned char ch)
+{
+    return http_token_char(ch);
+}
+
+static bool header_value_ok(const char *v)
+{
+    for (; *v; v++) {
+        unsigned char ch = (unsigned char)*v;
+        if (ch < 0x20 && ch != '\t')
+            return false;
+        if (ch == 0x7f)
+            return false;
+    }
+    return true;
+}
+
+int wv_res_header(wv_res *res, const char *name, const char *value)
+{
+    if (res->started)
+        return -EALREADY;
+    if (!name || !*name || !value)
+        return -EINVAL;
+    for (const char *p = name; *p; p++)
+        if (!token_char((unsigned char)*p))
+            return wv_fail(-EINVAL, "bad header name '%s'", name);
+    if (strcasecmp(name, "Content-Encoding") == 0)
+        res->encoded = true; /* the handler encoded it: leave it alone */
+    if (!header_value_ok(value))
+        return wv_fail(-EINVAL, "header %s: control characters in its value", name);
+    wv_buf *b = &res->headers;
+    if (wv_buf_puts(b, name) < 0 || wv_buf_append(b, ": ", 2) < 0 || wv_buf_puts(b, value) < 0 ||
+        wv_buf_append(b, "\r\n", 2) < 0)
+        return -ENOMEM;
+    return 0;
+}
+
+/* Append the head. body_len < 0: streamed (chunked on 1.1). */
+static int put_head(wv_res *res, int status, const char *ctype, int64_t body_len)
+{
+    conn *c = res->c;
+    http_server *s = c->srv;
+    wv_req *req = res->req;
+    wv_buf *b = &c->out;
+    const char *reason = http_status_reason(status);
+    int minor = req ? req->h.minor : 1;
+    if (s->stopping)
+        res->close = true;
+    size_t rl = strlen(reason), sl = strlen(s->o.server_name);
+    const char *date = http_date_now();
+    int rc = wv_buf_reserve(b, 128 + rl + sl + res->headers.n);
+    if (rc < 0)
+        return rc;
+    /* by hand: snprintf was a few percent of a small response's CPU */
+    char *p = b->p + b->n;
+    memcpy(p, "HTTP/1.1 ", 9);
+    p[9] = (char)('0' + status / 100 % 10);
+    p[10] = (char)('0' + status / 10 % 10);
+    p[11] = (char)('0' + status % 10);
+    p[12] = ' ';
+    p += 13;
+    memcpy(p, reason, rl);
+    p += rl;
+    memcpy(p, "\r\nServer: ", 10);
+    p += 10;
+    memcpy(p, s->o.server_name, sl);
+    p += sl;
+    memcpy(p, "\r\nDate: ", 8);
+    p += 8;
+    memcpy(p, date, 29);
+    p += 29;
+    *p++ = '\r';
+    *p++ = '\n';
+    b->n = (size_t)(p - b->p);
+    if (ctype) {
+        wv_buf_puts(b, "Content-Type: ");
+        wv_buf_puts(b, ctype);
+        wv_buf_append(b, "\r\n", 2);
+    }
+    bool no_body = status < 200 || status == 204 || status == 304;
+    if (body_len >= 0) {
+        if (!no_body) {
+            wv_buf_puts(b, "Content-Length: ");
+            wv_buf_i64(b, body_len);
+            wv_buf_append(b, "\r\n", 2);
+        }
+    } else if (minor >= 1) {
+        res->chunked = true;
+        wv_buf_puts(b, "Transfer-Encoding: chunked\r\n");
+    } else {
+        res->close = true; /* HTTP/1.0: the body ends with the connection */
+    }
+    if (req && !req->id.n) {
+        /* echo a sane X-Request-Id the client sent */
+        wv_str v = wv_req_header(req, "X-Request-Id");
+        if (v.p)
+            wv_req_id(req);
+    }
+    if (req && req->id.n) {
+        wv_buf_puts(b, "X-Request-Id: ");
+        wv_buf_append(b, req->id.p, req->id.n);
+        wv_buf_append(b, "\r\n", 2);
+    }
+    if (res->headers.n)
+        wv_buf_append(b, res->headers.p, res->headers.n);
+    if (res->close)
+        wv_buf_puts(b, "Connection: close\r\n");
+    else if (minor == 0)
+        wv_buf_puts(b, "Connection: keep-alive\r\n");
+    rc = wv_buf_append(b, "\r\n", 2);
+    res->status = status;
+    res->started = true;
+    return rc;
+}
+
+int wv_res_send(wv_res *res, int status, const char *content_type, const void *body, size_t n)
+{
+    if (res->started)
+        return -EALREADY;
+    if (status < 100 || status > 999)
+        return -EINVAL;
+    conn *c = res->c;
+    if (n >= 1024 && res->req && !c->srv->o.no_compression && compress_type_ok(content_type) &&
+        !res->encoded) {
+        /* negotiated compression; Vary either way, caches must know */
+        wv_res_header(res, "Vary", "Accept-Encoding");
+        int enc = compress_pick(wv_req_header(res->req, "Accept-Encoding"));
+        const char *z;
+        size_t zn;
+        if (enc != ENC_NONE && compress_body(res->req, enc, body, n, &z, &zn) == 0) {
+            wv_res_header(res, "Content-Encoding", compress_name(enc));
+            body = z;
+            n = zn;
+        }
+    }
+    int rc = put_head(res, status, content_type, (int64_t)n);
+    if (rc < 0)
+        return rc;
+    bool no_body = res->head_only || status < 200 || status == 204 || status == 304;
+    if (no_body || n == 0)
+        return 0;
+    res->body_bytes = (int64_t)n;
+    if (n <= INLINE_MAX)
+        return wv_buf_append(&c->out, body, n);
+    /* big: head and body in one writev, the body uncopied */
+    struct iovec iov[2] = {{c->out.p, c->out.n}, {(void *)body, n}};
+    ssize_t w = wv_writev(c->fd, iov, 2);
+    c->out.n = 0;
+    if (w < 0) {
+        c->dead = true;
+        return (int)w;
+    }
+    return 0;
+}
+
+/* The head of a file response, sent now so sendfile can follow it. */
+int res_send_file_head(wv_res *res, int status, const char *content_type, int64_t len)
+{
+    int rc = put_head(res, status, content_type, len);
+    if (rc < 0)
+        return rc;
+    return res_flush(res->c);
+}
+
+int wv_res_text(wv_res *res, int status, const char *text)
+{
+    return wv_res_send(res, status, "text/plain; charset=utf-8", text, strlen(text));
+}
+
+int wv_res_json(wv_res *res, int status, const char *json)
+{
+    return wv_res_send(res, status, "application/json", json, strlen(json));
+}
+
+int wv_res_redirect(wv_res *res, int status, const char *location)
+{
+    if (status != 301 && status != 302 && status != 303 && status != 307 && status != 308)
+        return -EINVAL;
+    int rc = wv_res_header(res, "Location", location);
+    if (rc < 0)
+        return rc;
+    return wv_res_send(res, status, NULL, NULL, 0);
+}
+
+/* ----------------------------------------------------------- errors */
+
+int wv_http_status_for(int err)
+{
+    switch (err) {
+    case -EINVAL:
+    case -EPROTO:
+    case -EILSEQ:
+        return 400;
+    case -EACCES:
+    case -EPERM:
+        return 403;
+    case -ENOENT:
+        return 404;
+    case -EOPNOTSUPP:
+        return 405;
+    case -EEXIST:
+        return 409;
+    case -EMSGSIZE:
+    case -E2BIG:
+        return 413;
+    case -ERANGE:
+        return 422;
+    case -EAGAIN:
+        return 429;
+    case -ETIMEDOUT:
+        return 504;
+    case -ECANCELED:
+    case -ESHUTDOWN:
+        return 503;
+    case -ECONNREFUSED:
+    case -EHOSTUNREACH:
+    case -ECONNRESET:
+        return 502;
+    default:
+        return 500;
+    }
+}
+
+static void json_escape(wv_buf *b, const char *s)
+{
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') {
+            char e[2] = {'\\', (char)ch};
+            wv_buf_append(b, e, 2);
+        } else if (ch < 0x20) {
+            wv_buf_printf(b, "\\u%04x", ch);
+        } else {
+            wv_buf_append(b, s, 1);
+        }
+    }
+}
+
+static int send_error(wv_res *res, int status, const char *detail)
+{
+    char small[512];
+    wv_buf b = {.p = NULL};
+    wv_buf_puts(&b, "{\"detail\":\"");
+    json_escape(&b, detail && *detail ? detail : http_status_reason(status));
+    wv_buf_puts(&b, "\"}");
+    int rc;
+    if (b.p) {
+        rc = wv_res_send(res, status, "application/json", b.p, b.n);
+    } else {
+        snprintf(small, sizeof small, "{\"detail\":\"%s\"}", http_status_reason(status));
+        rc = wv_res_send(res, status, "application/json", small, strlen(small));
+    }
+    wv_buf_free(&b);
+    return rc;
+}
+
+int wv_res_error(wv_res *res, int err)
+{
+    if (res->started)
+        return -EALREADY;
+    int status = wv_http_status_for(err);
+    if (err == -ETIMEDOUT && res->req && res->req->body_timed_out) {
+        status = 408; /* the client was too slow, not an upstream */
+        res->close = true;
+    }
+    const char *detail = wv_errmsg();
+    if (status >= 500 && status != 503 && status != 504)
+        wv_warn("%.*s %.*s: %d %s", res->req ? (int)res->req->h.method.n : 0,
+                res->req ? res->req->h.method.p : "", res->req ? (int)res->req->h.target.n : 0,
+                res->req ? res->req->h.target.p : "", status, *detail ? detail : wv_strerror(err));
+    if (status >= 500 && status != 503 && status != 504 && status != 502)
+        detail = NULL; /* do not leak internals to the client */
+    return send_error(res, status, detail);
+}
+
+/* A response before (or without) a parsed request: parse errors, 408. */
+int res_simple_error(conn *c, int status, const char *detail, bool close)
+{
+    wv_res res;
+    res_init(&res, c, NULL);
+    res.close = close;
+    int rc = send_error(&res, status, detail);
+    res_finish(&res);
+    if (close)
+        res_flush(c);
+    return rc;
+}
+
+/* ---------------------------------------------------------- cookies */
+
+static bool cookie_octet(unsigned char ch)
+{
+    return ch == 0x21 || (ch >= 0x23 && ch <= 0x2b) || (ch >= 0x2d && ch <= 0x3a) ||
+           (ch >= 0x3c && ch <= 0x5b) || (ch >= 0x5d && ch <= 0x7e);
+}
+
+int wv_res_cookie(wv_res *res, const char *name, const char *value, const wv_cookie *o)
+{
+    if (!name || !*name || !value)
+        return -EINVAL;
+    for (const char *p = name; *p; p++)
+        if (!token_char((unsigned char)*p))
+            return wv_fail(-EINVAL, "bad cookie name '%s'", name);
+    for (const char *p = value; *p; p++)
+        if (!cookie_octet((unsigned char)*p))
+            return wv_fail(-EINVAL,
+                           "cookie %s: value needs encoding (no spaces, quotes, "
+                           "commas, semicolons or backslashes)",
+                           name);
+    wv_buf b = {0};
+    wv_buf_printf(&b, "%s=%s", name, value);
+    if (o) {
+        if (o->path && header_value_ok(o->path) && !strchr(o->path, ';'))
+            wv_buf_printf(&b, "; Path=%s", o->path);
+        if (o->domain && header_value_ok(o->domain) && !strchr(o->domain, ';'))
+            wv_buf_printf(&b, "; Domain=%s", o->domain);
+        if (o->max_age > 0)
+            wv_buf_printf(&b, "; Max-Age=%lld", (long long)o->max_age);
+        else if (o->max_age < 0)
+            wv_buf_puts(&b, "; Max-Age=0");
+        if (o->secure)
+            wv_buf_puts(&b, "; Secure");
+        if (o->http_only)
+            wv_buf_puts(&b, "; HttpOnly");
+        if (o->same_site && (!strcmp(o->same_site, "Strict") || !strcmp(o->same_site, "Lax") ||
+                             !strcmp(o->same_site, "None")))
+            wv_buf_printf(&b, "; SameSite=%s", o->same_site);
+    }
+    int rc = -ENOMEM;
+    if (wv_buf_append(&b, "", 1) == 0)
+        rc = wv_res_header(res, "Set-Cookie", b.p);
+    wv_buf_free(&b);
+    return rc;
+}
+
+/* -------------------------------------------------------- streaming */
+
+int wv_res_begin(wv_res *res, int status, const char *content_type)
+{
+    if (res->started)
+        return -EALREADY;
+    int rc = put_head(res, status, content_type, -1);
+    if (rc < 0)
+        return rc;
+    res->streaming = true;
+    return res_flush(res->c);
+}
+
+int wv_res_write(wv_res *res, const void *data, size_t n)
+{
+    if (!res->streaming)
+        return -EINVAL;
+    if (res->c->dead)
+        return -EPIPE;
+    if (n == 0 || res->head_only)
+        return 0;
+    res->body_bytes += (int64_t)n;
+    ssize_t w;
+    if (res->chunked) {
+        char size[24];
+        int k = snprintf(size, sizeof size, "%zx\r\n", n);
+        struct iovec iov[3] = {{size, (size_t)k}, {(void *)data, n}, {"\r\n", 2}};
+        w = wv_writev(res->c->fd, iov, 3);
+    } else {
+        w = wv_write(res->c->fd, data, n);
+    }
+    if (w < 0) {
+        res->c->dead = true;
+        return (int)w;
+    }
+    return 0;
+}
+
+int wv_res_end(wv_res *res)
+{
+    if (!res->streaming)
+        return -EINVAL;
+    res->streaming = false;
+    if (res->c->dead)
+        return -EPIPE;
+    if (res->chunked && !res->head_only) {
+        ssize_t w = wv_write(res->c->fd, "0\r\n\r\n", 5);
+        if (w < 0) {
+            res->c->dead = true;
+            return (int)w;
+        }
+    }
+    return 0;
+}
+
+int wv_res_sse_begin(wv_res *res)
+{
+    int rc = wv_res_header(res, "Cache-Control", "no-cache");
+    if (rc < 0)
+        return rc;
+    return wv_res_begin(res, 200, "text/event-stream");
+}
+
+int wv_res_sse_send(wv_res *res, const char *event, const char *data)
+{
+    wv_buf b = {0};
+    if (event) {
+        if (strpbrk(event, "\r\n"))
+            return -EINVAL;
+        wv_buf_printf(&b, "event: %s\n", event);
+    }
+    const char *p = data ? data : "";
+    for (;;) {
+        size_t line = strcspn(p, "\r\n");
+        wv_buf_puts(&b, "data: ");
+        wv_buf_append(&b, p, line);
+        wv_buf_append(&b, "\n", 1);
+        p += line;
+        if (*p == '\r' && p[1] == '\n')
+            p += 2;
+        else if (*p)
+            p++;
+        else
+            break;
+    }
+    int rc = wv_buf_append(&b, "\n", 1);
+    if (rc == 0)
+        rc = wv_res_write(res, b.p, b.n);
+    wv_buf_free(&b);
+    return rc;
+}

@@ -1,0 +1,512 @@
+/*
+ * The HTTP/1.1 server: listeners (one per shard, SO_REUSEPORT), the
+ * connection fiber loop with keep-alive, pipelining, limits and timeouts,
+ * and graceful shutdown.
+ *
+ * Phases of a connection and their deadlines: idle (waiting for the first
+ * byte of a request: idle_timeout, then closed quietly), head (the rest of
+ * the head: header_timeout, then 408), body (body_timeout, then 408). A
+ * malformed head gets its status (400, 414, 431, 501, 505) and the
+ * connection is closed, because the byte stream can no longer be trusted.
+ *
+ * At shutdown each shard closes its listener, closes connections that are
+ * idle between requests, lets active ones finish their request (answered
+ * with Connection: close), and after drain_timeout cancels what is left.
+ */
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "http/http_internal.h"
+
+enum { READ_CHUNK = 16384, DISCARD_MAX = 256 * 1024 };
+
+/* ------------------------------------------------------------ reading */
+
+/* Between requests only (no handler holds slices into the buffer): move
+ * the unconsumed bytes to the front and grow to keep min_free (at least
+ * READ_CHUNK) free; conn_fill then reads. */
+static int conn_make_room(conn *c, size_t min_free)
+{
+    size_t have = c->rlen - c->rstart;
+    if (c->rstart > 0) {
+        memmove(c->rbuf, c->rbuf + c->rstart, have);
+        c->rlen = have;
+        c->rstart = 0;
+    }
+    if (min_free < READ_CHUNK)
+        min_free = READ_CHUNK;
+    if (c->rcap - c->rlen < min_free) {
+        size_t cap = c->rcap ? c->rcap : READ_CHUNK;
+        while (cap - c->rlen < min_free)
+            cap *= 2;
+        char *p = realloc(c->rbuf, cap);
+        if (!p)
+            return -ENOMEM;
+        c->rbuf = p;
+        c->rcap = cap;
+    }
+    return 0;
+}
+
+ssize_t conn_fill(conn *c, size_t min_free)
+{
+    int rc = conn_make_room(c, min_free);
+    if (rc < 0)
+        return rc;
+    ssize_t n = wv_read(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen);
+    if (n > 0)
+        c->rlen += (size_t)n;
+    return n;
+}
+
+/* ---------------------------------------------------------- one request */
+
+static int64_t ms_or(int64_t v, int64_t def)
+{
+    return v > 0 ? v : def;
+}
+
+/* Parse the next head, reading as needed. 1 = a request is in req->h,
+ * 0 = the connection is over (EOF, idle timeout, shutdown), <0 = an HTTP
+ * error status (negated) was answered already or the peer is gone. */
+static int read_head(conn *c, wv_req *req)
+{
+    http_server *s = c->srv;
+    size_t scanned = 0;
+    bool in_head = c->rlen > c->rstart;
+    int64_t old = wv_deadline();
+    wv_deadline_set(wv_after_ms(in_head ? s->o.header_timeout_ms : s->o.idle_timeout_ms));
+    int result;
+    for (;;) {
+        if (c->rlen > c->rstart) {
+            const char *why = "";
+            int rc = http_parse_request(c->rbuf + c->rstart, c->rlen - c->rstart, &s->limits,
+                                        &req->h, &scanned, &why);
+            if (rc > 0 && req->h.chunked && c->rcap - c->rlen < 4096) {
+                /* a chunked body is decoded in the buffer's free tail,
+                 * which must exist before the handler holds slices */
+                if (conn_make_room(c, 4096) < 0) {
+                    result = -ENOMEM;
+                    break;
+                }
+                scanned = 0;
+                continue;
+            }
+            if (rc > 0) {
+                req->head_len = (size_t)rc;
+                result = 1;
+                break;
+            }
+            if (rc < 0) {
+                res_simple_error(c, -rc, why, true);
+                result = rc;
+                break;
+            }
+        }
+        if (s->stopping && !in_head) {
+            result = 0;
+            break;
+        }
+        c->idle = !in_head;
+        ssize_t n = conn_fill(c, 0);
+        c->idle = false;
+        if (n > 0) {
+            if (!in_head) {
+                in_head = true;
+                req->start_ns = wv_now();
+                wv_deadline_set(wv_after_ms(s->o.header_timeout_ms));
+            }
+            continue;
+        }
+        if (n == -ETIMEDOUT && in_head)
+            res_simple_error(c, 408, "request head not received in time", true);
+        result = n == 0 || !in_head ? 0 : (int)n;
+        break;
+    }
+    wv_deadline_set(old);
+    return result;
+}
+
+static void json_str(wv_buf *b, const char *p, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    wv_buf_append(b, "\"", 1);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)p[i];
+        if (ch == '"' || ch == '\\') {
+            char e[2] = {'\\', (char)ch};
+            wv_buf_append(b, e, 2);
+        } else if (ch < 0x20 || ch >= 0x7f) {
+            char e[6] = {'\\', 'u', '0', '0', hex[ch >> 4], hex[ch & 15]};
+            wv_buf_append(b, e, 6); /* bytes as code points: always valid JSON */
+        } else {
+            wv_buf_append(b, p + i, 1);
+        }
+    }
+    wv_buf_append(b, "\"", 1);
+}
+
+/* One line per request on stderr, whole lines in one write: the NCSA
+ * common log format (plus duration and request id), or a JSON object. */
+static void access_log(wv_req *req, wv_res *res)
+{
+    wv_access_log kind = req->c->srv->o.access_log;
+    if (kind == WV_ACCESS_LOG_OFF)
+        return;
+    double ms = (double)(wv_now() - req->start_ns) / 1e6;
+    wv_str m = req->h.method, t = req->h.target, id = wv_req_id(req);
+    wv_buf b = {0};
+    if (kind == WV_ACCESS_LOG_COMMON) {
+        char when[40];
+        time_t now = time(NULL);
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(when, sizeof when, "%d/%b/%Y:%H:%M:%S +0000", &tm);
+        const char *colon = strrchr(req->c->peer, ':');
+        int hostlen = colon ? (int)(colon - req->c->peer) : (int)strlen(req->c->peer);
+        wv_buf_printf(&b, "%.*s - - [%s] \"", hostlen, req->c->peer, when);
+        for (size_t i = 0; i < m.n + 1 + t.n; i++) {
+            char ch = i < m.n ? m.p[i] : i == m.n ? ' ' : t.p[i - m.n - 1];
+            if ((unsigned char)ch < 0x20 || ch == '"' || ch == 0x7f)
+                wv_buf_printf(&b, "\\x%02x", (unsigned char)ch);
+            else
+                wv_buf_append(&b, &ch, 1);
+        }
+        wv_buf_printf(&b, " HTTP/1.%d\" %d %lld %.3fms %.*s\n", req->h.minor, res->status,
+                      (long long)res->body_bytes, ms, (int)id.n, id.p);
+    } else {
+        wv_buf_puts(&b, "{\"peer\":");
+        json_str(&b, req->c->peer, strlen(req->c->peer));
+        wv_buf_puts(&b, ",\"method\":");
+        json_str(&b, m.p, m.n);
+        wv_buf_puts(&b, ",\"target\":");
+        json_str(&b, t.p, t.n);
+        wv_buf_printf(&b, ",\"status\":%d,\"bytes\":%lld,\"ms\":%.3f,\"route\":", res->status,
+                      (long long)res->body_bytes, ms);
+        json_str(&b, req->route_pattern.p, req->route_pattern.n);
+        wv_buf_puts(&b, ",\"request_id\":");
+        json_str(&b, id.p, id.n);
+        wv_buf_puts(&b, "}\n");
+    }
+    if (b.p) {
+        ssize_t w = write(STDERR_FILENO, b.p, b.n);
+        (void)w;
+    }
+    wv_buf_free(&b);
+}
+
+/* Serve one parsed request. Returns true to keep the connection. */
+static bool serve_request(conn *c, wv_req *req)
+{
+    http_server *s = c->srv;
+    wv_res res;
+    res_init(&res, c, req);
+    wv_fail(0, "%s", ""); /* no detail left over from an earlier request */
+    req->continue_pending = req->h.expect_continue && req->h.minor == 1;
+    if (!req->h.keep_alive || s->stopping)
+        res.close = true;
+    int kind = ROUTE_NOT_FOUND;
+    route *rt = routes_dispatch_target(s->root, req, &kind);
+    int rc = run_route(req, &res, rt, rt ? rt->group : s->root);
+    if (rc < 0 && !res.started)
+        wv_res_error(&res, rc);
+    else if (!res.started)
+        wv_res_error(&res, wv_fail(-EFAULT, "the handler returned without a response"));
+    else if (res.streaming)
+        wv_res_end(&res);
+    access_log(req, &res);
+    if (req->body_timed_out)
+        res.close = true;
+    bool keep = !res.close && !c->dead;
+    if (keep && req_discard_body(req, DISCARD_MAX) < 0)
+        keep = false;
+    res_finish(&res);
+    return keep;
+}
+
+static void conn_free(conn *c)
+{
+    http_server *s = c->srv;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    s->nconns--;
+    if (s->nconns < s->o.max_connections)
+        wv_event_set(&s->slot_free);
+    wv_close(c->fd);
+    free(c->rbuf);
+    wv_buf_free(&c->out);
+    free(c->hdrs);
+    free(c);
+}
+
+static int conn_serve(void *arg)
+{
+    conn *c = arg;
+    http_server *s = c->srv;
+    for (;;) {
+        wv_req req;
+        req_init(&req, c);
+        req.h.headers = c->hdrs;
+        int rc = read_head(c, &req);
+        if (rc <= 0) {
+            res_flush(c);
+            req_finish(&req);
+            break;
+        }
+        if (!req.start_ns)
+            req.start_ns = wv_now();
+        bool keep = serve_request(c, &req);
+        c->rstart += req.head_len;
+        req_finish(&req);
+        if (c->rstart == c->rlen)
+            c->rstart = c->rlen = 0;
+        /* pipelining: answer everything already received in one writev */
+        if (!keep || c->rstart == c->rlen || c->out.n > 65536)
+            if (res_flush(c) < 0)
+                break;
+        if (!keep || c->dead)
+            break;
+        (void)s;
+    }
+    res_flush(c);
+    conn_free(c);
+    return 0;
+}
+
+/* ------------------------------------------------------------ listening */
+
+static int listen_socket(const wv_http_opts *o, int port)
+{
+    char portstr[16];
+    snprintf(portstr, sizeof portstr, "%d", port);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV};
+    struct addrinfo *ai = NULL;
+    int rc = getaddrinfo(o->host, portstr, &hints, &ai);
+    if (rc != 0)
+        return wv_fail(-EINVAL, "cannot listen on %s: %s (give a numeric address)", o->host,
+                       gai_strerror(rc));
+    int fd = wv_socket(ai->ai_family, SOCK_STREAM, 0);
+    if (fd < 0) {
+        freeaddrinfo(ai);
+        return wv_fail(fd, "socket: %s", wv_strerror(fd));
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, o->backlog) < 0) {
+        int err = -errno;
+        close(fd);
+        freeaddrinfo(ai);
+        return wv_fail(err, "cannot listen on %s:%d: %s", o->host, port, wv_strerror(err));
+    }
+    freeaddrinfo(ai);
+    return fd;
+}
+
+static int bound_port_of(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+        return -errno;
+    if (ss.ss_family == AF_INET6)
+        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+static void peer_name(int fd, char *out, size_t cap)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    char host[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0) {
+        if (ss.ss_family == AF_INET) {
+            struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+            inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+            port = ntohs(a->sin_port);
+        } else if (ss.ss_family == AF_INET6) {
+            struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+            inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+            port = ntohs(a->sin6_port);
+        } else {
+            snprintf(host, sizeof host, "unix");
+        }
+    }
+    snprintf(out, cap, "%s:%d", host, port);
+}
+
+static int accept_loop(void *arg)
+{
+    http_server *s = arg;
+    bool warned = false;
+    for (;;) {
+        while (s->nconns >= s->o.max_connections) {
+            /* at the cap: existing clients keep being served, new ones
+             * wait in the backlog */
+            wv_event_clear(&s->slot_free);
+            int rc = wv_event_wait(&s->slot_free);
+            if (rc < 0)
+                return 0;
+        }
+        int fd = wv_accept(s->lfd, NULL, NULL);
+        if (fd < 0) {
+            if (fd == -ECANCELED || fd == -EBADF || s->stopping)
+                return 0;
+            if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM) {
+                if (!warned)
+                    wv_warn("accept: %s; backing off", wv_strerror(fd));
+                warned = true;
+                if (wv_sleep_ms(100) < 0)
+                    return 0;
+                continue;
+            }
+            continue; /* a connection that died in the backlog */
+        }
+        warned = false;
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        conn *c = calloc(1, sizeof *c);
+        http_header *h = calloc((size_t)s->o.max_headers, sizeof *h);
+        if (!c || !h) {
+            free(c);
+            free(h);
+            close(fd);
+            continue;
+        }
+        c->fd = fd;
+        c->srv = s;
+        c->hdrs = h;
+        peer_name(fd, c->peer, sizeof c->peer);
+        c->next = s->conns;
+        if (s->conns)
+            s->conns->prev = c;
+        s->conns = c;
+        s->nconns++;
+        if (wv_group_spawn(s->group, conn_serve, c, NULL) < 0)
+            conn_free(c);
+    }
+}
+
+/* What every shard serves with: listeners are made up front by the caller,
+ * one per shard, so a bind error is reported before anything runs and a
+ * port 0 resolves to one port for all of them. */
+typedef struct serve_ctx {
+    wv_router *root;
+    wv_http_opts o;
+    int *lfds; /* one per shard */
+} serve_ctx;
+
+static void close_idle(http_server *s)
+{
+    for (conn *c = s->conns; c; c = c->next)
+        if (c->idle)
+            wv_fd_forget(c->fd); /* wakes its read with -EBADF */
+}
+
+static int shard_serve(void *arg)
+{
+    serve_ctx *ctx = arg;
+    http_server *s = calloc(1, sizeof *s);
+    if (!s)
+        return -ENOMEM;
+    s->root = ctx->root;
+    s->o = ctx->o;
+    s->limits = (http_limits){s->o.max_request_line, s->o.max_head, s->o.max_headers};
+    s->lfd = ctx->lfds[wv_shard_id()];
+    ctx->lfds[wv_shard_id()] = -1;
+    s->group = wv_group_new();
+    wv_group *acceptor = wv_group_new();
+    wv_group_spawn(acceptor, accept_loop, s, &(wv_spawn_opts){.name = "http-accept"});
+
+    wv_stop_wait();
+    s->stopping = true;
+    wv_close(s->lfd); /* the accept loop wakes with -EBADF */
+    wv_group_join(acceptor);
+    wv_group_free(acceptor);
+    close_idle(s);
+    int64_t old = wv_deadline_set(wv_after_ms(s->o.drain_timeout_ms));
+    int rc = wv_group_join(s->group); /* past the deadline: cancels the rest */
+    wv_deadline_set(old);
+    if (rc == -ETIMEDOUT)
+        wv_warn("http: drain timeout; cancelled the requests still running");
+    wv_group_free(s->group);
+    free(s);
+    return 0;
+}
+
+static wv_http_opts with_defaults(const wv_http_opts *in)
+{
+    wv_http_opts o = in ? *in : (wv_http_opts){0};
+    if (!o.host)
+        o.host = "0.0.0.0";
+    if (!o.backlog)
+        o.backlog = 4096;
+    if (!o.max_request_line)
+        o.max_request_line = 8 * 1024;
+    if (!o.max_head)
+        o.max_head = 64 * 1024;
+    if (!o.max_headers)
+        o.max_headers = 100;
+    if (!o.max_body)
+        o.max_body = 1024 * 1024;
+    o.header_timeout_ms = ms_or(o.header_timeout_ms, 10000);
+    o.body_timeout_ms = ms_or(o.body_timeout_ms, 30000);
+    o.idle_timeout_ms = ms_or(o.idle_timeout_ms, 60000);
+    o.drain_timeout_ms = ms_or(o.drain_timeout_ms, 10000);
+    if (!o.max_connections)
+        o.max_connections = 10000;
+    if (!o.server_name)
+        o.server_name = "weave";
+    return o;
+}
+
+int wv_http_serve(wv_router *r, const wv_http_opts *opts)
+{
+    if (!r)
+        return -EINVAL;
+    if (wv_shard_id() < 0)
+        return -EPERM;
+    serve_ctx ctx = {.root = r->root, .o = with_defaults(opts)};
+    if (ctx.o.port < 0 || ctx.o.port > 65535)
+        return wv_fail(-EINVAL, "port %d is out of range", ctx.o.port);
+    int n = wv_shard_count();
+    ctx.lfds = calloc((size_t)n, sizeof *ctx.lfds);
+    if (!ctx.lfds)
+        return -ENOMEM;
+    int port = ctx.o.port, rc = 0;
+    for (int i = 0; i < n; i++)
+        ctx.lfds[i] = -1;
+    for (int i = 0; i < n && rc == 0; i++) {
+        ctx.lfds[i] = listen_socket(&ctx.o, port);
+        if (ctx.lfds[i] < 0)
+            rc = ctx.lfds[i];
+        else if (port == 0)
+            port = bound_port_of(ctx.lfds[i]);
+    }
+    if (rc == 0) {
+        if (ctx.o.bound_port)
+            *ctx.o.bound_port = port;
+        if (ctx.o.ready)
+            wv_event_set(ctx.o.ready);
+        rc = wv_shard_each(shard_serve, &ctx);
+    }
+    for (int i = 0; i < n; i++)
+        if (ctx.lfds[i] >= 0)
+            close(ctx.lfds[i]);
+    free(ctx.lfds);
+    return rc;
+}

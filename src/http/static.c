@@ -1,0 +1,320 @@
+/*
+ * Files: wv_res_file (conditional requests, ranges, sendfile) and
+ * wv_static (a directory mounted under a prefix, with path checks).
+ *
+ * Validators follow nginx: ETag "<mtime hex>-<size hex>", Last-Modified from
+ * the mtime. Small files are read into the response batch (one writev for
+ * head and body); larger ones go out with sendfile after the head.
+ */
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "http/http_internal.h"
+
+enum { SMALL_FILE = 16 * 1024 };
+
+static const struct {
+    const char *ext, *type;
+} mime[] = {
+    {"html", "text/html; charset=utf-8"},
+    {"htm", "text/html; charset=utf-8"},
+    {"css", "text/css; charset=utf-8"},
+    {"js", "text/javascript; charset=utf-8"},
+    {"mjs", "text/javascript; charset=utf-8"},
+    {"json", "application/json"},
+    {"map", "application/json"},
+    {"txt", "text/plain; charset=utf-8"},
+    {"md", "text/markdown; charset=utf-8"},
+    {"csv", "text/csv; charset=utf-8"},
+    {"xml", "application/xml"},
+    {"svg", "image/svg+xml"},
+    {"png", "image/png"},
+    {"jpg", "image/jpeg"},
+    {"jpeg", "image/jpeg"},
+    {"gif", "image/gif"},
+    {"webp", "image/webp"},
+    {"avif", "image/avif"},
+    {"ico", "image/x-icon"},
+    {"wasm", "application/wasm"},
+    {"pdf", "application/pdf"},
+    {"woff", "font/woff"},
+    {"woff2", "font/woff2"},
+    {"ttf", "font/ttf"},
+    {"otf", "font/otf"},
+    {"mp4", "video/mp4"},
+    {"webm", "video/webm"},
+    {"mp3", "audio/mpeg"},
+    {"ogg", "audio/ogg"},
+    {"wav", "audio/wav"},
+    {"zip", "application/zip"},
+    {"gz", "application/gzip"},
+    {"tar", "application/x-tar"},
+    {"zst", "application/zstd"},
+};
+
+const char *wv_mime_type(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    const char *dot = strrchr(slash ? slash : path, '.');
+    if (dot && dot[1])
+        for (size_t i = 0; i < sizeof mime / sizeof mime[0]; i++)
+            if (strcasecmp(dot + 1, mime[i].ext) == 0)
+                return mime[i].type;
+    return "application/octet-stream";
+}
+
+static void http_date(time_t t, char *out, size_t cap)
+{
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, cap, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+}
+
+static time_t parse_http_date(wv_str v)
+{
+    char buf[64];
+    if (!v.p || v.n >= sizeof buf)
+        return (time_t)-1;
+    memcpy(buf, v.p, v.n);
+    buf[v.n] = '\0';
+    struct tm tm = {0};
+    const char *end = strptime(buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    if (!end || *end)
+        return (time_t)-1;
+    return timegm(&tm);
+}
+
+/* Does an If-None-Match list hold our tag ("*", weak forms compare equal)? */
+static bool etag_matches(wv_str list, const char *etag)
+{
+    size_t en = strlen(etag);
+    const char *p = list.p, *end = list.p + list.n;
+    while (p < end) {
+        while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+            p++;
+        if (p < end && *p == '*')
+            return true;
+        if (end - p >= 2 && p[0] == 'W' && p[1] == '/')
+            p += 2;
+        const char *q = p;
+        while (q < end && *q != ',')
+            q++;
+        const char *t = q;
+        while (t > p && (t[-1] == ' ' || t[-1] == '\t'))
+            t--;
+        if ((size_t)(t - p) == en && memcmp(p, etag, en) == 0)
+            return true;
+        p = q;
+    }
+    return false;
+}
+
+/* One "bytes=a-b" range against size: 1 = range set, 0 = no usable Range
+ * header (send everything), -1 = unsatisfiable. */
+static int parse_range(wv_str v, int64_t size, int64_t *from, int64_t *len)
+{
+    if (!v.p || v.n < 7 || strncasecmp(v.p, "bytes=", 6) != 0)
+        return 0;
+    const char *p = v.p + 6, *end = v.p + v.n;
+    if (memchr(p, ',', (size_t)(end - p)))
+        return 0; /* several ranges: answer with the whole file */
+    int64_t a = -1, b = -1;
+    if (p < end && *p >= '0' && *p <= '9') {
+        a = 0;
+        while (p < end && *p >= '0' && *p <= '9') {
+            if (a > (INT64_MAX - 9) / 10)
+                return 0;
+            a = a * 10 + (*p++ - '0');
+        }
+    }
+    if (p >= end || *p++ != '-')
+        return 0;
+    if (p < end) {
+        b = 0;
+        while (p < end && *p >= '0' && *p <= '9') {
+            if (b > (INT64_MAX - 9) / 10)
+                return 0;
+            b = b * 10 + (*p++ - '0');
+        }
+        if (p != end)
+            return 0;
+    }
+    if (a < 0 && b < 0)
+        return 0;
+    if (a < 0) { /* suffix: the last b bytes */
+        if (b == 0)
+            return -1;
+        *from = b >= size ? 0 : size - b;
+        *len = size - *from;
+        return size > 0 ? 1 : -1;
+    }
+    if (b >= 0 && b < a)
+        return 0;
+    if (a >= size)
+        return -1;
+    int64_t last = b < 0 || b >= size ? size - 1 : b;
+    *from = a;
+    *len = last - a + 1;
+    return 1;
+}
+
+int wv_res_file(wv_res *res, const char *path)
+{
+    wv_req *req = res->req;
+    if (res->started)
+        return -EALREADY;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        int err = errno == ENOENT || errno == ENOTDIR ? -ENOENT : -EACCES;
+        return wv_fail(err, err == -ENOENT ? "Not Found" : "Forbidden");
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return wv_fail(-EACCES, "Forbidden");
+    }
+    char etag[64], lastmod[40];
+    snprintf(etag, sizeof etag, "\"%llx-%llx\"", (unsigned long long)st.st_mtime,
+             (unsigned long long)st.st_size);
+    http_date(st.st_mtime, lastmod, sizeof lastmod);
+    wv_res_header(res, "ETag", etag);
+    wv_res_header(res, "Last-Modified", lastmod);
+    wv_res_header(res, "Accept-Ranges", "bytes");
+
+    wv_str inm = wv_req_header(req, "If-None-Match");
+    bool not_modified = false;
+    if (inm.p) {
+        not_modified = etag_matches(inm, etag);
+    } else {
+        time_t since = parse_http_date(wv_req_header(req, "If-Modified-Since"));
+        not_modified = since != (time_t)-1 && st.st_mtime <= since;
+    }
+    if (not_modified) {
+        close(fd);
+        return wv_res_send(res, 304, NULL, NULL, 0);
+    }
+
+    int64_t size = st.st_size, from = 0, len = size;
+    int status = 200;
+    wv_str range = wv_req_header(req, "Range");
+    wv_str if_range = wv_req_header(req, "If-Range");
+    if (range.p && (!if_range.p || wv_str_eq_cstr(if_range, etag))) {
+        int r = parse_range(range, size, &from, &len);
+        if (r < 0) {
+            char cr[48];
+            snprintf(cr, sizeof cr, "bytes */%lld", (long long)size);
+            wv_res_header(res, "Content-Range", cr);
+            close(fd);
+            return wv_res_send(res, 416, NULL, NULL, 0);
+        }
+        if (r > 0) {
+            char cr[80];
+            snprintf(cr, sizeof cr, "bytes %lld-%lld/%lld", (long long)from,
+                     (long long)(from + len - 1), (long long)size);
+            wv_res_header(res, "Content-Range", cr);
+            status = 206;
+        }
+    }
+
+    const char *type = wv_mime_type(path);
+    if (res->head_only) {
+        close(fd); /* HEAD: the head GET would send, with its length */
+        return wv_res_send(res, status, type, NULL, (size_t)len);
+    }
+    if (len <= SMALL_FILE) {
+        char *buf = wv_req_alloc(req, (size_t)len);
+        ssize_t got = buf ? pread(fd, buf, (size_t)len, from) : -1;
+        close(fd);
+        if (got != len)
+            return wv_fail(-EIO, "reading %s failed", path);
+        return wv_res_send(res, status, type, buf, (size_t)len);
+    }
+    int rc = res_send_file_head(res, status, type, len);
+    if (rc == 0) {
+        off_t off = from;
+        ssize_t sent = wv_sendfile(res->c->fd, fd, &off, (size_t)len);
+        if (sent < 0 || sent != len) {
+            res->c->dead = true; /* the length promised cannot be kept */
+            rc = sent < 0 ? (int)sent : -EIO;
+        }
+        res->body_bytes = sent > 0 ? sent : 0;
+    }
+    close(fd);
+    return rc;
+}
+
+/* -------------------------------------------------------------- mounts */
+
+static int static_handler(wv_req *req, wv_res *res)
+{
+    const char *dir = wv_req_data(req);
+    wv_str rel;
+    int rc = wv_req_param(req, "path", &rel);
+    if (rc < 0 && rc != -ENOENT)
+        return rc;
+    if (rc == -ENOENT)
+        rel = (wv_str){"", 0};
+    /* refuse NUL, ".." segments and backslashes */
+    if (memchr(rel.p ? rel.p : "", '\0', rel.n))
+        return wv_fail(-ENOENT, "Not Found");
+    for (size_t i = 0; i < rel.n; i++) {
+        bool seg_start = i == 0 || rel.p[i - 1] == '/';
+        if (seg_start && i + 1 < rel.n && rel.p[i] == '.' && rel.p[i + 1] == '.' &&
+            (i + 2 == rel.n || rel.p[i + 2] == '/'))
+            return wv_fail(-ENOENT, "Not Found");
+        if (rel.p[i] == '\\')
+            return wv_fail(-ENOENT, "Not Found");
+    }
+    size_t n = strlen(dir) + rel.n + 16;
+    char *path = wv_req_alloc(req, n);
+    if (!path)
+        return -ENOMEM;
+    snprintf(path, n, "%s/%.*s", dir, (int)rel.n, rel.p);
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        size_t len = strlen(path);
+        snprintf(path + len, n - len, "%sindex.html", len && path[len - 1] == '/' ? "" : "/");
+    }
+    /* symlinks must not lead outside the mount */
+    char real[PATH_MAX];
+    if (!realpath(path, real))
+        return wv_fail(-ENOENT, "Not Found");
+    size_t dl = strlen(dir);
+    if (strncmp(real, dir, dl) != 0 || (real[dl] != '/' && real[dl] != '\0'))
+        return wv_fail(-ENOENT, "Not Found");
+    return wv_res_file(res, real);
+}
+
+int wv_static(wv_router *r, const char *prefix, const char *dir)
+{
+    if (!r || !prefix || prefix[0] != '/' || !dir)
+        return -EINVAL;
+    char real[PATH_MAX];
+    if (!realpath(dir, real))
+        return wv_fail(-ENOENT, "static directory %s: %s", dir, wv_strerror(-errno));
+    char *keep = strdup(real);
+    if (!keep || router_keep(r->root, keep, free) < 0)
+        return -ENOMEM;
+    size_t n = strlen(prefix) + 16;
+    char pattern[512];
+    if (n > sizeof pattern)
+        return -EINVAL;
+    size_t pl = strlen(prefix);
+    snprintf(pattern, sizeof pattern, "%s%s{path...}", prefix,
+             pl && prefix[pl - 1] == '/' ? "" : "/");
+    int rc = wv_route_with(r, "GET", pattern, static_handler, keep);
+    if (rc == 0 && pl > 1) {
+        /* the prefix itself ("/static") serves the index too */
+        char bare[512];
+        snprintf(bare, sizeof bare, "%.*s", (int)(prefix[pl - 1] == '/' ? pl - 1 : pl), prefix);
+        wv_route_with(r, "GET", bare, static_handler, keep);
+    }
+    return rc;
+}

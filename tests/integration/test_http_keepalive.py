@@ -1,0 +1,110 @@
+"""Connection persistence: HTTP/1.1 keep-alive by default, `Connection:
+close` honoured both ways, HTTP/1.0 closing unless keep-alive is asked for."""
+import http.client
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from httptest import Conn, build, check, curl, eq, run, shared  # noqa: E402
+
+
+def test_several_requests_share_one_keep_alive_connection():
+    with Conn(shared().port) as c:
+        for i in range(20):
+            r = c.request("GET", "/plaintext")
+            eq(r.status, 200, "request %d status" % i)
+            eq(r.body, b"Hello, World!", "request %d body" % i)
+            check(not r.has_token("Connection", "close"), "request %d: Connection: close", i)
+        r = c.request("POST", "/echo", body=b"still here")
+        eq(r.body, b"still here", "a POST on the same connection")
+        check(c.nothing_pending(0.05), "the connection is open and quiet after 21 requests")
+
+
+def test_http_client_reuses_its_connection():
+    hc = http.client.HTTPConnection("127.0.0.1", shared().port, timeout=10)
+    try:
+        hc.request("GET", "/plaintext")
+        r = hc.getresponse()
+        r.read()
+        sock = hc.sock
+        for _ in range(5):
+            hc.request("GET", "/users/7")
+            r = hc.getresponse()
+            eq(r.read(), b'{"id":7}', "body")
+        check(hc.sock is sock and sock is not None, "http.client had to reconnect")
+    finally:
+        hc.close()
+
+
+def test_curl_reuses_the_connection_for_several_urls():
+    url = "http://127.0.0.1:%d/plaintext" % shared().port
+    p = curl("-v", url, url, url)
+    eq(p.returncode, 0, "curl exit (stderr %r)" % p.stderr)
+    eq(p.stdout, b"Hello, World!" * 3, "bodies")
+    eq(p.stderr.count(b"Re-using existing connection"), 2, "curl reuses (stderr %r)" % p.stderr)
+
+
+def test_client_connection_close_gets_connection_close_and_the_server_closes():
+    with Conn(shared().port) as c:
+        c.send(build("GET", "/plaintext", [("Connection", "close")]))
+        r = c.read_response()
+        eq(r.status, 200, "status")
+        eq(r.body, b"Hello, World!", "body")
+        check(r.has_token("Connection", "close"), "no Connection: close in %r", r.headers)
+        c.expect_closed(2)
+
+
+def test_requests_pipelined_after_connection_close_are_not_answered():
+    with Conn(shared().port) as c:
+        c.send(build("GET", "/plaintext", [("Connection", "close")]) + build("GET", "/users/1"))
+        r = c.read_response()
+        eq(r.status, 200, "status")
+        c.expect_closed(2)
+
+
+def test_http10_closes_after_the_response_by_default():
+    with Conn(shared().port) as c:
+        c.send(build("GET", "/plaintext", version="HTTP/1.0", host=False))
+        r = c.read_response()
+        eq(r.status, 200, "status")
+        eq(r.body, b"Hello, World!", "body")
+        eq(r.header("Content-Length"), "13", "Content-Length")
+        c.expect_closed(2)
+
+
+def test_http10_keep_alive_is_honoured_and_announced():
+    with Conn(shared().port) as c:
+        for i in range(3):
+            c.send(build("GET", "/plaintext", [("Connection", "keep-alive")],
+                         version="HTTP/1.0", host=False))
+            r = c.read_response()
+            eq(r.status, 200, "request %d status" % i)
+            eq(r.body, b"Hello, World!", "request %d body" % i)
+            check(r.has_token("Connection", "keep-alive"),
+                  "request %d: no Connection: keep-alive in %r", i, r.headers)
+        check(c.nothing_pending(0.1), "the HTTP/1.0 keep-alive connection was closed")
+        # and a plain 1.0 request on it ends it
+        c.send(build("GET", "/plaintext", version="HTTP/1.0", host=False))
+        eq(c.read_response().status, 200, "last status")
+        c.expect_closed(2)
+
+
+def test_http11_response_to_http10_request_still_has_a_length():
+    with Conn(shared().port) as c:
+        c.send(build("POST", "/echo", [("Connection", "keep-alive")], body=b"abc",
+                     version="HTTP/1.0", host=False))
+        r = c.read_response()
+        eq(r.status, 200, "status")
+        eq(r.framing, "length", "framing")
+        eq(r.body, b"abc", "body")
+
+
+def test_connection_header_tokens_are_case_insensitive():
+    with Conn(shared().port) as c:
+        c.send(build("GET", "/plaintext", [("Connection", "Keep-Alive, CLOSE")]))
+        eq(c.read_response().status, 200, "status")
+        c.expect_closed(2)
+
+
+if __name__ == "__main__":
+    run(globals())
