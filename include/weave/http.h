@@ -31,6 +31,7 @@
 #define WEAVE_HTTP_H
 
 #include "weave/buf.h"
+#include "weave/json.h"
 #include "weave/rt.h"
 #include "weave/str.h"
 
@@ -218,6 +219,19 @@ int wv_res_text(wv_res *res, int status, const char *text);
 
 /* application/json (the text must already be JSON) */
 int wv_res_json(wv_res *res, int status, const char *json);
+
+/*
+ * A JSON response written with weave's streaming writer straight into the
+ * response:
+ *     wv_json *j = wv_res_json_writer(res);
+ *     wv_json_object_begin(j); wv_json_key(j, "id"); wv_json_int(j, 7);
+ *     wv_json_object_end(j);
+ *     return wv_res_json_send(res, 200);
+ * The writer lives as long as the response. wv_res_json_send answers 500
+ * (and returns -EINVAL) if the document is unbalanced or a write failed.
+ */
+wv_json *wv_res_json_writer(wv_res *res);
+int wv_res_json_send(wv_res *res, int status);
 
 /* An error response for a negative errno, as JSON {"detail": ...}:
  * -EINVAL 400, -EACCES 403, -EPERM 403, -ENOENT 404, -EEXIST 409,

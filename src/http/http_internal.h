@@ -104,6 +104,8 @@ struct wv_res {
     bool head_only; /* HEAD: no body bytes */
     bool close;     /* Connection: close after this response */
     bool encoded;   /* has a Content-Encoding (ours or the handler's) */
+    wv_json json;   /* wv_res_json_writer's writer, into json_buf */
+    wv_buf json_buf;
     int64_t body_bytes;
 };
 

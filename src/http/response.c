@@ -50,6 +50,26 @@ void res_init(wv_res *res, conn *c, wv_req *req)
 void res_finish(wv_res *res)
 {
     wv_buf_free(&res->headers);
+    wv_buf_free(&res->json_buf);
+}
+
+wv_json *wv_res_json_writer(wv_res *res)
+{
+    wv_buf_reset(&res->json_buf);
+    wv_json_init(&res->json, &res->json_buf);
+    return &res->json;
+}
+
+int wv_res_json_send(wv_res *res, int status)
+{
+    int rc = wv_json_finish(&res->json);
+    if (rc < 0) {
+        wv_fail(-EINVAL, "the handler wrote an incomplete or invalid JSON document (%s)",
+                wv_strerror(rc));
+        wv_res_error(res, -EFAULT);
+        return -EINVAL;
+    }
+    return wv_res_send(res, status, "application/json", res->json_buf.p, res->json_buf.n);
 }
 
 bool wv_res_started(const wv_res *res)

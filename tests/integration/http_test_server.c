@@ -222,6 +222,41 @@ static int big(wv_req *req, wv_res *res)
     return wv_res_send(res, 200, "application/octet-stream", p, (size_t)n);
 }
 
+/* POST /json/users: a JSON body read with wv_json_parse and its getters (400
+ * for malformed JSON, 422 naming the field that is wrong), answered with the
+ * streaming writer */
+static int create_user(wv_req *req, wv_res *res)
+{
+    wv_str body;
+    int rc = wv_req_body(req, &body);
+    if (rc < 0)
+        return rc;
+    wv_json_doc *doc;
+    rc = wv_json_parse(body.p, body.n, &doc);
+    if (rc < 0)
+        return rc; /* -EINVAL: 400 with the parser's message */
+    const wv_json_val *root = wv_json_doc_root(doc);
+    const char *name;
+    size_t name_len;
+    int64_t age = 0;
+    if (wv_json_get_string(root, "name", &name, &name_len) < 0 ||
+        (wv_json_get(root, "age") && wv_json_get_i64(root, "age", &age) < 0)) {
+        wv_json_doc_free(doc);
+        return wv_res_error(res, -ERANGE); /* 422, the getter's message */
+    }
+    wv_json *j = wv_res_json_writer(res);
+    wv_json_object_begin(j);
+    wv_json_key(j, "id");
+    wv_json_int(j, 1);
+    wv_json_key(j, "name");
+    wv_json_stringn(j, name, name_len);
+    wv_json_key(j, "age");
+    wv_json_int(j, age);
+    wv_json_object_end(j);
+    wv_json_doc_free(doc);
+    return wv_res_json_send(res, 201);
+}
+
 /* middleware for /admin: 401 without the right token */
 static int require_token(wv_req *req, wv_res *res, void *arg)
 {
@@ -290,6 +325,7 @@ static int serve(void *arg)
     wv_get(r, "/fail/{errno}", fail);
     wv_get(r, "/noresponse", noresponse);
     wv_get(r, "/big", big);
+    wv_post(r, "/json/users", create_user);
     const char *dir = getenv("STATIC_DIR");
     if (dir && wv_static(r, "/static", dir) < 0) {
         fprintf(stderr, "http_test_server: %s\n", wv_errmsg());
