@@ -1,0 +1,21 @@
+/*
+ * The book chapter's service in C: one file per section, each the twin of
+ * the Python example it ports, wired together by main.c.
+ */
+#ifndef CHAPTER13_H
+#define CHAPTER13_H
+
+#include <weave/app.h>
+
+/* The simulated work of the chapter's handlers (asyncio.sleep(1)):
+ * --async-delay-ms / ASYNC_DELAY_MS, 1000 by default, 0 allowed. */
+extern int64_t async_delay_ms;
+
+void s13_2_1_fastapi(wv_app *app);     /* GET /async-endpoint */
+void s13_2_2_django(wv_app *app);      /* GET /async-view/ */
+void s13_5_2_frontend(wv_app *app);    /* the React page at /, CORS */
+void s13_6_1_rest(wv_app *app);        /* GET /data, POST /echo */
+void s13_11_1_prometheus(wv_app *app); /* GET /hello */
+void sections(wv_app *app);            /* GET /api/sections */
+
+#endif

@@ -1,0 +1,31 @@
+/*
+ * The book chapter's service, ported to C: `make run` starts it on
+ * http://localhost:8000. Each section of the chapter is one file here (the
+ * table in the README maps them); this file wires them into one app.
+ *
+ *     chapter13 --help          every option, its variable and default
+ */
+#include <stdlib.h>
+
+#include "chapter13.h"
+
+int64_t async_delay_ms = 1000;
+
+int main(int argc, char **argv)
+{
+    wv_app *app = wv_app_new(argc, argv);
+    wv_app_option(app, "async-delay-ms", "ASYNC_DELAY_MS", WV_OPT_INT, "1000",
+                  "the simulated work of the chapter's handlers (asyncio.sleep(1))");
+    wv_app_option(app, "web-dir", "WEB_DIR", WV_OPT_STRING, "examples/chapter13/web/dist",
+                  "the built React page served at /");
+    async_delay_ms = wv_app_int(app, "async-delay-ms");
+
+    s13_2_1_fastapi(app);
+    s13_2_2_django(app);
+    s13_6_1_rest(app);
+    s13_11_1_prometheus(app);
+    sections(app);
+    s13_5_2_frontend(app); /* last: its static files take every other path */
+
+    return wv_app_run(app);
+}

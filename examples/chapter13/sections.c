@@ -1,0 +1,83 @@
+/*
+ * GET /api/sections: every section of the chapter, which weave file ports
+ * it and whether it is live in this build, so the page can show the
+ * chapter's map as the integrations land.
+ */
+#include "chapter13.h"
+
+typedef struct section {
+    const char *id, *title, *routes, *file;
+    int issue; /* 0: live here; else the issue that brings it */
+} section;
+
+static const section chapter[] = {
+    {"13.2.1", "FastAPI async route", "GET /async-endpoint", "examples/chapter13/s13_2_1_fastapi.c",
+     0},
+    {"13.2.2", "Django async view", "GET /async-view/", "examples/chapter13/s13_2_2_django.c", 0},
+    {"13.3.1", "PostgreSQL with asyncpg", "GET /users, GET /users/{id}", "", 7},
+    {"13.3.2", "SQLAlchemy and Tortoise ORM", "POST /users", "", 7},
+    {"13.4.1", "RabbitMQ with aio-pika", "", "", 8},
+    {"13.4.2", "Kafka with aiokafka", "", "", 9},
+    {"13.5.1", "WebSockets", "WS /ws, WS /ws/echo, WS /ws/chat", "", 5},
+    {"13.5.2", "React frontend", "GET /", "examples/chapter13/s13_5_2_frontend.c", 0},
+    {"13.6.1", "REST microservices (httpx)", "GET /data, POST /echo",
+     "examples/chapter13/s13_6_1_rest.c", 0},
+    {"13.6.2", "gRPC", "", "", 10},
+    {"13.7.1", "AWS with aiobotocore", "", "", 11},
+    {"13.8.1", "Celery tasks", "", "", 12},
+    {"13.9.1", "Redis cache", "", "", 13},
+    {"13.9.2", "Memcached", "", "", 13},
+    {"13.10.1", "Kafka event streams", "", "", 9},
+    {"13.11.1", "Prometheus metrics", "GET /hello", "examples/chapter13/s13_11_1_prometheus.c", 0},
+    {"13.11.2", "Grafana dashboard", "", "", 6},
+    {"13.12.1", "CI/CD to Docker and Kubernetes", "", "", 14},
+};
+
+static int list(wv_req *req, wv_res *res)
+{
+    (void)req;
+    wv_json *j = wv_res_json_writer(res);
+    wv_json_object_begin(j);
+    wv_json_key(j, "sections");
+    wv_json_array_begin(j);
+    for (size_t i = 0; i < sizeof chapter / sizeof chapter[0]; i++) {
+        const section *s = &chapter[i];
+        wv_json_object_begin(j);
+        wv_json_key(j, "id");
+        wv_json_string(j, s->id);
+        wv_json_key(j, "title");
+        wv_json_string(j, s->title);
+        wv_json_key(j, "status");
+        wv_json_string(j, s->issue ? "planned" : "live");
+        wv_json_key(j, "routes");
+        wv_json_array_begin(j);
+        const char *p = s->routes;
+        while (*p) {
+            size_t n = 0;
+            while (p[n] && !(p[n] == ',' && p[n + 1] == ' '))
+                n++;
+            wv_json_stringn(j, p, n);
+            p += n;
+            if (*p)
+                p += 2;
+        }
+        wv_json_array_end(j);
+        if (s->file[0]) {
+            wv_json_key(j, "file");
+            wv_json_string(j, s->file);
+        }
+        if (s->issue) {
+            wv_json_key(j, "issue");
+            wv_json_int(j, s->issue);
+        }
+        wv_json_object_end(j);
+    }
+    wv_json_array_end(j);
+    wv_json_object_end(j);
+    return wv_res_json_send(res, 200);
+}
+
+void sections(wv_app *app)
+{
+    wv_get(app, "/api/sections", list);
+}

@@ -1,0 +1,95 @@
+/*
+ * wv_app: a whole service in a few lines, 12-factor style.
+ *
+ *     int main(int argc, char **argv)
+ *     {
+ *         wv_app *app = wv_app_new(argc, argv);  // flags + env: PORT, SHARDS, ...
+ *         wv_get(app, "/async-endpoint", async_endpoint);
+ *         return wv_app_run(app);
+ *     }
+ *
+ * Options come from flags (`--port 8000` or `--port=8000`), then the
+ * environment (`PORT=8000`), then their defaults; `--help` lists every one
+ * with its variable and default. A bad value stops the program with a
+ * message naming the option (exit status 2). Built in: port (PORT, 8000),
+ * host (HOST, 0.0.0.0), shards (SHARDS, one per CPU), log-level (LOG_LEVEL,
+ * info), access-log (ACCESS_LOG, off|common|json), drain-timeout-ms
+ * (DRAIN_TIMEOUT_MS, 10000). Modules and programs add theirs with
+ * wv_app_option before the first value is read.
+ *
+ * wv_app_run serves the app's router on every shard with /healthz (the
+ * process is alive) and /readyz (every readiness check passes, else 503
+ * naming the failing one), prints a banner (version, shards, URL, backends),
+ * and on SIGTERM / SIGINT drains and returns 0.
+ */
+#ifndef WEAVE_APP_H
+#define WEAVE_APP_H
+
+#include "weave/http.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct wv_app wv_app;
+
+/* Never NULL (out of memory ends the process). argv is kept, not copied. */
+wv_app *wv_app_new(int argc, char **argv);
+
+typedef enum wv_opt_type { WV_OPT_STRING, WV_OPT_INT, WV_OPT_BOOL } wv_opt_type;
+
+/* Declare an option: `name` is the flag without "--", `env` its variable
+ * (NULL: none), `def` its default as text (NULL: unset). -EEXIST for a
+ * name already declared, -EBUSY once values have been read. */
+int wv_app_option(wv_app *app, const char *name, const char *env, wv_opt_type type, const char *def,
+                  const char *help);
+
+/* An option's value (parsing all of them on the first call). Unset
+ * strings are NULL. Unknown names are a programming error: the process
+ * ends with a message. */
+const char *wv_app_str(wv_app *app, const char *name);
+int64_t wv_app_int(wv_app *app, const char *name);
+bool wv_app_bool(wv_app *app, const char *name);
+
+/* The app's router: add routes, groups and middleware to it. */
+wv_router *wv_app_router(wv_app *app);
+
+/* A readiness check for /readyz: 0 when ready, else a negative errno with
+ * wv_errmsg() saying why. Runs in the request's fiber, on any shard. */
+typedef int wv_ready_fn(void *arg);
+int wv_app_ready_check(wv_app *app, const char *name, wv_ready_fn *fn, void *arg);
+
+/* Say which backend serves a dependency, for the banner and /readyz
+ * ("database", "sqlite (embedded)"). Strings are copied. */
+int wv_app_backend(wv_app *app, const char *what, const char *which);
+
+/* Run fn(arg) in the main fiber once the runtime is up, before serving
+ * (open pools, create schemas). A negative result stops the start. */
+int wv_app_on_start(wv_app *app, wv_fn *fn, void *arg);
+
+/* Serve until stopped; returns the process's exit status (0 after a
+ * graceful stop, 1 when serving failed, 2 for bad options). Frees the app. */
+int wv_app_run(wv_app *app);
+
+/* With app.h included, wv_get / wv_post / ... also take a wv_app. */
+static inline wv_router *wv_router_self_(wv_router *r)
+{
+    return r;
+}
+#define wv_router_of_(x) _Generic((x), wv_app * : wv_app_router, default : wv_router_self_)(x)
+#undef wv_get
+#undef wv_post
+#undef wv_put
+#undef wv_patch
+#undef wv_delete
+#define wv_get(x, pattern, h)    wv_route(wv_router_of_(x), "GET", (pattern), (h))
+#define wv_post(x, pattern, h)   wv_route(wv_router_of_(x), "POST", (pattern), (h))
+#define wv_put(x, pattern, h)    wv_route(wv_router_of_(x), "PUT", (pattern), (h))
+#define wv_patch(x, pattern, h)  wv_route(wv_router_of_(x), "PATCH", (pattern), (h))
+#define wv_delete(x, pattern, h) wv_route(wv_router_of_(x), "DELETE", (pattern), (h))
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
