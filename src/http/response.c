@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
 
@@ -254,13 +255,32 @@ int wv_res_send(wv_res *res, int status, const char *content_type, const void *b
     return 0;
 }
 
-/* The head of a file response, sent now so sendfile can follow it. */
+/* The head of a file response, sent now with MSG_MORE so the kernel packs
+ * it with the first bytes sendfile sends (nginx's tcp_nopush). */
 int res_send_file_head(wv_res *res, int status, const char *content_type, int64_t len)
 {
     int rc = put_head(res, status, content_type, len);
     if (rc < 0)
         return rc;
-    return res_flush(res->c);
+    conn *c = res->c;
+    size_t off = 0;
+    while (off < c->out.n) {
+        ssize_t w = send(c->fd, c->out.p + off, c->out.n - off, MSG_MORE | MSG_NOSIGNAL);
+        if (w > 0) {
+            off += (size_t)w;
+        } else if (w < 0 && errno == EAGAIN) {
+            rc = wv_fd_wait(c->fd, WV_OUT, WV_NEVER);
+            if (rc < 0)
+                break;
+        } else if (w < 0 && errno != EINTR) {
+            rc = -errno;
+            break;
+        }
+    }
+    c->out.n = 0;
+    if (rc < 0)
+        c->dead = true;
+    return rc < 0 ? rc : 0;
 }
 
 int wv_res_text(wv_res *res, int status, const char *text)

@@ -7,6 +7,9 @@
  * head and body); larger ones go out with sendfile after the head.
  */
 #include <fcntl.h>
+#include <linux/openat2.h>
+#include <stdatomic.h>
+#include <sys/syscall.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -165,9 +168,10 @@ static int parse_range(wv_str v, int64_t size, int64_t *from, int64_t *len)
     return 1;
 }
 
+static int res_file_fd(wv_res *res, int fd, const char *path);
+
 int wv_res_file(wv_res *res, const char *path)
 {
-    wv_req *req = res->req;
     if (res->started)
         return -EALREADY;
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
@@ -175,6 +179,13 @@ int wv_res_file(wv_res *res, const char *path)
         int err = errno == ENOENT || errno == ENOTDIR ? -ENOENT : -EACCES;
         return wv_fail(err, err == -ENOENT ? "Not Found" : "Forbidden");
     }
+    return res_file_fd(res, fd, path);
+}
+
+/* Serve an open file (closed here); `path` names it for its type. */
+static int res_file_fd(wv_res *res, int fd, const char *path)
+{
+    wv_req *req = res->req;
     struct stat st;
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
         close(fd);
@@ -252,16 +263,72 @@ int wv_res_file(wv_res *res, const char *path)
 
 /* -------------------------------------------------------------- mounts */
 
+/* A mounted directory: its real path, and an O_PATH descriptor that
+ * openat2(RESOLVE_BENEATH) resolves request paths under in one call. */
+typedef struct mount {
+    char *dir;
+    int dirfd;
+} mount;
+
+static void mount_free(void *p)
+{
+    mount *m = p;
+    if (m->dirfd >= 0)
+        close(m->dirfd);
+    free(m->dir);
+    free(m);
+}
+
+static _Atomic int have_openat2 = 1;
+
+/* Open rel under the mount, never outside it (no "..", no symlink out):
+ * an fd, or -ENOENT, or -ENOSYS when the kernel has no openat2. */
+static int open_beneath(int dirfd, const char *rel)
+{
+#ifdef SYS_openat2
+    if (atomic_load_explicit(&have_openat2, memory_order_relaxed)) {
+        struct open_how how = {.flags = O_RDONLY | O_CLOEXEC | O_NOCTTY,
+                               .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS};
+        int fd = (int)syscall(SYS_openat2, dirfd, *rel ? rel : ".", &how, sizeof how);
+        if (fd >= 0)
+            return fd;
+        if (errno != ENOSYS)
+            return -ENOENT; /* missing, or outside the mount (EXDEV) */
+        atomic_store(&have_openat2, 0);
+    }
+#endif
+    return -ENOSYS;
+}
+
+/* Before Linux 5.6: resolve with realpath and check the prefix. */
+static int open_checked(wv_req *req, const char *dir, const char *rel)
+{
+    size_t n = strlen(dir) + strlen(rel) + 2;
+    char *path = wv_req_alloc(req, n);
+    if (!path)
+        return -ENOMEM;
+    snprintf(path, n, "%s/%s", dir, rel);
+    char real[PATH_MAX];
+    if (!realpath(path, real))
+        return -ENOENT;
+    size_t dl = strlen(dir);
+    if (strncmp(real, dir, dl) != 0 || (real[dl] != '/' && real[dl] != '\0'))
+        return -ENOENT;
+    int fd = open(real, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    return fd < 0 ? -ENOENT : fd;
+}
+
 static int static_handler(wv_req *req, wv_res *res)
 {
-    const char *dir = wv_req_data(req);
+    const mount *m = wv_req_data(req);
     wv_str rel;
     int rc = wv_req_param(req, "path", &rel);
     if (rc < 0 && rc != -ENOENT)
         return rc;
     if (rc == -ENOENT)
         rel = (wv_str){"", 0};
-    /* refuse NUL, ".." segments and backslashes */
+    /* NUL cannot be in a file name; refuse ".." outright (openat2 would
+     * too, but the fallback resolves it) */
     if (memchr(rel.p ? rel.p : "", '\0', rel.n))
         return wv_fail(-ENOENT, "Not Found");
     for (size_t i = 0; i < rel.n; i++) {
@@ -269,27 +336,28 @@ static int static_handler(wv_req *req, wv_res *res)
         if (seg_start && i + 1 < rel.n && rel.p[i] == '.' && rel.p[i + 1] == '.' &&
             (i + 2 == rel.n || rel.p[i + 2] == '/'))
             return wv_fail(-ENOENT, "Not Found");
-        if (rel.p[i] == '\\')
-            return wv_fail(-ENOENT, "Not Found");
     }
-    size_t n = strlen(dir) + rel.n + 16;
-    char *path = wv_req_alloc(req, n);
-    if (!path)
+    char *name = wv_req_alloc(req, rel.n + 16);
+    if (!name)
         return -ENOMEM;
-    snprintf(path, n, "%s/%.*s", dir, (int)rel.n, rel.p);
+    memcpy(name, rel.p, rel.n);
+    name[rel.n] = '\0';
+    int fd = open_beneath(m->dirfd, name);
+    if (fd == -ENOSYS)
+        fd = open_checked(req, m->dir, name);
+    if (fd < 0)
+        return wv_fail(-ENOENT, "Not Found");
     struct stat st;
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-        size_t len = strlen(path);
-        snprintf(path + len, n - len, "%sindex.html", len && path[len - 1] == '/' ? "" : "/");
+    if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+        /* a directory: its index.html */
+        int idx = openat(fd, "index.html", O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
+        close(fd);
+        if (idx < 0)
+            return wv_fail(-ENOENT, "Not Found");
+        fd = idx;
+        snprintf(name + rel.n, 16, "%sindex.html", rel.n && name[rel.n - 1] != '/' ? "/" : "");
     }
-    /* symlinks must not lead outside the mount */
-    char real[PATH_MAX];
-    if (!realpath(path, real))
-        return wv_fail(-ENOENT, "Not Found");
-    size_t dl = strlen(dir);
-    if (strncmp(real, dir, dl) != 0 || (real[dl] != '/' && real[dl] != '\0'))
-        return wv_fail(-ENOENT, "Not Found");
-    return wv_res_file(res, real);
+    return res_file_fd(res, fd, name);
 }
 
 int wv_static(wv_router *r, const char *prefix, const char *dir)
@@ -299,22 +367,29 @@ int wv_static(wv_router *r, const char *prefix, const char *dir)
     char real[PATH_MAX];
     if (!realpath(dir, real))
         return wv_fail(-ENOENT, "static directory %s: %s", dir, wv_strerror(-errno));
-    char *keep = strdup(real);
-    if (!keep || router_keep(r->root, keep, free) < 0)
+    mount *m = calloc(1, sizeof *m);
+    if (!m)
         return -ENOMEM;
-    size_t n = strlen(prefix) + 16;
-    char pattern[512];
-    if (n > sizeof pattern)
-        return -EINVAL;
+    m->dir = strdup(real);
+    m->dirfd = open(real, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (!m->dir || m->dirfd < 0) {
+        int err = m->dirfd < 0 ? -errno : -ENOMEM;
+        mount_free(m);
+        return wv_fail(err, "static directory %s: %s", dir, wv_strerror(err));
+    }
+    if (router_keep(r->root, m, mount_free) < 0)
+        return -ENOMEM;
     size_t pl = strlen(prefix);
-    snprintf(pattern, sizeof pattern, "%s%s{path...}", prefix,
-             pl && prefix[pl - 1] == '/' ? "" : "/");
-    int rc = wv_route_with(r, "GET", pattern, static_handler, keep);
+    char pattern[512];
+    if (pl + 16 > sizeof pattern)
+        return -EINVAL;
+    snprintf(pattern, sizeof pattern, "%s%s{path...}", prefix, prefix[pl - 1] == '/' ? "" : "/");
+    int rc = wv_route_with(r, "GET", pattern, static_handler, m);
     if (rc == 0 && pl > 1) {
         /* the prefix itself ("/static") serves the index too */
         char bare[512];
         snprintf(bare, sizeof bare, "%.*s", (int)(prefix[pl - 1] == '/' ? pl - 1 : pl), prefix);
-        wv_route_with(r, "GET", bare, static_handler, keep);
+        wv_route_with(r, "GET", bare, static_handler, m);
     }
     return rc;
 }
