@@ -166,6 +166,7 @@ struct shard {
     wv_fiber *all; /* list of live fibers */
     int64_t nfibers;
     uint64_t id_next, id_end; /* this shard's block of fiber ids */
+    int64_t last_heap_trim;   /* wv_now() of the last malloc_trim */
     char **stack_pool;        /* free default-size stacks (their lowest byte) */
     size_t pool_n, pool_cap;
     size_t pool_clean; /* pool entries below this index were not used since the last trim */
