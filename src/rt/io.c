@@ -128,11 +128,16 @@ ssize_t wv_read(int fd, void *buf, size_t n)
     int rc = in_fiber();
     if (rc < 0)
         return rc;
+    rc = fd_wait_if_drained(fd);
+    if (rc < 0)
+        return rc;
     for (;;) {
         int err;
         if (FAULT(WV_FAULT_READ, &err))
             return err;
         ssize_t r = read(fd, buf, n);
+        if (r > 0 && (size_t)r < n)
+            fd_note_short_read(fd);
         if (r >= 0)
             return r;
         if (errno == EINTR)

@@ -140,7 +140,9 @@ typedef struct fdrec {
     wv_fiber *reader, *writer;
     int *reader_result, *writer_result;
     uint8_t registered;
-    uint8_t ready; /* WV_IN / WV_OUT seen and not yet consumed */
+    uint8_t ready;   /* WV_IN / WV_OUT seen and not yet consumed */
+    uint8_t drained; /* the last read came back short: the socket was empty */
+    uint8_t hup;     /* the peer's FIN (or an error) was seen: reads never wait */
 } fdrec;
 
 /* ---- shards */
@@ -225,6 +227,8 @@ int shard_watch_signals(shard *sh, const sigset_t *set);
 bool shard_should_exit(shard *sh);
 void signals_received(shard *sh);
 int fd_wait_again(int fd, int events);
+void fd_note_short_read(int fd);
+int fd_wait_if_drained(int fd);
 void fds_wake_all(shard *sh, int fd, int result);
 
 /* group.c */
