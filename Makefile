@@ -4,7 +4,7 @@
 #   make deps         install the Debian packages the build needs (scripts/deps.sh)
 #   make build        Release build in build/release   (also: debug, asan)
 #   make test         format-check + release & asan unit tests + install test (+ integration/e2e)
-#   make run          build and start the demo service
+#   make run          build and start the chapter's service (examples/chapter13) on :8000
 #   make bench        every bench/run_*.sh          make bench-rt   just bench/run_rt.sh
 #   make fuzz         build (clang) and run every fuzzer for FUZZ_SECONDS each
 #   make format       clang-format -i               make format-check
@@ -43,6 +43,7 @@ build/fuzz/build.ninja:
 	    -DWEAVE_FUZZ=ON -DWEAVE_TESTS=OFF -DWEAVE_BENCH=OFF
 
 build: build/release/build.ninja
+	bash scripts/build_web.sh
 	$(CMAKE) --build build/release
 
 debug: build/debug/build.ninja
@@ -54,9 +55,10 @@ asan: build/asan/build.ninja
 test: deps
 	bash scripts/test.sh
 
+# The chapter's service on http://localhost:8000 (PORT, --help for the rest).
 run: deps build
-	@echo "running build/release/echo"
-	./build/release/echo
+	@echo "running build/release/chapter13 (Ctrl-C stops it)"
+	./build/release/chapter13 --web-dir examples/chapter13/web/dist
 
 bench: deps build
 	@found=0; \

@@ -21,6 +21,8 @@ PACKAGES=(
     wrk nginx h2o python3-fastapi python3-uvicorn python3-uvloop python3-httptools curl iproute2
     # JSON reading: jsmn's tokenizer, header only (src/json/parse.c; bench/json_libs.md)
     libjsmn-dev
+    # the browser test (tests/e2e): headless Chromium, driven by playwright-core from npm
+    chromium
 )
 
 export DEBIAN_FRONTEND=noninteractive
@@ -30,6 +32,13 @@ for pkg in "${PACKAGES[@]}"; do
     status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
     [ "$status" = "install ok installed" ] || missing+=("$pkg")
 done
+
+# Node.js and npm build the chapter 13 page (scripts/build_web.sh) and run the
+# browser test. Any node on PATH will do (e.g. a newer one from NodeSource);
+# only when there is no npm at all, take Debian's.
+if ! command -v npm >/dev/null 2>&1; then
+    missing+=(nodejs npm)
+fi
 
 if [ ${#missing[@]} -eq 0 ]; then
     echo "deps: all ${#PACKAGES[@]} packages present"

@@ -7,7 +7,7 @@
 
 typedef struct section {
     const char *id, *title, *routes, *file;
-    int issue; /* 0: live here; else the issue that brings it */
+    int issue; /* 0: live here; > 0: the issue that brings it; -1: planned, no issue yet */
 } section;
 
 static const section chapter[] = {
@@ -16,21 +16,21 @@ static const section chapter[] = {
     {"13.2.2", "Django async view", "GET /async-view/", "examples/chapter13/s13_2_2_django.c", 0},
     {"13.3.1", "PostgreSQL with asyncpg", "GET /users, GET /users/{id}", "", 7},
     {"13.3.2", "SQLAlchemy and Tortoise ORM", "POST /users", "", 7},
-    {"13.4.1", "RabbitMQ with aio-pika", "", "", 8},
-    {"13.4.2", "Kafka with aiokafka", "", "", 9},
+    {"13.4.1", "RabbitMQ with aio-pika", "", "", -1},
+    {"13.4.2", "Kafka with aiokafka", "", "", -1},
     {"13.5.1", "WebSockets", "WS /ws, WS /ws/echo, WS /ws/chat", "", 5},
     {"13.5.2", "React frontend", "GET /", "examples/chapter13/s13_5_2_frontend.c", 0},
     {"13.6.1", "REST microservices (httpx)", "GET /data, POST /echo",
      "examples/chapter13/s13_6_1_rest.c", 0},
-    {"13.6.2", "gRPC", "", "", 10},
-    {"13.7.1", "AWS with aiobotocore", "", "", 11},
-    {"13.8.1", "Celery tasks", "", "", 12},
-    {"13.9.1", "Redis cache", "", "", 13},
-    {"13.9.2", "Memcached", "", "", 13},
-    {"13.10.1", "Kafka event streams", "", "", 9},
+    {"13.6.2", "gRPC", "", "", -1},
+    {"13.7.1", "AWS with aiobotocore", "", "", -1},
+    {"13.8.1", "Celery tasks", "", "", -1},
+    {"13.9.1", "Redis cache", "", "", -1},
+    {"13.9.2", "Memcached", "", "", -1},
+    {"13.10.1", "Kafka event streams", "", "", -1},
     {"13.11.1", "Prometheus metrics", "GET /hello", "examples/chapter13/s13_11_1_prometheus.c", 0},
     {"13.11.2", "Grafana dashboard", "", "", 6},
-    {"13.12.1", "CI/CD to Docker and Kubernetes", "", "", 14},
+    {"13.12.1", "CI/CD to Docker and Kubernetes", "", "", -1},
 };
 
 static int list(wv_req *req, wv_res *res)
@@ -48,7 +48,7 @@ static int list(wv_req *req, wv_res *res)
         wv_json_key(j, "title");
         wv_json_string(j, s->title);
         wv_json_key(j, "status");
-        wv_json_string(j, s->issue ? "planned" : "live");
+        wv_json_string(j, s->issue != 0 ? "planned" : "live");
         wv_json_key(j, "routes");
         wv_json_array_begin(j);
         const char *p = s->routes;
@@ -66,7 +66,7 @@ static int list(wv_req *req, wv_res *res)
             wv_json_key(j, "file");
             wv_json_string(j, s->file);
         }
-        if (s->issue) {
+        if (s->issue > 0) {
             wv_json_key(j, "issue");
             wv_json_int(j, s->issue);
         }

@@ -1,0 +1,68 @@
+// Small fetch helpers shared by every card. All URLs are relative: the page is
+// served by the same weave service that answers the API.
+
+const DEFAULT_TIMEOUT_MS = 15000;
+
+// Sends one request and measures it. Resolves to
+//   { status, contentType, text, json, ms }
+// (json is null when the body is not JSON). Rejects with an Error whose
+// message says what went wrong (network, timeout, or a non-2xx status).
+export async function request(path, { method = 'GET', body, contentType, signal, timeoutMs } = {}) {
+  const controller = new AbortController();
+  const abort = () => controller.abort();
+  if (signal) {
+    if (signal.aborted) abort();
+    else signal.addEventListener('abort', abort, { once: true });
+  }
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    controller.abort();
+  }, timeoutMs ?? DEFAULT_TIMEOUT_MS);
+
+  const started = performance.now();
+  try {
+    let response;
+    try {
+      response = await fetch(path, {
+        method,
+        body,
+        headers: contentType ? { 'Content-Type': contentType } : undefined,
+        signal: controller.signal,
+        cache: 'no-store',
+      });
+    } catch (err) {
+      if (timedOut) throw new Error(`${method} ${path} timed out after ${timeoutMs ?? DEFAULT_TIMEOUT_MS} ms`);
+      if (err.name === 'AbortError') throw err;
+      throw new Error(`${method} ${path}: the service did not answer (${err.message})`);
+    }
+    const text = await response.text();
+    const ms = performance.now() - started;
+    const type = response.headers.get('Content-Type') || '';
+    let json = null;
+    if (type.includes('json')) {
+      try {
+        json = JSON.parse(text);
+      } catch {
+        json = null;
+      }
+    }
+    if (!response.ok) {
+      const detail = json && (json.error || json.detail || json.message);
+      throw new Error(`${method} ${path} answered ${response.status}${detail ? `: ${detail}` : ''}`);
+    }
+    return { status: response.status, contentType: type, text, json, ms };
+  } finally {
+    clearTimeout(timer);
+    if (signal) signal.removeEventListener('abort', abort);
+  }
+}
+
+export function formatMs(ms) {
+  if (ms < 10) return `${ms.toFixed(1)} ms`;
+  return `${Math.round(ms).toLocaleString('en-US')} ms`;
+}
+
+export function prettyJson(value) {
+  return JSON.stringify(value, null, 2);
+}

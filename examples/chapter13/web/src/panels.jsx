@@ -1,0 +1,174 @@
+// The interactive parts of the live section cards, one per kind of route:
+// CallPanel (a GET that answers JSON), DataPanel (GET /data's items) and
+// EchoPanel (POST /echo). Each shows the response and how long it took.
+import { useCallback, useEffect, useRef, useState } from 'react';
+import { formatMs, prettyJson, request } from './api.js';
+
+// Runs requests for a panel; aborts the one in flight when the panel unmounts.
+function useRequest() {
+  const [state, setState] = useState({ phase: 'idle' });
+  const controller = useRef(null);
+  useEffect(() => () => controller.current?.abort(), []);
+  const run = useCallback((path, options) => {
+    controller.current?.abort();
+    const c = new AbortController();
+    controller.current = c;
+    setState((s) => ({ ...s, phase: 'loading' }));
+    request(path, { ...options, signal: c.signal })
+      .then((res) => setState({ phase: 'done', res }))
+      .catch((err) => {
+        if (err.name !== 'AbortError') setState({ phase: 'error', error: err.message });
+      });
+  }, []);
+  return [state, run];
+}
+
+function Meta({ res }) {
+  return (
+    <span className="meta" data-testid="result-meta">
+      <span className="status-ok">{res.status}</span>
+      <span>{res.contentType.split(';')[0] || 'no content type'}</span>
+      <span data-testid="result-ms">{formatMs(res.ms)}</span>
+    </span>
+  );
+}
+
+function ErrorLine({ error }) {
+  return (
+    <p className="panel-error" role="alert" data-testid="panel-error">
+      {error}
+    </p>
+  );
+}
+
+export function CallPanel({ route, path }) {
+  const [state, run] = useRequest();
+  return (
+    <div className="panel" data-testid="route-panel" data-route={route}>
+      <div className="panel-row">
+        <code className="route">{route}</code>
+        <button
+          type="button"
+          className="button small"
+          onClick={() => run(path)}
+          disabled={state.phase === 'loading'}
+          data-testid="call-button"
+        >
+          {state.phase === 'loading' ? (
+            <>
+              <span className="spinner tiny" aria-hidden="true" /> Calling…
+            </>
+          ) : (
+            'Call'
+          )}
+        </button>
+      </div>
+      {state.phase === 'done' && (
+        <div className="result">
+          <Meta res={state.res} />
+          <pre data-testid="call-result">{state.res.json ? prettyJson(state.res.json) : state.res.text}</pre>
+        </div>
+      )}
+      {state.phase === 'error' && <ErrorLine error={state.error} />}
+    </div>
+  );
+}
+
+export function DataPanel({ route, path }) {
+  const [state, run] = useRequest();
+  const load = useCallback(() => run(path), [run, path]);
+  useEffect(load, [load]);
+  const items = state.res?.json?.items;
+  return (
+    <div className="panel" data-testid="route-panel" data-route={route}>
+      <div className="panel-row">
+        <code className="route">{route}</code>
+        <button
+          type="button"
+          className="button small secondary"
+          onClick={load}
+          disabled={state.phase === 'loading'}
+          data-testid="call-button"
+        >
+          Reload
+        </button>
+      </div>
+      {state.phase === 'loading' && !state.res && <p className="muted small">Loading…</p>}
+      {state.res && (
+        <div className="result">
+          <Meta res={state.res} />
+          {Array.isArray(items) ? (
+            <ul className="items" data-testid="data-items">
+              {items.map((item) => (
+                <li key={item.id ?? item.name}>
+                  <span className="item-id">#{item.id}</span> {item.name}
+                </li>
+              ))}
+            </ul>
+          ) : (
+            <pre data-testid="call-result">{state.res.text}</pre>
+          )}
+        </div>
+      )}
+      {state.phase === 'error' && <ErrorLine error={state.error} />}
+    </div>
+  );
+}
+
+const ECHO_TYPES = ['text/plain', 'application/json'];
+const ECHO_SAMPLES = {
+  'text/plain': 'Hello from the browser, through weave and back.',
+  'application/json': '{"from": "the browser", "chapter": 13}',
+};
+
+export function EchoPanel({ route, path }) {
+  const [state, run] = useRequest();
+  const [type, setType] = useState(ECHO_TYPES[0]);
+  const [body, setBody] = useState(ECHO_SAMPLES[ECHO_TYPES[0]]);
+  const changeType = (next) => {
+    if (body === ECHO_SAMPLES[type]) setBody(ECHO_SAMPLES[next]);
+    setType(next);
+  };
+  const send = (event) => {
+    event.preventDefault();
+    run(path, { method: 'POST', body, contentType: type });
+  };
+  return (
+    <form className="panel" onSubmit={send} data-testid="route-panel" data-route={route}>
+      <div className="panel-row">
+        <code className="route">{route}</code>
+        <select
+          className="select"
+          value={type}
+          onChange={(e) => changeType(e.target.value)}
+          aria-label="Content-Type"
+          data-testid="echo-type"
+        >
+          {ECHO_TYPES.map((t) => (
+            <option key={t}>{t}</option>
+          ))}
+        </select>
+      </div>
+      <textarea
+        className="textarea"
+        rows={3}
+        value={body}
+        onChange={(e) => setBody(e.target.value)}
+        aria-label="Request body"
+        data-testid="echo-input"
+      />
+      <div className="panel-row end">
+        <button type="submit" className="button small" disabled={state.phase === 'loading'} data-testid="echo-send">
+          Send
+        </button>
+      </div>
+      {state.phase === 'done' && (
+        <div className="result">
+          <Meta res={state.res} />
+          <pre data-testid="echo-result">{state.res.text}</pre>
+        </div>
+      )}
+      {state.phase === 'error' && <ErrorLine error={state.error} />}
+    </form>
+  );
+}

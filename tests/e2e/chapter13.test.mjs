@@ -1,0 +1,256 @@
+// The chapter 13 page in a real browser: Debian's Chromium, driven by
+// playwright-core. Started by tests/e2e/run.sh, which builds the page, starts
+// the service and passes its address:
+//   BASE_URL         http://127.0.0.1:PORT (required)
+//   CHROMIUM         the browser binary (/usr/bin/chromium)
+//   ASYNC_DELAY_MS   the delay the service was started with (300)
+//   SCREENSHOT_DIR   where the screenshots go (build/e2e)
+// Prints one line per check, then "browser: N passed, M failed"; exits 1 if
+// any check failed.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+
+const BASE_URL = process.env.BASE_URL;
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const DELAY_MS = Number(process.env.ASYNC_DELAY_MS ?? 300);
+const SHOT_DIR = process.env.SCREENSHOT_DIR || 'build/e2e';
+if (!BASE_URL) {
+  console.error('chapter13.test.mjs: set BASE_URL (tests/e2e/run.sh does)');
+  process.exit(2);
+}
+
+// The flags that work in this headless, offline, root environment
+// (ENVIRONMENT.md §5); playwright adds --headless and its own automation flags.
+const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+let passed = 0;
+let failed = 0;
+async function check(name, fn) {
+  const started = Date.now();
+  try {
+    const detail = await fn();
+    passed++;
+    console.log(`ok - ${name}${detail ? ` (${detail})` : ''} [${Date.now() - started} ms]`);
+    return true;
+  } catch (err) {
+    failed++;
+    console.log(`FAIL - ${name}: ${String(err.message || err).split('\n')[0]}`);
+    return false;
+  }
+}
+function assert(cond, message) {
+  if (!cond) throw new Error(message);
+}
+
+// Records, from the first byte of the page on, when the loading state and the
+// message first appeared in the DOM.
+function recordAppearances() {
+  window.__e2e = { loadingAt: null, messageAt: null };
+  const scan = () => {
+    const now = performance.now();
+    if (window.__e2e.loadingAt === null && document.querySelector('[data-testid=loading]')) {
+      window.__e2e.loadingAt = now;
+    }
+    if (window.__e2e.messageAt === null && document.querySelector('[data-testid=message]')) {
+      window.__e2e.messageAt = now;
+    }
+  };
+  new MutationObserver(scan).observe(document, { childList: true, subtree: true });
+}
+
+const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'weave-e2e-chromium-'));
+let context;
+try {
+  context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: CHROMIUM_ARGS,
+    viewport: { width: 1280, height: 900 },
+    deviceScaleFactor: 1,
+    timeout: 30000,
+  });
+} catch (err) {
+  console.log(`FAIL - launch ${CHROMIUM}: ${String(err.message).split('\n')[0]}`);
+  console.log('browser: 0 passed, 1 failed');
+  fs.rmSync(userDataDir, { recursive: true, force: true });
+  process.exit(1);
+}
+
+const page = context.pages()[0] || (await context.newPage());
+page.setDefaultTimeout(5000);
+
+// Anything that goes wrong on the page: console errors, uncaught exceptions,
+// failed requests, HTTP errors.
+const problems = [];
+page.on('console', (msg) => {
+  if (msg.type() === 'error') problems.push(`console error: ${msg.text()}`);
+});
+page.on('pageerror', (err) => problems.push(`uncaught: ${err.message}`));
+page.on('requestfailed', (req) => problems.push(`request failed: ${req.method()} ${req.url()} (${req.failure()?.errorText})`));
+page.on('response', (res) => {
+  if (res.status() >= 400) problems.push(`HTTP ${res.status()}: ${res.request().method()} ${res.url()}`);
+});
+await page.addInitScript(recordAppearances);
+
+const sections = await fetch(new URL('/api/sections', BASE_URL)).then((r) => r.json());
+const live = sections.sections.filter((s) => s.status === 'live');
+const card = (id) => page.locator(`[data-testid=section-card][data-section="${id}"]`);
+const panel = (route) => page.locator(`[data-testid=route-panel][data-route="${route}"]`);
+
+await check('GET / serves the page', async () => {
+  const res = await page.goto(new URL('/', BASE_URL).href, { waitUntil: 'domcontentloaded' });
+  assert(res && res.status() === 200, `status ${res && res.status()}`);
+  assert((await page.title()).includes('weave'), `title "${await page.title()}"`);
+  return `title "${await page.title()}"`;
+});
+
+await check('h1[data-testid=message] shows "Asynchronous Response" from /async-endpoint', async () => {
+  try {
+    await page.waitForFunction(
+      () => document.querySelector('[data-testid=message]')?.textContent.trim() === 'Asynchronous Response',
+      null,
+      { timeout: 10000 },
+    );
+  } catch (err) {
+    const shown = await page.evaluate(() => {
+      const el = document.querySelector('[data-testid=message], [data-testid=error], [data-testid=loading]');
+      return el ? `${el.dataset.testid}: "${el.textContent.trim()}"` : 'nothing';
+    });
+    throw new Error(`not within 10 s; the page shows ${shown}`);
+  }
+  const tag = await page.locator('[data-testid=message]').evaluate((el) => el.tagName);
+  assert(tag === 'H1', `the message is in a <${tag.toLowerCase()}>, not an <h1>`);
+});
+
+await check('the loading state ("Waiting for /async-endpoint…") showed before the message', async () => {
+  const seen = await page.evaluate(() => window.__e2e);
+  assert(seen && seen.loadingAt !== null, 'no [data-testid=loading] element ever appeared');
+  assert(seen.messageAt !== null && seen.loadingAt < seen.messageAt, 'the message appeared before the loading state');
+  return `loading for ${Math.round(seen.messageAt - seen.loadingAt)} ms`;
+});
+
+await check(`the page shows how long the request took (>= ASYNC_DELAY_MS=${DELAY_MS})`, async () => {
+  const ms = Number(await page.locator('[data-testid=latency]').getAttribute('data-ms'));
+  assert(ms >= DELAY_MS * 0.95, `latency ${ms} ms is under the service's delay of ${DELAY_MS} ms`);
+  return `${ms} ms`;
+});
+
+await check(`the sections grid shows all ${sections.sections.length} sections, ${live.length} live`, async () => {
+  await page.locator('[data-testid=sections]').waitFor();
+  assert(live.length > 0, '/api/sections lists no live section');
+  for (const s of sections.sections) {
+    const c = card(s.id);
+    assert((await c.count()) === 1, `no card for §${s.id}`);
+    assert((await c.getAttribute('data-status')) === s.status, `§${s.id} is not shown as ${s.status}`);
+    const badge = (await c.locator('[data-testid=badge]').textContent()).trim();
+    const want = s.status === 'live' ? 'live' : s.issue != null ? `planned (issue #${s.issue})` : 'planned';
+    assert(badge === want, `§${s.id}'s badge says "${badge}", not "${want}"`);
+    if (s.file) assert((await c.textContent()).includes(s.file), `§${s.id}'s card does not name ${s.file}`);
+  }
+  return live.map((s) => `§${s.id}`).join(' ');
+});
+
+await check('live sections are grouped first, planned ones after them', async () => {
+  const ids = async (testid) =>
+    page.locator(`[data-testid=${testid}] [data-testid=section-card]`).evaluateAll((els) => els.map((e) => e.dataset.section));
+  const shownLive = await ids('sections-live');
+  const shownPlanned = await ids('sections-planned');
+  const want = (list) => list.map((s) => s.id).join(' ');
+  assert(shownLive.join(' ') === want(live), `live group: ${shownLive.join(' ')}`);
+  const planned = sections.sections.filter((s) => s.status !== 'live');
+  assert(shownPlanned.join(' ') === want(planned), `planned group: ${shownPlanned.join(' ')}`);
+  return `${shownLive.length} + ${shownPlanned.length}`;
+});
+
+await check('GET /data lists its items', async () => {
+  const items = panel('GET /data').locator('[data-testid=data-items] li');
+  await items.first().waitFor();
+  const text = (await items.allTextContents()).join(' ');
+  for (const name of ['alpha', 'beta', 'gamma']) assert(text.includes(name), `no "${name}" in "${text}"`);
+  return `${await items.count()} items`;
+});
+
+await check('POST /echo: Send echoes the typed text back', async () => {
+  const text = `Hello from headless Chromium (run ${Math.random().toString(16).slice(2, 6)})`;
+  const echo = panel('POST /echo');
+  await echo.locator('[data-testid=echo-input]').fill(text);
+  await echo.locator('[data-testid=echo-send]').click();
+  const result = echo.locator('[data-testid=echo-result]');
+  await result.waitFor();
+  assert((await result.textContent()) === text, `echoed "${await result.textContent()}"`);
+  const meta = await echo.locator('[data-testid=result-meta]').textContent();
+  assert(meta.includes('text/plain'), `content type not shown as text/plain: "${meta}"`);
+});
+
+for (const [route, message] of [
+  ['GET /hello', 'Hello, Prometheus!'],
+  ['GET /async-view/', 'Asynchronous Response'],
+]) {
+  await check(`${route}: Call shows "${message}"`, async () => {
+    const p = panel(route);
+    await p.locator('[data-testid=call-button]').click();
+    const result = p.locator('[data-testid=call-result]');
+    await result.waitFor({ timeout: 5000 + DELAY_MS });
+    const body = JSON.parse(await result.textContent());
+    assert(body.message === message, `answered ${JSON.stringify(body)}`);
+    return await p.locator('[data-testid=result-ms]').textContent();
+  });
+}
+
+const shot = path.join(SHOT_DIR, 'chapter13.png');
+await check(`full-page screenshot saved to ${shot}`, async () => {
+  fs.mkdirSync(SHOT_DIR, { recursive: true });
+  await page.evaluate(() => document.activeElement?.blur());
+  await page.mouse.move(0, 0);
+  await page.screenshot({ path: shot, fullPage: true, animations: 'disabled' });
+  const size = fs.statSync(shot).size;
+  assert(size > 10000, `only ${size} bytes`);
+  return `${Math.round(size / 1024)} KiB`;
+});
+
+await check('at 390 px wide (a phone) nothing overflows sideways', async () => {
+  await page.setViewportSize({ width: 390, height: 844 });
+  const widths = await page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
+  await page.screenshot({ path: path.join(SHOT_DIR, 'chapter13-narrow.png'), fullPage: true, animations: 'disabled' });
+  await page.setViewportSize({ width: 1280, height: 900 });
+  assert(widths[0] <= widths[1], `the page is ${widths[0]} px wide in a ${widths[1]} px window`);
+});
+
+await check('no console error, uncaught exception, failed request or HTTP error on the page', async () => {
+  assert(problems.length === 0, `${problems.length}: ${problems.join('; ')}`);
+});
+
+// A second page whose /async-endpoint fails: the error state and its retry.
+// (Its own console errors are expected and not collected.)
+await check('when /async-endpoint fails: an error with a Retry button, and Retry recovers', async () => {
+  const p2 = await context.newPage();
+  try {
+    await p2.route('**/async-endpoint', (route) => route.abort('connectionrefused'));
+    await p2.goto(new URL('/', BASE_URL).href);
+    const error = p2.locator('[data-testid=error]');
+    await error.waitFor({ timeout: 10000 });
+    assert((await p2.locator('[data-testid=message]').count()) === 0, 'a message is shown next to the error');
+    await p2.unroute('**/async-endpoint');
+    await p2.locator('[data-testid=retry]').click();
+    await p2.locator('[data-testid=message]').waitFor({ timeout: 10000 });
+    const text = (await p2.locator('[data-testid=message]').textContent()).trim();
+    assert(text === 'Asynchronous Response', `after Retry: "${text}"`);
+  } finally {
+    await p2.close();
+  }
+});
+
+await context.close();
+fs.rmSync(userDataDir, { recursive: true, force: true });
+console.log(`browser: ${passed} passed, ${failed} failed`);
+process.exit(failed === 0 ? 0 : 1);
