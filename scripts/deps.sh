@@ -17,6 +17,8 @@ PACKAGES=(
     gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
     # scripts and tests: Debian's python (always call /usr/bin/python3), ps
     python3 procps
+    # WebSocket peer for the integration tests (tests/integration/test_websockets.py)
+    python3-websockets
     # HTTP benchmarks: wrk, the nginx and h2o anchors, FastAPI on uvicorn's fast mode, curl, ss
     wrk nginx h2o python3-fastapi python3-uvicorn python3-uvloop python3-httptools curl iproute2
     # JSON reading: jsmn's tokenizer, header only (src/json/parse.c; bench/json_libs.md)

@@ -22,6 +22,7 @@ int main(int argc, char **argv)
 
     s13_2_1_fastapi(app);
     s13_2_2_django(app);
+    s13_5_1_websockets(app);
     s13_6_1_rest(app);
     s13_11_1_prometheus(app);
     sections(app);

@@ -18,7 +18,7 @@ static const section chapter[] = {
     {"13.3.2", "SQLAlchemy and Tortoise ORM", "POST /users", "", 7},
     {"13.4.1", "RabbitMQ with aio-pika", "", "", -1},
     {"13.4.2", "Kafka with aiokafka", "", "", -1},
-    {"13.5.1", "WebSockets", "WS /ws, WS /ws/echo, WS /ws/chat", "", 5},
+    {"13.5.1", "WebSockets", "WS /ws, WS /ws/echo", "examples/chapter13/s13_5_1_websockets.c", 0},
     {"13.5.2", "React frontend", "GET /", "examples/chapter13/s13_5_2_frontend.c", 0},
     {"13.6.1", "REST microservices (httpx)", "GET /data, POST /echo",
      "examples/chapter13/s13_6_1_rest.c", 0},

@@ -101,10 +101,13 @@ struct wv_res {
     bool started;   /* head sent or queued */
     bool streaming;
     bool chunked;
-    bool head_only; /* HEAD: no body bytes */
-    bool close;     /* Connection: close after this response */
-    bool encoded;   /* has a Content-Encoding (ours or the handler's) */
-    wv_json json;   /* wv_res_json_writer's writer, into json_buf */
+    bool head_only;             /* HEAD: no body bytes */
+    bool close;                 /* Connection: close after this response */
+    bool encoded;               /* has a Content-Encoding (ours or the handler's) */
+    bool upgraded;              /* 101: the connection now belongs to another protocol */
+    void (*on_done)(void *arg); /* run once the handler has returned */
+    void *on_done_arg;
+    wv_json json; /* wv_res_json_writer's writer, into json_buf */
     wv_buf json_buf;
     int64_t body_bytes;
 };
@@ -116,8 +119,9 @@ struct conn {
     size_t rstart, rlen, rcap; /* unconsumed bytes are rbuf[rstart..rlen) */
     wv_buf out;                /* responses waiting for one writev */
     http_header *hdrs;
-    bool idle; /* waiting for the first byte of a request */
-    bool dead; /* a write failed: stop */
+    bool idle;     /* waiting for the first byte of a request */
+    bool upgraded; /* handed to another protocol (WebSocket) by a 101 */
+    bool dead;     /* a write failed: stop */
     conn *prev, *next;
     char peer[64];
 };

@@ -203,6 +203,8 @@ int wv_req_param_i64(wv_req *req, const char *name, int64_t *out)
 int wv_req_query_param(wv_req *req, const char *name, wv_str *out)
 {
     size_t nlen = strlen(name);
+    if (!req->h.query.p)
+        return -ENOENT;
     const char *p = req->h.query.p, *end = p + req->h.query.n;
     while (p && p < end) {
         const char *amp = memchr(p, '&', (size_t)(end - p));

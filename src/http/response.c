@@ -205,7 +205,9 @@ static int put_head(wv_res *res, int status, const char *ctype, int64_t body_len
     }
     if (res->headers.n)
         wv_buf_append(b, res->headers.p, res->headers.n);
-    if (res->close)
+    if (res->upgraded)
+        ; /* the handler's Connection: Upgrade stands */
+    else if (res->close)
         wv_buf_puts(b, "Connection: close\r\n");
     else if (minor == 0)
         wv_buf_puts(b, "Connection: keep-alive\r\n");

@@ -224,8 +224,10 @@ static bool serve_request(conn *c, wv_req *req)
     else if (res.streaming)
         wv_res_end(&res);
     access_log(req, &res);
-    if (req->body_timed_out)
-        res.close = true;
+    if (res.on_done)
+        res.on_done(res.on_done_arg);
+    if (req->body_timed_out || res.upgraded)
+        res.close = true; /* an upgraded connection ends with its handler */
     bool keep = !res.close && !c->dead;
     if (keep && req_discard_body(req, DISCARD_MAX) < 0)
         keep = false;
@@ -412,11 +414,14 @@ typedef struct serve_ctx {
     int *lfds; /* one per shard */
 } serve_ctx;
 
+/* At shutdown: wake connections idle between requests and upgraded ones
+ * (WebSockets) waiting for a frame; their reads return -EBADF, and with
+ * `stopping` set they close (a WebSocket with 1001 Going Away). */
 static void close_idle(http_server *s)
 {
     for (conn *c = s->conns; c; c = c->next)
-        if (c->idle)
-            wv_fd_forget(c->fd); /* wakes its read with -EBADF */
+        if (c->idle || c->upgraded)
+            wv_fd_forget(c->fd);
 }
 
 static int shard_serve(void *arg)

@@ -1,0 +1,108 @@
+/*
+ * WebSockets (RFC 6455), server side, on weave's HTTP server.
+ *
+ *     static int echo(wv_req *req, wv_res *res)
+ *     {
+ *         wv_ws *ws;
+ *         int rc = wv_ws_accept(req, res, NULL, &ws);   // the handshake
+ *         if (rc < 0)
+ *             return rc;                                // answered 400/403/426
+ *         wv_str msg;
+ *         int type;
+ *         while ((type = wv_ws_recv(ws, &msg)) > 0)     // whole messages
+ *             if (wv_ws_send(ws, type, msg.p, msg.n) < 0)
+ *                 break;
+ *         return wv_ws_close(ws, WV_WS_NORMAL, NULL);
+ *     }
+ *     ...
+ *     wv_get(router, "/ws", echo);
+ *
+ * The connection's fiber runs the handler; when it returns, the
+ * connection is closed (with a close frame if the handler sent none).
+ * Every protocol violation by the peer closes with the right code (1002
+ * protocol error, 1007 invalid UTF-8 text, 1009 message too big), is logged
+ * once, and makes wv_ws_recv return an error; pings are answered
+ * automatically. Deadlines and cancellation apply to every call, as
+ * everywhere in weave.
+ */
+#ifndef WEAVE_WS_H
+#define WEAVE_WS_H
+
+#include "weave/http.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct wv_ws wv_ws;
+
+enum { WV_WS_TEXT = 1, WV_WS_BINARY = 2 };
+
+/* Close codes (RFC 6455 7.4.1). */
+enum {
+    WV_WS_NORMAL = 1000,
+    WV_WS_GOING_AWAY = 1001,
+    WV_WS_PROTOCOL_ERROR = 1002,
+    WV_WS_UNSUPPORTED = 1003,
+    WV_WS_NO_STATUS = 1005,
+    WV_WS_ABNORMAL = 1006,
+    WV_WS_INVALID_DATA = 1007,
+    WV_WS_POLICY = 1008,
+    WV_WS_TOO_BIG = 1009,
+    WV_WS_INTERNAL_ERROR = 1011,
+};
+
+typedef struct wv_ws_opts {
+    size_t max_message;              /* 0 = 1 MiB; larger: close 1009 */
+    const char *const *subprotocols; /* NULL-terminated, in preference order; NULL = none */
+    /* Accept this Origin? NULL = any. A refusal answers 403. */
+    bool (*check_origin)(wv_str origin, void *arg);
+    void *origin_arg;
+    int64_t ping_interval_ms; /* 0 = 30 s of silence before we ping; < 0: never */
+    int64_t pong_timeout_ms;  /* 0 = 10 s for the pong, then close 1011 */
+} wv_ws_opts;
+
+/*
+ * Complete the opening handshake for this request (GET, Upgrade:
+ * websocket, Connection: Upgrade, Sec-WebSocket-Version: 13, a valid
+ * Sec-WebSocket-Key) and answer 101. On a bad handshake the response is
+ * sent (400, 403 for a refused origin, 426 with Sec-WebSocket-Version for
+ * another version) and a negative errno returned. opts may be NULL.
+ */
+int wv_ws_accept(wv_req *req, wv_res *res, const wv_ws_opts *opts, wv_ws **out);
+
+/* The subprotocol agreed on, or NULL. */
+const char *wv_ws_subprotocol(const wv_ws *ws);
+
+/*
+ * Receive one whole message (fragments joined, text checked as UTF-8).
+ * Returns WV_WS_TEXT or WV_WS_BINARY with *msg valid until the next call;
+ * -EPIPE once the peer has closed (its code: wv_ws_close_code); -EPROTO
+ * after a protocol violation (the connection was closed with its code);
+ * -ESHUTDOWN when the server is stopping (it sent 1001 Going Away);
+ * -ETIMEDOUT / -ECANCELED; -ECONNRESET when the TCP connection dropped.
+ */
+int wv_ws_recv(wv_ws *ws, wv_str *msg);
+
+/* Send one message (text must be UTF-8). Frames from several fibers of the
+ * shard never interleave. -EPIPE once closed. */
+int wv_ws_send(wv_ws *ws, int type, const void *data, size_t n);
+int wv_ws_send_text(wv_ws *ws, const char *text);
+
+/* Send a ping (payload up to 125 bytes); the pong is absorbed by recv. */
+int wv_ws_ping(wv_ws *ws, const void *data, size_t n);
+
+/* Start (or answer) the closing handshake with a code and a reason (NULL
+ * or UTF-8, up to 123 bytes), wait up to a second for the peer's close,
+ * and return 0. Calling it again is harmless. */
+int wv_ws_close(wv_ws *ws, int code, const char *reason);
+
+/* The code the peer closed with (1005 when it gave none, 1006 when the
+ * connection dropped without a close frame); 0 while open. */
+int wv_ws_close_code(const wv_ws *ws);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

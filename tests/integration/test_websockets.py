@@ -1,0 +1,273 @@
+"""WebSockets on the chapter's service, against an independent client
+(Python's websockets, Debian's package) and raw sockets for what a polite
+client never sends: /ws answers "Echo: <text>" after the chapter's delay,
+/ws/echo echoes text as text and binary as binary (small, fragmented,
+16 MB), pings are answered, close handshakes complete both ways, and every
+protocol violation closes with its code (1002, 1007, 1009) while the
+server keeps serving others; bad handshakes get 400 / 426."""
+import asyncio
+import base64
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+
+import websockets
+
+BIN = os.path.join(os.environ.get("BUILD_DIR", "build/release"), "chapter13")
+passed = failed = 0
+
+
+def case(fn):
+    global passed, failed
+    try:
+        r = fn()
+        if asyncio.iscoroutine(r):
+            asyncio.run(asyncio.wait_for(r, 30))
+        passed += 1
+        print("PASS", fn.__name__)
+    except Exception as e:  # noqa: BLE001 - every failure is reported
+        failed += 1
+        print("FAIL", fn.__name__, repr(e))
+
+
+def raw_handshake(port, path="/ws/echo", extra=b""):
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    key = base64.b64encode(os.urandom(16))
+    s.sendall(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+              b"Connection: Upgrade\r\nSec-WebSocket-Key: " + key +
+              b"\r\nSec-WebSocket-Version: 13\r\n" + extra + b"\r\n")
+    head = b""
+    while b"\r\n\r\n" not in head:
+        b = s.recv(1)
+        assert b, "closed during the handshake"
+        head += b
+    return s, head
+
+
+def frame(opcode, payload, fin=True, mask=True, rsv=0):
+    b0 = (0x80 if fin else 0) | (rsv << 4) | opcode
+    n = len(payload)
+    if n < 126:
+        head = bytes([b0, (0x80 if mask else 0) | n])
+    elif n < 65536:
+        head = bytes([b0, (0x80 if mask else 0) | 126]) + struct.pack("!H", n)
+    else:
+        head = bytes([b0, (0x80 if mask else 0) | 127]) + struct.pack("!Q", n)
+    if not mask:
+        return head + payload
+    key = os.urandom(4)
+    return head + key + bytes(c ^ key[i % 4] for i, c in enumerate(payload))
+
+
+def read_close_code(s):
+    """Read frames until the server's close; its code (or None if cut)."""
+    buf = b""
+    s.settimeout(5)
+    while True:
+        while len(buf) < 2:
+            b = s.recv(65536)
+            if not b:
+                return None
+            buf += b
+        n = buf[1] & 0x7F
+        hl = 2 + (2 if n == 126 else 8 if n == 127 else 0)
+        while len(buf) < hl:
+            buf += s.recv(65536)
+        if n == 126:
+            n = struct.unpack("!H", buf[2:4])[0]
+        elif n == 127:
+            n = struct.unpack("!Q", buf[2:10])[0]
+        while len(buf) < hl + n:
+            b = s.recv(65536)
+            if not b:
+                return None
+            buf += b
+        op, payload = buf[0] & 0x0F, buf[hl:hl + n]
+        buf = buf[hl + n:]
+        if op == 0x8:
+            return struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else 1005
+
+
+def main():
+    web = tempfile.mkdtemp(prefix="weave-web-")
+    open(os.path.join(web, "index.html"), "w").write("<h1>page</h1>")
+    proc = subprocess.Popen([BIN, "--port", "0", "--web-dir", web],
+                            env=dict(os.environ, ASYNC_DELAY_MS="100", SHARDS="2"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    port = None
+    while port is None:
+        line = proc.stdout.readline()
+        assert line, proc.stderr.read()
+        if line.startswith("listening on http://127.0.0.1:"):
+            port = int(line.rsplit(":", 1)[1])
+    url = "ws://127.0.0.1:%d" % port
+
+    async def chapter_ws_echoes_with_prefix_after_the_delay():
+        async with websockets.connect(url + "/ws") as ws:
+            loop = asyncio.get_running_loop()
+            t0 = loop.time()
+            await ws.send("hello")
+            assert await ws.recv() == "Echo: hello"
+            assert loop.time() - t0 >= 0.09
+
+    async def echo_keeps_text_text_and_binary_binary():
+        async with websockets.connect(url + "/ws/echo", max_size=None) as ws:
+            for m in ("", "x", "héllo wörld ✓", "a" * 70000, b"", b"\x00\xff" * 1000):
+                await ws.send(m)
+                got = await ws.recv()
+                assert got == m and type(got) is type(m), (type(got), len(got))
+
+    async def fragmented_messages_are_joined():
+        async with websockets.connect(url + "/ws/echo") as ws:
+            await ws.send(["frag", "men", "ted ✓"])
+            assert await ws.recv() == "fragmented ✓"
+            await ws.send([b"\x01", b"\x02\x03"])
+            assert await ws.recv() == b"\x01\x02\x03"
+
+    async def sixteen_megabytes_round_trip():
+        data = os.urandom(16 << 20)
+        async with websockets.connect(url + "/ws/echo", max_size=None) as ws:
+            await ws.send(data)
+            assert await ws.recv() == data
+
+    async def ping_gets_a_pong():
+        async with websockets.connect(url + "/ws/echo") as ws:
+            pong = await ws.ping(b"are you there")
+            await asyncio.wait_for(pong, 5)
+
+    async def client_close_is_answered_with_its_code():
+        ws = await websockets.connect(url + "/ws/echo")
+        await ws.close(code=4000, reason="bye")
+        assert ws.close_code == 4000, ws.close_code
+
+    async def many_concurrent_clients():
+        async def one(i):
+            async with websockets.connect(url + "/ws/echo") as ws:
+                for k in range(20):
+                    await ws.send("%d-%d" % (i, k))
+                    assert await ws.recv() == "%d-%d" % (i, k)
+        await asyncio.gather(*(one(i) for i in range(100)))
+
+    def unmasked_client_frame_closes_1002():
+        s, head = raw_handshake(port)
+        assert b" 101 " in head.split(b"\r\n")[0], head
+        s.sendall(frame(0x1, b"hi", mask=False))
+        assert read_close_code(s) == 1002
+
+    def invalid_utf8_text_closes_1007():
+        s, _ = raw_handshake(port)
+        s.sendall(frame(0x1, b"\xed\xa0\x80"))
+        assert read_close_code(s) == 1007
+
+    def utf8_split_across_fragments_is_accepted_and_bad_split_is_1007():
+        s, _ = raw_handshake(port)
+        s.sendall(frame(0x1, b"\xce", fin=False) + frame(0x0, b"\xba"))
+        s.settimeout(5)
+        got = s.recv(100)
+        assert got[0] == 0x81 and got[2:4] == b"\xce\xba", got
+        s.sendall(frame(0x1, b"ok\xce", fin=False) + frame(0x0, b"x"))
+        assert read_close_code(s) == 1007
+
+    def oversized_message_closes_1009():
+        s, _ = raw_handshake(port, "/ws")
+        s.sendall(frame(0x1, b"a" * ((1 << 20) + 1)))
+        assert read_close_code(s) == 1009
+
+    def reserved_bits_and_opcodes_close_1002():
+        for bad in (frame(0x1, b"x", rsv=4), frame(0x3, b"x"), frame(0x9, b"x" * 126),
+                    frame(0x9, b"x", fin=False), frame(0x0, b"x")):
+            s, _ = raw_handshake(port)
+            s.sendall(bad)
+            assert read_close_code(s) == 1002, bad[:2]
+
+    def bad_close_codes_close_1002():
+        for payload in (b"\x03\xed", b"\x03", struct.pack("!H", 1005), struct.pack("!H", 999)):
+            s, _ = raw_handshake(port)
+            s.sendall(frame(0x8, payload))
+            assert read_close_code(s) == 1002, payload
+
+    def control_frames_between_fragments_are_handled():
+        s, _ = raw_handshake(port)
+        s.sendall(frame(0x1, b"ab", fin=False) + frame(0x9, b"p") + frame(0x0, b"cd"))
+        s.settimeout(5)
+        data = b""
+        while len(data) < 9:
+            data += s.recv(100)
+        assert data[:3] == b"\x8a\x01p", data  # the pong first
+        assert data[3:] == b"\x81\x04abcd", data
+
+    def bad_handshakes_get_400_or_426():
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s.sendall(b"GET /ws/echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                  b"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        assert b" 400 " in s.recv(4096).split(b"\r\n")[0]
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s.sendall(b"GET /ws/echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                  b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                  b"Sec-WebSocket-Version: 8\r\n\r\n")
+        r = s.recv(4096)
+        assert b" 426 " in r.split(b"\r\n")[0] and b"Sec-WebSocket-Version: 13" in r, r
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s.sendall(b"GET /ws/echo HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert b" 426 " in s.recv(4096).split(b"\r\n")[0]
+
+    def accept_key_matches_rfc_example():
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s.sendall(b"GET /ws/echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                  b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                  b"Sec-WebSocket-Version: 13\r\n\r\n")
+        r = s.recv(4096)
+        assert b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" in r, r
+
+    async def server_still_serves_after_all_that():
+        async with websockets.connect(url + "/ws/echo") as ws:
+            await ws.send("still here")
+            assert await ws.recv() == "still here"
+
+    async def sigterm_closes_open_sockets_with_going_away():
+        ws = await websockets.connect(url + "/ws/echo")
+        await ws.send("x")
+        assert await ws.recv() == "x"
+        proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(ws.recv(), 15)
+        except websockets.ConnectionClosed:
+            pass
+        assert ws.close_code in (1001, 1000), ws.close_code
+
+    try:
+        for fn in (chapter_ws_echoes_with_prefix_after_the_delay,
+                   echo_keeps_text_text_and_binary_binary, fragmented_messages_are_joined,
+                   sixteen_megabytes_round_trip, ping_gets_a_pong,
+                   client_close_is_answered_with_its_code, many_concurrent_clients,
+                   unmasked_client_frame_closes_1002, invalid_utf8_text_closes_1007,
+                   utf8_split_across_fragments_is_accepted_and_bad_split_is_1007,
+                   oversized_message_closes_1009, reserved_bits_and_opcodes_close_1002,
+                   bad_close_codes_close_1002, control_frames_between_fragments_are_handled,
+                   bad_handshakes_get_400_or_426, accept_key_matches_rfc_example,
+                   server_still_serves_after_all_that,
+                   sigterm_closes_open_sockets_with_going_away):
+            case(fn)
+        rc = proc.wait(timeout=20)
+        err = proc.stderr.read()
+
+        def server_exits_0_without_sanitizer_reports():
+            assert rc == 0, (rc, err[-2000:])
+            for bad in ("AddressSanitizer", "runtime error:", "LeakSanitizer"):
+                assert bad not in err, err[-3000:]
+        case(server_exits_0_without_sanitizer_reports)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        shutil.rmtree(web)
+    print("test_websockets: %d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
