@@ -121,6 +121,7 @@ struct conn {
     http_header *hdrs;
     bool idle;     /* waiting for the first byte of a request */
     bool upgraded; /* handed to another protocol (WebSocket) by a 101 */
+    bool linger;   /* unread input may remain: half-close and drain before close */
     bool dead;     /* a write failed: stop */
     conn *prev, *next;
     char peer[64];

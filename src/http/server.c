@@ -17,6 +17,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,6 +109,7 @@ static int read_head(conn *c, wv_req *req)
             }
             if (rc < 0) {
                 res_simple_error(c, -rc, why, true);
+                c->linger = true; /* the rest of the bad request may follow */
                 result = rc;
                 break;
             }
@@ -229,14 +231,37 @@ static bool serve_request(conn *c, wv_req *req)
     if (req->body_timed_out || res.upgraded)
         res.close = true; /* an upgraded connection ends with its handler */
     bool keep = !res.close && !c->dead;
-    if (keep && req_discard_body(req, DISCARD_MAX) < 0)
+    if (keep && req_discard_body(req, DISCARD_MAX) < 0) {
         keep = false;
+        c->linger = true; /* the rest of the body is still coming */
+    }
+    if (!keep && !req->body_done && (req->h.chunked || req->h.content_length > 0))
+        c->linger = true;
     res_finish(&res);
     return keep;
 }
 
+/* Closing a socket with unread input makes the kernel send a reset, which
+ * can destroy the response we just sent before the client reads it (a 413,
+ * a 400, a WebSocket close). So, like nginx's lingering close: stop
+ * sending, then read and drop what the client still sends, for at most
+ * half a second and 1 MiB, before closing. */
+static void lingering_close(conn *c)
+{
+    shutdown(c->fd, SHUT_WR);
+    int64_t old = wv_deadline_set(wv_after_ms(500));
+    char scratch[4096];
+    size_t total = 0;
+    ssize_t n;
+    while (total < (1 << 20) && (n = wv_read(c->fd, scratch, sizeof scratch)) > 0)
+        total += (size_t)n;
+    wv_deadline_set(old);
+}
+
 static void conn_free(conn *c)
 {
+    if (c->linger && !c->dead)
+        lingering_close(c);
     http_server *s = c->srv;
     if (c->prev)
         c->prev->next = c->next;

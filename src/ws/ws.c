@@ -155,6 +155,7 @@ static int violation(wv_ws *ws, int code, const char *why)
     wv_warn("websocket %s: %s; closing with %d", ws->c->peer, why, code);
     send_close(ws, code, why);
     ws->broken = true;
+    ws->c->linger = true; /* let the peer read our close before the socket goes */
     ws->close_code = WV_WS_ABNORMAL;
     return wv_fail(-EPROTO, "websocket: %s", why);
 }
