@@ -344,35 +344,20 @@ int wv_http_status_for(int err)
     }
 }
 
-static void json_escape(wv_buf *b, const char *s)
-{
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\') {
-            char e[2] = {'\\', (char)ch};
-            wv_buf_append(b, e, 2);
-        } else if (ch < 0x20) {
-            wv_buf_printf(b, "\\u%04x", ch);
-        } else {
-            wv_buf_append(b, s, 1);
-        }
-    }
-}
-
 static int send_error(wv_res *res, int status, const char *detail)
 {
-    char small[512];
-    wv_buf b = {.p = NULL};
-    wv_buf_puts(&b, "{\"detail\":\"");
-    json_escape(&b, detail && *detail ? detail : http_status_reason(status));
-    wv_buf_puts(&b, "\"}");
-    int rc;
-    if (b.p) {
+    wv_buf b = {0};
+    wv_json j;
+    wv_json_init(&j, &b);
+    wv_json_object_begin(&j);
+    wv_json_key(&j, "detail");
+    wv_json_string(&j, detail && *detail ? detail : http_status_reason(status));
+    wv_json_object_end(&j);
+    int rc = wv_json_finish(&j);
+    if (rc == 0)
         rc = wv_res_send(res, status, "application/json", b.p, b.n);
-    } else {
-        snprintf(small, sizeof small, "{\"detail\":\"%s\"}", http_status_reason(status));
-        rc = wv_res_send(res, status, "application/json", small, strlen(small));
-    }
+    else
+        rc = wv_res_send(res, status, "application/json", "{}", 2); /* out of memory */
     wv_buf_free(&b);
     return rc;
 }

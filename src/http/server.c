@@ -138,25 +138,6 @@ static int read_head(conn *c, wv_req *req)
     return result;
 }
 
-static void json_str(wv_buf *b, const char *p, size_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    wv_buf_append(b, "\"", 1);
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)p[i];
-        if (ch == '"' || ch == '\\') {
-            char e[2] = {'\\', (char)ch};
-            wv_buf_append(b, e, 2);
-        } else if (ch < 0x20 || ch >= 0x7f) {
-            char e[6] = {'\\', 'u', '0', '0', hex[ch >> 4], hex[ch & 15]};
-            wv_buf_append(b, e, 6); /* bytes as code points: always valid JSON */
-        } else {
-            wv_buf_append(b, p + i, 1);
-        }
-    }
-    wv_buf_append(b, "\"", 1);
-}
-
 /* One line per request on stderr, whole lines in one write: the NCSA
  * common log format (plus duration and request id), or a JSON object. */
 static void access_log(wv_req *req, wv_res *res)
@@ -186,18 +167,27 @@ static void access_log(wv_req *req, wv_res *res)
         wv_buf_printf(&b, " HTTP/1.%d\" %d %lld %.3fms %.*s\n", req->h.minor, res->status,
                       (long long)res->body_bytes, ms, (int)id.n, id.p);
     } else {
-        wv_buf_puts(&b, "{\"peer\":");
-        json_str(&b, req->c->peer, strlen(req->c->peer));
-        wv_buf_puts(&b, ",\"method\":");
-        json_str(&b, m.p, m.n);
-        wv_buf_puts(&b, ",\"target\":");
-        json_str(&b, t.p, t.n);
-        wv_buf_printf(&b, ",\"status\":%d,\"bytes\":%lld,\"ms\":%.3f,\"route\":", res->status,
-                      (long long)res->body_bytes, ms);
-        json_str(&b, req->route_pattern.p, req->route_pattern.n);
-        wv_buf_puts(&b, ",\"request_id\":");
-        json_str(&b, id.p, id.n);
-        wv_buf_puts(&b, "}\n");
+        wv_json j;
+        wv_json_init(&j, &b);
+        wv_json_object_begin(&j);
+        wv_json_key(&j, "peer");
+        wv_json_string(&j, req->c->peer);
+        wv_json_key(&j, "method");
+        wv_json_stringn(&j, m.p, m.n);
+        wv_json_key(&j, "target");
+        wv_json_stringn(&j, t.p, t.n); /* invalid UTF-8 becomes U+FFFD */
+        wv_json_key(&j, "status");
+        wv_json_int(&j, res->status);
+        wv_json_key(&j, "bytes");
+        wv_json_int(&j, res->body_bytes);
+        wv_json_key(&j, "ms");
+        wv_json_double(&j, (double)(int64_t)(ms * 1000) / 1000);
+        wv_json_key(&j, "route");
+        wv_json_stringn(&j, req->route_pattern.p, req->route_pattern.n);
+        wv_json_key(&j, "request_id");
+        wv_json_stringn(&j, id.p, id.n);
+        wv_json_object_end(&j);
+        wv_buf_append(&b, "\n", 1);
     }
     if (b.p) {
         ssize_t w = write(STDERR_FILENO, b.p, b.n);
