@@ -11,12 +11,13 @@
  * --async-delay-ms / ASYNC_DELAY_MS, 1000 by default, 0 allowed. */
 extern int64_t async_delay_ms;
 
-void s13_2_1_fastapi(wv_app *app);     /* GET /async-endpoint */
-void s13_2_2_django(wv_app *app);      /* GET /async-view/ */
-void s13_5_1_websockets(wv_app *app);  /* WS /ws, WS /ws/echo */
-void s13_5_2_frontend(wv_app *app);    /* the React page at /, CORS */
-void s13_6_1_rest(wv_app *app);        /* GET /data, POST /echo */
-void s13_11_1_prometheus(wv_app *app); /* GET /hello */
-void sections(wv_app *app);            /* GET /api/sections */
+void s13_2_1_fastapi(wv_app *app);            /* GET /async-endpoint */
+void s13_2_2_django(wv_app *app);             /* GET /async-view/ */
+void s13_5_1_websockets_options(wv_app *app); /* its options, declared first */
+void s13_5_1_websockets(wv_app *app);         /* WS /ws, /ws/echo, /ws/chat */
+void s13_5_2_frontend(wv_app *app);           /* the React page at /, CORS */
+void s13_6_1_rest(wv_app *app);               /* GET /data, POST /echo */
+void s13_11_1_prometheus(wv_app *app);        /* GET /hello */
+void sections(wv_app *app);                   /* GET /api/sections */
 
 #endif

@@ -101,6 +101,46 @@ int wv_ws_close(wv_ws *ws, int code, const char *reason);
  * connection dropped without a close frame); 0 while open. */
 int wv_ws_close_code(const wv_ws *ws);
 
+/* ------------------------------------------------------------ broadcast */
+
+/*
+ * A hub: named rooms of connections, on every shard, and publishing to a
+ * room from any fiber of any shard (a chat, a live dashboard). Each member
+ * has an outgoing queue and its own writer, so a slow member never slows
+ * the others; what happens when its queue is full is the hub's policy:
+ * drop the oldest queued message, or close the member with 1008.
+ */
+typedef struct wv_ws_hub wv_ws_hub;
+
+typedef enum wv_ws_slow { WV_WS_DROP_OLDEST, WV_WS_CLOSE_SLOW } wv_ws_slow;
+
+typedef struct wv_ws_hub_opts {
+    size_t queue_limit; /* messages queued per member; 0 = 256 */
+    wv_ws_slow slow;    /* what a full queue does */
+} wv_ws_hub_opts;
+
+/* A hub for the whole process; usable before wv_main (it sizes itself on
+ * first use). NULL on OOM. opts may be NULL. */
+wv_ws_hub *wv_ws_hub_new(const wv_ws_hub_opts *opts);
+
+/* Free (after the runtime has stopped). */
+void wv_ws_hub_free(wv_ws_hub *hub);
+
+/* Add the connection to a room (from its handler's fiber). It leaves every
+ * room by itself when its handler returns. 0, -ENOMEM, -EEXIST if already
+ * in that room. */
+int wv_ws_hub_join(wv_ws_hub *hub, const char *room, wv_ws *ws);
+
+/* Remove it from a room. 0 or -ENOENT. */
+int wv_ws_hub_leave(wv_ws_hub *hub, const char *room, wv_ws *ws);
+
+/* Send a message to every member of the room, on every shard, without
+ * waiting for them. 0, -ENOMEM, -EPERM outside the runtime. */
+int wv_ws_hub_publish(wv_ws_hub *hub, const char *room, int type, const void *data, size_t n);
+
+/* Members of a room on the calling shard. */
+int wv_ws_hub_count(wv_ws_hub *hub, const char *room);
+
 #ifdef __cplusplus
 }
 #endif

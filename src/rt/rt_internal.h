@@ -253,6 +253,7 @@ void waiter_unlink(void *w);
 int waitq_wait(wv_waitq *q, int64_t at);
 void waitq_wake_one(wv_waitq *q, int result);
 void waitq_wake_all(wv_waitq *q, int result);
+void event_wait_nocancel(wv_event *e);
 
 /* main.c */
 void stop_wake_local(shard *sh);

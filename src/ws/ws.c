@@ -19,27 +19,13 @@
 #include "http/http_internal.h"
 #include "weave/ws.h"
 #include "ws/frame.h"
+#include "ws/ws_internal.h"
 
 enum { DEFAULT_MAX = 1 << 20, CLOSE_WAIT_MS = 1000 };
 
-struct wv_ws {
-    conn *c;
-    int fd;
-    size_t max_message;
-    int64_t ping_interval_ms, pong_timeout_ms;
-    const char *subprotocol;
-    wv_buf in; /* received bytes not yet consumed: in.p[pos..in.n) */
-    size_t pos;
-    wv_buf msg; /* the message being assembled */
-    wv_mutex send_lock;
-    bool close_sent, close_received, broken;
-    int close_code; /* the peer's */
-    int64_t ping_due, pong_due;
-};
-
 /* ---------------------------------------------------------------- sending */
 
-static int send_frame(wv_ws *ws, uint8_t opcode, const void *data, size_t n)
+int ws_send_frame(wv_ws *ws, uint8_t opcode, const void *data, size_t n)
 {
     if (ws->broken)
         return -EPIPE;
@@ -66,7 +52,7 @@ int wv_ws_send(wv_ws *ws, int type, const void *data, size_t n)
 {
     if (type != WV_WS_TEXT && type != WV_WS_BINARY)
         return -EINVAL;
-    return send_frame(ws, type == WV_WS_TEXT ? WS_OP_TEXT : WS_OP_BINARY, data, n);
+    return ws_send_frame(ws, type == WV_WS_TEXT ? WS_OP_TEXT : WS_OP_BINARY, data, n);
 }
 
 int wv_ws_send_text(wv_ws *ws, const char *text)
@@ -78,10 +64,10 @@ int wv_ws_ping(wv_ws *ws, const void *data, size_t n)
 {
     if (n > 125)
         return -EINVAL;
-    return send_frame(ws, WS_OP_PING, data, n);
+    return ws_send_frame(ws, WS_OP_PING, data, n);
 }
 
-static int send_close(wv_ws *ws, int code, const char *reason)
+int ws_send_close(wv_ws *ws, int code, const char *reason)
 {
     uint8_t p[125];
     size_t n = 0;
@@ -97,7 +83,7 @@ static int send_close(wv_ws *ws, int code, const char *reason)
             n += rl;
         }
     }
-    return send_frame(ws, WS_OP_CLOSE, p, n);
+    return ws_send_frame(ws, WS_OP_CLOSE, p, n);
 }
 
 /* ------------------------------------------------------------- receiving */
@@ -133,12 +119,12 @@ static ssize_t fill(wv_ws *ws)
         }
         if (n == -EBADF && ws->c->srv->stopping) {
             /* the server is shutting down (close_idle woke us) */
-            send_close(ws, WV_WS_GOING_AWAY, "server shutting down");
+            ws_send_close(ws, WV_WS_GOING_AWAY, "server shutting down");
             return wv_fail(-ESHUTDOWN, "the server is shutting down");
         }
         if (n == -ETIMEDOUT && ours && wv_now() < old) {
             if (ws->pong_due) {
-                send_close(ws, WV_WS_INTERNAL_ERROR, "pong timeout");
+                ws_send_close(ws, WV_WS_INTERNAL_ERROR, "pong timeout");
                 return wv_fail(-ETIMEDOUT, "websocket peer did not answer a ping");
             }
             wv_ws_ping(ws, "weave", 5);
@@ -153,7 +139,7 @@ static ssize_t fill(wv_ws *ws)
 static int violation(wv_ws *ws, int code, const char *why)
 {
     wv_warn("websocket %s: %s; closing with %d", ws->c->peer, why, code);
-    send_close(ws, code, why);
+    ws_send_close(ws, code, why);
     ws->broken = true;
     ws->c->linger = true; /* let the peer read our close before the socket goes */
     ws->close_code = WV_WS_ABNORMAL;
@@ -204,7 +190,7 @@ int wv_ws_recv(wv_ws *ws, wv_str *out)
         ws->pos += (size_t)hs + (size_t)h.len;
         switch (h.opcode) {
         case WS_OP_PING:
-            send_frame(ws, WS_OP_PONG, payload, (size_t)h.len);
+            ws_send_frame(ws, WS_OP_PONG, payload, (size_t)h.len);
             continue;
         case WS_OP_PONG:
             ws->pong_due = 0;
@@ -219,7 +205,7 @@ int wv_ws_recv(wv_ws *ws, wv_str *out)
             ws->close_received = true;
             ws->close_code = code;
             if (!ws->close_sent)
-                send_close(ws, code == WV_WS_NO_STATUS ? WV_WS_NORMAL : code, NULL);
+                ws_send_close(ws, code == WV_WS_NO_STATUS ? WV_WS_NORMAL : code, NULL);
             return -EPIPE;
         }
         case WS_OP_TEXT:
@@ -263,7 +249,7 @@ int wv_ws_recv(wv_ws *ws, wv_str *out)
 int wv_ws_close(wv_ws *ws, int code, const char *reason)
 {
     if (!ws->close_sent && !ws->broken)
-        send_close(ws, code, reason);
+        ws_send_close(ws, code, reason);
     /* wait for the peer's close (bounded) so it is not cut off mid-reply */
     int64_t old = wv_deadline_set(wv_after_ms(CLOSE_WAIT_MS));
     wv_str ignored;
@@ -290,9 +276,11 @@ const char *wv_ws_subprotocol(const wv_ws *ws)
 static void ws_done(void *arg)
 {
     wv_ws *ws = arg;
+    if (ws->rooms || ws->writer_running)
+        hub_detach(ws);
     if (!ws->close_sent && !ws->broken) {
         int64_t old = wv_deadline_set(wv_after_ms(CLOSE_WAIT_MS));
-        send_close(ws, ws->c->srv->stopping ? WV_WS_GOING_AWAY : WV_WS_NORMAL, NULL);
+        ws_send_close(ws, ws->c->srv->stopping ? WV_WS_GOING_AWAY : WV_WS_NORMAL, NULL);
         wv_deadline_set(old);
     }
     wv_buf_free(&ws->in);

@@ -1,0 +1,48 @@
+/*
+ * Private structure of a WebSocket connection, shared by ws.c (the
+ * protocol) and hub.c (rooms and broadcast).
+ */
+#ifndef WEAVE_WS_INTERNAL_H
+#define WEAVE_WS_INTERNAL_H
+
+#include "http/http_internal.h"
+#include "weave/ws.h"
+
+#pragma GCC visibility push(hidden)
+
+typedef struct hub_blob hub_blob;
+typedef struct hub_member hub_member;
+
+struct wv_ws {
+    conn *c;
+    int fd;
+    size_t max_message;
+    int64_t ping_interval_ms, pong_timeout_ms;
+    const char *subprotocol;
+    wv_buf in; /* received bytes not yet consumed: in.p[pos..in.n) */
+    size_t pos;
+    wv_buf msg; /* the message being assembled */
+    wv_mutex send_lock;
+    bool close_sent, close_received, broken;
+    int close_code; /* the peer's */
+    int64_t ping_due, pong_due;
+    /* hub membership (hub.c): rooms joined, and the outgoing queue its
+     * writer fiber drains */
+    hub_member *rooms;
+    hub_blob **queue;
+    size_t q_head, q_len, q_cap;
+    wv_event q_wake;
+    wv_event writer_done;
+    bool writer_running, writer_stop, writer_sending, slow_closed;
+};
+
+/* ws.c */
+int ws_send_frame(wv_ws *ws, uint8_t opcode, const void *data, size_t n);
+int ws_send_close(wv_ws *ws, int code, const char *reason);
+
+/* hub.c: leave every room and stop the writer (from the handler's fiber) */
+void hub_detach(wv_ws *ws);
+
+#pragma GCC visibility pop
+
+#endif

@@ -1,0 +1,180 @@
+"""The chat room on the broadcast hub (/ws/chat, wv_ws_hub): members on
+both shards get every message and the join/leave events, a publisher's
+messages arrive in order to everyone, and a member too slow to read is
+handled by the policy: with drop it stays connected and keeps the newest
+messages, with close it is cut off, and either way the others are never
+held up."""
+import asyncio
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+
+import websockets
+
+BIN = os.path.join(os.environ.get("BUILD_DIR", "build/release"), "chapter13")
+passed = failed = 0
+
+
+def start(**env):
+    web = tempfile.mkdtemp(prefix="weave-web-")
+    open(os.path.join(web, "index.html"), "w").write("x")
+    proc = subprocess.Popen([BIN, "--port", "0", "--web-dir", web],
+                            env=dict(os.environ, SHARDS="2", **env),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while True:
+        line = proc.stdout.readline()
+        assert line, proc.stderr.read()
+        if line.startswith("listening on http://127.0.0.1:"):
+            return proc, web, "ws://127.0.0.1:%s/ws/chat" % line.rsplit(":", 1)[1].strip()
+
+
+def stop(proc, web):
+    proc.terminate()
+    rc = proc.wait(timeout=20)
+    err = proc.stderr.read()
+    shutil.rmtree(web)
+    assert rc == 0, (rc, err[-2000:])
+    for bad in ("AddressSanitizer", "runtime error:", "LeakSanitizer"):
+        assert bad not in err, err[-3000:]
+
+
+async def next_text(ws):
+    while True:
+        m = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        if "text" in m:
+            return m
+
+
+async def members_on_both_shards_see_messages_and_events(url):
+    clients = [await websockets.connect(url) for _ in range(8)]  # spread over 2 shards
+    await asyncio.sleep(0.2)
+    await clients[0].send("hello room")
+    for c in clients:
+        m = await next_text(c)
+        assert m["text"] == "hello room", m
+    watcher = clients[1]
+    await clients[7].close()
+    while True:
+        m = json.loads(await asyncio.wait_for(watcher.recv(), 10))
+        if m.get("event") == "leave":
+            break
+    for c in clients[:7]:
+        await c.close()
+
+
+async def a_publishers_messages_arrive_in_order_to_everyone(url):
+    clients = [await websockets.connect(url) for _ in range(40)]
+    await asyncio.sleep(0.2)
+    for i in range(100):
+        await clients[0].send("m%d" % i)
+    for c in clients:
+        got = [(await next_text(c))["text"] for _ in range(100)]
+        assert got == ["m%d" % i for i in range(100)], got[:5]
+    for c in clients:
+        await c.close()
+
+
+def slow_member(url):
+    """A member that never reads, with a tiny receive buffer."""
+    host, port = url[5:].split("/")[0].split(":")
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect((host, int(port)))
+    s.sendall(b"GET /ws/chat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+              b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += s.recv(1)
+    assert b" 101 " in head
+    return s
+
+
+async def flood(url, n=6000):
+    """A member publishes in batches and reads each batch back (it is in the
+    room too), so it keeps up; the slow member never reads."""
+    pub = await websockets.connect(url)
+    fast = pub
+    await asyncio.sleep(0.2)
+    payload = "x" * 4000
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    for batch in range(0, n, 100):  # the fast member keeps up; the slow one never reads
+        for i in range(batch, batch + 100):
+            await pub.send("%d %s" % (i, payload))
+        for i in range(batch, batch + 100):
+            m = await next_text(fast)
+            assert m["text"].startswith("%d " % i), m["text"][:10]
+    took = loop.time() - t0
+    await pub.close()
+    return took
+
+
+def drain(s):
+    s.settimeout(3)
+    data = b""
+    try:
+        while True:
+            b = s.recv(1 << 20)
+            if not b:
+                return data, "eof"
+            data += b
+    except socket.timeout:
+        return data, "open"
+    except ConnectionResetError:
+        return data, "reset"
+
+
+async def slow_member_with_drop_policy_keeps_the_newest(url):
+    s = slow_member(url)
+    took = await flood(url)
+    assert took < 20, "a slow member held the room up for %.1f s" % took
+    data, state = drain(s)
+    assert state == "open", state  # still a member
+    assert b'"5999 ' in data, "the newest message was dropped"
+    assert data.count(b'"text"') < 6000, "nothing was dropped: the test did not fill the queue"
+    s.close()
+
+
+async def slow_member_with_close_policy_is_cut_off(url):
+    s = slow_member(url)
+    took = await flood(url)
+    assert took < 20, "a slow member held the room up for %.1f s" % took
+    data, state = drain(s)
+    assert state in ("eof", "reset") or data.endswith(b"\x88\x02\x03\xf0"), state
+    s.close()
+
+
+def case(name, fn, **env):
+    global passed, failed
+    proc, web, url = start(**env)
+    try:
+        asyncio.run(asyncio.wait_for(fn(url), 60))
+        stop(proc, web)
+        passed += 1
+        print("PASS", name)
+    except Exception as e:  # noqa: BLE001 - every failure is reported
+        failed += 1
+        print("FAIL", name, repr(e))
+        if proc.poll() is None:
+            proc.kill()
+
+
+def main():
+    case("members_on_both_shards_see_messages_and_events",
+         members_on_both_shards_see_messages_and_events)
+    case("a_publishers_messages_arrive_in_order_to_everyone",
+         a_publishers_messages_arrive_in_order_to_everyone)
+    case("slow_member_with_drop_policy_keeps_the_newest",
+         slow_member_with_drop_policy_keeps_the_newest, CHAT_QUEUE="1000", CHAT_SLOW="drop")
+    case("slow_member_with_close_policy_is_cut_off", slow_member_with_close_policy_is_cut_off,
+         CHAT_QUEUE="1000", CHAT_SLOW="close")
+    print("test_ws_chat: %d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
