@@ -41,7 +41,9 @@ echo "install test: pkg-config: $flags"
 "$CC" -Wall -Wextra -Werror -o "$TMP/consumer_pc" tests/install/consumer.c $flags ||
     fail "compile consumer.c with pkg-config flags"
 LD_LIBRARY_PATH=$PREFIX/lib "$TMP/consumer_pc" || fail "consumer (pkg-config, shared) exited $?"
-LD_LIBRARY_PATH=$PREFIX/lib ldd "$TMP/consumer_pc" | grep -q "$PREFIX/lib/libweave.so" ||
+ldd_out=$(LD_LIBRARY_PATH=$PREFIX/lib ldd "$TMP/consumer_pc") # not piped into grep -q: its early exit
+# would SIGPIPE ldd and, under pipefail, fail the check at random
+grep -q "$PREFIX/lib/libweave.so" <<<"$ldd_out" ||
     fail "consumer (pkg-config) is not linked to the installed libweave.so"
 
 # (b) find_package(weave), static and shared
