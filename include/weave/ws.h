@@ -101,6 +101,31 @@ int wv_ws_close(wv_ws *ws, int code, const char *reason);
  * connection dropped without a close frame); 0 while open. */
 int wv_ws_close_code(const wv_ws *ws);
 
+/* ---------------------------------------------------------------- client */
+
+typedef struct wv_ws_connect_opts {
+    const char *const *subprotocols; /* offered, NULL-terminated; NULL = none */
+    const char *origin;              /* sent as Origin; NULL = none */
+    size_t max_message;              /* 0 = 1 MiB */
+    int64_t ping_interval_ms;        /* 0 = 30 s; < 0 never */
+    int64_t pong_timeout_ms;         /* 0 = 10 s */
+} wv_ws_connect_opts;
+
+/*
+ * Connect to a WebSocket server: "ws://host[:port]/path?query" (host a name
+ * or an IP address; names are resolved on the offload pool). The same
+ * recv/send/ping/close calls then work on it; frames it sends are masked.
+ * -EINVAL for a bad URL, -EPROTONOSUPPORT for wss:// (TLS comes with the
+ * net layer), -ECONNREFUSED etc., -EPROTO when the server does not answer
+ * 101 with the right Sec-WebSocket-Accept (wv_errmsg says what it said).
+ * Honours the fiber's deadline. Free with wv_ws_free.
+ */
+int wv_ws_connect(const char *url, const wv_ws_connect_opts *opts, wv_ws **out);
+
+/* Close the socket of a client connection (after wv_ws_close for a clean
+ * goodbye) and free it. NULL is ignored. */
+void wv_ws_free(wv_ws *ws);
+
 /* ------------------------------------------------------------ broadcast */
 
 /*

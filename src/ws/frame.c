@@ -402,7 +402,7 @@ static bool base64_char(char c)
 }
 
 /* Encode in[0..n) with padding; writes 4 * ceil(n / 3) characters and a NUL. */
-static void base64_encode(const uint8_t *in, size_t n, char *out)
+void ws_base64(const uint8_t *in, size_t n, char *out)
 {
     size_t o = 0;
     for (size_t i = 0; i < n; i += 3) {
@@ -437,6 +437,6 @@ int ws_accept_key(const char *key, size_t key_len, char out[29])
     memcpy(msg, key, KEY_LEN);
     memcpy(msg + KEY_LEN, guid, GUID_LEN);
     sha1(msg, sizeof msg, digest);
-    base64_encode(digest, sizeof digest, out);
+    ws_base64(digest, sizeof digest, out);
     return 0;
 }

@@ -136,6 +136,10 @@ int ws_parse_close(const uint8_t *p, size_t n, int *code, const char **reason, s
  */
 int ws_accept_key(const char *key, size_t key_len, char out[29]);
 
+/* Standard base64 of n bytes into out (4 * ((n + 2) / 3) chars + NUL):
+ * the client's Sec-WebSocket-Key. */
+void ws_base64(const uint8_t *in, size_t n, char *out);
+
 #pragma GCC visibility pop
 
 #endif /* WEAVE_WS_FRAME_H */

@@ -145,8 +145,8 @@ static void enqueue(wv_ws_hub *h, wv_ws *ws, hub_blob *b)
              * it now and no frame is half-written; then the socket is shut
              * down, which fails the writer and ends the reader. */
             ws->slow_closed = true;
-            wv_warn("websocket %s: too slow for its room (%zu queued); closing with 1008",
-                    ws->c->peer, ws->q_len);
+            wv_warn("websocket %s: too slow for its room (%zu queued); closing with 1008", ws->peer,
+                    ws->q_len);
             if (ws->send_lock.owner_ == 0) {
                 static const uint8_t close_1008[] = {0x88, 0x02, 0x03, 0xf0};
                 ssize_t w =

@@ -14,7 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 #include <sys/uio.h>
+#include <netdb.h>
+#include <unistd.h>
 
 #include "http/http_internal.h"
 #include "weave/ws.h"
@@ -25,20 +28,51 @@ enum { DEFAULT_MAX = 1 << 20, CLOSE_WAIT_MS = 1000 };
 
 /* ---------------------------------------------------------------- sending */
 
+/* Masking keys for client frames: a per-thread xorshift seeded from the
+ * kernel's entropy (RFC 6455 10.3 wants them unpredictable to the page). */
+static uint32_t mask_key(void)
+{
+    static _Thread_local uint64_t x;
+    if (!x && (getrandom(&x, sizeof x, 0) != (ssize_t)sizeof x || !x))
+        x = (uint64_t)wv_now() | 1;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return (uint32_t)(x >> 16);
+}
+
 int ws_send_frame(wv_ws *ws, uint8_t opcode, const void *data, size_t n)
 {
-    if (ws->broken)
-        return -EPIPE;
-    if (ws->close_sent)
+    if (ws->broken || ws->close_sent)
         return -EPIPE;
     uint8_t head[14];
-    size_t hl = ws_write_header(head, true, 0, opcode, n, NULL);
+    uint8_t *masked = NULL;
+    size_t hl;
+    if (ws->client) {
+        uint32_t r = mask_key();
+        uint8_t key[4];
+        memcpy(key, &r, sizeof key);
+        if (n) {
+            masked = malloc(n);
+            if (!masked)
+                return -ENOMEM;
+            memcpy(masked, data, n);
+            ws_unmask(masked, n, key, 0); /* XOR: masking and unmasking are one */
+            data = masked;
+        }
+        hl = ws_write_header(head, true, 0, opcode, n, key);
+    } else {
+        hl = ws_write_header(head, true, 0, opcode, n, NULL);
+    }
     struct iovec iov[2] = {{head, hl}, {(void *)data, n}};
     int rc = wv_mutex_lock(&ws->send_lock);
-    if (rc < 0)
+    if (rc < 0) {
+        free(masked);
         return rc;
+    }
     ssize_t w = wv_writev(ws->fd, iov, n ? 2 : 1);
     wv_mutex_unlock(&ws->send_lock);
+    free(masked);
     if (w < 0) {
         ws->broken = true;
         return (int)w;
@@ -117,7 +151,7 @@ static ssize_t fill(wv_ws *ws)
                 ws->ping_due = wv_after_ms(ws->ping_interval_ms);
             return n;
         }
-        if (n == -EBADF && ws->c->srv->stopping) {
+        if (n == -EBADF && ws->c && ws->c->srv->stopping) {
             /* the server is shutting down (close_idle woke us) */
             ws_send_close(ws, WV_WS_GOING_AWAY, "server shutting down");
             return wv_fail(-ESHUTDOWN, "the server is shutting down");
@@ -138,10 +172,11 @@ static ssize_t fill(wv_ws *ws)
 /* The peer broke the protocol: close with its code, log once, -EPROTO. */
 static int violation(wv_ws *ws, int code, const char *why)
 {
-    wv_warn("websocket %s: %s; closing with %d", ws->c->peer, why, code);
+    wv_warn("websocket %s: %s; closing with %d", ws->peer, why, code);
     ws_send_close(ws, code, why);
     ws->broken = true;
-    ws->c->linger = true; /* let the peer read our close before the socket goes */
+    if (ws->c)
+        ws->c->linger = true; /* let the peer read our close before the socket goes */
     ws->close_code = WV_WS_ABNORMAL;
     return wv_fail(-EPROTO, "websocket: %s", why);
 }
@@ -159,8 +194,8 @@ int wv_ws_recv(wv_ws *ws, wv_str *out)
     for (;;) {
         ws_header h;
         size_t avail = ws->in.n - ws->pos;
-        int hs =
-            ws_parse_header((uint8_t *)ws->in.p + ws->pos, avail, true, 0, ws->max_message, &h);
+        int hs = ws_parse_header((uint8_t *)ws->in.p + ws->pos, avail, !ws->client, 0,
+                                 ws->max_message, &h);
         if (hs < 0)
             return violation(ws, -hs, hs == -1009 ? "message too big" : "bad frame header");
         if (hs == 0 || avail < (size_t)hs + h.len) {
@@ -186,7 +221,8 @@ int wv_ws_recv(wv_ws *ws, wv_str *out)
             continue;
         }
         uint8_t *payload = (uint8_t *)ws->in.p + ws->pos + hs;
-        ws_unmask(payload, (size_t)h.len, h.mask, 0);
+        if (h.masked)
+            ws_unmask(payload, (size_t)h.len, h.mask, 0);
         ws->pos += (size_t)hs + (size_t)h.len;
         switch (h.opcode) {
         case WS_OP_PING:
@@ -359,6 +395,7 @@ int wv_ws_accept(wv_req *req, wv_res *res, const wv_ws_opts *o, wv_ws **out)
     memset(ws, 0, sizeof *ws);
     ws->c = req->c;
     ws->fd = req->c->fd;
+    snprintf(ws->peer, sizeof ws->peer, "%s", req->c->peer);
     ws->max_message = opts.max_message ? opts.max_message : DEFAULT_MAX;
     ws->ping_interval_ms = opts.ping_interval_ms ? opts.ping_interval_ms : 30000;
     ws->pong_timeout_ms = opts.pong_timeout_ms > 0 ? opts.pong_timeout_ms : 10000;
@@ -393,4 +430,205 @@ int wv_ws_accept(wv_req *req, wv_res *res, const wv_ws_opts *o, wv_ws **out)
     res->on_done_arg = ws;
     *out = ws;
     return 0;
+}
+
+/* ---------------------------------------------------------------- client */
+
+typedef struct resolve_job {
+    const char *host, *port;
+    struct addrinfo *res;
+    int gai;
+} resolve_job;
+
+static int resolve(void *arg)
+{
+    resolve_job *j = arg;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    j->gai = getaddrinfo(j->host, j->port, &hints, &j->res);
+    return j->gai == 0 ? 0 : -EHOSTUNREACH;
+}
+
+/* "ws://host[:port]/path": host (brackets stripped), port, path. */
+static int parse_url(const char *url, char *host, size_t hcap, char *port, size_t pcap,
+                     const char **path)
+{
+    if (strncmp(url, "wss://", 6) == 0)
+        return wv_fail(-EPROTONOSUPPORT, "wss:// needs TLS, which weave's net layer will bring");
+    if (strncmp(url, "ws://", 5) != 0)
+        return wv_fail(-EINVAL, "not a ws:// URL: %s", url);
+    const char *h = url + 5;
+    const char *slash = strchr(h, '/');
+    const char *end = slash ? slash : h + strlen(h);
+    *path = slash ? slash : "/";
+    const char *colon = NULL;
+    if (*h == '[') {
+        const char *close = memchr(h, ']', (size_t)(end - h));
+        if (!close)
+            return wv_fail(-EINVAL, "bad IPv6 address in %s", url);
+        colon = close + 1 < end && close[1] == ':' ? close + 1 : NULL;
+        snprintf(host, hcap, "%.*s", (int)(close - h - 1), h + 1);
+    } else {
+        colon = memchr(h, ':', (size_t)(end - h));
+        snprintf(host, hcap, "%.*s", (int)((colon ? colon : end) - h), h);
+    }
+    snprintf(port, pcap, "%.*s", colon ? (int)(end - colon - 1) : 2, colon ? colon + 1 : "80");
+    if (!*host || !*port)
+        return wv_fail(-EINVAL, "no host or port in %s", url);
+    for (const char *p = *path; *p; p++)
+        if ((unsigned char)*p <= ' ' || *p == 0x7f)
+            return wv_fail(-EINVAL, "bad character in the path of %s", url);
+    return 0;
+}
+
+static bool header_has(const char *head, const char *name, const char *token)
+{
+    size_t nl = strlen(name);
+    for (const char *line = strstr(head, "\r\n"); line && line[2];
+         line = strstr(line + 2, "\r\n")) {
+        const char *l = line + 2;
+        if (strncasecmp(l, name, nl) == 0 && l[nl] == ':') {
+            const char *v = l + nl + 1;
+            const char *eol = strstr(v, "\r\n");
+            wv_str value = {v, eol ? (size_t)(eol - v) : strlen(v)};
+            if (has_token(value, token))
+                return true;
+        }
+    }
+    return false;
+}
+
+int wv_ws_connect(const char *url, const wv_ws_connect_opts *o, wv_ws **out)
+{
+    wv_ws_connect_opts opts = o ? *o : (wv_ws_connect_opts){0};
+    *out = NULL;
+    char host[256], port[16];
+    const char *path = "/";
+    int rc = parse_url(url, host, sizeof host, port, sizeof port, &path);
+    if (rc < 0)
+        return rc;
+    resolve_job job = {.host = host, .port = port};
+    rc = wv_offload(resolve, &job);
+    if (rc < 0) {
+        if (job.res)
+            freeaddrinfo(job.res);
+        return rc == -EHOSTUNREACH
+                   ? wv_fail(rc, "cannot resolve %s: %s", host, gai_strerror(job.gai))
+                   : rc;
+    }
+    int fd = -1;
+    rc = -EHOSTUNREACH;
+    for (struct addrinfo *a = job.res; a && fd < 0; a = a->ai_next) {
+        fd = wv_socket(a->ai_family, SOCK_STREAM, 0);
+        if (fd < 0) {
+            rc = fd;
+            continue;
+        }
+        rc = wv_connect(fd, a->ai_addr, a->ai_addrlen);
+        if (rc < 0) {
+            wv_close(fd);
+            fd = -1;
+        }
+    }
+    freeaddrinfo(job.res);
+    if (fd < 0)
+        return wv_fail(rc, "cannot connect to %s:%s: %s", host, port, wv_strerror(rc));
+
+    uint8_t nonce[16];
+    for (int i = 0; i < 16; i += 4) {
+        uint32_t r = mask_key();
+        memcpy(nonce + i, &r, 4);
+    }
+    char key[25], expect[29];
+    ws_base64(nonce, sizeof nonce, key);
+    ws_accept_key(key, 24, expect);
+    wv_buf req = {0};
+    bool v6 = strchr(host, ':') != NULL;
+    wv_buf_printf(&req,
+                  "GET %s HTTP/1.1\r\nHost: %s%s%s:%s\r\nUpgrade: websocket\r\n"
+                  "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+                  "Sec-WebSocket-Version: 13\r\n",
+                  path, v6 ? "[" : "", host, v6 ? "]" : "", port, key);
+    if (opts.origin)
+        wv_buf_printf(&req, "Origin: %s\r\n", opts.origin);
+    for (const char *const *p = opts.subprotocols; p && *p; p++)
+        wv_buf_printf(&req, "Sec-WebSocket-Protocol: %s\r\n", *p);
+    rc = wv_buf_puts(&req, "\r\n");
+    if (rc == 0) {
+        ssize_t w = wv_write(fd, req.p, req.n);
+        rc = w < 0 ? (int)w : 0;
+    }
+    wv_buf_free(&req);
+
+    /* the response head, then frames may follow in the same read */
+    wv_ws *ws = calloc(1, sizeof *ws);
+    if (!ws) {
+        wv_close(fd);
+        return -ENOMEM;
+    }
+    ws->fd = fd;
+    ws->client = true;
+    snprintf(ws->peer, sizeof ws->peer, "%.40s:%.8s", host, port);
+    char *head_end = NULL;
+    while (rc == 0 && !head_end) {
+        if (ws->in.n > 16384) {
+            rc = wv_fail(-EPROTO, "%s: the handshake response is too long", url);
+            break;
+        }
+        rc = wv_buf_reserve(&ws->in, 4096);
+        if (rc < 0)
+            break;
+        ssize_t n = wv_read(fd, ws->in.p + ws->in.n, ws->in.cap - ws->in.n - 1);
+        if (n <= 0) {
+            rc = n == 0 ? wv_fail(-ECONNRESET, "%s closed during the handshake", url) : (int)n;
+            break;
+        }
+        ws->in.n += (size_t)n;
+        ws->in.p[ws->in.n] = '\0';
+        head_end = strstr(ws->in.p, "\r\n\r\n");
+    }
+    if (rc == 0) {
+        *head_end = '\0';
+        char accept_hdr[64];
+        snprintf(accept_hdr, sizeof accept_hdr, "%s", expect);
+        const char *acc = strcasestr(ws->in.p, "\r\nSec-WebSocket-Accept:");
+        const char *v = acc ? acc + 23 : NULL;
+        while (v && (*v == ' ' || *v == '\t'))
+            v++;
+        if (strncmp(ws->in.p, "HTTP/1.1 101", 12) != 0) {
+            const char *eol = strstr(ws->in.p, "\r\n");
+            rc = wv_fail(-EPROTO, "%s answered '%.*s'", url, (int)(eol ? eol - ws->in.p : 60),
+                         ws->in.p);
+        } else if (!header_has(ws->in.p, "Upgrade", "websocket") ||
+                   !header_has(ws->in.p, "Connection", "upgrade") || !v ||
+                   strncmp(v, accept_hdr, 28) != 0) {
+            rc = wv_fail(-EPROTO, "%s: bad 101 (Upgrade, Connection or Sec-WebSocket-Accept)", url);
+        }
+    }
+    if (rc < 0) {
+        wv_ws_free(ws);
+        return rc;
+    }
+    /* keep what followed the head: frames */
+    ws->pos = (size_t)(head_end - ws->in.p) + 4;
+    const char *proto = strcasestr(ws->in.p, "\r\nSec-WebSocket-Protocol:");
+    for (const char *const *p = opts.subprotocols; proto && p && *p; p++)
+        if (strstr(proto, *p))
+            ws->subprotocol = *p;
+    ws->max_message = opts.max_message ? opts.max_message : DEFAULT_MAX;
+    ws->ping_interval_ms = opts.ping_interval_ms ? opts.ping_interval_ms : 30000;
+    ws->pong_timeout_ms = opts.pong_timeout_ms > 0 ? opts.pong_timeout_ms : 10000;
+    if (ws->ping_interval_ms > 0)
+        ws->ping_due = wv_after_ms(ws->ping_interval_ms);
+    *out = ws;
+    return 0;
+}
+
+void wv_ws_free(wv_ws *ws)
+{
+    if (!ws || !ws->client)
+        return;
+    wv_close(ws->fd);
+    wv_buf_free(&ws->in);
+    wv_buf_free(&ws->msg);
+    free(ws);
 }

@@ -14,7 +14,9 @@ typedef struct hub_blob hub_blob;
 typedef struct hub_member hub_member;
 
 struct wv_ws {
-    conn *c;
+    conn *c;     /* the server connection; NULL for a client */
+    bool client; /* frames we send are masked, frames we get must not be */
+    char peer[64];
     int fd;
     size_t max_message;
     int64_t ping_interval_ms, pong_timeout_ms;
