@@ -137,6 +137,12 @@ static ssize_t fill(wv_ws *ws)
     if (rc < 0)
         return rc;
     for (;;) {
+        if (ws->c && ws->c->srv->stopping) {
+            /* stopping while this handler was busy elsewhere (a sleep):
+             * its wake-up at shutdown was missed, so say goodbye here */
+            ws_send_close(ws, WV_WS_GOING_AWAY, "server shutting down");
+            return wv_fail(-ESHUTDOWN, "the server is shutting down");
+        }
         int64_t wake = ws->pong_due ? ws->pong_due : ws->ping_due;
         int64_t old = wv_deadline();
         bool ours = wake && wake < old;
@@ -151,11 +157,8 @@ static ssize_t fill(wv_ws *ws)
                 ws->ping_due = wv_after_ms(ws->ping_interval_ms);
             return n;
         }
-        if (n == -EBADF && ws->c && ws->c->srv->stopping) {
-            /* the server is shutting down (close_idle woke us) */
-            ws_send_close(ws, WV_WS_GOING_AWAY, "server shutting down");
-            return wv_fail(-ESHUTDOWN, "the server is shutting down");
-        }
+        if (n == -EBADF && ws->c && ws->c->srv->stopping)
+            continue; /* the server is shutting down (close_idle woke us) */
         if (n == -ETIMEDOUT && ours && wv_now() < old) {
             if (ws->pong_due) {
                 ws_send_close(ws, WV_WS_INTERNAL_ERROR, "pong timeout");

@@ -89,17 +89,22 @@ try {
 const page = context.pages()[0] || (await context.newPage());
 page.setDefaultTimeout(5000);
 
-// Anything that goes wrong on the page: console errors, uncaught exceptions,
+// Anything that goes wrong on a page: console errors, uncaught exceptions,
 // failed requests, HTTP errors.
 const problems = [];
-page.on('console', (msg) => {
-  if (msg.type() === 'error') problems.push(`console error: ${msg.text()}`);
-});
-page.on('pageerror', (err) => problems.push(`uncaught: ${err.message}`));
-page.on('requestfailed', (req) => problems.push(`request failed: ${req.method()} ${req.url()} (${req.failure()?.errorText})`));
-page.on('response', (res) => {
-  if (res.status() >= 400) problems.push(`HTTP ${res.status()}: ${res.request().method()} ${res.url()}`);
-});
+function watch(p, prefix = '') {
+  p.on('console', (msg) => {
+    if (msg.type() === 'error') problems.push(`${prefix}console error: ${msg.text()}`);
+  });
+  p.on('pageerror', (err) => problems.push(`${prefix}uncaught: ${err.message}`));
+  p.on('requestfailed', (req) =>
+    problems.push(`${prefix}request failed: ${req.method()} ${req.url()} (${req.failure()?.errorText})`),
+  );
+  p.on('response', (res) => {
+    if (res.status() >= 400) problems.push(`${prefix}HTTP ${res.status()}: ${res.request().method()} ${res.url()}`);
+  });
+}
+watch(page);
 await page.addInitScript(recordAppearances);
 
 const sections = await fetch(new URL('/api/sections', BASE_URL)).then((r) => r.json());
@@ -207,6 +212,95 @@ for (const [route, message] of [
   });
 }
 
+// §13.5.1 through the page: the echo boxes on /ws and /ws/echo, then the chat
+// room on /ws/chat with a second page in another browser.
+for (const [route, sent, want, fast] of [
+  ['WS /ws', 'hello ws', 'Echo: hello ws', false],
+  ['WS /ws/echo', 'hello exact echo', 'hello exact echo', true],
+]) {
+  await check(`${route}: the echo box connects, and Send "${sent}" shows "${want}"`, async () => {
+    const box = panel(route);
+    await box.locator('[data-testid=ws-status][data-state=open]').waitFor();
+    await box.locator('[data-testid=ws-input]').fill(sent);
+    await box.locator('[data-testid=ws-send]').click();
+    const reply = box.locator('[data-testid=ws-reply]').first();
+    await box.locator('[data-testid=ws-reply][data-state=done]').first().waitFor({ timeout: 5000 + DELAY_MS });
+    const text = await reply.locator('[data-testid=ws-reply-text]').textContent();
+    assert(text === want, `the newest reply is "${text}"`);
+    const ms = Number(await reply.getAttribute('data-ms'));
+    if (fast) assert(ms < DELAY_MS, `round trip ${ms} ms: not at once`);
+    else assert(ms >= DELAY_MS * 0.95, `round trip ${ms} ms is under the service's delay of ${DELAY_MS} ms`);
+    return `round trip ${ms} ms`;
+  });
+}
+
+const chat = (p) => p.locator('[data-testid=route-panel][data-route="WS /ws/chat"]');
+const chatMe = async (p) => {
+  const me = chat(p).locator('[data-testid=chat-me]:not([data-me=""])');
+  await me.waitFor();
+  return me.getAttribute('data-me');
+};
+const chatMessage = (p, text) =>
+  chat(p)
+    .locator('[data-testid=chat-entry][data-kind=message]')
+    .filter({ has: p.locator('[data-testid=chat-text]', { hasText: text }) });
+let me1 = null;
+let me2 = null;
+let browser2 = null;
+let page2 = null;
+
+await check('WS /ws/chat: the page joins the room and shows its own join as "you"', async () => {
+  await chat(page).locator('[data-testid=ws-status][data-state=open]').waitFor();
+  me1 = await chatMe(page);
+  assert(/^[\d.:[\]a-f]+:\d+$/.test(me1), `its own address is "${me1}"`);
+  const own = chat(page).locator(`[data-testid=chat-entry][data-kind=join][data-from="${me1}"]`);
+  assert((await own.getAttribute('data-mine')) === 'true', 'its own join is not marked as its own');
+  return `joined as ${me1}`;
+});
+
+await check('WS /ws/chat: a second page, in another browser, joins; the first page logs its join', async () => {
+  browser2 = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: 30000 });
+  const context2 = await browser2.newContext({ viewport: { width: 1280, height: 900 }, deviceScaleFactor: 1 });
+  page2 = await context2.newPage();
+  page2.setDefaultTimeout(5000);
+  watch(page2, 'page 2: ');
+  await page2.goto(new URL('/', BASE_URL).href, { waitUntil: 'domcontentloaded' });
+  await chat(page2).locator('[data-testid=ws-status][data-state=open]').waitFor({ timeout: 10000 });
+  me2 = await chatMe(page2);
+  assert(me2 !== me1, `both pages joined as ${me1}`);
+  const join = chat(page).locator(`[data-testid=chat-entry][data-kind=join][data-from="${me2}"]`);
+  await join.waitFor();
+  assert((await join.getAttribute('data-mine')) === 'false', "page 2's join is marked as page 1's own");
+  const count = await chat(page).locator('[data-testid=chat-members]').getAttribute('data-count');
+  assert(count === '2', `page 1 counts ${count} members`);
+  return `page 2 is ${me2}`;
+});
+
+await check('WS /ws/chat: a message from page 1 reaches page 2, marked "you" on page 1 only', async () => {
+  assert(page2, 'no second page');
+  const text = `hello from page 1 (run ${Math.random().toString(16).slice(2, 6)})`;
+  await chat(page).locator('[data-testid=chat-input]').fill(text);
+  await chat(page).locator('[data-testid=chat-send]').click();
+  const there = chatMessage(page2, text);
+  await there.waitFor();
+  assert((await there.getAttribute('data-from')) === me1, `page 2 shows it from ${await there.getAttribute('data-from')}`);
+  assert((await there.getAttribute('data-mine')) === 'false', 'page 2 marks it as its own');
+  const here = chatMessage(page, text);
+  await here.waitFor();
+  assert((await here.getAttribute('data-mine')) === 'true', 'page 1 does not mark it as its own');
+  const who = (await here.locator('[data-testid=chat-who]').textContent()).trim();
+  assert(who === 'you', `page 1 shows it from "${who}"`);
+  assert((await chat(page).locator('[data-testid=chat-input]').inputValue()) === '', 'the input was not cleared');
+
+  const answer = 'hi page 1, page 2 here';
+  await chat(page2).locator('[data-testid=chat-input]').fill(answer);
+  await chat(page2).locator('[data-testid=chat-send]').click();
+  const back = chatMessage(page, answer);
+  await back.waitFor();
+  assert((await back.getAttribute('data-from')) === me2, `page 1 shows the answer from ${await back.getAttribute('data-from')}`);
+  return 'and page 2’s answer back';
+});
+
 const shot = path.join(SHOT_DIR, 'chapter13.png');
 await check(`full-page screenshot saved to ${shot}`, async () => {
   fs.mkdirSync(SHOT_DIR, { recursive: true });
@@ -217,6 +311,17 @@ await check(`full-page screenshot saved to ${shot}`, async () => {
   assert(size > 10000, `only ${size} bytes`);
   return `${Math.round(size / 1024)} KiB`;
 });
+
+await check('WS /ws/chat: when page 2 goes away, page 1 logs its leave', async () => {
+  assert(browser2 && me2, 'no second page');
+  await browser2.close();
+  browser2 = null;
+  const leave = chat(page).locator(`[data-testid=chat-entry][data-kind=leave][data-from="${me2}"]`);
+  await leave.waitFor();
+  const count = await chat(page).locator('[data-testid=chat-members]').getAttribute('data-count');
+  assert(count === '1', `page 1 still counts ${count} members`);
+});
+if (browser2) await browser2.close();
 
 await check('at 390 px wide (a phone) nothing overflows sideways', async () => {
   await page.setViewportSize({ width: 390, height: 844 });
@@ -247,6 +352,38 @@ await check('when /async-endpoint fails: an error with a Retry button, and Retry
     assert(text === 'Asynchronous Response', `after Retry: "${text}"`);
   } finally {
     await p2.close();
+  }
+});
+
+// A third page whose first /ws/chat connection is closed by the "service"
+// (playwright's WebSocket routing) with 1013: the closed state with its code,
+// then Reconnect goes through to the real room.
+await check('when /ws/chat closes: the panel shows the close code, and Reconnect joins the room again', async () => {
+  const p3 = await context.newPage();
+  try {
+    let connections = 0;
+    await p3.routeWebSocket(/\/ws\/chat$/, (ws) => {
+      connections++;
+      if (connections > 1) return void ws.connectToServer();
+      ws.send(JSON.stringify({ event: 'join', from: '192.0.2.1:4242' }));
+      setTimeout(() => ws.close({ code: 1013, reason: 'try again later' }), 100);
+    });
+    await p3.goto(new URL('/', BASE_URL).href);
+    const room = chat(p3);
+    await room.locator('[data-testid=ws-status][data-state=closed][data-code="1013"]').waitFor({ timeout: 10000 });
+    const error = (await room.locator('[data-testid=panel-error]').textContent()).trim();
+    assert(error.includes('1013'), `the error says "${error}"`);
+    const lost = room.locator('[data-testid=chat-entry][data-kind=system]').last();
+    assert((await lost.textContent()).includes('1013'), `the log says "${await lost.textContent()}"`);
+    assert(await room.locator('[data-testid=chat-send]').isDisabled(), 'Send is enabled while closed');
+    await room.locator('[data-testid=ws-reconnect]').click();
+    await room.locator('[data-testid=ws-status][data-state=open]').waitFor();
+    const me = await chatMe(p3);
+    assert(me !== '192.0.2.1:4242', 'still the first connection');
+    assert((await room.locator('[data-testid=panel-error]').count()) === 0, 'the error is still shown after Reconnect');
+    return `"${error}", then joined as ${me}`;
+  } finally {
+    await p3.close();
   }
 });
 

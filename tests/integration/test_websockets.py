@@ -233,7 +233,16 @@ def main():
         ws = await websockets.connect(url + "/ws/echo")
         await ws.send("x")
         assert await ws.recv() == "x"
+        busy = await websockets.connect(url + "/ws")  # its handler is in its delay at SIGTERM
+        await busy.send("late")
+        await asyncio.sleep(0.03)
         proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(busy.recv(), 5) == "Echo: late"
+        try:
+            await asyncio.wait_for(busy.recv(), 5)  # then 1001 at once, not after the drain
+        except websockets.ConnectionClosed:
+            pass
+        assert busy.close_code == 1001, busy.close_code
         try:
             await asyncio.wait_for(ws.recv(), 15)
         except websockets.ConnectionClosed:

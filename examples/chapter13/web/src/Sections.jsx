@@ -4,6 +4,7 @@
 import { useEffect, useState } from 'react';
 import { request } from './api.js';
 import { CallPanel, DataPanel, EchoPanel } from './panels.jsx';
+import { ChatPanel, WsEchoPanel } from './realtime.jsx';
 
 // "GET /hello" -> { method: 'GET', path: '/hello' }
 function parseRoute(route) {
@@ -15,6 +16,8 @@ function RouteView({ route }) {
   const { method, path } = parseRoute(route);
   if (method === 'POST' && path === '/echo') return <EchoPanel route={route} path={path} />;
   if (method === 'GET' && path === '/data') return <DataPanel route={route} path={path} />;
+  if (method === 'WS' && (path === '/ws' || path === '/ws/echo')) return <WsEchoPanel route={route} path={path} />;
+  if (method === 'WS' && path === '/ws/chat') return <ChatPanel route={route} path={path} />;
   if (method === 'GET' && path === '/') {
     return (
       <div className="panel" data-testid="route-panel" data-route={route}>

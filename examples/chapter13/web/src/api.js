@@ -1,5 +1,6 @@
-// Small fetch helpers shared by every card. All URLs are relative: the page is
-// served by the same weave service that answers the API.
+// Small fetch and WebSocket helpers shared by every card. All URLs are relative
+// (WebSocket ones are built from location): the page is served by the same
+// weave service that answers the API.
 
 const DEFAULT_TIMEOUT_MS = 15000;
 
@@ -65,4 +66,34 @@ export function formatMs(ms) {
 
 export function prettyJson(value) {
   return JSON.stringify(value, null, 2);
+}
+
+// The ws:// (or wss:// behind TLS) URL of a WebSocket route on this origin.
+export function wsUrl(path) {
+  return `${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}${path}`;
+}
+
+// What a WebSocket close code means (RFC 6455 §7.4.1), for the closed states.
+const CLOSE_CODES = {
+  1000: 'normal closure',
+  1001: 'going away',
+  1002: 'protocol error',
+  1003: 'unsupported data',
+  1005: 'no status code',
+  1006: 'connection lost',
+  1007: 'invalid payload',
+  1008: 'policy violation',
+  1009: 'message too big',
+  1011: 'server error',
+  1012: 'service restart',
+  1013: 'try again later',
+};
+
+export function describeClose(code, reason) {
+  const meaning = reason || CLOSE_CODES[code];
+  return meaning ? `${code} · ${meaning}` : String(code);
+}
+
+export function clockTime(date = new Date()) {
+  return date.toLocaleTimeString('en-GB', { hour12: false });
 }

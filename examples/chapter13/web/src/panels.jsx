@@ -33,7 +33,7 @@ function Meta({ res }) {
   );
 }
 
-function ErrorLine({ error }) {
+export function ErrorLine({ error }) {
   return (
     <p className="panel-error" role="alert" data-testid="panel-error">
       {error}
