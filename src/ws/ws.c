@@ -17,6 +17,8 @@
 #include <sys/random.h>
 #include <sys/uio.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <unistd.h>
 
 #include "http/http_internal.h"
@@ -133,7 +135,9 @@ static ssize_t fill(wv_ws *ws)
         ws->in.n -= ws->pos;
         ws->pos = 0;
     }
-    int rc = wv_buf_reserve(&ws->in, 16384);
+    /* 4 KiB free is enough to make progress (a bigger frame reserves its
+     * own room): an idle connection should not pin 16 KiB */
+    int rc = wv_buf_reserve(&ws->in, 4096);
     if (rc < 0)
         return rc;
     for (;;) {
@@ -317,13 +321,14 @@ static void ws_done(void *arg)
     wv_ws *ws = arg;
     if (ws->rooms || ws->writer_running)
         hub_detach(ws);
-    if (!ws->close_sent && !ws->broken) {
+    if (ws->opened && !ws->close_sent && !ws->broken) {
         int64_t old = wv_deadline_set(wv_after_ms(CLOSE_WAIT_MS));
         ws_send_close(ws, ws->c->srv->stopping ? WV_WS_GOING_AWAY : WV_WS_NORMAL, NULL);
         wv_deadline_set(old);
     }
     wv_buf_free(&ws->in);
     wv_buf_free(&ws->msg);
+    free(ws);
 }
 
 /* -------------------------------------------------------------- handshake */
@@ -392,10 +397,13 @@ int wv_ws_accept(wv_req *req, wv_res *res, const wv_ws_opts *o, wv_ws **out)
         if (has_token(offered, *p))
             proto = *p;
 
-    wv_ws *ws = wv_req_alloc(req, sizeof *ws);
+    /* not from the request arena: that would pin a 4 KiB block for the
+     * connection's whole life for a few hundred bytes; ws_done frees it */
+    wv_ws *ws = calloc(1, sizeof *ws);
     if (!ws)
         return -ENOMEM;
-    memset(ws, 0, sizeof *ws);
+    res->on_done = ws_done; /* frees it, whatever happens below */
+    res->on_done_arg = ws;
     ws->c = req->c;
     ws->fd = req->c->fd;
     snprintf(ws->peer, sizeof ws->peer, "%s", req->c->peer);
@@ -419,6 +427,7 @@ int wv_ws_accept(wv_req *req, wv_res *res, const wv_ws_opts *o, wv_ws **out)
         rc = res_flush(req->c);
     if (rc < 0)
         return rc;
+    ws->opened = true;
     /* bytes that came right behind the handshake are WebSocket frames */
     if (wv_buf_reserve(&ws->in, 4096) < 0)
         return -ENOMEM;
@@ -429,8 +438,6 @@ int wv_ws_accept(wv_req *req, wv_res *res, const wv_ws_opts *o, wv_ws **out)
             return -ENOMEM;
         c->rlen = at;
     }
-    res->on_done = ws_done;
-    res->on_done_arg = ws;
     *out = ws;
     return 0;
 }
@@ -533,6 +540,10 @@ int wv_ws_connect(const char *url, const wv_ws_connect_opts *o, wv_ws **out)
         }
     }
     freeaddrinfo(job.res);
+    if (fd >= 0) {
+        int one = 1; /* frames are whole writes: do not let Nagle hold them */
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
     if (fd < 0)
         return wv_fail(rc, "cannot connect to %s:%s: %s", host, port, wv_strerror(rc));
 

@@ -25,6 +25,7 @@ struct wv_ws {
     size_t pos;
     wv_buf msg; /* the message being assembled */
     wv_mutex send_lock;
+    bool opened; /* the 101 went out */
     bool close_sent, close_received, broken;
     int close_code; /* the peer's */
     int64_t ping_due, pong_due;
