@@ -60,6 +60,10 @@ typedef struct wv_ws_opts {
     void *origin_arg;
     int64_t ping_interval_ms; /* 0 = 30 s of silence before we ping; < 0: never */
     int64_t pong_timeout_ms;  /* 0 = 10 s for the pong, then close 1011 */
+    /* permessage-deflate (RFC 7692) is accepted when the client offers it
+     * (messages of 32 bytes or more are sent compressed; an inflated
+     * message past max_message closes with 1009); this turns it off */
+    bool no_compression;
 } wv_ws_opts;
 
 /*

@@ -26,7 +26,7 @@
 #include "ws/frame.h"
 #include "ws/ws_internal.h"
 
-enum { DEFAULT_MAX = 1 << 20, CLOSE_WAIT_MS = 1000 };
+enum { DEFAULT_MAX = 1 << 20, CLOSE_WAIT_MS = 1000, DEFLATE_MIN = 32 };
 
 /* ---------------------------------------------------------------- sending */
 
@@ -41,6 +41,83 @@ static uint32_t mask_key(void)
     x ^= x >> 7;
     x ^= x << 17;
     return (uint32_t)(x >> 16);
+}
+
+/* ------------------------------------------------------- permessage-deflate */
+
+/* Compress one message into ws->zsend, without the final 00 00 ff ff
+ * (RFC 7692 7.2.1). <0: send it uncompressed. */
+static int compress_message(wv_ws *ws, const void *data, size_t n)
+{
+    if (!ws->zout_ready) {
+        memset(&ws->zout, 0, sizeof ws->zout);
+        if (deflateInit2(&ws->zout, 6, Z_DEFLATED, -ws->server_bits, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+            return -ENOMEM;
+        ws->zout_ready = true;
+    }
+    ws->zsend.n = 0;
+    if (wv_buf_reserve(&ws->zsend, n + 64) < 0)
+        return -ENOMEM;
+    ws->zout.next_in = (Bytef *)data;
+    ws->zout.avail_in = (uInt)n;
+    for (;;) {
+        ws->zout.next_out = (Bytef *)ws->zsend.p + ws->zsend.n;
+        ws->zout.avail_out = (uInt)(ws->zsend.cap - ws->zsend.n);
+        int zr = deflate(&ws->zout, Z_SYNC_FLUSH);
+        ws->zsend.n = ws->zsend.cap - ws->zout.avail_out;
+        if (zr != Z_OK && zr != Z_BUF_ERROR)
+            return -EIO;
+        if (ws->zout.avail_out > 0)
+            break;
+        if (wv_buf_reserve(&ws->zsend, 4096) < 0)
+            return -ENOMEM;
+    }
+    if (ws->zsend.n >= 4 && memcmp(ws->zsend.p + ws->zsend.n - 4, "\x00\x00\xff\xff", 4) == 0)
+        ws->zsend.n -= 4;
+    if (ws->server_no_ctx)
+        deflateReset(&ws->zout);
+    return 0;
+}
+
+/* Inflate a gathered message (ws->zsend) into ws->msg, never past the
+ * message limit: a small frame must not expand into gigabytes. */
+static int inflate_message(wv_ws *ws)
+{
+    if (!ws->zin_ready) {
+        memset(&ws->zin, 0, sizeof ws->zin);
+        if (inflateInit2(&ws->zin, -ws->client_bits) != Z_OK)
+            return -ENOMEM;
+        ws->zin_ready = true;
+    }
+    if (wv_buf_append(&ws->zgather, "\x00\x00\xff\xff", 4) < 0)
+        return -ENOMEM;
+    ws->msg.n = 0;
+    ws->zin.next_in = (Bytef *)ws->zgather.p;
+    ws->zin.avail_in = (uInt)ws->zgather.n;
+    for (;;) {
+        size_t room = ws->max_message + 1 - ws->msg.n;
+        if (wv_buf_reserve(&ws->msg, room < 65536 ? room : 65536) < 0)
+            return -ENOMEM;
+        size_t take = ws->msg.cap - ws->msg.n;
+        if (take > room)
+            take = room;
+        ws->zin.next_out = (Bytef *)ws->msg.p + ws->msg.n;
+        ws->zin.avail_out = (uInt)take;
+        int zr = inflate(&ws->zin, Z_SYNC_FLUSH);
+        ws->msg.n += take - ws->zin.avail_out;
+        if (ws->msg.n > ws->max_message)
+            return -EMSGSIZE;
+        if (zr != Z_OK && zr != Z_BUF_ERROR && zr != Z_STREAM_END)
+            return -EPROTO;
+        if (ws->zin.avail_in == 0 && ws->zin.avail_out > 0)
+            break;
+        if (zr == Z_BUF_ERROR && ws->zin.avail_out > 0)
+            break;
+    }
+    ws->zgather.n = 0;
+    if (ws->client_no_ctx)
+        inflateReset(&ws->zin);
+    return 0;
 }
 
 int ws_send_frame(wv_ws *ws, uint8_t opcode, const void *data, size_t n)
@@ -66,12 +143,19 @@ int ws_send_frame(wv_ws *ws, uint8_t opcode, const void *data, size_t n)
     } else {
         hl = ws_write_header(head, true, 0, opcode, n, NULL);
     }
-    struct iovec iov[2] = {{head, hl}, {(void *)data, n}};
     int rc = wv_mutex_lock(&ws->send_lock);
     if (rc < 0) {
         free(masked);
         return rc;
     }
+    if (ws->deflate && !ws->client && (opcode == WS_OP_TEXT || opcode == WS_OP_BINARY) &&
+        n >= DEFLATE_MIN && compress_message(ws, data, n) == 0) {
+        /* the compressed bytes go out instead, with RSV1 */
+        data = ws->zsend.p;
+        n = ws->zsend.n;
+        hl = ws_write_header(head, true, WS_RSV1, opcode, n, NULL);
+    }
+    struct iovec iov[2] = {{head, hl}, {(void *)data, n}};
     ssize_t w = wv_writev(ws->fd, iov, n ? 2 : 1);
     wv_mutex_unlock(&ws->send_lock);
     free(masked);
@@ -196,17 +280,22 @@ int wv_ws_recv(wv_ws *ws, wv_str *out)
         return -ECONNRESET;
     ws->msg.n = 0;
     int type = 0;
+    bool compressed = false;
+    ws->zgather.n = 0;
     uint32_t utf8 = 0;
     int utf8_last = WS_UTF8_OK; /* what the last piece of text left us at */
     for (;;) {
         ws_header h;
         size_t avail = ws->in.n - ws->pos;
-        int hs = ws_parse_header((uint8_t *)ws->in.p + ws->pos, avail, !ws->client, 0,
-                                 ws->max_message, &h);
+        /* a compressed frame may be a little larger than what it inflates to */
+        size_t frame_max =
+            ws->deflate ? ws->max_message + ws->max_message / 64 + 1024 : ws->max_message;
+        int hs = ws_parse_header((uint8_t *)ws->in.p + ws->pos, avail, !ws->client,
+                                 ws->deflate ? WS_RSV1 : 0, frame_max, &h);
         if (hs < 0)
             return violation(ws, -hs, hs == -1009 ? "message too big" : "bad frame header");
         if (hs == 0 || avail < (size_t)hs + h.len) {
-            if (hs > 0 && h.len > ws->max_message)
+            if (hs > 0 && h.len > frame_max)
                 return violation(ws, WV_WS_TOO_BIG, "message too big");
             if (hs > 0) {
                 /* make room for the whole frame */
@@ -227,6 +316,8 @@ int wv_ws_recv(wv_ws *ws, wv_str *out)
             }
             continue;
         }
+        if ((h.rsv & WS_RSV1) && (h.opcode >= 8 || h.opcode == WS_OP_CONT))
+            return violation(ws, WV_WS_PROTOCOL_ERROR, "RSV1 on a control or continuation frame");
         uint8_t *payload = (uint8_t *)ws->in.p + ws->pos + hs;
         if (h.masked)
             ws_unmask(payload, (size_t)h.len, h.mask, 0);
@@ -256,6 +347,7 @@ int wv_ws_recv(wv_ws *ws, wv_str *out)
             if (type)
                 return violation(ws, WV_WS_PROTOCOL_ERROR, "new message inside a fragmented one");
             type = h.opcode == WS_OP_TEXT ? WV_WS_TEXT : WV_WS_BINARY;
+            compressed = (h.rsv & WS_RSV1) != 0;
             break;
         case WS_OP_CONT:
             if (!type)
@@ -263,6 +355,27 @@ int wv_ws_recv(wv_ws *ws, wv_str *out)
             break;
         default:
             return violation(ws, WV_WS_PROTOCOL_ERROR, "unknown opcode");
+        }
+        if (compressed) {
+            /* gather the compressed message; inflate it whole at its end */
+            /* incompressible data grows a little under deflate (stored
+             * blocks): allow the wire size that much over the limit */
+            size_t wire_max = ws->max_message + ws->max_message / 64 + 1024;
+            if (ws->zgather.n + h.len > wire_max ||
+                wv_buf_append(&ws->zgather, payload, (size_t)h.len) < 0)
+                return violation(ws, WV_WS_TOO_BIG, "message too big");
+            if (!h.fin)
+                continue;
+            int zr = inflate_message(ws);
+            if (zr == -EMSGSIZE)
+                return violation(ws, WV_WS_TOO_BIG, "message too big once inflated");
+            if (zr < 0)
+                return violation(ws, WV_WS_INVALID_DATA, "bad deflate data");
+            if (type == WV_WS_TEXT &&
+                ws_utf8_feed(&utf8, (const uint8_t *)ws->msg.p, ws->msg.n) != WS_UTF8_OK)
+                return violation(ws, WV_WS_INVALID_DATA, "text is not UTF-8");
+            *out = (wv_str){ws->msg.p ? ws->msg.p : "", ws->msg.n};
+            return type;
         }
         if (ws->msg.n + h.len > ws->max_message)
             return violation(ws, WV_WS_TOO_BIG, "message too big");
@@ -315,6 +428,18 @@ const char *wv_ws_subprotocol(const wv_ws *ws)
     return ws->subprotocol;
 }
 
+static void ws_free_buffers(wv_ws *ws)
+{
+    wv_buf_free(&ws->in);
+    wv_buf_free(&ws->msg);
+    wv_buf_free(&ws->zgather);
+    wv_buf_free(&ws->zsend);
+    if (ws->zin_ready)
+        inflateEnd(&ws->zin);
+    if (ws->zout_ready)
+        deflateEnd(&ws->zout);
+}
+
 /* After the handler: close cleanly if it did not, free the buffers. */
 static void ws_done(void *arg)
 {
@@ -326,8 +451,7 @@ static void ws_done(void *arg)
         ws_send_close(ws, ws->c->srv->stopping ? WV_WS_GOING_AWAY : WV_WS_NORMAL, NULL);
         wv_deadline_set(old);
     }
-    wv_buf_free(&ws->in);
-    wv_buf_free(&ws->msg);
+    ws_free_buffers(ws);
     free(ws);
 }
 
@@ -350,6 +474,100 @@ static bool has_token(wv_str list, const char *token)
             e--;
         if ((size_t)(e - t) == tl && strncasecmp(t, token, tl) == 0)
             return true;
+    }
+    return false;
+}
+
+/* One token or param=value of an extension offer, trimmed. */
+static wv_str trim(const char *p, const char *e)
+{
+    while (p < e && (*p == ' ' || *p == '\t'))
+        p++;
+    while (e > p && (e[-1] == ' ' || e[-1] == '\t'))
+        e--;
+    return (wv_str){p, (size_t)(e - p)};
+}
+
+static int window_bits(wv_str v, int lo)
+{
+    if (v.n >= 2 && v.p[0] == '"' && v.p[v.n - 1] == '"')
+        v = (wv_str){v.p + 1, v.n - 2};
+    if (v.n < 1 || v.n > 2)
+        return -1;
+    int n = 0;
+    for (size_t i = 0; i < v.n; i++) {
+        if (v.p[i] < '0' || v.p[i] > '9')
+            return -1;
+        n = n * 10 + (v.p[i] - '0');
+    }
+    return n >= lo && n <= 15 ? n : -1;
+}
+
+/* Accept the first permessage-deflate offer (RFC 7692) we can honour and
+ * write the response's extension value. zlib cannot compress with an
+ * 8-bit window, so an offer that insists on server_max_window_bits=8 is
+ * declined. */
+static bool negotiate_deflate(wv_str ext, wv_ws *ws, char *out, size_t cap)
+{
+    if (!ext.p)
+        return false; /* nothing offered */
+    const char *p = ext.p, *end = ext.p + ext.n;
+    while (p < end) {
+        const char *comma = memchr(p, ',', (size_t)(end - p));
+        const char *oe = comma ? comma : end;
+        bool ok = true, seen[4] = {false};
+        bool sno = false, cno = false;
+        int sbits = 15, cbits = 15;
+        const char *q = p;
+        int idx = 0;
+        while (q < oe && ok) {
+            const char *semi = memchr(q, ';', (size_t)(oe - q));
+            const char *pe = semi ? semi : oe;
+            wv_str t = trim(q, pe);
+            const char *eq = memchr(t.p, '=', t.n);
+            wv_str name = eq ? trim(t.p, eq) : t;
+            wv_str val = eq ? trim(eq + 1, t.p + t.n) : (wv_str){NULL, 0};
+            if (idx == 0) {
+                ok = wv_str_eq_cstr(t, "permessage-deflate");
+            } else if (wv_str_eq_cstr(name, "server_no_context_takeover") && !val.p && !seen[0]) {
+                sno = seen[0] = true;
+            } else if (wv_str_eq_cstr(name, "client_no_context_takeover") && !val.p && !seen[1]) {
+                cno = seen[1] = true;
+            } else if (wv_str_eq_cstr(name, "server_max_window_bits") && val.p && !seen[2]) {
+                seen[2] = true;
+                sbits = window_bits(val, 9);
+                ok = sbits > 0;
+            } else if (wv_str_eq_cstr(name, "client_max_window_bits") && !seen[3]) {
+                seen[3] = true;
+                if (val.p) {
+                    cbits = window_bits(val, 8);
+                    ok = cbits > 0;
+                }
+            } else {
+                ok = false; /* an unknown or repeated parameter: decline this offer */
+            }
+            idx++;
+            q = semi ? semi + 1 : oe;
+        }
+        if (ok && idx > 0) {
+            ws->deflate = true;
+            ws->server_no_ctx = sno;
+            ws->client_no_ctx = cno;
+            ws->server_bits = sbits;
+            ws->client_bits = cbits;
+            snprintf(out, cap, "permessage-deflate%s%s", sno ? "; server_no_context_takeover" : "",
+                     cno ? "; client_no_context_takeover" : "");
+            if (seen[2]) {
+                size_t l = strlen(out);
+                snprintf(out + l, cap - l, "; server_max_window_bits=%d", sbits);
+            }
+            if (seen[3] && cbits != 15) {
+                size_t l = strlen(out);
+                snprintf(out + l, cap - l, "; client_max_window_bits=%d", cbits);
+            }
+            return true;
+        }
+        p = comma ? comma + 1 : end;
     }
     return false;
 }
@@ -420,6 +638,10 @@ int wv_ws_accept(wv_req *req, wv_res *res, const wv_ws_opts *o, wv_ws **out)
     wv_res_header(res, "Sec-WebSocket-Accept", accept);
     if (proto)
         wv_res_header(res, "Sec-WebSocket-Protocol", proto);
+    char ext[160];
+    if (!opts.no_compression &&
+        negotiate_deflate(wv_req_header(req, "Sec-WebSocket-Extensions"), ws, ext, sizeof ext))
+        wv_res_header(res, "Sec-WebSocket-Extensions", ext);
     res->upgraded = true;
     req->c->upgraded = true;
     int rc = wv_res_send(res, 101, NULL, NULL, 0);

@@ -5,6 +5,8 @@
 #ifndef WEAVE_WS_INTERNAL_H
 #define WEAVE_WS_INTERNAL_H
 
+#include <zlib.h>
+
 #include "http/http_internal.h"
 #include "weave/ws.h"
 
@@ -26,6 +28,14 @@ struct wv_ws {
     wv_buf msg; /* the message being assembled */
     wv_mutex send_lock;
     bool opened; /* the 101 went out */
+    /* permessage-deflate (RFC 7692), when negotiated */
+    bool deflate;
+    bool server_no_ctx, client_no_ctx; /* reset our compressor / their stream per message */
+    int server_bits, client_bits;      /* LZ77 windows: ours, theirs */
+    bool zin_ready, zout_ready;
+    z_stream zin, zout;
+    wv_buf zgather; /* a compressed message being received (the reader's) */
+    wv_buf zsend;   /* a message we compressed (under the send lock) */
     bool close_sent, close_received, broken;
     int close_code; /* the peer's */
     int64_t ping_due, pong_due;

@@ -16,6 +16,8 @@ import subprocess
 import sys
 import tempfile
 
+import zlib
+
 import websockets
 
 BIN = os.path.join(os.environ.get("BUILD_DIR", "build/release"), "chapter13")
@@ -224,6 +226,68 @@ def main():
         r = s.recv(4096)
         assert b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" in r, r
 
+    def deflate_raw(data, fresh=True, _state={}):
+        if fresh or "c" not in _state:
+            _state["c"] = zlib.compressobj(6, zlib.DEFLATED, -15)
+        out = _state["c"].compress(data) + _state["c"].flush(zlib.Z_SYNC_FLUSH)
+        assert out.endswith(b"\x00\x00\xff\xff")
+        return out[:-4]
+
+    def read_frame(s):
+        s.settimeout(5)
+        buf = b""
+        while len(buf) < 2:
+            buf += s.recv(2 - len(buf))
+        n = buf[1] & 0x7F
+        ext = {126: 2, 127: 8}.get(n, 0)
+        while len(buf) < 2 + ext:
+            buf += s.recv(2 + ext - len(buf))
+        if ext:
+            n = int.from_bytes(buf[2:2 + ext], "big")
+        payload = b""
+        while len(payload) < n:
+            payload += s.recv(n - len(payload))
+        return buf[0], payload
+
+    async def compression_is_negotiated_by_a_real_client():
+        async with websockets.connect(url + "/ws/echo") as ws:
+            names = [e.name for e in ws.extensions]
+            assert names == ["permessage-deflate"], names
+            text = "weave " * 20000
+            await ws.send(text)
+            assert await ws.recv() == text
+
+    def compressed_frames_both_ways_with_rsv1():
+        s, head = raw_handshake(port, extra=b"Sec-WebSocket-Extensions: permessage-deflate; "
+                                            b"server_no_context_takeover; client_no_context_takeover\r\n")
+        assert b"Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; " \
+               b"client_no_context_takeover" in head, head
+        for msg in (b"hello hello hello hello hello hello hello", b"second message, fresh context " * 3):
+            s.sendall(frame(0x1, deflate_raw(msg), rsv=4))
+            b0, payload = read_frame(s)
+            assert b0 == 0xC1, hex(b0)  # FIN + RSV1 + text: the reply is compressed too
+            d = zlib.decompressobj(-15)
+            assert d.decompress(payload + b"\x00\x00\xff\xff") == msg
+
+    def a_compressed_bomb_closes_1009():
+        s, head = raw_handshake(port, "/ws", extra=b"Sec-WebSocket-Extensions: permessage-deflate\r\n")
+        assert b"permessage-deflate" in head, head
+        s.sendall(frame(0x1, deflate_raw(b"a" * (8 << 20)), rsv=4))  # ~8 KB on the wire
+        assert read_close_code(s) == 1009
+
+    def rsv1_on_a_continuation_closes_1002():
+        s, _ = raw_handshake(port, extra=b"Sec-WebSocket-Extensions: permessage-deflate\r\n")
+        s.sendall(frame(0x1, deflate_raw(b"ab"), fin=False, rsv=4) + frame(0x0, b"x", rsv=4))
+        assert read_close_code(s) == 1002
+
+    def an_offer_we_cannot_honour_is_declined():
+        s, head = raw_handshake(port, extra=b"Sec-WebSocket-Extensions: permessage-deflate; "
+                                            b"server_max_window_bits=8\r\n")
+        assert b"Sec-WebSocket-Extensions" not in head, head
+        s.sendall(frame(0x1, b"plain"))
+        b0, payload = read_frame(s)
+        assert b0 == 0x81 and payload == b"plain", (hex(b0), payload)
+
     async def server_still_serves_after_all_that():
         async with websockets.connect(url + "/ws/echo") as ws:
             await ws.send("still here")
@@ -259,6 +323,9 @@ def main():
                    oversized_message_closes_1009, reserved_bits_and_opcodes_close_1002,
                    bad_close_codes_close_1002, control_frames_between_fragments_are_handled,
                    bad_handshakes_get_400_or_426, accept_key_matches_rfc_example,
+                   compression_is_negotiated_by_a_real_client,
+                   compressed_frames_both_ways_with_rsv1, a_compressed_bomb_closes_1009,
+                   rsv1_on_a_continuation_closes_1002, an_offer_we_cannot_honour_is_declined,
                    server_still_serves_after_all_that,
                    sigterm_closes_open_sockets_with_going_away):
             case(fn)
