@@ -13,9 +13,14 @@
  * every message exactly, text as text and binary as binary, at once: what
  * conformance suites and benchmarks use; /ws/chat is a chat room on a
  * broadcast hub: every text sent is relayed to everyone in the room, on
- * every shard, as {"from": "<peer>", "text": "..."}, and joins and leaves
- * are announced ({"event": "join"|"leave", "from": ...}).
+ * every shard, as {"from": "<peer>", "id": "<member id>", "text": "..."},
+ * and joins and leaves are announced ({"event": "join"|"leave", "from":
+ * ..., "id": ...}). A text "/to <id> <words>" goes to that one member
+ * instead (wv_ws_send_to, whichever shard holds it), as {"from", "id",
+ * "to", "text"}; an unknown id is answered {"from": "server", "text":
+ * "no member <id>"}.
  */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,11 +68,13 @@ static int echo(wv_req *req, wv_res *res)
 
 static wv_ws_hub *chat_hub;
 
-static void announce(const char *event, const char *from, const char *text, size_t text_len)
+/* One chat frame as JSON: {"event"?, "from", "id", "to"?, "text"?}. */
+static int chat_frame(wv_buf *b, const char *event, const char *from, uint64_t id, uint64_t to,
+                      const char *text, size_t text_len)
 {
-    wv_buf b = {0};
+    char num[24];
     wv_json j;
-    wv_json_init(&j, &b);
+    wv_json_init(&j, b);
     wv_json_object_begin(&j);
     if (event) {
         wv_json_key(&j, "event");
@@ -75,14 +82,55 @@ static void announce(const char *event, const char *from, const char *text, size
     }
     wv_json_key(&j, "from");
     wv_json_string(&j, from);
+    /* ids as strings: a 64-bit number does not survive JavaScript */
+    snprintf(num, sizeof num, "%" PRIu64, id);
+    wv_json_key(&j, "id");
+    wv_json_string(&j, num);
+    if (to) {
+        snprintf(num, sizeof num, "%" PRIu64, to);
+        wv_json_key(&j, "to");
+        wv_json_string(&j, num);
+    }
     if (text) {
         wv_json_key(&j, "text");
         wv_json_stringn(&j, text, text_len);
     }
     wv_json_object_end(&j);
-    if (wv_json_finish(&j) == 0)
+    return wv_json_finish(&j);
+}
+
+static void announce(const char *event, const char *from, uint64_t id, const char *text,
+                     size_t text_len)
+{
+    wv_buf b = {0};
+    if (chat_frame(&b, event, from, id, 0, text, text_len) == 0)
         wv_ws_hub_publish(chat_hub, "chat", WV_WS_TEXT, b.p, b.n);
     wv_buf_free(&b);
+}
+
+/* "/to <id> <words>": to one member, on whichever shard it is. */
+static int direct(wv_ws *ws, const char *me, wv_str msg)
+{
+    const char *p = msg.p + 4, *end = msg.p + msg.n;
+    uint64_t to = 0;
+    while (p < end && *p >= '0' && *p <= '9' && to < UINT64_MAX / 10)
+        to = to * 10 + (uint64_t)(*p++ - '0');
+    if (p < end && *p == ' ')
+        p++;
+    wv_buf b = {0};
+    int rc = chat_frame(&b, NULL, me, wv_ws_id(ws), to, p, (size_t)(end - p));
+    if (rc == 0)
+        rc = wv_ws_send_to(to, WV_WS_TEXT, b.p, b.n);
+    if (rc == -ENOENT) {
+        char text[48];
+        int n = snprintf(text, sizeof text, "no member %" PRIu64, to);
+        b.n = 0;
+        rc = chat_frame(&b, NULL, "server", 0, 0, text, (size_t)n);
+        if (rc == 0)
+            rc = wv_ws_send(ws, WV_WS_TEXT, b.p, b.n);
+    }
+    wv_buf_free(&b);
+    return rc;
 }
 
 static int chat(wv_req *req, wv_res *res)
@@ -92,16 +140,24 @@ static int chat(wv_req *req, wv_res *res)
     if (rc < 0)
         return rc;
     const char *me = wv_req_peer(req);
+    uint64_t id = wv_ws_id(ws);
     rc = wv_ws_hub_join(chat_hub, "chat", ws);
     if (rc < 0)
         return wv_ws_close(ws, WV_WS_INTERNAL_ERROR, "cannot join the room");
-    announce("join", me, NULL, 0);
+    announce("join", me, id, NULL, 0);
     wv_str msg;
     int type;
-    while ((type = wv_ws_recv(ws, &msg)) > 0)
-        if (type == WV_WS_TEXT)
-            announce(NULL, me, msg.p, msg.n);
-    announce("leave", me, NULL, 0);
+    while ((type = wv_ws_recv(ws, &msg)) > 0) {
+        if (type != WV_WS_TEXT)
+            continue;
+        if (msg.n > 4 && memcmp(msg.p, "/to ", 4) == 0) {
+            if (direct(ws, me, msg) < 0 && wv_cancelled())
+                break;
+        } else {
+            announce(NULL, me, id, msg.p, msg.n);
+        }
+    }
+    announce("leave", me, id, NULL, 0);
     return wv_ws_close(ws, WV_WS_NORMAL, NULL);
 }
 

@@ -93,6 +93,20 @@ int wv_ws_recv(wv_ws *ws, wv_str *msg);
 int wv_ws_send(wv_ws *ws, int type, const void *data, size_t n);
 int wv_ws_send_text(wv_ws *ws, const char *text);
 
+/*
+ * Every open connection (server or client) has an id, unique in the
+ * process and never 0, that any fiber of any shard can send to: a user's
+ * socket found in a table, a job finishing on another shard. The message
+ * is sent by the connection's own shard, serialized with its other sends;
+ * the caller waits until it is written (its backpressure: a slow peer slows
+ * its senders, not the others), so `data` needs to live only for the call.
+ * -ENOENT when no open connection has that id (it closed, or never was),
+ * -EPIPE once it is closing, -EINVAL for a bad type, -EPERM outside the
+ * runtime, and the deadline / cancellation errors of the caller.
+ */
+uint64_t wv_ws_id(const wv_ws *ws);
+int wv_ws_send_to(uint64_t id, int type, const void *data, size_t n);
+
 /* Send a ping (payload up to 125 bytes); the pong is absorbed by recv. */
 int wv_ws_ping(wv_ws *ws, const void *data, size_t n);
 

@@ -148,6 +148,11 @@ int ws_send_frame(wv_ws *ws, uint8_t opcode, const void *data, size_t n)
         free(masked);
         return rc;
     }
+    if (ws->broken || ws->close_sent) { /* while we waited for the lock */
+        wv_mutex_unlock(&ws->send_lock);
+        free(masked);
+        return -EPIPE;
+    }
     if (ws->deflate && !ws->client && (opcode == WS_OP_TEXT || opcode == WS_OP_BINARY) &&
         n >= DEFLATE_MIN && compress_message(ws, data, n) == 0) {
         /* the compressed bytes go out instead, with RSV1 */
@@ -444,6 +449,7 @@ static void ws_free_buffers(wv_ws *ws)
 static void ws_done(void *arg)
 {
     wv_ws *ws = arg;
+    ws_unregister(ws); /* no new wv_ws_send_to from here on */
     if (ws->rooms || ws->writer_running)
         hub_detach(ws);
     if (ws->opened && !ws->close_sent && !ws->broken) {
@@ -451,6 +457,7 @@ static void ws_done(void *arg)
         ws_send_close(ws, ws->c->srv->stopping ? WV_WS_GOING_AWAY : WV_WS_NORMAL, NULL);
         wv_deadline_set(old);
     }
+    ws_drain_senders(ws);
     ws_free_buffers(ws);
     free(ws);
 }
@@ -660,6 +667,9 @@ int wv_ws_accept(wv_req *req, wv_res *res, const wv_ws_opts *o, wv_ws **out)
             return -ENOMEM;
         c->rlen = at;
     }
+    rc = ws_register(ws);
+    if (rc < 0)
+        return rc;
     *out = ws;
     return 0;
 }
@@ -855,6 +865,11 @@ int wv_ws_connect(const char *url, const wv_ws_connect_opts *o, wv_ws **out)
     ws->pong_timeout_ms = opts.pong_timeout_ms > 0 ? opts.pong_timeout_ms : 10000;
     if (ws->ping_interval_ms > 0)
         ws->ping_due = wv_after_ms(ws->ping_interval_ms);
+    rc = ws_register(ws);
+    if (rc < 0) {
+        wv_ws_free(ws);
+        return rc;
+    }
     *out = ws;
     return 0;
 }
@@ -863,6 +878,7 @@ void wv_ws_free(wv_ws *ws)
 {
     if (!ws || !ws->client)
         return;
+    ws_drain_senders(ws);
     wv_close(ws->fd);
     wv_buf_free(&ws->in);
     wv_buf_free(&ws->msg);

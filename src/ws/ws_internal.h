@@ -47,11 +47,25 @@ struct wv_ws {
     wv_event q_wake;
     wv_event writer_done;
     bool writer_running, writer_stop, writer_sending, slow_closed;
+    /* direct.c: the id other shards send to, its table chain, and the
+     * senders from wv_ws_send_to inside this connection right now */
+    uint64_t id;
+    wv_ws *id_next;
+    int remote_senders;
+    bool draining;
+    wv_event senders_done;
 };
 
 /* ws.c */
 int ws_send_frame(wv_ws *ws, uint8_t opcode, const void *data, size_t n);
 int ws_send_close(wv_ws *ws, int code, const char *reason);
+
+/* direct.c: list the connection under a new id on the calling shard
+ * (-EPERM outside the runtime, -ENOMEM); take it off the list; take it off
+ * and wait for the senders inside it (before the teardown) */
+int ws_register(wv_ws *ws);
+void ws_unregister(wv_ws *ws);
+void ws_drain_senders(wv_ws *ws);
 
 /* hub.c: leave every room and stop the writer (from the handler's fiber) */
 void hub_detach(wv_ws *ws);

@@ -3,7 +3,8 @@ both shards get every message and the join/leave events, a publisher's
 messages arrive in order to everyone, and a member too slow to read is
 handled by the policy: with drop it stays connected and keeps the newest
 messages, with close it is cut off, and either way the others are never
-held up."""
+held up. "/to <id> ..." reaches one member whichever shard holds it
+(wv_ws_send_to), and an id that is gone is answered "no member"."""
 import asyncio
 import json
 import os
@@ -75,6 +76,53 @@ async def a_publishers_messages_arrive_in_order_to_everyone(url):
         got = [(await next_text(c))["text"] for _ in range(100)]
         assert got == ["m%d" % i for i in range(100)], got[:5]
     for c in clients:
+        await c.close()
+
+
+async def join(url):
+    """Connect and read our own join announcement: it carries our id."""
+    c = await websockets.connect(url)
+    while True:
+        m = json.loads(await asyncio.wait_for(c.recv(), 10))
+        if m.get("event") == "join":
+            return c, m["id"]
+
+
+async def direct_messages_reach_one_member_on_either_shard(url):
+    members = [await join(url) for _ in range(8)]
+    shards = {int(i) % 1024 for _, i in members}
+    assert shards == {0, 1}, "ids %s: the members did not land on both shards" % shards
+    # every member sends one direct message to the next one (half of them
+    # cross shards), and one to an id that does not exist
+    for k, (c, my_id) in enumerate(members):
+        _, to = members[(k + 1) % len(members)]
+        await c.send("/to %s hi from %d" % (to, k))
+    for k, (c, my_id) in enumerate(members):
+        prev = (k - 1) % len(members)
+        while True:
+            m = json.loads(await asyncio.wait_for(c.recv(), 10))
+            if m.get("to") == my_id:
+                break
+            assert "to" not in m, ("a direct message reached the wrong member", m)
+        assert m["text"] == "hi from %d" % prev and m["id"] == members[prev][1], m
+    c, my_id = members[0]
+    await c.send("/to 999999999999 anyone?")
+    while True:
+        m = json.loads(await asyncio.wait_for(c.recv(), 10))
+        if m.get("from") == "server":
+            break
+    assert m["text"] == "no member 999999999999", m
+    # a member that left is no longer reachable
+    gone_c, gone_id = members[1]
+    await gone_c.close()
+    await asyncio.sleep(0.2)
+    await c.send("/to %s still there?" % gone_id)
+    while True:
+        m = json.loads(await asyncio.wait_for(c.recv(), 10))
+        if m.get("from") == "server":
+            break
+    assert m["text"] == "no member %s" % gone_id, m
+    for c, _ in members:
         await c.close()
 
 
@@ -168,6 +216,8 @@ def main():
          members_on_both_shards_see_messages_and_events)
     case("a_publishers_messages_arrive_in_order_to_everyone",
          a_publishers_messages_arrive_in_order_to_everyone)
+    case("direct_messages_reach_one_member_on_either_shard",
+         direct_messages_reach_one_member_on_either_shard)
     case("slow_member_with_drop_policy_keeps_the_newest",
          slow_member_with_drop_policy_keeps_the_newest, CHAT_QUEUE="1000", CHAT_SLOW="drop")
     case("slow_member_with_close_policy_is_cut_off", slow_member_with_close_policy_is_cut_off,
