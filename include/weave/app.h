@@ -14,7 +14,8 @@
  * message naming the option (exit status 2). Built in: port (PORT, 8000),
  * host (HOST, 0.0.0.0), shards (SHARDS, one per CPU), log-level (LOG_LEVEL,
  * info), access-log (ACCESS_LOG, off|common|json), drain-timeout-ms
- * (DRAIN_TIMEOUT_MS, 10000). Modules and programs add theirs with
+ * (DRAIN_TIMEOUT_MS, 10000), max-connections (MAX_CONNECTIONS, 10000 per
+ * shard; past it new connections wait in the listen backlog). Modules and programs add theirs with
  * wv_app_option before the first value is read.
  *
  * wv_app_run serves the app's router on every shard with /healthz (the

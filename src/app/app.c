@@ -99,6 +99,8 @@ wv_app *wv_app_new(int argc, char **argv)
                   "one line per request: off, common or json");
     wv_app_option(app, "drain-timeout-ms", "DRAIN_TIMEOUT_MS", WV_OPT_INT, "10000",
                   "on SIGTERM, how long requests in flight may finish");
+    wv_app_option(app, "max-connections", "MAX_CONNECTIONS", WV_OPT_INT, "10000",
+                  "open connections per shard; past it new ones wait in the listen backlog");
     return app;
 }
 
@@ -404,6 +406,7 @@ static int app_main(void *arg)
         .host = wv_app_str(app, "host"),
         .port = (int)wv_app_int(app, "port"),
         .drain_timeout_ms = wv_app_int(app, "drain-timeout-ms"),
+        .max_connections = (int)wv_app_int(app, "max-connections"),
         .access_log = !strcasecmp(al, "json")     ? WV_ACCESS_LOG_JSON
                       : !strcasecmp(al, "common") ? WV_ACCESS_LOG_COMMON
                                                   : WV_ACCESS_LOG_OFF,
@@ -457,6 +460,9 @@ static void app_free(wv_app *app)
 int wv_app_run(wv_app *app)
 {
     parse(app);
+    option *mc = find(app, "max-connections");
+    if (wv_app_int(app, "max-connections") < 1 || wv_app_int(app, "max-connections") > 1 << 24)
+        bad(app, mc, mc->value, "expected 1 to 16777216");
     const char *lvl = wv_app_str(app, "log-level");
     static const char *levels[] = {"debug", "info", "warn", "error", "off"};
     for (int i = 0; i < 5; i++)
