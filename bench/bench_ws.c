@@ -313,19 +313,32 @@ static int reader_failed(int rc)
     return rc;
 }
 
-/* {"from":"<no quote>","text":"<bexpect>"} */
+/* {"from":"<no quote>","text":"<bexpect>"}, or with ,"id":"<digits>" after
+ * "from" (weave's /ws/chat names the member's id too) */
 static bool is_relay(wv_str m)
 {
-    static const char pre[] = "{\"from\":\"", mid[] = "\",\"text\":\"";
-    size_t np = sizeof pre - 1, nm = sizeof mid - 1, ne = strlen(bexpect);
-    if (m.n < np + nm + ne + 2 || memcmp(m.p, pre, np) != 0 ||
-        memcmp(m.p + m.n - 2 - ne - nm, mid, nm) != 0 ||
-        memcmp(m.p + m.n - 2 - ne, bexpect, ne) != 0 || memcmp(m.p + m.n - 2, "\"}", 2) != 0)
+    static const char pre[] = "{\"from\":\"", id[] = ",\"id\":\"", text[] = ",\"text\":\"";
+    size_t np = sizeof pre - 1, ni = sizeof id - 1, nt = sizeof text - 1, ne = strlen(bexpect);
+    const char *p = m.p, *end = m.p + m.n;
+    if (m.n < np + nt + ne + 3 || memcmp(p, pre, np) != 0)
         return false;
-    for (size_t k = np; k < m.n - 2 - ne - nm; k++)
-        if (m.p[k] == '"')
+    p += np;
+    while (p < end && *p != '"')
+        p++;
+    if (p == end)
+        return false;
+    p++;
+    if ((size_t)(end - p) > ni && memcmp(p, id, ni) == 0) {
+        p += ni;
+        const char *digits = p;
+        while (p < end && *p >= '0' && *p <= '9')
+            p++;
+        if (p == digits || p == end || *p != '"')
             return false;
-    return true;
+        p++;
+    }
+    return (size_t)(end - p) == nt + ne + 2 && memcmp(p, text, nt) == 0 &&
+           memcmp(p + nt, bexpect, ne) == 0 && memcmp(end - 2, "\"}", 2) == 0;
 }
 
 static int reader(void *arg)

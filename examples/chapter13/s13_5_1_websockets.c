@@ -15,7 +15,7 @@
  * broadcast hub: every text sent is relayed to everyone in the room, on
  * every shard, as {"from": "<peer>", "id": "<member id>", "text": "..."},
  * and joins and leaves are announced ({"event": "join"|"leave", "from":
- * ..., "id": ...}). A text "/to <id> <words>" goes to that one member
+ * ..., "id": ...}) unless --chat-events=false. A text "/to <id> <words>" goes to that one member
  * instead (wv_ws_send_to, whichever shard holds it), as {"from", "id",
  * "to", "text"}; an unknown id is answered {"from": "server", "text":
  * "no member <id>"}.
@@ -67,6 +67,7 @@ static int echo(wv_req *req, wv_res *res)
 }
 
 static wv_ws_hub *chat_hub;
+static bool chat_events; /* announce joins and leaves */
 
 /* One chat frame as JSON: {"event"?, "from", "id", "to"?, "text"?}. */
 static int chat_frame(wv_buf *b, const char *event, const char *from, uint64_t id, uint64_t to,
@@ -144,7 +145,8 @@ static int chat(wv_req *req, wv_res *res)
     rc = wv_ws_hub_join(chat_hub, "chat", ws);
     if (rc < 0)
         return wv_ws_close(ws, WV_WS_INTERNAL_ERROR, "cannot join the room");
-    announce("join", me, id, NULL, 0);
+    if (chat_events)
+        announce("join", me, id, NULL, 0);
     wv_str msg;
     int type;
     while ((type = wv_ws_recv(ws, &msg)) > 0) {
@@ -157,7 +159,8 @@ static int chat(wv_req *req, wv_res *res)
             announce(NULL, me, id, msg.p, msg.n);
         }
     }
-    announce("leave", me, id, NULL, 0);
+    if (chat_events)
+        announce("leave", me, id, NULL, 0);
     return wv_ws_close(ws, WV_WS_NORMAL, NULL);
 }
 
@@ -168,6 +171,9 @@ void s13_5_1_websockets_options(wv_app *app)
     wv_app_option(
         app, "chat-slow", "CHAT_SLOW", WV_OPT_STRING, "drop",
         "a /ws/chat member too slow for its queue: drop (its oldest message) or close (1008)");
+    wv_app_option(app, "chat-events", "CHAT_EVENTS", WV_OPT_BOOL, "true",
+                  "announce /ws/chat joins and leaves to the room (off for a large audience: "
+                  "each join is a message to every member)");
 }
 
 void s13_5_1_websockets(wv_app *app)
@@ -180,6 +186,7 @@ void s13_5_1_websockets(wv_app *app)
     chat_hub = wv_ws_hub_new(&(wv_ws_hub_opts){
         .queue_limit = (size_t)wv_app_int(app, "chat-queue"),
         .slow = strcmp(slow, "close") == 0 ? WV_WS_CLOSE_SLOW : WV_WS_DROP_OLDEST});
+    chat_events = wv_app_bool(app, "chat-events");
     wv_get(app, "/ws", websocket_endpoint);
     wv_get(app, "/ws/echo", echo);
     wv_get(app, "/ws/chat", chat);

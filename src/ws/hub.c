@@ -3,8 +3,10 @@
  *
  * Shards share nothing, so each keeps its own rooms; publishing posts the
  * message (one reference-counted copy) to every shard, whose fiber hands it
- * to the local members' queues. Each member has a writer fiber that drains
- * its queue, so a slow reader only ever fills its own queue, and the hub's
+ * to the local members. A member with nothing queued whose socket takes the
+ * frame at once gets it right there; otherwise it goes to the member's
+ * queue, which its writer fiber drains, so a slow reader only ever fills
+ * its own queue, and the hub's
  * policy decides what a full queue does: drop the oldest message, or close
  * that member with 1008 (policy violation).
  */
@@ -111,6 +113,15 @@ static int writer(void *arg)
 {
     wv_ws *ws = arg;
     while (!ws->writer_stop) {
+        if (ws->q_len == 0 && ws->wpending.n) {
+            /* the end of a frame ws_send_nowait could not finish */
+            ws->writer_sending = true;
+            int rc = ws_flush_pending(ws);
+            ws->writer_sending = false;
+            if (rc < 0)
+                break;
+            continue;
+        }
         if (ws->q_len == 0) {
             wv_event_clear(&ws->q_wake);
             if (wv_event_wait(&ws->q_wake) < 0)
@@ -147,7 +158,7 @@ static void enqueue(wv_ws_hub *h, wv_ws *ws, hub_blob *b)
             ws->slow_closed = true;
             wv_warn("websocket %s: too slow for its room (%zu queued); closing with 1008", ws->peer,
                     ws->q_len);
-            if (ws->send_lock.owner_ == 0) {
+            if (ws->send_lock.owner_ == 0 && ws->wpending.n == 0) {
                 static const uint8_t close_1008[] = {0x88, 0x02, 0x03, 0xf0};
                 ssize_t w =
                     send(ws->fd, close_1008, sizeof close_1008, MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -160,6 +171,16 @@ static void enqueue(wv_ws_hub *h, wv_ws *ws, hub_blob *b)
         ws->q_head = (ws->q_head + 1) % ws->q_cap;
         ws->q_len--;
         blob_unref(oldest);
+    }
+    if (ws->q_len == 0) {
+        /* nothing queued: straight to the socket if it takes it now,
+         * without waking the writer */
+        int rc = ws_send_nowait(ws, b->type, b->data, b->n);
+        if (rc != 0) {
+            if (ws->wpending.n)
+                wv_event_set(&ws->q_wake);
+            return;
+        }
     }
     if (ws->q_cap == 0) {
         ws->queue = calloc(h->queue_limit, sizeof *ws->queue);

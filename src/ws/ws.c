@@ -120,6 +120,67 @@ static int inflate_message(wv_ws *ws)
     return 0;
 }
 
+/* The end of a half-written frame goes first (the send lock is held). */
+static int write_pending(wv_ws *ws)
+{
+    if (ws->wpending.n == 0)
+        return 0;
+    ssize_t w =
+        wv_write(ws->fd, ws->wpending.p + ws->wpending_off, ws->wpending.n - ws->wpending_off);
+    if (w < 0) {
+        ws->broken = true;
+        return (int)w;
+    }
+    ws->wpending.n = 0;
+    ws->wpending_off = 0;
+    return 0;
+}
+
+int ws_flush_pending(wv_ws *ws)
+{
+    int rc = wv_mutex_lock(&ws->send_lock);
+    if (rc < 0)
+        return rc;
+    rc = write_pending(ws);
+    wv_mutex_unlock(&ws->send_lock);
+    return rc;
+}
+
+int ws_send_nowait(wv_ws *ws, int type, const void *data, size_t n)
+{
+    if (ws->broken || ws->close_sent)
+        return -EPIPE;
+    if (ws->send_lock.owner_ || ws->wpending.n || ws->deflate || ws->client)
+        return 0;
+    uint8_t head[14];
+    size_t hl =
+        ws_write_header(head, true, 0, type == WV_WS_TEXT ? WS_OP_TEXT : WS_OP_BINARY, n, NULL);
+    struct iovec iov[2] = {{head, hl}, {(void *)data, n}};
+    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = n ? 2 : 1};
+    ssize_t w = sendmsg(ws->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (w < 0) {
+        if (errno == EAGAIN || errno == EINTR)
+            return 0;
+        ws->broken = true;
+        return -EPIPE;
+    }
+    size_t done = (size_t)w;
+    if (done == hl + n)
+        return 1;
+    /* half a frame is out: keep the rest; nothing may go before it */
+    if (done < hl && wv_buf_append(&ws->wpending, head + done, hl - done) < 0)
+        goto oom;
+    size_t from = done > hl ? done - hl : 0;
+    if (wv_buf_append(&ws->wpending, (const char *)data + from, n - from) < 0)
+        goto oom;
+    return 1;
+oom:
+    /* the stream cannot be completed: nothing after this is trustworthy */
+    ws->broken = true;
+    shutdown(ws->fd, SHUT_RDWR);
+    return -EPIPE;
+}
+
 int ws_send_frame(wv_ws *ws, uint8_t opcode, const void *data, size_t n)
 {
     if (ws->broken || ws->close_sent)
@@ -152,6 +213,11 @@ int ws_send_frame(wv_ws *ws, uint8_t opcode, const void *data, size_t n)
         wv_mutex_unlock(&ws->send_lock);
         free(masked);
         return -EPIPE;
+    }
+    if ((rc = write_pending(ws)) < 0) {
+        wv_mutex_unlock(&ws->send_lock);
+        free(masked);
+        return rc;
     }
     if (ws->deflate && !ws->client && (opcode == WS_OP_TEXT || opcode == WS_OP_BINARY) &&
         n >= DEFLATE_MIN && compress_message(ws, data, n) == 0) {
@@ -439,6 +505,7 @@ static void ws_free_buffers(wv_ws *ws)
     wv_buf_free(&ws->msg);
     wv_buf_free(&ws->zgather);
     wv_buf_free(&ws->zsend);
+    wv_buf_free(&ws->wpending);
     if (ws->zin_ready)
         inflateEnd(&ws->zin);
     if (ws->zout_ready)

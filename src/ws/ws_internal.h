@@ -36,6 +36,10 @@ struct wv_ws {
     z_stream zin, zout;
     wv_buf zgather; /* a compressed message being received (the reader's) */
     wv_buf zsend;   /* a message we compressed (under the send lock) */
+    /* the unsent end of a frame that ws_send_nowait could only half write:
+     * whoever takes the send lock next writes it before anything else */
+    wv_buf wpending;
+    size_t wpending_off;
     bool close_sent, close_received, broken;
     int close_code; /* the peer's */
     int64_t ping_due, pong_due;
@@ -59,6 +63,14 @@ struct wv_ws {
 /* ws.c */
 int ws_send_frame(wv_ws *ws, uint8_t opcode, const void *data, size_t n);
 int ws_send_close(wv_ws *ws, int code, const char *reason);
+/* Send a data frame at once if nothing else is in the way (no sender, no
+ * queue, no compression) and the socket takes it without waiting: 1 when
+ * it is the connection's now (written, or its end kept in wpending for the
+ * next sender), 0 when the caller must queue it, -EPIPE when the connection
+ * is broken. Never suspends. */
+int ws_send_nowait(wv_ws *ws, int type, const void *data, size_t n);
+/* Write wpending, under the send lock. */
+int ws_flush_pending(wv_ws *ws);
 
 /* direct.c: list the connection under a new id on the calling shard
  * (-EPERM outside the runtime, -ENOMEM); take it off the list; take it off
