@@ -25,6 +25,9 @@ PACKAGES=(
     libjsmn-dev
     # the browser test (tests/e2e): headless Chromium, driven by playwright-core from npm
     chromium
+    # metrics (issue 6): a real Prometheus server and promtool for the exposition and
+    # scrape tests, Python's prometheus_client as the scrape benchmark's anchor
+    prometheus python3-prometheus-client
 )
 
 export DEBIAN_FRONTEND=noninteractive

@@ -149,6 +149,10 @@ typedef struct wv_http_opts {
  * socket cannot be bound (wv_errmsg says which address). */
 int wv_http_serve(wv_router *r, const wv_http_opts *opts);
 
+/* Connections open on the calling shard, every server's together
+ * (WebSockets included). */
+int64_t wv_http_connections(void);
+
 /* ------------------------------------------------------------- request */
 
 wv_str wv_req_method(const wv_req *req);

@@ -129,6 +129,10 @@ int wv_check(void);
 /* Has the running fiber been cancelled? */
 bool wv_cancelled(void);
 
+/* Fibers alive on the calling shard, the running one included (0 outside
+ * the runtime). */
+int64_t wv_fibers_alive(void);
+
 /* The running fiber's id (unique per process, never 0) and name ("" when it
  * has none). 0 / "" outside a fiber. */
 uint64_t wv_fiber_id(void);
@@ -345,6 +349,9 @@ int wv_offload(wv_fn *fn, void *arg);
 
 /* Inside an offload job: has the waiting fiber given up on it? */
 bool wv_offload_cancelled(void);
+
+/* Jobs waiting for an offload thread (from every shard) right now. */
+int wv_offload_queued(void);
 
 /* --------------------------------------------------- file descriptors, I/O */
 

@@ -35,6 +35,14 @@ enum { READ_CHUNK = 4096, DISCARD_MAX = 256 * 1024 };
 /* Between requests only (no handler holds slices into the buffer): move
  * the unconsumed bytes to the front and grow to keep min_free (at least
  * READ_CHUNK) free; conn_fill then reads. */
+/* connections open on this shard, every server together */
+static _Thread_local int64_t shard_conns;
+
+int64_t wv_http_connections(void)
+{
+    return shard_conns;
+}
+
 static int conn_make_room(conn *c, size_t min_free)
 {
     size_t have = c->rlen - c->rstart;
@@ -260,6 +268,7 @@ static void conn_free(conn *c)
     if (c->next)
         c->next->prev = c->prev;
     s->nconns--;
+    shard_conns--;
     if (s->nconns < s->o.max_connections)
         wv_event_set(&s->slot_free);
     wv_close(c->fd);
@@ -415,6 +424,7 @@ static int accept_loop(void *arg)
             s->conns->prev = c;
         s->conns = c;
         s->nconns++;
+        shard_conns++;
         if (wv_group_spawn(s->group, conn_serve, c, NULL) < 0)
             conn_free(c);
     }

@@ -666,3 +666,9 @@ void overflow_altstack_free(void)
     free(altstack);
     altstack = NULL;
 }
+
+int64_t wv_fibers_alive(void)
+{
+    shard *sh = wv__shard;
+    return sh ? sh->nfibers : 0;
+}

@@ -34,6 +34,7 @@ static struct {
     job *head, *tail;
     pthread_t *threads;
     int nthreads;
+    int queued; /* jobs in the FIFO */
     bool quit;
 } pool = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
 
@@ -49,6 +50,7 @@ static void *worker(void *p)
         if (!pool.head)
             break;
         job *j = pool.head;
+        pool.queued--;
         pool.head = j->next;
         if (pool.head)
             pool.head->prev = NULL;
@@ -140,6 +142,7 @@ int wv_offload(wv_fn *fn, void *arg)
     else
         pool.head = &j;
     pool.tail = &j;
+    pool.queued++;
     pthread_cond_signal(&pool.cond);
     pthread_mutex_unlock(&pool.lock);
 
@@ -156,6 +159,7 @@ int wv_offload(wv_fn *fn, void *arg)
     pthread_mutex_lock(&pool.lock);
     bool dropped = j.state == QUEUED;
     if (dropped) {
+        pool.queued--;
         if (j.prev)
             j.prev->next = j.next;
         else
@@ -178,4 +182,12 @@ bool wv_offload_cancelled(void)
 {
     job *j = running_job;
     return j && atomic_load(&j->abandoned);
+}
+
+int wv_offload_queued(void)
+{
+    pthread_mutex_lock(&pool.lock);
+    int n = pool.queued;
+    pthread_mutex_unlock(&pool.lock);
+    return n;
 }

@@ -780,11 +780,40 @@ static void test_wv_main_can_run_again_after_returning(void **state)
     }
 }
 
+static int nap_20ms(void *arg)
+{
+    wv_sleep_ms(20);
+    return 0;
+}
+
+static int fibers_alive_counts(void *arg)
+{
+    int64_t base = wv_fibers_alive();
+    CHECK(base >= 1); /* this one */
+    wv_group *g = wv_group_new();
+    REQUIRE(g != NULL);
+    for (int i = 0; i < 5; i++)
+        CHECK_EQ(wv_group_spawn(g, nap_20ms, NULL, NULL), 0);
+    CHECK_EQ(wv_fibers_alive(), base + 5);
+    CHECK_EQ(wv_group_join(g), 0);
+    wv_group_free(g);
+    CHECK_EQ(wv_fibers_alive(), base);
+    return 0;
+}
+
+static void test_fibers_alive_counts_the_shards_live_fibers(void **state)
+{
+    assert_int_equal(run_in_rt(1, fibers_alive_counts, NULL), 0);
+    assert_checks_passed();
+    assert_int_equal(wv_fibers_alive(), 0); /* outside the runtime */
+}
+
 int main(void)
 {
     harness_init();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_spawned_fiber_runs_only_after_caller_yields),
+        cmocka_unit_test(test_fibers_alive_counts_the_shards_live_fibers),
         cmocka_unit_test(test_spawned_fiber_runs_when_caller_sleeps),
         cmocka_unit_test(test_100k_fibers_spawned_into_a_group_all_run_and_join),
         cmocka_unit_test(test_10k_sleeping_fibers_alive_at_once_all_wake_and_join),

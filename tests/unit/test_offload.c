@@ -458,6 +458,48 @@ static void test_offload_works_from_every_shard(void **state)
     assert_checks_passed();
 }
 
+/* one offload thread; the first job holds it until `release` */
+static atomic_bool release_first;
+
+static int hold_until_released(void *arg)
+{
+    while (!atomic_load(&release_first))
+        sleep_real_ms(1);
+    return 0;
+}
+
+static int offload_holder(void *arg)
+{
+    return wv_offload(hold_until_released, NULL);
+}
+
+static int offload_queued_counts(void *arg)
+{
+    atomic_store(&release_first, false);
+    CHECK_EQ(wv_offload_queued(), 0);
+    wv_group *g = wv_group_new();
+    REQUIRE(g != NULL);
+    for (int i = 0; i < 4; i++)
+        CHECK_EQ(wv_group_spawn(g, offload_holder, NULL, NULL), 0);
+    /* the first runs on the only thread, the other three wait in the FIFO */
+    int64_t until = wv_after_ms(5000);
+    while (wv_offload_queued() != 3 && wv_now() < until)
+        CHECK_EQ(wv_sleep_ms(1), 0);
+    CHECK_EQ(wv_offload_queued(), 3);
+    atomic_store(&release_first, true);
+    CHECK_EQ(wv_group_join(g), 0);
+    wv_group_free(g);
+    CHECK_EQ(wv_offload_queued(), 0);
+    return 0;
+}
+
+static void test_offload_queued_counts_jobs_waiting_for_a_thread(void **state)
+{
+    wv_main_opts opts = {.shards = 1, .offload_threads = 1, .no_signal_handling = true};
+    assert_int_equal(run_in_rt_opts(&opts, offload_queued_counts, NULL), 0);
+    assert_checks_passed();
+}
+
 int main(void)
 {
     harness_init();
@@ -473,6 +515,7 @@ int main(void)
         cmocka_unit_test(test_1000_concurrent_offloads_all_complete_with_their_results),
         cmocka_unit_test(test_offload_threads_option_sets_how_many_jobs_run_at_once),
         cmocka_unit_test(test_offload_works_from_every_shard),
+        cmocka_unit_test(test_offload_queued_counts_jobs_waiting_for_a_thread),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
