@@ -29,8 +29,9 @@ static const section chapter[] = {
     {"13.9.1", "Redis cache", "", "", -1},
     {"13.9.2", "Memcached", "", "", -1},
     {"13.10.1", "Kafka event streams", "", "", -1},
-    {"13.11.1", "Prometheus metrics", "GET /hello", "examples/chapter13/s13_11_1_prometheus.c", 0},
-    {"13.11.2", "Grafana dashboard", "", "", 6},
+    {"13.11.1", "Prometheus metrics", "GET /hello, GET /metrics",
+     "examples/chapter13/s13_11_1_prometheus.c", 0},
+    {"13.11.2", "Grafana dashboard", "", "deploy/grafana/weave-dashboard.json", 0},
     {"13.12.1", "CI/CD to Docker and Kubernetes", "", "", -1},
 };
 

@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "weave/app.h"
+#include "weave/metrics.h"
 
 typedef struct option {
     char *name, *env, *def, *help;
@@ -101,6 +102,10 @@ wv_app *wv_app_new(int argc, char **argv)
                   "on SIGTERM, how long requests in flight may finish");
     wv_app_option(app, "max-connections", "MAX_CONNECTIONS", WV_OPT_INT, "10000",
                   "open connections per shard; past it new ones wait in the listen backlog");
+    wv_app_option(app, "metrics", "METRICS", WV_OPT_BOOL, "true",
+                  "count requests and serve Prometheus metrics at /metrics");
+    wv_app_option(app, "metrics-port", "METRICS_PORT", WV_OPT_INT, "0",
+                  "serve /metrics on this admin port instead of the main one (0: the main port)");
     return app;
 }
 
@@ -365,6 +370,10 @@ typedef struct run_ctx {
     wv_app *app;
     int port;
     wv_event ready;
+    /* the admin server (--metrics-port) */
+    wv_router *admin;
+    int admin_port, admin_rc;
+    wv_event admin_ready;
 } run_ctx;
 
 static int banner(void *arg)
@@ -385,8 +394,28 @@ static int banner(void *arg)
         printf("  backends  none\n");
     for (backend *b = app->backends; b; b = b->next)
         printf("  %-9s %s\n", b->what, b->which);
+    if (wv_app_bool(app, "metrics"))
+        printf("  metrics   http://%s:%d/metrics\n", shown, r->admin ? r->admin_port : r->port);
     printf("listening on http://127.0.0.1:%d\n", r->port);
     fflush(stdout);
+    return 0;
+}
+
+/* The admin port's server: /metrics only. */
+static int serve_admin(void *arg)
+{
+    run_ctx *r = arg;
+    wv_http_opts o = {
+        .host = wv_app_str(r->app, "host"),
+        .port = (int)wv_app_int(r->app, "metrics-port"),
+        .bound_port = &r->admin_port,
+        .ready = &r->admin_ready,
+    };
+    int rc = wv_http_serve(r->admin, &o);
+    if (rc < 0) {
+        r->admin_rc = rc;
+        wv_event_set(&r->admin_ready);
+    }
     return 0;
 }
 
@@ -413,12 +442,31 @@ static int app_main(void *arg)
         .bound_port = &r->port,
         .ready = &r->ready,
     };
-    wv_spawn(banner, r, &(wv_spawn_opts){.name = "banner"});
-    int rc = wv_http_serve(app->router, &o);
+    int rc = 0;
+    if (wv_app_bool(app, "metrics"))
+        rc = wv_metrics_runtime(NULL);
+    wv_group *admin = NULL;
+    if (rc == 0 && r->admin) {
+        admin = wv_group_new();
+        rc = admin ? wv_group_spawn(admin, serve_admin, r, &(wv_spawn_opts){.name = "admin"})
+                   : -ENOMEM;
+        if (rc == 0 && (rc = wv_event_wait(&r->admin_ready)) == 0)
+            rc = r->admin_rc;
+    }
+    if (rc == 0) {
+        wv_spawn(banner, r, &(wv_spawn_opts){.name = "banner"});
+        rc = wv_http_serve(app->router, &o);
+    }
     if (rc < 0) {
         wv_error("%s", *wv_errmsg() ? wv_errmsg() : wv_strerror(rc));
-        return 1;
+        wv_stop(); /* the admin server too */
     }
+    if (admin) {
+        wv_group_join(admin); /* it drains on the same stop */
+        wv_group_free(admin);
+    }
+    if (rc < 0)
+        return 1;
     wv_info("stopped");
     return 0;
 }
@@ -471,11 +519,32 @@ int wv_app_run(wv_app *app)
     wv_route_with(app->router, "GET", "/healthz", healthz, app);
     wv_route_with(app->router, "GET", "/readyz", readyz, app);
     run_ctx r = {.app = app};
+    if (wv_app_bool(app, "metrics")) {
+        option *mp = find(app, "metrics-port");
+        int64_t port = wv_app_int(app, "metrics-port");
+        if (port < 0 || port > 65535)
+            bad(app, mp, mp->value, "expected a port, 1 to 65535 (0: the main port)");
+        wv_router *on = app->router;
+        if (port > 0) {
+            r.admin = wv_router_new();
+            if (!r.admin) {
+                fprintf(stderr, "out of memory\n");
+                exit(1);
+            }
+            on = r.admin;
+        }
+        if (wv_metrics_http(app->router, NULL) < 0 ||
+            wv_route_with(on, "GET", "/metrics", wv_metrics_handler, NULL) < 0) {
+            fprintf(stderr, "%s: cannot set up metrics: %s\n", app->prog, wv_errmsg());
+            exit(1);
+        }
+    }
     int rc = wv_main(&(wv_main_opts){.shards = (int)wv_app_int(app, "shards")}, app_main, &r);
     if (rc < 0) {
         fprintf(stderr, "%s: %s\n", app->prog, wv_strerror(rc));
         rc = 1;
     }
+    wv_router_free(r.admin);
     app_free(app);
     return rc;
 }

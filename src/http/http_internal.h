@@ -161,6 +161,8 @@ int compress_body(wv_req *req, int enc, const void *in, size_t n, const char **o
 
 /* routes.c */
 int router_keep(wv_router *root, void *p, void (*free_fn)(void *p));
+/* wv_router_use, but ahead of the middleware already there (outermost) */
+int router_use_front(wv_router *r, const wv_middleware *mw);
 route *routes_dispatch_target(wv_router *root, wv_req *req, int *kind);
 int run_route(wv_req *req, wv_res *res, route *rt, wv_router *chain_of);
 

@@ -119,6 +119,17 @@ int wv_router_use(wv_router *r, const wv_middleware *mw)
     return 0;
 }
 
+int router_use_front(wv_router *r, const wv_middleware *mw)
+{
+    mw_entry *e = calloc(1, sizeof *e);
+    if (!e)
+        return -ENOMEM;
+    e->mw = *mw;
+    e->next = r->mws;
+    r->mws = e;
+    return 0;
+}
+
 int wv_route(wv_router *r, const char *method, const char *pattern, wv_handler *h)
 {
     return wv_route_with(r, method, pattern, h, NULL);

@@ -212,6 +212,32 @@ for (const [route, message] of [
   });
 }
 
+await check('GET /metrics: the page shows a live request rate that follows the traffic', async () => {
+  const p = panel('GET /metrics');
+  const rate = p.locator('[data-testid=req-rate]');
+  await p.locator('[data-testid=req-total]').waitFor();
+  const total0 = Number(await p.locator('[data-testid=req-total]').textContent());
+  assert(total0 > 0, `served since start: ${total0}`);
+  // 200 requests from the page's origin, then the next two scrapes must show them
+  await page.evaluate(async () => {
+    for (let i = 0; i < 20; i++) await Promise.all(Array.from({ length: 10 }, () => fetch('/healthz')));
+  });
+  await page.waitForFunction(
+    (want) => Number(document.querySelector('[data-route="GET /metrics"] [data-testid=req-total]')?.textContent) >= want,
+    total0 + 200,
+    { timeout: 10000 },
+  );
+  let shown = 0;
+  const until = Date.now() + 10000;
+  while (Date.now() < until) {
+    shown = Number(await rate.textContent());
+    if (shown > 10) break;
+    await page.waitForTimeout(200);
+  }
+  assert(Number.isFinite(shown) && shown > 10, `the rate shown is "${await rate.textContent()}" after 200 requests`);
+  return `${shown} requests/s`;
+});
+
 // §13.5.1 through the page: the echo boxes on /ws and /ws/echo, then the chat
 // room on /ws/chat with a second page in another browser.
 for (const [route, sent, want, fast] of [

@@ -2,11 +2,13 @@
 503 naming the failing dependency and back to 200 when it recovers, /healthz
 stays 200, the banner names the backends, a failing start hook stops the
 process with status 1 and its message, options take flag over env over
-default, and --max-connections caps open connections (a bad value: status
-2)."""
+default, --max-connections caps open connections (a bad value: status 2),
+and metrics: requests counted by route template, method and status at
+/metrics, or on an admin port (--metrics-port), or off (--metrics=false)."""
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -25,23 +27,112 @@ def get(port, path):
     return r.status, body
 
 
+def start(*args, **env):
+    proc = subprocess.Popen([BIN, "--port", "0"] + list(args),
+                            env=dict(os.environ, **(env or {"SHARDS": "2"})),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    banner = []
+    while True:
+        line = proc.stdout.readline()
+        assert line, proc.stderr.read()
+        banner.append(line)
+        if line.startswith("listening on http://127.0.0.1:"):
+            return proc, int(line.rsplit(":", 1)[1]), "".join(banner)
+
+
+def stop(proc):
+    proc.send_signal(signal.SIGTERM)
+    rc = proc.wait(timeout=10)
+    err = proc.stderr.read()
+    assert rc == 0, (rc, err)
+    for bad in ("AddressSanitizer", "runtime error:", "LeakSanitizer"):
+        assert bad not in err, err
+
+
+def raw(port, data):
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(data)
+    got = b""
+    while b"\r\n\r\n" not in got:
+        b = s.recv(4096)
+        if not b:
+            break
+        got += b
+    s.close()
+    return got
+
+
+def sample(text, name, **labels):
+    """The value of the sample with exactly these labels (any order), or None."""
+    for line in text.splitlines():
+        if not line.startswith(name + "{") and not line.startswith(name + " "):
+            continue
+        head, value = line.rsplit(" ", 1)
+        got = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', head[len(name):]))
+        if got == labels:
+            return float(value)
+    return None
+
+
+def metrics_by_route_template_method_and_status():
+    """Every app counts requests by route template (never the raw path),
+    method (unknown ones as "other") and status, on every shard, and serves
+    them at /metrics."""
+    proc, port, banner = start()
+    try:
+        assert "  metrics   http://localhost:%d/metrics" % port in banner, banner
+        for _ in range(7):
+            assert get(port, "/hello")[0] == 200
+        for i in range(4):
+            assert get(port, "/nothing/here/%d" % i)[0] == 404
+        assert raw(port, b"BREW /hello HTTP/1.1\r\nHost: x\r\n\r\n").startswith(b"HTTP/1.1 405")
+        st, body = get(port, "/metrics")
+        text = body.decode()
+        assert st == 200, st
+        assert sample(text, "http_requests_total", method="GET", route="/hello", status="200") == 7
+        assert sample(text, "http_requests_total", method="GET", route="none", status="404") == 4
+        assert sample(text, "http_requests_total", method="other", route="none", status="405") == 1
+        assert "/nothing/here" not in text and "BREW" not in text, "a raw path or method leaked"
+        assert sample(text, "http_request_duration_seconds_count", method="GET", route="/hello") == 7
+        assert sample(text, "weave_rt_fibers", shard="1") is not None, text[:2000]
+        assert sample(text, "process_open_fds") > 0
+    finally:
+        stop(proc)
+
+
+def metrics_on_an_admin_port_or_off():
+    admin = socket.socket()
+    admin.bind(("127.0.0.1", 0))
+    aport = admin.getsockname()[1]
+    admin.close()
+    proc, port, banner = start("--metrics-port", str(aport))
+    try:
+        assert "/metrics" in banner and ":%d/metrics" % aport in banner, banner
+        assert get(port, "/hello")[0] == 200
+        assert get(port, "/metrics")[0] == 404, "still on the main port"
+        st, body = get(aport, "/metrics")
+        assert st == 200
+        assert sample(body.decode(), "http_requests_total", method="GET", route="/hello",
+                      status="200") == 1
+    finally:
+        stop(proc)
+    proc, port, banner = start("--metrics=false")
+    try:
+        assert "metrics" not in banner, banner
+        assert get(port, "/metrics")[0] == 404
+    finally:
+        stop(proc)
+    r = subprocess.run([BIN, "--metrics-port", "70000"], capture_output=True, text=True,
+                       timeout=10)
+    assert r.returncode == 2 and "--metrics-port=70000" in r.stderr, r.stderr
+
+
 def main():
     fd, ready = tempfile.mkstemp(prefix="weave-ready-")
     os.close(fd)
     try:
         # flag beats env: PORT says 1, --port 0 wins (any free port)
-        proc = subprocess.Popen([BIN, "--port", "0", "--ready-file", ready],
-                                env=dict(os.environ, PORT="1", SHARDS="1"),
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        banner = []
-        while True:
-            line = proc.stdout.readline()
-            assert line, proc.stderr.read()
-            banner.append(line)
-            if line.startswith("listening on http://127.0.0.1:"):
-                port = int(line.rsplit(":", 1)[1])
-                break
-        text = "".join(banner)
+        proc, port, text = start("--ready-file", ready, PORT="1", SHARDS="1")
         assert "1 shard" in text and "dependency" in text and "a file (test)" in text, text
         try:
             st, body = get(port, "/readyz")
@@ -81,15 +172,7 @@ def main():
         assert r.returncode == 2 and "FAIL_START=maybe" in r.stderr, r.stderr
 
         # --max-connections: with 2 open, a third waits until one closes
-        proc = subprocess.Popen([BIN, "--port", "0", "--max-connections", "2"],
-                                env=dict(os.environ, SHARDS="1"),
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        while True:
-            line = proc.stdout.readline()
-            assert line, proc.stderr.read()
-            if line.startswith("listening on http://127.0.0.1:"):
-                port = int(line.rsplit(":", 1)[1])
-                break
+        proc, port, _ = start("--max-connections", "2", SHARDS="1")
         try:
             held = []
             for _ in range(2):
@@ -120,6 +203,8 @@ def main():
     finally:
         if os.path.exists(ready):
             os.unlink(ready)
+    metrics_by_route_template_method_and_status()
+    metrics_on_an_admin_port_or_off()
     print("test_app: ok")
 
 

@@ -172,3 +172,82 @@ export function EchoPanel({ route, path }) {
     </form>
   );
 }
+
+// Sums every http_requests_total sample of a Prometheus text exposition.
+export function totalRequests(text) {
+  let total = 0;
+  let seen = false;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('http_requests_total{') && !line.startsWith('http_requests_total ')) continue;
+    const value = Number(line.slice(line.lastIndexOf(' ') + 1));
+    if (Number.isFinite(value)) {
+      total += value;
+      seen = true;
+    }
+  }
+  return seen ? total : null;
+}
+
+const RATE_EVERY_MS = 2000;
+
+// GET /metrics: the service's request rate, live (http_requests_total summed
+// over every label set, differenced between two scrapes), and the raw text.
+export function MetricsPanel({ route, path }) {
+  const [state, setState] = useState({ phase: 'loading' });
+  const last = useRef(null);
+  useEffect(() => {
+    let stopped = false;
+    const controller = new AbortController();
+    const scrape = () =>
+      request(path, { signal: controller.signal, timeoutMs: 5000 })
+        .then((res) => {
+          if (stopped) return;
+          const total = totalRequests(res.text);
+          if (total === null) {
+            setState({ phase: 'error', error: `${path} has no http_requests_total` });
+            return;
+          }
+          const now = performance.now();
+          const prev = last.current;
+          last.current = { total, now };
+          setState({
+            phase: 'done',
+            total,
+            // this panel's own scrapes are requests too: they are counted
+            rate: prev ? ((total - prev.total) * 1000) / (now - prev.now) : null,
+            lines: res.text.split('\n').length,
+          });
+        })
+        .catch((err) => {
+          if (!stopped && err.name !== 'AbortError') setState({ phase: 'error', error: err.message });
+        });
+    scrape();
+    const timer = setInterval(scrape, RATE_EVERY_MS);
+    return () => {
+      stopped = true;
+      clearInterval(timer);
+      controller.abort();
+    };
+  }, [path]);
+  return (
+    <div className="panel" data-testid="route-panel" data-route={route}>
+      <div className="panel-row">
+        <code className="route">{route}</code>
+        <a className="small" href={path} target="_blank" rel="noreferrer">
+          raw text
+        </a>
+      </div>
+      {state.phase === 'done' && (
+        <p className="metrics-live" data-testid="metrics-live">
+          <span className="metrics-rate" data-testid="req-rate">
+            {state.rate === null ? '…' : state.rate.toFixed(1)}
+          </span>{' '}
+          requests/s ·{' '}
+          <span data-testid="req-total">{state.total}</span> served since start
+        </p>
+      )}
+      {state.phase === 'loading' && <p className="muted small">reading {path}…</p>}
+      {state.phase === 'error' && <ErrorLine error={state.error} />}
+    </div>
+  );
+}
