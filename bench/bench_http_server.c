@@ -2,13 +2,16 @@
  * The weave side of the HTTP benchmarks (bench/run_http.sh): TechEmpower's
  * plaintext and JSON routes, the seed's /async-endpoint (a 1 s sleep), and
  * static files from $STATIC_DIR under /static/. PORT (default 8080) and
- * WEAVE_SHARDS set where and how wide it runs.
+ * WEAVE_SHARDS set where and how wide it runs; METRICS=1 adds the metrics
+ * middleware (wv_metrics_http) and GET /metrics, for
+ * metrics.middleware_overhead (bench/run_metrics.sh).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <weave/http.h>
+#include <weave/metrics.h>
 
 static int plaintext(wv_req *req, wv_res *res)
 {
@@ -54,6 +57,13 @@ static int serve(void *arg)
     wv_get(r, "/json", json);
     wv_get(r, "/async-endpoint", async_endpoint);
     wv_post(r, "/echo", echo);
+    const char *m = getenv("METRICS");
+    if (m && strcmp(m, "1") == 0 &&
+        (wv_metrics_http(r, NULL) < 0 ||
+         wv_route_with(r, "GET", "/metrics", wv_metrics_handler, NULL) < 0)) {
+        fprintf(stderr, "bench_http_server: metrics: %s\n", wv_errmsg());
+        return 1;
+    }
     const char *dir = getenv("STATIC_DIR");
     if (dir && wv_static(r, "/static", dir) < 0) {
         fprintf(stderr, "bench_http_server: %s\n", wv_errmsg());

@@ -136,7 +136,7 @@ result=$(awk -v mode="$mode" -v r="$line" -v hz="$hz" -v ds="$((s1 - s0))" -v du
     else if (mode == "cpu") value = ds / hz * 1e6 / v["requests"]
     else if (mode == "sleep") value = v["checked"] / (v["span_us"] / 1e6)
     else value = v["bytes"] / secs / 1e6
-    printf "value=%.6g rps=%.1f requests=%d server_cpu=%.0f wrk_cpu=%.0f p50_us=%d p99_us=%d" \
+    printf "value=%.4f rps=%.1f requests=%d server_cpu=%.0f wrk_cpu=%.0f p50_us=%d p99_us=%d" \
         " max_us=%d rss0_kb=%d hwm_kb=%d per_conn=%.3f sock_errors=%d timeouts=%d" \
         " user_share=%.0f\n", value, rps, v["requests"], 100 * ds / hz / secs,
         100 * dw / hz / secs, v["p50_us"], v["p99_us"], v["max_us"], rss0, hwm,
