@@ -28,6 +28,9 @@ PACKAGES=(
     # metrics (issue 6): a real Prometheus server and promtool for the exposition and
     # scrape tests, Python's prometheus_client as the scrape benchmark's anchor
     prometheus python3-prometheus-client
+    # databases (issue 7): libpq and SQLite to link, a PostgreSQL 15 server and its client
+    # tools (pgbench) for the tests and benchmarks, asyncpg as the benchmarks' anchor
+    libpq-dev libsqlite3-dev postgresql-15 postgresql-client-15 python3-asyncpg
 )
 
 export DEBIAN_FRONTEND=noninteractive
