@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
 # The whole test run behind `make test` (and so CI):
+#   0. a throwaway PostgreSQL 15 on loopback
+#      (scripts/pg_test_server.sh; WEAVE_TEST_PG_URL, _DIR and _CTL exported
+#      for the tests, stopped and removed at exit)
 #   1. format-check
 #   2. Release build, its unit tests (ctest)
 #   3. Asan build (clang, ASan+UBSan), its unit tests (ctest)
@@ -24,9 +27,15 @@ passed=0
 failed=0
 step=""
 
+PG_DIR=""
+
 summary()
 {
     local rc=$?
+    if [ -n "$PG_DIR" ]; then
+        scripts/pg_test_server.sh stop "$PG_DIR" || true
+        rm -rf "$PG_DIR"
+    fi
     if [ $rc -ne 0 ]; then
         echo "test.sh: FAILED at: ${step:-?} (exit $rc); logs in $LOG_DIR/" >&2
     fi
@@ -92,6 +101,20 @@ run_script()
     fi
     return "$rc"
 }
+
+# PostgreSQL for the database tests: the first free port from 15440
+start_pg()
+{
+    local port=15440
+    while ss -ltnH "sport = :$port" | grep -q .; do port=$((port + 1)); done
+    PG_DIR=$(mktemp -d /tmp/weave-test-pg.XXXXXX)
+    WEAVE_TEST_PG_URL=$(scripts/pg_test_server.sh start "$PG_DIR" "$port") || return 1
+    export WEAVE_TEST_PG_URL WEAVE_TEST_PG_DIR=$PG_DIR
+    WEAVE_TEST_PG_CTL=$(pwd)/scripts/pg_test_server.sh
+    export WEAVE_TEST_PG_CTL
+    echo "PostgreSQL for the tests: $WEAVE_TEST_PG_URL"
+}
+run_step "PostgreSQL (test server)" start_pg
 
 run_step format-check make --no-print-directory format-check
 
