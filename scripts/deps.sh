@@ -21,6 +21,8 @@ PACKAGES=(
     python3-websockets
     # HTTP benchmarks: wrk, the nginx and h2o anchors, FastAPI on uvicorn's fast mode, curl, ss
     wrk nginx h2o python3-fastapi python3-uvicorn python3-uvloop python3-httptools curl iproute2
+    # TLS (src/net/tls.c): OpenSSL 3, and its command line for the tests' certificates
+    libssl-dev openssl
     # JSON reading: jsmn's tokenizer, header only (src/json/parse.c; bench/json_libs.md)
     libjsmn-dev
     # the browser test (tests/e2e): headless Chromium, driven by playwright-core from npm

@@ -29,6 +29,7 @@
 #define WEAVE_WS_H
 
 #include "weave/http.h"
+#include "weave/net.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -127,16 +128,21 @@ typedef struct wv_ws_connect_opts {
     size_t max_message;              /* 0 = 1 MiB */
     int64_t ping_interval_ms;        /* 0 = 30 s; < 0 never */
     int64_t pong_timeout_ms;         /* 0 = 10 s */
+    /* wss://: the TLS client context (whose CAs to trust); NULL = the
+     * system's CA store (include/weave/net.h) */
+    wv_tls_ctx *tls;
 } wv_ws_connect_opts;
 
 /*
- * Connect to a WebSocket server: "ws://host[:port]/path?query" (host a name
- * or an IP address; names are resolved on the offload pool). The same
- * recv/send/ping/close calls then work on it; frames it sends are masked.
- * -EINVAL for a bad URL, -EPROTONOSUPPORT for wss:// (TLS comes with the
- * net layer), -ECONNREFUSED etc., -EPROTO when the server does not answer
- * 101 with the right Sec-WebSocket-Accept (wv_errmsg says what it said).
- * Honours the fiber's deadline. Free with wv_ws_free.
+ * Connect to a WebSocket server: "ws://host[:port]/path?query", or
+ * "wss://..." over TLS (port 443 by default; the server's certificate is
+ * verified for host against opts->tls's CAs, the system's by default). host
+ * is a name or an IP address; names are resolved on the offload pool. The
+ * same recv/send/ping/close calls then work on it; frames it sends are
+ * masked. -EINVAL for a bad URL, -ECONNREFUSED etc., -EPROTO when the TLS
+ * handshake fails (wv_errmsg: "certificate verify failed: ...") or the
+ * server does not answer 101 with the right Sec-WebSocket-Accept (wv_errmsg
+ * says what it said). Honours the fiber's deadline. Free with wv_ws_free.
  */
 int wv_ws_connect(const char *url, const wv_ws_connect_opts *opts, wv_ws **out);
 

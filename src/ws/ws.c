@@ -17,6 +17,7 @@
 #include <sys/random.h>
 #include <sys/uio.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <unistd.h>
@@ -27,6 +28,24 @@
 #include "ws/ws_internal.h"
 
 enum { DEFAULT_MAX = 1 << 20, CLOSE_WAIT_MS = 1000, DEFLATE_MIN = 32 };
+
+/* ------------------------------------------------------------ transport */
+
+/* The socket, or TLS over it (a wss:// client). */
+static ssize_t io_read(wv_ws *ws, void *buf, size_t n)
+{
+    return ws->tls ? wv_tls_read(ws->tls, buf, n) : wv_read(ws->fd, buf, n);
+}
+
+static ssize_t io_writev(wv_ws *ws, const struct iovec *iov, int iovcnt)
+{
+    return ws->tls ? wv_tls_writev(ws->tls, iov, iovcnt) : wv_writev(ws->fd, iov, iovcnt);
+}
+
+static ssize_t io_write(wv_ws *ws, const void *buf, size_t n)
+{
+    return ws->tls ? wv_tls_write(ws->tls, buf, n) : wv_write(ws->fd, buf, n);
+}
 
 /* ---------------------------------------------------------------- sending */
 
@@ -125,8 +144,7 @@ static int write_pending(wv_ws *ws)
 {
     if (ws->wpending.n == 0)
         return 0;
-    ssize_t w =
-        wv_write(ws->fd, ws->wpending.p + ws->wpending_off, ws->wpending.n - ws->wpending_off);
+    ssize_t w = io_write(ws, ws->wpending.p + ws->wpending_off, ws->wpending.n - ws->wpending_off);
     if (w < 0) {
         ws->broken = true;
         return (int)w;
@@ -150,7 +168,7 @@ int ws_send_nowait(wv_ws *ws, int type, const void *data, size_t n)
 {
     if (ws->broken || ws->close_sent)
         return -EPIPE;
-    if (ws->send_lock.owner_ || ws->wpending.n || ws->deflate || ws->client)
+    if (ws->send_lock.owner_ || ws->wpending.n || ws->deflate || ws->client || ws->tls)
         return 0;
     uint8_t head[14];
     size_t hl =
@@ -227,7 +245,7 @@ int ws_send_frame(wv_ws *ws, uint8_t opcode, const void *data, size_t n)
         hl = ws_write_header(head, true, WS_RSV1, opcode, n, NULL);
     }
     struct iovec iov[2] = {{head, hl}, {(void *)data, n}};
-    ssize_t w = wv_writev(ws->fd, iov, n ? 2 : 1);
+    ssize_t w = io_writev(ws, iov, n ? 2 : 1);
     wv_mutex_unlock(&ws->send_lock);
     free(masked);
     if (w < 0) {
@@ -307,7 +325,7 @@ static ssize_t fill(wv_ws *ws)
         bool ours = wake && wake < old;
         if (ours)
             wv_deadline_set(wake);
-        ssize_t n = wv_read(ws->fd, ws->in.p + ws->in.n, ws->in.cap - ws->in.n);
+        ssize_t n = io_read(ws, ws->in.p + ws->in.n, ws->in.cap - ws->in.n);
         wv_deadline_set(old);
         if (n > 0) {
             ws->in.n += (size_t)n;
@@ -759,13 +777,12 @@ static int resolve(void *arg)
 
 /* "ws://host[:port]/path": host (brackets stripped), port, path. */
 static int parse_url(const char *url, char *host, size_t hcap, char *port, size_t pcap,
-                     const char **path)
+                     const char **path, bool *tls)
 {
-    if (strncmp(url, "wss://", 6) == 0)
-        return wv_fail(-EPROTONOSUPPORT, "wss:// needs TLS, which weave's net layer will bring");
-    if (strncmp(url, "ws://", 5) != 0)
-        return wv_fail(-EINVAL, "not a ws:// URL: %s", url);
-    const char *h = url + 5;
+    *tls = strncmp(url, "wss://", 6) == 0;
+    if (!*tls && strncmp(url, "ws://", 5) != 0)
+        return wv_fail(-EINVAL, "not a ws:// or wss:// URL: %s", url);
+    const char *h = url + (*tls ? 6 : 5);
     const char *slash = strchr(h, '/');
     const char *end = slash ? slash : h + strlen(h);
     *path = slash ? slash : "/";
@@ -780,7 +797,9 @@ static int parse_url(const char *url, char *host, size_t hcap, char *port, size_
         colon = memchr(h, ':', (size_t)(end - h));
         snprintf(host, hcap, "%.*s", (int)((colon ? colon : end) - h), h);
     }
-    snprintf(port, pcap, "%.*s", colon ? (int)(end - colon - 1) : 2, colon ? colon + 1 : "80");
+    const char *def = *tls ? "443" : "80";
+    snprintf(port, pcap, "%.*s", colon ? (int)(end - colon - 1) : (int)strlen(def),
+             colon ? colon + 1 : def);
     if (!*host || !*port)
         return wv_fail(-EINVAL, "no host or port in %s", url);
     for (const char *p = *path; *p; p++)
@@ -806,13 +825,31 @@ static bool header_has(const char *head, const char *name, const char *token)
     return false;
 }
 
+/* The client context wss:// uses unless told otherwise: the system's CAs.
+ * Made once, kept for the process. */
+static wv_tls_ctx *default_ctx;
+static pthread_once_t default_ctx_once = PTHREAD_ONCE_INIT;
+
+static void make_default_ctx(void)
+{
+    if (wv_tls_ctx_client(NULL, &default_ctx) < 0)
+        default_ctx = NULL;
+}
+
+static wv_tls_ctx *default_tls_ctx(void)
+{
+    pthread_once(&default_ctx_once, make_default_ctx);
+    return default_ctx;
+}
+
 int wv_ws_connect(const char *url, const wv_ws_connect_opts *o, wv_ws **out)
 {
     wv_ws_connect_opts opts = o ? *o : (wv_ws_connect_opts){0};
     *out = NULL;
     char host[256], port[16];
     const char *path = "/";
-    int rc = parse_url(url, host, sizeof host, port, sizeof port, &path);
+    bool tls;
+    int rc = parse_url(url, host, sizeof host, port, sizeof port, &path, &tls);
     if (rc < 0)
         return rc;
     resolve_job job = {.host = host, .port = port};
@@ -845,6 +882,25 @@ int wv_ws_connect(const char *url, const wv_ws_connect_opts *o, wv_ws **out)
     }
     if (fd < 0)
         return wv_fail(rc, "cannot connect to %s:%s: %s", host, port, wv_strerror(rc));
+    wv_ws *ws = calloc(1, sizeof *ws);
+    if (!ws) {
+        wv_close(fd);
+        return -ENOMEM;
+    }
+    ws->fd = fd;
+    ws->client = true;
+    snprintf(ws->peer, sizeof ws->peer, "%.40s:%.8s", host, port);
+    if (tls) {
+        wv_tls_ctx *ctx = opts.tls ? opts.tls : default_tls_ctx();
+        rc = ctx ? wv_tls_connect(ctx, fd, host, &ws->tls)
+                 : wv_fail(-ENOMEM, "no TLS context: %s", wv_errmsg());
+        if (rc < 0) {
+            char why[200];
+            snprintf(why, sizeof why, "%s", wv_errmsg());
+            wv_ws_free(ws);
+            return wv_fail(rc, "%s: %s", url, why);
+        }
+    }
 
     uint8_t nonce[16];
     for (int i = 0; i < 16; i += 4) {
@@ -867,20 +923,12 @@ int wv_ws_connect(const char *url, const wv_ws_connect_opts *o, wv_ws **out)
         wv_buf_printf(&req, "Sec-WebSocket-Protocol: %s\r\n", *p);
     rc = wv_buf_puts(&req, "\r\n");
     if (rc == 0) {
-        ssize_t w = wv_write(fd, req.p, req.n);
+        ssize_t w = io_write(ws, req.p, req.n);
         rc = w < 0 ? (int)w : 0;
     }
     wv_buf_free(&req);
 
     /* the response head, then frames may follow in the same read */
-    wv_ws *ws = calloc(1, sizeof *ws);
-    if (!ws) {
-        wv_close(fd);
-        return -ENOMEM;
-    }
-    ws->fd = fd;
-    ws->client = true;
-    snprintf(ws->peer, sizeof ws->peer, "%.40s:%.8s", host, port);
     char *head_end = NULL;
     while (rc == 0 && !head_end) {
         if (ws->in.n > 16384) {
@@ -890,7 +938,7 @@ int wv_ws_connect(const char *url, const wv_ws_connect_opts *o, wv_ws **out)
         rc = wv_buf_reserve(&ws->in, 4096);
         if (rc < 0)
             break;
-        ssize_t n = wv_read(fd, ws->in.p + ws->in.n, ws->in.cap - ws->in.n - 1);
+        ssize_t n = io_read(ws, ws->in.p + ws->in.n, ws->in.cap - ws->in.n - 1);
         if (n <= 0) {
             rc = n == 0 ? wv_fail(-ECONNRESET, "%s closed during the handshake", url) : (int)n;
             break;
@@ -946,6 +994,7 @@ void wv_ws_free(wv_ws *ws)
     if (!ws || !ws->client)
         return;
     ws_drain_senders(ws);
+    wv_tls_close(ws->tls);
     wv_close(ws->fd);
     wv_buf_free(&ws->in);
     wv_buf_free(&ws->msg);

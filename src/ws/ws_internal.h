@@ -8,6 +8,7 @@
 #include <zlib.h>
 
 #include "http/http_internal.h"
+#include "weave/net.h"
 #include "weave/ws.h"
 
 #pragma GCC visibility push(hidden)
@@ -20,6 +21,7 @@ struct wv_ws {
     bool client; /* frames we send are masked, frames we get must not be */
     char peer[64];
     int fd;
+    wv_tls *tls; /* a wss:// client's TLS, else NULL */
     size_t max_message;
     int64_t ping_interval_ms, pong_timeout_ms;
     const char *subprotocol;

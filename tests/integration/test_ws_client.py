@@ -1,11 +1,14 @@
 """weave's WebSocket client (tests/integration/ws_client_check.c) against an
 independent server, Python's websockets, and against weave's own /ws/echo:
 round trips of text, binary and 1 MB, pings, the closing handshake, and the
-failures (refused, not a WebSocket, wss://, a silent server)."""
+failures (refused, not a WebSocket, a silent server); and wss:// against
+websockets over TLS (a certificate made for the run with the openssl
+command line): trusted through its CA file, refused by the system's CAs."""
 import asyncio
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -25,7 +28,7 @@ def free_port():
     return p
 
 
-def python_echo_server():
+def python_echo_server(ssl_ctx=None):
     ready = threading.Event()
     box = {}
 
@@ -34,7 +37,7 @@ def python_echo_server():
             await ws.send(m)
 
     async def serve():
-        async with websockets.serve(echo, "127.0.0.1", 0, max_size=None) as srv:
+        async with websockets.serve(echo, "127.0.0.1", 0, max_size=None, ssl=ssl_ctx) as srv:
             box["port"] = srv.sockets[0].getsockname()[1]
             box["stop"] = asyncio.get_running_loop().create_future()
             box["loop"] = asyncio.get_running_loop()
@@ -47,12 +50,12 @@ def python_echo_server():
     return box
 
 
-def run_check(echo_url, not_ws_url):
+def run_check(echo_url, not_ws_url, ca_file=None):
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
     silent.listen(1)  # accepts (in the backlog) and never answers
     args = [CHECK, echo_url, "ws://127.0.0.1:%d/" % free_port(), not_ws_url,
-            "ws://127.0.0.1:%d/" % silent.getsockname()[1]]
+            "ws://127.0.0.1:%d/" % silent.getsockname()[1]] + ([ca_file] if ca_file else [])
     r = subprocess.run(args, capture_output=True, text=True, timeout=60)
     silent.close()
     print(r.stdout, end="")
@@ -82,6 +85,20 @@ def main():
         # 2) against weave's own server
         print("# against weave's /ws/echo")
         run_check("ws://127.0.0.1:%d/ws/echo" % port, not_ws)
+        # 3) wss:// against Python's websockets over TLS
+        cert, key = os.path.join(web, "cert.pem"), os.path.join(web, "key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj", "/CN=localhost",
+                        "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", key,
+                        "-out", cert], check=True, capture_output=True)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cert, key)
+        tls_box = python_echo_server(ctx)
+        print("# wss:// against Python websockets over TLS")
+        try:
+            run_check("wss://localhost:%d/" % tls_box["port"], not_ws, cert)
+        finally:
+            tls_box["loop"].call_soon_threadsafe(tls_box["stop"].set_result, None)
     finally:
         box["loop"].call_soon_threadsafe(box["stop"].set_result, None)
         proc.terminate()

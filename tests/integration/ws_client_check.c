@@ -3,17 +3,22 @@
  * at argv[1] (tests/integration/test_ws_client.py starts Python's
  * websockets, or weave's own /ws/echo): text, binary, 1 MB, a ping, and a
  * closing handshake; then the failures: a refused port (argv[2]), an HTTP
- * endpoint that does not upgrade (argv[3]), wss://, a bad URL.
+ * endpoint that does not upgrade (argv[3]), a bad URL, a silent server
+ * (argv[4]). With argv[5], a CA file, ECHO_URL is wss:// and trusted through
+ * it; then the system's CAs must refuse the same server. Without it, wss://
+ * to the plain server must fail its TLS handshake cleanly.
  * Prints one line per check and "N passed, M failed".
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <weave/net.h>
 #include <weave/ws.h>
 
 static int passed, failed;
 static const char *urls[4];
+static const char *ca_file;
 
 #define CHECK(cond, what)                                                                          \
     do {                                                                                           \
@@ -30,7 +35,12 @@ static int run(void *arg)
 {
     (void)arg;
     wv_ws *ws;
-    int rc = wv_ws_connect(urls[0], NULL, &ws);
+    wv_tls_ctx *ctx = NULL;
+    if (ca_file && wv_tls_ctx_client(&(wv_tls_opts){.ca_file = ca_file}, &ctx) < 0) {
+        printf("FAIL - the CA file does not load (%s)\n", wv_errmsg());
+        return 1;
+    }
+    int rc = wv_ws_connect(urls[0], &(wv_ws_connect_opts){.tls = ctx}, &ws);
     CHECK(rc == 0, "connects and completes the handshake");
     if (rc < 0)
         return 1;
@@ -63,8 +73,18 @@ static int run(void *arg)
     CHECK(wv_ws_connect(urls[1], NULL, &ws) == -ECONNREFUSED, "a closed port: -ECONNREFUSED");
     CHECK(wv_ws_connect(urls[2], NULL, &ws) == -EPROTO && strstr(wv_errmsg(), "answered"),
           "an HTTP endpoint that does not upgrade: -EPROTO naming its answer");
-    CHECK(wv_ws_connect("wss://127.0.0.1:1/", NULL, &ws) == -EPROTONOSUPPORT,
-          "wss:// is refused until TLS lands");
+    if (ca_file) {
+        CHECK(wv_ws_connect(urls[0], NULL, &ws) == -EPROTO &&
+                  strstr(wv_errmsg(), "certificate verify failed"),
+              "wss:// with the system's CAs refuses the test's certificate");
+    } else if (strncmp(urls[0], "ws://", 5) == 0) {
+        char wss[256];
+        snprintf(wss, sizeof wss, "wss://%s", urls[0] + 5);
+        rc = wv_ws_connect(wss, NULL, &ws);
+        CHECK(rc == -EPROTO || rc == -ECONNRESET,
+              "wss:// to a plain server: the TLS handshake fails");
+    }
+    wv_tls_ctx_free(ctx);
     CHECK(wv_ws_connect("http://x/", NULL, &ws) == -EINVAL, "not a ws:// URL: -EINVAL");
     int64_t old = wv_deadline_set(wv_after_ms(300));
     rc = wv_ws_connect(urls[3], NULL, &ws);
@@ -76,11 +96,13 @@ static int run(void *arg)
 int main(int argc, char **argv)
 {
     if (argc < 5) {
-        fprintf(stderr, "usage: ws_client_check ECHO_URL REFUSED_URL NOT_WS_URL SILENT_URL\n");
+        fprintf(stderr,
+                "usage: ws_client_check ECHO_URL REFUSED_URL NOT_WS_URL SILENT_URL [CA_FILE]\n");
         return 2;
     }
     for (int i = 0; i < 4; i++)
         urls[i] = argv[i + 1];
+    ca_file = argc > 5 ? argv[5] : NULL;
     int rc = wv_main(&(wv_main_opts){.shards = 1, .no_signal_handling = true}, run, NULL);
     printf("%d passed, %d failed\n", passed, failed);
     return rc || failed ? 1 : 0;
