@@ -90,7 +90,12 @@ const char *wv_ws_subprotocol(const wv_ws *ws);
 int wv_ws_recv(wv_ws *ws, wv_str *msg);
 
 /* Send one message (text must be UTF-8). Frames from several fibers of the
- * shard never interleave. -EPIPE once closed. */
+ * shard never interleave. The frame is gathered with the others sent in the
+ * same pass of the shard and written once the ready fibers have run (when
+ * this fiber next suspends or yields), in one system call; a burst of up to
+ * 64 KiB waits for nothing else, a bigger message is written at once. A
+ * close is always written at once. -EPIPE once closed or after a failed
+ * write. */
 int wv_ws_send(wv_ws *ws, int type, const void *data, size_t n);
 int wv_ws_send_text(wv_ws *ws, const char *text);
 

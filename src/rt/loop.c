@@ -400,6 +400,46 @@ static void idle_trim_heap(shard *sh)
     malloc_trim(64 * 1024);
 }
 
+void shard_defer(defer_hook *h, void (*fn)(defer_hook *h))
+{
+    shard *sh = wv__shard;
+    h->fn = fn;
+    if (h->queued || !sh)
+        return;
+    h->queued = true;
+    h->prev = NULL;
+    h->next = sh->deferred;
+    if (sh->deferred)
+        sh->deferred->prev = h;
+    sh->deferred = h;
+}
+
+void shard_undefer(defer_hook *h)
+{
+    shard *sh = wv__shard;
+    if (!h->queued || !sh)
+        return;
+    if (h->prev)
+        h->prev->next = h->next;
+    else
+        sh->deferred = h->next;
+    if (h->next)
+        h->next->prev = h->prev;
+    h->queued = false;
+    h->prev = h->next = NULL;
+}
+
+/* Run what the fibers of this pass deferred; hooks queued meanwhile (a
+ * hook's own work) run too, before the poll. */
+static void run_deferred(shard *sh)
+{
+    while (sh->deferred) {
+        defer_hook *h = sh->deferred;
+        shard_undefer(h);
+        h->fn(h);
+    }
+}
+
 void shard_loop(shard *sh)
 {
     struct epoll_event evs[MAX_EVENTS];
@@ -407,6 +447,8 @@ void shard_loop(shard *sh)
         wv_fiber *f = runq_pop(sh);
         if (f)
             sched_run(sh, f);
+        if (sh->deferred)
+            run_deferred(sh);
         if (shard_should_exit(sh))
             break;
 

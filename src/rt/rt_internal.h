@@ -145,6 +145,22 @@ typedef struct fdrec {
     uint8_t hup;     /* the peer's FIN (or an error) was seen: reads never wait */
 } fdrec;
 
+/* ---- deferred work: run on the loop once the ready fibers have run,
+ * before it polls (a connection's writes of one pass gathered into one
+ * system call). The hook must not suspend; embed it, zeroed. */
+
+typedef struct defer_hook defer_hook;
+struct defer_hook {
+    void (*fn)(defer_hook *h);
+    defer_hook *prev, *next;
+    bool queued;
+};
+
+/* Queue h on the calling shard (once: a queued hook stays queued). */
+void shard_defer(defer_hook *h, void (*fn)(defer_hook *h));
+/* Take h off the queue, if it is on it (before freeing it). */
+void shard_undefer(defer_hook *h);
+
 /* ---- shards */
 
 struct shard {
@@ -174,7 +190,8 @@ struct shard {
     size_t pool_clean; /* pool entries below this index were not used since the last trim */
     bool terminating;  /* cancel everything and leave once no fiber lives */
     wv_waitq stop_waiters;
-    wv_fiber *dead; /* a fiber that exited; its stack is recycled once off it */
+    wv_fiber *dead;       /* a fiber that exited; its stack is recycled once off it */
+    defer_hook *deferred; /* shard_defer's queue */
 };
 
 typedef struct runtime {

@@ -10,6 +10,7 @@
  * the HTTP buffer is left alone because the handler still holds slices of
  * the request.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,11 +24,12 @@
 #include <unistd.h>
 
 #include "http/http_internal.h"
+#include "rt/rt_internal.h"
 #include "weave/ws.h"
 #include "ws/frame.h"
 #include "ws/ws_internal.h"
 
-enum { DEFAULT_MAX = 1 << 20, CLOSE_WAIT_MS = 1000, DEFLATE_MIN = 32 };
+enum { DEFAULT_MAX = 1 << 20, CLOSE_WAIT_MS = 1000, DEFLATE_MIN = 32, BATCH_MAX = 64 * 1024 };
 
 /* ------------------------------------------------------------ transport */
 
@@ -139,6 +141,8 @@ static int inflate_message(wv_ws *ws)
     return 0;
 }
 
+static void flush_deferred(defer_hook *h);
+
 /* The end of a half-written frame goes first (the send lock is held). */
 static int write_pending(wv_ws *ws)
 {
@@ -162,6 +166,52 @@ int ws_flush_pending(wv_ws *ws)
     rc = write_pending(ws);
     wv_mutex_unlock(&ws->send_lock);
     return rc;
+}
+
+/* A fiber that finishes writing what the socket would not take at once. */
+static int flusher(void *arg)
+{
+    wv_ws *ws = arg;
+    int64_t old = wv_deadline_set(WV_NEVER);
+    ws_flush_pending(ws);
+    wv_deadline_set(old);
+    ws->flushing = false;
+    if (--ws->remote_senders == 0 && ws->draining)
+        wv_event_set(&ws->senders_done);
+    return 0;
+}
+
+/* The end of a pass: write the frames gathered in wpending without
+ * waiting; what the socket does not take goes to a flusher fiber. A sender
+ * holding the lock writes them itself (or defers again when it leaves). */
+static void flush_deferred(defer_hook *h)
+{
+    wv_ws *ws = (wv_ws *)((char *)h - offsetof(wv_ws, flush_hook));
+    if (ws->send_lock.owner_ || !ws->wpending.n || ws->broken || ws->flushing)
+        return;
+    size_t left = ws->wpending.n - ws->wpending_off;
+    ssize_t w = send(ws->fd, ws->wpending.p + ws->wpending_off, left, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (w == (ssize_t)left) {
+        ws->wpending.n = 0;
+        ws->wpending_off = 0;
+        if (ws->wpending.cap > 16384)
+            wv_buf_free(&ws->wpending); /* a burst is over: do not pin 64 KiB */
+        return;
+    }
+    if (w < 0 && errno != EAGAIN && errno != EINTR) {
+        ws->broken = true;
+        return;
+    }
+    if (w > 0)
+        ws->wpending_off += (size_t)w;
+    ws->flushing = true;
+    ws->remote_senders++; /* the teardown waits for it */
+    if (wv_spawn(flusher, ws, &(wv_spawn_opts){.name = "ws-flush"}) < 0) {
+        ws->flushing = false;
+        ws->remote_senders--;
+        ws->broken = true;
+        shutdown(ws->fd, SHUT_RDWR);
+    }
 }
 
 int ws_send_nowait(wv_ws *ws, int type, const void *data, size_t n)
@@ -232,17 +282,35 @@ int ws_send_frame(wv_ws *ws, uint8_t opcode, const void *data, size_t n)
         free(masked);
         return -EPIPE;
     }
-    if ((rc = write_pending(ws)) < 0) {
-        wv_mutex_unlock(&ws->send_lock);
-        free(masked);
-        return rc;
-    }
     if (ws->deflate && !ws->client && (opcode == WS_OP_TEXT || opcode == WS_OP_BINARY) &&
         n >= DEFLATE_MIN && compress_message(ws, data, n) == 0) {
         /* the compressed bytes go out instead, with RSV1 */
         data = ws->zsend.p;
         n = ws->zsend.n;
         hl = ws_write_header(head, true, WS_RSV1, opcode, n, NULL);
+    }
+    if (!ws->tls && ws->wpending.n + hl + n <= BATCH_MAX) {
+        /* gathered with this pass's other frames, written once the shard's
+         * ready fibers have run: one system call for a burst of replies */
+        rc = wv_buf_append(&ws->wpending, head, hl);
+        if (rc == 0 && n)
+            rc = wv_buf_append(&ws->wpending, data, n);
+        if (rc < 0) { /* half a frame may be in: the stream is lost */
+            ws->broken = true;
+            shutdown(ws->fd, SHUT_RDWR);
+        } else if (opcode == WS_OP_CLOSE) {
+            ws->close_sent = true;
+        }
+        wv_mutex_unlock(&ws->send_lock);
+        free(masked);
+        if (rc == 0)
+            shard_defer(&ws->flush_hook, flush_deferred);
+        return rc < 0 ? -EPIPE : 0;
+    }
+    if ((rc = write_pending(ws)) < 0) {
+        wv_mutex_unlock(&ws->send_lock);
+        free(masked);
+        return rc;
     }
     struct iovec iov[2] = {{head, hl}, {(void *)data, n}};
     ssize_t w = io_writev(ws, iov, n ? 2 : 1);
@@ -292,7 +360,12 @@ int ws_send_close(wv_ws *ws, int code, const char *reason)
             n += rl;
         }
     }
-    return ws_send_frame(ws, WS_OP_CLOSE, p, n);
+    int rc = ws_send_frame(ws, WS_OP_CLOSE, p, n);
+    /* a close goes out now, with whatever was gathered before it: the
+     * socket may be closed or shut down right after */
+    if (rc == 0 && ws->wpending.n)
+        rc = ws_flush_pending(ws);
+    return rc;
 }
 
 /* ------------------------------------------------------------- receiving */
@@ -537,11 +610,13 @@ static void ws_done(void *arg)
     ws_unregister(ws); /* no new wv_ws_send_to from here on */
     if (ws->rooms || ws->writer_running)
         hub_detach(ws);
-    if (ws->opened && !ws->close_sent && !ws->broken) {
-        int64_t old = wv_deadline_set(wv_after_ms(CLOSE_WAIT_MS));
+    int64_t old = wv_deadline_set(wv_after_ms(CLOSE_WAIT_MS));
+    if (ws->opened && !ws->close_sent && !ws->broken)
         ws_send_close(ws, ws->c->srv->stopping ? WV_WS_GOING_AWAY : WV_WS_NORMAL, NULL);
-        wv_deadline_set(old);
-    }
+    if (ws->wpending.n && !ws->broken)
+        ws_flush_pending(ws); /* the socket closes after this */
+    wv_deadline_set(old);
+    shard_undefer(&ws->flush_hook);
     ws_drain_senders(ws);
     ws_free_buffers(ws);
     free(ws);
@@ -993,10 +1068,17 @@ void wv_ws_free(wv_ws *ws)
 {
     if (!ws || !ws->client)
         return;
+    if (ws->wpending.n && !ws->broken) {
+        int64_t old = wv_deadline_set(wv_after_ms(CLOSE_WAIT_MS));
+        ws_flush_pending(ws);
+        wv_deadline_set(old);
+    }
+    shard_undefer(&ws->flush_hook);
     ws_drain_senders(ws);
     wv_tls_close(ws->tls);
     wv_close(ws->fd);
     wv_buf_free(&ws->in);
     wv_buf_free(&ws->msg);
+    wv_buf_free(&ws->wpending);
     free(ws);
 }

@@ -8,6 +8,7 @@
 #include <zlib.h>
 
 #include "http/http_internal.h"
+#include "rt/rt_internal.h"
 #include "weave/net.h"
 #include "weave/ws.h"
 
@@ -38,10 +39,14 @@ struct wv_ws {
     z_stream zin, zout;
     wv_buf zgather; /* a compressed message being received (the reader's) */
     wv_buf zsend;   /* a message we compressed (under the send lock) */
-    /* the unsent end of a frame that ws_send_nowait could only half write:
-     * whoever takes the send lock next writes it before anything else */
+    /* bytes owed to the socket before anything else: frames gathered in
+     * this pass (written at its end, flush_hook), or the end of a frame
+     * ws_send_nowait could only half write; whoever takes the send lock
+     * next writes them first */
     wv_buf wpending;
     size_t wpending_off;
+    defer_hook flush_hook; /* writes wpending at the end of the pass */
+    bool flushing;         /* a flusher fiber is writing the rest */
     bool close_sent, close_received, broken;
     int close_code; /* the peer's */
     int64_t ping_due, pong_due;

@@ -5,6 +5,8 @@
  */
 #include "harness.h"
 
+#include "rt/rt_internal.h"
+
 #include <pthread.h>
 #include <sys/utsname.h>
 
@@ -808,12 +810,56 @@ static void test_fibers_alive_counts_the_shards_live_fibers(void **state)
     assert_int_equal(wv_fibers_alive(), 0); /* outside the runtime */
 }
 
+/* shard_defer (rt_internal.h): the loop's end-of-pass hooks */
+static int hook_runs, hook_order, other_order, order_seq;
+
+static void count_hook(defer_hook *h)
+{
+    hook_runs++;
+    hook_order = ++order_seq;
+}
+
+static int other_fiber(void *arg)
+{
+    other_order = ++order_seq;
+    return 0;
+}
+
+static int defer_runs_after_the_pass(void *arg)
+{
+    hook_runs = hook_order = other_order = order_seq = 0;
+    defer_hook h = {0}, never = {0};
+    shard_defer(&h, count_hook);
+    shard_defer(&h, count_hook); /* queued once */
+    shard_defer(&never, count_hook);
+    shard_undefer(&never); /* taken back: never runs */
+    CHECK_EQ(wv_spawn(other_fiber, NULL, NULL), 0);
+    CHECK_EQ(wv_yield(), 0);
+    /* the other fiber ran, and this one again, in the same pass */
+    CHECK_EQ(other_order, 1);
+    CHECK_EQ(hook_runs, 0);
+    CHECK_EQ(wv_sleep_ms(1), 0); /* the pass ends: the hook runs before the poll */
+    CHECK_EQ(hook_runs, 1);
+    CHECK_EQ(hook_order, 2);
+    CHECK_EQ(wv_sleep_ms(1), 0);
+    CHECK_EQ(hook_runs, 1); /* once per queueing */
+    return 0;
+}
+
+static void test_deferred_hook_runs_once_after_the_ready_fibers_and_undefer_cancels_it(void **state)
+{
+    assert_int_equal(run_in_rt(1, defer_runs_after_the_pass, NULL), 0);
+    assert_checks_passed();
+}
+
 int main(void)
 {
     harness_init();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_spawned_fiber_runs_only_after_caller_yields),
         cmocka_unit_test(test_fibers_alive_counts_the_shards_live_fibers),
+        cmocka_unit_test(
+            test_deferred_hook_runs_once_after_the_ready_fibers_and_undefer_cancels_it),
         cmocka_unit_test(test_spawned_fiber_runs_when_caller_sleeps),
         cmocka_unit_test(test_100k_fibers_spawned_into_a_group_all_run_and_join),
         cmocka_unit_test(test_10k_sleeping_fibers_alive_at_once_all_wake_and_join),
