@@ -68,6 +68,11 @@ int wv_app_backend(wv_app *app, const char *what, const char *which);
  * (open pools, create schemas). A negative result stops the start. */
 int wv_app_on_start(wv_app *app, wv_fn *fn, void *arg);
 
+/* Run fn(arg) in the main fiber once serving has ended (after the drain),
+ * or after a start hook failed: close what the start hooks opened (each must
+ * cope with what was not opened). The newest runs first. */
+int wv_app_on_stop(wv_app *app, wv_fn *fn, void *arg);
+
 /* Serve until stopped; returns the process's exit status (0 after a
  * graceful stop, 1 when serving failed, 2 for bad options). Frees the app. */
 int wv_app_run(wv_app *app);

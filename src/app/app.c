@@ -48,6 +48,7 @@ struct wv_app {
     wv_router *router;
     check *checks, **checks_tail;
     hook *hooks, **hooks_tail;
+    hook *stop_hooks; /* newest first: they run in reverse order */
     backend *backends, **backends_tail;
 };
 
@@ -318,6 +319,16 @@ int wv_app_on_start(wv_app *app, wv_fn *fn, void *arg)
     return 0;
 }
 
+int wv_app_on_stop(wv_app *app, wv_fn *fn, void *arg)
+{
+    hook *h = xcalloc(sizeof *h);
+    h->fn = fn;
+    h->arg = arg;
+    h->next = app->stop_hooks;
+    app->stop_hooks = h;
+    return 0;
+}
+
 /* ------------------------------------------------------------ health */
 
 static int healthz(wv_req *req, wv_res *res)
@@ -419,9 +430,20 @@ static int serve_admin(void *arg)
     return 0;
 }
 
+static int serve_app(run_ctx *r);
+
 static int app_main(void *arg)
 {
     run_ctx *r = arg;
+    wv_app *app = r->app;
+    int status = serve_app(r);
+    for (hook *h = app->stop_hooks; h; h = h->next)
+        h->fn(h->arg);
+    return status;
+}
+
+static int serve_app(run_ctx *r)
+{
     wv_app *app = r->app;
     for (hook *h = app->hooks; h; h = h->next) {
         int rc = h->fn(h->arg);
@@ -488,6 +510,11 @@ static void app_free(wv_app *app)
         app->checks = c->next;
         free(c->name);
         free(c);
+    }
+    while (app->stop_hooks) {
+        hook *h = app->stop_hooks;
+        app->stop_hooks = h->next;
+        free(h);
     }
     while (app->hooks) {
         hook *h = app->hooks;

@@ -1,8 +1,10 @@
 /*
  * A wv_app for tests/integration/test_app.py: a readiness check that passes
  * while the file named by --ready-file exists, a declared backend for the
- * banner, and an on-start hook that fails when --fail-start is given.
+ * banner, an on-start hook that fails when --fail-start is given, and two
+ * on-stop hooks that print "stop hook N ran" (the newest first).
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -26,6 +28,13 @@ static int on_start(void *arg)
     return 0;
 }
 
+static int on_stop(void *arg)
+{
+    printf("stop hook %d ran\n", (int)(intptr_t)arg);
+    fflush(stdout);
+    return 0;
+}
+
 static int hello(wv_req *req, wv_res *res)
 {
     (void)req;
@@ -43,6 +52,8 @@ int main(int argc, char **argv)
     wv_app_ready_check(app, "dependency", dependency_ready, NULL);
     wv_app_backend(app, "dependency", "a file (test)");
     wv_app_on_start(app, on_start, app);
+    wv_app_on_stop(app, on_stop, (void *)(intptr_t)1);
+    wv_app_on_stop(app, on_stop, (void *)(intptr_t)2);
     wv_get(app, "/hello", hello);
     return wv_app_run(app);
 }

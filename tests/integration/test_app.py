@@ -158,14 +158,18 @@ def main():
             proc.send_signal(signal.SIGTERM)
             rc = proc.wait(timeout=10)
             err = proc.stderr.read()
+            out = proc.stdout.read()
         assert rc == 0, (rc, err)
         for bad in ("AddressSanitizer", "runtime error:", "LeakSanitizer"):
             assert bad not in err, err
+        assert out.endswith("stop hook 2 ran\nstop hook 1 ran\n"), out
 
         r = subprocess.run([BIN, "--port", "0", "--fail-start"], capture_output=True, text=True,
                            timeout=10)
         assert r.returncode == 1, (r.returncode, r.stderr)
         assert "the dependency refused the connection at start" in r.stderr, r.stderr
+        # the stop hooks still run, newest first, to close what was opened
+        assert r.stdout.endswith("stop hook 2 ran\nstop hook 1 ran\n"), r.stdout
 
         r = subprocess.run([BIN], env=dict(os.environ, FAIL_START="maybe"), capture_output=True,
                            text=True, timeout=10)
