@@ -13,6 +13,8 @@ extern int64_t async_delay_ms;
 
 void s13_2_1_fastapi(wv_app *app);            /* GET /async-endpoint */
 void s13_2_2_django(wv_app *app);             /* GET /async-view/ */
+void s13_3_databases_options(wv_app *app);    /* --database-url */
+void s13_3_databases(wv_app *app);            /* GET /users, GET /users/{id}, POST /users */
 void s13_5_1_websockets_options(wv_app *app); /* its options, declared first */
 void s13_5_1_websockets(wv_app *app);         /* WS /ws, /ws/echo, /ws/chat */
 void s13_5_2_frontend(wv_app *app);           /* the React page at /, CORS */

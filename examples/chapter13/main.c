@@ -18,11 +18,13 @@ int main(int argc, char **argv)
                   "the simulated work of the chapter's handlers (asyncio.sleep(1))");
     wv_app_option(app, "web-dir", "WEB_DIR", WV_OPT_STRING, "examples/chapter13/web/dist",
                   "the built React page served at /");
+    s13_3_databases_options(app);
     s13_5_1_websockets_options(app);
     async_delay_ms = wv_app_int(app, "async-delay-ms");
 
     s13_2_1_fastapi(app);
     s13_2_2_django(app);
+    s13_3_databases(app);
     s13_5_1_websockets(app);
     s13_6_1_rest(app);
     s13_11_1_prometheus(app);

@@ -1,0 +1,273 @@
+/*
+ * §13.3 databases: asyncpg (13.3.1), SQLAlchemy's async session and
+ * Tortoise ORM (13.3.2).
+ *
+ *     rows = await conn.fetch('SELECT id, name FROM users')       # asyncpg
+ *
+ *     result = await session.execute(select(User))                 # SQLAlchemy
+ *
+ *     class User(models.Model):                                    # Tortoise
+ *         id = fields.IntField(pk=True)
+ *         name = fields.CharField(max_length=50)
+ *     await Tortoise.generate_schemas()
+ *     user = await User.create(name="Alice")
+ *
+ * Here: GET /users is the asyncpg query, written as SQL; GET /users/{id} and
+ * POST /users go through the model (include/weave/db.h), whose table is
+ * created at startup (generate_schemas). The database is SQLite by default
+ * (a file, so every shard sees the same users and `make run` needs no
+ * server) and PostgreSQL when --database-url / DATABASE_URL says
+ * postgres://. Each shard opens its own handle at start.
+ *
+ * POST /users takes {"name": "..."}: 1 to 50 characters (of UTF-8). Anything else is a
+ * 422 naming the field, as FastAPI answers ({"detail": [{"loc": ["body",
+ * "name"], "msg": ..., "type": ...}]}); a body that is not JSON is a 400.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <weave/db.h>
+#include <weave/json.h>
+
+#include "chapter13.h"
+
+/* Tortoise's CharField(max_length=50) counts characters: 50 of them are
+ * up to 200 bytes of UTF-8 */
+enum { NAME_MAX_CHARS = 50, NAME_MAX_BYTES = 4 * NAME_MAX_CHARS };
+
+typedef struct user {
+    int64_t id;
+    char name[NAME_MAX_BYTES + 1];
+} user;
+
+static const wv_db_field user_fields[] = {
+    WV_DB_FIELD(user, id, WV_DB_INT, WV_DB_PRIMARY_KEY | WV_DB_AUTOINCREMENT),
+    WV_DB_TEXT_FIELD(user, name, NAME_MAX_BYTES, WV_DB_NOT_NULL),
+};
+static const wv_db_model user_model = WV_DB_MODEL("users", user, user_fields);
+
+static wv_app *the_app;
+static wv_db **dbs; /* one per shard */
+static int ndbs;
+
+static wv_db *db(void)
+{
+    int s = wv_shard_id();
+    return s >= 0 && s < ndbs ? dbs[s] : NULL;
+}
+
+static void write_user(wv_json *j, int64_t id, const char *name, size_t n)
+{
+    wv_json_object_begin(j);
+    wv_json_key(j, "id");
+    wv_json_int(j, id);
+    wv_json_key(j, "name");
+    wv_json_stringn(j, name, n);
+    wv_json_object_end(j);
+}
+
+/* GET /users: asyncpg's conn.fetch('SELECT id, name FROM users') */
+static int list_users(wv_req *req, wv_res *res)
+{
+    wv_db_rows *rows;
+    int rc = wv_db_query(db(), &rows, "SELECT id, name FROM users ORDER BY id");
+    if (rc < 0)
+        return rc;
+    wv_json *j = wv_res_json_writer(res);
+    wv_json_array_begin(j);
+    for (size_t i = 0; i < wv_db_rows_count(rows); i++) {
+        int64_t id;
+        const char *name;
+        size_t n;
+        if (wv_db_get_int(rows, i, 0, &id) < 0 || wv_db_get_text(rows, i, 1, &name, &n) < 0) {
+            wv_db_rows_free(rows);
+            return -EIO;
+        }
+        write_user(j, id, name, n);
+    }
+    wv_json_array_end(j);
+    wv_db_rows_free(rows);
+    return wv_res_json_send(res, 200);
+}
+
+/* GET /users/{id}: the model's get by primary key */
+static int get_user(wv_req *req, wv_res *res)
+{
+    int64_t id;
+    int rc = wv_req_param_i64(req, "id", &id);
+    if (rc < 0)
+        return rc;
+    user u;
+    rc = wv_db_get(db(), &user_model, wv_db_int(id), &u);
+    if (rc == -ENOENT)
+        return wv_fail(-ENOENT, "no user %lld", (long long)id);
+    if (rc < 0)
+        return rc;
+    wv_json *j = wv_res_json_writer(res);
+    write_user(j, u.id, u.name, strlen(u.name));
+    return wv_res_json_send(res, 200);
+}
+
+/* Characters in valid UTF-8 (the JSON reader checked it). */
+static size_t utf8_chars(const char *s, size_t n)
+{
+    size_t c = 0;
+    for (size_t i = 0; i < n; i++)
+        c += ((unsigned char)s[i] & 0xC0) != 0x80;
+    return c;
+}
+
+/* FastAPI's 422 for one field of the body. */
+static int unprocessable(wv_res *res, const char *field, const char *msg, const char *type)
+{
+    wv_json *j = wv_res_json_writer(res);
+    wv_json_object_begin(j);
+    wv_json_key(j, "detail");
+    wv_json_array_begin(j);
+    wv_json_object_begin(j);
+    wv_json_key(j, "loc");
+    wv_json_array_begin(j);
+    wv_json_string(j, "body");
+    if (field)
+        wv_json_string(j, field);
+    wv_json_array_end(j);
+    wv_json_key(j, "msg");
+    wv_json_string(j, msg);
+    wv_json_key(j, "type");
+    wv_json_string(j, type);
+    wv_json_object_end(j);
+    wv_json_array_end(j);
+    wv_json_object_end(j);
+    return wv_res_json_send(res, 422);
+}
+
+/* POST /users {"name": "Alice"}: Tortoise's User.create(name="Alice") */
+static int create_user(wv_req *req, wv_res *res)
+{
+    wv_str body;
+    int rc = wv_req_body(req, &body);
+    if (rc < 0)
+        return rc;
+    wv_json_doc *doc;
+    if (wv_json_parse(body.p ? body.p : "", body.n, &doc) < 0)
+        return wv_fail(-EINVAL, "the body is not JSON: %s", wv_errmsg());
+    const wv_json_val *root = wv_json_doc_root(doc);
+    const wv_json_val *name = wv_json_get(root, "name");
+    const char *s;
+    size_t n;
+    if (wv_json_type_of(root) != WV_JSON_OBJECT) {
+        rc = unprocessable(res, NULL, "Input should be a JSON object", "model_attributes_type");
+    } else if (!name) {
+        rc = unprocessable(res, "name", "Field required", "missing");
+    } else if (wv_json_as_string(name, &s, &n) < 0) {
+        rc = unprocessable(res, "name", "Input should be a valid string", "string_type");
+    } else if (n == 0) {
+        rc = unprocessable(res, "name", "String should have at least 1 character",
+                           "string_too_short");
+    } else if (utf8_chars(s, n) > NAME_MAX_CHARS) {
+        rc = unprocessable(res, "name", "String should have at most 50 characters",
+                           "string_too_long");
+    } else {
+        user u = {0};
+        memcpy(u.name, s, n);
+        rc = wv_db_insert(db(), &user_model, &u);
+        if (rc == 0) {
+            wv_json *j = wv_res_json_writer(res);
+            write_user(j, u.id, u.name, n);
+            char loc[48];
+            snprintf(loc, sizeof loc, "/users/%lld", (long long)u.id);
+            wv_res_header(res, "Location", loc);
+            rc = wv_res_json_send(res, 201);
+        }
+    }
+    wv_json_doc_free(doc);
+    return rc;
+}
+
+/* ------------------------------------------------------- start and stop */
+
+static int open_on_shard(void *arg)
+{
+    const char *url = arg;
+    int s = wv_shard_id();
+    if (dbs[s])
+        return 0; /* shard 0's, opened first */
+    int rc = wv_db_open(url, NULL, &dbs[s]);
+    if (rc < 0) /* the message is this fiber's: say it here */
+        wv_error("database %s: %s", url, wv_errmsg());
+    return rc;
+}
+
+static int close_on_shard(void *arg)
+{
+    int s = wv_shard_id();
+    wv_db_close(dbs[s]);
+    dbs[s] = NULL;
+    return 0;
+}
+
+static int db_ready(void *arg)
+{
+    int64_t one;
+    return wv_db_query_int(db(), &one, "SELECT 1");
+}
+
+static int start(void *arg)
+{
+    const char *url = wv_app_str(the_app, "database-url");
+    ndbs = wv_shard_count();
+    dbs = calloc((size_t)ndbs, sizeof *dbs);
+    if (!dbs)
+        return -ENOMEM;
+    /* this shard first: it creates a new database file (and its WAL) alone */
+    int rc = wv_db_open(url, NULL, &dbs[wv_shard_id()]);
+    if (rc < 0)
+        return wv_fail(rc, "database %s: %s", url, wv_errmsg());
+    /* generate_schemas(): CREATE TABLE IF NOT EXISTS */
+    rc = wv_db_create_table(dbs[wv_shard_id()], &user_model);
+    if (rc < 0)
+        return wv_fail(rc, "creating the users table: %s", wv_errmsg());
+    rc = wv_shard_each(open_on_shard, (void *)url);
+    if (rc < 0)
+        return wv_fail(rc, "database %s: see the error above", url);
+    return 0;
+}
+
+static int stop(void *arg)
+{
+    if (dbs)
+        wv_shard_each(close_on_shard, NULL);
+    free(dbs);
+    dbs = NULL;
+    ndbs = 0;
+    return 0;
+}
+
+void s13_3_databases_options(wv_app *app)
+{
+    wv_app_option(app, "database-url", "DATABASE_URL", WV_OPT_STRING, "sqlite://chapter13.db",
+                  "the users' database: sqlite://FILE, sqlite::memory: (one per shard) or "
+                  "postgres://user:password@host:port/db");
+}
+
+void s13_3_databases(wv_app *app)
+{
+    the_app = app;
+    const char *url = wv_app_str(app, "database-url");
+    bool pg = strncmp(url, "postgres", 8) == 0;
+    /* the banner shows where the users live, without the credentials */
+    char shown[200];
+    const char *at = pg ? strrchr(url, '@') : NULL;
+    if (at)
+        snprintf(shown, sizeof shown, "postgres://%s", at + 1);
+    else
+        snprintf(shown, sizeof shown, "%s%s", url, pg ? "" : " (embedded SQLite)");
+    wv_app_backend(app, "database", shown);
+    wv_app_ready_check(app, "database", db_ready, NULL);
+    wv_app_on_start(app, start, NULL);
+    wv_app_on_stop(app, stop, NULL);
+    wv_get(app, "/users", list_users);
+    wv_get(app, "/users/{id}", get_user);
+    wv_post(app, "/users", create_user);
+}
