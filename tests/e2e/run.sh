@@ -63,7 +63,8 @@ fi
 
 # -- the service, on any free port; it prints "listening on http://127.0.0.1:N"
 log=$OUT/chapter13.log
-"$BIN" --port 0 --web-dir "$WEB_DIST" >"$log" 2>&1 &
+rm -f "$OUT/users.db" "$OUT/users.db-wal" "$OUT/users.db-shm" # a fresh list of users
+"$BIN" --port 0 --web-dir "$WEB_DIST" --database-url "sqlite://$OUT/users.db" >"$log" 2>&1 &
 service_pid=$!
 port=""
 for _ in $(seq 1 100); do

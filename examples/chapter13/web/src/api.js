@@ -49,7 +49,13 @@ export async function request(path, { method = 'GET', body, contentType, signal,
       }
     }
     if (!response.ok) {
-      const detail = json && (json.error || json.detail || json.message);
+      let detail = json && (json.error || json.detail || json.message);
+      // FastAPI's validation errors: [{loc: ['body', 'name'], msg: ...}]
+      if (Array.isArray(detail)) {
+        detail = detail
+          .map((d) => `${(d.loc || []).slice(1).join('.') || 'body'}: ${d.msg}`)
+          .join('; ');
+      }
       throw new Error(`${method} ${path} answered ${response.status}${detail ? `: ${detail}` : ''}`);
     }
     return { status: response.status, contentType: type, text, json, ms };

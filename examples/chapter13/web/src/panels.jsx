@@ -251,3 +251,87 @@ export function MetricsPanel({ route, path }) {
     </div>
   );
 }
+
+// §13.3: GET /users lists the users (asyncpg's conn.fetch), and a name typed
+// here is POSTed (Tortoise's User.create); a refused name shows the 422's
+// words. The list reloads after every creation.
+export function UsersPanel({ route, path }) {
+  const [list, setList] = useState({ phase: 'loading' });
+  const [name, setName] = useState('');
+  const [created, setCreated] = useState(null);
+  const [error, setError] = useState(null);
+  const [busy, setBusy] = useState(false);
+  const controller = useRef(null);
+  const load = useCallback(() => {
+    controller.current?.abort();
+    const c = new AbortController();
+    controller.current = c;
+    request(path, { signal: c.signal })
+      .then((res) => setList({ phase: 'done', users: Array.isArray(res.json) ? res.json : [], ms: res.ms }))
+      .catch((err) => {
+        if (err.name !== 'AbortError') setList({ phase: 'error', error: err.message });
+      });
+  }, [path]);
+  useEffect(() => {
+    load();
+    return () => controller.current?.abort();
+  }, [load]);
+  const create = (event) => {
+    event.preventDefault();
+    setBusy(true);
+    setError(null);
+    request(path, { method: 'POST', body: JSON.stringify({ name }), contentType: 'application/json' })
+      .then((res) => {
+        setCreated(res.json);
+        setName('');
+        load();
+      })
+      .catch((err) => setError(err.message))
+      .finally(() => setBusy(false));
+  };
+  const users = list.phase === 'done' ? list.users : [];
+  return (
+    <div className="panel" data-testid="route-panel" data-route={route}>
+      <div className="panel-row">
+        <code className="route">{route}</code>
+        <button type="button" className="button small secondary" onClick={load} data-testid="users-reload">
+          Reload
+        </button>
+      </div>
+      {list.phase === 'error' && <ErrorLine error={list.error} />}
+      {list.phase === 'done' && (
+        <p className="muted small" data-testid="users-count">
+          {users.length === 0 ? 'no users yet' : `${users.length} user${users.length === 1 ? '' : 's'}`}
+        </p>
+      )}
+      {users.length > 0 && (
+        <ul className="users" data-testid="users-list">
+          {users.slice(-20).map((u) => (
+            <li key={u.id} data-testid="user" data-id={u.id}>
+              <span className="user-id">#{u.id}</span> {u.name}
+            </li>
+          ))}
+        </ul>
+      )}
+      <form className="panel-row" onSubmit={create}>
+        <input
+          className="input"
+          value={name}
+          onChange={(e) => setName(e.target.value)}
+          placeholder="a name, like Alice"
+          aria-label="New user's name"
+          data-testid="user-name"
+        />
+        <button type="submit" className="button small" disabled={busy} data-testid="user-create">
+          POST /users
+        </button>
+      </form>
+      {created && !error && (
+        <p className="small" data-testid="user-created">
+          created <span className="user-id">#{created.id}</span> {created.name}
+        </p>
+      )}
+      {error && <ErrorLine error={error} />}
+    </div>
+  );
+}
