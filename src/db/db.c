@@ -93,12 +93,8 @@ static const db_backend *pick_backend(const char *url, int *rc)
 {
     if (strncmp(url, "sqlite:", 7) == 0)
         return &db_sqlite_backend;
-    if (strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0) {
-        /* pg_backend.c (over include/weave/pg.h) plugs in here */
-        *rc = wv_fail(-EPROTONOSUPPORT, "wv_db_open: PostgreSQL is not available in wv_db yet "
-                                        "(its adapter, src/db/pg_backend.c, is still to come)");
-        return NULL;
-    }
+    if (strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0)
+        return &db_pg_backend;
     size_t scheme = strcspn(url, ":/?#@");
     if (url[scheme] == ':' && scheme > 0 && scheme < 32)
         *rc = wv_fail(-EINVAL,

@@ -15,29 +15,9 @@
  * nested ones are SAVEPOINT statements sent through `run` (same SQL on both
  * engines).
  *
- * Note for the PostgreSQL adapter (src/db/pg_backend.c, over
- * include/weave/pg.h, not written yet): until it exists, db.c's backend
- * table has no entry for postgres:// and wv_db_open returns
- * -EPROTONOSUPPORT for it. The adapter defines
- * `const db_backend db_pg_backend` and db.c's pick_backend() points
- * "postgres://" / "postgresql://" at it. What it must do:
- *  - open: connect a pool of opts->connections (default 10), run
- *    opts->on_connect on each new connection.
- *  - query/run: send call->sql as is ($N are native), the values as typed
- *    parameters (TEXT with type OID 0 when the column decides, BOOL as bool,
- *    TIME as timestamptz), and build the result with db_rows_* (BOOL cells
- *    for bool columns, TIME or ISO text for timestamptz, BLOB for bytea).
- *    DB_ROW may read the first row only; DB_EXEC sets call->changes
- *    (PQcmdTuples). Reject several statements when nargs > 0 (the extended
- *    protocol does anyway).
- *  - errors: db_errno_from_sqlstate() and wv_fail(rc, "postgres: %s %s",
- *    sqlstate, message); a query cancelled at the deadline (57014 after a
- *    cancel request) is -ETIMEDOUT / -ECANCELED as the fiber's state says.
- *  - begin/commit/rollback: as documented on the vtable below; rollback
- *    must never fail and never wait past cancellation (hand the connection
- *    to a cleanup fiber, or mark it to be rolled back before reuse).
- *  - the "postgres" dialect of the model SQL below is already generated and
- *    tested (tests/unit/test_db.c); it needs no change.
+ * PostgreSQL (pg_backend.c) is a pool of weave's PostgreSQL client
+ * (include/weave/pg.h) per database handle; the "postgres" dialect of the
+ * model SQL below is what its models send.
  */
 #ifndef WEAVE_SRC_DB_INTERNAL_H
 #define WEAVE_SRC_DB_INTERNAL_H
@@ -110,6 +90,7 @@ typedef struct db_backend {
 } db_backend;
 
 extern const db_backend db_sqlite_backend;
+extern const db_backend db_pg_backend; /* pg_backend.c, over include/weave/pg.h */
 
 /* The errno for a PostgreSQL SQLSTATE (5 characters), per db.h's table. */
 int db_errno_from_sqlstate(const char *sqlstate);

@@ -558,6 +558,20 @@ int wv_db_insert(wv_db *db, const wv_db_model *m, void *obj)
     if (rc == 0)
         rc = from_cell(m, kf, rows, 0, 0, obj);
     wv_db_rows_free(rows);
+    if (rc == 0 && with_key && (kf->flags & WV_DB_AUTOINCREMENT) &&
+        db_dialect_of(db) == DB_POSTGRES) {
+        /* an explicit key does not move PostgreSQL's identity sequence (it
+         * moves SQLite's AUTOINCREMENT): move it past the largest key, so the
+         * next generated one does not collide, as on SQLite. Names are
+         * checked identifiers (db_model_check). */
+        char q[1024];
+        snprintf(q, sizeof q,
+                 "SELECT setval(pg_get_serial_sequence('\"%s\"', '%s'), "
+                 "(SELECT max(\"%s\") FROM \"%s\"))",
+                 m->table, kf->name, kf->name, m->table);
+        int64_t ignored;
+        rc = wv_db_query_int(db, &ignored, q);
+    }
     return rc;
 }
 

@@ -1,5 +1,6 @@
-"""§13.3 on the chapter's service: /users on the embedded SQLite (a file:
-it survives a restart and every shard sees the same rows).
+"""§13.3 on the chapter's service: /users on both backends, the embedded
+SQLite (a file: it survives a restart and every shard sees the same rows)
+and a real PostgreSQL 15 (the one `make test` starts: WEAVE_TEST_PG_URL).
 GET /users lists, POST /users creates (201 with Location; 422 naming the
 field for a bad body, 400 for one that is not JSON), GET /users/{id} reads
 (404, 400 for a non-integer id); 50 concurrent creations get 50 ids; the
@@ -154,6 +155,24 @@ def sqlite_backend(tmp):
         svc.stop()
 
 
+def postgres_backend(url):
+    r = subprocess.run(["psql", url, "-q", "-c", "DROP TABLE IF EXISTS users"],
+                       capture_output=True, text=True, env=dict(os.environ, PGCONNECT_TIMEOUT="5"))
+    assert r.returncode == 0, r.stderr
+    svc = Service(url)
+    try:
+        assert "postgres://" in svc.banner and ":app@" not in svc.banner, svc.banner
+        crud(svc)
+        validation(svc)
+        concurrent_creates(svc)
+        readyz(svc)
+    finally:
+        svc.stop()
+    r = subprocess.run(["psql", url, "-Atqc", "SELECT count(*) FROM users"], capture_output=True,
+                       text=True)
+    assert r.returncode == 0 and int(r.stdout) == 53, (r.stdout, r.stderr)
+
+
 def bad_database_stops_the_start(tmp):
     r = subprocess.run([BIN, "--port", "0", "--database-url",
                         "sqlite://" + os.path.join(tmp, "no", "such", "dir", "x.db")],
@@ -168,6 +187,14 @@ def main():
     tmp = tempfile.mkdtemp(prefix="weave-users-")
     try:
         case("sqlite_backend", sqlite_backend, tmp)
+        url = os.environ.get("WEAVE_TEST_PG_URL")
+        if url:
+            case("postgres_backend", postgres_backend, url)
+        else:
+            global failed
+            failed += 1
+            print("FAIL postgres_backend: WEAVE_TEST_PG_URL is not set (make test starts "
+                  "PostgreSQL: scripts/pg_test_server.sh)")
         case("bad_database_stops_the_start", bad_database_stops_the_start, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
