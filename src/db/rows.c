@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "db/db_internal.h"
+#include "rt/civil.h"
 
 struct wv_db_rows {
     int ncols;
@@ -298,32 +299,7 @@ int wv_db_get_time(const wv_db_rows *r, size_t row, int col, int64_t *us)
 
 /* -------------------------------------------------------------------- time */
 
-#define US_PER_DAY INT64_C(86400000000)
-
-/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
- * algorithm: no tables, no time zone, no libc). */
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-static void civil_from_days(int64_t z, int64_t *y, int *m, int *d)
-{
-    z += 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153;
-    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
-    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
-    *y = yoe + era * 400 + (*m <= 2);
-}
+/* days_from_civil / civil_from_days: rt/civil.h */
 
 int db_time_format(int64_t us, char out[32])
 {
