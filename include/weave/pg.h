@@ -387,6 +387,14 @@ int wv_pg_notification_recv(wv_pg_conn *c, wv_pg_notification **out);
 
 void wv_pg_notification_free(wv_pg_notification *n);
 
+/* The channel the connection's notifications arrive on, for a fiber that
+ * waits on them among other channels (wv_chan_select): its elements are
+ * wv_pg_notification pointers, which the receiver frees. It belongs to the
+ * connection (valid until wv_pg_close) and is closed (receives return
+ * -EPIPE once drained) when the connection is lost or closed. NULL for a
+ * NULL connection or when out of memory. */
+wv_chan *wv_pg_notifications(wv_pg_conn *c);
+
 /* NOTIFY channel, payload (pg_notify($1, $2)); payload may be NULL. */
 int wv_pg_notify(wv_pg_conn *c, const char *channel, const char *payload);
 

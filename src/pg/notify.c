@@ -1,7 +1,8 @@
 /*
  * LISTEN / NOTIFY. The reader fiber (conn.c) moves every notification
  * libpq parses into the connection's channel, whatever else the connection
- * is doing; wv_pg_notification_recv takes them out in order.
+ * is doing; wv_pg_notification_recv takes them out in order, or the caller
+ * waits on that channel itself (wv_pg_notifications, for a select).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -127,4 +128,9 @@ int wv_pg_notify(wv_pg_conn *c, const char *channel, const char *payload)
     int rc = wv_pg_exec(c, "SELECT pg_notify($1, $2)", WV_PG_TEXT(channel),
                         WV_PG_TEXT(payload ? payload : ""));
     return rc < 0 ? rc : 0;
+}
+
+wv_chan *wv_pg_notifications(wv_pg_conn *c)
+{
+    return c ? pg_conn_notes(c) : NULL;
 }

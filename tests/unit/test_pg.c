@@ -1651,7 +1651,21 @@ static int notify_body(void *arg)
     old = wv_deadline_set(wv_after_ms(100));
     CHECK_EQ(wv_pg_notification_recv(l, &m), -ETIMEDOUT);
     wv_deadline_set(old);
+    /* the same notifications as a channel, waited on with another one */
     CHECK_EQ(wv_pg_listen(l, chan), 0);
+    wv_chan *notes = wv_pg_notifications(l);
+    wv_chan *other = wv_chan_new(sizeof(int), 1);
+    REQUIRE(notes != NULL && other != NULL);
+    CHECK_EQ(wv_pg_notify(n, chan, "via select"), 0);
+    wv_pg_notification *got = NULL;
+    int nothing;
+    wv_select_case cases[] = {{other, WV_RECV, &nothing, 0}, {notes, WV_RECV, &got, 0}};
+    CHECK_EQ(wv_chan_select(cases, 2, wv_after_ms(5000)), 1);
+    CHECK(got != NULL && strcmp(got->channel, chan) == 0 &&
+          strcmp(got->payload, "via select") == 0);
+    wv_pg_notification_free(got);
+    wv_chan_free(other);
+    CHECK(wv_pg_notifications(NULL) == NULL);
     CHECK_EQ(wv_pg_unlisten(l, NULL), 0);
     CHECK_EQ(wv_pg_listen(l, ""), -EINVAL);
     wv_pg_close(n);
@@ -1659,7 +1673,7 @@ static int notify_body(void *arg)
     return 0;
 }
 
-static void test_listen_delivers_notifications_in_order(void **state)
+static void test_listen_delivers_notifications_in_order_by_recv_or_as_a_channel(void **state)
 {
     assert_int_equal(run_in_rt(1, notify_body, NULL), 0);
     assert_checks_passed();
@@ -1930,7 +1944,7 @@ int main(void)
         cmocka_unit_test(test_transact_retries_a_serialization_failure),
         cmocka_unit_test(test_transact_rolls_back_and_returns_other_errors),
         cmocka_unit_test(test_statements_are_prepared_once_per_connection),
-        cmocka_unit_test(test_listen_delivers_notifications_in_order),
+        cmocka_unit_test(test_listen_delivers_notifications_in_order_by_recv_or_as_a_channel),
         cmocka_unit_test(test_copy_in_and_out_move_bulk_data),
         cmocka_unit_test(test_metrics_count_statements_and_connections),
     };
