@@ -15,7 +15,7 @@ static const section chapter[] = {
      0},
     {"13.2.2", "Django async view", "GET /async-view/", "examples/chapter13/s13_2_2_django.c", 0},
     {"13.3.1", "PostgreSQL with asyncpg", "GET /users", "examples/chapter13/s13_3_databases.c", 0},
-    {"13.3.2", "SQLAlchemy and Tortoise ORM", "GET /users/{id}, POST /users",
+    {"13.3.2", "SQLAlchemy and Tortoise ORM", "GET /users/{id}",
      "examples/chapter13/s13_3_databases.c", 0},
     {"13.4.1", "RabbitMQ with aio-pika", "", "", -1},
     {"13.4.2", "Kafka with aiokafka", "", "", -1},

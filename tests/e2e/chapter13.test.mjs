@@ -246,6 +246,20 @@ await check('GET /users: the page lists the users and adds one (POST /users), a 
   const text = await err.textContent();
   assert(text.includes('422') && text.includes('name: String should have at most 50 characters'), `error: "${text}"`);
   assert((await p.locator('[data-testid=user]').count()) === before + 1, 'a refused name was added');
+  // §13.3.2's panel reads it back by id, and an unknown id is a 404
+  const look = panel('GET /users/{id}');
+  await look.locator('[data-testid=user-id]').fill(id);
+  await look.locator('[data-testid=user-get]').click();
+  const res = look.locator('[data-testid=user-result]');
+  await res.waitFor();
+  const body = JSON.parse(await res.textContent());
+  assert(body.name === name && String(body.id) === id, `GET /users/${id} on the page: ${JSON.stringify(body)}`);
+  provoked.push('HTTP 404: GET', 'status of 404');
+  await look.locator('[data-testid=user-id]').fill('999999');
+  await look.locator('[data-testid=user-get]').click();
+  const missing = look.locator('[data-testid=panel-error]');
+  await missing.waitFor();
+  assert((await missing.textContent()).includes('404'), `unknown id: "${await missing.textContent()}"`);
   return `user #${id}`;
 });
 

@@ -3,7 +3,7 @@
 // the issue that will bring them.
 import { useEffect, useState } from 'react';
 import { request } from './api.js';
-import { CallPanel, DataPanel, EchoPanel, MetricsPanel, UsersPanel } from './panels.jsx';
+import { CallPanel, DataPanel, EchoPanel, MetricsPanel, UserLookupPanel, UsersPanel } from './panels.jsx';
 import { ChatPanel, WsEchoPanel } from './realtime.jsx';
 
 // "GET /hello" -> { method: 'GET', path: '/hello' }
@@ -18,6 +18,7 @@ function RouteView({ route }) {
   if (method === 'GET' && path === '/data') return <DataPanel route={route} path={path} />;
   if (method === 'GET' && path === '/metrics') return <MetricsPanel route={route} path={path} />;
   if (method === 'GET' && path === '/users') return <UsersPanel route={route} path={path} />;
+  if (method === 'GET' && path === '/users/{id}') return <UserLookupPanel route={route} />;
   if (method === 'WS' && (path === '/ws' || path === '/ws/echo')) return <WsEchoPanel route={route} path={path} />;
   if (method === 'WS' && path === '/ws/chat') return <ChatPanel route={route} path={path} />;
   if (method === 'GET' && path === '/') {

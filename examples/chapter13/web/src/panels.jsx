@@ -335,3 +335,41 @@ export function UsersPanel({ route, path }) {
     </div>
   );
 }
+
+// §13.3.2: GET /users/{id}, the model's get by primary key: an id typed here
+// is fetched; an unknown one shows the 404's words.
+export function UserLookupPanel({ route }) {
+  const [state, run] = useRequest();
+  const [id, setId] = useState('1');
+  const lookup = (event) => {
+    event.preventDefault();
+    run(`/users/${encodeURIComponent(id.trim())}`);
+  };
+  return (
+    <form className="panel" onSubmit={lookup} data-testid="route-panel" data-route={route}>
+      <div className="panel-row">
+        <code className="route">{route}</code>
+      </div>
+      <div className="panel-row">
+        <input
+          className="input"
+          value={id}
+          onChange={(e) => setId(e.target.value)}
+          inputMode="numeric"
+          aria-label="User id"
+          data-testid="user-id"
+        />
+        <button type="submit" className="button small" disabled={state.phase === 'loading'} data-testid="user-get">
+          Get
+        </button>
+      </div>
+      {state.phase === 'done' && (
+        <div className="result">
+          <Meta res={state.res} />
+          <pre data-testid="user-result">{prettyJson(state.res.json)}</pre>
+        </div>
+      )}
+      {state.phase === 'error' && <ErrorLine error={state.error} />}
+    </form>
+  );
+}
