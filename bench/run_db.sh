@@ -94,20 +94,6 @@ echo "# anchors: asyncpg $(dpkg-query -W -f='${Version}' python3-asyncpg 2>/dev/
         echo '?') on uvicorn (uvloop, httptools); ${secs} s per run"
 bench_load_begin
 
-# pgbench_run CLIENTS: tps of pgbench -S -M prepared, as value=
-pgbench_run()
-{
-    cat >"$tmp/pgbench.sh" <<EOF
-#!/usr/bin/env bash
-set -euo pipefail
-out=\$(taskset -c 1 pgbench -n -S -M prepared -c "\$1" -j "\$1" -T $secs "$url" 2>&1)
-tps=\$(printf '%s\n' "\$out" | sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p')
-[[ -n \$tps ]] || { printf '%s\n' "\$out" >&2; exit 1; }
-echo "value=\$tps"
-EOF
-    chmod +x "$tmp/pgbench.sh"
-}
-pgbench_run
 
 # the tfb figures: both HTTP servers up at once on CPU 0, wrk alternating
 tfb_figures()
@@ -147,31 +133,27 @@ tfb_figures()
     done
 }
 
-weave_pg()
-{
-    echo taskset -c 1 env WEAVE_SHARDS=1 "$build/bench_pg" "$url" "$1" "$secs"
-}
 
 for g in "${wanted[@]}"; do
     case $g in
         select_1conn)
-            read -r -a w <<<"$(weave_pg select_1conn)"
+            w=(taskset -c 1 env WEAVE_SHARDS=1 "$build/bench_pg" "$url" select_1conn "$secs")
             a=(taskset -c 1 "$py" "$here/db/asyncpg_select.py" "$url" 1conn "$secs")
-            p=("$tmp/pgbench.sh" 1)
+            p=("$here/db/pgbench_tps.sh" "$url" 1 "$secs")
             bench_figure db.select_1conn queries/s asyncpg higher w a
             bench_figure db.select_1conn_pgbench queries/s pgbench higher w p
             ;;
         select_pool)
-            read -r -a w <<<"$(weave_pg select_pool)"
+            w=(taskset -c 1 env WEAVE_SHARDS=1 "$build/bench_pg" "$url" select_pool "$secs")
             a=(taskset -c 1 "$py" "$here/db/asyncpg_select.py" "$url" pool "$secs")
-            p=("$tmp/pgbench.sh" 16)
+            p=("$here/db/pgbench_tps.sh" "$url" 16 "$secs")
             bench_figure db.select_pool queries/s asyncpg higher w a
             bench_figure db.select_pool_pgbench queries/s pgbench higher w p
             ;;
         pipelined)
-            read -r -a w <<<"$(weave_pg pipelined)"
-            read -r -a u <<<"$(weave_pg unpipelined)"
-            p=("$tmp/pgbench.sh" 1)
+            w=(taskset -c 1 env WEAVE_SHARDS=1 "$build/bench_pg" "$url" pipelined "$secs")
+            u=(taskset -c 1 env WEAVE_SHARDS=1 "$build/bench_pg" "$url" unpipelined "$secs")
+            p=("$here/db/pgbench_tps.sh" "$url" 1 "$secs")
             bench_figure db.pipelined queries/s unpipelined higher w u
             bench_figure db.pipelined_pgbench queries/s pgbench higher w p
             ;;
