@@ -21,8 +21,10 @@
 typedef struct pg_state {
     wv_pg_pool *pool;
     char *on_connect;
-    int *ready_pids; /* connections on_connect has run on */
-    size_t npids, cap_pids;
+    /* the server pids of the connections on_connect has run on: a ring, so
+     * the oldest are forgotten (at worst one runs it twice) */
+    int ready_pids[256];
+    size_t npids; /* ever added */
 } pg_state;
 
 /* The client's error as the db layer reports it: the errno of its SQLSTATE
@@ -197,27 +199,15 @@ static int run_on(wv_pg_conn *c, db_call *call)
 /* Run on_connect on c if it is new to us. */
 static int prepare_conn(pg_state *s, wv_pg_conn *c)
 {
+    enum { RING = sizeof s->ready_pids / sizeof s->ready_pids[0] };
     int pid = wv_pg_conn_pid(c);
-    for (size_t i = 0; i < s->npids; i++)
+    for (size_t i = 0; i < s->npids && i < RING; i++)
         if (s->ready_pids[i] == pid)
             return 0;
     int n = wv_pg_exec(c, s->on_connect);
     if (n < 0)
         return pg_error(n);
-    if (s->npids == s->cap_pids) {
-        /* old connections' pids are forgotten: at worst one runs it twice */
-        size_t cap = s->cap_pids ? s->cap_pids * 2 : 16;
-        if (cap > 4096) {
-            s->npids = 0;
-            cap = s->cap_pids;
-        }
-        int *p = cap != s->cap_pids ? realloc(s->ready_pids, cap * sizeof *p) : s->ready_pids;
-        if (!p)
-            return wv_fail(-ENOMEM, "postgres: out of memory");
-        s->ready_pids = p;
-        s->cap_pids = cap;
-    }
-    s->ready_pids[s->npids++] = pid;
+    s->ready_pids[s->npids++ % RING] = pid;
     return 0;
 }
 
@@ -324,7 +314,6 @@ static void pg_close(void *state)
     pg_state *s = state;
     wv_pg_pool_free(s->pool);
     free(s->on_connect);
-    free(s->ready_pids);
     free(s);
 }
 

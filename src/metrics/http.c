@@ -20,7 +20,7 @@
 
 typedef struct http_metrics {
     uint64_t gen; /* tags this middleware's cache entries */
-    wv_metric *requests, *duration, *in_flight_family;
+    wv_metric *requests, *duration;
     wv_series *in_flight;
 } http_metrics;
 
@@ -88,6 +88,7 @@ int wv_metrics_http(wv_router *r, wv_metrics *reg)
     if (!hm)
         return -ENOMEM;
     hm->gen = atomic_fetch_add(&next_gen, 1);
+    wv_metric *in_flight = NULL;
     int rc = wv_metric_register(reg,
                                 &(wv_metric_opts){.type = WV_METRIC_COUNTER,
                                                   .name = "http_requests_total",
@@ -110,9 +111,9 @@ int wv_metrics_http(wv_router *r, wv_metrics *reg)
             &(wv_metric_opts){.type = WV_METRIC_GAUGE,
                               .name = "http_requests_in_flight",
                               .help = "HTTP requests being handled (WebSockets while open)."},
-            &hm->in_flight_family);
+            &in_flight);
     if (rc == 0)
-        rc = wv_metric_series(hm->in_flight_family, NULL, &hm->in_flight);
+        rc = wv_metric_series(in_flight, NULL, &hm->in_flight);
     if (rc < 0) {
         free(hm);
         return rc;
