@@ -8,7 +8,7 @@
  *   /fortunes            every Fortune plus one added at request time, sorted
  *                        by message, as an escaped HTML table
  *
- * Each shard keeps TFB_CONNS connections (default 4) that its requests share
+ * Each shard keeps TFB_CONNS connections (default 2) that its requests share
  * in turn: statements on each are auto-pipelined (include/weave/pg.h), and
  * several connections let several server processes work at once.
  * DATABASE_URL (required), PORT (default 8080) and WEAVE_SHARDS set where
@@ -24,7 +24,7 @@
 enum { MAX_QUERIES = 500, MAX_FORTUNES = 64, WORLD_ROWS = 10000, MAX_CONNS = 16 };
 
 static const char *url;
-static int nconns = 4;
+static int nconns = 2;
 static wv_pg_conn *conns[1024][MAX_CONNS]; /* per shard */
 static _Thread_local unsigned next_conn;
 
@@ -134,31 +134,6 @@ static int by_message(const void *a, const void *b)
     return c ? c : (x->n > y->n) - (x->n < y->n);
 }
 
-static void escape(wv_buf *out, wv_str s)
-{
-    for (size_t i = 0; i < s.n; i++) {
-        switch (s.p[i]) {
-        case '&':
-            wv_buf_append(out, "&amp;", 5);
-            break;
-        case '<':
-            wv_buf_append(out, "&lt;", 4);
-            break;
-        case '>':
-            wv_buf_append(out, "&gt;", 4);
-            break;
-        case '"':
-            wv_buf_append(out, "&quot;", 6);
-            break;
-        case '\'':
-            wv_buf_append(out, "&#x27;", 6);
-            break;
-        default:
-            wv_buf_append(out, s.p + i, 1);
-        }
-    }
-}
-
 static int fortunes(wv_req *req, wv_res *res)
 {
     wv_pg_result *r;
@@ -177,11 +152,14 @@ static int fortunes(wv_req *req, wv_res *res)
     f[k++] = (fortune){0, {extra, sizeof extra - 1}};
     qsort(f, (size_t)k, sizeof *f, by_message);
     wv_buf out = {0};
+    wv_buf_reserve(&out, 2048);
     wv_buf_puts(&out, "<!DOCTYPE html><html><head><title>Fortunes</title></head><body><table>"
                       "<tr><th>id</th><th>message</th></tr>");
     for (int i = 0; i < k; i++) {
-        wv_buf_printf(&out, "<tr><td>%lld</td><td>", (long long)f[i].id);
-        escape(&out, f[i].message);
+        wv_buf_puts(&out, "<tr><td>");
+        wv_buf_i64(&out, f[i].id);
+        wv_buf_puts(&out, "</td><td>");
+        wv_buf_html(&out, f[i].message.p, f[i].message.n);
         wv_buf_puts(&out, "</td></tr>");
     }
     wv_buf_puts(&out, "</table></body></html>");

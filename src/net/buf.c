@@ -2,6 +2,7 @@
  * wv_buf: growable byte buffers. Growth doubles, so appending n bytes in
  * pieces costs O(n); every failure is -ENOMEM to the caller, never an abort.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,6 +90,36 @@ int wv_buf_i64(wv_buf *b, long long v)
     if (v < 0)
         *--p = '-';
     return wv_buf_append(b, p, (size_t)(end - p));
+}
+
+/* The entity for each byte wv_buf_html replaces, and its length. */
+static const char *const html_entity[256] = {
+    ['&'] = "&amp;", ['<'] = "&lt;", ['>'] = "&gt;", ['"'] = "&quot;", ['\''] = "&#x27;",
+};
+static const uint8_t html_len[256] = {['&'] = 5, ['<'] = 4, ['>'] = 4, ['"'] = 6, ['\''] = 6};
+
+int wv_buf_html(wv_buf *b, const char *s, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t start = b->n, run = 0;
+    for (size_t i = 0;; i++) {
+        /* copy each run of plain bytes at once, with the entity after it */
+        while (i < n && !html_len[u[i]])
+            i++;
+        size_t k = i < n ? html_len[u[i]] : 0;
+        if (wv_buf_reserve(b, i - run + k) < 0) {
+            b->n = start;
+            return -ENOMEM;
+        }
+        if (i > run)
+            memcpy(b->p + b->n, s + run, i - run);
+        b->n += i - run;
+        if (i == n)
+            return 0;
+        memcpy(b->p + b->n, html_entity[u[i]], k);
+        b->n += k;
+        run = i + 1;
+    }
 }
 
 void wv_buf_free(wv_buf *b)
