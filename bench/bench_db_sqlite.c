@@ -3,7 +3,7 @@
  * SQLite backend (every statement on the offload pool), the shape of the
  * seed's asyncpg example: `SELECT id, name FROM users WHERE id = $1`.
  *
- *     bench_db_sqlite PATH SECONDS
+ *     bench_db_sqlite PATH SECONDS [raw]
  *
  * PATH is the database file (made, with a `users` table of 10,000 rows
  * (id, 'user <id>'), when missing or different). It runs one shard, warms up,
@@ -15,6 +15,12 @@
  *     # 16 fibers: <n> queries/s
  *     value=<queries/s from 1 fiber>
  *
+ * With `raw`, no runtime at all: the same select with sqlite3 called in a
+ * plain C loop on this thread (a read-only connection, the statement
+ * prepared once), rows checked the same way; value= is its queries/s. That
+ * is the ceiling any implementation reaches on one core, which run_db.sh
+ * prints beside the figure. (PATH must exist then.)
+ *
  * Errors go to stderr, with exit status 1 and no value line.
  */
 #ifndef _GNU_SOURCE
@@ -23,6 +29,8 @@
 
 #include <weave/db.h>
 #include <weave/rt.h>
+
+#include <sqlite3.h>
 
 #include <errno.h>
 #include <inttypes.h>
@@ -180,13 +188,56 @@ static int bench(void *arg)
     return 0;
 }
 
+/* The select in a plain loop on this thread: no runtime, no offload. */
+static int raw(void)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(db, "SELECT id, name FROM users WHERE id = $1", -1, &st, NULL);
+    if (rc != SQLITE_OK) {
+        fprintf(stderr, "bench_db_sqlite: raw: %s\n", db ? sqlite3_errmsg(db) : "out of memory");
+        sqlite3_close(db);
+        return 1;
+    }
+    uint64_t seed = 0x9e3779b97f4a7c15u;
+    int64_t n = 0, t0 = wv_now(), until = t0 + (int64_t)(seconds * 1e9), t1;
+    while ((t1 = wv_now()) < until) {
+        for (int k = 0; k < 64; k++, n++) {
+            int64_t id = (int64_t)(next_random(&seed) % ROWS) + 1;
+            char want[32];
+            snprintf(want, sizeof want, "user %" PRId64, id);
+            sqlite3_bind_int64(st, 1, id);
+            const unsigned char *name = NULL;
+            bool ok = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int64(st, 0) == id &&
+                      (name = sqlite3_column_text(st, 1)) && strcmp((const char *)name, want) == 0;
+            sqlite3_reset(st);
+            if (!ok) {
+                fprintf(stderr, "bench_db_sqlite: raw: wrong or missing row for id %" PRId64 "\n",
+                        id);
+                sqlite3_finalize(st);
+                sqlite3_close(db);
+                return 1;
+            }
+        }
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    printf("value=%.0f\n", (double)n / ((double)(t1 - t0) / 1e9));
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
-    if (argc != 3 || (seconds = atof(argv[2])) <= 0) {
-        fprintf(stderr, "usage: bench_db_sqlite PATH SECONDS\n");
+    if (argc < 3 || argc > 4 || (seconds = atof(argv[2])) <= 0 ||
+        (argc == 4 && strcmp(argv[3], "raw") != 0)) {
+        fprintf(stderr, "usage: bench_db_sqlite PATH SECONDS [raw]\n");
         return 2;
     }
     path = argv[1];
+    if (argc == 4)
+        return raw();
     int rc = wv_main(&(wv_main_opts){.shards = 1}, bench, NULL);
     return rc < 0 ? 1 : 0;
 }

@@ -19,7 +19,9 @@
 #                     req/s over HTTP (wrk -c 64, 1 thread): bench_tfb_server (1
 #                     shard) vs FastAPI + asyncpg on uvicorn (uvloop, 1 worker)
 #   db.sqlite_select  queries/s, the same select on SQLite through the offload
-#                     pool (bench_db_sqlite, 1 fiber) vs Python's sqlite3 in a loop
+#                     pool (bench_db_sqlite, 1 fiber) vs Python's sqlite3 in a loop;
+#                     then a comment line with the ceiling: sqlite3 in a plain C
+#                     loop on the same core (bench_db_sqlite ... raw) vs Python
 #
 #   BUILD_DIR=dir    where bench_pg, bench_tfb_server, bench_db_sqlite are
 #   BENCH_LONG=1     7 rounds, 10 s runs
@@ -165,6 +167,16 @@ for g in "${wanted[@]}"; do
             w=(taskset -c 1 "$build/bench_db_sqlite" "$tmp/sqlite.db" "$secs")
             a=(taskset -c 1 "$py" "$here/db/sqlite_select.py" "$tmp/sqlite.db" "$secs")
             bench_figure db.sqlite_select queries/s python_sqlite3 higher w a
+            # the ceiling: sqlite3 in a C loop, no runtime, no offload, same core
+            r=(taskset -c 1 "$build/bench_db_sqlite" "$tmp/sqlite.db" "$secs" raw)
+            if bench_ab "$BENCH_ROUNDS" r a; then
+                echo "# db.sqlite_select ceiling: sqlite3 in a plain C loop on the same core" \
+                    "(no runtime, no offload) does $BENCH_A queries/s," \
+                    "$(awk -v a="$BENCH_A" -v b="$BENCH_B" 'BEGIN { printf "%.2f", a / b }')x" \
+                    "python_sqlite3's $BENCH_B: no implementation on one core gets past that"
+            else
+                echo "# db.sqlite_select ceiling: the raw run failed: $BENCH_ERROR"
+            fi
             ;;
         *) echo "run_db.sh: unknown figure group '$g'" >&2 ;;
     esac

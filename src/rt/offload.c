@@ -8,6 +8,12 @@
  * A finished job is posted back to its shard's mailbox, which wakes the
  * fiber. A job still queued when its fiber gives up is unlinked and never
  * runs; a running one is flagged (wv_offload_cancelled) and waited for.
+ *
+ * Waking. A thread is woken only when none is already on its way (`waking`),
+ * and a woken thread that leaves jobs behind wakes the next: a burst of jobs
+ * costs one wake-up per thread that helps, not one per job, and blocking
+ * jobs still get every thread. Signals go out after the lock is released,
+ * so the woken thread never wakes straight into the lock.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -23,9 +29,9 @@ struct job {
     int result;
     shard *sh;
     wv_fiber *f;
-    bool finished;                        /* on the shard */
-    _Atomic bool abandoned;               /* the fiber gave up */
-    enum { QUEUED, RUNNING, OVER } state; /* under the pool lock */
+    bool finished;          /* on the shard */
+    _Atomic bool abandoned; /* the fiber gave up */
+    bool queued;            /* in the FIFO; under the pool lock */
 };
 
 static struct {
@@ -35,18 +41,34 @@ static struct {
     pthread_t *threads;
     int nthreads;
     int queued; /* jobs in the FIFO */
+    int idle;   /* threads waiting for a job */
+    int waking; /* threads signalled that have not taken the lock yet */
     bool quit;
 } pool = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
 
 static _Thread_local job *running_job;
+
+/* Caller holds the lock: whether to signal a thread (once it is released). */
+static bool want_wake(void)
+{
+    if (!pool.head || pool.waking > 0 || pool.idle == 0)
+        return false;
+    pool.waking++;
+    return true;
+}
 
 static void *worker(void *p)
 {
     (void)p;
     pthread_mutex_lock(&pool.lock);
     for (;;) {
-        while (!pool.head && !pool.quit)
+        while (!pool.head && !pool.quit) {
+            pool.idle++;
             pthread_cond_wait(&pool.cond, &pool.lock);
+            pool.idle--;
+            if (pool.waking > 0) /* a spurious wake-up may take another's count: harmless */
+                pool.waking--;
+        }
         if (!pool.head)
             break;
         job *j = pool.head;
@@ -56,17 +78,16 @@ static void *worker(void *p)
             pool.head->prev = NULL;
         else
             pool.tail = NULL;
-        j->state = RUNNING;
+        j->queued = false;
+        bool wake = want_wake();
         pthread_mutex_unlock(&pool.lock);
+        if (wake)
+            pthread_cond_signal(&pool.cond);
 
         running_job = j;
         j->result = j->fn(j->arg);
         running_job = NULL;
-
-        pthread_mutex_lock(&pool.lock);
-        j->state = OVER;
-        pthread_mutex_unlock(&pool.lock);
-        shard_post_msg(j->sh, &j->done);
+        shard_post_msg(j->sh, &j->done); /* j may be gone once posted */
         pthread_mutex_lock(&pool.lock);
     }
     pthread_mutex_unlock(&pool.lock);
@@ -83,6 +104,7 @@ static int pool_start(void)
     if (!pool.threads)
         return -ENOMEM;
     pool.quit = false;
+    pool.idle = pool.waking = 0;
     for (int i = 0; i < n; i++) {
         int e = pthread_create(&pool.threads[i], NULL, worker, NULL);
         if (e) {
@@ -127,7 +149,7 @@ int wv_offload(wv_fn *fn, void *arg)
     int rc = wv_check();
     if (rc < 0)
         return rc;
-    job j = {.fn = fn, .arg = arg, .sh = f->sh, .f = f, .state = QUEUED};
+    job j = {.fn = fn, .arg = arg, .sh = f->sh, .f = f, .queued = true};
     j.done.run = job_done;
 
     pthread_mutex_lock(&pool.lock);
@@ -143,8 +165,10 @@ int wv_offload(wv_fn *fn, void *arg)
         pool.head = &j;
     pool.tail = &j;
     pool.queued++;
-    pthread_cond_signal(&pool.cond);
+    bool wake = want_wake();
     pthread_mutex_unlock(&pool.lock);
+    if (wake)
+        pthread_cond_signal(&pool.cond);
 
     rc = 0;
     while (!j.finished) {
@@ -157,7 +181,7 @@ int wv_offload(wv_fn *fn, void *arg)
 
     /* the fiber gave up: drop the job if it has not started */
     pthread_mutex_lock(&pool.lock);
-    bool dropped = j.state == QUEUED;
+    bool dropped = j.queued;
     if (dropped) {
         pool.queued--;
         if (j.prev)
