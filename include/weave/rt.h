@@ -362,7 +362,10 @@ enum { WV_IN = 1, WV_OUT = 2 };
  * Returns the ready events (> 0), -ETIMEDOUT, -ECANCELED, -EBUSY if another
  * fiber already waits on that direction of fd, -EBADF if the fd was closed
  * with wv_close meanwhile. The fd stays registered with the shard's epoll
- * (edge-triggered) until wv_close() or wv_fd_forget().
+ * (edge-triggered) until wv_close() or wv_fd_forget(). After it reports
+ * WV_IN, the next wv_read reads at once (it does not wait for a further
+ * edge because an earlier read came back short): so a fiber may wait for
+ * input without holding a buffer, then take one and read.
  */
 int wv_fd_wait(int fd, int events, int64_t at);
 

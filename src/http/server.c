@@ -68,6 +68,24 @@ static int conn_make_room(conn *c, size_t min_free)
 
 ssize_t conn_fill(conn *c, size_t min_free)
 {
+    if (!c->rbuf) {
+        /* A connection's first read goes into the shard's buffer and only
+         * what came is kept: a WebSocket pins its handshake's few hundred
+         * bytes for its whole life, not 4 KiB (a later read grows the
+         * buffer as usual). No fiber switch between the read and the copy,
+         * so one buffer serves every connection of the shard. */
+        static _Thread_local char first[READ_CHUNK];
+        ssize_t n = wv_read(c->fd, first, sizeof first);
+        if (n <= 0)
+            return n;
+        c->rbuf = malloc((size_t)n);
+        if (!c->rbuf)
+            return -ENOMEM;
+        memcpy(c->rbuf, first, (size_t)n);
+        c->rcap = c->rlen = (size_t)n;
+        c->rstart = 0;
+        return n;
+    }
     int rc = conn_make_room(c, min_free);
     if (rc < 0)
         return rc;

@@ -172,6 +172,22 @@ void pool_trim(shard *sh)
     sh->pool_clean = sh->pool_n;
 }
 
+void fiber_stack_trim(void)
+{
+    wv_fiber *f = current();
+    if (!f)
+        return;
+    uintptr_t ps = page_size(), lo = (uintptr_t)f->stack_lo;
+    uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
+    if (sp < lo || sp >= lo + f->stack_size)
+        return; /* not on the fiber's stack (cannot happen; be safe) */
+    /* 1 KiB below this frame stays: the madvise call's own frames, and the
+     * caller's wait that follows (in the same page, usually) */
+    uintptr_t keep = (sp - 1024) & ~(ps - 1);
+    if (keep > lo)
+        madvise((void *)lo, keep - lo, MADV_DONTNEED);
+}
+
 static void stack_release(shard *sh, wv_fiber *f)
 {
     char *lo = f->stack_lo;

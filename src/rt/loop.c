@@ -276,7 +276,12 @@ static int fd_wait(int fd, int events, int64_t at, bool fresh)
 
 int wv_fd_wait(int fd, int events, int64_t at)
 {
-    return fd_wait(fd, events, at, false);
+    int rc = fd_wait(fd, events, at, false);
+    /* the caller saw input arrive: a read after this must not wait for
+     * yet another edge because an earlier read came back short */
+    if (rc > 0 && (rc & WV_IN))
+        wv__shard->fds[fd].drained = 0;
+    return rc;
 }
 
 /* For the I/O helpers: the call just said EAGAIN, so older readiness is

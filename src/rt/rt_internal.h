@@ -229,6 +229,10 @@ wv_fiber *fiber_create(shard *sh, wv_fn *fn, void *arg, const wv_spawn_opts *opt
 void fiber_recycle_dead(shard *sh);
 void stacks_free(shard *sh);
 void pool_trim(shard *sh);
+/* Give the kernel the pages of the calling fiber's stack below its current
+ * depth, less a page of margin: for a fiber about to wait a long time after
+ * deep calls (a WebSocket going idle after its handshake). */
+void fiber_stack_trim(void);
 void overflow_handler_install(void);
 void overflow_altstack_setup(void);
 void overflow_altstack_free(void);

@@ -371,7 +371,15 @@ int ws_send_close(wv_ws *ws, int code, const char *reason)
 /* ------------------------------------------------------------- receiving */
 
 /* Read more bytes into ws->in; >0, 0 at EOF, <0. Honours the keepalive:
- * silence past ping_due sends a ping, past pong_due is a dead peer. */
+ * silence past ping_due sends a ping, past pong_due is a dead peer.
+ *
+ * An idle connection holds no receive buffer: when nothing is buffered and
+ * the last read emptied the socket, the buffer is freed and the fiber waits
+ * for readiness first, then takes 2 KiB again and reads. (Freed at once, so
+ * the next connection reuses the memory: measured by ws.conn_rss.) The first
+ * such wait also gives back the stack pages the handshake's deeper calls
+ * touched. Not for TLS, whose library may hold decrypted bytes the socket
+ * no longer shows. */
 static ssize_t fill(wv_ws *ws)
 {
     if (ws->pos > 0 && ws->pos == ws->in.n) {
@@ -381,13 +389,6 @@ static ssize_t fill(wv_ws *ws)
         ws->in.n -= ws->pos;
         ws->pos = 0;
     }
-    /* 2 KiB free is enough to make progress (a bigger frame reserves its
-     * own room): an idle connection should not pin more (16 KiB cost 29 KB
-     * per idle connection, 4 KiB 21.7 KB, 2 KiB 19.7 KB; echo throughput
-     * did not change) */
-    int rc = wv_buf_reserve(&ws->in, 2048);
-    if (rc < 0)
-        return rc;
     for (;;) {
         if (ws->c && ws->c->srv->stopping) {
             /* stopping while this handler was busy elsewhere (a sleep):
@@ -400,7 +401,24 @@ static ssize_t fill(wv_ws *ws)
         bool ours = wake && wake < old;
         if (ours)
             wv_deadline_set(wake);
-        ssize_t n = io_read(ws, ws->in.p + ws->in.n, ws->in.cap - ws->in.n);
+        ssize_t n = 0;
+        if (ws->in.n == 0 && ws->drained && !ws->tls) {
+            wv_buf_free(&ws->in);
+            if (!ws->trimmed) { /* the handshake's deep calls are over */
+                fiber_stack_trim();
+                ws->trimmed = true;
+            }
+            n = wv_fd_wait(ws->fd, WV_IN, wv_deadline());
+            ws->drained = n < 0;
+            n = n < 0 ? n : 0;
+        }
+        /* 2 KiB free is enough to make progress (a bigger frame reserves
+         * its own room before calling here) */
+        if (n == 0 && (n = wv_buf_reserve(&ws->in, 2048)) == 0) {
+            size_t room = ws->in.cap - ws->in.n;
+            n = io_read(ws, ws->in.p + ws->in.n, room);
+            ws->drained = n > 0 && (size_t)n < room;
+        }
         wv_deadline_set(old);
         if (n > 0) {
             ws->in.n += (size_t)n;
@@ -750,6 +768,26 @@ static int refuse(wv_res *res, int status, const char *why)
     return -EPROTO;
 }
 
+/* After the 101 the connection is WebSocket's until it closes: give back
+ * what only HTTP needed, so an idle WebSocket pins less. The response
+ * buffers go; the header slots shrink to the headers there are (the
+ * request's bytes stay: the handler may hold slices of them). */
+static void release_http(wv_req *req, wv_res *res)
+{
+    conn *c = req->c;
+    wv_buf_free(&c->out);
+    wv_buf_free(&res->headers);
+    int n = req->h.nheaders;
+    http_header *h = n > 0 ? malloc((size_t)n * sizeof *h) : NULL;
+    if (h && req->h.headers == c->hdrs) {
+        memcpy(h, c->hdrs, (size_t)n * sizeof *h);
+        free(c->hdrs);
+        c->hdrs = req->h.headers = h;
+    } else {
+        free(h);
+    }
+}
+
 int wv_ws_accept(wv_req *req, wv_res *res, const wv_ws_opts *o, wv_ws **out)
 {
     wv_ws_opts opts = o ? *o : (wv_ws_opts){0};
@@ -829,6 +867,7 @@ int wv_ws_accept(wv_req *req, wv_res *res, const wv_ws_opts *o, wv_ws **out)
             return -ENOMEM;
         c->rlen = at;
     }
+    release_http(req, res);
     rc = ws_register(ws);
     if (rc < 0)
         return rc;

@@ -28,7 +28,9 @@ struct wv_ws {
     const char *subprotocol;
     wv_buf in; /* received bytes not yet consumed: in.p[pos..in.n) */
     size_t pos;
-    wv_buf msg; /* the message being assembled */
+    bool drained; /* the last read came back short: the socket was empty */
+    bool trimmed; /* the fiber's stack was trimmed at its first idle wait */
+    wv_buf msg;   /* the message being assembled */
     wv_mutex send_lock;
     bool opened; /* the 101 went out */
     /* permessage-deflate (RFC 7692), when negotiated */

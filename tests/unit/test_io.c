@@ -451,6 +451,44 @@ static void test_read_suspends_until_bytes_arrive(void **state)
     assert_checks_passed();
 }
 
+/* A short read marks the socket drained (the next wv_read waits for a new
+ * edge first). A wv_fd_wait that sees input arrive must clear that mark, or
+ * the wv_read after it waits for an edge that has already come. */
+static int wait_then_read(void *arg)
+{
+    int sv[2];
+    REQUIRE_EQ(nb_socketpair(sv), 0);
+    char buf[16] = {0};
+    late_writer l = {sv[1], 5};
+    wv_group *g = wv_group_new();
+    REQUIRE(g != NULL);
+    /* the first read waits (so the fd is registered) and comes back short */
+    CHECK_EQ(wv_group_spawn(g, write_later, &l, NULL), 0);
+    CHECK_EQ(wv_read(sv[0], buf, sizeof buf), 4);
+    CHECK_EQ(wv_group_join(g), 0);
+    CHECK_EQ(wv_group_spawn(g, write_later, &l, NULL), 0);
+    int ready = wv_fd_wait(sv[0], WV_IN, wv_after_ms(5000));
+    CHECK(ready > 0 && (ready & WV_IN));
+    int64_t old = wv_deadline_set(wv_after_ms(1000));
+    int64_t t0 = wv_now();
+    memset(buf, 0, sizeof buf);
+    CHECK_EQ(wv_read(sv[0], buf, sizeof buf), 4);
+    CHECK(ms_since(t0) < 500);
+    CHECK_STR_EQ(buf, "late");
+    wv_deadline_set(old);
+    CHECK_EQ(wv_group_join(g), 0);
+    wv_group_free(g);
+    wv_close(sv[0]);
+    wv_close(sv[1]);
+    return 0;
+}
+
+static void test_read_after_fd_wait_saw_input_does_not_wait_again(void **state)
+{
+    assert_int_equal(run_in_rt(1, wait_then_read, NULL), 0);
+    assert_checks_passed();
+}
+
 static int connect_refused(void *arg)
 {
     /* A port that was just free: bound, never listened on, closed. */
@@ -1062,6 +1100,7 @@ int main(void)
         cmocka_unit_test(test_sendfile_stops_at_the_end_of_the_file),
         cmocka_unit_test(test_read_returns_zero_at_eof),
         cmocka_unit_test(test_read_suspends_until_bytes_arrive),
+        cmocka_unit_test(test_read_after_fd_wait_saw_input_does_not_wait_again),
         cmocka_unit_test(test_connect_to_a_closed_port_returns_econnrefused),
         cmocka_unit_test(test_write_to_a_gone_peer_returns_epipe_and_sigpipe_is_ignored),
         cmocka_unit_test(test_full_duplex_transfer_with_a_reader_and_a_writer_fiber_per_socket),
