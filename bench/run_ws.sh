@@ -2,7 +2,8 @@
 # bench/run_ws.sh: the WebSocket suite (issue 5; `make bench-ws`).
 #
 # BENCH lines: ws.echo (anchor Python websockets) and ws.echo_ws (Node ws),
-# ws.broadcast (Node ws), ws.conn_rss (Node ws). The weave server is
+# ws.broadcast (Node ws) and ws.broadcast_floor (the floor below),
+# ws.conn_rss (Node ws). The weave server is
 # examples/chapter13 (SHARDS=1: /ws/echo, /ws/chat); the anchors are
 # bench/ws/websockets_server.py (Debian's python3 + websockets, asyncio, 1
 # process, compression off) and bench/ws/ws_server.js (Node `ws` pinned by
@@ -15,7 +16,10 @@
 #                 flight, replies counted for 5 s (10 s long), each checked
 #   ws.broadcast  ms: N subscribers in the room, one publisher sends a text,
 #                 time until the last subscriber has it (median of 5
-#                 publishes per run; a fresh server per run)
+#                 publishes per run; a fresh server per run). Measured too:
+#                 the floor, bench_ws_floor, a bare epoll loop with one
+#                 send() per subscriber and no framework; a comment line
+#                 says how far ahead of Node any such server can be.
 #   ws.conn_rss   bytes: server VmRSS with 5,000 idle connections (each had
 #                 one message echoed) minus before, / 5,000 (fresh server per run)
 #
@@ -28,7 +32,7 @@
 #
 # Ports (checked free first; readiness proves the listener is the process
 # started here): echo: weave 29501, websockets 29502, ws 29503; broadcast:
-# weave 29511, ws 29513; conn_rss: weave 29521, ws 29523.
+# weave 29511, floor 29512, ws 29513; conn_rss: weave 29521, ws 29523.
 
 set -euo pipefail
 
@@ -42,7 +46,7 @@ weave_bin=$build/chapter13
 py=/usr/bin/python3 # Debian's, with websockets
 wsdir=$here/ws
 
-for f in "$client" "$weave_bin"; do
+for f in "$client" "$weave_bin" "$build/bench_ws_floor"; do
     if [[ ! -x $f ]]; then
         echo "run_ws.sh: no $f; build first (make build, or set BUILD_DIR)" >&2
         exit 1
@@ -70,7 +74,7 @@ echo_conns=64 echo_inflight=16 publishes=5 idle_conns=5000
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 declare -A port=([weave]=29501 [websockets]=29502 [ws]=29503
-    [weave_bc]=29511 [ws_bc]=29513 [weave_rss]=29521 [ws_rss]=29523)
+    [weave_bc]=29511 [floor_bc]=29512 [ws_bc]=29513 [weave_rss]=29521 [ws_rss]=29523)
 declare -A pid=() down=()
 started=()
 extra_pids=() # idle clients running in the background
@@ -130,6 +134,7 @@ server_cmd()
             MAX_CONNECTIONS=100000 "$weave_bin" --port "$p" --web-dir "$tmp/web" ;;
         websockets) echo "$py" "$wsdir/websockets_server.py" "$p" ;;
         ws*) echo node "$wsdir/ws_server.js" "$p" ;;
+        floor*) echo "$build/bench_ws_floor" "$p" ;;
     esac
 }
 
@@ -147,13 +152,14 @@ room_url()
 {
     case $1 in
         weave*) echo "ws://127.0.0.1:${port[$1]}/ws/chat" ;;
-        ws*) echo "ws://127.0.0.1:${port[$1]}/chat" ;;
+        ws* | floor*) echo "ws://127.0.0.1:${port[$1]}/chat" ;;
     esac
 }
 
 # start_server NAME: start it on CPU 0 and wait (15 s at most) until it
 # listens on its port (ss: the listener is this process) and echoes a
-# message; otherwise down[NAME] says why and it returns 1.
+# message (the floor has no echo: listening is enough); otherwise down[NAME]
+# says why and it returns 1.
 start_server()
 {
     local name=$1 p i
@@ -174,7 +180,8 @@ start_server()
             return 1
         fi
         if ss -ltnpH "sport = :${port[$name]}" | grep -q "pid=$p," &&
-            "$client" check "$(echo_url "$name")" >/dev/null 2>>"$tmp/$name.check"; then
+            { [[ $name == floor* ]] ||
+                "$client" check "$(echo_url "$name")" >/dev/null 2>>"$tmp/$name.check"; }; then
             return 0
         fi
         sleep 0.1
@@ -278,7 +285,9 @@ measure_conn_rss()
 
 # figure NAME UNIT BETTER SERVER...: measure_<NAME minus ws.> for weave and
 # each anchor in turn, BENCH_ROUNDS times; then one BENCH line per anchor (the
-# first under NAME, the others under NAME_<anchor>).
+# first under NAME, the others under NAME_<anchor>). Each server's median is
+# left in fig_median[SERVER].
+declare -A fig_median=()
 figure()
 {
     local name=$1 unit=$2 better=$3 fn=measure_${1#ws.}
@@ -299,12 +308,15 @@ figure()
         [[ -z ${failed[weave]:-} ]] || break
     done
     line="# $name samples ($unit):"
+    fig_median=()
     for s in "${servers[@]}"; do
         if [[ -n ${failed[$s]:-} ]]; then
             line+=" $s failed;"
         else
             # shellcheck disable=SC2086 # the samples are words
             line+=" $s $(bench_fmt_all ${samples[$s]});"
+            # shellcheck disable=SC2086
+            fig_median[$s]=$(bench_median ${samples[$s]})
         fi
     done
     echo "${line%;}"
@@ -383,7 +395,15 @@ for g in "${wanted[@]}"; do
             for s in weave websockets ws; do stop_server "$s"; done
             ;;
         broadcast)
-            figure ws.broadcast ms lower weave ws
+            figure ws.broadcast ms lower weave ws floor
+            # the floor against Node: the most a server that sends to each
+            # socket in turn can be ahead of it
+            if [[ -n ${fig_median[ws]:-} && -n ${fig_median[floor]:-} ]]; then
+                echo "# ws.broadcast floor: a bare epoll loop with one send() per subscriber" \
+                    "takes ${fig_median[floor]} ms, Node ws ${fig_median[ws]} ms: no server that" \
+                    "sends to each socket gets past $(awk -v a="${fig_median[ws]}" \
+                        -v b="${fig_median[floor]}" 'BEGIN { printf "%.2f", a / b }')x Node here"
+            fi
             ;;
         conn_rss)
             figure ws.conn_rss bytes lower weave ws
