@@ -35,7 +35,7 @@
 
 #include "ws/frame.h"
 
-enum { BUF = 16384, MAX_TEXT = 4096 };
+enum { BUF = 16384, MAX_TEXT = 4096, MAX_MEMBERS = 1 << 20 };
 
 typedef struct peer {
     char *buf; /* bytes read and not yet used */
@@ -89,10 +89,10 @@ static const char *header(const char *h, size_t n, const char *name, size_t *len
         const char *s = line + 1;
         if ((size_t)(h + n - s) > k + 1 && strncasecmp(s, name, k) == 0 && s[k] == ':') {
             const char *v = s + k + 1, *e = memchr(v, '\r', (size_t)(h + n - v));
-            while (v < e && *v == ' ')
-                v++;
             if (!e)
                 return NULL;
+            while (v < e && *v == ' ')
+                v++;
             *len = (size_t)(e - v);
             return v;
         }
@@ -116,6 +116,8 @@ static int handshake(int fd, peer *p)
                      "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
                      accept);
     if (send(fd, out, (size_t)m, MSG_NOSIGNAL) != m)
+        return -1;
+    if (nmembers == MAX_MEMBERS)
         return -1;
     memmove(p->buf, p->buf + head, p->n - head);
     p->n -= head;
@@ -211,11 +213,12 @@ static void readable(int fd)
     }
 }
 
+static volatile sig_atomic_t stop;
+
 static void on_term(int sig)
 {
     (void)sig;
-    fprintf(stderr, "bench_ws_floor: %lu members dropped (a relay did not fit at once)\n", dropped);
-    _exit(0);
+    stop = 1; /* epoll_wait returns EINTR: main says how many were dropped */
 }
 
 int main(int argc, char **argv)
@@ -238,7 +241,7 @@ int main(int argc, char **argv)
         perror("bench_ws_floor");
         return 1;
     }
-    members = malloc(sizeof *members * 1048576);
+    members = malloc(sizeof *members * MAX_MEMBERS);
     if (!members)
         return 1;
     printf("listening on ws://127.0.0.1:%s\n", argv[1]);
@@ -246,6 +249,11 @@ int main(int argc, char **argv)
     struct epoll_event evs[256];
     for (;;) {
         int k = epoll_wait(epfd, evs, 256, -1);
+        if (stop) {
+            fprintf(stderr, "bench_ws_floor: %lu members dropped (a relay did not fit at once)\n",
+                    dropped);
+            return 0;
+        }
         for (int i = 0; i < k; i++) {
             int fd = evs[i].data.fd;
             if (fd != lfd) {

@@ -42,9 +42,10 @@ int wv_buf_vprintf(wv_buf *b, const char *fmt, va_list ap);
 int wv_buf_i64(wv_buf *b, long long v);
 
 /* Append n bytes of text escaped for HTML element content and quoted
- * attribute values: & < > " ' become &amp; &lt; &gt; &quot; &#x27; (what
- * Jinja2's autoescape and Python's html.escape write). Other bytes pass
- * through unchanged. 0 or -ENOMEM; on -ENOMEM nothing is appended. */
+ * attribute values: & < > " ' become &amp; &lt; &gt; &quot; &#x27; (as
+ * Python's html.escape writes them; Jinja2 writes &#34; and &#39;, the same
+ * to a browser). Other bytes pass through unchanged. 0 or -ENOMEM; on
+ * -ENOMEM nothing is appended. */
 int wv_buf_html(wv_buf *b, const char *s, size_t n);
 
 /* Forget the contents, keep the memory. */

@@ -81,7 +81,8 @@ const char *wv_ws_subprotocol(const wv_ws *ws);
 
 /*
  * Receive one whole message (fragments joined, text checked as UTF-8).
- * Returns WV_WS_TEXT or WV_WS_BINARY with *msg valid until the next call;
+ * Returns WV_WS_TEXT or WV_WS_BINARY with *msg valid until the next
+ * wv_ws_recv or wv_ws_close on ws (its memory may be freed then);
  * -EPIPE once the peer has closed (its code: wv_ws_close_code); -EPROTO
  * after a protocol violation (the connection was closed with its code);
  * -ESHUTDOWN when the server is stopping (it sent 1001 Going Away);

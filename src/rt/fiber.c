@@ -172,7 +172,8 @@ void pool_trim(shard *sh)
     sh->pool_clean = sh->pool_n;
 }
 
-void fiber_stack_trim(void)
+/* noinline: __builtin_frame_address must be this function's own frame */
+__attribute__((noinline)) void fiber_stack_trim(void)
 {
     wv_fiber *f = current();
     if (!f)

@@ -276,6 +276,14 @@ static int fd_wait(int fd, int events, int64_t at, bool fresh)
 
 int wv_fd_wait(int fd, int events, int64_t at)
 {
+    shard *sh = wv__shard;
+    if (sh && (events & WV_IN) && fd >= 0 && fd < sh->nfds && sh->fds[fd].registered == 1 &&
+        sh->fds[fd].hup) {
+        /* the peer's FIN came (maybe with the last bytes, read already): no
+         * edge will follow, and a read returns what is left, then 0 */
+        sh->fds[fd].drained = 0;
+        return WV_IN;
+    }
     int rc = fd_wait(fd, events, at, false);
     /* the caller saw input arrive: a read after this must not wait for
      * yet another edge because an earlier read came back short */

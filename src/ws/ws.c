@@ -472,8 +472,9 @@ int wv_ws_recv(wv_ws *ws, wv_str *out)
         /* a compressed frame may be a little larger than what it inflates to */
         size_t frame_max =
             ws->deflate ? ws->max_message + ws->max_message / 64 + 1024 : ws->max_message;
-        int hs = ws_parse_header((uint8_t *)ws->in.p + ws->pos, avail, !ws->client,
-                                 ws->deflate ? WS_RSV1 : 0, frame_max, &h);
+        /* in.p is NULL while idle (fill freed it) */
+        const uint8_t *at = avail ? (const uint8_t *)ws->in.p + ws->pos : (const uint8_t *)"";
+        int hs = ws_parse_header(at, avail, !ws->client, ws->deflate ? WS_RSV1 : 0, frame_max, &h);
         if (hs < 0)
             return violation(ws, -hs, hs == -1009 ? "message too big" : "bad frame header");
         if (hs == 0 || avail < (size_t)hs + h.len) {
@@ -487,6 +488,10 @@ int wv_ws_recv(wv_ws *ws, wv_str *out)
             }
             ssize_t n = fill(ws);
             if (n == 0) {
+                /* the peer closed its side only: frames the handler has
+                 * already sent (gathered for the end of the pass) still go */
+                if (ws->wpending.n)
+                    ws_flush_pending(ws);
                 ws->broken = true;
                 ws->close_code = WV_WS_ABNORMAL;
                 return wv_fail(-ECONNRESET, "websocket peer went away without a close frame");

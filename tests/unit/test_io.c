@@ -489,6 +489,45 @@ static void test_read_after_fd_wait_saw_input_does_not_wait_again(void **state)
     assert_checks_passed();
 }
 
+static int write_and_shut(void *arg)
+{
+    int fd = *(int *)arg;
+    /* both in one pass of the shard: the reader sees one event, IN and RDHUP */
+    if (wv_write(fd, "last", 4) != 4)
+        return -EIO;
+    return shutdown(fd, SHUT_WR) == 0 ? 0 : -errno;
+}
+
+/* The peer's last bytes and its FIN arrive together; the read takes the
+ * bytes (a short read). No further edge will ever come, so a wv_fd_wait
+ * for input must return at once, and the read after it says EOF. */
+static int fin_with_the_last_bytes(void *arg)
+{
+    int sv[2];
+    REQUIRE_EQ(nb_socketpair(sv), 0);
+    wv_group *g = wv_group_new();
+    REQUIRE(g != NULL);
+    CHECK_EQ(wv_group_spawn(g, write_and_shut, &sv[1], NULL), 0);
+    char buf[16] = {0};
+    CHECK_EQ(wv_read(sv[0], buf, sizeof buf), 4); /* waited, then short */
+    CHECK_STR_EQ(buf, "last");
+    int64_t t0 = wv_now();
+    CHECK_EQ(wv_fd_wait(sv[0], WV_IN, wv_after_ms(2000)), WV_IN);
+    CHECK(ms_since(t0) < 500);
+    CHECK_EQ(wv_read(sv[0], buf, sizeof buf), 0);
+    CHECK_EQ(wv_group_join(g), 0);
+    wv_group_free(g);
+    wv_close(sv[0]);
+    wv_close(sv[1]);
+    return 0;
+}
+
+static void test_fd_wait_for_input_after_the_peers_fin_returns_at_once(void **state)
+{
+    assert_int_equal(run_in_rt(1, fin_with_the_last_bytes, NULL), 0);
+    assert_checks_passed();
+}
+
 static int connect_refused(void *arg)
 {
     /* A port that was just free: bound, never listened on, closed. */
@@ -1101,6 +1140,7 @@ int main(void)
         cmocka_unit_test(test_read_returns_zero_at_eof),
         cmocka_unit_test(test_read_suspends_until_bytes_arrive),
         cmocka_unit_test(test_read_after_fd_wait_saw_input_does_not_wait_again),
+        cmocka_unit_test(test_fd_wait_for_input_after_the_peers_fin_returns_at_once),
         cmocka_unit_test(test_connect_to_a_closed_port_returns_econnrefused),
         cmocka_unit_test(test_write_to_a_gone_peer_returns_epipe_and_sigpipe_is_ignored),
         cmocka_unit_test(test_full_duplex_transfer_with_a_reader_and_a_writer_fiber_per_socket),
