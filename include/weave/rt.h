@@ -365,7 +365,9 @@ enum { WV_IN = 1, WV_OUT = 2 };
  * (edge-triggered) until wv_close() or wv_fd_forget(). After it reports
  * WV_IN, the next wv_read reads at once (it does not wait for a further
  * edge because an earlier read came back short): so a fiber may wait for
- * input without holding a buffer, then take one and read.
+ * input without holding a buffer, then take one and read. Once the peer's
+ * FIN (or an error) has been seen, WV_IN is reported at once: no edge would
+ * follow, and a read returns what is left, then 0.
  */
 int wv_fd_wait(int fd, int events, int64_t at);
 
