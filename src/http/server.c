@@ -128,6 +128,19 @@ static int read_head(conn *c, wv_req *req)
                 scanned = 0;
                 continue;
             }
+            if (rc > 0 && !req->h.chunked && req->h.content_length > 0 &&
+                req->h.content_length <= READ_CHUNK &&
+                c->rstart + (size_t)rc + (size_t)req->h.content_length > c->rcap) {
+                /* a small body is read in place behind its head: make room
+                 * now, before the handler holds slices (a connection's
+                 * first buffer holds only what its first read brought) */
+                if (conn_make_room(c, (size_t)req->h.content_length) < 0) {
+                    result = -ENOMEM;
+                    break;
+                }
+                scanned = 0;
+                continue;
+            }
             if (rc > 0) {
                 req->head_len = (size_t)rc;
                 result = 1;
