@@ -26,8 +26,10 @@
 
 #include "http/http_internal.h"
 
-/* 4 KiB per connection to start: 10,000 idle keep-alive connections cost
- * 40 MiB of buffers, not 160; a buffer grows when a request needs it. */
+/* A read buffer grows in READ_CHUNKs when a request needs it; between
+ * requests an empty one is freed, and a request's first read keeps only the
+ * bytes it brought (conn_fill): 10,000 idle keep-alive connections hold no
+ * read buffers, and 10,000 sleeping handlers hold their requests' bytes. */
 enum { READ_CHUNK = 4096, DISCARD_MAX = 256 * 1024 };
 
 /* ------------------------------------------------------------ reading */
@@ -69,11 +71,13 @@ static int conn_make_room(conn *c, size_t min_free)
 ssize_t conn_fill(conn *c, size_t min_free)
 {
     if (!c->rbuf) {
-        /* A connection's first read goes into the shard's buffer and only
-         * what came is kept: a WebSocket pins its handshake's few hundred
-         * bytes for its whole life, not 4 KiB (a later read grows the
-         * buffer as usual). No fiber switch between the read and the copy,
-         * so one buffer serves every connection of the shard. */
+        /* A request's first read (the buffer is freed between requests
+         * when empty) goes into the shard's buffer and only what came is
+         * kept: a WebSocket pins its handshake's few hundred bytes for its
+         * whole life, a handler that sleeps its request's, not 4 KiB (a
+         * partial head grows the buffer as usual). No fiber switch between
+         * the read and the copy, so one buffer serves every connection of
+         * the shard. */
         static _Thread_local char first[READ_CHUNK];
         ssize_t n = wv_read(c->fd, first, sizeof first);
         if (n <= 0)
@@ -156,6 +160,15 @@ static int read_head(conn *c, wv_req *req)
         if (s->stopping && !in_head) {
             result = 0;
             break;
+        }
+        if (!in_head && c->rbuf && c->rlen == c->rstart) {
+            /* between requests with nothing buffered: wait holding no read
+             * buffer; the next read keeps only what it brings (conn_fill),
+             * so an idle keep-alive connection, or one whose handler waits,
+             * pins its request's bytes, not 4 KiB */
+            free(c->rbuf);
+            c->rbuf = NULL;
+            c->rcap = c->rlen = c->rstart = 0;
         }
         c->idle = !in_head;
         ssize_t n = conn_fill(c, 0);
