@@ -118,11 +118,11 @@ struct conn {
     char *rbuf;
     size_t rstart, rlen, rcap; /* unconsumed bytes are rbuf[rstart..rlen) */
     wv_buf out;                /* responses waiting for one writev */
-    http_header *hdrs;
-    bool idle;     /* waiting for the first byte of a request */
-    bool upgraded; /* handed to another protocol (WebSocket) by a 101 */
-    bool linger;   /* unread input may remain: half-close and drain before close */
-    bool dead;     /* a write failed: stop */
+    http_header *hdrs;         /* the current request's headers, exactly; NULL between */
+    bool idle;                 /* waiting for the first byte of a request */
+    bool upgraded;             /* handed to another protocol (WebSocket) by a 101 */
+    bool linger;               /* unread input may remain: half-close and drain before close */
+    bool dead;                 /* a write failed: stop */
     conn *prev, *next;
     char peer[64];
 };
@@ -137,6 +137,8 @@ struct http_server {
     bool stopping;
     wv_event slot_free; /* set when nconns drops below the cap */
     wv_group *group;
+    http_header *parsed; /* max_headers slots the parser fills; each request
+                          * copies its own out before anything can yield */
 };
 
 /* request.c */

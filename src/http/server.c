@@ -322,6 +322,22 @@ static void conn_free(conn *c)
     free(c);
 }
 
+/* The parsed headers, out of the server's shared slots into the request's
+ * own array of exactly their number (the handler may yield, and another
+ * connection's parse reuses the slots): 100 slots would be 3.2 KB held by
+ * every connection whose handler waits. */
+static int own_headers(conn *c, wv_req *req)
+{
+    int n = req->h.nheaders;
+    c->hdrs = n > 0 ? malloc((size_t)n * sizeof *c->hdrs) : NULL;
+    if (n > 0 && !c->hdrs)
+        return -ENOMEM;
+    if (n > 0)
+        memcpy(c->hdrs, req->h.headers, (size_t)n * sizeof *c->hdrs);
+    req->h.headers = c->hdrs;
+    return 0;
+}
+
 static int conn_serve(void *arg)
 {
     conn *c = arg;
@@ -329,8 +345,12 @@ static int conn_serve(void *arg)
     for (;;) {
         wv_req req;
         req_init(&req, c);
-        req.h.headers = c->hdrs;
+        req.h.headers = s->parsed;
         int rc = read_head(c, &req);
+        if (rc > 0 && own_headers(c, &req) < 0) {
+            res_simple_error(c, 503, "out of memory", true);
+            rc = -ENOMEM;
+        }
         if (rc <= 0) {
             res_flush(c);
             req_finish(&req);
@@ -341,6 +361,8 @@ static int conn_serve(void *arg)
         bool keep = serve_request(c, &req);
         c->rstart += req.head_len;
         req_finish(&req);
+        free(c->hdrs);
+        c->hdrs = NULL;
         if (c->rstart == c->rlen)
             c->rstart = c->rlen = 0;
         /* pipelining: answer everything already received in one writev */
@@ -452,16 +474,12 @@ static int accept_loop(void *arg)
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         conn *c = calloc(1, sizeof *c);
-        http_header *h = calloc((size_t)s->o.max_headers, sizeof *h);
-        if (!c || !h) {
-            free(c);
-            free(h);
+        if (!c) {
             close(fd);
             continue;
         }
         c->fd = fd;
         c->srv = s;
-        c->hdrs = h;
         peer_name(fd, c->peer, sizeof c->peer);
         c->next = s->conns;
         if (s->conns)
@@ -504,6 +522,12 @@ static int shard_serve(void *arg)
     s->limits = (http_limits){s->o.max_request_line, s->o.max_head, s->o.max_headers};
     s->lfd = ctx->lfds[wv_shard_id()];
     ctx->lfds[wv_shard_id()] = -1;
+    s->parsed = calloc((size_t)s->o.max_headers, sizeof *s->parsed);
+    if (!s->parsed) {
+        wv_close(s->lfd);
+        free(s);
+        return -ENOMEM;
+    }
     s->group = wv_group_new();
     wv_group *acceptor = wv_group_new();
     wv_group_spawn(acceptor, accept_loop, s, &(wv_spawn_opts){.name = "http-accept"});
@@ -520,6 +544,7 @@ static int shard_serve(void *arg)
     if (rc == -ETIMEDOUT)
         wv_warn("http: drain timeout; cancelled the requests still running");
     wv_group_free(s->group);
+    free(s->parsed);
     free(s);
     return 0;
 }

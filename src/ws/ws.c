@@ -774,23 +774,12 @@ static int refuse(wv_res *res, int status, const char *why)
 }
 
 /* After the 101 the connection is WebSocket's until it closes: give back
- * what only HTTP needed, so an idle WebSocket pins less. The response
- * buffers go; the header slots shrink to the headers there are (the
- * request's bytes stay: the handler may hold slices of them). */
+ * the response buffers only HTTP needed, so an idle WebSocket pins less
+ * (the request's bytes and headers stay: the handler may hold slices). */
 static void release_http(wv_req *req, wv_res *res)
 {
-    conn *c = req->c;
-    wv_buf_free(&c->out);
+    wv_buf_free(&req->c->out);
     wv_buf_free(&res->headers);
-    int n = req->h.nheaders;
-    http_header *h = n > 0 ? malloc((size_t)n * sizeof *h) : NULL;
-    if (h && req->h.headers == c->hdrs) {
-        memcpy(h, c->hdrs, (size_t)n * sizeof *h);
-        free(c->hdrs);
-        c->hdrs = req->h.headers = h;
-    } else {
-        free(h);
-    }
 }
 
 int wv_ws_accept(wv_req *req, wv_res *res, const wv_ws_opts *o, wv_ws **out)
