@@ -10,6 +10,7 @@ over real sockets on loopback:
 - Conn: a raw client socket with a small response parser of our own
   (Content-Length, chunked with trailers, close-delimited, interim 1xx), so
   tests can send exactly the bytes they mean, malformed ones included.
+- Memory checks: allow_many_fds(), rss_kb(pid), sanitized(binary).
 - run(): the test runner. Every function test_<behaviour> in the calling
   module runs in definition order; each prints PASS or FAIL, the last line is
   "N passed, M failed" and the exit status is non-zero on any failure.
@@ -20,6 +21,7 @@ Tests that need no special configuration share one server per file
 """
 import os
 import re
+import resource
 import select
 import signal
 import socket
@@ -207,6 +209,30 @@ class Server:
 
 
 _shared = None
+
+
+def allow_many_fds(n=4096):
+    """Raise this process's descriptor limit to n (or the hard limit), for
+    tests that hold many connections; servers started after it inherit it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < n and (hard == resource.RLIM_INFINITY or hard > soft):
+        resource.setrlimit(resource.RLIMIT_NOFILE,
+                           (n if hard == resource.RLIM_INFINITY else min(hard, n), hard))
+
+
+def rss_kb(pid):
+    """VmRSS of process pid, in KiB."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise Failure("no VmRSS for %d" % pid)
+
+
+def sanitized(binary):
+    """Whether binary is a sanitizer build (its memory figures mean nothing)."""
+    with open(binary, "rb") as f:
+        return b"__asan_init" in f.read()
 
 
 def shared():

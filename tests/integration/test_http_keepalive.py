@@ -3,13 +3,13 @@ close` honoured both ways, HTTP/1.0 closing unless keep-alive is asked for,
 and an idle keep-alive connection costs the server little memory."""
 import http.client
 import os
-import resource
 import socket
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from httptest import BIN, Conn, Server, build, check, curl, eq, run, shared  # noqa: E402
+from httptest import (BIN, Conn, Server, allow_many_fds, build, check, curl, eq, rss_kb,  # noqa: E402
+                      run, sanitized, shared)
 
 
 def test_several_requests_share_one_keep_alive_connection():
@@ -29,19 +29,11 @@ def test_idle_keep_alive_connections_cost_under_8_kb_each():
     # and no header slots (each request owns exactly its own): 12.3 KB per
     # idle connection before that, 4.9 KB after (its fiber's stack page is
     # most of the rest).
-    with open(BIN, "rb") as f:
-        if b"__asan_init" in f.read():
-            print("  (a sanitizer build: its memory says nothing; not measured)")
-            return
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < 4096 and (hard == resource.RLIM_INFINITY or hard > soft):
-        resource.setrlimit(resource.RLIMIT_NOFILE,
-                           (4096 if hard == resource.RLIM_INFINITY else min(hard, 4096), hard))
+    if sanitized(BIN):
+        print("  (a sanitizer build: its memory says nothing; not measured)")
+        return
+    allow_many_fds()
     with Server() as srv:
-        def rss_kb():
-            with open("/proc/%d/status" % srv.proc.pid) as f:
-                return int(next(line for line in f if line.startswith("VmRSS:")).split()[1])
-
         def idle():
             s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
             s.sendall(build("GET", "/plaintext"))
@@ -54,10 +46,10 @@ def test_idle_keep_alive_connections_cost_under_8_kb_each():
 
         socks = [idle() for _ in range(64)]  # the shard's heap and stack slabs exist
         time.sleep(0.3)
-        before = rss_kb()
+        before = rss_kb(srv.proc.pid)
         socks += [idle() for _ in range(1000)]
         time.sleep(0.5)
-        per = (rss_kb() - before) * 1024 / 1000
+        per = (rss_kb(srv.proc.pid) - before) * 1024 / 1000
         for s in socks:
             s.close()
         print("  %d bytes per idle keep-alive connection" % per)

@@ -9,7 +9,6 @@ connection costs the server little memory."""
 import asyncio
 import base64
 import os
-import resource
 import shutil
 import signal
 import socket
@@ -22,6 +21,9 @@ import time
 import zlib
 
 import websockets
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from httptest import allow_many_fds, rss_kb, sanitized  # noqa: E402
 
 BIN = os.path.join(os.environ.get("BUILD_DIR", "build/release"), "chapter13")
 passed = failed = 0
@@ -98,20 +100,8 @@ def read_close_code(s):
             return struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else 1005
 
 
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS for %d" % pid)
-
-
 def main():
-    # a thousand idle connections, in this process and the server it starts
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < 4096 and (hard == resource.RLIM_INFINITY or hard > soft):
-        want = 4096 if hard == resource.RLIM_INFINITY else min(hard, 4096)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    allow_many_fds()  # a thousand idle connections, here and in the server
     web = tempfile.mkdtemp(prefix="weave-web-")
     open(os.path.join(web, "index.html"), "w").write("<h1>page</h1>")
     proc = subprocess.Popen([BIN, "--port", "0", "--web-dir", web],
@@ -314,10 +304,9 @@ def main():
         # HTTP response buffer, only its handshake's own bytes (not a 4 KiB
         # read buffer) and no stack pages its handshake touched: 19.7 KB
         # each before that, 6.2 KB after (bench/run_ws.sh ws.conn_rss).
-        with open(BIN, "rb") as f:
-            if b"__asan_init" in f.read():
-                print("  (a sanitizer build: its memory says nothing; not measured)")
-                return
+        if sanitized(BIN):
+            print("  (a sanitizer build: its memory says nothing; not measured)")
+            return
 
         def idle():
             s, head = raw_handshake(port)
