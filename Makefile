@@ -1,14 +1,21 @@
 # Entry points for weave. A thin wrapper around CMake/CTest; logic lives in
 # CMakeLists.txt and scripts/.
 #
-#   make deps         install the Debian packages the build needs (scripts/deps.sh)
-#   make build        Release build in build/release   (also: debug, asan)
-#   make test         format-check + release & asan unit tests + install test (+ integration/e2e)
-#   make run          build and start the chapter's service (examples/chapter13) on :8000
-#   make bench        every bench/run_*.sh          make bench-rt   just bench/run_rt.sh
-#   make fuzz         build (clang) and run every fuzzer for FUZZ_SECONDS each
+#   make deps         install the Debian packages building and running need
+#                     (scripts/deps.sh build: toolchain, linked libraries, Node for the page)
+#   make deps-test    ... and what the tests drive (scripts/deps.sh build test)
+#   make deps-bench   ... and the benchmarks' anchors and load generators (build bench)
+#   make build        Release build in build/release, the page included (also: debug, asan)
+#   make lib          only the library (libweave.a, libweave.so) in build/release: no page, no Node
+#   make test         deps-test, then format-check + release & asan unit tests + install
+#                     test (+ integration/e2e): scripts/test.sh
+#   make run          deps + build, then start the chapter's service (examples/chapter13) on :8000
+#   make bench        deps-bench + build, every bench/run_*.sh
+#   make bench-rt     the same for bench/run_rt.sh alone (any bench-<suite>)
+#   make fuzz         deps-test, build (clang) and run every fuzzer for FUZZ_SECONDS each
 #   make format       clang-format -i               make format-check
-#   make install      PREFIX=/usr/local
+#   make install      PREFIX=/usr/local: make lib, then install the library, headers,
+#                     weave.pc and the CMake package (runs ldconfig as root)
 #   make clean
 
 SHELL := /bin/bash
@@ -22,15 +29,34 @@ GENERATOR    ?= Ninja
 # Sources that clang-format owns (only directories that exist).
 FORMAT_DIRS := $(wildcard src include tests bench examples fuzz)
 
-.PHONY: deps build debug asan test run bench fuzz format format-check install clean
+.PHONY: deps deps-test deps-bench configure-release lib build debug asan test run bench fuzz \
+	format format-check install clean
 
 deps:
-	bash scripts/deps.sh
+	bash scripts/deps.sh build
 
-# Configure a build directory only when it has no build.ninja; after that,
-# `cmake --build` re-runs CMake by itself when a CMakeLists.txt or a glob changes.
-build/release/build.ninja:
-	$(CMAKE) -S . -B build/release -G $(GENERATOR) -DCMAKE_BUILD_TYPE=Release
+deps-test:
+	bash scripts/deps.sh build test
+
+deps-bench:
+	bash scripts/deps.sh build bench
+
+# The unit tests and the integration test servers need cmocka, a test
+# package: build/release builds them when cmocka is installed, so that
+# `make run` and `make install` need the build packages only.
+RELEASE_TESTS = $(shell pkg-config --exists cmocka 2>/dev/null && echo ON || echo OFF)
+
+# Configure a build directory only when it has no build.ninja (build/release
+# also when cmocka came or went since); after that, `cmake --build` re-runs
+# CMake by itself when a CMakeLists.txt or a glob changes.
+configure-release:
+	@tests=$(RELEASE_TESTS); \
+	if [ ! -f build/release/build.ninja ] || \
+	    ! grep -qx "WEAVE_TESTS:BOOL=$$tests" build/release/CMakeCache.txt 2>/dev/null; then \
+	    echo "$(CMAKE) -S . -B build/release -G $(GENERATOR) -DCMAKE_BUILD_TYPE=Release -DWEAVE_TESTS:BOOL=$$tests"; \
+	    $(CMAKE) -S . -B build/release -G $(GENERATOR) -DCMAKE_BUILD_TYPE=Release \
+	        -DWEAVE_TESTS:BOOL=$$tests; \
+	fi
 
 build/debug/build.ninja:
 	$(CMAKE) -S . -B build/debug -G $(GENERATOR) -DCMAKE_BUILD_TYPE=Debug
@@ -42,9 +68,13 @@ build/fuzz/build.ninja:
 	CC=clang $(CMAKE) -S . -B build/fuzz -G $(GENERATOR) -DCMAKE_BUILD_TYPE=Asan \
 	    -DWEAVE_FUZZ=ON -DWEAVE_TESTS=OFF -DWEAVE_BENCH=OFF
 
-build: build/release/build.ninja
+build: configure-release
 	bash scripts/build_web.sh
 	$(CMAKE) --build build/release
+
+# The library targets alone: what `make install` installs, without the page.
+lib: configure-release
+	$(CMAKE) --build build/release --target weave_static weave_shared
 
 debug: build/debug/build.ninja
 	$(CMAKE) --build build/debug
@@ -52,7 +82,7 @@ debug: build/debug/build.ninja
 asan: build/asan/build.ninja
 	$(CMAKE) --build build/asan
 
-test: deps
+test: deps-test
 	bash scripts/test.sh
 
 # The chapter's service on http://localhost:8000 (PORT, --help for the rest).
@@ -60,7 +90,7 @@ run: deps build
 	@echo "running build/release/chapter13 (Ctrl-C stops it)"
 	./build/release/chapter13 --web-dir examples/chapter13/web/dist
 
-bench: deps build
+bench: deps-bench build
 	@found=0; \
 	for s in bench/run_*.sh; do \
 	    [ -e "$$s" ] || continue; found=1; \
@@ -68,14 +98,14 @@ bench: deps build
 	done; \
 	[ $$found = 1 ] || echo "no benchmark suites (bench/run_*.sh) yet"
 
-bench-%: deps build
+bench-%: deps-bench build
 	@[ -f bench/run_$*.sh ] || { echo "no such suite: bench/run_$*.sh" >&2; exit 1; }
 	bash bench/run_$*.sh
 
 # Each fuzzer runs FUZZ_SECONDS. New corpus entries go to build/fuzz/corpus/<name>/
 # (fuzz/corpus/<name>/ is read as the seed corpus and never written);
 # crashes are written to build/fuzz/artifacts/.
-fuzz: deps
+fuzz: deps-test
 	@shopt -s nullglob; srcs=(fuzz/fuzz_*.c); \
 	if [ $${#srcs[@]} -eq 0 ]; then echo "no fuzz targets (fuzz/fuzz_*.c) yet"; exit 0; fi; \
 	$(MAKE) --no-print-directory build/fuzz/build.ninja; \
@@ -101,8 +131,11 @@ format-check:
 	if [ -n "$$files" ]; then clang-format --dry-run -Werror $$files; fi; \
 	echo "format-check: $$(wc -w <<<"$$files") files ok"
 
-install: build
+# Only the library is built (no page, so no Node); as root, ldconfig lets
+# programs find libweave.so under a system prefix such as /usr/local.
+install: lib
 	$(CMAKE) --install build/release --prefix $(PREFIX)
+	@if [ "$$(id -u)" = 0 ] && command -v ldconfig >/dev/null; then ldconfig; fi
 
 clean:
 	rm -rf build

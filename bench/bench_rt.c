@@ -1,5 +1,5 @@
 /*
- * bench/bench_rt.c: the runtime's micro-benchmarks (issue 2, `make bench-rt`).
+ * bench/bench_rt.c: the runtime's micro-benchmarks (`make bench-rt`).
  *
  * `bench_rt <figure> [n]` measures one figure and prints one line
  * `value=<number>` on stdout, in the figure's unit (the table below); every

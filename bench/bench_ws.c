@@ -1,6 +1,6 @@
 /*
- * bench/bench_ws.c: the WebSocket load client of bench/run_ws.sh (issue 5,
- * `make bench-ws`), on weave's own client (wv_ws_connect), in wv_main with
+ * bench/bench_ws.c: the WebSocket load client of bench/run_ws.sh (`make
+ * bench-ws`), on weave's own client (wv_ws_connect), in wv_main with
  * one shard, so that the process can be pinned to one CPU with taskset.
  *
  *   bench_ws check URL                        one connection, one message echoed

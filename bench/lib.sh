@@ -1,7 +1,7 @@
 # bench/lib.sh: helpers shared by every bench/run_<suite>.sh (source it, do not run it).
 # shellcheck shell=bash
 #
-# The method is ../shared/BENCH.md's: weave and its anchor run alternately
+# The method is docs/benchmarking.md's: weave and its anchor run alternately
 # (A B A B ...) in the same invocation, the medians are compared, and each
 # figure ends in one line
 #   BENCH <suite>.<figure> value=<n> unit=<unit> anchor=<name> anchor_value=<n> ratio=<r>
@@ -216,8 +216,8 @@ bench_load_begin()
     bench_cpu_snapshot BENCH_LOAD_S0
 }
 
-# B5 of ENVIRONMENT.md: runs during which other processes used >= 20% of a
-# core are suspect; say so.
+# Runs during which other processes used >= 20% of a core (or the hypervisor
+# stole as much) are suspect: say so (docs/benchmarking.md, "Quiet machine").
 bench_load_end()
 {
     local t1 s1

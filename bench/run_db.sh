@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/run_db.sh: the database suite (issue 7; `make bench-db`).
+# bench/run_db.sh: the database suite (`make bench-db`; method: docs/benchmarking.md).
 #
 # A throwaway PostgreSQL 15 (scripts/pg_test_server.sh) with bench/db/setup.sql's
 # tables and pgbench's own (pgbench -i). Every client (weave, asyncpg, pgbench,
@@ -44,12 +44,12 @@ for f in bench_pg bench_tfb_server bench_db_sqlite; do
 done
 for tool in wrk curl ss taskset psql pgbench; do
     command -v "$tool" >/dev/null || {
-        echo "run_db.sh: '$tool' is missing (scripts/deps.sh installs it)" >&2
+        echo "run_db.sh: '$tool' is missing (scripts/deps.sh bench installs it)" >&2
         exit 1
     }
 done
 if ! "$py" -c 'import asyncpg, fastapi, uvicorn' 2>/dev/null; then
-    echo "run_db.sh: $py lacks asyncpg, fastapi or uvicorn (scripts/deps.sh installs them)" >&2
+    echo "run_db.sh: $py lacks asyncpg, fastapi or uvicorn (scripts/deps.sh bench installs them)" >&2
     exit 1
 fi
 if [[ $(nproc) -lt 2 ]]; then

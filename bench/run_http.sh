@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/run_http.sh: the HTTP suite (issue 3; `make bench-http`).
+# bench/run_http.sh: the HTTP suite (`make bench-http`; method: docs/benchmarking.md).
 #
 # One BENCH line per figure and anchor: http.plaintext (+ _h2o), http.json
 # (+ _fastapi), http.plaintext_cpu (+ _h2o), http.json_cpu (+ _fastapi),
@@ -39,7 +39,7 @@ if [[ ! -x $bin ]]; then
 fi
 for tool in wrk curl ss taskset; do
     if ! command -v "$tool" >/dev/null; then
-        echo "run_http.sh: '$tool' is missing (scripts/deps.sh installs it)" >&2
+        echo "run_http.sh: '$tool' is missing (scripts/deps.sh bench installs it)" >&2
         exit 1
     fi
 done
@@ -114,7 +114,8 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # start_server NAME CMD...: start CMD on CPU 0 in the background, on port
-# ${port[NAME]}, unless someone else already listens there (ENVIRONMENT.md P3).
+# ${port[NAME]}, unless someone else already listens there (other processes may
+# hold our ports; docs/benchmarking.md).
 start_server()
 {
     local name=$1
@@ -228,7 +229,7 @@ info_max()
 declare -A samples=() failed=()
 
 # figure NAME UNIT BETTER MODE CONNS SECONDS PATH SERVER...: SERVER... (weave
-# first, then the anchors in the issue's order) take turns, BENCH_ROUNDS runs
+# first, then the anchors in the order of bench/http/README.md) take turns, BENCH_ROUNDS runs
 # each; then one BENCH line per anchor: NAME for the first, NAME_<anchor> for
 # the others. A server that fails a run is not run again; its lines fail.
 figure()
@@ -310,7 +311,8 @@ cpu_notes()
 
 # The figures, in groups; HTTP_FIGURES picks some (all by default).
 
-# 1. Pipelined throughput: the server, not wrk, is the bottleneck (B1).
+# 1. Pipelined throughput: the server, not wrk, is the bottleneck (unpipelined,
+# one wrk core is the ceiling).
 fig_plaintext()
 {
     figure http.plaintext req/s higher pipelined "$conns" "$secs_pipe" /plaintext weave nginx h2o
@@ -393,9 +395,10 @@ fig_static()
     fi
 }
 
-# 4. The seed's /async-endpoint (a 1 s sleep) at 10,000 connections, on
+# 4. The chapter's /async-endpoint (a 1 s sleep) at 10,000 connections, on
 # servers of its own (their peak RSS is this figure's), started once the
-# others are stopped: every connection is a file descriptor (B6).
+# others are stopped: every connection is a file descriptor (the open-file
+# limit may be 20,000).
 fig_sleep10k()
 {
     local s least errs late answered
@@ -465,7 +468,7 @@ bench_load_begin
 uvicorn=("$py" -m uvicorn --app-dir "$here/http" fastapi_app:app --host 127.0.0.1 --loop uvloop
     --http httptools --workers 1 --no-access-log --log-level warning --backlog 4096)
 if ! $py -c 'import fastapi, uvicorn, uvloop, httptools' 2>/dev/null; then
-    down[fastapi]="Debian's python lacks fastapi/uvicorn/uvloop/httptools (scripts/deps.sh)"
+    down[fastapi]="Debian's python lacks fastapi/uvicorn/uvloop/httptools (scripts/deps.sh bench)"
 fi
 
 if [[ " ${wanted[*]} " != " sleep10k " ]]; then
@@ -481,13 +484,13 @@ if [[ " ${wanted[*]} " != " sleep10k " ]]; then
         render nginx.conf "${port[nginx]}"
         start_server nginx nginx -p "$tmp" -c "$tmp/nginx.conf" -e "$tmp/nginx-error.log"
     else
-        down[nginx]="nginx is not installed (scripts/deps.sh)"
+        down[nginx]="nginx is not installed (scripts/deps.sh bench)"
     fi
     if command -v h2o >/dev/null; then
         render h2o.conf "${port[h2o]}"
         start_server h2o h2o -c "$tmp/h2o.conf"
     else
-        down[h2o]="h2o is not installed (scripts/deps.sh)"
+        down[h2o]="h2o is not installed (scripts/deps.sh bench)"
     fi
     [[ -n ${down[fastapi]:-} ]] || start_server fastapi "${uvicorn[@]}" --port "${port[fastapi]}"
 

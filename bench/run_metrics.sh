@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# bench/run_metrics.sh: the metrics suite (issue 6; `make bench-metrics`).
+# bench/run_metrics.sh: the metrics suite (`make bench-metrics`; method:
+# docs/benchmarking.md).
 #
 # BENCH lines:
 #   metrics.counter              ns per increment of a resolved counter, 2 shards
@@ -37,12 +38,12 @@ for f in "$build/bench_metrics" "$build/bench_http_server"; do
 done
 for tool in wrk curl ss taskset; do
     command -v "$tool" >/dev/null || {
-        echo "run_metrics.sh: '$tool' is missing (scripts/deps.sh installs it)" >&2
+        echo "run_metrics.sh: '$tool' is missing (scripts/deps.sh bench installs it)" >&2
         exit 1
     }
 done
 if ! "$py" -c 'import prometheus_client' 2>/dev/null; then
-    echo "run_metrics.sh: $py has no prometheus_client (scripts/deps.sh installs" \
+    echo "run_metrics.sh: $py has no prometheus_client (scripts/deps.sh bench installs" \
         "python3-prometheus-client)" >&2
     exit 1
 fi

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/run_rt.sh: the runtime suite (issue 2; `make bench-rt`).
+# bench/run_rt.sh: the runtime suite (`make bench-rt`; method: docs/benchmarking.md).
 #
 # One BENCH line per figure (rt.switch, rt.spawn, rt.fiber_rss, rt.timer,
 # rt.chan, rt.shard_post), weave measured by build/release/bench_rt and each

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/run_ws.sh: the WebSocket suite (issue 5; `make bench-ws`).
+# bench/run_ws.sh: the WebSocket suite (`make bench-ws`; method: docs/benchmarking.md).
 #
 # BENCH lines: ws.echo (anchor Python websockets) and ws.echo_ws (Node ws),
 # ws.broadcast (Node ws) and ws.broadcast_floor (the floor below),
@@ -54,7 +54,7 @@ for f in "$client" "$weave_bin" "$build/bench_ws_floor"; do
 done
 for tool in node npm ss taskset; do
     if ! command -v "$tool" >/dev/null; then
-        echo "run_ws.sh: '$tool' is missing (scripts/deps.sh installs it)" >&2
+        echo "run_ws.sh: '$tool' is missing (scripts/deps.sh bench installs it)" >&2
         exit 1
     fi
 done
@@ -358,7 +358,7 @@ if [[ ! -f $wsdir/node_modules/ws/package.json ]]; then
 fi
 [[ -z ${down[ws]:-} ]] || down[ws_bc]=${down[ws]} down[ws_rss]=${down[ws]}
 if ! $py -c 'import websockets' 2>/dev/null; then
-    down[websockets]="Debian's python3 lacks websockets (scripts/deps.sh)"
+    down[websockets]="Debian's python3 lacks websockets (scripts/deps.sh bench)"
 fi
 
 versions="Python websockets $($py -c 'import websockets; print(websockets.__version__)' 2>/dev/null || echo missing)"

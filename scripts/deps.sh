@@ -1,39 +1,115 @@
 #!/usr/bin/env bash
-# Install the Debian packages that weave's build and tests need, if missing.
-# Idempotent, and fast (no apt call) when everything is already installed.
-# Modules add their packages to PACKAGES below, one group per comment.
+# Install the Debian packages weave needs, by purpose, if missing.
+#
+#   scripts/deps.sh [build|test|bench]...     (no argument: build)
+#
+#   build  compile the library, the examples and the page, and run the
+#          chapter's service: `make deps`, `make run`, `make build`
+#   test   the servers and tools the tests drive: `make test`, `make fuzz`
+#   bench  the benchmarks' anchors and load generators: `make bench`
+#
+# Several groups at once: `scripts/deps.sh build test`. Idempotent, and fast
+# (no apt call) when everything is already installed. As root it runs
+# apt-get; otherwise it prints the command to run and exits 1.
+# A module adds its packages to the group that uses them, one comment per
+# package group saying what uses it.
 set -euo pipefail
 
-PACKAGES=(
+BUILD_PACKAGES=(
     # toolchain and build
     build-essential cmake ninja-build pkg-config
-    # clang for the Asan build and libFuzzer (sanitizer runtimes), clang-format for style
-    clang libclang-rt-14-dev clang-format
     # libraries the library links (CMakeLists.txt WEAVE_PKG_DEPS): compression
+    # (libbrotli-dev also holds the decoder the compression unit tests use)
     zlib1g-dev libbrotli-dev libzstd-dev
-    # unit tests
+    # TLS (src/net/tls.c): OpenSSL 3
+    libssl-dev
+    # databases (src/pg, src/db): libpq and SQLite
+    libpq-dev libsqlite3-dev
+    # JSON reading: jsmn's tokenizer, header only (src/json/parse.c; bench/json_libs.md)
+    libjsmn-dev
+)
+
+TEST_PACKAGES=(
+    # clang for the Asan build and libFuzzer (sanitizer runtimes: make asan,
+    # make fuzz), clang-format for style (make format-check)
+    clang libclang-rt-14-dev clang-format
+    # unit tests (tests/unit; CMake builds them only when cmocka is installed)
     libcmocka-dev
     # the aarch64 context switch, cross-built and run under qemu-user (tests/cross)
     gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
-    # scripts and tests: Debian's python (always call /usr/bin/python3), ps
+    # the integration tests run on Debian's python (always /usr/bin/python3);
+    # procps (ps, pgrep) to look into the processes of a test run
     python3 procps
-    # WebSocket peer for the integration tests (tests/integration/test_websockets.py)
+    # WebSocket peer for the integration tests (tests/integration/test_websockets.py, ...)
     python3-websockets
-    # HTTP benchmarks: wrk, the nginx and h2o anchors, FastAPI on uvicorn's fast mode, curl, ss
-    wrk nginx h2o python3-fastapi python3-uvicorn python3-uvloop python3-httptools curl iproute2
-    # TLS (src/net/tls.c): OpenSSL 3, and its command line for the tests' certificates
-    libssl-dev openssl
-    # JSON reading: jsmn's tokenizer, header only (src/json/parse.c; bench/json_libs.md)
-    libjsmn-dev
+    # curl: the integration tests' HTTP client and the install test's request
+    # (tests/integration/httptest.py, tests/install/run.sh); openssl: the
+    # tests' certificates (tests/unit/test_tls.c, test_ws_client.py)
+    curl openssl
+    # ss: a free port for the tests' PostgreSQL (scripts/test.sh)
+    iproute2
+    # a throwaway PostgreSQL 15 (scripts/pg_test_server.sh) and psql for the
+    # database tests (tests/unit/test_pg.c, test_db.c, tests/integration)
+    postgresql-15 postgresql-client-15
+    # a real Prometheus scraping the service and promtool checking the
+    # exposition (tests/integration/test_metrics_prometheus.py, tests/unit/test_metrics.c)
+    prometheus
     # the browser test (tests/e2e): headless Chromium, driven by playwright-core from npm
     chromium
-    # metrics (issue 6): a real Prometheus server and promtool for the exposition and
-    # scrape tests, Python's prometheus_client as the scrape benchmark's anchor
-    prometheus python3-prometheus-client
-    # databases (issue 7): libpq and SQLite to link, a PostgreSQL 15 server and its client
-    # tools (pgbench) for the tests and benchmarks, asyncpg as the benchmarks' anchor
-    libpq-dev libsqlite3-dev postgresql-15 postgresql-client-15 python3-asyncpg
 )
+
+BENCH_PACKAGES=(
+    # the Python anchors run on Debian's python (always /usr/bin/python3)
+    python3
+    # HTTP load generator (bench/run_http.sh, run_metrics.sh, run_db.sh)
+    wrk
+    # the HTTP suite's C anchors (bench/http/nginx.conf.in, h2o.conf.in)
+    nginx h2o
+    # FastAPI on uvicorn's fast mode (uvloop + httptools; without them uvicorn
+    # falls back to asyncio + h11): the http and db suites' Python anchor
+    python3-fastapi python3-uvicorn python3-uvloop python3-httptools
+    # asyncpg: the db suite's anchor (bench/db/asyncpg_select.py, fastapi_tfb.py)
+    python3-asyncpg
+    # prometheus_client: the metrics.scrape anchor (bench/metrics/scrape_prometheus_client.py)
+    python3-prometheus-client
+    # websockets: the ws.echo anchor (bench/ws/websockets_server.py)
+    python3-websockets
+    # the db suite's PostgreSQL 15 (scripts/pg_test_server.sh), psql to load
+    # its tables and pgbench as an anchor (bench/run_db.sh)
+    postgresql-15 postgresql-client-15
+    # readiness checks (curl) and port and listener checks (ss) in every suite
+    curl iproute2
+    # the runtime library the optional lwan anchor (LWAN_BIN) links; lwan
+    # itself is not packaged (docs/benchmarking.md, "Optional anchors")
+    libmariadb3
+    # c-ares, for the resolver benchmark comparing it with getaddrinfo
+    libc-ares-dev
+)
+
+usage()
+{
+    echo "usage: $0 [build|test|bench]...   (no argument: build)" >&2
+    exit 2
+}
+
+groups=("$@")
+[ ${#groups[@]} -gt 0 ] || groups=(build)
+
+PACKAGES=()
+for group in "${groups[@]}"; do
+    case $group in
+    build) PACKAGES+=("${BUILD_PACKAGES[@]}") ;;
+    test) PACKAGES+=("${TEST_PACKAGES[@]}") ;;
+    bench) PACKAGES+=("${BENCH_PACKAGES[@]}") ;;
+    -h | --help) usage ;;
+    *)
+        echo "deps: unknown group '$group'" >&2
+        usage
+        ;;
+    esac
+done
+# each package once, in the order first listed
+mapfile -t PACKAGES < <(printf '%s\n' "${PACKAGES[@]}" | awk '!seen[$0]++')
 
 export DEBIAN_FRONTEND=noninteractive
 
@@ -43,26 +119,27 @@ for pkg in "${PACKAGES[@]}"; do
     [ "$status" = "install ok installed" ] || missing+=("$pkg")
 done
 
-# Node.js and npm build the chapter 13 page (scripts/build_web.sh) and run the
-# browser test. Any node on PATH will do (e.g. a newer one from NodeSource);
-# only when there is no npm at all, take Debian's.
+# Node.js and npm build the chapter 13 page (scripts/build_web.sh), run the
+# browser test and the Node WebSocket peer (test) and the Node ws anchor
+# (bench). Any node on PATH will do (e.g. a newer one from NodeSource); only
+# when there is no npm at all, take Debian's.
 if ! command -v npm >/dev/null 2>&1; then
     missing+=(nodejs npm)
 fi
 
 if [ ${#missing[@]} -eq 0 ]; then
-    echo "deps: all ${#PACKAGES[@]} packages present"
+    echo "deps: all ${#PACKAGES[@]} packages present (${groups[*]})"
     exit 0
 fi
 
 install_cmd=(apt-get install -y -o DPkg::Lock::Timeout=900 --no-install-recommends "${missing[@]}")
 if [ "$(id -u)" -ne 0 ]; then
-    echo "deps: missing packages: ${missing[*]}" >&2
+    echo "deps: missing packages (${groups[*]}): ${missing[*]}" >&2
     echo "deps: run as root:" >&2
     echo "  apt-get update && DEBIAN_FRONTEND=noninteractive ${install_cmd[*]}" >&2
     exit 1
 fi
 
-echo "deps: installing ${missing[*]}"
+echo "deps: installing (${groups[*]}) ${missing[*]}"
 apt-get update
 "${install_cmd[@]}"

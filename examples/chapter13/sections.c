@@ -7,33 +7,35 @@
 
 typedef struct section {
     const char *id, *title, *routes, *file;
-    int issue; /* 0: live here; > 0: the issue that brings it; -1: planned, no issue yet */
+    bool live; /* false: planned, not built yet */
 } section;
 
 static const section chapter[] = {
     {"13.2.1", "FastAPI async route", "GET /async-endpoint", "examples/chapter13/s13_2_1_fastapi.c",
-     0},
-    {"13.2.2", "Django async view", "GET /async-view/", "examples/chapter13/s13_2_2_django.c", 0},
-    {"13.3.1", "PostgreSQL with asyncpg", "GET /users", "examples/chapter13/s13_3_databases.c", 0},
+     true},
+    {"13.2.2", "Django async view", "GET /async-view/", "examples/chapter13/s13_2_2_django.c",
+     true},
+    {"13.3.1", "PostgreSQL with asyncpg", "GET /users", "examples/chapter13/s13_3_databases.c",
+     true},
     {"13.3.2", "SQLAlchemy and Tortoise ORM", "GET /users/{id}",
-     "examples/chapter13/s13_3_databases.c", 0},
-    {"13.4.1", "RabbitMQ with aio-pika", "", "", -1},
-    {"13.4.2", "Kafka with aiokafka", "", "", -1},
+     "examples/chapter13/s13_3_databases.c", true},
+    {"13.4.1", "RabbitMQ with aio-pika", "", "", false},
+    {"13.4.2", "Kafka with aiokafka", "", "", false},
     {"13.5.1", "WebSockets", "WS /ws, WS /ws/echo, WS /ws/chat",
-     "examples/chapter13/s13_5_1_websockets.c", 0},
-    {"13.5.2", "React frontend", "GET /", "examples/chapter13/s13_5_2_frontend.c", 0},
+     "examples/chapter13/s13_5_1_websockets.c", true},
+    {"13.5.2", "React frontend", "GET /", "examples/chapter13/s13_5_2_frontend.c", true},
     {"13.6.1", "REST microservices (httpx)", "GET /data, POST /echo",
-     "examples/chapter13/s13_6_1_rest.c", 0},
-    {"13.6.2", "gRPC", "", "", -1},
-    {"13.7.1", "AWS with aiobotocore", "", "", -1},
-    {"13.8.1", "Celery tasks", "", "", -1},
-    {"13.9.1", "Redis cache", "", "", -1},
-    {"13.9.2", "Memcached", "", "", -1},
-    {"13.10.1", "Kafka event streams", "", "", -1},
+     "examples/chapter13/s13_6_1_rest.c", true},
+    {"13.6.2", "gRPC", "", "", false},
+    {"13.7.1", "AWS with aiobotocore", "", "", false},
+    {"13.8.1", "Celery tasks", "", "", false},
+    {"13.9.1", "Redis cache", "", "", false},
+    {"13.9.2", "Memcached", "", "", false},
+    {"13.10.1", "Kafka event streams", "", "", false},
     {"13.11.1", "Prometheus metrics", "GET /hello, GET /metrics",
-     "examples/chapter13/s13_11_1_prometheus.c", 0},
-    {"13.11.2", "Grafana dashboard", "", "deploy/grafana/weave-dashboard.json", 0},
-    {"13.12.1", "CI/CD to Docker and Kubernetes", "", "", -1},
+     "examples/chapter13/s13_11_1_prometheus.c", true},
+    {"13.11.2", "Grafana dashboard", "", "deploy/grafana/weave-dashboard.json", true},
+    {"13.12.1", "CI/CD to Docker and Kubernetes", "", "", false},
 };
 
 static int list(wv_req *req, wv_res *res)
@@ -51,7 +53,7 @@ static int list(wv_req *req, wv_res *res)
         wv_json_key(j, "title");
         wv_json_string(j, s->title);
         wv_json_key(j, "status");
-        wv_json_string(j, s->issue != 0 ? "planned" : "live");
+        wv_json_string(j, s->live ? "live" : "planned");
         wv_json_key(j, "routes");
         wv_json_array_begin(j);
         const char *p = s->routes;
@@ -68,10 +70,6 @@ static int list(wv_req *req, wv_res *res)
         if (s->file[0]) {
             wv_json_key(j, "file");
             wv_json_string(j, s->file);
-        }
-        if (s->issue > 0) {
-            wv_json_key(j, "issue");
-            wv_json_int(j, s->issue);
         }
         wv_json_object_end(j);
     }

@@ -1,6 +1,5 @@
 // The chapter's table of contents, from GET /api/sections: a card per section,
-// live ones with their routes callable from the page, planned ones muted with
-// the issue that will bring them.
+// live ones with their routes callable from the page, planned ones muted.
 import { useEffect, useState } from 'react';
 import { request } from './api.js';
 import { CallPanel, DataPanel, EchoPanel, MetricsPanel, UserLookupPanel, UsersPanel } from './panels.jsx';
@@ -50,11 +49,9 @@ function Badge({ section }) {
       </span>
     );
   }
-  const issue = section.issue != null ? ` (issue #${section.issue})` : '';
   return (
     <span className="badge planned" data-testid="badge">
       {section.status || 'planned'}
-      {issue}
     </span>
   );
 }
@@ -132,7 +129,7 @@ export default function Sections() {
         <h2 id="sections-title">The chapter, section by section</h2>
         <p className="muted">
           {state.phase === 'done'
-            ? `${live.length} of ${sections.length} sections of chapter 13 run in this service; the others arrive with their issues.`
+            ? `${live.length} of ${sections.length} sections of chapter 13 run in this service; the others are planned.`
             : 'Every section of chapter 13 and the weave code that ports it.'}
         </p>
       </div>
