@@ -1,7 +1,7 @@
 /*
  * bench/bench_db_sqlite.c: single-row selects by primary key through wv_db's
  * SQLite backend (every statement on the offload pool), the shape of the
- * seed's asyncpg example: `SELECT id, name FROM users WHERE id = $1`.
+ * chapter's asyncpg example: `SELECT id, name FROM users WHERE id = $1`.
  *
  *     bench_db_sqlite PATH SECONDS [raw]
  *

@@ -1,10 +1,11 @@
 /*
  * The weave side of the HTTP benchmarks (bench/run_http.sh): TechEmpower's
- * plaintext and JSON routes, the seed's /async-endpoint (a 1 s sleep), and
+ * plaintext and JSON routes, the chapter's /async-endpoint (a 1 s sleep), and
  * static files from $STATIC_DIR under /static/. PORT (default 8080) and
  * WEAVE_SHARDS set where and how wide it runs; METRICS=1 adds the metrics
  * middleware (wv_metrics_http) and GET /metrics, for
- * metrics.middleware_overhead (bench/run_metrics.sh).
+ * metrics.middleware_overhead (bench/run_metrics.sh); TLS_CERT and TLS_KEY
+ * (PEM files) serve HTTPS instead, for bench/run_tls.sh.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,11 +70,20 @@ static int serve(void *arg)
         fprintf(stderr, "bench_http_server: %s\n", wv_errmsg());
         return 1;
     }
-    int rc =
-        wv_http_serve(r, &(wv_http_opts){.port = p ? atoi(p) : 8080, .max_connections = 20000});
+    wv_tls_ctx *tls = NULL;
+    const char *cert = getenv("TLS_CERT"), *key = getenv("TLS_KEY");
+    if (cert && key &&
+        wv_tls_ctx_server(&(wv_tls_opts){.cert_file = cert, .key_file = key, .alpn = "http/1.1"},
+                          &tls) < 0) {
+        fprintf(stderr, "bench_http_server: %s\n", wv_errmsg());
+        return 1;
+    }
+    int rc = wv_http_serve(
+        r, &(wv_http_opts){.port = p ? atoi(p) : 8080, .max_connections = 20000, .tls = tls});
     if (rc < 0)
         fprintf(stderr, "bench_http_server: %s\n", wv_errmsg());
     wv_router_free(r);
+    wv_tls_ctx_free(tls);
     return rc < 0 ? 1 : 0;
 }
 

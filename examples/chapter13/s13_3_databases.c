@@ -17,7 +17,9 @@
  * created at startup (generate_schemas). The database is SQLite by default
  * (a file, so every shard sees the same users and `make run` needs no
  * server) and PostgreSQL when --database-url / DATABASE_URL says
- * postgres://. Each shard opens its own handle at start.
+ * postgres://. The app owns the database: it opens a handle per shard at
+ * start, checks it in /readyz and closes it at stop; a handler takes its
+ * shard's with wv_req_db(req).
  *
  * POST /users takes {"name": "..."}: 1 to 50 characters (of UTF-8). Anything else is a
  * 422 naming the field, as FastAPI answers ({"detail": [{"loc": ["body",
@@ -47,16 +49,6 @@ static const wv_db_field user_fields[] = {
 };
 static const wv_db_model user_model = WV_DB_MODEL("users", user, user_fields);
 
-static wv_app *the_app;
-static wv_db **dbs; /* one per shard */
-static int ndbs;
-
-static wv_db *db(void)
-{
-    int s = wv_shard_id();
-    return s >= 0 && s < ndbs ? dbs[s] : NULL;
-}
-
 static void write_user(wv_json *j, int64_t id, const char *name, size_t n)
 {
     wv_json_object_begin(j);
@@ -71,7 +63,7 @@ static void write_user(wv_json *j, int64_t id, const char *name, size_t n)
 static int list_users(wv_req *req, wv_res *res)
 {
     wv_db_rows *rows;
-    int rc = wv_db_query(db(), &rows, "SELECT id, name FROM users ORDER BY id");
+    int rc = wv_db_query(wv_req_db(req), &rows, "SELECT id, name FROM users ORDER BY id");
     if (rc < 0)
         return rc;
     wv_json *j = wv_res_json_writer(res);
@@ -99,7 +91,7 @@ static int get_user(wv_req *req, wv_res *res)
     if (rc < 0)
         return rc;
     user u;
-    rc = wv_db_get(db(), &user_model, wv_db_int(id), &u);
+    rc = wv_db_get(wv_req_db(req), &user_model, wv_db_int(id), &u);
     if (rc == -ENOENT)
         return wv_fail(-ENOENT, "no user %lld", (long long)id);
     if (rc < 0)
@@ -171,7 +163,7 @@ static int create_user(wv_req *req, wv_res *res)
     } else {
         user u = {0};
         memcpy(u.name, s, n);
-        rc = wv_db_insert(db(), &user_model, &u);
+        rc = wv_db_insert(wv_req_db(req), &user_model, &u);
         if (rc == 0) {
             wv_json *j = wv_res_json_writer(res);
             write_user(j, u.id, u.name, n);
@@ -185,63 +177,24 @@ static int create_user(wv_req *req, wv_res *res)
     return rc;
 }
 
-/* ------------------------------------------------------- start and stop */
+/* ------------------------------------------------------------- start */
 
-static int open_on_shard(void *arg)
+/* generate_schemas(): CREATE TABLE IF NOT EXISTS on this shard's handle */
+static int create_here(void *arg)
 {
-    const char *url = arg;
-    int s = wv_shard_id();
-    if (dbs[s])
-        return 0; /* shard 0's, opened first */
-    int rc = wv_db_open(url, NULL, &dbs[s]);
-    if (rc < 0) /* the message is this fiber's: say it here */
-        wv_error("database %s: %s", url, wv_errmsg());
-    return rc;
-}
-
-static int close_on_shard(void *arg)
-{
-    int s = wv_shard_id();
-    wv_db_close(dbs[s]);
-    dbs[s] = NULL;
-    return 0;
-}
-
-static int db_ready(void *arg)
-{
-    int64_t one;
-    return wv_db_query_int(db(), &one, "SELECT 1");
-}
-
-static int start(void *arg)
-{
-    const char *url = wv_app_str(the_app, "database-url");
-    ndbs = wv_shard_count();
-    dbs = calloc((size_t)ndbs, sizeof *dbs);
-    if (!dbs)
-        return -ENOMEM;
-    /* this shard first: it creates a new database file (and its WAL) alone */
-    int rc = wv_db_open(url, NULL, &dbs[wv_shard_id()]);
-    if (rc < 0)
-        return wv_fail(rc, "database %s: %s", url, wv_errmsg());
-    /* generate_schemas(): CREATE TABLE IF NOT EXISTS */
-    rc = wv_db_create_table(dbs[wv_shard_id()], &user_model);
+    int rc = wv_db_create_table(wv_app_db(arg), &user_model);
     if (rc < 0)
         return wv_fail(rc, "creating the users table: %s", wv_errmsg());
-    rc = wv_shard_each(open_on_shard, (void *)url);
-    if (rc < 0)
-        return wv_fail(rc, "database %s: see the error above", url);
     return 0;
 }
 
-static int stop(void *arg)
+/* On the first shard alone, then on every shard: a file database is
+ * created once (the others find the table), and each shard's own
+ * sqlite::memory: database gets its table too. */
+static int create_schema(void *arg)
 {
-    if (dbs)
-        wv_shard_each(close_on_shard, NULL);
-    free(dbs);
-    dbs = NULL;
-    ndbs = 0;
-    return 0;
+    int rc = create_here(arg);
+    return rc < 0 ? rc : wv_shard_each(create_here, arg);
 }
 
 void s13_3_databases_options(wv_app *app)
@@ -253,20 +206,8 @@ void s13_3_databases_options(wv_app *app)
 
 void s13_3_databases(wv_app *app)
 {
-    the_app = app;
-    const char *url = wv_app_str(app, "database-url");
-    bool pg = strncmp(url, "postgres", 8) == 0;
-    /* the banner shows where the users live, without the credentials */
-    char shown[200];
-    const char *at = pg ? strrchr(url, '@') : NULL;
-    if (at)
-        snprintf(shown, sizeof shown, "postgres://%s", at + 1);
-    else
-        snprintf(shown, sizeof shown, "%s%s", url, pg ? "" : " (embedded SQLite)");
-    wv_app_backend(app, "database", shown);
-    wv_app_ready_check(app, "database", db_ready, NULL);
-    wv_app_on_start(app, start, NULL);
-    wv_app_on_stop(app, stop, NULL);
+    wv_app_database(app, wv_app_str(app, "database-url"));
+    wv_app_on_start(app, create_schema, app);
     wv_get(app, "/users", list_users);
     wv_get(app, "/users/{id}", get_user);
     wv_post(app, "/users", create_user);

@@ -15,17 +15,38 @@
  * host (HOST, 0.0.0.0), shards (SHARDS, one per CPU), log-level (LOG_LEVEL,
  * info), access-log (ACCESS_LOG, off|common|json), drain-timeout-ms
  * (DRAIN_TIMEOUT_MS, 10000), max-connections (MAX_CONNECTIONS, 10000 per
- * shard; past it new connections wait in the listen backlog). Modules and programs add theirs with
- * wv_app_option before the first value is read.
+ * shard; past it new connections wait in the listen backlog), metrics
+ * (METRICS, true), metrics-port (METRICS_PORT), and HTTPS: tls-cert and
+ * tls-key (TLS_CERT, TLS_KEY: PEM files; TLS 1.2 and 1.3, ALPN http/1.1,
+ * session resumption, SIGHUP reloads the certificate without dropping open
+ * connections) and http-redirect-port (HTTP_REDIRECT_PORT: a plain-HTTP
+ * listener answering every request with a 308 to the same URL over
+ * https). Modules and programs add theirs with wv_app_option before the
+ * first value is read.
+ *
+ * Clients (a database, later a cache, a broker) are declared once on the
+ * app from a URL; the app opens one per shard at start, adds each to
+ * /readyz, closes them at stop, and a handler reaches its shard's with
+ * wv_req_db / wv_req_client, with no globals:
+ *
+ *     static int list_users(wv_req *req, wv_res *res)
+ *     {
+ *         wv_db_rows *rows;
+ *         int rc = wv_db_query(wv_req_db(req), &rows, "SELECT id, name FROM users");
+ *         ...
+ *     }
+ *     wv_app_database(app, wv_app_str(app, "database-url"));
  *
  * wv_app_run serves the app's router on every shard with /healthz (the
  * process is alive) and /readyz (every readiness check passes, else 503
- * naming the failing one), prints a banner (version, shards, URL, backends),
- * and on SIGTERM / SIGINT drains and returns 0.
+ * naming the failing one), prints a banner (version, shards, URL, backends
+ * with their URLs redacted), and on SIGTERM / SIGINT drains and returns 0.
+ * A URL's password is never printed (wv_url_redact).
  */
 #ifndef WEAVE_APP_H
 #define WEAVE_APP_H
 
+#include "weave/db.h"
 #include "weave/http.h"
 
 #ifdef __cplusplus
@@ -73,8 +94,49 @@ int wv_app_on_start(wv_app *app, wv_fn *fn, void *arg);
  * cope with what was not opened). The newest runs first. */
 int wv_app_on_stop(wv_app *app, wv_fn *fn, void *arg);
 
+/* ---------------------------------------------------------------- clients */
+
+/* How the app opens, closes and checks one kind of client. */
+typedef struct wv_client_type {
+    const char *kind; /* "database", "cache": what it is, for messages */
+    /* open one for the calling shard (in a fiber on it) from url: 0 with
+     * *handle set, or a negative errno with wv_errmsg() saying why */
+    int (*open)(const char *url, void **handle);
+    /* close one, on its shard */
+    void (*close)(void *handle);
+    /* readiness, on the request's shard: 0 when ready; NULL: no check */
+    int (*ping)(void *handle);
+} wv_client_type;
+
+/*
+ * Declare a client named `name` from `url` (both copied). At start the app
+ * opens it on its first shard alone (a client that creates a file or a
+ * schema does so once), then on every other shard at once, before the
+ * start hooks run; a failure stops the start with "NAME URL: why", the
+ * URL redacted. It shows in the banner and under /readyz as `name`
+ * (redacted), and is closed on every shard after the stop hooks.
+ * -EINVAL (no name, URL, open or close), -EEXIST (the name is taken).
+ */
+int wv_app_client(wv_app *app, const char *name, const char *url, const wv_client_type *type);
+
+/* The calling shard's handle of client `name`: from a handler
+ * (wv_req_client) or any fiber of the app once it has started
+ * (wv_app_client_get). NULL for an unknown name, or before it is open. */
+void *wv_req_client(wv_req *req, const char *name);
+void *wv_app_client_get(wv_app *app, const char *name);
+
+/* The app's database, a wv_app_client named "database" over wv_db_open:
+ * sqlite:///path (or sqlite::memory:, one per shard) or postgres://...;
+ * /readyz runs SELECT 1 on it. */
+int wv_app_database(wv_app *app, const char *url);
+
+/* The calling shard's database handle (NULL before it is open). */
+wv_db *wv_req_db(wv_req *req);
+wv_db *wv_app_db(wv_app *app);
+
 /* Serve until stopped; returns the process's exit status (0 after a
- * graceful stop, 1 when serving failed, 2 for bad options). Frees the app. */
+ * graceful stop or --help, 1 when starting or serving failed, 2 for a bad
+ * argument or value); it never exits the process itself. Frees the app. */
 int wv_app_run(wv_app *app);
 
 /* With app.h included, wv_get / wv_post / ... also take a wv_app. */

@@ -32,6 +32,7 @@
 
 #include "weave/buf.h"
 #include "weave/json.h"
+#include "weave/net.h"
 #include "weave/rt.h"
 #include "weave/str.h"
 
@@ -90,10 +91,16 @@ typedef struct wv_middleware {
     int (*before)(wv_req *req, wv_res *res, void *arg);
     void (*after)(wv_req *req, wv_res *res, void *arg);
     void *arg;
+    void (*free)(void *arg); /* if set, called with arg when the router is freed */
 } wv_middleware;
 
-/* 0 or -ENOMEM. The struct is copied. */
+/* 0 or -ENOMEM (free(arg) is then called at once). The struct is copied. */
 int wv_router_use(wv_router *r, const wv_middleware *mw);
+
+/* wv_router_use, but ahead of the middleware already there: outermost, so
+ * it sees every request, even those another middleware answers itself
+ * (metrics, tracing). */
+int wv_router_use_first(wv_router *r, const wv_middleware *mw);
 
 /*
  * CORS (the browser's cross-origin rules), as a middleware on r. A request
@@ -140,6 +147,10 @@ typedef struct wv_http_opts {
     wv_access_log access_log;  /* one line per request to stderr */
     bool no_compression;       /* else bodies >= 1 KiB of text types are sent
                                 * br, zstd or gzip per Accept-Encoding */
+    wv_tls_ctx *tls;           /* serve HTTPS with this server context
+                                * (wv_tls_ctx_server); NULL = plain HTTP. The
+                                * handshake must finish within header_timeout_ms */
+    void *context;             /* what wv_req_context returns (a wv_app, its clients) */
     int *bound_port;           /* if set, receives the port once listening */
     wv_event *ready;           /* if set, set once every shard listens */
 } wv_http_opts;
@@ -159,6 +170,7 @@ wv_str wv_req_method(const wv_req *req);
 wv_str wv_req_target(const wv_req *req); /* as sent: path and query */
 wv_str wv_req_path(const wv_req *req);   /* still percent-encoded */
 wv_str wv_req_query(const wv_req *req);  /* without '?'; empty if none */
+int wv_req_version(const wv_req *req);   /* 11 for HTTP/1.1, 10 for HTTP/1.0 */
 
 /* The matched route's pattern ("/users/{id}"), for logs and metrics; empty
  * for 404s. */
@@ -200,11 +212,20 @@ ssize_t wv_req_read(wv_req *req, void *buf, size_t n);
  * else a generated one; echoed in the response. */
 wv_str wv_req_id(const wv_req *req);
 
-/* The peer's address ("127.0.0.1:53122"). */
+/* The peer's address ("127.0.0.1:53122", "[::1]:53122"). */
 const char *wv_req_peer(const wv_req *req);
+
+/* When the request's first byte arrived (wv_now()'s clock). */
+int64_t wv_req_start(const wv_req *req);
+
+/* Did it come over TLS (HTTPS)? */
+bool wv_req_is_tls(const wv_req *req);
 
 /* The `data` given to wv_route_with for the matched route (else NULL). */
 void *wv_req_data(const wv_req *req);
+
+/* The server's wv_http_opts.context (NULL when none was given). */
+void *wv_req_context(const wv_req *req);
 
 /* Memory that lives until the response is done. NULL on OOM. */
 void *wv_req_alloc(wv_req *req, size_t n);
@@ -291,6 +312,28 @@ int wv_static(wv_router *r, const char *prefix, const char *dir);
 
 /* The Content-Type weave uses for a file name ("text/css; charset=utf-8"). */
 const char *wv_mime_type(const char *path);
+
+/* Run fn(arg) once the handler has returned and its response is done,
+ * whatever happened (an error, a cancelled fiber): cleanup that belongs
+ * after the handler, while the connection is still open. One per
+ * response: a second call replaces the first. */
+void wv_res_on_done(wv_res *res, void (*fn)(void *arg), void *arg);
+
+/*
+ * Switch the connection to another protocol (RFC 9110 7.8; WebSocket,
+ * h2c): send "101 Switching Protocols" with the headers set on res
+ * (Upgrade, ...) and hand the handler the connection as a stream, plus the
+ * bytes the client sent behind this request's head, appended to *rest
+ * (they belong to the new protocol). From here the stream is the
+ * handler's to read and write until it returns; HTTP then closes it,
+ * half-closing first and draining what the peer still sends, so do not
+ * close it yourself. The request's strings stay valid until the handler
+ * returns. At shutdown the stream is interrupted (wv_stream_interrupt:
+ * reads return -EBADF while wv_stopping() is true) so the protocol can say
+ * goodbye. -EALREADY once a response was started, -ENOMEM, or the
+ * write's error.
+ */
+int wv_res_upgrade(wv_res *res, wv_stream **stream, wv_buf *rest);
 
 /* Has the response (or its head) been sent? */
 bool wv_res_started(const wv_res *res);

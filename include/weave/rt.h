@@ -316,6 +316,12 @@ typedef struct wv_event {
 } wv_event;
 
 int wv_event_wait(wv_event *e); /* 0 at once if set */
+
+/* Wait for e even when the fiber is cancelled or past its deadline (a
+ * shielded wait, as Trio calls it): for teardown that must see another
+ * fiber let go of memory before freeing it. Use only for waits that are
+ * sure to end soon. */
+void wv_event_wait_shielded(wv_event *e);
 void wv_event_set(wv_event *e); /* wakes every waiter */
 void wv_event_clear(wv_event *e);
 static inline bool wv_event_is_set(const wv_event *e)
@@ -355,7 +361,7 @@ int wv_offload_queued(void);
 
 /* --------------------------------------------------- file descriptors, I/O */
 
-enum { WV_IN = 1, WV_OUT = 2 };
+enum { WV_IN = 1, WV_OUT = 2, WV_FRESH = 4 };
 
 /*
  * Wait until fd is readable (WV_IN) and/or writable (WV_OUT), or `at`.
@@ -370,6 +376,12 @@ enum { WV_IN = 1, WV_OUT = 2 };
  * follow, and a read returns what is left, then 0.
  */
 int wv_fd_wait(int fd, int events, int64_t at);
+
+/* WV_FRESH in `events`: wait only for readiness that arrives after this
+ * call. For code that drives the fd with its own system calls (an SSL
+ * library, a protocol's own recv) and has just seen EAGAIN: readiness the
+ * runtime recorded before that EAGAIN is stale, and waiting on it would spin.
+ * The plain helpers below do this themselves. */
 
 /* Forget fd (before closing it by other means than wv_close). */
 void wv_fd_forget(int fd);
@@ -404,6 +416,47 @@ ssize_t wv_writev(int fd, const struct iovec *iov, int iovcnt);
  * bytes sent; *offset advances. */
 ssize_t wv_sendfile(int out_fd, int in_fd, off_t *offset, size_t count);
 
+/* ------------------------------------------------------- end-of-pass hooks */
+
+/*
+ * Work for the shard's loop to run once the fibers ready in this pass have
+ * run, before it polls for I/O: what several fibers wrote to one connection
+ * during a pass, gathered into one system call (WebSocket frames). The
+ * callback runs on the loop, between fibers, and must not suspend; it may
+ * queue hooks, which run in the same pass. Embed the struct and zero it;
+ * its fields are private.
+ */
+typedef struct wv_pass_hook wv_pass_hook;
+struct wv_pass_hook {
+    void (*fn_)(wv_pass_hook *h);
+    wv_pass_hook *prev_, *next_;
+    bool queued_;
+};
+
+/* Queue h on the calling shard, to run fn(h) at the end of this pass. A
+ * hook already queued stays queued once (fn is updated). Outside the
+ * runtime it does nothing. */
+void wv_pass_hook_queue(wv_pass_hook *h, void (*fn)(wv_pass_hook *h));
+
+/* Take h off its shard's queue if it is on it (before freeing it). */
+void wv_pass_hook_cancel(wv_pass_hook *h);
+
+/* Give the kernel back the pages of the running fiber's stack below its
+ * current depth (1 KiB below it stays): for a fiber about to wait long
+ * (an idle connection) after deep calls, so it holds one page, not the
+ * handful its deepest call touched. One madvise; harmless outside a fiber. */
+void wv_fiber_trim_stack(void);
+
+/* --------------------------------------------------------------- reload */
+
+/* Suspend until the process receives SIGHUP, the conventional "reload your
+ * configuration" signal (nginx's), then return 0; or -ECANCELED /
+ * -ETIMEDOUT. Any fiber of any shard may wait; each SIGHUP wakes every
+ * waiter. While no fiber has ever waited, SIGHUP stops the runtime
+ * gracefully, as SIGTERM does (a hung-up terminal still ends the program).
+ * Not with wv_main_opts.no_signal_handling (-ENOTSUP). */
+int wv_reload_wait(void);
+
 /* --------------------------------------------------------- fault injection */
 
 /*
@@ -425,6 +478,35 @@ typedef enum wv_fault {
 
 void wv_fault_inject(wv_fault what, int nth, int err);
 void wv_fault_clear(void);
+
+/* ---------------------------------------------------------------- calendar */
+
+#define WV_US_PER_DAY INT64_C(86400000000)
+
+/* Days since 1970-01-01 of the proleptic Gregorian date y-m-d (m 1..12, d 1..31; |y| < 10^16). */
+static inline int64_t wv_days_from_civil(int64_t y, int m, int d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+/* The proleptic Gregorian date y-m-d `days` days after 1970-01-01 (|days| < 4 * 10^18). */
+static inline void wv_civil_from_days(int64_t days, int64_t *y, int *m, int *d)
+{
+    days += 719468;
+    int64_t era = (days >= 0 ? days : days - 146096) / 146097;
+    int64_t doe = days - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
+    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
+    *y = yoe + era * 400 + (*m <= 2);
+}
 
 /* ---------------------------------------------------------------- logging */
 

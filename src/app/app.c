@@ -10,6 +10,7 @@
 
 #include "weave/app.h"
 #include "weave/metrics.h"
+#include "weave/net.h"
 
 typedef struct option {
     char *name, *env, *def, *help;
@@ -39,6 +40,14 @@ typedef struct backend {
     struct backend *next;
 } backend;
 
+/* A client the app owns: one handle per shard. */
+typedef struct client {
+    char *name, *url;
+    wv_client_type type;
+    void **handles; /* [shard], while running */
+    struct client *next;
+} client;
+
 struct wv_app {
     int argc;
     char **argv;
@@ -50,6 +59,11 @@ struct wv_app {
     hook *hooks, **hooks_tail;
     hook *stop_hooks; /* newest first: they run in reverse order */
     backend *backends, **backends_tail;
+    client *clients, **clients_tail;
+    client *database; /* the wv_app_database client, for wv_req_db */
+    bool must_stop;   /* parse(): --help or a bad value: the program stops... */
+    int stop_status;  /* ...with this exit status (0 after --help, 2) */
+    wv_tls_ctx *tls;  /* HTTPS, from --tls-cert and --tls-key */
 };
 
 static void *xcalloc(size_t n)
@@ -85,6 +99,7 @@ wv_app *wv_app_new(int argc, char **argv)
     app->checks_tail = &app->checks;
     app->hooks_tail = &app->hooks;
     app->backends_tail = &app->backends;
+    app->clients_tail = &app->clients;
     app->router = wv_router_new();
     if (!app->router) {
         fprintf(stderr, "out of memory\n");
@@ -107,6 +122,12 @@ wv_app *wv_app_new(int argc, char **argv)
                   "count requests and serve Prometheus metrics at /metrics");
     wv_app_option(app, "metrics-port", "METRICS_PORT", WV_OPT_INT, "0",
                   "serve /metrics on this admin port instead of the main one (0: the main port)");
+    wv_app_option(app, "tls-cert", "TLS_CERT", WV_OPT_STRING, NULL,
+                  "serve HTTPS with this certificate chain (PEM); SIGHUP reloads it");
+    wv_app_option(app, "tls-key", "TLS_KEY", WV_OPT_STRING, NULL,
+                  "the private key of --tls-cert (PEM)");
+    wv_app_option(app, "http-redirect-port", "HTTP_REDIRECT_PORT", WV_OPT_INT, "0",
+                  "with HTTPS, also listen for plain HTTP here and redirect it to https (0: off)");
     return app;
 }
 
@@ -154,32 +175,35 @@ static void usage(wv_app *app, FILE *out)
 
 /* A bad value, named as the user gave it: "--port=abc", "PORT=abc", or the
  * default a program declared. */
-static void bad(wv_app *app, const option *o, const char *value, const char *why)
+static int bad(wv_app *app, const option *o, const char *value, const char *why)
 {
     if (strcmp(o->source, "default") == 0)
         fprintf(stderr, "%s: the default of --%s, '%s': %s\n", app->prog, o->name, value, why);
     else
         fprintf(stderr, "%s: %s=%s: %s (see --help)\n", app->prog, o->source, value, why);
-    exit(2);
+    return 2;
 }
 
-static void check_value(wv_app *app, option *o)
+/* 0, or 2 after saying what is wrong with the value. */
+static int check_value(wv_app *app, option *o)
 {
     if (!o->value)
-        return;
+        return 0;
     if (o->type == WV_OPT_INT) {
         char *end;
         errno = 0;
         long long v = strtoll(o->value, &end, 10);
         if (*o->value == '\0' || *end || errno)
-            bad(app, o, o->value, "not a whole number");
+            return bad(app, o, o->value, "not a whole number");
         o->ival = v;
-        if (strcmp(o->name, "port") == 0 && (v < 0 || v > 65535))
-            bad(app, o, o->value, "a port is 0-65535");
+        if ((strcmp(o->name, "port") == 0 || strstr(o->name, "-port")) && (v < 0 || v > 65535))
+            return bad(app, o, o->value, "a port is 0-65535");
         if (strcmp(o->name, "shards") == 0 && (v < 0 || v > 1024))
-            bad(app, o, o->value, "shards are 0 (one per CPU) to 1024");
+            return bad(app, o, o->value, "shards are 0 (one per CPU) to 1024");
+        if (strcmp(o->name, "max-connections") == 0 && (v < 1 || v > 1 << 24))
+            return bad(app, o, o->value, "expected 1 to 16777216");
         if (v < 0 && strstr(o->name, "-ms"))
-            bad(app, o, o->value, "a duration cannot be negative");
+            return bad(app, o, o->value, "a duration cannot be negative");
     } else if (o->type == WV_OPT_BOOL) {
         const char *v = o->value;
         if (!strcasecmp(v, "1") || !strcasecmp(v, "true") || !strcasecmp(v, "yes") ||
@@ -189,15 +213,24 @@ static void check_value(wv_app *app, option *o)
                  !strcasecmp(v, "off"))
             o->ival = 0;
         else
-            bad(app, o, v, "expected true or false");
+            return bad(app, o, v, "expected true or false");
     }
+    return 0;
 }
 
-static void parse(wv_app *app)
+static bool one_of(const char *v, const char *const *allowed)
 {
-    if (app->parsed)
-        return;
-    app->parsed = true;
+    for (; *allowed; allowed++)
+        if (strcasecmp(v, *allowed) == 0)
+            return true;
+    return false;
+}
+
+/* Read every option once: 0, or the process's exit status when it must
+ * stop instead (0 after --help, 2 for a bad argument or value), which is
+ * also kept in app->stop_status. */
+static int parse_options(wv_app *app)
+{
     for (option *o = app->opts; o; o = o->next) {
         o->value = o->def;
         o->source = "default";
@@ -211,11 +244,11 @@ static void parse(wv_app *app)
         const char *a = app->argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             usage(app, stdout);
-            exit(0);
+            return -1; /* stop, successfully */
         }
         if (strncmp(a, "--", 2) != 0) {
             fprintf(stderr, "%s: unexpected argument '%s' (see --help)\n", app->prog, a);
-            exit(2);
+            return 2;
         }
         const char *eq = strchr(a + 2, '=');
         size_t n = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
@@ -225,7 +258,7 @@ static void parse(wv_app *app)
                 o = p;
         if (!o) {
             fprintf(stderr, "%s: unknown option '%.*s' (see --help)\n", app->prog, (int)n + 2, a);
-            exit(2);
+            return 2;
         }
         if (eq) {
             o->value = eq + 1;
@@ -235,7 +268,7 @@ static void parse(wv_app *app)
             o->value = app->argv[++i];
         } else {
             fprintf(stderr, "%s: --%s needs a value (see --help)\n", app->prog, o->name);
-            exit(2);
+            return 2;
         }
         if (!o->flag_label) {
             o->flag_label = xcalloc(strlen(o->name) + 3);
@@ -244,22 +277,40 @@ static void parse(wv_app *app)
         o->source = o->flag_label;
     }
     for (option *o = app->opts; o; o = o->next)
-        check_value(app, o);
-    const char *lvl = wv_app_str(app, "log-level");
-    static const char *levels[] = {"debug", "info", "warn", "error", "off"};
-    bool ok = false;
-    for (int i = 0; i < 5; i++)
-        ok |= strcasecmp(lvl, levels[i]) == 0;
-    if (!ok)
-        bad(app, find(app, "log-level"), lvl, "expected debug, info, warn, error or off");
-    const char *al = wv_app_str(app, "access-log");
-    if (strcasecmp(al, "off") && strcasecmp(al, "common") && strcasecmp(al, "json"))
-        bad(app, find(app, "access-log"), al, "expected off, common or json");
+        if (check_value(app, o) != 0)
+            return 2;
+    static const char *const levels[] = {"debug", "info", "warn", "error", "off", NULL};
+    static const char *const logs[] = {"off", "common", "json", NULL};
+    option *lvl = find(app, "log-level"), *al = find(app, "access-log");
+    if (!one_of(lvl->value, levels))
+        return bad(app, lvl, lvl->value, "expected debug, info, warn, error or off");
+    if (!one_of(al->value, logs))
+        return bad(app, al, al->value, "expected off, common or json");
+    option *cert = find(app, "tls-cert"), *key = find(app, "tls-key");
+    if (!cert->value != !key->value)
+        return bad(app, cert->value ? key : cert, "(unset)",
+                   "HTTPS needs both --tls-cert and --tls-key");
+    option *redirect = find(app, "http-redirect-port");
+    if (redirect->ival && !cert->value)
+        return bad(app, redirect, redirect->value, "a redirect to HTTPS needs --tls-cert");
+    return 0;
+}
+
+static int parse(wv_app *app)
+{
+    if (!app->parsed) {
+        app->parsed = true;
+        int st = parse_options(app);
+        app->stop_status = st < 0 ? 0 : st;
+        app->must_stop = st != 0;
+    }
+    return app->must_stop;
 }
 
 static option *need(wv_app *app, const char *name)
 {
-    parse(app);
+    if (parse(app)) /* read before wv_app_run: the documented way out */
+        exit(app->stop_status);
     option *o = find(app, name);
     if (!o) {
         fprintf(stderr, "%s: the program reads an undeclared option '%s'\n", app->prog, name);
@@ -329,6 +380,158 @@ int wv_app_on_stop(wv_app *app, wv_fn *fn, void *arg)
     return 0;
 }
 
+/* ------------------------------------------------------------ clients */
+
+static client *find_client(const wv_app *app, const char *name)
+{
+    for (client *c = app->clients; c; c = c->next)
+        if (strcmp(c->name, name) == 0)
+            return c;
+    return NULL;
+}
+
+/* This shard's handle (NULL outside the runtime or before it opened). */
+static void *handle_here(const client *c)
+{
+    int shard = wv_shard_id();
+    return c && c->handles && shard >= 0 ? c->handles[shard] : NULL;
+}
+
+static int client_ping(void *arg)
+{
+    client *c = arg;
+    void *h = handle_here(c);
+    if (!h)
+        return wv_fail(-ENOTCONN, "not open on this shard");
+    return c->type.ping(h);
+}
+
+int wv_app_client(wv_app *app, const char *name, const char *url, const wv_client_type *type)
+{
+    if (!name || !*name || !url || !type || !type->open || !type->close)
+        return wv_fail(-EINVAL, "a client needs a name, a URL, and open and close");
+    if (find_client(app, name))
+        return wv_fail(-EEXIST, "there is already a client named \"%s\"", name);
+    client *c = xcalloc(sizeof *c);
+    c->name = xstrdup(name);
+    c->url = xstrdup(url);
+    c->type = *type;
+    *app->clients_tail = c;
+    app->clients_tail = &c->next;
+    char shown[512];
+    wv_url_redact(url, shown, sizeof shown);
+    wv_app_backend(app, name, shown);
+    if (type->ping)
+        wv_app_ready_check(app, name, client_ping, c);
+    return 0;
+}
+
+void *wv_app_client_get(wv_app *app, const char *name)
+{
+    return handle_here(find_client(app, name));
+}
+
+void *wv_req_client(wv_req *req, const char *name)
+{
+    wv_app *app = wv_req_context(req);
+    return app ? handle_here(find_client(app, name)) : NULL;
+}
+
+static int db_open(const char *url, void **handle)
+{
+    return wv_db_open(url, NULL, (wv_db **)handle);
+}
+
+static void db_close(void *handle)
+{
+    wv_db_close(handle);
+}
+
+static int db_ping(void *handle)
+{
+    int64_t one;
+    return wv_db_query_int(handle, &one, "SELECT 1");
+}
+
+int wv_app_database(wv_app *app, const char *url)
+{
+    static const wv_client_type database = {
+        .kind = "database", .open = db_open, .close = db_close, .ping = db_ping};
+    int rc = wv_app_client(app, "database", url, &database);
+    if (rc == 0)
+        app->database = find_client(app, "database");
+    return rc;
+}
+
+wv_db *wv_app_db(wv_app *app)
+{
+    return handle_here(app->database);
+}
+
+wv_db *wv_req_db(wv_req *req)
+{
+    wv_app *app = wv_req_context(req);
+    return app ? handle_here(app->database) : NULL;
+}
+
+/* Open c on the calling shard; the failure's message names the client and
+ * its URL (redacted). */
+static int open_here(void *arg)
+{
+    client *c = arg;
+    int shard = wv_shard_id();
+    if (c->handles[shard])
+        return 0; /* the first shard's, opened already */
+    int rc = c->type.open(c->url, &c->handles[shard]);
+    if (rc < 0) {
+        char shown[512], why[512];
+        wv_url_redact(c->url, shown, sizeof shown);
+        snprintf(why, sizeof why, "%s", *wv_errmsg() ? wv_errmsg() : wv_strerror(rc));
+        c->handles[shard] = NULL;
+        return wv_fail(rc, "%s %s: %s", c->name, shown, why);
+    }
+    return 0;
+}
+
+static int close_here(void *arg)
+{
+    client *c = arg;
+    int shard = wv_shard_id();
+    if (c->handles[shard])
+        c->type.close(c->handles[shard]);
+    c->handles[shard] = NULL;
+    return 0;
+}
+
+/* Every client on every shard: the calling (first) shard alone first, so a
+ * client that creates a file or a schema does it once, then the others at
+ * once. The first failure stops the start, with its message. */
+static int open_clients(wv_app *app)
+{
+    for (client *c = app->clients; c; c = c->next) {
+        c->handles = calloc((size_t)wv_shard_count(), sizeof *c->handles);
+        if (!c->handles)
+            return wv_fail(-ENOMEM, "out of memory");
+        int rc = open_here(c);
+        if (rc == 0)
+            rc = wv_shard_each(open_here, c);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static void close_clients(wv_app *app)
+{
+    for (client *c = app->clients; c; c = c->next) {
+        if (!c->handles)
+            continue;
+        wv_shard_each(close_here, c);
+        free(c->handles);
+        c->handles = NULL;
+    }
+}
+
 /* ------------------------------------------------------------ health */
 
 static int healthz(wv_req *req, wv_res *res)
@@ -385,47 +588,134 @@ typedef struct run_ctx {
     wv_router *admin;
     int admin_port, admin_rc;
     wv_event admin_ready;
+    /* the plain-HTTP server that redirects to HTTPS (--http-redirect-port) */
+    wv_router *redirect;
+    int redirect_port, redirect_rc;
+    wv_event redirect_ready;
 } run_ctx;
 
 static int banner(void *arg)
 {
     run_ctx *r = arg;
     wv_app *app = r->app;
-    if (wv_event_wait(&r->ready) < 0)
+    if (wv_event_wait(&r->ready) < 0 || r->port == 0) /* 0: the server did not start */
         return 0;
     const char *host = wv_app_str(app, "host");
     const char *shown =
         strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0 ? "localhost" : host;
+    const char *scheme = app->tls ? "https" : "http";
     printf("weave %s · %s · %d shard%s\n", wv_version(), app->prog, wv_shard_count(),
            wv_shard_count() == 1 ? "" : "s");
-    printf("  open      http://%s:%d/\n", shown, r->port);
-    printf("  health    http://%s:%d/healthz  http://%s:%d/readyz\n", shown, r->port, shown,
-           r->port);
+    printf("  open      %s://%s:%d/\n", scheme, shown, r->port);
+    printf("  health    %s://%s:%d/healthz  %s://%s:%d/readyz\n", scheme, shown, r->port, scheme,
+           shown, r->port);
+    if (r->redirect)
+        printf("  redirect  http://%s:%d/ -> https\n", shown, r->redirect_port);
     if (!app->backends)
         printf("  backends  none\n");
     for (backend *b = app->backends; b; b = b->next)
         printf("  %-9s %s\n", b->what, b->which);
     if (wv_app_bool(app, "metrics"))
-        printf("  metrics   http://%s:%d/metrics\n", shown, r->admin ? r->admin_port : r->port);
-    printf("listening on http://127.0.0.1:%d\n", r->port);
+        printf("  metrics   %s://%s:%d/metrics\n", r->admin ? "http" : scheme, shown,
+               r->admin ? r->admin_port : r->port);
+    printf("listening on %s://127.0.0.1:%d\n", scheme, r->port);
     fflush(stdout);
     return 0;
 }
 
-/* The admin port's server: /metrics only. */
-static int serve_admin(void *arg)
+/* A side server (the admin port, the redirect port): serve `router` on
+ * `port` until the stop, telling `ready` once it listens or failed. */
+typedef struct side {
+    run_ctx *r;
+    wv_router *router;
+    int port;
+    int *bound, *rc;
+    wv_event *ready;
+} side;
+
+static int serve_side(void *arg)
 {
-    run_ctx *r = arg;
+    side *sd = arg;
     wv_http_opts o = {
-        .host = wv_app_str(r->app, "host"),
-        .port = (int)wv_app_int(r->app, "metrics-port"),
-        .bound_port = &r->admin_port,
-        .ready = &r->admin_ready,
+        .host = wv_app_str(sd->r->app, "host"),
+        .port = sd->port,
+        .bound_port = sd->bound,
+        .ready = sd->ready,
     };
-    int rc = wv_http_serve(r->admin, &o);
+    int rc = wv_http_serve(sd->router, &o);
     if (rc < 0) {
-        r->admin_rc = rc;
-        wv_event_set(&r->admin_ready);
+        *sd->rc = rc;
+        wv_event_set(sd->ready);
+    }
+    return 0;
+}
+
+static int start_side(wv_group *g, side *sd, const char *name)
+{
+    int rc = wv_group_spawn(g, serve_side, sd, &(wv_spawn_opts){.name = name});
+    if (rc == 0 && (rc = wv_event_wait(sd->ready)) == 0)
+        rc = *sd->rc;
+    return rc;
+}
+
+/* The redirect server, once the main one listens: its Location names the
+ * main server's port (which may have been 0, any free port). A redirect
+ * port that cannot be bound stops the app. */
+static int serve_redirect(void *arg)
+{
+    side *sd = arg;
+    if (wv_event_wait(&sd->r->ready) < 0 || wv_stopping() || sd->r->port == 0)
+        return 0;
+    serve_side(sd);
+    if (*sd->rc < 0) {
+        wv_error("%s", wv_errmsg());
+        wv_stop();
+    }
+    return 0;
+}
+
+/* Plain HTTP to the same path over HTTPS: 308, so a POST stays a POST. */
+static int to_https(wv_req *req, wv_res *res)
+{
+    run_ctx *r = wv_req_data(req);
+    wv_str host = wv_req_header(req, "Host");
+    const char *fallback = wv_app_str(r->app, "host");
+    if (!host.p || host.n == 0 || host.n > 255)
+        host = (wv_str){strcmp(fallback, "0.0.0.0") == 0 ? "localhost" : fallback, 0};
+    if (!host.n)
+        host.n = strlen(host.p);
+    size_t name_len = host.n; /* without the port: "[::1]:80" -> "[::1]" */
+    for (size_t i = host.n; i > 0; i--) {
+        if (host.p[i - 1] == ']')
+            break;
+        if (host.p[i - 1] == ':') {
+            name_len = i - 1;
+            break;
+        }
+    }
+    wv_str target = wv_req_target(req);
+    wv_buf loc = {0};
+    wv_buf_printf(&loc, "https://%.*s", (int)name_len, host.p);
+    if (r->port != 443)
+        wv_buf_printf(&loc, ":%d", r->port);
+    wv_buf_append(&loc, target.p, target.n);
+    int rc = loc.p ? wv_buf_append(&loc, "", 1) : -ENOMEM;
+    if (rc == 0)
+        rc = wv_res_redirect(res, 308, loc.p);
+    wv_buf_free(&loc);
+    return rc;
+}
+
+/* SIGHUP reloads the certificate: new connections get the new one, open
+ * ones keep theirs. A failed reload keeps the old certificate. */
+static int reload_tls(void *arg)
+{
+    wv_app *app = arg;
+    while (wv_reload_wait() == 0) {
+        if (wv_tls_ctx_reload(app->tls) == 0)
+            wv_info("TLS certificate reloaded from %s", wv_app_str(app, "tls-cert"));
+        else
+            wv_error("TLS certificate not reloaded (the old one stays): %s", wv_errmsg());
     }
     return 0;
 }
@@ -439,18 +729,19 @@ static int app_main(void *arg)
     int status = serve_app(r);
     for (hook *h = app->stop_hooks; h; h = h->next)
         h->fn(h->arg);
+    close_clients(app);
     return status;
 }
 
 static int serve_app(run_ctx *r)
 {
     wv_app *app = r->app;
-    for (hook *h = app->hooks; h; h = h->next) {
-        int rc = h->fn(h->arg);
-        if (rc < 0) {
-            wv_error("startup failed: %s", *wv_errmsg() ? wv_errmsg() : wv_strerror(rc));
-            return 1;
-        }
+    int rc = open_clients(app);
+    for (hook *h = app->hooks; h && rc == 0; h = h->next)
+        rc = h->fn(h->arg);
+    if (rc < 0) {
+        wv_error("startup failed: %s", *wv_errmsg() ? wv_errmsg() : wv_strerror(rc));
+        return 1;
     }
     const char *al = wv_app_str(app, "access-log");
     wv_http_opts o = {
@@ -461,33 +752,52 @@ static int serve_app(run_ctx *r)
         .access_log = !strcasecmp(al, "json")     ? WV_ACCESS_LOG_JSON
                       : !strcasecmp(al, "common") ? WV_ACCESS_LOG_COMMON
                                                   : WV_ACCESS_LOG_OFF,
+        .tls = app->tls,
+        .context = app,
         .bound_port = &r->port,
         .ready = &r->ready,
     };
-    int rc = 0;
     if (wv_app_bool(app, "metrics"))
         rc = wv_metrics_runtime(NULL);
-    wv_group *admin = NULL;
-    if (rc == 0 && r->admin) {
-        admin = wv_group_new();
-        rc = admin ? wv_group_spawn(admin, serve_admin, r, &(wv_spawn_opts){.name = "admin"})
-                   : -ENOMEM;
-        if (rc == 0 && (rc = wv_event_wait(&r->admin_ready)) == 0)
-            rc = r->admin_rc;
-    }
+    wv_group *sides = wv_group_new();
+    side admin = {r,
+                  r->admin,
+                  (int)wv_app_int(app, "metrics-port"),
+                  &r->admin_port,
+                  &r->admin_rc,
+                  &r->admin_ready};
+    side redirect = {r,
+                     r->redirect,
+                     (int)wv_app_int(app, "http-redirect-port"),
+                     &r->redirect_port,
+                     &r->redirect_rc,
+                     &r->redirect_ready};
+    if (rc == 0 && !sides)
+        rc = -ENOMEM;
+    if (rc == 0 && r->admin)
+        rc = start_side(sides, &admin, "admin");
+    wv_group *reloader = app->tls ? wv_group_new() : NULL;
+    if (rc == 0 && app->tls)
+        rc = reloader
+                 ? wv_group_spawn(reloader, reload_tls, app, &(wv_spawn_opts){.name = "tls-reload"})
+                 : -ENOMEM;
+    if (rc == 0 && r->redirect)
+        rc = wv_group_spawn(sides, serve_redirect, &redirect, &(wv_spawn_opts){.name = "redirect"});
     if (rc == 0) {
         wv_spawn(banner, r, &(wv_spawn_opts){.name = "banner"});
         rc = wv_http_serve(app->router, &o);
     }
     if (rc < 0) {
         wv_error("%s", *wv_errmsg() ? wv_errmsg() : wv_strerror(rc));
-        wv_stop(); /* the admin server too */
+        wv_stop(); /* the side servers too */
     }
-    if (admin) {
-        wv_group_join(admin); /* it drains on the same stop */
-        wv_group_free(admin);
+    wv_group_free(reloader); /* cancels the reload waiter */
+    if (sides) {
+        wv_event_set(&r->ready); /* a redirect server still waiting gives up */
+        wv_group_join(sides);    /* they drain on the same stop */
+        wv_group_free(sides);
     }
-    if (rc < 0)
+    if (rc < 0 || r->redirect_rc < 0)
         return 1;
     wv_info("stopped");
     return 0;
@@ -528,50 +838,78 @@ static void app_free(wv_app *app)
         free(b->which);
         free(b);
     }
+    while (app->clients) {
+        client *c = app->clients;
+        app->clients = c->next;
+        free(c->name);
+        free(c->url);
+        free(c->handles);
+        free(c);
+    }
+    wv_tls_ctx_free(app->tls);
     wv_router_free(app->router);
     free(app);
 }
 
-int wv_app_run(wv_app *app)
+/* Everything wv_main needs, made before it: -1 to go on, else the exit
+ * status to stop with. */
+static int prepare(wv_app *app, run_ctx *r)
 {
-    parse(app);
-    option *mc = find(app, "max-connections");
-    if (wv_app_int(app, "max-connections") < 1 || wv_app_int(app, "max-connections") > 1 << 24)
-        bad(app, mc, mc->value, "expected 1 to 16777216");
-    const char *lvl = wv_app_str(app, "log-level");
-    static const char *levels[] = {"debug", "info", "warn", "error", "off"};
+    if (parse(app))
+        return app->stop_status;
+    static const char *const levels[] = {"debug", "info", "warn", "error", "off"};
     for (int i = 0; i < 5; i++)
-        if (strcasecmp(lvl, levels[i]) == 0)
+        if (strcasecmp(wv_app_str(app, "log-level"), levels[i]) == 0)
             wv_log_level_set((wv_log_level)i);
     wv_route_with(app->router, "GET", "/healthz", healthz, app);
     wv_route_with(app->router, "GET", "/readyz", readyz, app);
-    run_ctx r = {.app = app};
-    if (wv_app_bool(app, "metrics")) {
-        option *mp = find(app, "metrics-port");
-        int64_t port = wv_app_int(app, "metrics-port");
-        if (port < 0 || port > 65535)
-            bad(app, mp, mp->value, "expected a port, 1 to 65535 (0: the main port)");
-        wv_router *on = app->router;
-        if (port > 0) {
-            r.admin = wv_router_new();
-            if (!r.admin) {
-                fprintf(stderr, "out of memory\n");
-                exit(1);
-            }
-            on = r.admin;
-        }
-        if (wv_metrics_http(app->router, NULL) < 0 ||
-            wv_route_with(on, "GET", "/metrics", wv_metrics_handler, NULL) < 0) {
-            fprintf(stderr, "%s: cannot set up metrics: %s\n", app->prog, wv_errmsg());
-            exit(1);
+    const char *cert = wv_app_str(app, "tls-cert");
+    if (cert && wv_tls_ctx_server(&(wv_tls_opts){.cert_file = cert,
+                                                 .key_file = wv_app_str(app, "tls-key"),
+                                                 .alpn = "http/1.1"},
+                                  &app->tls) < 0) {
+        fprintf(stderr, "%s: cannot serve HTTPS: %s\n", app->prog, wv_errmsg());
+        return 1;
+    }
+    if (wv_app_int(app, "http-redirect-port") > 0) {
+        r->redirect = wv_router_new();
+        if (!r->redirect || wv_route_with(r->redirect, "*", "/{path...}", to_https, r) < 0) {
+            fprintf(stderr, "%s: out of memory\n", app->prog);
+            return 1;
         }
     }
-    int rc = wv_main(&(wv_main_opts){.shards = (int)wv_app_int(app, "shards")}, app_main, &r);
+    if (!wv_app_bool(app, "metrics"))
+        return -1;
+    wv_router *on = app->router;
+    if (wv_app_int(app, "metrics-port") > 0) {
+        r->admin = wv_router_new();
+        if (!r->admin) {
+            fprintf(stderr, "%s: out of memory\n", app->prog);
+            return 1;
+        }
+        on = r->admin;
+    }
+    if (wv_metrics_http(app->router, NULL) < 0 ||
+        wv_route_with(on, "GET", "/metrics", wv_metrics_handler, NULL) < 0) {
+        fprintf(stderr, "%s: cannot set up metrics: %s\n", app->prog, wv_errmsg());
+        return 1;
+    }
+    return -1;
+}
+
+int wv_app_run(wv_app *app)
+{
+    run_ctx r = {.app = app};
+    int rc = prepare(app, &r);
     if (rc < 0) {
-        fprintf(stderr, "%s: %s\n", app->prog, wv_strerror(rc));
-        rc = 1;
+        rc = wv_main(&(wv_main_opts){.shards = (int)wv_app_int(app, "shards")}, app_main, &r);
+        if (rc < 0) {
+            fprintf(stderr, "%s: %s\n", app->prog, wv_strerror(rc));
+            rc = 1;
+        }
     }
     wv_router_free(r.admin);
+    wv_router_free(r.redirect);
     app_free(app);
     return rc;
 }

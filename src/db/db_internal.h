@@ -29,6 +29,8 @@
 #include "weave/buf.h"
 #include "weave/db.h"
 
+#pragma GCC visibility push(hidden)
+
 typedef enum db_dialect {
     DB_SQLITE = 0,
     DB_POSTGRES = 1,
@@ -167,5 +169,7 @@ int db_sql_delete(db_dialect d, const wv_db_model *m, wv_buf *out);
 
 /* The dialect of a database handle (for the model layer). */
 db_dialect db_dialect_of(const wv_db *db);
+
+#pragma GCC visibility pop
 
 #endif

@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "db/db_internal.h"
-#include "rt/civil.h"
+#include "weave/rt.h"
 
 struct wv_db_rows {
     int ncols;
@@ -299,7 +299,7 @@ int wv_db_get_time(const wv_db_rows *r, size_t row, int col, int64_t *us)
 
 /* -------------------------------------------------------------------- time */
 
-/* days_from_civil / civil_from_days: rt/civil.h */
+/* wv_days_from_civil / wv_civil_from_days: weave/rt.h */
 
 int db_time_format(int64_t us, char out[32])
 {
@@ -307,14 +307,14 @@ int db_time_format(int64_t us, char out[32])
     static const int64_t hi = INT64_C(253402300800000000); /* 10000-01-01 */
     if (us < lo || us >= hi)
         return -ERANGE;
-    int64_t days = us / US_PER_DAY, rest = us % US_PER_DAY;
+    int64_t days = us / WV_US_PER_DAY, rest = us % WV_US_PER_DAY;
     if (rest < 0) {
-        rest += US_PER_DAY;
+        rest += WV_US_PER_DAY;
         days--;
     }
     int64_t y;
     int m, d;
-    civil_from_days(days, &y, &m, &d);
+    wv_civil_from_days(days, &y, &m, &d);
     int64_t secs = rest / 1000000;
     char buf[96]; /* room for what the compiler thinks the fields could be */
     int n = snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", (int)y, m, d,
@@ -390,7 +390,7 @@ int db_time_parse(const char *s, size_t n, int64_t *us)
     }
     if (i != n)
         return -EINVAL;
-    int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - offset;
+    int64_t secs = wv_days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - offset;
     *us = secs * 1000000 + frac;
     return 0;
 }

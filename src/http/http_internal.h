@@ -18,6 +18,7 @@
 #include "http/parser.h"
 #include "http/router.h"
 #include "weave/http.h"
+#include "weave/net.h"
 
 #pragma GCC visibility push(hidden)
 
@@ -80,6 +81,9 @@ struct wv_req {
     bool body_started;     /* wv_req_read has begun a Content-Length body */
     bool body_whole;       /* wv_req_body has returned the body (body_view) */
     bool body_timed_out;   /* the body deadline passed: 408, close */
+    bool body_refused;     /* a chunk declared past the limit: 413, close */
+    size_t chunk_limit;    /* wv_req_body of a chunked body: max_body (else 0) */
+    size_t chunk_total;    /* decoded bytes delivered so far */
     int64_t body_deadline; /* set at the first body read */
     size_t pending;        /* chunked: decoded bytes at the front, not yet delivered */
     size_t pending_skip;   /* chunked: framing after them, already decoded */
@@ -113,7 +117,7 @@ struct wv_res {
 };
 
 struct conn {
-    int fd;
+    wv_stream *s; /* plain or TLS */
     http_server *srv;
     char *rbuf;
     size_t rstart, rlen, rcap; /* unconsumed bytes are rbuf[rstart..rlen) */
@@ -123,6 +127,7 @@ struct conn {
     bool upgraded;             /* handed to another protocol (WebSocket) by a 101 */
     bool linger;               /* unread input may remain: half-close and drain before close */
     bool dead;                 /* a write failed: stop */
+    bool served;               /* a request was answered: later waits are keep-alive idle */
     conn *prev, *next;
     char peer[64];
 };
@@ -163,8 +168,6 @@ int compress_body(wv_req *req, int enc, const void *in, size_t n, const char **o
 
 /* routes.c */
 int router_keep(wv_router *root, void *p, void (*free_fn)(void *p));
-/* wv_router_use, but ahead of the middleware already there (outermost) */
-int router_use_front(wv_router *r, const wv_middleware *mw);
 route *routes_dispatch_target(wv_router *root, wv_req *req, int *kind);
 int run_route(wv_req *req, wv_res *res, route *rt, wv_router *chain_of);
 

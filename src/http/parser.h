@@ -23,6 +23,8 @@
 
 #include "weave/str.h"
 
+#pragma GCC visibility push(hidden)
+
 typedef struct http_header {
     wv_str name;  /* a token, as sent (compare with wv_str_ieq) */
     wv_str value; /* without leading/trailing OWS; may hold obs-text (0x80-0xFF) */
@@ -140,5 +142,7 @@ bool http_token_char(unsigned char c);
  * on (true, the default), so the scalar fallbacks run on this machine too.
  * Not thread-safe; never call it while another thread parses. */
 void http_parser_use_simd(bool on);
+
+#pragma GCC visibility pop
 
 #endif /* WEAVE_HTTP_PARSER_H */

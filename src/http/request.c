@@ -68,6 +68,11 @@ wv_str wv_req_query(const wv_req *req)
     return req->h.query;
 }
 
+int wv_req_version(const wv_req *req)
+{
+    return 10 + req->h.minor;
+}
+
 wv_str wv_req_route(const wv_req *req)
 {
     return req->route_pattern;
@@ -76,6 +81,21 @@ wv_str wv_req_route(const wv_req *req)
 const char *wv_req_peer(const wv_req *req)
 {
     return req->c->peer;
+}
+
+void *wv_req_context(const wv_req *req)
+{
+    return req->c->srv->o.context;
+}
+
+int64_t wv_req_start(const wv_req *req)
+{
+    return req->start_ns;
+}
+
+bool wv_req_is_tls(const wv_req *req)
+{
+    return wv_stream_is_tls(req->c->s);
 }
 
 wv_str wv_req_header(const wv_req *req, const char *name)
@@ -294,7 +314,7 @@ static int send_continue(wv_req *req)
         return 0;
     req->continue_pending = false;
     static const char msg[] = "HTTP/1.1 100 Continue\r\n\r\n";
-    ssize_t w = wv_write(req->c->fd, msg, sizeof msg - 1);
+    ssize_t w = wv_stream_write(req->c->s, msg, sizeof msg - 1);
     return w < 0 ? (int)w : 0;
 }
 
@@ -322,7 +342,7 @@ static ssize_t fill_tail(conn *c)
 {
     if (c->rlen == c->rcap)
         return -ENOBUFS;
-    ssize_t n = wv_read(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen);
+    ssize_t n = wv_stream_read(c->s, c->rbuf + c->rlen, c->rcap - c->rlen);
     if (n > 0)
         c->rlen += (size_t)n;
     return n;
@@ -379,7 +399,7 @@ static int body_fixed(wv_req *req, wv_str *out)
         wv_buf_append(&req->body, p, have);
         consume_after_head(req, have);
         while (req->body.n < len) {
-            ssize_t n = wv_read(c->fd, req->body.p + req->body.n, len - req->body.n);
+            ssize_t n = wv_stream_read(c->s, req->body.p + req->body.n, len - req->body.n);
             if (n <= 0)
                 return n == 0 ? eof_mid_body() : (int)n;
             req->body.n += (size_t)n;
@@ -415,6 +435,7 @@ int wv_req_body(wv_req *req, wv_str *out)
         rc = body_fixed(req, out);
     } else if (rc == 0) {
         req->body.limit = s->o.max_body;
+        req->chunk_limit = s->o.max_body;
         char tmp[16384];
         ssize_t n;
         while ((n = wv_req_read(req, tmp, sizeof tmp)) > 0) {
@@ -452,6 +473,7 @@ static ssize_t read_chunked(wv_req *req, void *buf, size_t n)
             memcpy(buf, p, k);
             consume_after_head(req, k);
             req->pending -= k;
+            req->chunk_total += k;
             if (req->pending == 0 && req->pending_skip) {
                 consume_after_head(req, req->pending_skip);
                 req->pending_skip = 0;
@@ -462,6 +484,14 @@ static ssize_t read_chunked(wv_req *req, void *buf, size_t n)
             size_t used = 0, dlen = 0;
             const char *data = NULL;
             int r = http_chunked_feed(&req->chunk, p, have, &used, &data, &dlen);
+            if (r == HTTP_CHUNK_DATA && req->chunk_limit &&
+                req->chunk.remaining + dlen > req->chunk_limit - req->chunk_total) {
+                /* the chunk's declared size alone is past the limit:
+                 * refuse now rather than read up to the limit first */
+                req->body_refused = true;
+                return wv_fail(-EMSGSIZE, "the request body exceeds the %zu byte limit",
+                               req->chunk_limit);
+            }
             if (r == HTTP_CHUNK_DATA) {
                 size_t framing = (size_t)(data - p);
                 req->pending = dlen;
@@ -514,7 +544,7 @@ ssize_t wv_req_read(wv_req *req, void *buf, size_t n)
             consume_after_head(req, k);
             result = (ssize_t)k;
         } else {
-            result = wv_read(req->c->fd, buf, want);
+            result = wv_stream_read(req->c->s, buf, want);
             if (result == 0)
                 result = eof_mid_body();
         }
@@ -539,6 +569,8 @@ int req_discard_body(wv_req *req, size_t max)
         return 0;
     if (req->body_timed_out)
         return -ETIMEDOUT;
+    if (req->body_refused)
+        return -EMSGSIZE;
     if (req->continue_pending)
         return -EAGAIN; /* the client is waiting for a 100 and sends nothing */
     if (!req->h.chunked) {

@@ -78,6 +78,42 @@ bool wv_res_started(const wv_res *res)
     return res->started;
 }
 
+void wv_res_on_done(wv_res *res, void (*fn)(void *arg), void *arg)
+{
+    res->on_done = fn;
+    res->on_done_arg = arg;
+}
+
+int wv_res_upgrade(wv_res *res, wv_stream **stream, wv_buf *rest)
+{
+    *stream = NULL;
+    if (res->started)
+        return -EALREADY;
+    conn *c = res->c;
+    wv_req *req = res->req;
+    res->upgraded = true;
+    c->upgraded = true;
+    int rc = wv_res_send(res, 101, NULL, NULL, 0);
+    if (rc == 0)
+        rc = res_flush(c);
+    if (rc < 0)
+        return rc;
+    /* bytes that came right behind the head are the new protocol's */
+    size_t at = c->rstart + req->head_len;
+    if (c->rlen > at) {
+        if (wv_buf_append(rest, c->rbuf + at, c->rlen - at) < 0)
+            return -ENOMEM;
+        c->rlen = at;
+    }
+    /* the connection is the other protocol's until it closes: give back
+     * what only HTTP needed, so an idle upgraded connection pins less (the
+     * request's bytes and headers stay: the handler holds slices) */
+    wv_buf_free(&c->out);
+    wv_buf_free(&res->headers);
+    *stream = c->s;
+    return 0;
+}
+
 int wv_res_status(const wv_res *res)
 {
     return res->status;
@@ -89,7 +125,7 @@ int res_flush(conn *c)
         c->out.n = 0;
         return c->dead ? -EPIPE : 0;
     }
-    ssize_t w = wv_write(c->fd, c->out.p, c->out.n);
+    ssize_t w = wv_stream_write(c->s, c->out.p, c->out.n);
     c->out.n = 0;
     if (w < 0) {
         c->dead = true;
@@ -146,8 +182,8 @@ static int put_head(wv_res *res, int status, const char *ctype, int64_t body_len
     wv_buf *b = &c->out;
     const char *reason = http_status_reason(status);
     int minor = req ? req->h.minor : 1;
-    if (s->stopping)
-        res->close = true;
+    if (s->stopping || (req && (req->body_refused || req->body_timed_out)))
+        res->close = true; /* the body's rest is still on the wire: no next request */
     size_t rl = strlen(reason), sl = strlen(s->o.server_name);
     const char *date = http_date_now();
     int rc = wv_buf_reserve(b, 128 + rl + sl + res->headers.n);
@@ -248,7 +284,7 @@ int wv_res_send(wv_res *res, int status, const char *content_type, const void *b
         return wv_buf_append(&c->out, body, n);
     /* big: head and body in one writev, the body uncopied */
     struct iovec iov[2] = {{c->out.p, c->out.n}, {(void *)body, n}};
-    ssize_t w = wv_writev(c->fd, iov, 2);
+    ssize_t w = wv_stream_writev(c->s, iov, 2);
     c->out.n = 0;
     if (w < 0) {
         c->dead = true;
@@ -265,20 +301,9 @@ int res_send_file_head(wv_res *res, int status, const char *content_type, int64_
     if (rc < 0)
         return rc;
     conn *c = res->c;
-    size_t off = 0;
-    while (off < c->out.n) {
-        ssize_t w = send(c->fd, c->out.p + off, c->out.n - off, MSG_MORE | MSG_NOSIGNAL);
-        if (w > 0) {
-            off += (size_t)w;
-        } else if (w < 0 && errno == EAGAIN) {
-            rc = wv_fd_wait(c->fd, WV_OUT, WV_NEVER);
-            if (rc < 0)
-                break;
-        } else if (w < 0 && errno != EINTR) {
-            rc = -errno;
-            break;
-        }
-    }
+    ssize_t w = wv_stream_write_more(c->s, c->out.p, c->out.n);
+    if (w < 0)
+        rc = (int)w;
     c->out.n = 0;
     if (rc < 0)
         c->dead = true;
@@ -468,9 +493,9 @@ int wv_res_write(wv_res *res, const void *data, size_t n)
         char size[24];
         int k = snprintf(size, sizeof size, "%zx\r\n", n);
         struct iovec iov[3] = {{size, (size_t)k}, {(void *)data, n}, {"\r\n", 2}};
-        w = wv_writev(res->c->fd, iov, 3);
+        w = wv_stream_writev(res->c->s, iov, 3);
     } else {
-        w = wv_write(res->c->fd, data, n);
+        w = wv_stream_write(res->c->s, data, n);
     }
     if (w < 0) {
         res->c->dead = true;
@@ -487,7 +512,7 @@ int wv_res_end(wv_res *res)
     if (res->c->dead)
         return -EPIPE;
     if (res->chunked && !res->head_only) {
-        ssize_t w = wv_write(res->c->fd, "0\r\n\r\n", 5);
+        ssize_t w = wv_stream_write(res->c->s, "0\r\n\r\n", 5);
         if (w < 0) {
             res->c->dead = true;
             return (int)w;

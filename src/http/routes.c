@@ -106,11 +106,24 @@ int router_keep(wv_router *root, void *p, void (*free_fn)(void *p))
     return 0;
 }
 
+/* The middleware's arg, freed with the router when it asks to be. */
+static int keep_arg(wv_router *r, const wv_middleware *mw)
+{
+    return mw->free ? router_keep(r->root, mw->arg, mw->free) : 0;
+}
+
 int wv_router_use(wv_router *r, const wv_middleware *mw)
 {
     mw_entry *e = calloc(1, sizeof *e);
-    if (!e)
+    if (!e) {
+        if (mw->free)
+            mw->free(mw->arg);
         return -ENOMEM;
+    }
+    if (keep_arg(r, mw) < 0) {
+        free(e);
+        return -ENOMEM;
+    }
     e->mw = *mw;
     mw_entry **tail = &r->mws;
     while (*tail)
@@ -119,11 +132,18 @@ int wv_router_use(wv_router *r, const wv_middleware *mw)
     return 0;
 }
 
-int router_use_front(wv_router *r, const wv_middleware *mw)
+int wv_router_use_first(wv_router *r, const wv_middleware *mw)
 {
     mw_entry *e = calloc(1, sizeof *e);
-    if (!e)
+    if (!e) {
+        if (mw->free)
+            mw->free(mw->arg);
         return -ENOMEM;
+    }
+    if (keep_arg(r, mw) < 0) {
+        free(e);
+        return -ENOMEM;
+    }
     e->mw = *mw;
     e->next = r->mws;
     r->mws = e;

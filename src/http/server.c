@@ -79,7 +79,7 @@ ssize_t conn_fill(conn *c, size_t min_free)
          * the read and the copy, so one buffer serves every connection of
          * the shard. */
         static _Thread_local char first[READ_CHUNK];
-        ssize_t n = wv_read(c->fd, first, sizeof first);
+        ssize_t n = wv_stream_read(c->s, first, sizeof first);
         if (n <= 0)
             return n;
         c->rbuf = malloc((size_t)n);
@@ -93,7 +93,7 @@ ssize_t conn_fill(conn *c, size_t min_free)
     int rc = conn_make_room(c, min_free);
     if (rc < 0)
         return rc;
-    ssize_t n = wv_read(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen);
+    ssize_t n = wv_stream_read(c->s, c->rbuf + c->rlen, c->rcap - c->rlen);
     if (n > 0)
         c->rlen += (size_t)n;
     return n;
@@ -115,7 +115,10 @@ static int read_head(conn *c, wv_req *req)
     size_t scanned = 0;
     bool in_head = c->rlen > c->rstart;
     int64_t old = wv_deadline();
-    wv_deadline_set(wv_after_ms(in_head ? s->o.header_timeout_ms : s->o.idle_timeout_ms));
+    /* a new connection gets the head's timeout for its first byte too: one
+     * that never sends anything must not hold a fiber for the idle timeout */
+    bool idle_wait = !in_head && c->served;
+    wv_deadline_set(wv_after_ms(idle_wait ? s->o.idle_timeout_ms : s->o.header_timeout_ms));
     int result;
     for (;;) {
         if (c->rlen > c->rstart) {
@@ -270,8 +273,10 @@ static bool serve_request(conn *c, wv_req *req)
     access_log(req, &res);
     if (res.on_done)
         res.on_done(res.on_done_arg);
-    if (req->body_timed_out || res.upgraded)
+    if (req->body_timed_out || req->body_refused || res.upgraded)
         res.close = true; /* an upgraded connection ends with its handler */
+    if (res.upgraded)
+        c->linger = true; /* let the peer read the protocol's goodbye first */
     bool keep = !res.close && !c->dead;
     if (keep && req_discard_body(req, DISCARD_MAX) < 0) {
         keep = false;
@@ -290,13 +295,14 @@ static bool serve_request(conn *c, wv_req *req)
  * half a second and 1 MiB, before closing. */
 static void lingering_close(conn *c)
 {
-    shutdown(c->fd, SHUT_WR);
     int64_t old = wv_deadline_set(wv_after_ms(500));
-    char scratch[4096];
-    size_t total = 0;
-    ssize_t n;
-    while (total < (1 << 20) && (n = wv_read(c->fd, scratch, sizeof scratch)) > 0)
-        total += (size_t)n;
+    if (wv_stream_shutdown(c->s, SHUT_WR) == 0) {
+        char scratch[4096];
+        size_t total = 0;
+        ssize_t n;
+        while (total < (1 << 20) && (n = wv_stream_read(c->s, scratch, sizeof scratch)) > 0)
+            total += (size_t)n;
+    }
     wv_deadline_set(old);
 }
 
@@ -315,7 +321,7 @@ static void conn_free(conn *c)
     shard_conns--;
     if (s->nconns < s->o.max_connections)
         wv_event_set(&s->slot_free);
-    wv_close(c->fd);
+    wv_stream_close(c->s);
     free(c->rbuf);
     wv_buf_free(&c->out);
     free(c->hdrs);
@@ -338,10 +344,27 @@ static int own_headers(conn *c, wv_req *req)
     return 0;
 }
 
+/* HTTPS: the handshake, within the head's timeout (a client that stalls
+ * mid-handshake is cut at it). */
+static int tls_handshake(conn *c)
+{
+    int64_t old = wv_deadline_set(wv_after_ms(c->srv->o.header_timeout_ms));
+    int rc = wv_stream_accept_tls(c->s, c->srv->o.tls);
+    wv_deadline_set(old);
+    if (rc < 0)
+        wv_debug("TLS handshake with %s failed: %s", c->peer, wv_errmsg());
+    return rc;
+}
+
 static int conn_serve(void *arg)
 {
     conn *c = arg;
     http_server *s = c->srv;
+    if (s->o.tls && tls_handshake(c) < 0) {
+        c->dead = true; /* nothing to say on a stream that never was TLS */
+        conn_free(c);
+        return 0;
+    }
     for (;;) {
         wv_req req;
         req_init(&req, c);
@@ -359,6 +382,7 @@ static int conn_serve(void *arg)
         if (!req.start_ns)
             req.start_ns = wv_now();
         bool keep = serve_request(c, &req);
+        c->served = true;
         c->rstart += req.head_len;
         req_finish(&req);
         free(c->hdrs);
@@ -421,28 +445,6 @@ static int bound_port_of(int fd)
     return ntohs(((struct sockaddr_in *)&ss)->sin_port);
 }
 
-static void peer_name(int fd, char *out, size_t cap)
-{
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof ss;
-    char host[INET6_ADDRSTRLEN] = "?";
-    int port = 0;
-    if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0) {
-        if (ss.ss_family == AF_INET) {
-            struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-            inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
-            port = ntohs(a->sin_port);
-        } else if (ss.ss_family == AF_INET6) {
-            struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-            inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
-            port = ntohs(a->sin6_port);
-        } else {
-            snprintf(host, sizeof host, "unix");
-        }
-    }
-    snprintf(out, cap, "%s:%d", host, port);
-}
-
 static int accept_loop(void *arg)
 {
     http_server *s = arg;
@@ -456,7 +458,9 @@ static int accept_loop(void *arg)
             if (rc < 0)
                 return 0;
         }
-        int fd = wv_accept(s->lfd, NULL, NULL);
+        struct sockaddr_storage peer;
+        socklen_t peer_len = sizeof peer;
+        int fd = wv_accept(s->lfd, (struct sockaddr *)&peer, &peer_len);
         if (fd < 0) {
             if (fd == -ECANCELED || fd == -EBADF || s->stopping)
                 return 0;
@@ -475,12 +479,15 @@ static int accept_loop(void *arg)
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         conn *c = calloc(1, sizeof *c);
         if (!c) {
-            close(fd);
+            wv_close(fd);
             continue;
         }
-        c->fd = fd;
+        if (wv_stream_open(fd, &c->s) < 0) {
+            free(c);
+            continue;
+        }
         c->srv = s;
-        peer_name(fd, c->peer, sizeof c->peer);
+        wv_addr_format((struct sockaddr *)&peer, peer_len, c->peer, sizeof c->peer);
         c->next = s->conns;
         if (s->conns)
             s->conns->prev = c;
@@ -508,7 +515,7 @@ static void close_idle(http_server *s)
 {
     for (conn *c = s->conns; c; c = c->next)
         if (c->idle || c->upgraded)
-            wv_fd_forget(c->fd);
+            wv_stream_interrupt(c->s);
 }
 
 static int shard_serve(void *arg)

@@ -250,7 +250,7 @@ static int res_file_fd(wv_res *res, int fd, const char *path)
     int rc = res_send_file_head(res, status, type, len);
     if (rc == 0) {
         off_t off = from;
-        ssize_t sent = wv_sendfile(res->c->fd, fd, &off, (size_t)len);
+        ssize_t sent = wv_stream_sendfile(res->c->s, fd, &off, (size_t)len);
         if (sent < 0 || sent != len) {
             res->c->dead = true; /* the length promised cannot be kept */
             rc = sent < 0 ? (int)sent : -EIO;

@@ -13,6 +13,8 @@
 
 #include "weave/json.h"
 
+#pragma GCC visibility push(hidden)
+
 /* 1 for bytes that end a run of plain ASCII: controls, '"', '\\' and every
  * byte >= 0x80 (UTF-8 is checked sequence by sequence). */
 #define JSON_SPECIAL(c) ((c) < 0x20 || (c) == '"' || (c) == '\\' || (c) >= 0x80)
@@ -95,5 +97,7 @@ static inline int json_utf8_sequence(const unsigned char *p, const unsigned char
 /* The "C" locale, made once (NULL if that failed): JSON numbers use '.'
  * whatever LC_NUMERIC the program set. Defined in parse.c. */
 locale_t json_c_locale(void);
+
+#pragma GCC visibility pop
 
 #endif

@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http/http_internal.h"
 #include "metrics/metrics_internal.h"
+#include "weave/http.h"
 #include "weave/metrics.h"
 
 /* ------------------------------------------------------------ middleware */
@@ -61,9 +61,10 @@ static void metrics_after(wv_req *req, wv_res *res, void *arg)
 {
     http_metrics *hm = arg;
     wv_gauge_dec(hm->in_flight);
-    const char *pattern = req->rt ? req->m.pattern : NULL;
-    const char *method = method_label(req->h.method);
-    int status = res->status ? res->status : 500;
+    wv_str route = wv_req_route(req); /* the router's own string: a stable key */
+    const char *pattern = route.n ? route.p : NULL;
+    const char *method = method_label(wv_req_method(req));
+    int status = wv_res_status(res) ? wv_res_status(res) : 500;
     uintptr_t h = (uintptr_t)pattern * 31u + (uintptr_t)method * 7u + (uintptr_t)status;
     h ^= h >> 9;
     cache_slot *c = &cache[h % CACHE_SLOTS];
@@ -79,7 +80,7 @@ static void metrics_after(wv_req *req, wv_res *res, void *arg)
         *c = (cache_slot){hm->gen, pattern, method, status, count, dur};
     }
     wv_counter_inc(c->count);
-    wv_histogram_observe(c->dur, (double)(wv_now() - req->start_ns) / 1e9);
+    wv_histogram_observe(c->dur, (double)(wv_now() - wv_req_start(req)) / 1e9);
 }
 
 int wv_metrics_http(wv_router *r, wv_metrics *reg)
@@ -118,14 +119,13 @@ int wv_metrics_http(wv_router *r, wv_metrics *reg)
         free(hm);
         return rc;
     }
-    rc = router_keep(r->root, hm, free); /* freed with the router (or now, on failure) */
-    if (rc < 0)
-        return rc;
     /* outermost, so it times everything and counts what other middleware
-     * answers itself (CORS preflights, refusals) */
-    return router_use_front(
-        r, &(wv_middleware){
-               .name = "metrics", .before = metrics_before, .after = metrics_after, .arg = hm});
+     * answers itself (CORS preflights, refusals); hm is freed with the router */
+    return wv_router_use_first(r, &(wv_middleware){.name = "metrics",
+                                                   .before = metrics_before,
+                                                   .after = metrics_after,
+                                                   .arg = hm,
+                                                   .free = free});
 }
 
 /* ------------------------------------------------------------- /metrics */

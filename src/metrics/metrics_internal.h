@@ -40,6 +40,8 @@
 
 #include "weave/metrics.h"
 
+#pragma GCC visibility push(hidden)
+
 enum {
     CHUNK_SHIFT = WV__CHUNK_SHIFT,
     CHUNK_CELLS = 1 << CHUNK_SHIFT, /* 8 KiB of cells */
@@ -205,5 +207,7 @@ char *escape_quoted(const char *s, size_t n);
 
 /* process.c */
 void process_collector_free(struct process_collector *p);
+
+#pragma GCC visibility pop
 
 #endif

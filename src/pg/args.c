@@ -18,7 +18,7 @@
 #include <string.h>
 
 #include "pg/pg_internal.h"
-#include "rt/civil.h"
+#include "weave/rt.h"
 
 enum { INT_TEXT = 24, FLOAT_TEXT = 32, TS_TEXT = 48 };
 
@@ -188,7 +188,7 @@ void pg_args_stmt(const pg_args *a, const char *sql, pg_stmt *s)
 
 /* ------------------------------------------------------------ timestamps */
 
-/* days_from_civil / civil_from_days: rt/civil.h */
+/* wv_days_from_civil / wv_civil_from_days: weave/rt.h */
 
 void pg_format_timestamp(int64_t us, char *out)
 {
@@ -200,14 +200,14 @@ void pg_format_timestamp(int64_t us, char *out)
         strcpy(out, "-infinity");
         return;
     }
-    int64_t days = us / US_PER_DAY, rem = us % US_PER_DAY;
+    int64_t days = us / WV_US_PER_DAY, rem = us % WV_US_PER_DAY;
     if (rem < 0) {
-        rem += US_PER_DAY;
+        rem += WV_US_PER_DAY;
         days--;
     }
     int64_t y;
     int m, d;
-    civil_from_days(days, &y, &m, &d);
+    wv_civil_from_days(days, &y, &m, &d);
     bool bc = y <= 0;
     if (bc)
         y = 1 - y;
@@ -281,7 +281,7 @@ int pg_parse_timestamp(const char *s, int64_t *us)
     }
     if (*p || mo < 1 || mo > 12 || d < 1 || d > 31 || hh > 24 || mi > 59 || ss > 60)
         return -EPROTO;
-    int64_t secs = days_from_civil(y, (int)mo, (int)d) * 86400 + hh * 3600 + mi * 60 + ss - off;
+    int64_t secs = wv_days_from_civil(y, (int)mo, (int)d) * 86400 + hh * 3600 + mi * 60 + ss - off;
     int64_t r;
     if (__builtin_mul_overflow(secs, INT64_C(1000000), &r) || __builtin_add_overflow(r, frac, &r))
         return -ERANGE;

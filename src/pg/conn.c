@@ -27,6 +27,7 @@
 
 #include "pg/pg_internal.h"
 #include "weave/buf.h"
+#include "weave/net.h"
 
 enum {
     DEFAULT_CONNECT_MS = 10000,
@@ -1044,35 +1045,24 @@ typedef struct resolve_job {
     const char *host;
     char addrs[MAX_ADDRS][INET6_ADDRSTRLEN];
     int count;
-    int gai;
 } resolve_job;
 
-static int resolve_fn(void *arg)
+/* The host's addresses as text for libpq's hostaddr, resolved by the net
+ * layer (off the loop). */
+static int resolve(resolve_job *j)
 {
-    resolve_job *j = arg;
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
-    j->gai = getaddrinfo(j->host, NULL, &hints, &res);
-    if (j->gai != 0)
-        return -EHOSTUNREACH;
-    for (struct addrinfo *ai = res; ai && j->count < MAX_ADDRS; ai = ai->ai_next) {
-        char ip[INET6_ADDRSTRLEN];
-        const void *a;
-        if (ai->ai_family == AF_INET)
-            a = &((struct sockaddr_in *)(void *)ai->ai_addr)->sin_addr;
-        else if (ai->ai_family == AF_INET6)
-            a = &((struct sockaddr_in6 *)(void *)ai->ai_addr)->sin6_addr;
-        else
-            continue;
-        if (!inet_ntop(ai->ai_family, a, ip, sizeof ip))
-            continue;
-        bool seen = false;
-        for (int k = 0; k < j->count && !seen; k++)
-            seen = strcmp(j->addrs[k], ip) == 0;
-        if (!seen)
-            snprintf(j->addrs[j->count++], sizeof j->addrs[0], "%s", ip);
+    struct sockaddr_storage ss[MAX_ADDRS];
+    int n = wv_resolve(j->host, 0, AF_UNSPEC, ss, MAX_ADDRS);
+    if (n < 0)
+        return n;
+    for (int i = 0; i < n; i++) {
+        const void *a = ss[i].ss_family == AF_INET
+                            ? (const void *)&((struct sockaddr_in *)&ss[i])->sin_addr
+                            : (const void *)&((struct sockaddr_in6 *)&ss[i])->sin6_addr;
+        if (inet_ntop(ss[i].ss_family, a, j->addrs[j->count], sizeof j->addrs[0]))
+            j->count++;
     }
-    freeaddrinfo(res);
-    return j->count > 0 ? 0 : -EHOSTUNREACH;
+    return j->count > 0 ? 0 : wv_fail(-EHOSTUNREACH, "no address for %s", j->host);
 }
 
 static bool is_numeric_host(const char *h)
@@ -1127,9 +1117,10 @@ static void conninfo_free(conninfo *ci)
 }
 
 /* libpq resolves host names with a blocking getaddrinfo inside
- * PQconnectPoll; resolve them here on the offload pool and give libpq the
- * addresses (hostaddr), one host entry per address, keeping the names for
- * TLS and .pgpass. */
+ * PQconnectPoll; resolve them here with the net layer (off the loop) and
+ * give libpq the addresses (hostaddr), one host entry per address, keeping
+ * the names for TLS and .pgpass. libpq makes its own socket, so this is as
+ * far as pg can dial through wv_dial. */
 static int prepare_conninfo(const char *url, conninfo *ci)
 {
     char *perr = NULL;
@@ -1169,11 +1160,10 @@ static int prepare_conninfo(const char *url, conninfo *ci)
             resolve_job j = {.host = h, .count = 1};
             if (h[0] && h[0] != '/' && h[0] != '@' && !is_numeric_host(h)) {
                 j.count = 0;
-                rc = wv_offload(resolve_fn, &j);
+                rc = resolve(&j);
                 if (rc < 0) {
-                    if (rc == -EHOSTUNREACH)
-                        rc = wv_fail(rc, "pg: could not resolve host \"%s\": %s", h,
-                                     j.gai ? gai_strerror(j.gai) : "no address");
+                    if (rc != -ETIMEDOUT && rc != -ECANCELED)
+                        rc = wv_fail(rc, "pg: %s", wv_errmsg());
                     break;
                 }
                 any = true;

@@ -51,7 +51,7 @@ enum {
 
 #define FIBER_RECORD_SIZE ((sizeof(wv_fiber) + 63) & ~(size_t)63)
 
-void wv__fiber_main(wv_fiber *f) __attribute__((noreturn, used));
+void wv__fiber_main(wv_fiber *f) __attribute__((noreturn, used, visibility("hidden")));
 
 static _Atomic uint64_t next_fiber_id = 1;
 static _Atomic int guard_by_madvise = 1;
@@ -173,7 +173,7 @@ void pool_trim(shard *sh)
 }
 
 /* noinline: __builtin_frame_address must be this function's own frame */
-__attribute__((noinline)) void fiber_stack_trim(void)
+__attribute__((noinline)) void wv_fiber_trim_stack(void)
 {
     wv_fiber *f = current();
     if (!f)

@@ -15,7 +15,7 @@
 
 #define WEAVE_VERSION_STRING "0.1.0"
 
-enum { ERRMSG_SIZE = 256 };
+enum { ERRMSG_SIZE = 1024 }; /* a server's words plus the context callers add */
 
 static _Atomic int log_level = WV_LOG_INFO;
 static _Atomic bool log_env_read;
@@ -126,12 +126,17 @@ const char *wv_errmsg(void)
     return thread_errmsg;
 }
 
+/* Formatted apart, then copied: the arguments may be wv_errmsg() itself
+ * ("...: %s", wv_errmsg()), which vsnprintf into the same buffer would
+ * overwrite while reading it. */
 int wv_fail(int err, const char *fmt, ...)
 {
+    char text[ERRMSG_SIZE];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(errbuf(), ERRMSG_SIZE, fmt, ap);
+    vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
+    memcpy(errbuf(), text, strlen(text) + 1);
     return err;
 }
 

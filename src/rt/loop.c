@@ -244,7 +244,7 @@ static int fd_wait(int fd, int events, int64_t at, bool fresh)
     shard *sh = wv__shard;
     if (!sh || !sh->cur)
         return -EPERM;
-    if (fd < 0 || !(events & (WV_IN | WV_OUT)))
+    if (fd < 0 || !(events & (WV_IN | WV_OUT)) || (events & ~(WV_IN | WV_OUT)))
         return fd < 0 ? -EBADF : -EINVAL;
     fdrec *r = fdrec_get(sh, fd);
     if (!r->registered) {
@@ -284,7 +284,7 @@ int wv_fd_wait(int fd, int events, int64_t at)
         sh->fds[fd].drained = 0;
         return WV_IN;
     }
-    int rc = fd_wait(fd, events, at, false);
+    int rc = fd_wait(fd, events & (WV_IN | WV_OUT), at, (events & WV_FRESH) != 0);
     /* the caller saw input arrive: a read after this must not wait for
      * yet another edge because an earlier read came back short */
     if (rc > 0 && (rc & WV_IN))
@@ -413,33 +413,33 @@ static void idle_trim_heap(shard *sh)
     malloc_trim(64 * 1024);
 }
 
-void shard_defer(defer_hook *h, void (*fn)(defer_hook *h))
+void wv_pass_hook_queue(wv_pass_hook *h, void (*fn)(wv_pass_hook *h))
 {
     shard *sh = wv__shard;
-    h->fn = fn;
-    if (h->queued || !sh)
+    h->fn_ = fn;
+    if (h->queued_ || !sh)
         return;
-    h->queued = true;
-    h->prev = NULL;
-    h->next = sh->deferred;
+    h->queued_ = true;
+    h->prev_ = NULL;
+    h->next_ = sh->deferred;
     if (sh->deferred)
-        sh->deferred->prev = h;
+        sh->deferred->prev_ = h;
     sh->deferred = h;
 }
 
-void shard_undefer(defer_hook *h)
+void wv_pass_hook_cancel(wv_pass_hook *h)
 {
     shard *sh = wv__shard;
-    if (!h->queued || !sh)
+    if (!h->queued_ || !sh)
         return;
-    if (h->prev)
-        h->prev->next = h->next;
+    if (h->prev_)
+        h->prev_->next_ = h->next_;
     else
-        sh->deferred = h->next;
-    if (h->next)
-        h->next->prev = h->prev;
-    h->queued = false;
-    h->prev = h->next = NULL;
+        sh->deferred = h->next_;
+    if (h->next_)
+        h->next_->prev_ = h->prev_;
+    h->queued_ = false;
+    h->prev_ = h->next_ = NULL;
 }
 
 /* Run what the fibers of this pass deferred; hooks queued meanwhile (a
@@ -447,9 +447,9 @@ void shard_undefer(defer_hook *h)
 static void run_deferred(shard *sh)
 {
     while (sh->deferred) {
-        defer_hook *h = sh->deferred;
-        shard_undefer(h);
-        h->fn(h);
+        wv_pass_hook *h = sh->deferred;
+        wv_pass_hook_cancel(h);
+        h->fn_(h);
     }
 }
 

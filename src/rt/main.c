@@ -29,6 +29,8 @@ static _Atomic bool running;
 typedef struct shard_extra {
     msg terminate;
     msg stop;
+    msg reload;
+    _Atomic bool reload_posted; /* `reload` is in the mailbox */
     bool idle_counted;
 } shard_extra;
 
@@ -107,14 +109,53 @@ int wv_stop_wait(void)
     return waitq_wait(&sh->stop_waiters, WV_NEVER);
 }
 
+/* ------------------------------------------------------------ reloading */
+
+static void reload_run(msg *m)
+{
+    shard *sh = wv__shard;
+    (void)m;
+    atomic_store(&extras[sh->id].reload_posted, false);
+    waitq_wake_all(&sh->reload_waiters, 0);
+}
+
+int wv_reload_wait(void)
+{
+    shard *sh = wv__shard;
+    if (!sh || !sh->cur)
+        return -EPERM;
+    if (!wv__rt->signals_handled)
+        return wv_fail(-ENOTSUP, "the runtime was started without signal handling");
+    atomic_store(&wv__rt->reload_wanted, true);
+    return waitq_wait(&sh->reload_waiters, WV_NEVER);
+}
+
+static void post_reload(void)
+{
+    runtime *rt = wv__rt;
+    for (int i = 0; i < rt->nshards; i++)
+        if (!atomic_exchange(&extras[i].reload_posted, true))
+            shard_post_msg(&rt->shards[i], &extras[i].reload);
+}
+
+static const char *signal_name(int signo)
+{
+    return signo == SIGINT ? "SIGINT" : signo == SIGTERM ? "SIGTERM" : "SIGHUP";
+}
+
 void signals_received(shard *sh)
 {
     struct signalfd_siginfo si;
     while (read(sh->sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
+        if (si.ssi_signo == SIGHUP && atomic_load(&wv__rt->reload_wanted)) {
+            wv_info("SIGHUP: reloading");
+            post_reload();
+            continue;
+        }
         int seen = atomic_fetch_add(&wv__rt->signals_seen, 1);
         if (seen == 0) {
             wv_info("%s: stopping gracefully (send it again to stop at once)",
-                    si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
+                    signal_name((int)si.ssi_signo));
             wv_stop();
         } else {
             static const char m[] = "weave: second signal, exiting now\n";
@@ -398,6 +439,7 @@ int wv_main(const wv_main_opts *opts, wv_fn *fn, void *arg)
             break;
         extras[made].terminate.run = terminate_run;
         extras[made].stop.run = stop_run;
+        extras[made].reload.run = reload_run;
     }
     if (rc < 0) {
         for (int i = 0; i < made; i++)
@@ -418,6 +460,8 @@ int wv_main(const wv_main_opts *opts, wv_fn *fn, void *arg)
     if (!o.no_signal_handling) {
         sigaddset(&stopsigs, SIGINT);
         sigaddset(&stopsigs, SIGTERM);
+        sigaddset(&stopsigs, SIGHUP);
+        rt->signals_handled = true;
     }
     pthread_sigmask(SIG_BLOCK, &stopsigs, &oldmask);
     if (!o.no_signal_handling && shard_watch_signals(&shards[0], &stopsigs) < 0)

@@ -145,22 +145,6 @@ typedef struct fdrec {
     uint8_t hup;     /* the peer's FIN (or an error) was seen: reads never wait */
 } fdrec;
 
-/* ---- deferred work: run on the loop once the ready fibers have run,
- * before it polls (a connection's writes of one pass gathered into one
- * system call). The hook must not suspend; embed it, zeroed. */
-
-typedef struct defer_hook defer_hook;
-struct defer_hook {
-    void (*fn)(defer_hook *h);
-    defer_hook *prev, *next;
-    bool queued;
-};
-
-/* Queue h on the calling shard (once: a queued hook stays queued). */
-void shard_defer(defer_hook *h, void (*fn)(defer_hook *h));
-/* Take h off the queue, if it is on it (before freeing it). */
-void shard_undefer(defer_hook *h);
-
 /* ---- shards */
 
 struct shard {
@@ -190,8 +174,9 @@ struct shard {
     size_t pool_clean; /* pool entries below this index were not used since the last trim */
     bool terminating;  /* cancel everything and leave once no fiber lives */
     wv_waitq stop_waiters;
-    wv_fiber *dead;       /* a fiber that exited; its stack is recycled once off it */
-    defer_hook *deferred; /* shard_defer's queue */
+    wv_fiber *dead;         /* a fiber that exited; its stack is recycled once off it */
+    wv_pass_hook *deferred; /* wv_pass_hook_queue's queue */
+    wv_waitq reload_waiters;
 };
 
 typedef struct runtime {
@@ -201,6 +186,8 @@ typedef struct runtime {
     int offload_threads;
     _Atomic bool stop_requested;
     _Atomic int signals_seen;
+    _Atomic bool reload_wanted; /* a fiber has waited for SIGHUP */
+    bool signals_handled;       /* !wv_main_opts.no_signal_handling */
     _Atomic bool exiting;
 } runtime;
 
@@ -232,7 +219,6 @@ void pool_trim(shard *sh);
 /* Give the kernel the pages of the calling fiber's stack below its current
  * depth, less a page of margin: for a fiber about to wait a long time after
  * deep calls (a WebSocket going idle after its handshake). */
-void fiber_stack_trim(void);
 void overflow_handler_install(void);
 void overflow_altstack_setup(void);
 void overflow_altstack_free(void);
@@ -247,7 +233,7 @@ void shard_post_msg(shard *target, msg *m);
 int shard_watch_signals(shard *sh, const sigset_t *set);
 bool shard_should_exit(shard *sh);
 void signals_received(shard *sh);
-int fd_wait_again(int fd, int events);
+int fd_wait_again(int fd, int events); /* wv_fd_wait(fd, events | WV_FRESH, WV_NEVER) */
 void fd_note_short_read(int fd);
 int fd_wait_if_drained(int fd);
 void fds_wake_all(shard *sh, int fd, int result);
@@ -274,7 +260,6 @@ void waiter_unlink(void *w);
 int waitq_wait(wv_waitq *q, int64_t at);
 void waitq_wake_one(wv_waitq *q, int result);
 void waitq_wake_all(wv_waitq *q, int result);
-void event_wait_nocancel(wv_event *e);
 
 /* main.c */
 void stop_wake_local(shard *sh);

@@ -204,10 +204,10 @@ int wv_waitgroup_wait(wv_waitgroup *wg)
 
 /* For cleanup that must not be cut short by the caller's cancellation
  * (waiting for a helper fiber that uses the caller's memory). */
-void event_wait_nocancel(wv_event *e)
+void wv_event_wait_shielded(wv_event *e)
 {
     wv_fiber *f = current();
-    while (!e->set_) {
+    while (f && !e->set_) {
         waiter w = {.f = f};
         waitq_push(&e->q_, &w);
         park_nocancel(waiter_unlink, &w);

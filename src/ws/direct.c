@@ -17,7 +17,6 @@
 #include <stdlib.h>
 #include <sys/socket.h>
 
-#include "rt/rt_internal.h"
 #include "ws/ws_internal.h"
 
 enum { SHARD_BITS = 10, MIN_BUCKETS = 64 };
@@ -112,9 +111,9 @@ void ws_drain_senders(wv_ws *ws)
         return;
     /* a sender stuck writing to a peer that stopped reading must not hold
      * the teardown: end our side of the stream, its write fails */
-    shutdown(ws->fd, SHUT_WR);
+    wv_stream_shutdown(ws->s, SHUT_RDWR);
     ws->draining = true;
-    event_wait_nocancel(&ws->senders_done);
+    wv_event_wait_shielded(&ws->senders_done);
 }
 
 uint64_t wv_ws_id(const wv_ws *ws)

@@ -16,7 +16,6 @@
 
 #include <sys/socket.h>
 
-#include "rt/rt_internal.h"
 #include "ws/frame.h"
 #include "ws/ws_internal.h"
 
@@ -160,11 +159,10 @@ static void enqueue(wv_ws_hub *h, wv_ws *ws, hub_blob *b)
                     ws->q_len);
             if (ws->send_lock.owner_ == 0 && ws->wpending.n == 0) {
                 static const uint8_t close_1008[] = {0x88, 0x02, 0x03, 0xf0};
-                ssize_t w =
-                    send(ws->fd, close_1008, sizeof close_1008, MSG_DONTWAIT | MSG_NOSIGNAL);
-                (void)w;
+                struct iovec iov = {(void *)close_1008, sizeof close_1008};
+                (void)wv_stream_try_writev(ws->s, &iov, 1);
             }
-            shutdown(ws->fd, SHUT_RDWR);
+            wv_stream_shutdown(ws->s, SHUT_RDWR);
             return;
         }
         hub_blob *oldest = ws->queue[ws->q_head];
@@ -275,8 +273,9 @@ void hub_detach(wv_ws *ws)
         ws->writer_stop = true;
         wv_event_set(&ws->q_wake);
         if (ws->writer_sending)
-            shutdown(ws->fd, SHUT_WR); /* a peer that stopped reading: do not wait on it */
-        event_wait_nocancel(&ws->writer_done);
+            wv_stream_shutdown(ws->s,
+                               SHUT_RDWR); /* a peer that stopped reading: do not wait on it */
+        wv_event_wait_shielded(&ws->writer_done);
     }
     while (ws->q_len) {
         blob_unref(ws->queue[ws->q_head]);

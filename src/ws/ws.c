@@ -23,31 +23,11 @@
 #include <netinet/tcp.h>
 #include <unistd.h>
 
-#include "http/http_internal.h"
-#include "rt/rt_internal.h"
 #include "weave/ws.h"
 #include "ws/frame.h"
 #include "ws/ws_internal.h"
 
 enum { DEFAULT_MAX = 1 << 20, CLOSE_WAIT_MS = 1000, DEFLATE_MIN = 32, BATCH_MAX = 64 * 1024 };
-
-/* ------------------------------------------------------------ transport */
-
-/* The socket, or TLS over it (a wss:// client). */
-static ssize_t io_read(wv_ws *ws, void *buf, size_t n)
-{
-    return ws->tls ? wv_tls_read(ws->tls, buf, n) : wv_read(ws->fd, buf, n);
-}
-
-static ssize_t io_writev(wv_ws *ws, const struct iovec *iov, int iovcnt)
-{
-    return ws->tls ? wv_tls_writev(ws->tls, iov, iovcnt) : wv_writev(ws->fd, iov, iovcnt);
-}
-
-static ssize_t io_write(wv_ws *ws, const void *buf, size_t n)
-{
-    return ws->tls ? wv_tls_write(ws->tls, buf, n) : wv_write(ws->fd, buf, n);
-}
 
 /* ---------------------------------------------------------------- sending */
 
@@ -141,14 +121,20 @@ static int inflate_message(wv_ws *ws)
     return 0;
 }
 
-static void flush_deferred(defer_hook *h);
+static void flush_deferred(wv_pass_hook *h);
 
-/* The end of a half-written frame goes first (the send lock is held). */
+/* The end of a half-written frame goes first (the send lock is held), and
+ * what the stream kept of an earlier try_writev before that. */
 static int write_pending(wv_ws *ws)
 {
-    if (ws->wpending.n == 0)
-        return 0;
-    ssize_t w = io_write(ws, ws->wpending.p + ws->wpending_off, ws->wpending.n - ws->wpending_off);
+    if (ws->wpending.n == 0) {
+        int rc = wv_stream_flush(ws->s);
+        if (rc < 0)
+            ws->broken = true;
+        return rc;
+    }
+    ssize_t w = wv_stream_write(ws->s, ws->wpending.p + ws->wpending_off,
+                                ws->wpending.n - ws->wpending_off);
     if (w < 0) {
         ws->broken = true;
         return (int)w;
@@ -184,33 +170,36 @@ static int flusher(void *arg)
 /* The end of a pass: write the frames gathered in wpending without
  * waiting; what the socket does not take goes to a flusher fiber. A sender
  * holding the lock writes them itself (or defers again when it leaves). */
-static void flush_deferred(defer_hook *h)
+static void flush_deferred(wv_pass_hook *h)
 {
     wv_ws *ws = (wv_ws *)((char *)h - offsetof(wv_ws, flush_hook));
-    if (ws->send_lock.owner_ || !ws->wpending.n || ws->broken || ws->flushing)
+    if (ws->send_lock.owner_ || ws->broken || ws->flushing ||
+        (!ws->wpending.n && !wv_stream_unsent(ws->s)))
         return;
     size_t left = ws->wpending.n - ws->wpending_off;
-    ssize_t w = send(ws->fd, ws->wpending.p + ws->wpending_off, left, MSG_DONTWAIT | MSG_NOSIGNAL);
-    if (w == (ssize_t)left) {
+    struct iovec iov = {ws->wpending.p + ws->wpending_off, left};
+    ssize_t w = left ? wv_stream_try_writev(ws->s, &iov, 1) : 0;
+    if (w == (ssize_t)left && !wv_stream_unsent(ws->s)) {
         ws->wpending.n = 0;
         ws->wpending_off = 0;
         if (ws->wpending.cap > 16384)
             wv_buf_free(&ws->wpending); /* a burst is over: do not pin 64 KiB */
         return;
     }
-    if (w < 0 && errno != EAGAIN && errno != EINTR) {
+    if (w < 0) {
         ws->broken = true;
         return;
     }
-    if (w > 0)
-        ws->wpending_off += (size_t)w;
+    ws->wpending_off += (size_t)w;
+    if (ws->wpending_off == ws->wpending.n)
+        ws->wpending.n = ws->wpending_off = 0; /* only the stream's kept record is left */
     ws->flushing = true;
     ws->remote_senders++; /* the teardown waits for it */
     if (wv_spawn(flusher, ws, &(wv_spawn_opts){.name = "ws-flush"}) < 0) {
         ws->flushing = false;
         ws->remote_senders--;
         ws->broken = true;
-        shutdown(ws->fd, SHUT_RDWR);
+        wv_stream_shutdown(ws->s, SHUT_RDWR);
     }
 }
 
@@ -218,34 +207,38 @@ int ws_send_nowait(wv_ws *ws, int type, const void *data, size_t n)
 {
     if (ws->broken || ws->close_sent)
         return -EPIPE;
-    if (ws->send_lock.owner_ || ws->wpending.n || ws->deflate || ws->client || ws->tls)
+    if (ws->send_lock.owner_ || ws->wpending.n || wv_stream_unsent(ws->s) || ws->deflate ||
+        ws->client)
         return 0;
     uint8_t head[14];
     size_t hl =
         ws_write_header(head, true, 0, type == WV_WS_TEXT ? WS_OP_TEXT : WS_OP_BINARY, n, NULL);
     struct iovec iov[2] = {{head, hl}, {(void *)data, n}};
-    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = n ? 2 : 1};
-    ssize_t w = sendmsg(ws->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+    ssize_t w = wv_stream_try_writev(ws->s, iov, n ? 2 : 1);
     if (w < 0) {
-        if (errno == EAGAIN || errno == EINTR)
-            return 0;
         ws->broken = true;
         return -EPIPE;
     }
+    if (w == 0)
+        return 0;
     size_t done = (size_t)w;
-    if (done == hl + n)
+    if (done == hl + n) {
+        if (wv_stream_unsent(ws->s)) /* a TLS record is left to send */
+            wv_pass_hook_queue(&ws->flush_hook, flush_deferred);
         return 1;
+    }
     /* half a frame is out: keep the rest; nothing may go before it */
     if (done < hl && wv_buf_append(&ws->wpending, head + done, hl - done) < 0)
         goto oom;
     size_t from = done > hl ? done - hl : 0;
     if (wv_buf_append(&ws->wpending, (const char *)data + from, n - from) < 0)
         goto oom;
+    wv_pass_hook_queue(&ws->flush_hook, flush_deferred);
     return 1;
 oom:
     /* the stream cannot be completed: nothing after this is trustworthy */
     ws->broken = true;
-    shutdown(ws->fd, SHUT_RDWR);
+    wv_stream_shutdown(ws->s, SHUT_RDWR);
     return -EPIPE;
 }
 
@@ -289,7 +282,7 @@ int ws_send_frame(wv_ws *ws, uint8_t opcode, const void *data, size_t n)
         n = ws->zsend.n;
         hl = ws_write_header(head, true, WS_RSV1, opcode, n, NULL);
     }
-    if (!ws->tls && ws->wpending.n + hl + n <= BATCH_MAX) {
+    if (ws->wpending.n + hl + n <= BATCH_MAX) {
         /* gathered with this pass's other frames, written once the shard's
          * ready fibers have run: one system call for a burst of replies */
         rc = wv_buf_append(&ws->wpending, head, hl);
@@ -297,14 +290,14 @@ int ws_send_frame(wv_ws *ws, uint8_t opcode, const void *data, size_t n)
             rc = wv_buf_append(&ws->wpending, data, n);
         if (rc < 0) { /* half a frame may be in: the stream is lost */
             ws->broken = true;
-            shutdown(ws->fd, SHUT_RDWR);
+            wv_stream_shutdown(ws->s, SHUT_RDWR);
         } else if (opcode == WS_OP_CLOSE) {
             ws->close_sent = true;
         }
         wv_mutex_unlock(&ws->send_lock);
         free(masked);
         if (rc == 0)
-            shard_defer(&ws->flush_hook, flush_deferred);
+            wv_pass_hook_queue(&ws->flush_hook, flush_deferred);
         return rc < 0 ? -EPIPE : 0;
     }
     if ((rc = write_pending(ws)) < 0) {
@@ -313,7 +306,7 @@ int ws_send_frame(wv_ws *ws, uint8_t opcode, const void *data, size_t n)
         return rc;
     }
     struct iovec iov[2] = {{head, hl}, {(void *)data, n}};
-    ssize_t w = io_writev(ws, iov, n ? 2 : 1);
+    ssize_t w = wv_stream_writev(ws->s, iov, n ? 2 : 1);
     wv_mutex_unlock(&ws->send_lock);
     free(masked);
     if (w < 0) {
@@ -378,8 +371,7 @@ int ws_send_close(wv_ws *ws, int code, const char *reason)
  * for readiness first, then takes 2 KiB again and reads. (Freed at once, so
  * the next connection reuses the memory: measured by ws.conn_rss.) The first
  * such wait also gives back the stack pages the handshake's deeper calls
- * touched. Not for TLS, whose library may hold decrypted bytes the socket
- * no longer shows. */
+ * touched. (wv_stream_wait also sees bytes a TLS library holds.) */
 static ssize_t fill(wv_ws *ws)
 {
     if (ws->pos > 0 && ws->pos == ws->in.n) {
@@ -390,7 +382,7 @@ static ssize_t fill(wv_ws *ws)
         ws->pos = 0;
     }
     for (;;) {
-        if (ws->c && ws->c->srv->stopping) {
+        if (!ws->client && wv_stopping()) {
             /* stopping while this handler was busy elsewhere (a sleep):
              * its wake-up at shutdown was missed, so say goodbye here */
             ws_send_close(ws, WV_WS_GOING_AWAY, "server shutting down");
@@ -402,13 +394,13 @@ static ssize_t fill(wv_ws *ws)
         if (ours)
             wv_deadline_set(wake);
         ssize_t n = 0;
-        if (ws->in.n == 0 && ws->drained && !ws->tls) {
+        if (ws->in.n == 0 && ws->drained) {
             wv_buf_free(&ws->in);
             if (!ws->trimmed) { /* the handshake's deep calls are over */
-                fiber_stack_trim();
+                wv_fiber_trim_stack();
                 ws->trimmed = true;
             }
-            n = wv_fd_wait(ws->fd, WV_IN, wv_deadline());
+            n = wv_stream_wait(ws->s, WV_IN, wv_deadline());
             ws->drained = n < 0;
             n = n < 0 ? n : 0;
         }
@@ -416,7 +408,7 @@ static ssize_t fill(wv_ws *ws)
          * its own room before calling here) */
         if (n == 0 && (n = wv_buf_reserve(&ws->in, 2048)) == 0) {
             size_t room = ws->in.cap - ws->in.n;
-            n = io_read(ws, ws->in.p + ws->in.n, room);
+            n = wv_stream_read(ws->s, ws->in.p + ws->in.n, room);
             ws->drained = n > 0 && (size_t)n < room;
         }
         wv_deadline_set(old);
@@ -427,7 +419,7 @@ static ssize_t fill(wv_ws *ws)
                 ws->ping_due = wv_after_ms(ws->ping_interval_ms);
             return n;
         }
-        if (n == -EBADF && ws->c && ws->c->srv->stopping)
+        if (n == -EBADF && !ws->client && wv_stopping())
             continue; /* the server is shutting down (close_idle woke us) */
         if (n == -ETIMEDOUT && ours && wv_now() < old) {
             if (ws->pong_due) {
@@ -447,9 +439,7 @@ static int violation(wv_ws *ws, int code, const char *why)
 {
     wv_warn("websocket %s: %s; closing with %d", ws->peer, why, code);
     ws_send_close(ws, code, why);
-    ws->broken = true;
-    if (ws->c)
-        ws->c->linger = true; /* let the peer read our close before the socket goes */
+    ws->broken = true; /* HTTP lingers before closing: the peer reads our close */
     ws->close_code = WV_WS_ABNORMAL;
     return wv_fail(-EPROTO, "websocket: %s", why);
 }
@@ -637,11 +627,11 @@ static void ws_done(void *arg)
         hub_detach(ws);
     int64_t old = wv_deadline_set(wv_after_ms(CLOSE_WAIT_MS));
     if (ws->opened && !ws->close_sent && !ws->broken)
-        ws_send_close(ws, ws->c->srv->stopping ? WV_WS_GOING_AWAY : WV_WS_NORMAL, NULL);
-    if (ws->wpending.n && !ws->broken)
+        ws_send_close(ws, wv_stopping() ? WV_WS_GOING_AWAY : WV_WS_NORMAL, NULL);
+    if (ws->s && (ws->wpending.n || wv_stream_unsent(ws->s)) && !ws->broken)
         ws_flush_pending(ws); /* the socket closes after this */
     wv_deadline_set(old);
-    shard_undefer(&ws->flush_hook);
+    wv_pass_hook_cancel(&ws->flush_hook);
     ws_drain_senders(ws);
     ws_free_buffers(ws);
     free(ws);
@@ -773,22 +763,13 @@ static int refuse(wv_res *res, int status, const char *why)
     return -EPROTO;
 }
 
-/* After the 101 the connection is WebSocket's until it closes: give back
- * the response buffers only HTTP needed, so an idle WebSocket pins less
- * (the request's bytes and headers stay: the handler may hold slices). */
-static void release_http(wv_req *req, wv_res *res)
-{
-    wv_buf_free(&req->c->out);
-    wv_buf_free(&res->headers);
-}
-
 int wv_ws_accept(wv_req *req, wv_res *res, const wv_ws_opts *o, wv_ws **out)
 {
     wv_ws_opts opts = o ? *o : (wv_ws_opts){0};
     *out = NULL;
-    if (res->started)
+    if (wv_res_started(res))
         return -EALREADY;
-    if (!wv_str_eq_cstr(req->h.method, "GET") || req->h.minor != 1)
+    if (!wv_str_eq_cstr(wv_req_method(req), "GET") || wv_req_version(req) != 11)
         return refuse(res, 400, "a WebSocket handshake is an HTTP/1.1 GET");
     if (!has_token(wv_req_header(req, "Upgrade"), "websocket") ||
         !has_token(wv_req_header(req, "Connection"), "upgrade")) {
@@ -821,11 +802,8 @@ int wv_ws_accept(wv_req *req, wv_res *res, const wv_ws_opts *o, wv_ws **out)
     wv_ws *ws = calloc(1, sizeof *ws);
     if (!ws)
         return -ENOMEM;
-    res->on_done = ws_done; /* frees it, whatever happens below */
-    res->on_done_arg = ws;
-    ws->c = req->c;
-    ws->fd = req->c->fd;
-    snprintf(ws->peer, sizeof ws->peer, "%s", req->c->peer);
+    wv_res_on_done(res, ws_done, ws); /* frees it, whatever happens below */
+    snprintf(ws->peer, sizeof ws->peer, "%s", wv_req_peer(req));
     ws->max_message = opts.max_message ? opts.max_message : DEFAULT_MAX;
     ws->ping_interval_ms = opts.ping_interval_ms ? opts.ping_interval_ms : 30000;
     ws->pong_timeout_ms = opts.pong_timeout_ms > 0 ? opts.pong_timeout_ms : 10000;
@@ -833,7 +811,8 @@ int wv_ws_accept(wv_req *req, wv_res *res, const wv_ws_opts *o, wv_ws **out)
         ws->ping_due = wv_after_ms(ws->ping_interval_ms);
     ws->subprotocol = proto;
 
-    /* the 101, written now: the connection is the handler's from here */
+    /* the 101, written now: the connection is the handler's from here, and
+     * bytes that came right behind the handshake are WebSocket frames */
     wv_res_header(res, "Upgrade", "websocket");
     wv_res_header(res, "Connection", "Upgrade");
     wv_res_header(res, "Sec-WebSocket-Accept", accept);
@@ -843,25 +822,12 @@ int wv_ws_accept(wv_req *req, wv_res *res, const wv_ws_opts *o, wv_ws **out)
     if (!opts.no_compression &&
         negotiate_deflate(wv_req_header(req, "Sec-WebSocket-Extensions"), ws, ext, sizeof ext))
         wv_res_header(res, "Sec-WebSocket-Extensions", ext);
-    res->upgraded = true;
-    req->c->upgraded = true;
-    int rc = wv_res_send(res, 101, NULL, NULL, 0);
-    if (rc == 0)
-        rc = res_flush(req->c);
+    int rc = wv_res_upgrade(res, &ws->s, &ws->in);
     if (rc < 0)
         return rc;
     ws->opened = true;
-    /* bytes that came right behind the handshake are WebSocket frames */
     if (wv_buf_reserve(&ws->in, 2048) < 0)
         return -ENOMEM;
-    conn *c = req->c;
-    size_t at = c->rstart + req->head_len;
-    if (c->rlen > at) {
-        if (wv_buf_append(&ws->in, c->rbuf + at, c->rlen - at) < 0)
-            return -ENOMEM;
-        c->rlen = at;
-    }
-    release_http(req, res);
     rc = ws_register(ws);
     if (rc < 0)
         return rc;
@@ -870,53 +836,6 @@ int wv_ws_accept(wv_req *req, wv_res *res, const wv_ws_opts *o, wv_ws **out)
 }
 
 /* ---------------------------------------------------------------- client */
-
-typedef struct resolve_job {
-    const char *host, *port;
-    struct addrinfo *res;
-    int gai;
-} resolve_job;
-
-static int resolve(void *arg)
-{
-    resolve_job *j = arg;
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-    j->gai = getaddrinfo(j->host, j->port, &hints, &j->res);
-    return j->gai == 0 ? 0 : -EHOSTUNREACH;
-}
-
-/* "ws://host[:port]/path": host (brackets stripped), port, path. */
-static int parse_url(const char *url, char *host, size_t hcap, char *port, size_t pcap,
-                     const char **path, bool *tls)
-{
-    *tls = strncmp(url, "wss://", 6) == 0;
-    if (!*tls && strncmp(url, "ws://", 5) != 0)
-        return wv_fail(-EINVAL, "not a ws:// or wss:// URL: %s", url);
-    const char *h = url + (*tls ? 6 : 5);
-    const char *slash = strchr(h, '/');
-    const char *end = slash ? slash : h + strlen(h);
-    *path = slash ? slash : "/";
-    const char *colon = NULL;
-    if (*h == '[') {
-        const char *close = memchr(h, ']', (size_t)(end - h));
-        if (!close)
-            return wv_fail(-EINVAL, "bad IPv6 address in %s", url);
-        colon = close + 1 < end && close[1] == ':' ? close + 1 : NULL;
-        snprintf(host, hcap, "%.*s", (int)(close - h - 1), h + 1);
-    } else {
-        colon = memchr(h, ':', (size_t)(end - h));
-        snprintf(host, hcap, "%.*s", (int)((colon ? colon : end) - h), h);
-    }
-    const char *def = *tls ? "443" : "80";
-    snprintf(port, pcap, "%.*s", colon ? (int)(end - colon - 1) : (int)strlen(def),
-             colon ? colon + 1 : def);
-    if (!*host || !*port)
-        return wv_fail(-EINVAL, "no host or port in %s", url);
-    for (const char *p = *path; *p; p++)
-        if ((unsigned char)*p <= ' ' || *p == 0x7f)
-            return wv_fail(-EINVAL, "bad character in the path of %s", url);
-    return 0;
-}
 
 static bool header_has(const char *head, const char *name, const char *token)
 {
@@ -935,83 +854,64 @@ static bool header_has(const char *head, const char *name, const char *token)
     return false;
 }
 
-/* The client context wss:// uses unless told otherwise: the system's CAs.
- * Made once, kept for the process. */
-static wv_tls_ctx *default_ctx;
-static pthread_once_t default_ctx_once = PTHREAD_ONCE_INIT;
-
-static void make_default_ctx(void)
+/* The value of the response head's first `name` header, trimmed; .p is
+ * NULL when absent. */
+static wv_str header_value(const char *head, const char *name)
 {
-    if (wv_tls_ctx_client(NULL, &default_ctx) < 0)
-        default_ctx = NULL;
-}
-
-static wv_tls_ctx *default_tls_ctx(void)
-{
-    pthread_once(&default_ctx_once, make_default_ctx);
-    return default_ctx;
+    size_t nl = strlen(name);
+    for (const char *line = strstr(head, "\r\n"); line && line[2];
+         line = strstr(line + 2, "\r\n")) {
+        const char *l = line + 2;
+        if (strncasecmp(l, name, nl) == 0 && l[nl] == ':') {
+            const char *v = l + nl + 1;
+            const char *eol = strstr(v, "\r\n");
+            return trim(v, eol ? eol : v + strlen(v));
+        }
+    }
+    return (wv_str){NULL, 0};
 }
 
 int wv_ws_connect(const char *url, const wv_ws_connect_opts *o, wv_ws **out)
 {
     wv_ws_connect_opts opts = o ? *o : (wv_ws_connect_opts){0};
     *out = NULL;
-    char host[256], port[16];
-    const char *path = "/";
-    bool tls;
-    int rc = parse_url(url, host, sizeof host, port, sizeof port, &path, &tls);
+    char shown[256];
+    wv_url_redact(url, shown, sizeof shown);
+    wv_url u;
+    int rc = wv_url_parse(url, &u);
     if (rc < 0)
         return rc;
-    resolve_job job = {.host = host, .port = port};
-    rc = wv_offload(resolve, &job);
-    if (rc < 0) {
-        if (job.res)
-            freeaddrinfo(job.res);
-        return rc == -EHOSTUNREACH
-                   ? wv_fail(rc, "cannot resolve %s: %s", host, gai_strerror(job.gai))
-                   : rc;
+    bool tls = strcmp(u.scheme, "wss") == 0;
+    if (!tls && strcmp(u.scheme, "ws") != 0) {
+        wv_url_free(&u);
+        return wv_fail(-EINVAL, "not a ws:// or wss:// URL: %s", shown);
     }
-    int fd = -1;
-    rc = -EHOSTUNREACH;
-    for (struct addrinfo *a = job.res; a && fd < 0; a = a->ai_next) {
-        fd = wv_socket(a->ai_family, SOCK_STREAM, 0);
-        if (fd < 0) {
-            rc = fd;
-            continue;
-        }
-        rc = wv_connect(fd, a->ai_addr, a->ai_addrlen);
-        if (rc < 0) {
-            wv_close(fd);
-            fd = -1;
-        }
+    if (!u.host[0]) {
+        wv_url_free(&u);
+        return wv_fail(-EINVAL, "no host in %s", shown);
     }
-    freeaddrinfo(job.res);
-    if (fd >= 0) {
-        int one = 1; /* frames are whole writes: do not let Nagle hold them */
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    }
-    if (fd < 0)
-        return wv_fail(rc, "cannot connect to %s:%s: %s", host, port, wv_strerror(rc));
     wv_ws *ws = calloc(1, sizeof *ws);
     if (!ws) {
-        wv_close(fd);
+        wv_url_free(&u);
         return -ENOMEM;
     }
-    ws->fd = fd;
     ws->client = true;
-    snprintf(ws->peer, sizeof ws->peer, "%.40s:%.8s", host, port);
-    if (tls) {
-        wv_tls_ctx *ctx = opts.tls ? opts.tls : default_tls_ctx();
-        rc = ctx ? wv_tls_connect(ctx, fd, host, &ws->tls)
-                 : wv_fail(-ENOMEM, "no TLS context: %s", wv_errmsg());
-        if (rc < 0) {
-            char why[200];
-            snprintf(why, sizeof why, "%s", wv_errmsg());
-            wv_ws_free(ws);
-            return wv_fail(rc, "%s: %s", url, why);
-        }
+    bool v6 = strchr(u.host, ':') != NULL;
+    snprintf(ws->peer, sizeof ws->peer, "%s%.40s%s:%d", v6 ? "[" : "", u.host, v6 ? "]" : "",
+             u.port);
+    /* frames are whole writes: TCP_NODELAY, the dialer's default */
+    wv_dial_opts dial = {.tls = tls ? (opts.tls ? opts.tls : wv_tls_ctx_default()) : NULL};
+    if (tls && !dial.tls)
+        rc = -EPROTO;
+    else
+        rc = wv_dial_host(u.host, u.port, &dial, &ws->s);
+    if (rc < 0) {
+        char why[200];
+        snprintf(why, sizeof why, "%s", wv_errmsg());
+        wv_url_free(&u);
+        wv_ws_free(ws);
+        return wv_fail(rc, "%s: %s", shown, why);
     }
-
     uint8_t nonce[16];
     for (int i = 0; i < 16; i += 4) {
         uint32_t r = mask_key();
@@ -1021,19 +921,27 @@ int wv_ws_connect(const char *url, const wv_ws_connect_opts *o, wv_ws **out)
     ws_base64(nonce, sizeof nonce, key);
     ws_accept_key(key, 24, expect);
     wv_buf req = {0};
-    bool v6 = strchr(host, ':') != NULL;
+    wv_buf_printf(&req, "GET %s%s%s%s HTTP/1.1\r\nHost: %s%s%s", u.path[0] ? "" : "/", u.path,
+                  u.query ? "?" : "", u.query ? u.query : "", v6 ? "[" : "", u.host, v6 ? "]" : "");
+    if (u.port != wv_url_default_port(u.scheme))
+        wv_buf_printf(&req, ":%d", u.port);
     wv_buf_printf(&req,
-                  "GET %s HTTP/1.1\r\nHost: %s%s%s:%s\r\nUpgrade: websocket\r\n"
-                  "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+                  "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
                   "Sec-WebSocket-Version: 13\r\n",
-                  path, v6 ? "[" : "", host, v6 ? "]" : "", port, key);
+                  key);
+    wv_url_free(&u);
+    for (size_t i = 0; i < req.n; i++) /* nothing from the URL may split the head */
+        if (((unsigned char)req.p[i] < ' ' && req.p[i] != '\r' && req.p[i] != '\n') ||
+            req.p[i] == 0x7f)
+            rc = wv_fail(-EINVAL, "bad character in %s", shown);
     if (opts.origin)
         wv_buf_printf(&req, "Origin: %s\r\n", opts.origin);
     for (const char *const *p = opts.subprotocols; p && *p; p++)
         wv_buf_printf(&req, "Sec-WebSocket-Protocol: %s\r\n", *p);
-    rc = wv_buf_puts(&req, "\r\n");
+    if (rc == 0)
+        rc = wv_buf_puts(&req, "\r\n");
     if (rc == 0) {
-        ssize_t w = io_write(ws, req.p, req.n);
+        ssize_t w = wv_stream_write(ws->s, req.p, req.n);
         rc = w < 0 ? (int)w : 0;
     }
     wv_buf_free(&req);
@@ -1042,15 +950,15 @@ int wv_ws_connect(const char *url, const wv_ws_connect_opts *o, wv_ws **out)
     char *head_end = NULL;
     while (rc == 0 && !head_end) {
         if (ws->in.n > 16384) {
-            rc = wv_fail(-EPROTO, "%s: the handshake response is too long", url);
+            rc = wv_fail(-EPROTO, "%s: the handshake response is too long", shown);
             break;
         }
         rc = wv_buf_reserve(&ws->in, 4096);
         if (rc < 0)
             break;
-        ssize_t n = io_read(ws, ws->in.p + ws->in.n, ws->in.cap - ws->in.n - 1);
+        ssize_t n = wv_stream_read(ws->s, ws->in.p + ws->in.n, ws->in.cap - ws->in.n - 1);
         if (n <= 0) {
-            rc = n == 0 ? wv_fail(-ECONNRESET, "%s closed during the handshake", url) : (int)n;
+            rc = n == 0 ? wv_fail(-ECONNRESET, "%s closed during the handshake", shown) : (int)n;
             break;
         }
         ws->in.n += (size_t)n;
@@ -1067,13 +975,26 @@ int wv_ws_connect(const char *url, const wv_ws_connect_opts *o, wv_ws **out)
             v++;
         if (strncmp(ws->in.p, "HTTP/1.1 101", 12) != 0) {
             const char *eol = strstr(ws->in.p, "\r\n");
-            rc = wv_fail(-EPROTO, "%s answered '%.*s'", url, (int)(eol ? eol - ws->in.p : 60),
+            rc = wv_fail(-EPROTO, "%s answered '%.*s'", shown, (int)(eol ? eol - ws->in.p : 60),
                          ws->in.p);
         } else if (!header_has(ws->in.p, "Upgrade", "websocket") ||
                    !header_has(ws->in.p, "Connection", "upgrade") || !v ||
                    strncmp(v, accept_hdr, 28) != 0) {
-            rc = wv_fail(-EPROTO, "%s: bad 101 (Upgrade, Connection or Sec-WebSocket-Accept)", url);
+            rc = wv_fail(-EPROTO, "%s: bad 101 (Upgrade, Connection or Sec-WebSocket-Accept)",
+                         shown);
         }
+    }
+    if (rc == 0) {
+        /* the subprotocol chosen must be exactly one we offered (RFC 6455
+         * 4.1: otherwise the client fails the connection) */
+        wv_str chosen = header_value(ws->in.p, "Sec-WebSocket-Protocol");
+        for (const char *const *p = opts.subprotocols; chosen.p && p && *p; p++)
+            if (wv_str_eq_cstr(chosen, *p))
+                ws->subprotocol = *p;
+        if (chosen.p && !ws->subprotocol)
+            rc = wv_fail(-EPROTO,
+                         "%s: the server chose the subprotocol \"%.*s\", which we did not offer",
+                         shown, (int)(chosen.n > 64 ? 64 : chosen.n), chosen.p);
     }
     if (rc < 0) {
         wv_ws_free(ws);
@@ -1081,10 +1002,6 @@ int wv_ws_connect(const char *url, const wv_ws_connect_opts *o, wv_ws **out)
     }
     /* keep what followed the head: frames */
     ws->pos = (size_t)(head_end - ws->in.p) + 4;
-    const char *proto = strcasestr(ws->in.p, "\r\nSec-WebSocket-Protocol:");
-    for (const char *const *p = opts.subprotocols; proto && p && *p; p++)
-        if (strstr(proto, *p))
-            ws->subprotocol = *p;
     ws->max_message = opts.max_message ? opts.max_message : DEFAULT_MAX;
     ws->ping_interval_ms = opts.ping_interval_ms ? opts.ping_interval_ms : 30000;
     ws->pong_timeout_ms = opts.pong_timeout_ms > 0 ? opts.pong_timeout_ms : 10000;
@@ -1103,15 +1020,14 @@ void wv_ws_free(wv_ws *ws)
 {
     if (!ws || !ws->client)
         return;
-    if (ws->wpending.n && !ws->broken) {
+    if (ws->s && (ws->wpending.n || wv_stream_unsent(ws->s)) && !ws->broken) {
         int64_t old = wv_deadline_set(wv_after_ms(CLOSE_WAIT_MS));
         ws_flush_pending(ws);
         wv_deadline_set(old);
     }
-    shard_undefer(&ws->flush_hook);
+    wv_pass_hook_cancel(&ws->flush_hook);
     ws_drain_senders(ws);
-    wv_tls_close(ws->tls);
-    wv_close(ws->fd);
+    wv_stream_close(ws->s);
     wv_buf_free(&ws->in);
     wv_buf_free(&ws->msg);
     wv_buf_free(&ws->wpending);

@@ -7,8 +7,7 @@
 
 #include <zlib.h>
 
-#include "http/http_internal.h"
-#include "rt/rt_internal.h"
+#include "weave/http.h"
 #include "weave/net.h"
 #include "weave/ws.h"
 
@@ -18,11 +17,9 @@ typedef struct hub_blob hub_blob;
 typedef struct hub_member hub_member;
 
 struct wv_ws {
-    conn *c;     /* the server connection; NULL for a client */
-    bool client; /* frames we send are masked, frames we get must not be */
+    wv_stream *s; /* the connection: HTTP's after an upgrade, or our own (client) */
+    bool client;  /* frames we send are masked, frames we get must not be */
     char peer[64];
-    int fd;
-    wv_tls *tls; /* a wss:// client's TLS, else NULL */
     size_t max_message;
     int64_t ping_interval_ms, pong_timeout_ms;
     const char *subprotocol;
@@ -47,8 +44,8 @@ struct wv_ws {
      * next writes them first */
     wv_buf wpending;
     size_t wpending_off;
-    defer_hook flush_hook; /* writes wpending at the end of the pass */
-    bool flushing;         /* a flusher fiber is writing the rest */
+    wv_pass_hook flush_hook; /* writes wpending at the end of the pass */
+    bool flushing;           /* a flusher fiber is writing the rest */
     bool close_sent, close_received, broken;
     int close_code; /* the peer's */
     int64_t ping_due, pong_due;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Cross-architecture check: build the runtime and tests/cross/smoke.c for
 # aarch64 and run it under qemu-user, so the aarch64 context switch is
-# exercised on every `make test` (scripts/deps.sh installs the toolchain).
+# exercised on every `make test` (scripts/deps.sh test installs the toolchain).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=build/cross

@@ -43,8 +43,8 @@ die()
 }
 
 # -- prerequisites: a clear word on what is missing
-[ -x "$CHROMIUM" ] || die "$CHROMIUM not found: \`make deps\` installs it (Debian package chromium)"
-command -v node >/dev/null 2>&1 || die "node not found: \`make deps\` installs Debian's nodejs and npm"
+[ -x "$CHROMIUM" ] || die "$CHROMIUM not found: \`scripts/deps.sh test\` installs it (Debian package chromium)"
+command -v node >/dev/null 2>&1 || die "node not found: \`scripts/deps.sh\` installs Debian's nodejs and npm"
 node_major=$(node -p 'process.versions.node.split(".")[0]')
 [ "$node_major" -ge 20 ] || die "node $(node --version) is too old: playwright-core needs Node.js 20 or newer"
 [ -x "$BIN" ] || die "$BIN not found: build it first (\`make build\`, or set BUILD_DIR)"

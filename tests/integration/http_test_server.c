@@ -4,7 +4,8 @@
  * PORT (0 = any; the chosen port is printed as "listening on PORT"),
  * WEAVE_SHARDS, MAX_BODY, MAX_HEADERS, MAX_HEAD, MAX_REQUEST_LINE,
  * HEADER_TIMEOUT_MS, BODY_TIMEOUT_MS, IDLE_TIMEOUT_MS, DRAIN_TIMEOUT_MS,
- * MAX_CONNECTIONS, ACCESS_LOG (common|json), STATIC_DIR (served at /static).
+ * MAX_CONNECTIONS, ACCESS_LOG (common|json), STATIC_DIR (served at /static),
+ * TLS_CERT and TLS_KEY (PEM files: serve HTTPS, ALPN http/1.1).
  * CORS allows http://localhost:8000 and http://allowed.example, with
  * credentials.
  */
@@ -354,6 +355,13 @@ static int serve(void *arg)
                                                       : WV_ACCESS_LOG_OFF,
         .bound_port = &port,
     };
+    const char *cert = getenv("TLS_CERT"), *key = getenv("TLS_KEY");
+    if (cert && key &&
+        wv_tls_ctx_server(&(wv_tls_opts){.cert_file = cert, .key_file = key, .alpn = "http/1.1"},
+                          &o.tls) < 0) {
+        fprintf(stderr, "http_test_server: %s\n", wv_errmsg());
+        return 1;
+    }
     wv_event ready = {0};
     o.ready = &ready;
     announce a = {&ready, &port};
@@ -362,6 +370,7 @@ static int serve(void *arg)
     if (rc < 0)
         fprintf(stderr, "http_test_server: %s\n", wv_errmsg());
     wv_router_free(r);
+    wv_tls_ctx_free(o.tls);
     return rc < 0 ? 1 : 0;
 }
 

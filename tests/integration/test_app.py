@@ -3,8 +3,12 @@
 stays 200, the banner names the backends, a failing start hook stops the
 process with status 1 and its message, options take flag over env over
 default, --max-connections caps open connections (a bad value: status 2),
-and metrics: requests counted by route template, method and status at
-/metrics, or on an admin port (--metrics-port), or off (--metrics=false)."""
+wv_app_run returns its status instead of exiting, a client the app owns is
+opened on every shard, reached from the request, checked by /readyz,
+shown redacted and closed at stop (a failing open stops the start naming
+it), and metrics: requests counted by route template, method and status
+at /metrics, or on an admin port (--metrics-port), or off
+(--metrics=false)."""
 import http.client
 import json
 import os
@@ -127,6 +131,42 @@ def metrics_on_an_admin_port_or_off():
     assert r.returncode == 2 and "--metrics-port=70000" in r.stderr, r.stderr
 
 
+def clients_the_app_owns():
+    """A client declared once is opened on every shard before the start
+    hooks, reached from the request on its own shard, in /readyz and the
+    banner with its password hidden, and closed on every shard at stop."""
+    proc, port, banner = start(SHARDS="2")
+    try:
+        assert "counter://user:***@example/1" in banner and "hunter2" not in banner, banner
+        shards = set()
+        for _ in range(40):
+            st, body = get(port, "/client")
+            assert st == 200, (st, body)
+            m = re.fullmatch(rb"counter of shard (\d) on shard (\d), call \d+", body)
+            assert m and m.group(1) == m.group(2), body
+            shards.add(m.group(1))
+        st, body = get(port, "/readyz")
+        doc = json.loads(body)
+        assert doc["checks"]["counter"] == "ok", doc
+        assert doc["backends"]["counter"] == "counter://user:***@example/1", doc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(timeout=10)
+        out = proc.stdout.read()
+    assert rc == 0, rc
+    assert sorted(re.findall(r"counter closed on shard (\d)", out)) == ["0", "1"], out
+    r = subprocess.run([BIN, "--port", "0"], env=dict(os.environ, SHARDS="2",
+                                                     COUNTER_URL="refuse://u:pw123@h/"),
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    errors = [line.split("ERROR [shard 0] ", 1)[1] for line in r.stderr.splitlines()
+              if "ERROR [shard 0] " in line]
+    assert errors == ["startup failed: counter refuse://u:***@h/: the counter refused"], r.stderr
+    assert "pw123" not in r.stdout + r.stderr
+    assert r.stdout.endswith("stop hook 2 ran\nstop hook 1 ran\nwv_app_run returned 1\n"), \
+        r.stdout
+
+
 def main():
     fd, ready = tempfile.mkstemp(prefix="weave-ready-")
     os.close(fd)
@@ -138,8 +178,9 @@ def main():
             st, body = get(port, "/readyz")
             doc = json.loads(body)
             assert st == 200 and doc["status"] == "ready", (st, doc)
-            assert doc["checks"] == {"dependency": "ok"}, doc
-            assert doc["backends"] == {"dependency": "a file (test)"}, doc
+            assert doc["checks"] == {"counter": "ok", "dependency": "ok"}, doc
+            assert doc["backends"] == {"counter": "counter://user:***@example/1",
+                                       "dependency": "a file (test)"}, doc
 
             os.unlink(ready)
             st, body = get(port, "/readyz")
@@ -162,18 +203,26 @@ def main():
         assert rc == 0, (rc, err)
         for bad in ("AddressSanitizer", "runtime error:", "LeakSanitizer"):
             assert bad not in err, err
-        assert out.endswith("stop hook 2 ran\nstop hook 1 ran\n"), out
+        # the stop hooks, newest first, then the clients close, then
+        # wv_app_run returns (it never exits the process itself)
+        assert out.endswith("stop hook 2 ran\nstop hook 1 ran\ncounter closed on shard 0\n"
+                            "wv_app_run returned 0\n"), out
 
         r = subprocess.run([BIN, "--port", "0", "--fail-start"], capture_output=True, text=True,
                            timeout=10)
         assert r.returncode == 1, (r.returncode, r.stderr)
         assert "the dependency refused the connection at start" in r.stderr, r.stderr
         # the stop hooks still run, newest first, to close what was opened
-        assert r.stdout.endswith("stop hook 2 ran\nstop hook 1 ran\n"), r.stdout
+        assert "stop hook 2 ran\nstop hook 1 ran\n" in r.stdout, r.stdout
+        assert r.stdout.endswith("wv_app_run returned 1\n"), r.stdout
 
         r = subprocess.run([BIN], env=dict(os.environ, FAIL_START="maybe"), capture_output=True,
                            text=True, timeout=10)
         assert r.returncode == 2 and "FAIL_START=maybe" in r.stderr, r.stderr
+        assert r.stdout == "wv_app_run returned 2\n", r.stdout
+        r = subprocess.run([BIN, "--help"], capture_output=True, text=True, timeout=10)
+        assert r.returncode == 0 and r.stdout.endswith("wv_app_run returned 0\n"), r.stdout
+        assert "--tls-cert" in r.stdout and "HTTP_REDIRECT_PORT" in r.stdout, r.stdout
 
         # --max-connections: with 2 open, a third waits until one closes
         proc, port, _ = start("--max-connections", "2", SHARDS="1")
@@ -204,11 +253,13 @@ def main():
         r = subprocess.run([BIN, "--max-connections", "0"], capture_output=True, text=True,
                            timeout=10)
         assert r.returncode == 2 and "--max-connections=0: expected 1 to" in r.stderr, r.stderr
+        assert r.stdout == "wv_app_run returned 2\n", r.stdout
     finally:
         if os.path.exists(ready):
             os.unlink(ready)
     metrics_by_route_template_method_and_status()
     metrics_on_an_admin_port_or_off()
+    clients_the_app_owns()
     print("test_app: ok")
 
 

@@ -221,6 +221,20 @@ def test_chunked_body_over_max_body_is_413():
         s.assert_serving()
 
 
+def test_chunk_declared_past_max_body_is_413_at_once_and_closed():
+    # the chunk-size line alone says the body is too big: refused before any
+    # of its data is read (the client sends a few bytes and then waits)
+    with Server(MAX_BODY=1000) as s, Conn(s.port) as c:
+        c.send(build("POST", "/echo", [("Transfer-Encoding", "chunked")]) + b"100000\r\nzzzz")
+        t0 = time.monotonic()
+        r = c.read_response(timeout=3)
+        eq(r.status, 413, "status")
+        check(time.monotonic() - t0 < 2, "the 413 took %.1f s", time.monotonic() - t0)
+        check(r.has_token("Connection", "close"), "Connection: %r", r.header("Connection"))
+        c.expect_closed(2)
+        s.assert_serving()
+
+
 def test_streamed_upload_of_50mb_with_content_length_is_not_limited_by_max_body():
     total = 50 << 20
     block, expected = periodic_upload(total)

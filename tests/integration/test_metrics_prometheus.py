@@ -194,7 +194,7 @@ def dashboard_names_only_exported_metrics(sport, pport):
 def main():
     for tool in ("prometheus", "promtool"):
         if not shutil.which(tool):
-            print("FAIL %s is not installed (scripts/deps.sh installs it)" % tool)
+            print("FAIL %s is not installed (scripts/deps.sh test installs it)" % tool)
             print("test_metrics_prometheus: 0 passed, 1 failed")
             return 1
     tmp = tempfile.mkdtemp(prefix="weave-prom-")

@@ -801,7 +801,7 @@ static int trim_body(void *arg)
     size_t ps = (size_t)sysconf(_SC_PAGESIZE);
     int want = touch_deep(1);
     int before = resident_stack_pages();
-    fiber_stack_trim();
+    wv_fiber_trim_stack();
     int after = resident_stack_pages();
     CHECK((size_t)before * ps >= 48 * 1024); /* the 48 KiB were touched */
     /* what stays: this frame and those above it (a few KiB), in whole pages */
@@ -862,10 +862,10 @@ static void test_fibers_alive_counts_the_shards_live_fibers(void **state)
     assert_int_equal(wv_fibers_alive(), 0); /* outside the runtime */
 }
 
-/* shard_defer (rt_internal.h): the loop's end-of-pass hooks */
+/* wv_pass_hook_queue: the loop's end-of-pass hooks */
 static int hook_runs, hook_order, other_order, order_seq;
 
-static void count_hook(defer_hook *h)
+static void count_hook(wv_pass_hook *h)
 {
     hook_runs++;
     hook_order = ++order_seq;
@@ -880,11 +880,11 @@ static int other_fiber(void *arg)
 static int defer_runs_after_the_pass(void *arg)
 {
     hook_runs = hook_order = other_order = order_seq = 0;
-    defer_hook h = {0}, never = {0};
-    shard_defer(&h, count_hook);
-    shard_defer(&h, count_hook); /* queued once */
-    shard_defer(&never, count_hook);
-    shard_undefer(&never); /* taken back: never runs */
+    wv_pass_hook h = {0}, never = {0};
+    wv_pass_hook_queue(&h, count_hook);
+    wv_pass_hook_queue(&h, count_hook); /* queued once */
+    wv_pass_hook_queue(&never, count_hook);
+    wv_pass_hook_cancel(&never); /* taken back: never runs */
     CHECK_EQ(wv_spawn(other_fiber, NULL, NULL), 0);
     CHECK_EQ(wv_yield(), 0);
     /* the other fiber ran, and this one again, in the same pass */

@@ -370,6 +370,36 @@ static void test_fail_sets_errmsg_and_returns_its_error_argument(void **state)
     assert_checks_passed();
 }
 
+/* Wrapping the last message in a new one, the way callers add context:
+ * the whole message, not one garbled by formatting into its own source. */
+static void wrap_messages(void)
+{
+    wv_fail(-ECONNREFUSED, "connection to server at \"127.0.0.1\", port 1 failed: Connection "
+                           "refused");
+    wv_fail(-ECONNREFUSED, "database postgres://nobody@127.0.0.1:1/x: %s", wv_errmsg());
+    CHECK_STR_EQ(wv_errmsg(), "database postgres://nobody@127.0.0.1:1/x: connection to server at "
+                              "\"127.0.0.1\", port 1 failed: Connection refused");
+    wv_fail(-EINVAL, " 0): invalid literal");
+    wv_fail(-EINVAL, "the body is not JSON: %s", wv_errmsg());
+    CHECK_STR_EQ(wv_errmsg(), "the body is not JSON:  0): invalid literal");
+    wv_fail(-EINVAL, "%s%s", wv_errmsg(), wv_errmsg());
+    CHECK_STR_EQ(wv_errmsg(), "the body is not JSON:  0): invalid literalthe body is not JSON:  "
+                              "0): invalid literal");
+}
+
+static int wrap_in_fiber(void *arg)
+{
+    wrap_messages();
+    return 0;
+}
+
+static void test_fail_can_wrap_the_previous_errmsg_whole(void **state)
+{
+    assert_int_equal(run_in_rt(1, wrap_in_fiber, NULL), 0);
+    wrap_messages(); /* outside a fiber: the thread's buffer */
+    assert_checks_passed();
+}
+
 typedef struct errmsg_fiber {
     const char *own;
     char seen_at_start[64];
@@ -472,6 +502,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_weave_log_off_silences_every_level),
         cmocka_unit_test(test_log_level_is_info_without_weave_log),
         cmocka_unit_test(test_fail_sets_errmsg_and_returns_its_error_argument),
+        cmocka_unit_test(test_fail_can_wrap_the_previous_errmsg_whole),
         cmocka_unit_test(test_errmsg_belongs_to_the_fiber_that_failed),
         cmocka_unit_test(test_errmsg_keeps_a_prefix_of_a_very_long_message),
         cmocka_unit_test(test_strerror_describes_negative_errno_values),
