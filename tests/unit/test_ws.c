@@ -8,7 +8,9 @@
  *   - a receive that timed out while idle leaves the connection usable, on
  *     the client and on the server;
  *   - a peer whose last message and FIN arrive together is noticed at once,
- *     not after the keepalive gives up on it.
+ *     not after the keepalive gives up on it;
+ *   - the client takes exactly the subprotocol the server chose, and fails
+ *     the handshake when it chose one the client never offered.
  */
 #include "harness.h"
 
@@ -17,6 +19,8 @@
 
 #include <weave/http.h>
 #include <weave/ws.h>
+
+#include "ws/frame.h"
 
 /* ------------------------------------------------------------ the server */
 
@@ -198,12 +202,103 @@ static void test_a_last_message_arriving_with_the_fin_is_echoed_and_closed_at_on
     run_scenario(last_message_with_fin);
 }
 
+/* ---------------------------------------------------------- subprotocols */
+
+typedef struct fake_server {
+    int lfd;
+    const char *chosen; /* the Sec-WebSocket-Protocol it answers */
+} fake_server;
+
+/* Answer one handshake with a correct 101 naming `chosen`, then hold. */
+static int answer_handshake(void *arg)
+{
+    fake_server *f = arg;
+    int fd = wv_accept(f->lfd, NULL, NULL);
+    if (fd < 0)
+        return fd;
+    char head[2048];
+    size_t n = 0;
+    while (n < sizeof head - 1 && !memmem(head, n, "\r\n\r\n", 4)) {
+        ssize_t r = wv_read(fd, head + n, sizeof head - 1 - n);
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+    }
+    head[n] = '\0';
+    const char *key = strcasestr(head, "\r\nSec-WebSocket-Key: ");
+    char accept[29] = "";
+    if (key)
+        ws_accept_key(key + 21, 24, accept);
+    char reply[512];
+    int k = snprintf(reply, sizeof reply,
+                     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n"
+                     "Sec-WebSocket-Protocol: %s\r\n\r\n",
+                     accept, f->chosen);
+    wv_write(fd, reply, (size_t)k);
+    wv_sleep_ms(200);
+    return wv_close(fd);
+}
+
+typedef struct proto_case {
+    const char *const *offered;
+    const char *chosen; /* by the server */
+    const char *want;   /* wv_ws_subprotocol, or NULL when the handshake must fail */
+} proto_case;
+
+static int subprotocol_case(void *arg)
+{
+    const proto_case *c = arg;
+    uint16_t port = 0;
+    fake_server f = {listen_loopback(&port), c->chosen};
+    REQUIRE(f.lfd >= 0);
+    wv_group *g = wv_group_new();
+    REQUIRE_EQ(wv_group_spawn(g, answer_handshake, &f, NULL), 0);
+    char url[64], want_msg[160];
+    snprintf(url, sizeof url, "ws://127.0.0.1:%u/", port);
+    wv_ws *ws = NULL;
+    int rc = wv_ws_connect(url, &(wv_ws_connect_opts){.subprotocols = c->offered}, &ws);
+    if (c->want) {
+        CHECK_EQ(rc, 0);
+        CHECK_STR_EQ(rc == 0 && wv_ws_subprotocol(ws) ? wv_ws_subprotocol(ws) : "", c->want);
+    } else {
+        CHECK_EQ(rc, -EPROTO);
+        snprintf(want_msg, sizeof want_msg,
+                 "%s: the server chose the subprotocol \"%s\", which we did not offer", url,
+                 c->chosen);
+        CHECK_STR_EQ(wv_errmsg(), want_msg);
+        CHECK(ws == NULL);
+    }
+    if (ws)
+        wv_ws_free(ws);
+    wv_group_join(g);
+    wv_group_free(g);
+    wv_close(f.lfd);
+    return 0;
+}
+
+static void test_client_takes_exactly_the_subprotocol_the_server_chose(void **state)
+{
+    static const char *const both[] = {"superchat", "chat", NULL};
+    static const char *const chat[] = {"chat", NULL};
+    const proto_case cases[] = {
+        {both, "superchat", "superchat"},
+        {both, "chat", "chat"},
+        {chat, "superchat", NULL}, /* never offered: the handshake fails */
+        {chat, "cha", NULL},
+    };
+    for (size_t i = 0; i < ARRAY_LEN(cases); i++)
+        assert_int_equal(run_in_rt(1, subprotocol_case, (void *)&cases[i]), 0);
+    assert_checks_passed();
+}
+
 int main(void)
 {
     harness_init();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_receives_that_timed_out_while_idle_leave_the_connection_usable),
         cmocka_unit_test(test_a_last_message_arriving_with_the_fin_is_echoed_and_closed_at_once),
+        cmocka_unit_test(test_client_takes_exactly_the_subprotocol_the_server_chose),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
