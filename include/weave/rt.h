@@ -540,6 +540,10 @@ const char *wv_errmsg(void);
  * wv_fail(-EPROTO, "bad frame %d", n)` style code. */
 int wv_fail(int err, const char *fmt, ...) WV_PRINTF(2, 3);
 
+/* Forget the running fiber's detail (wv_errmsg() returns "" after it).
+ * Costs nothing when there is none. */
+void wv_errmsg_clear(void);
+
 /* strerror for a negative errno ("Connection refused"). */
 const char *wv_strerror(int err);
 

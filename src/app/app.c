@@ -549,7 +549,7 @@ static int readyz(wv_req *req, wv_res *res)
     wv_json_object_begin(j);
     const char *failing = NULL;
     for (check *c = app->checks; c; c = c->next) {
-        wv_fail(0, "%s", "");
+        wv_errmsg_clear();
         int rc = c->fn(c->arg);
         wv_json_key(j, c->name);
         if (rc == 0) {

@@ -257,7 +257,7 @@ static bool serve_request(conn *c, wv_req *req)
     http_server *s = c->srv;
     wv_res res;
     res_init(&res, c, req);
-    wv_fail(0, "%s", ""); /* no detail left over from an earlier request */
+    wv_errmsg_clear(); /* no detail left over from an earlier request */
     req->continue_pending = req->h.expect_continue && req->h.minor == 1;
     if (!req->h.keep_alive || s->stopping)
         res.close = true;

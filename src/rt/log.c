@@ -126,6 +126,15 @@ const char *wv_errmsg(void)
     return thread_errmsg;
 }
 
+void wv_errmsg_clear(void)
+{
+    wv_fiber *f = current();
+    if (!f)
+        thread_errmsg[0] = '\0';
+    else if (f->errmsg)
+        f->errmsg[0] = '\0';
+}
+
 /* Formatted apart, then copied: the arguments may be wv_errmsg() itself
  * ("...: %s", wv_errmsg()), which vsnprintf into the same buffer would
  * overwrite while reading it. */

@@ -385,6 +385,8 @@ static void wrap_messages(void)
     wv_fail(-EINVAL, "%s%s", wv_errmsg(), wv_errmsg());
     CHECK_STR_EQ(wv_errmsg(), "the body is not JSON:  0): invalid literalthe body is not JSON:  "
                               "0): invalid literal");
+    wv_errmsg_clear();
+    CHECK_STR_EQ(wv_errmsg(), "");
 }
 
 static int wrap_in_fiber(void *arg)
