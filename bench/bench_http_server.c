@@ -5,7 +5,8 @@
  * WEAVE_SHARDS set where and how wide it runs; METRICS=1 adds the metrics
  * middleware (wv_metrics_http) and GET /metrics, for
  * metrics.middleware_overhead (bench/run_metrics.sh); TLS_CERT and TLS_KEY
- * (PEM files) serve HTTPS instead, for bench/run_tls.sh.
+ * (PEM files) serve HTTPS instead, for bench/run_tls.sh, and
+ * TLS_RESUMPTION=0 turns session resumption off (every handshake full).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,8 +73,12 @@ static int serve(void *arg)
     }
     wv_tls_ctx *tls = NULL;
     const char *cert = getenv("TLS_CERT"), *key = getenv("TLS_KEY");
+    const char *resume = getenv("TLS_RESUMPTION");
     if (cert && key &&
-        wv_tls_ctx_server(&(wv_tls_opts){.cert_file = cert, .key_file = key, .alpn = "http/1.1"},
+        wv_tls_ctx_server(&(wv_tls_opts){.cert_file = cert,
+                                         .key_file = key,
+                                         .alpn = "http/1.1",
+                                         .no_resumption = resume && strcmp(resume, "0") == 0},
                           &tls) < 0) {
         fprintf(stderr, "bench_http_server: %s\n", wv_errmsg());
         return 1;

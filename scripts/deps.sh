@@ -84,6 +84,9 @@ BENCH_PACKAGES=(
     libmariadb3
     # c-ares, for the resolver benchmark comparing it with getaddrinfo
     libc-ares-dev
+    # the tls suite (bench/run_tls.sh): h2load for new handshakes, the openssl
+    # command line for certificates and handshake checks
+    nghttp2-client openssl
 )
 
 usage()

@@ -151,6 +151,9 @@ typedef struct wv_tls_opts {
     const char *alpn;
     /* server: ask for and verify a client certificate against ca_file */
     bool verify_peer;
+    /* server: no session resumption (no tickets, no session cache), so
+     * every handshake is a full one; resumption is on by default */
+    bool no_resumption;
 } wv_tls_opts;
 
 /* A context for client connections; opts may be NULL. TLS 1.2 and 1.3

@@ -6,13 +6,18 @@
  * A plain stream is the runtime's socket helpers (wv_read, wv_writev,
  * wv_sendfile) plus nothing: the HTTP server's hot path costs one branch.
  *
- * On TLS, OpenSSL reads and writes the non-blocking socket itself
- * (SSL_set_fd, no memory BIOs, no copies); its WANT_READ / WANT_WRITE
- * become waits for a fresh edge on the socket (WV_FRESH: the EAGAIN
- * OpenSSL just saw makes older readiness stale) and the call is made again
- * with the same arguments. The shard is one thread, so an SSL object is
- * never entered twice at once; a reader and a writer fiber may share a
- * stream (a WebSocket's reader and its hub writer).
+ * On TLS, OpenSSL reads and writes the non-blocking socket through a BIO
+ * of ours (sock_bio below: read and write on the fd, no memory BIOs, no
+ * copies), with read-ahead on so one read takes a whole record, header and
+ * body, and usually the next ones. The BIO remembers a short read: the
+ * socket is empty then, so the next read OpenSSL asks for is answered
+ * "try again" without a system call, and the fiber waits for readiness
+ * (as wv_read does for plain sockets). OpenSSL's WANT_READ / WANT_WRITE
+ * become those waits (WV_FRESH after a real EAGAIN: older readiness is
+ * stale then) and the call is made again with the same arguments. The
+ * shard is one thread, so an SSL object is never entered twice at once; a
+ * reader and a writer fiber may share a stream (a WebSocket's reader and
+ * its hub writer).
  *
  * wv_stream_try_writev never suspends. On TLS, a record OpenSSL could not
  * send whole must be offered again with the same bytes, so it is copied
@@ -25,6 +30,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,7 +47,9 @@ struct wv_stream {
     bool interrupted; /* wv_stream_interrupt: reads and waits give -EBADF */
     bool broken;      /* TLS failed fatally: no close_notify at the end */
     bool shut;        /* our close_notify (or FIN) went */
-    bool maybe_more;  /* the last read may have left bytes in the socket */
+    bool maybe_more;  /* the last read filled its buffer: the socket may hold more */
+    bool drained;     /* TLS: the BIO's last read came back short: the socket is empty */
+    bool stale;       /* TLS: a real EAGAIN was seen: older readiness is stale */
     char alpn[32];
     char *owed; /* TLS: a record to offer again before anything else */
     size_t owed_n;
@@ -120,8 +128,12 @@ static int tls_wait(wv_stream *s, int r, const char *what)
     }
     if (s->interrupted && events == WV_IN)
         return -EBADF;
+    /* after our own "try again" for a drained socket, readiness that came
+     * since the short read counts; after a real EAGAIN it is stale */
+    int fresh = events == WV_OUT || s->stale ? WV_FRESH : 0;
+    s->stale = false;
     for (;;) {
-        int rc = wv_fd_wait(s->fd, events | WV_FRESH, WV_NEVER);
+        int rc = wv_fd_wait(s->fd, events | fresh, WV_NEVER);
         if (rc != -EBUSY)
             return rc < 0 ? rc : 0;
         /* the other direction's fiber waits on it already (a read that
@@ -162,6 +174,95 @@ static int handshake(wv_stream *s, const char *what)
     }
 }
 
+/* ------------------------------------------------------------- the BIO */
+
+static int sock_bio_read(BIO *b, char *buf, size_t n, size_t *got)
+{
+    wv_stream *s = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    *got = 0;
+    if (s->drained) { /* the last read emptied the socket: wait, do not ask */
+        s->drained = false;
+        BIO_set_retry_read(b);
+        return 0;
+    }
+    for (;;) {
+        ssize_t r = read(s->fd, buf, n);
+        if (r > 0) {
+            *got = (size_t)r;
+            s->drained = (size_t)r < n;
+            s->maybe_more = !s->drained;
+            return 1;
+        }
+        if (r == 0)
+            return 0; /* the end: no retry flag */
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN) {
+            s->stale = true;
+            s->maybe_more = false;
+            BIO_set_retry_read(b);
+        }
+        return 0;
+    }
+}
+
+static int sock_bio_write(BIO *b, const char *buf, size_t n, size_t *put)
+{
+    wv_stream *s = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    *put = 0;
+    for (;;) {
+        ssize_t w = send(s->fd, buf, n, MSG_NOSIGNAL);
+        if (w >= 0) {
+            *put = (size_t)w;
+            return 1;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == ENOTSOCK) { /* a pipe in a test */
+            w = write(s->fd, buf, n);
+            if (w >= 0) {
+                *put = (size_t)w;
+                return 1;
+            }
+        }
+        if (errno == EAGAIN)
+            BIO_set_retry_write(b);
+        return 0;
+    }
+}
+
+static long sock_bio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    (void)b;
+    (void)num;
+    (void)ptr;
+    return cmd == BIO_CTRL_FLUSH ? 1 : 0; /* writes are not buffered here */
+}
+
+static BIO_METHOD *sock_method;
+static pthread_once_t sock_method_once = PTHREAD_ONCE_INIT;
+
+static void make_sock_method(void)
+{
+    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "weave socket");
+    if (m && BIO_meth_set_read_ex(m, sock_bio_read) && BIO_meth_set_write_ex(m, sock_bio_write) &&
+        BIO_meth_set_ctrl(m, sock_bio_ctrl))
+        sock_method = m;
+}
+
+static BIO *sock_bio_new(wv_stream *s)
+{
+    pthread_once(&sock_method_once, make_sock_method);
+    BIO *b = sock_method ? BIO_new(sock_method) : NULL;
+    if (b) {
+        BIO_set_data(b, s);
+        BIO_set_init(b, 1);
+    }
+    return b;
+}
+
 static int tls_begin(wv_stream *s, wv_tls_ctx *ctx)
 {
     if (s->ssl)
@@ -169,11 +270,14 @@ static int tls_begin(wv_stream *s, wv_tls_ctx *ctx)
     if (wv_shard_id() < 0)
         return -EPERM;
     SSL *ssl = tls_ctx_new_ssl(ctx);
-    if (!ssl || !SSL_set_fd(ssl, s->fd)) {
+    BIO *bio = ssl ? sock_bio_new(s) : NULL;
+    if (!bio) {
         int rc = tls_fail("SSL_new");
         SSL_free(ssl);
         return rc;
     }
+    SSL_set_bio(ssl, bio, bio); /* the SSL owns it now */
+    s->drained = s->stale = s->maybe_more = false;
     s->ssl = ssl;
     s->broken = s->shut = false;
     return 0;
@@ -243,10 +347,8 @@ ssize_t wv_stream_read(wv_stream *s, void *buf, size_t n)
         size_t got = 0;
         ERR_clear_error();
         int r = SSL_read_ex(s->ssl, buf, n, &got);
-        if (r == 1) {
-            s->maybe_more = true; /* a record at a time: the socket may hold more */
+        if (r == 1)
             return (ssize_t)got;
-        }
         int rc = tls_wait(s, r, "TLS read");
         if (rc == 1)
             return 0;
@@ -259,33 +361,28 @@ size_t wv_stream_pending(const wv_stream *s)
 {
     if (!s->ssl)
         return 0;
-    int n = SSL_pending(s->ssl);
+    int n = SSL_pending(s->ssl); /* decrypted; read-ahead bytes not yet decrypted are not counted */
     return n > 0 ? (size_t)n : 0;
 }
 
 /*
  * Readiness is edge-triggered: after a read that did not empty the socket
- * no new edge may come, so input that may still be there is looked for
- * first. A plain stream knows (a short read emptied the socket); on TLS a
- * read returns a record at a time, so one peek at the socket tells.
+ * no new edge may come, so input that may still be there is reported at
+ * once (the read that follows finds it, or waits properly). Both kinds of
+ * stream know: a read that filled its buffer may have left bytes behind,
+ * a short one emptied the socket; and TLS bytes may wait inside OpenSSL.
  */
 int wv_stream_wait(wv_stream *s, int events, int64_t at)
 {
     if (s->interrupted)
         return -EBADF;
-    int fresh = 0;
     if (events & WV_IN) {
-        if (s->ssl && SSL_has_pending(s->ssl))
-            return WV_IN; /* a record (or part of one) is inside OpenSSL already */
-        if (s->maybe_more) {
-            char byte;
-            if (!s->ssl || recv(s->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) >= 0 || errno != EAGAIN)
-                return WV_IN; /* bytes, the end or an error: the read will tell */
-            s->maybe_more = false;
-            fresh = WV_FRESH; /* the EAGAIN makes earlier readiness stale */
-        }
+        if (s->maybe_more || (s->ssl && SSL_has_pending(s->ssl)))
+            return WV_IN;
+        if (s->ssl)
+            s->drained = false; /* the wait below is the one the short read owed */
     }
-    return wv_fd_wait(s->fd, (events & (WV_IN | WV_OUT)) | fresh, at);
+    return wv_fd_wait(s->fd, events & (WV_IN | WV_OUT), at);
 }
 
 /* --------------------------------------------------------------- writes */

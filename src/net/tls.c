@@ -85,12 +85,20 @@ static int build(wv_tls_ctx *ctx, SSL_CTX **out)
     SSL_CTX_set_mode(c, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                             SSL_MODE_RELEASE_BUFFERS);
     SSL_CTX_set_options(c, SSL_OP_NO_RENEGOTIATION);
+    /* one read takes a whole record (and the ones behind it), not its
+     * 5-byte header first: half the read system calls */
+    SSL_CTX_set_read_ahead(c, 1);
     int rc = 0;
     const wv_tls_opts *o = &ctx->opts;
     if (ctx->server) {
         SSL_CTX_set_options(c, SSL_OP_CIPHER_SERVER_PREFERENCE);
         SSL_CTX_set_session_id_context(c, (const unsigned char *)"weave", 5);
-        SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_SERVER);
+        SSL_CTX_set_session_cache_mode(c, o->no_resumption ? SSL_SESS_CACHE_OFF
+                                                           : SSL_SESS_CACHE_SERVER);
+        if (o->no_resumption) {
+            SSL_CTX_set_num_tickets(c, 0);
+            SSL_CTX_set_options(c, SSL_OP_NO_TICKET);
+        }
         if (SSL_CTX_use_certificate_chain_file(c, o->cert_file) != 1)
             rc = tls_fail(o->cert_file);
         else if (SSL_CTX_use_PrivateKey_file(c, o->key_file, SSL_FILETYPE_PEM) != 1)

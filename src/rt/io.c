@@ -116,6 +116,8 @@ int wv_connect(int fd, const struct sockaddr *addr, socklen_t len)
     rc = fd_wait_again(fd, WV_OUT);
     if (rc < 0)
         return rc;
+    if (!fd_error_seen(fd))
+        return 0; /* writable with no error or hang-up: connected */
     int soerr = 0;
     socklen_t sl = sizeof soerr;
     if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0)

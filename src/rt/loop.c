@@ -315,6 +315,12 @@ void fd_note_short_read(int fd)
         sh->fds[fd].drained = 1;
 }
 
+bool fd_error_seen(int fd)
+{
+    shard *sh = wv__shard;
+    return !sh || fd < 0 || fd >= sh->nfds || sh->fds[fd].hup;
+}
+
 int fd_wait_if_drained(int fd)
 {
     shard *sh = wv__shard;
@@ -352,9 +358,16 @@ void wv_fd_forget(int fd)
     memset(r, 0, sizeof *r);
 }
 
+/* Like wv_fd_forget, without the EPOLL_CTL_DEL: closing the descriptor
+ * takes it out of the epoll set (our sockets are close-on-exec and never
+ * duplicated), one system call fewer per connection. */
 int wv_close(int fd)
 {
-    wv_fd_forget(fd);
+    shard *sh = wv__shard;
+    if (sh && fd >= 0 && fd < sh->nfds) {
+        fds_wake_all(sh, fd, -EBADF);
+        memset(&sh->fds[fd], 0, sizeof sh->fds[fd]);
+    }
     return close(fd) < 0 ? -errno : 0;
 }
 

@@ -235,6 +235,7 @@ bool shard_should_exit(shard *sh);
 void signals_received(shard *sh);
 int fd_wait_again(int fd, int events); /* wv_fd_wait(fd, events | WV_FRESH, WV_NEVER) */
 void fd_note_short_read(int fd);
+bool fd_error_seen(int fd); /* an EPOLLERR / EPOLLHUP / EPOLLRDHUP came for fd */
 int fd_wait_if_drained(int fd);
 void fds_wake_all(shard *sh, int fd, int result);
 

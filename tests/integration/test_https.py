@@ -148,6 +148,17 @@ def sessions_resume():
             assert request(c)[2] == b"Hello, World!"
 
 
+def no_resumption_when_turned_off():
+    with tls_server(TLS_RESUMPTION="0") as s:
+        ctx = client_ctx()
+        with tls_conn(s.port, ctx) as c:
+            request(c)
+            session = c.session
+        with tls_conn(s.port, ctx, session=session) as c:
+            assert not c.session_reused, "resumed although resumption is off"
+            assert request(c)[2] == b"Hello, World!"
+
+
 def keep_alive_and_big_bodies_through_tls():
     static = tempfile.mkdtemp(prefix="weave-https-static-")
     try:
@@ -348,7 +359,8 @@ def main():
         return 1
     try:
         for fn in (curl_with_the_test_ca, tls_13_and_12_served_and_older_refused,
-                   alpn_chooses_http_1_1, sessions_resume, keep_alive_and_big_bodies_through_tls,
+                   alpn_chooses_http_1_1, sessions_resume, no_resumption_when_turned_off,
+                   keep_alive_and_big_bodies_through_tls,
                    stalled_handshake_is_cut_at_the_head_timeout,
                    plain_http_on_the_tls_port_is_refused_and_serving_goes_on,
                    app_serves_https_and_redirects_plain_http,
