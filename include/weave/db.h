@@ -60,7 +60,10 @@
  * rolls back (to try a statement that may fail, nest a transaction around
  * it). Writes are not allowed to race: on SQLite one connection writes
  * (transactions hold it until they end), others read (WAL mode: readers
- * never wait for the writer). Do not write BEGIN/COMMIT/ROLLBACK/SAVEPOINT
+ * never wait for the writer). On SQLite every connection has a thread of
+ * its own (a wv_lane); reads in flight at the same moment run together in
+ * one read transaction, so they see one snapshot, taken after each was
+ * sent: a fiber always reads what it committed before. Do not write BEGIN/COMMIT/ROLLBACK/SAVEPOINT
  * yourself: those calls return -EINVAL. A fiber that holds a transaction and
  * asks the database itself for the connection the transaction holds gets
  * -EDEADLK instead of waiting forever.

@@ -356,6 +356,47 @@ int wv_offload(wv_fn *fn, void *arg);
 /* Inside an offload job: has the waiting fiber given up on it? */
 bool wv_offload_cancelled(void);
 
+/*
+ * A lane: a thread of its own for blocking work on one resource that no
+ * two threads may use at once (a SQLite connection), made for many short
+ * jobs. Jobs from the fibers of one shard run in the order they came. The
+ * thread is woken at most once per pass of the shard's loop, runs every job
+ * it finds, and hands them all back at once, so a burst of N jobs costs
+ * one wake-up each way instead of N. wv_offload's rules hold for each job
+ * (fn must not call fiber functions; the deadline and cancellation drop a
+ * job still queued, and a running one is waited for; wv_offload_cancelled
+ * works inside it). A lane belongs to the shard that made it.
+ */
+typedef struct wv_lane wv_lane;
+
+typedef struct wv_lane_opts {
+    /* called on the lane's thread before and after a batch of n > 1 jobs
+     * (a database runs them in one transaction); either may be NULL */
+    void (*batch_begin)(void *arg, int n);
+    void (*batch_end)(void *arg);
+    void *arg;
+} wv_lane_opts;
+
+/* opts may be NULL. -EPERM outside the runtime, -ENOMEM, -errno when the
+ * thread cannot start. */
+int wv_lane_new(const wv_lane_opts *opts, wv_lane **out);
+
+/* Run fn(arg) on the lane and return its result (see wv_offload for the
+ * errors). -EXDEV from another shard. */
+int wv_lane_run(wv_lane *l, wv_fn *fn, void *arg);
+
+/* Jobs queued or running on the lane now. */
+int wv_lane_load(const wv_lane *l);
+
+/* When the batch the lane's thread is running began (wv_now's clock), or
+ * 0 when it is idle: a caller choosing among lanes can avoid one stuck
+ * behind a long job. */
+int64_t wv_lane_busy_since(const wv_lane *l);
+
+/* Stop the thread once its jobs are done, and free the lane. From the
+ * lane's shard, with no fiber waiting in wv_lane_run. NULL is ignored. */
+void wv_lane_free(wv_lane *l);
+
 /* Jobs waiting for an offload thread (from every shard) right now. */
 int wv_offload_queued(void);
 

@@ -4,15 +4,19 @@
  *
  * Connections. A file database has one writer connection and a few reader
  * connections (WAL mode: readers see the last commit and never wait for the
- * writer); ":memory:" has just the one connection. Each sits in a channel
- * (one for the writer, one for the readers) and a fiber takes one for the
- * length of a statement, or of a transaction for the writer: so writes are
- * serialized by a fiber-level queue, not by SQLite's lock, and a connection
- * is only ever used by one offload thread at a time (SQLITE_OPEN_NOMUTEX).
- * A SELECT (VALUES, WITH, EXPLAIN) goes to a reader; if SQLite says the
- * prepared statement writes after all (WITH ... INSERT), it is sent again to
- * the writer. Databases opened on different shards (or processes) share the
- * file through SQLite's own locking and the busy timeout.
+ * writer); ":memory:" has just the one connection. Every connection has a
+ * lane of its own (wv_lane: a thread that runs the jobs queued for it in
+ * order, woken once per pass of the loop for all of them), so a connection
+ * is only ever used by one thread at a time (SQLITE_OPEN_NOMUTEX) and a
+ * burst of statements costs one hand-off each way, not one per statement.
+ * A SELECT (VALUES, WITH, EXPLAIN) is queued on a reader's lane, the first
+ * one that is not already busy with many (bigger batches: fewer wake-ups);
+ * if SQLite says the prepared statement writes after all (WITH ... INSERT),
+ * it is sent again to the writer. The writer sits in a channel and a fiber
+ * takes it for the length of a statement or a transaction: so writes are
+ * serialized by a fiber-level queue, not by SQLite's lock. Databases opened
+ * on different shards (or processes) share the file through SQLite's own
+ * locking and the busy timeout.
  *
  * Statements. Each connection keeps an LRU cache of prepared statements
  * keyed by their SQL text. Placeholders are bound by name: SQLite parses
@@ -21,11 +25,18 @@
  * value its number says; any other form of parameter is refused.
  *
  * Deadlines. When the calling fiber has a deadline, a loop timer armed at it
- * calls sqlite3_interrupt() on the connection (the job itself polls
- * nothing). A cancelled fiber is noticed by a progress handler that polls
- * wv_offload_cancelled() every 1000 VM steps, and by the busy handler, which
- * also gives up then. Either way the statement stops, the job resets it and
- * the connection goes back to its channel, usable.
+ * calls sqlite3_interrupt() on the connection if the job is the one running
+ * there (the job itself polls nothing); a statement interrupted while its
+ * own deadline has not passed was hit by another job's timer in the instant
+ * the lane moved on, and runs again.
+ *
+ * Batches. A reader's lane runs the statements it finds together inside
+ * one read transaction (BEGIN ... COMMIT around the batch): they were all
+ * in flight at once, so one snapshot serves them, and the file locks and
+ * checks SQLite makes per transaction are paid once per batch. A cancelled fiber is noticed by a
+ * progress handler that polls wv_offload_cancelled() every 1000 VM steps, and by the busy handler,
+ * which also gives up then. Either way the statement stops, the job resets it and the connection
+ * goes back to its channel, usable.
  *
  * Transactions hold the writer (BEGIN IMMEDIATE, so they never fail later for
  * want of the write lock). A connection given back with a transaction open
@@ -34,6 +45,7 @@
  * whatever is left open before its statement anyway.
  */
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +59,8 @@ enum {
     SCRIPT = 2,      /* cache_get: sql holds several statements */
     MSG_SIZE = 256,
     STACK_COLS = 64,
+    READER_FILL = 32, /* statements a reader's lane takes before the next reader's is used */
+    READER_STUCK_NS = 2000000, /* a lane whose batch runs this long is not given more */
 };
 
 typedef struct stmt_entry stmt_entry;
@@ -65,8 +79,11 @@ struct stmt_entry {
 
 typedef struct sq_conn {
     sqlite3 *db;
+    wv_lane *lane; /* the thread that runs its statements */
     bool reader;
-    bool needs_rollback; /* a transaction may be open: roll it back first */
+    bool batch_tx;                    /* a reader: its lane runs a batch in one read transaction */
+    _Atomic(struct sq_job *) running; /* the job on the connection now */
+    bool needs_rollback;              /* a transaction may be open: roll it back first */
     int64_t busy_since, busy_timeout_ns;
     stmt_entry **buckets;
     size_t nbuckets;             /* a power of two */
@@ -80,7 +97,6 @@ typedef struct sq_state {
     int nconns;
     sq_conn *conns;    /* [0] the writer, then the readers */
     wv_chan *writers;  /* the writer while free (capacity 1) */
-    wv_chan *readers;  /* free readers; NULL when there are none */
     uint64_t tx_fiber; /* the fiber holding the writer for a transaction */
     int refs;          /* the database's, and one per cleanup fiber */
     bool closing;
@@ -89,7 +105,8 @@ typedef struct sq_state {
 typedef enum sq_op { OP_OPEN, OP_CLOSE, OP_RUN, OP_BEGIN, OP_COMMIT, OP_ROLLBACK } sq_op;
 
 typedef struct sq_job {
-    wv_timer timer; /* interrupts the statement at the fiber's deadline */
+    wv_timer timer;   /* interrupts the statement at the fiber's deadline */
+    int64_t deadline; /* the fiber's (wv_now's clock) */
     sq_state *s;
     sq_conn *c;
     sq_op op;
@@ -499,7 +516,20 @@ static int run_script(sq_job *j)
     return 0;
 }
 
+static int run_statement_once(sq_job *j);
+
+/* A statement interrupted before its own deadline was hit by another
+ * job's timer (the lane had moved on): run it again. */
 static int run_statement(sq_job *j)
+{
+    for (int tries = 0;; tries++) {
+        int rc = run_statement_once(j);
+        if (rc != -EINTR || tries == 3 || mono_ns() >= j->deadline || wv_offload_cancelled())
+            return rc;
+    }
+}
+
+static int run_statement_once(sq_job *j)
 {
     db_call *call = j->call;
     stmt_entry *e = NULL;
@@ -641,8 +671,11 @@ static int job_main(void *arg)
         rc = rollback_now(j);
         break;
     default:
-        /* outside a transaction, nothing may be left open from before */
-        if (!j->in_tx && (j->c->needs_rollback || !sqlite3_get_autocommit(j->c->db)))
+        atomic_store(&j->c->running, j);
+        /* outside a transaction, nothing may be left open from before (a
+         * reader's batch transaction is its lane's, not left over) */
+        if (!j->in_tx && !j->c->batch_tx &&
+            (j->c->needs_rollback || !sqlite3_get_autocommit(j->c->db)))
             rc = rollback_now(j);
         if (rc < 0)
             break;
@@ -657,7 +690,7 @@ static int job_main(void *arg)
         } else {
             rc = run_statement(j);
             bool open = !sqlite3_get_autocommit(j->c->db);
-            if (!j->in_tx && open) {
+            if (!j->in_tx && open && !j->c->batch_tx) {
                 sq_job r = {.s = j->s, .c = j->c};
                 rollback_now(&r);
                 if (rc >= 0)
@@ -669,9 +702,28 @@ static int job_main(void *arg)
             }
         }
     }
+    if (j->c)
+        atomic_store(&j->c->running, NULL);
     j->rc = rc;
     j->ran = true;
     return rc;
+}
+
+/* A reader's lane, around a batch: one read transaction for all of it. */
+static void batch_begin(void *arg, int n)
+{
+    sq_conn *c = arg;
+    (void)n;
+    c->batch_tx = c->db && sqlite3_get_autocommit(c->db) &&
+                  sqlite3_exec(c->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK;
+}
+
+static void batch_end(void *arg)
+{
+    sq_conn *c = arg;
+    if (c->batch_tx && !sqlite3_get_autocommit(c->db))
+        sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL); /* reads only: nothing to lose */
+    c->batch_tx = false;
 }
 
 /* ------------------------------------------------------------ on the shard */
@@ -679,18 +731,21 @@ static int job_main(void *arg)
 static void interrupt_at_deadline(wv_timer *t)
 {
     sq_job *j = (sq_job *)(void *)((char *)t - offsetof(sq_job, timer));
-    sqlite3_interrupt(j->c->db);
+    if (atomic_load(&j->c->running) == j) /* not another job of its lane */
+        sqlite3_interrupt(j->c->db);
 }
 
-/* Run j through the offload pool and set wv_errmsg() on failure. When the
- * fiber gives up (deadline, cancellation), what the job made is freed. */
+/* Run j on its connection's lane (the offload pool for jobs on no one
+ * connection) and set wv_errmsg() on failure. When the fiber gives up
+ * (deadline, cancellation), what the job made is freed. */
 static int offload(sq_job *j, bool interruptible)
 {
     int64_t deadline = wv_deadline();
+    j->deadline = deadline;
     bool armed = interruptible && deadline != WV_NEVER && j->c && j->c->db;
     if (armed)
         wv_timer_start(&j->timer, deadline, interrupt_at_deadline);
-    int rc = wv_offload(job_main, j);
+    int rc = j->c && j->c->lane ? wv_lane_run(j->c->lane, job_main, j) : wv_offload(job_main, j);
     if (armed)
         wv_timer_stop(&j->timer);
     if (rc == -EINTR) /* interrupted by us, then finished before the fiber woke */
@@ -710,27 +765,53 @@ static int offload(sq_job *j, bool interruptible)
     return wv_fail(rc, "sqlite: %s", wv_strerror(rc));
 }
 
-static int take(sq_state *s, bool writer, sq_conn **out)
+/* The writer, for a statement or a transaction. */
+static int take_writer(sq_state *s, sq_conn **out)
 {
-    int rc = wv_chan_recv(writer ? s->writers : s->readers, out);
+    int rc = wv_chan_recv(s->writers, out);
     if (rc < 0)
-        return wv_fail(rc, "sqlite: %s while waiting for the %s",
-                       rc == -ETIMEDOUT ? "the deadline passed" : "cancelled",
-                       writer ? "write connection" : "read connections");
+        return wv_fail(rc, "sqlite: %s while waiting for the write connection",
+                       rc == -ETIMEDOUT ? "the deadline passed" : "cancelled");
     return 0;
 }
 
-static void give(sq_state *s, sq_conn *c)
+static void give_writer(sq_state *s, sq_conn *c)
 {
-    wv_chan_try_send(c->reader ? s->readers : s->writers, &c);
+    wv_chan_try_send(s->writers, &c);
+}
+
+/* A reader for one statement: the first whose lane is neither busy with
+ * many statements nor stuck on a long one (its batches grow instead of
+ * waking another thread), else the least busy that is not stuck, else the
+ * least busy. Readers are never taken: their lanes keep order. */
+static sq_conn *pick_reader(sq_state *s)
+{
+    sq_conn *best = NULL;
+    int best_load = 0;
+    bool best_stuck = true;
+    int64_t now = wv_now();
+    for (int i = 1; i < s->nconns; i++) {
+        int load = wv_lane_load(s->conns[i].lane);
+        int64_t since = wv_lane_busy_since(s->conns[i].lane);
+        bool stuck = since && now - since > READER_STUCK_NS;
+        if (load < READER_FILL && !stuck)
+            return &s->conns[i];
+        if (!best || (best_stuck && !stuck) || (stuck == best_stuck && load < best_load)) {
+            best = &s->conns[i];
+            best_load = load;
+            best_stuck = stuck;
+        }
+    }
+    return best;
 }
 
 static void state_unref(sq_state *s)
 {
     if (--s->refs > 0)
         return;
+    for (int i = 0; s->conns && i < s->nconns; i++)
+        wv_lane_free(s->conns[i].lane);
     wv_chan_free(s->writers);
-    wv_chan_free(s->readers);
     free(s->conns);
     free(s->path);
     free(s->on_connect);
@@ -743,7 +824,9 @@ static void close_now(sq_state *s, sq_conn **conns, int n)
 {
     int64_t old = wv_deadline_set(WV_NEVER);
     sq_job j = {.s = s, .op = OP_CLOSE, .close = conns, .nclose = n};
-    int rc = wv_offload(job_main, &j);
+    /* one connection: on its lane, after what is queued there */
+    int rc = n == 1 && conns[0]->lane ? wv_lane_run(conns[0]->lane, job_main, &j)
+                                      : wv_offload(job_main, &j);
     wv_deadline_set(old);
     if (rc < 0 && !j.ran)
         for (int i = 0; i < n; i++)
@@ -768,7 +851,7 @@ static int cleanup_main(void *arg)
     if (cl.s->closing)
         close_now(cl.s, &cl.c, 1);
     else
-        give(cl.s, cl.c);
+        give_writer(cl.s, cl.c);
     state_unref(cl.s);
     return 0;
 }
@@ -783,7 +866,7 @@ static void sq_rollback(void *state, void *conn)
         sq_job j = {.s = s, .c = c, .op = OP_ROLLBACK, .in_tx = true};
         offload(&j, false);
         if (j.ran && j.rc == 0) {
-            give(s, c);
+            give_writer(s, c);
             return;
         }
     }
@@ -796,7 +879,7 @@ static void sq_rollback(void *state, void *conn)
         s->refs--;
         free(cl);
     }
-    give(s, c); /* still marked: rolled back before its next use */
+    give_writer(s, c); /* still marked: rolled back before its next use */
 }
 
 /* ---------------------------------------------------------------- vtable */
@@ -814,13 +897,9 @@ static int sq_query(void *state, db_call *call)
     sq_state *s = state;
     sq_conn *c;
     int rc;
-    if (s->readers && wants_reader(call->sql)) {
-        rc = take(s, false, &c);
-        if (rc < 0)
-            return rc;
-        sq_job j = {.s = s, .c = c, .op = OP_RUN, .call = call};
+    if (s->nconns > 1 && wants_reader(call->sql)) {
+        sq_job j = {.s = s, .c = pick_reader(s), .op = OP_RUN, .call = call};
         rc = offload(&j, true);
-        give(s, c);
         if (rc != NEED_WRITER)
             return rc;
     }
@@ -828,12 +907,12 @@ static int sq_query(void *state, db_call *call)
         return wv_fail(-EDEADLK, "sqlite: this fiber holds a transaction on the database, and "
                                  "this statement needs its connection: send it through the "
                                  "transaction's handle");
-    rc = take(s, true, &c);
+    rc = take_writer(s, &c);
     if (rc < 0)
         return rc;
     sq_job j = {.s = s, .c = c, .op = OP_RUN, .call = call};
     rc = offload(&j, true);
-    give(s, c);
+    give_writer(s, c);
     return rc;
 }
 
@@ -844,7 +923,7 @@ static int sq_begin(void *state, void **conn)
         return wv_fail(-EDEADLK, "sqlite: this fiber already holds a transaction on the "
                                  "database: nest it with wv_db_begin(tx, ...)");
     sq_conn *c;
-    int rc = take(s, true, &c);
+    int rc = take_writer(s, &c);
     if (rc < 0)
         return rc;
     sq_job j = {.s = s, .c = c, .op = OP_BEGIN};
@@ -856,7 +935,7 @@ static int sq_begin(void *state, void **conn)
             sq_rollback(s, c);
             return wv_fail(rc, "%s", msg);
         }
-        give(s, c);
+        give_writer(s, c);
         return rc;
     }
     s->tx_fiber = wv_fiber_id();
@@ -878,7 +957,7 @@ static int sq_commit(void *state, void *conn)
     int rc = offload(&j, false);
     if (j.ran && j.rc == 0) { /* committed: durable, whatever the fiber's clock says */
         s->tx_fiber = 0;
-        give(s, c);
+        give_writer(s, c);
         return 0;
     }
     char msg[MSG_SIZE];
@@ -920,9 +999,7 @@ static int sq_open(const char *url, const wv_db_opts *o, void **state)
     s->conns = calloc((size_t)s->nconns, sizeof *s->conns);
     s->on_connect = o->on_connect ? strdup(o->on_connect) : NULL;
     s->writers = wv_chan_new(sizeof(sq_conn *), 1);
-    s->readers = s->nconns > 1 ? wv_chan_new(sizeof(sq_conn *), (size_t)s->nconns - 1) : NULL;
-    if (!s->conns || (o->on_connect && !s->on_connect) || !s->writers ||
-        (s->nconns > 1 && !s->readers)) {
+    if (!s->conns || (o->on_connect && !s->on_connect) || !s->writers) {
         state_unref(s);
         return wv_fail(-ENOMEM, "wv_db_open: out of memory");
     }
@@ -930,6 +1007,12 @@ static int sq_open(const char *url, const wv_db_opts *o, void **state)
         s->conns[i].reader = i > 0;
         s->conns[i].cache_cap = o->statement_cache;
         s->conns[i].busy_timeout_ns = o->busy_timeout_ms * 1000000;
+        wv_lane_opts lo = {.batch_begin = batch_begin, .batch_end = batch_end, .arg = &s->conns[i]};
+        rc = wv_lane_new(i > 0 ? &lo : NULL, &s->conns[i].lane);
+        if (rc < 0) {
+            state_unref(s);
+            return wv_fail(rc, "wv_db_open: cannot start a thread: %s", wv_strerror(rc));
+        }
     }
     sq_job j = {.s = s, .op = OP_OPEN};
     rc = offload(&j, false);
@@ -943,8 +1026,7 @@ static int sq_open(const char *url, const wv_db_opts *o, void **state)
         state_unref(s);
         return rc;
     }
-    for (int i = 0; i < s->nconns; i++)
-        give(s, &s->conns[i]);
+    give_writer(s, &s->conns[0]);
     *state = s;
     return 0;
 }
@@ -953,14 +1035,13 @@ static void sq_close(void *state)
 {
     sq_state *s = state;
     s->closing = true;
-    sq_conn *idle[65];
-    int n = 0;
     sq_conn *c;
-    while (wv_chan_try_recv(s->writers, &c) == 0)
-        idle[n++] = c;
-    while (s->readers && n < 65 && wv_chan_try_recv(s->readers, &c) == 0)
-        idle[n++] = c;
-    close_now(s, idle, n);
+    if (wv_chan_try_recv(s->writers, &c) == 0)
+        close_now(s, &c, 1);
+    for (int i = 1; i < s->nconns; i++) { /* each after the statements on its lane */
+        c = &s->conns[i];
+        close_now(s, &c, 1);
+    }
     state_unref(s); /* cleanup fibers still running close their connection */
 }
 

@@ -75,14 +75,19 @@ msg *mailbox_pop(mailbox *mb)
     return NULL;
 }
 
-void shard_post_msg(shard *target, msg *m)
+void shard_ring(shard *target)
 {
-    mailbox_push(&target->mb, m);
     if (atomic_exchange_explicit(&target->sleeping, 0, memory_order_seq_cst)) {
         uint64_t one = 1;
         ssize_t w = write(target->evfd, &one, sizeof one);
         (void)w; /* EAGAIN means the counter is already non-zero: rung */
     }
+}
+
+void shard_post_msg(shard *target, msg *m)
+{
+    mailbox_push(&target->mb, m);
+    shard_ring(target);
 }
 
 /* ----------------------------------------------------------- shard setup */

@@ -14,9 +14,20 @@
  * costs one wake-up per thread that helps, not one per job, and blocking
  * jobs still get every thread. Signals go out after the lock is released,
  * so the woken thread never wakes straight into the lock.
+ *
+ * Lanes (wv_lane) are the other shape: one thread per resource, for many
+ * short jobs. Submitting does not wake the thread; an end-of-pass hook does,
+ * once, so the jobs the shard's fibers queued in one pass of the loop go
+ * over together. The thread takes the whole queue, runs it, and posts every
+ * completion after the last job: posted one by one, the first would wake
+ * the shard, which on a single core preempts the thread, and the batch
+ * would fall apart into round trips again.
  */
+#include <linux/futex.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "rt/rt_internal.h"
 
@@ -214,4 +225,191 @@ int wv_offload_queued(void)
     int n = pool.queued;
     pthread_mutex_unlock(&pool.lock);
     return n;
+}
+
+/* ------------------------------------------------------------------ lanes */
+
+struct wv_lane {
+    pthread_t thread;
+    pthread_mutex_t lock;
+    job *head, *tail;           /* queued, under lock */
+    _Atomic int load;           /* queued or running */
+    _Atomic int64_t busy_since; /* the running batch's start, 0 when idle */
+    _Atomic int sleeping;       /* the thread waits on `word` */
+    _Atomic uint32_t word;      /* futex: 1 when a wake-up is owed */
+    shard *sh;                  /* whose fibers submit */
+    wv_lane_opts opts;
+    wv_pass_hook wake_hook; /* wakes the thread at the end of the pass */
+    bool quit;              /* under lock */
+};
+
+static long futex(_Atomic uint32_t *addr, int op, uint32_t val)
+{
+    return syscall(SYS_futex, addr, op, val, NULL, NULL, 0);
+}
+
+static void lane_wake(wv_lane *l)
+{
+    if (atomic_load(&l->sleeping)) {
+        atomic_store(&l->word, 1);
+        futex(&l->word, FUTEX_WAKE_PRIVATE, 1);
+    }
+}
+
+static void lane_wake_hook(wv_pass_hook *h)
+{
+    lane_wake((wv_lane *)(void *)((char *)h - offsetof(wv_lane, wake_hook)));
+}
+
+static void *lane_main(void *p)
+{
+    wv_lane *l = p;
+    pthread_mutex_lock(&l->lock);
+    for (;;) {
+        if (!l->head) {
+            if (l->quit)
+                break;
+            /* set under the lock: a job queued after it is seen by the
+             * end-of-pass hook, which runs after the job was queued */
+            atomic_store(&l->sleeping, 1);
+            pthread_mutex_unlock(&l->lock);
+            while (atomic_exchange(&l->word, 0) == 0)
+                futex(&l->word, FUTEX_WAIT_PRIVATE, 0);
+            atomic_store(&l->sleeping, 0);
+            pthread_mutex_lock(&l->lock);
+            continue;
+        }
+        job *batch = l->head;
+        l->head = l->tail = NULL;
+        int n = 0;
+        for (job *j = batch; j; j = j->next, n++)
+            j->queued = false;
+        pthread_mutex_unlock(&l->lock);
+        atomic_store(&l->busy_since, wv_now());
+        bool grouped = n > 1 && l->opts.batch_begin;
+        if (grouped)
+            l->opts.batch_begin(l->opts.arg, n);
+        for (job *j = batch; j; j = j->next) {
+            running_job = j;
+            j->result = j->fn(j->arg);
+            running_job = NULL;
+        }
+        if (grouped && l->opts.batch_end)
+            l->opts.batch_end(l->opts.arg);
+        atomic_store(&l->busy_since, 0);
+        /* every completion in the mailbox first, then one doorbell: rung
+         * at the first, the shard would preempt us after one */
+        for (job *j = batch; j;) {
+            job *next = j->next; /* j may be gone once posted */
+            atomic_fetch_sub(&l->load, 1);
+            mailbox_push(&l->sh->mb, &j->done);
+            j = next;
+        }
+        shard_ring(l->sh);
+        pthread_mutex_lock(&l->lock);
+    }
+    pthread_mutex_unlock(&l->lock);
+    return NULL;
+}
+
+int wv_lane_new(const wv_lane_opts *opts, wv_lane **out)
+{
+    *out = NULL;
+    shard *sh = wv__shard;
+    if (!sh)
+        return -EPERM;
+    wv_lane *l = calloc(1, sizeof *l);
+    if (!l)
+        return -ENOMEM;
+    pthread_mutex_init(&l->lock, NULL);
+    l->sh = sh;
+    if (opts)
+        l->opts = *opts;
+    int e = pthread_create(&l->thread, NULL, lane_main, l);
+    if (e) {
+        pthread_mutex_destroy(&l->lock);
+        free(l);
+        return -e;
+    }
+    *out = l;
+    return 0;
+}
+
+int wv_lane_load(const wv_lane *l)
+{
+    return atomic_load(&((wv_lane *)l)->load);
+}
+
+int64_t wv_lane_busy_since(const wv_lane *l)
+{
+    return atomic_load(&((wv_lane *)l)->busy_since);
+}
+
+int wv_lane_run(wv_lane *l, wv_fn *fn, void *arg)
+{
+    wv_fiber *f = current();
+    if (!f)
+        return -EPERM;
+    if (f->sh != l->sh)
+        return -EXDEV;
+    int rc = wv_check();
+    if (rc < 0)
+        return rc;
+    job j = {.fn = fn, .arg = arg, .sh = f->sh, .f = f, .queued = true};
+    j.done.run = job_done;
+    atomic_fetch_add(&l->load, 1);
+    pthread_mutex_lock(&l->lock);
+    j.prev = l->tail;
+    if (l->tail)
+        l->tail->next = &j;
+    else
+        l->head = &j;
+    l->tail = &j;
+    pthread_mutex_unlock(&l->lock);
+    wv_pass_hook_queue(&l->wake_hook, lane_wake_hook);
+
+    while (!j.finished) {
+        rc = park(WV_NEVER, NULL, NULL);
+        if (rc < 0)
+            break;
+    }
+    if (j.finished)
+        return j.result;
+    /* the fiber gave up: drop the job if the thread has not taken it */
+    pthread_mutex_lock(&l->lock);
+    bool dropped = j.queued;
+    if (dropped) {
+        if (j.prev)
+            j.prev->next = j.next;
+        else
+            l->head = j.next;
+        if (j.next)
+            j.next->prev = j.prev;
+        else
+            l->tail = j.prev;
+    } else {
+        atomic_store(&j.abandoned, true);
+    }
+    pthread_mutex_unlock(&l->lock);
+    if (dropped)
+        atomic_fetch_sub(&l->load, 1);
+    else
+        while (!j.finished)
+            park_nocancel(NULL, NULL);
+    return rc;
+}
+
+void wv_lane_free(wv_lane *l)
+{
+    if (!l)
+        return;
+    wv_pass_hook_cancel(&l->wake_hook);
+    pthread_mutex_lock(&l->lock);
+    l->quit = true;
+    pthread_mutex_unlock(&l->lock);
+    atomic_store(&l->word, 1);
+    futex(&l->word, FUTEX_WAKE_PRIVATE, 1);
+    pthread_join(l->thread, NULL);
+    pthread_mutex_destroy(&l->lock);
+    free(l);
 }

@@ -230,6 +230,7 @@ int shard_init(shard *sh, int id);
 void shard_destroy(shard *sh);
 void shard_loop(shard *sh);
 void shard_post_msg(shard *target, msg *m);
+void shard_ring(shard *target); /* wake it if it sleeps: after mailbox_push of a batch */
 int shard_watch_signals(shard *sh, const sigset_t *set);
 bool shard_should_exit(shard *sh);
 void signals_received(shard *sh);

@@ -1242,6 +1242,99 @@ static void test_1000_concurrent_fibers_read_and_write_a_wal_file(void **state)
     run_db_opts(thousand, "sqlite::memory:", (wv_db_opts){0});
 }
 
+/* Reads in flight together run in one batch on a reader's lane (one read
+ * transaction): every fiber still sees its own write, committed before
+ * its read was sent, and the right rows. */
+typedef struct rw_fiber {
+    wv_db *db;
+    int id;
+} rw_fiber;
+
+static int write_then_read(void *arg)
+{
+    rw_fiber *f = arg;
+    for (int round = 0; round < 20; round++) {
+        int64_t v = f->id * 100 + round;
+        if (wv_db_exec(f->db, "INSERT INTO t(v) VALUES ($1)", wv_db_int(v)) != 1)
+            return -EIO;
+        int64_t seen = -1, count = -1;
+        if (wv_db_query_int(f->db, &seen, "SELECT v FROM t WHERE v = $1", wv_db_int(v)) < 0 ||
+            wv_db_query_int(f->db, &count, "SELECT count(*) FROM t WHERE v / 100 = $1",
+                            wv_db_int(f->id)) < 0)
+            return -EIO;
+        if (seen != v || count != round + 1)
+            return -EPROTO;
+    }
+    return 0;
+}
+
+static int batched_reads(wv_db *db)
+{
+    CHECK_EQ(wv_db_exec(db, "CREATE TABLE t(id INTEGER PRIMARY KEY, v INTEGER UNIQUE)"), 0);
+    enum { N = 64 };
+    static rw_fiber fibers[N];
+    wv_group *g = wv_group_new();
+    for (int i = 0; i < N; i++) {
+        fibers[i] = (rw_fiber){db, i};
+        REQUIRE_EQ(wv_group_spawn(g, write_then_read, &fibers[i], NULL), 0);
+    }
+    CHECK_EQ(wv_group_join(g), 0);
+    wv_group_free(g);
+    CHECK_EQ(count_rows(db, "t"), N * 20);
+    return 0;
+}
+
+static void test_reads_in_flight_together_see_their_own_committed_writes(void **state)
+{
+    run_db_opts(batched_reads, file_url("batch.db"), (wv_db_opts){0});
+}
+
+/* One reader, so its lane runs everything: a slow read (deadline 300 ms)
+ * runs while a quick one waits behind it with a 50 ms deadline. The quick
+ * one's deadline ends the quick one only (it leaves the queue), and the
+ * slow one runs to its own deadline. */
+typedef struct timed_read {
+    wv_db *db;
+    const char *sql;
+    int64_t deadline_ms;
+    int rc;
+    int64_t took_ms;
+} timed_read;
+
+static int read_with_deadline(void *arg)
+{
+    timed_read *t = arg;
+    int64_t n, t0 = wv_now(), old = wv_deadline_set(wv_after_ms(t->deadline_ms));
+    t->rc = wv_db_query_int(t->db, &n, t->sql);
+    wv_deadline_set(old);
+    t->took_ms = ms_since(t0);
+    return 0;
+}
+
+static int deadline_in_a_lane(wv_db *db)
+{
+    timed_read slow = {db, FOREVER_SQL, 300, 0, 0}, quick = {db, "SELECT 1", 50, 0, 0};
+    wv_group *g = wv_group_new();
+    REQUIRE_EQ(wv_group_spawn(g, read_with_deadline, &slow, NULL), 0);
+    wv_sleep_ms(20); /* the slow read is running */
+    REQUIRE_EQ(wv_group_spawn(g, read_with_deadline, &quick, NULL), 0);
+    CHECK_EQ(wv_group_join(g), 0);
+    wv_group_free(g);
+    CHECK_EQ(quick.rc, -ETIMEDOUT);
+    CHECK_BETWEEN(quick.took_ms, 45, 250);
+    CHECK_EQ(slow.rc, -ETIMEDOUT);
+    CHECK_BETWEEN(slow.took_ms, 280, 2000);
+    int64_t v = 0;
+    CHECK_EQ(wv_db_query_int(db, &v, "SELECT 41 + 1"), 0); /* the lane goes on */
+    CHECK_EQ(v, 42);
+    return 0;
+}
+
+static void test_a_deadline_on_a_lane_interrupts_only_its_own_statement(void **state)
+{
+    run_db_opts(deadline_in_a_lane, file_url("deadline.db"), (wv_db_opts){.connections = 1});
+}
+
 static int tiny_cache(wv_db *db)
 {
     CHECK_EQ(wv_db_exec(db, "CREATE TABLE t(x)"), 0);
@@ -1865,6 +1958,8 @@ int main(void)
         TEST(test_the_loop_keeps_ticking_while_a_slow_query_runs),
         TEST(test_1000_concurrent_fibers_read_and_write_a_wal_file),
         TEST(test_statements_still_run_when_the_cache_evicts),
+        TEST(test_reads_in_flight_together_see_their_own_committed_writes),
+        TEST(test_a_deadline_on_a_lane_interrupts_only_its_own_statement),
         TEST(test_a_database_is_used_from_the_shard_that_opened_it),
         TEST(test_queries_are_counted_and_timed_in_the_default_registry),
         TEST(test_times_format_and_parse_as_iso_8601),

@@ -3,7 +3,9 @@
  * running its fibers; the job's result comes back; a deadline or a
  * cancellation drops a job still queued (it never runs) and, for a job
  * already running, waits for it (the job sees wv_offload_cancelled()); the
- * pool size comes from wv_main_opts.offload_threads.
+ * pool size comes from wv_main_opts.offload_threads. Lanes (wv_lane): jobs
+ * in order on one thread of their own, the jobs of one pass run as one
+ * batch, a queued job dropped at its deadline, one shard only.
  */
 #include "harness.h"
 
@@ -500,6 +502,170 @@ static void test_offload_queued_counts_jobs_waiting_for_a_thread(void **state)
     assert_checks_passed();
 }
 
+/* ------------------------------------------------------------------ lanes */
+
+typedef struct lane_log {
+    pthread_t thread;
+    int order[64];
+    int n;
+    int batches[64]; /* batch_begin's n, in order */
+    int nbatches;
+    bool inside; /* between batch_begin and batch_end */
+    bool nested;
+} lane_log;
+
+static lane_log lanelog;
+
+static void log_begin(void *arg, int n)
+{
+    lane_log *l = arg;
+    l->nested |= l->inside;
+    l->inside = true;
+    if (l->nbatches < 64)
+        l->batches[l->nbatches++] = n;
+}
+
+static void log_end(void *arg)
+{
+    ((lane_log *)arg)->inside = false;
+}
+
+typedef struct lane_job {
+    wv_lane *lane;
+    int id;
+} lane_job;
+
+static int note_order(void *arg)
+{
+    lane_job *j = arg;
+    lanelog.order[lanelog.n++] = j->id; /* one thread: no race */
+    if (lanelog.thread && !pthread_equal(lanelog.thread, pthread_self()))
+        return -EXDEV;
+    lanelog.thread = pthread_self();
+    return 100 + j->id;
+}
+
+static int submit(void *arg)
+{
+    lane_job *j = arg;
+    return wv_lane_run(j->lane, note_order, j) == 100 + j->id ? 0 : -EIO;
+}
+
+static int lane_order_and_batches(void *arg)
+{
+    memset(&lanelog, 0, sizeof lanelog);
+    wv_lane *l;
+    REQUIRE_EQ(
+        wv_lane_new(
+            &(wv_lane_opts){.batch_begin = log_begin, .batch_end = log_end, .arg = &lanelog}, &l),
+        0);
+    /* 8 fibers submit in the same pass: one batch of 8, in order */
+    enum { N = 8 };
+    lane_job jobs[N];
+    wv_group *g = wv_group_new();
+    for (int i = 0; i < N; i++) {
+        jobs[i] = (lane_job){l, i};
+        REQUIRE_EQ(wv_group_spawn(g, submit, &jobs[i], NULL), 0);
+    }
+    CHECK_EQ(wv_group_join(g), 0);
+    wv_group_free(g);
+    CHECK_EQ(lanelog.n, N);
+    for (int i = 0; i < N; i++)
+        CHECK_EQ(lanelog.order[i], i);
+    CHECK_EQ(lanelog.nbatches, 1);
+    CHECK_EQ(lanelog.batches[0], N);
+    CHECK(!lanelog.inside && !lanelog.nested);
+    CHECK(!pthread_equal(lanelog.thread, pthread_self()));
+    /* one job alone is no batch: no begin/end around it */
+    lane_job one = {l, 42};
+    CHECK_EQ(wv_lane_run(l, note_order, &one), 142);
+    CHECK_EQ(lanelog.nbatches, 1);
+    CHECK_EQ(wv_lane_load(l), 0);
+    CHECK_EQ(wv_lane_busy_since(l), 0);
+    wv_lane_free(l);
+    return 0;
+}
+
+static void test_lane_runs_jobs_in_order_and_a_pass_as_one_batch(void **state)
+{
+    assert_int_equal(run_in_rt(1, lane_order_and_batches, NULL), 0);
+    assert_checks_passed();
+}
+
+static atomic_int lane_ran;
+
+static int block_200ms(void *arg)
+{
+    sleep_real_ms(200);
+    atomic_fetch_add(&lane_ran, 1);
+    return 0;
+}
+
+static int count_ran(void *arg)
+{
+    atomic_fetch_add(&lane_ran, 10);
+    return 0;
+}
+
+static int run_blocker(void *arg)
+{
+    return wv_lane_run(arg, block_200ms, NULL);
+}
+
+static int lane_deadline(void *arg)
+{
+    atomic_store(&lane_ran, 0);
+    wv_lane *l;
+    REQUIRE_EQ(wv_lane_new(NULL, &l), 0);
+    wv_group *g = wv_group_new();
+    REQUIRE_EQ(wv_group_spawn(g, run_blocker, l, NULL), 0);
+    wv_sleep_ms(20); /* the blocker runs */
+    CHECK(wv_lane_busy_since(l) > 0);
+    CHECK_EQ(wv_lane_load(l), 1);
+    int64_t t0 = wv_now();
+    int64_t old = wv_deadline_set(wv_after_ms(50));
+    CHECK_EQ(wv_lane_run(l, count_ran, NULL), -ETIMEDOUT);
+    wv_deadline_set(old);
+    CHECK_BETWEEN(ms_since(t0), 45, 150); /* not after the blocker */
+    CHECK_EQ(wv_group_join(g), 0);
+    wv_group_free(g);
+    CHECK_EQ(atomic_load(&lane_ran), 1); /* the dropped job never ran */
+    CHECK_EQ(wv_lane_load(l), 0);
+    wv_lane_free(l);
+    return 0;
+}
+
+static void test_lane_deadline_while_queued_drops_the_job(void **state)
+{
+    assert_int_equal(run_in_rt(1, lane_deadline, NULL), 0);
+    assert_checks_passed();
+}
+
+static int from_shard_1(void *arg)
+{
+    return wv_lane_run(arg, count_ran, NULL);
+}
+
+static int lane_other_shard(void *arg)
+{
+    if (wv_shard_id() != 0)
+        return 0;
+    wv_lane *l;
+    REQUIRE_EQ(wv_lane_new(NULL, &l), 0);
+    CHECK_EQ(wv_shard_call(1, from_shard_1, l), -EXDEV);
+    wv_lane_free(l);
+    return 0;
+}
+
+static void test_lane_belongs_to_its_shard(void **state)
+{
+    assert_int_equal(run_in_rt(2, lane_other_shard, NULL), 0);
+    wv_lane *l = (wv_lane *)1;
+    assert_int_equal(wv_lane_new(NULL, &l), -EPERM);
+    assert_null(l);
+    assert_checks_passed();
+}
+
 int main(void)
 {
     harness_init();
@@ -516,6 +682,9 @@ int main(void)
         cmocka_unit_test(test_offload_threads_option_sets_how_many_jobs_run_at_once),
         cmocka_unit_test(test_offload_works_from_every_shard),
         cmocka_unit_test(test_offload_queued_counts_jobs_waiting_for_a_thread),
+        cmocka_unit_test(test_lane_runs_jobs_in_order_and_a_pass_as_one_batch),
+        cmocka_unit_test(test_lane_deadline_while_queued_drops_the_job),
+        cmocka_unit_test(test_lane_belongs_to_its_shard),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
