@@ -400,6 +400,10 @@ void wv_lane_free(wv_lane *l);
 /* Jobs waiting for an offload thread (from every shard) right now. */
 int wv_offload_queued(void);
 
+/* The offload pool's size (wv_main_opts.offload_threads), 0 outside the
+ * runtime. */
+int wv_offload_threads(void);
+
 /* --------------------------------------------------- file descriptors, I/O */
 
 enum { WV_IN = 1, WV_OUT = 2, WV_FRESH = 4 };

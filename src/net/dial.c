@@ -6,7 +6,9 @@
  * Names go to getaddrinfo on the offload pool: it honours /etc/hosts,
  * nsswitch and the system's resolver configuration exactly as every other
  * program on the machine does, and a numeric address skips it (no system
- * call at all).
+ * call at all). Fibers of a shard asking for the same name at once share
+ * one lookup, and lookups never hold more than half the offload threads
+ * (docs/decisions.md: measured against c-ares).
  *
  * With one address the caller's fiber connects by itself. With several,
  * attempts start one by one, the next after attempt_delay_ms without an
@@ -19,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdatomic.h>
 #include <sys/un.h>
 
 #include "net/net_internal.h"
@@ -100,6 +103,78 @@ int net_interleave(const struct addrinfo *res, int port, struct sockaddr_storage
     return n;
 }
 
+/*
+ * Lookups in flight on this shard, so fibers asking for the same name at
+ * once share one (a reconnect storm to one host costs one lookup), and a
+ * cap on lookups in the whole process, so a resolver that does not answer
+ * cannot hold every offload thread (SQLite and file reads share them).
+ */
+typedef struct lookup lookup;
+struct lookup {
+    char host[256];
+    int family;
+    wv_event done;
+    int refs;   /* the fiber resolving and those waiting for it */
+    int result; /* the count, or the error */
+    char why[200];
+    struct sockaddr_storage addrs[MAX_ADDRS]; /* port 0 */
+    lookup *next;
+};
+
+static _Thread_local lookup *in_flight;
+static _Atomic int lookups_running;
+_Atomic unsigned long net_lookups;
+
+static void lookup_unref(lookup *l)
+{
+    if (--l->refs == 0)
+        free(l);
+}
+
+/* Answered: later fibers start a lookup of their own. */
+static void lookup_unlink(lookup *l)
+{
+    for (lookup **p = &in_flight; *p; p = &(*p)->next)
+        if (*p == l) {
+            *p = l->next;
+            break;
+        }
+}
+
+/* Resolve into l (the fiber that made it), under the process-wide cap. */
+static void lookup_run(lookup *l)
+{
+    int cap = wv_offload_threads() / 2;
+    if (cap < 1)
+        cap = 1;
+    while (atomic_fetch_add(&lookups_running, 1) >= cap) {
+        atomic_fetch_sub(&lookups_running, 1);
+        int rc = wv_sleep_ms(1); /* rare: the resolver is slow for everyone */
+        if (rc < 0) {
+            l->result = rc;
+            return;
+        }
+    }
+    resolve_job j = {.host = l->host, .family = l->family};
+    atomic_fetch_add(&net_lookups, 1);
+    int rc = wv_offload(resolve_fn, &j);
+    atomic_fetch_sub(&lookups_running, 1);
+    if (rc < 0) {
+        l->result = rc;
+    } else if (j.gai != 0) {
+        l->result = j.gai == EAI_AGAIN ? -EAGAIN : j.gai == EAI_MEMORY ? -ENOMEM : -EHOSTUNREACH;
+        snprintf(l->why, sizeof l->why, "%s", gai_strerror(j.gai));
+    } else {
+        l->result = net_interleave(j.res, 0, l->addrs, MAX_ADDRS);
+        if (l->result == 0) {
+            l->result = -EHOSTUNREACH;
+            snprintf(l->why, sizeof l->why, "no IPv4 or IPv6 address");
+        }
+    }
+    if (j.res)
+        freeaddrinfo(j.res);
+}
+
 int wv_resolve(const char *host, int port, int family, struct sockaddr_storage *out, int max)
 {
     if (!host || !*host || max < 1 || port < 0 || port > 65535)
@@ -110,22 +185,53 @@ int wv_resolve(const char *host, int port, int family, struct sockaddr_storage *
         set_port(&out[0], port);
         return 1;
     }
-    resolve_job j = {.host = host, .family = family};
-    int rc = wv_offload(resolve_fn, &j);
-    if (rc < 0) {
-        if (j.res)
-            freeaddrinfo(j.res);
+    if (strlen(host) >= sizeof in_flight->host)
+        return wv_fail(-EINVAL, "cannot resolve %.60s...: the name is too long", host);
+    if (wv_shard_id() < 0)
+        return -EPERM;
+    for (;;) {
+        lookup *l = in_flight;
+        while (l && (l->family != family || strcmp(l->host, host) != 0))
+            l = l->next;
+        int rc;
+        if (l) { /* someone is resolving it: wait for that answer */
+            l->refs++;
+            rc = wv_event_wait(&l->done);
+            if (rc < 0) {
+                lookup_unref(l);
+                return wv_fail(rc, "cannot resolve %s: %s", host, wv_strerror(rc));
+            }
+            if (l->result == -ECANCELED || l->result == -ETIMEDOUT) {
+                lookup_unref(l); /* its fiber gave up, not the resolver: ask again */
+                continue;
+            }
+        } else {
+            l = calloc(1, sizeof *l);
+            if (!l)
+                return wv_fail(-ENOMEM, "resolve: out of memory");
+            snprintf(l->host, sizeof l->host, "%s", host);
+            l->family = family;
+            l->refs = 1;
+            l->next = in_flight;
+            in_flight = l;
+            lookup_run(l);
+            lookup_unlink(l);
+            wv_event_set(&l->done);
+        }
+        rc = l->result;
+        if (rc > 0) {
+            int n = rc < max ? rc : max;
+            for (int i = 0; i < n; i++) {
+                out[i] = l->addrs[i];
+                set_port(&out[i], port);
+            }
+            rc = n;
+        } else {
+            rc = wv_fail(rc, "cannot resolve %s: %s", host, l->why[0] ? l->why : wv_strerror(rc));
+        }
+        lookup_unref(l);
         return rc;
     }
-    if (j.gai != 0) {
-        int err = j.gai == EAI_AGAIN ? -EAGAIN : j.gai == EAI_MEMORY ? -ENOMEM : -EHOSTUNREACH;
-        return wv_fail(err, "cannot resolve %s: %s", host, gai_strerror(j.gai));
-    }
-    int n = net_interleave(j.res, port, out, max);
-    freeaddrinfo(j.res);
-    if (n == 0)
-        return wv_fail(-EHOSTUNREACH, "cannot resolve %s: no IPv4 or IPv6 address", host);
-    return n;
 }
 
 /* -------------------------------------------------------------- sockets */

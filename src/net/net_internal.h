@@ -26,6 +26,7 @@ int tls_fail(const char *what);
  * and the race of connection attempts over them (the connected socket, or
  * the last error with its message). */
 struct addrinfo;
+extern _Atomic unsigned long net_lookups; /* getaddrinfo calls made: for the tests */
 int net_interleave(const struct addrinfo *res, int port, struct sockaddr_storage *out, int max);
 int net_race(const struct sockaddr_storage *addrs, int n, const wv_dial_opts *o);
 

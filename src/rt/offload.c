@@ -219,6 +219,11 @@ bool wv_offload_cancelled(void)
     return j && atomic_load(&j->abandoned);
 }
 
+int wv_offload_threads(void)
+{
+    return wv__rt ? wv__rt->offload_threads : 0;
+}
+
 int wv_offload_queued(void)
 {
     pthread_mutex_lock(&pool.lock);

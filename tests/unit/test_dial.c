@@ -374,6 +374,53 @@ static int resolving(void *arg)
     return 0;
 }
 
+typedef struct resolver {
+    int family;
+    int rc;
+    struct sockaddr_storage addr;
+} resolver;
+
+static int resolve_one(void *arg)
+{
+    resolver *r = arg;
+    r->rc = wv_resolve("localhost", 8080, r->family, &r->addr, 1);
+    return 0;
+}
+
+static int shared_lookups(void *arg)
+{
+    enum { N = 32 };
+    resolver rs[N];
+    for (int round = 0; round < 2; round++) {
+        unsigned long before = atomic_load(&net_lookups);
+        wv_group *g = wv_group_new();
+        for (int i = 0; i < N; i++) {
+            rs[i] = (resolver){.family = i % 2 ? AF_UNSPEC : AF_INET};
+            REQUIRE_EQ(wv_group_spawn(g, resolve_one, &rs[i], NULL), 0);
+        }
+        CHECK_EQ(wv_group_join(g), 0);
+        wv_group_free(g);
+        /* one lookup per name and family in flight, not one per fiber */
+        CHECK_EQ(atomic_load(&net_lookups) - before, 2);
+        for (int i = 0; i < N; i++) {
+            CHECK_EQ(rs[i].rc, 1);
+            char s[64];
+            wv_addr_format((struct sockaddr *)&rs[i].addr, sizeof rs[i].addr, s, sizeof s);
+            CHECK(strcmp(s, "127.0.0.1:8080") == 0 || strcmp(s, "[::1]:8080") == 0);
+        }
+    }
+    return 0;
+}
+
+static void test_resolve_shares_one_lookup_among_fibers_asking_at_once(void **state)
+{
+    /* one offload thread: lookups are capped at one at a time, and both
+     * lookups still resolve */
+    wv_main_opts opts = {.shards = 1, .offload_threads = 1, .no_signal_handling = true};
+    assert_int_equal(run_in_rt_opts(&opts, shared_lookups, NULL), 0);
+    assert_checks_passed();
+}
+
 static void test_resolve_names_from_etc_hosts_and_numeric_addresses(void **state)
 {
     assert_int_equal(run_in_rt(1, resolving, NULL), 0);
@@ -542,6 +589,7 @@ int main(void)
         cmocka_unit_test(test_dial_race_skips_a_refusing_address_and_overtakes_a_silent_one),
         cmocka_unit_test(test_dial_order_alternates_families_from_the_first_and_drops_duplicates),
         cmocka_unit_test(test_resolve_names_from_etc_hosts_and_numeric_addresses),
+        cmocka_unit_test(test_resolve_shares_one_lookup_among_fibers_asking_at_once),
         cmocka_unit_test(test_dial_bad_addresses_are_einval_with_the_reason),
         cmocka_unit_test(test_dial_sets_nodelay_by_default_and_keepalive_when_asked),
         cmocka_unit_test(test_dial_speaks_tls_for_tls_schemes_and_verifies_the_name),
