@@ -454,6 +454,12 @@ ssize_t wv_read(int fd, void *buf, size_t n);
  * may have been written before it). -EPIPE when the peer is gone. */
 ssize_t wv_write(int fd, const void *buf, size_t n);
 
+/* recv(2) and send(2) on a socket: wv_read's and wv_write's twins (the
+ * same waiting; send never raises SIGPIPE), a layer thinner in the kernel
+ * than read and write. -ENOTSOCK on anything else. */
+ssize_t wv_recv(int fd, void *buf, size_t n, int flags);
+ssize_t wv_send(int fd, const void *buf, size_t n, int flags);
+
 /* Write every iovec in full (the array is not modified); total or error. */
 ssize_t wv_writev(int fd, const struct iovec *iov, int iovcnt);
 

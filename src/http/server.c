@@ -101,6 +101,12 @@ ssize_t conn_fill(conn *c, size_t min_free)
 
 /* ---------------------------------------------------------- one request */
 
+/* wv_after_ms from a time already read (saturating at WV_NEVER) */
+static int64_t ms_after(int64_t now, int64_t ms)
+{
+    return ms > (WV_NEVER - now) / 1000000 ? WV_NEVER : now + ms * 1000000;
+}
+
 static int64_t ms_or(int64_t v, int64_t def)
 {
     return v > 0 ? v : def;
@@ -179,8 +185,8 @@ static int read_head(conn *c, wv_req *req)
         if (n > 0) {
             if (!in_head) {
                 in_head = true;
-                req->start_ns = wv_now();
-                wv_deadline_set(wv_after_ms(s->o.header_timeout_ms));
+                req->start_ns = wv_now(); /* one clock read for both */
+                wv_deadline_set(ms_after(req->start_ns, s->o.header_timeout_ms));
             }
             continue;
         }

@@ -125,7 +125,8 @@ int wv_connect(int fd, const struct sockaddr *addr, socklen_t len)
     return -soerr;
 }
 
-ssize_t wv_read(int fd, void *buf, size_t n)
+/* wv_read and wv_recv: recv_flags < 0 for read(2). */
+static ssize_t read_or_recv(int fd, void *buf, size_t n, int recv_flags)
 {
     int rc = in_fiber();
     if (rc < 0)
@@ -137,7 +138,7 @@ ssize_t wv_read(int fd, void *buf, size_t n)
         int err;
         if (FAULT(WV_FAULT_READ, &err))
             return err;
-        ssize_t r = read(fd, buf, n);
+        ssize_t r = recv_flags < 0 ? read(fd, buf, n) : recv(fd, buf, n, recv_flags);
         if (r > 0 && (size_t)r < n)
             fd_note_short_read(fd);
         if (r >= 0)
@@ -150,6 +151,43 @@ ssize_t wv_read(int fd, void *buf, size_t n)
         if (rc < 0)
             return rc;
     }
+}
+
+ssize_t wv_read(int fd, void *buf, size_t n)
+{
+    return read_or_recv(fd, buf, n, -1);
+}
+
+ssize_t wv_recv(int fd, void *buf, size_t n, int flags)
+{
+    return read_or_recv(fd, buf, n, flags < 0 ? 0 : flags);
+}
+
+ssize_t wv_send(int fd, const void *buf, size_t n, int flags)
+{
+    int rc = in_fiber();
+    if (rc < 0)
+        return rc;
+    const char *p = buf;
+    size_t done = 0;
+    while (done < n) {
+        int err;
+        if (FAULT(WV_FAULT_WRITE, &err))
+            return err;
+        ssize_t w = send(fd, p + done, n - done, flags | MSG_NOSIGNAL);
+        if (w >= 0) {
+            done += (size_t)w;
+            continue;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN)
+            return -errno;
+        rc = fd_wait_again(fd, WV_OUT);
+        if (rc < 0)
+            return rc;
+    }
+    return (ssize_t)n;
 }
 
 ssize_t wv_write(int fd, const void *buf, size_t n)
