@@ -826,7 +826,13 @@ int wv_ws_accept(wv_req *req, wv_res *res, const wv_ws_opts *o, wv_ws **out)
     if (rc < 0)
         return rc;
     ws->opened = true;
-    if (wv_buf_reserve(&ws->in, 2048) < 0)
+    /* nothing came behind the handshake: the first receive waits without a
+     * buffer and with the handshake's stack pages given back, like every
+     * idle wait after it (a client that only listens costs that from the
+     * start); the stream knows whether its last read left bytes behind */
+    if (ws->in.n == 0)
+        ws->drained = true;
+    else if (wv_buf_reserve(&ws->in, 2048) < 0)
         return -ENOMEM;
     rc = ws_register(ws);
     if (rc < 0)

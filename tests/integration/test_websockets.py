@@ -328,6 +328,42 @@ def main():
         print("  %d bytes per idle connection" % per)
         assert per < 10000, per
 
+    async def listeners_that_never_send_cost_under_8_kb_each():
+        # Clients that only listen (Python websockets, compression offered,
+        # nothing sent after the handshake): the first receive waits without
+        # a buffer and gives back the handshake's stack pages, as every
+        # later idle wait does (11.9 KB each before, 5.6 KB after). A server
+        # of its own, one shard: the heap has no memory freed by the other
+        # cases to hide the growth in.
+        if sanitized(BIN):
+            print("  (a sanitizer build: its memory says nothing; not measured)")
+            return
+        own = subprocess.Popen([BIN, "--port", "0", "--web-dir", web],
+                               env=dict(os.environ, SHARDS="1"), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+        try:
+            line = ""
+            while not line.startswith("listening on http://127.0.0.1:"):
+                line = own.stdout.readline()
+                assert line, own.stderr.read()
+            own_url = "ws://127.0.0.1:%d/ws/echo" % int(line.rsplit(":", 1)[1])
+            warm = [await websockets.connect(own_url, ping_interval=None) for _ in range(64)]
+            await asyncio.sleep(0.3)
+            before = rss_kb(own.pid)
+            conns = [await websockets.connect(own_url, ping_interval=None) for _ in range(1000)]
+            await asyncio.sleep(0.5)
+            after = rss_kb(own.pid)
+            await conns[-1].send("still")  # and they are served
+            assert await conns[-1].recv() == "still"
+            for ws in warm + conns:
+                await ws.close()
+        finally:
+            own.send_signal(signal.SIGTERM)
+            own.wait(timeout=15)
+        per = (after - before) * 1024 / 1000
+        print("  %d bytes per connection that never sent" % per)
+        assert per < 8000, per
+
     async def sigterm_closes_open_sockets_with_going_away():
         ws = await websockets.connect(url + "/ws/echo")
         await ws.send("x")
@@ -363,6 +399,7 @@ def main():
                    rsv1_on_a_continuation_closes_1002, an_offer_we_cannot_honour_is_declined,
                    server_still_serves_after_all_that,
                    idle_connections_cost_under_10_kb_each,
+                   listeners_that_never_send_cost_under_8_kb_each,
                    sigterm_closes_open_sockets_with_going_away):
             case(fn)
         rc = proc.wait(timeout=20)
