@@ -225,6 +225,9 @@ ssize_t wv_stream_write_more(wv_stream *s, const void *buf, size_t n);
  * first by the next write or by wv_stream_flush. */
 ssize_t wv_stream_try_writev(wv_stream *s, const struct iovec *iov, int iovcnt);
 
+/* wv_stream_try_writev of one buffer (on a plain socket, one send(2)). */
+ssize_t wv_stream_try_write(wv_stream *s, const void *buf, size_t n);
+
 /* Bytes wv_stream_try_writev took that have not reached the socket yet
  * (a TLS record it kept; always 0 on a plain stream). Whoever wrote last
  * with try_writev and sees this > 0 must call wv_stream_flush. */

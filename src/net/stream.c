@@ -602,6 +602,27 @@ ssize_t wv_stream_try_writev(wv_stream *s, const struct iovec *iov, int iovcnt)
     return (ssize_t)taken;
 }
 
+ssize_t wv_stream_try_write(wv_stream *s, const void *buf, size_t n)
+{
+    if (!s->ssl && !s->not_socket) {
+        for (;;) {
+            ssize_t w = send(s->fd, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+            if (w >= 0)
+                return w;
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN)
+                return 0;
+            if (errno != ENOTSOCK)
+                return -errno;
+            s->not_socket = true;
+            break;
+        }
+    }
+    struct iovec iov = {.iov_base = (void *)buf, .iov_len = n};
+    return wv_stream_try_writev(s, &iov, 1);
+}
+
 size_t wv_stream_unsent(const wv_stream *s)
 {
     return s->owed_n;

@@ -2,13 +2,12 @@
  * The broadcast hub: rooms of WebSocket connections on every shard.
  *
  * Shards share nothing, so each keeps its own rooms; publishing posts the
- * message (one reference-counted copy) to every shard, whose fiber hands it
- * to the local members. A member with nothing queued whose socket takes the
- * frame at once gets it right there; otherwise it goes to the member's
- * queue, which its writer fiber drains, so a slow reader only ever fills
- * its own queue, and the hub's
- * policy decides what a full queue does: drop the oldest message, or close
- * that member with 1008 (policy violation).
+ * message (one reference-counted copy of the whole frame, built once) to
+ * every shard, whose fiber hands it to the local members. A member with nothing queued whose socket
+ * takes the frame at once gets it right there; otherwise it goes to the member's queue, which its
+ * writer fiber drains, so a slow reader only ever fills its own queue, and the hub's policy decides
+ * what a full queue does: drop the oldest message, or close that member with 1008 (policy
+ * violation).
  */
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -19,11 +18,15 @@
 #include "ws/frame.h"
 #include "ws/ws_internal.h"
 
+/* A published message: the whole server frame, built once for every
+ * member (header, then the payload at data). */
 struct hub_blob {
     _Atomic int refs;
     int type;
-    size_t n;
-    char data[];
+    size_t n;     /* the payload's length */
+    size_t hl;    /* the frame header's */
+    char *data;   /* the payload: frame + hl */
+    char frame[]; /* header and payload */
 };
 
 /* one membership: a room on this shard */
@@ -173,7 +176,7 @@ static void enqueue(wv_ws_hub *h, wv_ws *ws, hub_blob *b)
     if (ws->q_len == 0) {
         /* nothing queued: straight to the socket if it takes it now,
          * without waking the writer */
-        int rc = ws_send_nowait(ws, b->type, b->data, b->n);
+        int rc = ws_send_nowait(ws, b->frame, b->hl + b->n);
         if (rc != 0) {
             if (ws->wpending.n)
                 wv_event_set(&ws->q_wake);
@@ -320,12 +323,15 @@ int wv_ws_hub_publish(wv_ws_hub *h, const char *name, int type, const void *data
         return -EPERM;
     if (type != WV_WS_TEXT && type != WV_WS_BINARY)
         return -EINVAL;
-    hub_blob *b = malloc(sizeof *b + n);
+    hub_blob *b = malloc(sizeof *b + 14 + n);
     if (!b)
         return -ENOMEM;
     atomic_init(&b->refs, 1); /* ours, until every shard has its own */
     b->type = type;
     b->n = n;
+    b->hl = ws_write_header((uint8_t *)b->frame, true, 0,
+                            type == WV_WS_TEXT ? WS_OP_TEXT : WS_OP_BINARY, n, NULL);
+    b->data = b->frame + b->hl;
     memcpy(b->data, data, n);
     size_t nl = strlen(name) + 1;
     int rc = 0;

@@ -203,18 +203,14 @@ static void flush_deferred(wv_pass_hook *h)
     }
 }
 
-int ws_send_nowait(wv_ws *ws, int type, const void *data, size_t n)
+int ws_send_nowait(wv_ws *ws, const void *frame, size_t n)
 {
     if (ws->broken || ws->close_sent)
         return -EPIPE;
     if (ws->send_lock.owner_ || ws->wpending.n || wv_stream_unsent(ws->s) || ws->deflate ||
         ws->client)
         return 0;
-    uint8_t head[14];
-    size_t hl =
-        ws_write_header(head, true, 0, type == WV_WS_TEXT ? WS_OP_TEXT : WS_OP_BINARY, n, NULL);
-    struct iovec iov[2] = {{head, hl}, {(void *)data, n}};
-    ssize_t w = wv_stream_try_writev(ws->s, iov, n ? 2 : 1);
+    ssize_t w = wv_stream_try_write(ws->s, frame, n);
     if (w < 0) {
         ws->broken = true;
         return -EPIPE;
@@ -222,24 +218,20 @@ int ws_send_nowait(wv_ws *ws, int type, const void *data, size_t n)
     if (w == 0)
         return 0;
     size_t done = (size_t)w;
-    if (done == hl + n) {
+    if (done == n) {
         if (wv_stream_unsent(ws->s)) /* a TLS record is left to send */
             wv_pass_hook_queue(&ws->flush_hook, flush_deferred);
         return 1;
     }
     /* half a frame is out: keep the rest; nothing may go before it */
-    if (done < hl && wv_buf_append(&ws->wpending, head + done, hl - done) < 0)
-        goto oom;
-    size_t from = done > hl ? done - hl : 0;
-    if (wv_buf_append(&ws->wpending, (const char *)data + from, n - from) < 0)
-        goto oom;
+    if (wv_buf_append(&ws->wpending, (const char *)frame + done, n - done) < 0) {
+        /* the stream cannot be completed: nothing after this is trustworthy */
+        ws->broken = true;
+        wv_stream_shutdown(ws->s, SHUT_RDWR);
+        return -EPIPE;
+    }
     wv_pass_hook_queue(&ws->flush_hook, flush_deferred);
     return 1;
-oom:
-    /* the stream cannot be completed: nothing after this is trustworthy */
-    ws->broken = true;
-    wv_stream_shutdown(ws->s, SHUT_RDWR);
-    return -EPIPE;
 }
 
 int ws_send_frame(wv_ws *ws, uint8_t opcode, const void *data, size_t n)

@@ -74,7 +74,7 @@ int ws_send_close(wv_ws *ws, int code, const char *reason);
  * it is the connection's now (written, or its end kept in wpending for the
  * next sender), 0 when the caller must queue it, -EPIPE when the connection
  * is broken. Never suspends. */
-int ws_send_nowait(wv_ws *ws, int type, const void *data, size_t n);
+int ws_send_nowait(wv_ws *ws, const void *frame, size_t n);
 /* Write wpending, under the send lock. */
 int ws_flush_pending(wv_ws *ws);
 

@@ -297,7 +297,8 @@ static int try_writes(void *arg)
     pair p;
     REQUIRE_EQ(make_pair(&p, false), 0);
     /* a peer that does not read: try_writev fills the socket and then
-     * takes nothing, never waiting */
+     * takes nothing, never waiting; try_write does the same */
+    CHECK_EQ(wv_stream_try_write(p.a, "first", 5), 5);
     static char chunk[65536];
     memset(chunk, 'x', sizeof chunk);
     size_t total = 0;
@@ -312,11 +313,13 @@ static int try_writes(void *arg)
     }
     CHECK(ms_since(t0) < 2000);
     CHECK(total > 0);
+    CHECK_EQ(wv_stream_try_write(p.a, "z", 1), 0); /* full: one buffer, the same */
     CHECK_EQ(wv_stream_unsent(p.a), 0); /* plain: nothing kept */
     CHECK_EQ(wv_stream_flush(p.a), 0);
     struct iovec iov = {"y", 1};
     CHECK_EQ(wv_stream_try_writev(p.a, &iov, 1), 0);
     /* the peer drains what was taken, byte for byte */
+    total += 5;
     size_t got = 0;
     char buf[65536];
     while (got < total) {
