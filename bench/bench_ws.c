@@ -7,6 +7,7 @@
  *   bench_ws echo URL CONNS INFLIGHT SECONDS  ws.echo: messages/s
  *   bench_ws broadcast URL N PUBLISHES        ws.broadcast: ms (median)
  *   bench_ws idle URL N                       ws.conn_rss's client
+ *   bench_ws listen URL N                     ws.conn_rss_listen's client
  *
  * echo: CONNS connections to an echo server, INFLIGHT messages of 64 bytes of
  * text in flight on each (send INFLIGHT, then one more per reply); after a
@@ -24,6 +25,11 @@
  * idle: N connections, each with one message echoed, then "ready N" on
  * stdout; they stay open, idle, until SIGTERM (run_ws.sh reads the server's
  * RSS meanwhile).
+ *
+ * listen: the same without the message: N connections that never send
+ * anything after the handshake (a subscriber that only listens), then
+ * "ready N", idle until SIGTERM. Neither mode pings, offers compression or
+ * sends anything the server must answer.
  *
  * Each mode prints `value=<number>` on stdout when it succeeds (idle: none);
  * details go to stderr. A wrong reply, a failed connection or a timeout
@@ -493,10 +499,10 @@ static int idle_check(long i)
     return echo_once(iws[i], i);
 }
 
-static int run_idle(long n)
+static int run_idle(long n, bool echo_first)
 {
     iws = calloc((size_t)n, sizeof *iws);
-    int rc = iws ? connect_all(iws, n, idle_check) : -ENOMEM;
+    int rc = iws ? connect_all(iws, n, echo_first ? idle_check : NULL) : -ENOMEM;
     if (rc == 0) {
         printf("ready %ld\n", n);
         fflush(stdout);
@@ -521,7 +527,7 @@ static int body(void *arg)
         return run_echo(nargs[0], nargs[2]);
     if (strcmp(mode, "broadcast") == 0)
         return run_broadcast(nargs[0], nargs[1]);
-    return run_idle(nargs[0]);
+    return run_idle(nargs[0], strcmp(mode, "idle") == 0);
 }
 
 static long parse_pos(const char *s)
@@ -536,9 +542,9 @@ int main(int argc, char **argv)
     static const struct {
         const char *name;
         int nargs;
-    } modes[] = {{"check", 0}, {"echo", 3}, {"broadcast", 2}, {"idle", 1}};
+    } modes[] = {{"check", 0}, {"echo", 3}, {"broadcast", 2}, {"idle", 1}, {"listen", 1}};
     int m = -1;
-    for (int k = 0; argc >= 3 && k < 4; k++)
+    for (int k = 0; argc >= 3 && k < (int)(sizeof modes / sizeof modes[0]); k++)
         if (strcmp(argv[1], modes[k].name) == 0 && argc == 3 + modes[k].nargs)
             m = k;
     for (int k = 0; m >= 0 && k < modes[m].nargs; k++)
@@ -548,7 +554,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: bench_ws check URL\n"
                         "       bench_ws echo URL CONNS INFLIGHT SECONDS\n"
                         "       bench_ws broadcast URL SUBSCRIBERS PUBLISHES\n"
-                        "       bench_ws idle URL CONNS\n");
+                        "       bench_ws idle URL CONNS\n"
+                        "       bench_ws listen URL CONNS\n");
         return 2;
     }
     mode = argv[1];
@@ -562,7 +569,8 @@ int main(int argc, char **argv)
         setrlimit(RLIMIT_NOFILE, &rl);
     }
     int rc = wv_main(&(wv_main_opts){.shards = 1}, body, NULL);
-    if (rc < 0 || (strcmp(mode, "idle") != 0 && !have_result)) {
+    bool idle = strcmp(mode, "idle") == 0 || strcmp(mode, "listen") == 0;
+    if (rc < 0 || (!idle && !have_result)) {
         fprintf(stderr, "bench_ws %s: failed (%s)\n", mode, wv_strerror(rc < 0 ? rc : -EPROTO));
         return 1;
     }

@@ -2,13 +2,23 @@
 TechEmpower's database tests, as their FastAPI entry writes them.
 
     DATABASE_URL=postgres://... /usr/bin/python3 -m uvicorn fastapi_tfb:app \
-        --app-dir bench/db --port P --loop uvloop --http httptools --workers 1
+        --app-dir bench/db --port P --loop uvloop --http httptools --workers 1 \
+        --no-access-log
+
+At its best settings: uvicorn on uvloop and httptools, no access log; an
+asyncpg pool of 16 connections opened at start-up, statements prepared once
+per connection (asyncpg's statement cache), and connections released without
+asyncpg's reset query (NoResetConnection below: by default every release
+costs one more round trip, `SELECT pg_advisory_unlock_all(); CLOSE ALL;
+UNLISTEN *; RESET ALL;`, which weave's pool does not pay). GET /settings says
+which loop and connection class are in use (bench/run_db.sh prints it).
 
 /db          one random World row as JSON {"id": n, "randomNumber": n}
 /queries?queries=N   N (1..500, bad or missing = 1) random rows as a JSON array
 /fortunes    every Fortune plus one added at request time, sorted by message,
              as an HTML table (escaped)
 """
+import asyncio
 import html
 import os
 import random
@@ -24,10 +34,33 @@ READ_ROW = "SELECT id, randomnumber FROM world WHERE id = $1"
 FORTUNES = "SELECT id, message FROM fortune"
 
 
+class NoResetConnection(asyncpg.connection.Connection):
+    """Released to the pool without asyncpg's reset query (asyncpg 0.27 builds
+    it in Connection._get_reset_query(); Connection.reset() sends nothing when
+    it is empty, and still a ROLLBACK if a transaction was left open). The
+    handlers never leave a transaction, cursor, LISTEN or setting behind."""
+
+    def _get_reset_query(self):
+        return ""
+
+
 @app.on_event("startup")
 async def startup():
     global pool
-    pool = await asyncpg.create_pool(os.environ["DATABASE_URL"], min_size=16, max_size=16)
+    pool = await asyncpg.create_pool(os.environ["DATABASE_URL"], min_size=16, max_size=16,
+                                     connection_class=NoResetConnection)
+
+
+@app.get("/settings")
+async def settings():
+    async with pool.acquire() as conn:
+        reset = conn._con._get_reset_query()
+        cls = type(conn._con).__name__
+    return JSONResponse({"loop": type(asyncio.get_running_loop()).__module__,
+                         "asyncpg": asyncpg.__version__,
+                         "connection_class": cls,
+                         "reset_query": reset,
+                         "pool_size": pool.get_max_size()})
 
 
 def clamp(q):
