@@ -1,7 +1,9 @@
 /*
  * The weave side of the HTTP benchmarks (bench/run_http.sh): TechEmpower's
- * plaintext and JSON routes, the chapter's /async-endpoint (a 1 s sleep), and
- * static files from $STATIC_DIR under /static/. PORT (default 8080) and
+ * plaintext and JSON routes (the JSON serialized for every request, as
+ * TechEmpower's rules require), the chapter's /async-endpoint (a 1 s sleep),
+ * POST /echo, a WebSocket echo under /ws (for http.soak), and static files
+ * from $STATIC_DIR under /static/. PORT (default 8080) and
  * WEAVE_SHARDS set where and how wide it runs; METRICS=1 adds the metrics
  * middleware (wv_metrics_http) and GET /metrics, for
  * metrics.middleware_overhead (bench/run_metrics.sh); TLS_CERT and TLS_KEY
@@ -14,6 +16,7 @@
 
 #include <weave/http.h>
 #include <weave/metrics.h>
+#include <weave/ws.h>
 
 static int plaintext(wv_req *req, wv_res *res)
 {
@@ -21,11 +24,17 @@ static int plaintext(wv_req *req, wv_res *res)
     return wv_res_send(res, 200, "text/plain", "Hello, World!", 13);
 }
 
+/* {"message":"Hello, World!"}, serialized anew for every request with the
+ * streaming writer, as a service would (TechEmpower's rule for /json). */
 static int json(wv_req *req, wv_res *res)
 {
     (void)req;
-    static const char body[] = "{\"message\":\"Hello, World!\"}";
-    return wv_res_send(res, 200, "application/json", body, sizeof body - 1);
+    wv_json *j = wv_res_json_writer(res);
+    wv_json_object_begin(j);
+    wv_json_key(j, "message");
+    wv_json_string(j, "Hello, World!");
+    wv_json_object_end(j);
+    return wv_res_json_send(res, 200);
 }
 
 static int async_endpoint(wv_req *req, wv_res *res)
@@ -50,6 +59,21 @@ static int echo(wv_req *req, wv_res *res)
     return wv_res_send(res, 200, type, body.p, body.n);
 }
 
+/* Every message sent back as it came, until the peer closes. */
+static int ws_echo(wv_req *req, wv_res *res)
+{
+    wv_ws *ws;
+    int rc = wv_ws_accept(req, res, NULL, &ws);
+    if (rc < 0)
+        return rc;
+    wv_str msg;
+    int type;
+    while ((type = wv_ws_recv(ws, &msg)) > 0)
+        if (wv_ws_send(ws, type, msg.p, msg.n) < 0)
+            break;
+    return wv_ws_close(ws, WV_WS_NORMAL, NULL);
+}
+
 static int serve(void *arg)
 {
     (void)arg;
@@ -59,6 +83,7 @@ static int serve(void *arg)
     wv_get(r, "/json", json);
     wv_get(r, "/async-endpoint", async_endpoint);
     wv_post(r, "/echo", echo);
+    wv_get(r, "/ws", ws_echo);
     const char *m = getenv("METRICS");
     if (m && strcmp(m, "1") == 0 &&
         (wv_metrics_http(r, NULL) < 0 ||

@@ -29,6 +29,7 @@
 #   bench_fail NAME WHY               a figure that could not be measured (no BENCH line)
 #   bench_load_begin / bench_load_end what other processes used of the CPUs meanwhile
 #   bench_finish                      the suite's exit status: 1 if a figure failed
+#   bench_verdict_fail NAME WHY       a measured figure that failed its own pass condition
 #
 # Environment: BENCH_LONG=1 (careful run: 7 rounds; suites also use larger n),
 # BENCH_ROUNDS (overrides the number of rounds), BENCH_TIMEOUT (seconds per
@@ -236,4 +237,13 @@ bench_load_end()
             print "# warning: the machine was busy during this run: trust the ratios," \
                 " not the absolute figures"
     }'
+}
+
+# bench_verdict_fail NAME WHY: a figure that was measured (its BENCH line is
+# printed) but did not pass a pass/fail condition of its own (a soak's
+# errors, say): say so on a '#' line and make the suite exit 1.
+bench_verdict_fail()
+{
+    echo "# $1: did not pass: $2"
+    BENCH_FAILED=1
 }

@@ -1,23 +1,30 @@
 -- bench/http/wrk.lua: the wrk script behind every run of bench/run_http.sh
--- (measure.sh calls it; the arguments follow the URL after `--`):
+-- (measure.sh and soak.sh call it; the arguments follow the URL after `--`,
+-- as key=value words, every one optional):
 --
---   wrk -t1 -c N -d S -s wrk.lua URL -- DEPTH CHECK [BODY]
+--   wrk -t1 -c N -d S -s wrk.lua URL -- depth=D check=C body=B conns=N post=P
 --
--- DEPTH  requests written at once on each connection (pipelining); 1 = none,
---        and then no request() function either, so that wrk keeps its static
---        request and its full speed.
--- CHECK  1: a response() hook counts every response that is not a 200 with
---        exactly BODY (when BODY is given) and notes when the last one came.
---        The hook costs wrk CPU (it builds a header table per response), so
---        only the slow /async-endpoint figure uses it; the fast figures rely
---        on wrk's own count of non-2xx statuses and on the bytes read adding
---        up to whole responses of the expected size (measure.sh).
+-- depth  requests written at once on each connection (pipelining); 1 (the
+--        default) = none, and then no request() function either, so that wrk
+--        keeps its static request and its full speed.
+-- check  1: a response() hook checks every response: a 200 with exactly
+--        `body` (when given) is good, anything else bad; it notes when the
+--        first `conns` good responses had come (one per connection: the
+--        first round of a sleeping route) and when the last one came. The
+--        hook costs wrk CPU (it builds a header table per response), so only
+--        the slow /async-endpoint figure uses it; the fast figures rely on
+--        wrk's own count of non-2xx statuses and on the bytes read adding up
+--        to whole responses of the expected size (measure.sh).
+-- post   P > 0: every request is a POST of a P-byte body
+--        (application/octet-stream), for /echo (http.soak).
 --
--- done() prints one line of key=value pairs for measure.sh:
+-- done() prints one line of key=value pairs for measure.sh and soak.sh:
 --   wrkdone requests= duration_us= bytes= connect= read= write= status=
---           timeout= mean_us= p50_us= p99_us= max_us= [checked= bad= span_us=]
--- (latencies are wrk's, in microseconds; span_us: from the start of the run
--- to the last response, which the CHECK hook measures).
+--           timeout= mean_us= p50_us= p99_us= max_us=
+--           [good= bad= span_us= round_us=]
+-- (latencies are wrk's, in microseconds; with check=1: span_us from the start
+-- of the run to the last good response, round_us to the conns-th good one,
+-- 0 if there were fewer).
 
 local ffi = require("ffi")
 ffi.cdef [[
@@ -38,7 +45,20 @@ function setup(thread)
 end
 
 function init(args)
-    local depth = tonumber(args[1]) or 1
+    local opt = {}
+    for _, a in ipairs(args) do
+        local k, v = string.match(a, "^([%w_]+)=(.*)$")
+        if k then
+            opt[k] = v
+        end
+    end
+    local post = tonumber(opt.post or "0") or 0
+    if post > 0 then
+        wrk.method = "POST"
+        wrk.body = string.rep("x", post)
+        wrk.headers["Content-Type"] = "application/octet-stream"
+    end
+    local depth = tonumber(opt.depth or "1") or 1
     if depth > 1 then
         local r = {}
         for i = 1, depth do
@@ -49,18 +69,23 @@ function init(args)
             return batch
         end
     end
-    if args[2] == "1" then
-        local want = args[3]
+    if opt.check == "1" then
+        local want = opt.body
         if want == "" then
             want = nil
         end
-        checked, bad, t_first, t_last = 0, 0, now_us(), 0
+        local round = tonumber(opt.conns or "0") or 0
+        good, bad, t_first, t_last, t_round = 0, 0, now_us(), 0, 0
         response = function(status, headers, body)
-            checked = checked + 1
             if status ~= 200 or (want and body ~= want) then
                 bad = bad + 1
+                return
             end
+            good = good + 1
             t_last = now_us()
+            if good == round then
+                t_round = t_last
+            end
         end
     end
 end
@@ -77,16 +102,20 @@ function done(summary, latency, requests)
         int(summary.requests), int(summary.duration), int(summary.bytes), int(e.connect),
         int(e.read), int(e.write), int(e.status), int(e.timeout), int(latency.mean),
         int(latency:percentile(50)), int(latency:percentile(99)), int(latency.max))
-    if threads[1] and threads[1]:get("checked") then
-        local checked, bad, span = 0, 0, 0
+    if threads[1] and threads[1]:get("good") then
+        local good, bad, span, round = 0, 0, 0, 0
         for _, t in ipairs(threads) do
-            checked = checked + t:get("checked")
+            good = good + t:get("good")
             bad = bad + t:get("bad")
-            if t:get("checked") > 0 then
+            if t:get("good") > 0 then
                 span = math.max(span, t:get("t_last") - t:get("t_first"))
             end
+            if t:get("t_round") > 0 then
+                round = math.max(round, t:get("t_round") - t:get("t_first"))
+            end
         end
-        line = line .. string.format(" checked=%d bad=%d span_us=%d", checked, bad, int(span))
+        line = line .. string.format(" good=%d bad=%d span_us=%d round_us=%d", good, bad,
+            int(span), int(round))
     end
     io.write(line .. "\n")
 end
