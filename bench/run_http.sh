@@ -77,10 +77,10 @@ slow_lead=3     # seconds between the trickle's start and wrk's, so that weave's
 # head timeout (the trickled connections closed and reopened) falls within the run
 wrk_limit=90 # wrk at or over this % of its core: the load generator was the limit
 
-declare -A port=([weave]=28301 [nginx]=28302 [h2o]=28303 [fastapi]=28304 [lwan]=28305
+declare -A port=([weave]=28301 [nginx]=28302 [h2o]=28303 [fastapi]=28304 [lwan]=28305 [floor]=28306
     [weave_sleep]=28311 [fastapi_sleep]=28314 [weave_slow]=28321 [nginx_slow]=28322
     [weave_soak]=28331)
-optional=(lwan) # anchors that may be missing: skipped with one '#' line, not failed
+optional=(lwan floor) # anchors that may be missing: skipped with one '#' line, not failed
 declare -A pid=()      # the process started (nginx: its master)
 declare -A measured=() # the process whose CPU and memory are read (nginx: its worker)
 declare -A down=()     # why a server is not available
@@ -523,9 +523,21 @@ rate_details()
 fig_plaintext_cpu()
 {
     local pw pn
-    figure http.plaintext_cpu us lower cpu "$conns" "$secs_cpu" /plaintext weave nginx h2o lwan
-    limit_notes http.plaintext_cpu cpu weave nginx h2o lwan
-    rate_details http.plaintext_cpu weave nginx h2o lwan
+    figure http.plaintext_cpu us lower cpu "$conns" "$secs_cpu" /plaintext weave nginx h2o lwan \
+        floor
+    limit_notes http.plaintext_cpu cpu weave nginx h2o lwan floor
+    rate_details http.plaintext_cpu weave nginx h2o lwan floor
+    if figure_ok http.plaintext_cpu nginx && figure_ok http.plaintext_cpu floor; then
+        local fl ng
+        # shellcheck disable=SC2086 # one sample per word
+        fl=$(bench_median ${samples[http.plaintext_cpu.floor]})
+        # shellcheck disable=SC2086 # one sample per word
+        ng=$(bench_median ${samples[http.plaintext_cpu.nginx]})
+        echo "# http.plaintext_cpu floor: a bare epoll loop that parses nothing and sends a" \
+            "fixed response (bench_http_floor) takes $(bench_fmt "$fl") us a request, nginx" \
+            "$(bench_fmt "$ng"): the kernel's part, which every server pays, leaves no server more" \
+            "than $(bench_fmt "$(echo "$ng / $fl" | bc -l)")x ahead of nginx here"
+    fi
     if figure_ok http.plaintext_cpu weave && figure_ok http.plaintext_cpu nginx; then
         mapfile -t pw < <(info_values http.plaintext_cpu weave p99_us 1000)
         mapfile -t pn < <(info_values http.plaintext_cpu nginx p99_us 1000)
@@ -945,6 +957,8 @@ if [[ $need_main == 1 ]]; then
     fi
     [[ -n ${down[fastapi]:-} ]] || start_server fastapi "${uvicorn[@]}" --port "${port[fastapi]}"
     start_lwan
+    # the floor of http.plaintext_cpu: a bare epoll loop (bench_http_floor.c)
+    start_server floor "$(dirname "$bin")/bench_http_floor" "${port[floor]}"
 
     wait_ready weave /plaintext "$plain_body" text/plain
     also_check weave /json "$json_body" application/json
@@ -954,9 +968,10 @@ if [[ $need_main == 1 ]]; then
     wait_ready fastapi /json "$json_body" application/json
     wait_ready lwan /plaintext "$plain_body" text/plain
     also_check lwan /json "$json_body" application/json
+    wait_ready floor /plaintext "$plain_body" text/plain
     nginx_worker nginx
     lwan_pinned
-    for s in weave nginx h2o fastapi lwan; do
+    for s in weave nginx h2o fastapi lwan floor; do
         [[ -z ${down[$s]:-} ]] || echo "# $s: not available: ${down[$s]}"
     done
     if [[ -z ${down[lwan]:-} ]]; then

@@ -57,6 +57,12 @@ int64_t wv_now(void);
  * negative `ms` gives a deadline in the past). */
 int64_t wv_after_ms(int64_t ms);
 
+/* The shard's clock as of its loop's last poll: no clock read at all,
+ * behind wv_now() by at most the time its fibers have run since. For
+ * deadlines and timestamps of a request, not for measuring durations.
+ * wv_now() outside the runtime. */
+int64_t wv_now_coarse(void);
+
 /* ------------------------------------------------------------- the runtime */
 
 typedef struct wv_main_opts {

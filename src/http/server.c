@@ -124,7 +124,8 @@ static int read_head(conn *c, wv_req *req)
     /* a new connection gets the head's timeout for its first byte too: one
      * that never sends anything must not hold a fiber for the idle timeout */
     bool idle_wait = !in_head && c->served;
-    wv_deadline_set(wv_after_ms(idle_wait ? s->o.idle_timeout_ms : s->o.header_timeout_ms));
+    wv_deadline_set(
+        ms_after(wv_now_coarse(), idle_wait ? s->o.idle_timeout_ms : s->o.header_timeout_ms));
     int result;
     for (;;) {
         if (c->rlen > c->rstart) {
@@ -185,7 +186,7 @@ static int read_head(conn *c, wv_req *req)
         if (n > 0) {
             if (!in_head) {
                 in_head = true;
-                req->start_ns = wv_now(); /* one clock read for both */
+                req->start_ns = wv_now_coarse(); /* the pass's clock: no clock read */
                 wv_deadline_set(ms_after(req->start_ns, s->o.header_timeout_ms));
             }
             continue;

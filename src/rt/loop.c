@@ -98,7 +98,8 @@ int shard_init(shard *sh, int id)
     sh->id = id;
     sh->sigfd = -1;
     mailbox_init(&sh->mb);
-    wheel_init(&sh->timers, wv_now());
+    sh->now = wv_now();
+    wheel_init(&sh->timers, sh->now);
     sh->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (sh->epfd < 0)
         return -errno;
@@ -396,7 +397,8 @@ static int poll_timeout_ns(shard *sh, int64_t *out)
         *out = -1;
         return 0;
     }
-    int64_t d = next - wv_now();
+    sh->now = wv_now();
+    int64_t d = next - sh->now;
     *out = d < 0 ? 0 : d;
     return 0;
 }
@@ -513,7 +515,8 @@ void shard_loop(shard *sh)
         msg *m;
         while ((m = mailbox_pop(&sh->mb)) != NULL)
             m->run(m);
+        sh->now = wv_now(); /* one clock read a pass: timers, and wv_now_coarse */
         if (sh->timers.count)
-            wheel_advance(&sh->timers, wv_now());
+            wheel_advance(&sh->timers, sh->now);
     }
 }

@@ -176,6 +176,7 @@ struct shard {
     wv_waitq stop_waiters;
     wv_fiber *dead;         /* a fiber that exited; its stack is recycled once off it */
     wv_pass_hook *deferred; /* wv_pass_hook_queue's queue */
+    int64_t now;            /* wv_now() when the loop last polled: wv_now_coarse() */
     wv_waitq reload_waiters;
 };
 
