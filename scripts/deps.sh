@@ -56,6 +56,12 @@ TEST_PACKAGES=(
     prometheus
     # the browser test (tests/e2e): headless Chromium, driven by playwright-core from npm
     chromium
+    # the cache tests (src/redis, src/memcache, src/cache): Redis 7 and
+    # redis-cli (single node and a three-node cluster), memcached 1.6 and the
+    # libmemcached tools; libmemcached-dev for the test that checks our
+    # ketama placement against libmemcached's; Python redis and pymemcache as peers
+    redis-server redis-tools memcached libmemcached-tools libmemcached-dev
+    python3-redis python3-pymemcache
 )
 
 BENCH_PACKAGES=(
@@ -87,6 +93,11 @@ BENCH_PACKAGES=(
     # the tls suite (bench/run_tls.sh): h2load for new handshakes, the openssl
     # command line for certificates and handshake checks
     nghttp2-client openssl
+    # the cache suite (bench/run_cache.sh): Redis and redis-benchmark,
+    # memcached and memcaslap, hiredis's reader beside our RESP parser, the
+    # Python anchors (redis.asyncio, pymemcache, cachetools)
+    redis-server redis-tools memcached libmemcached-tools libhiredis-dev
+    python3-redis python3-pymemcache python3-cachetools
 )
 
 usage()
