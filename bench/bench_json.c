@@ -43,6 +43,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "json_libs/json_libs.h"
 
 extern const json_lib json_lib_cjson __attribute__((weak));
@@ -622,13 +623,6 @@ static int run_once(const json_lib *lib, int d, bool parse_only, bool full, sum 
 
 /* ---------------------------------------------------------------- timing */
 
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 enum { MAX_ROUNDS = 15, TARGET_NS = 40 * 1000 * 1000 };
 
 typedef struct result {
@@ -767,60 +761,6 @@ static int measure(int d, int c, int round)
 }
 
 /* ------------------------------------------------------------ load */
-
-/* CPU seconds the whole machine spent busy (from /proc/stat), and ours. */
-static double machine_busy_seconds(void)
-{
-    unsigned long long v[8] = {0};
-    FILE *f = fopen("/proc/stat", "r");
-    if (!f)
-        return 0;
-    int got = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
-                     &v[4], &v[5], &v[6], &v[7]);
-    fclose(f);
-    if (got != 8)
-        return 0;
-    /* user nice system [idle iowait] irq softirq steal */
-    return (double)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / (double)sysconf(_SC_CLK_TCK);
-}
-
-static double own_cpu_seconds(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
-
-/* The closing line of bench/README.md: what others took meanwhile. */
-static void print_load(int64_t t0, double busy0, double own0)
-{
-    double wall = (double)(now_ns() - t0) / 1e9;
-    double ours = own_cpu_seconds() - own0;
-    double others = machine_busy_seconds() - busy0 - ours;
-    if (others < 0)
-        others = 0;
-    printf("# load: %.0f s wall; this run used %.1f CPU-s, other processes %.1f CPU-s (%.0f%% of "
-           "a core)\n",
-           wall, ours, others, 100 * others / wall);
-    if (others / wall >= 0.2)
-        printf("# warning: the machine was busy during this run: trust the ratios, not the "
-               "absolute figures\n");
-}
-
-static int compare_doubles(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    double tmp[MAX_ROUNDS];
-    memcpy(tmp, v, (size_t)n * sizeof *v);
-    qsort(tmp, (size_t)n, sizeof *tmp, compare_doubles);
-    return n % 2 ? tmp[n / 2] : (tmp[n / 2 - 1] + tmp[n / 2]) / 2;
-}
 
 static void print_ns(char *out, size_t size, double ns)
 {

@@ -2,7 +2,9 @@
 # The whole test run behind `make test` (and so CI):
 #   0. a throwaway PostgreSQL 15 on loopback
 #      (scripts/pg_test_server.sh; WEAVE_TEST_PG_URL, _DIR and _CTL exported
-#      for the tests, stopped and removed at exit)
+#      for the tests, stopped and removed at exit), and Redis 7: one server
+#      with a TLS port and a three-node cluster (scripts/redis_test_server.sh;
+#      WEAVE_TEST_REDIS_URL, _TLS_URL, _CA, _DIR, _CTL, _CLUSTER_URL)
 #   1. format-check
 #   2. Release build, its unit tests (ctest)
 #   3. Asan build (clang, ASan+UBSan), its unit tests (ctest)
@@ -28,6 +30,7 @@ failed=0
 step=""
 
 PG_DIR=""
+REDIS_DIR=""
 
 summary()
 {
@@ -35,6 +38,11 @@ summary()
     if [ -n "$PG_DIR" ]; then
         scripts/pg_test_server.sh stop "$PG_DIR" || true
         rm -rf "$PG_DIR"
+    fi
+    if [ -n "$REDIS_DIR" ]; then
+        scripts/redis_test_server.sh stop "$REDIS_DIR/single" || true
+        scripts/redis_test_server.sh stop "$REDIS_DIR/cluster" || true
+        rm -rf "$REDIS_DIR"
     fi
     if [ $rc -ne 0 ]; then
         echo "test.sh: FAILED at: ${step:-?} (exit $rc); logs in $LOG_DIR/" >&2
@@ -115,6 +123,43 @@ start_pg()
     echo "PostgreSQL for the tests: $WEAVE_TEST_PG_URL"
 }
 run_step "PostgreSQL (test server)" start_pg
+
+# the first port from `from` such that `count` ports in a row are free
+free_ports()
+{
+    local port=$1 count=$2 i ok
+    while :; do
+        ok=1
+        for ((i = 0; i < count; i++)); do
+            if ss -ltnH "sport = :$((port + i))" | grep -q .; then ok=0; fi
+        done
+        [ $ok = 1 ] && break
+        port=$((port + count))
+    done
+    echo "$port"
+}
+
+# Redis for the cache tests: one server (plus its TLS port) and a cluster
+start_redis()
+{
+    REDIS_DIR=$(mktemp -d /tmp/weave-test-redis.XXXXXX)
+    bash tests/make_certs.sh "$REDIS_DIR/certs"
+    local port
+    port=$(free_ports 16379 2)
+    WEAVE_TEST_REDIS_URL=$(scripts/redis_test_server.sh start "$REDIS_DIR/single" "$port" \
+        $((port + 1)) "$REDIS_DIR/certs/server.pem" "$REDIS_DIR/certs/server.key") || return 1
+    WEAVE_TEST_REDIS_TLS_URL="rediss://127.0.0.1:$((port + 1))"
+    WEAVE_TEST_REDIS_CA=$REDIS_DIR/certs/ca.pem
+    WEAVE_TEST_REDIS_DIR=$REDIS_DIR/single
+    WEAVE_TEST_REDIS_CTL=$(pwd)/scripts/redis_test_server.sh
+    port=$(free_ports 17379 3)
+    WEAVE_TEST_REDIS_CLUSTER_URL=$(scripts/redis_test_server.sh cluster "$REDIS_DIR/cluster" \
+        "$port") || return 1
+    export WEAVE_TEST_REDIS_URL WEAVE_TEST_REDIS_TLS_URL WEAVE_TEST_REDIS_CA \
+        WEAVE_TEST_REDIS_DIR WEAVE_TEST_REDIS_CTL WEAVE_TEST_REDIS_CLUSTER_URL
+    echo "Redis for the tests: $WEAVE_TEST_REDIS_URL, cluster $WEAVE_TEST_REDIS_CLUSTER_URL"
+}
+run_step "Redis (test servers)" start_redis
 
 run_step format-check make --no-print-directory format-check
 

@@ -21,9 +21,11 @@
  *  - wv_resolve / wv_dial: names resolved off the loop, IPv6 and IPv4 raced
  *    as RFC 8305 describes, Unix sockets, TCP options, TLS with SNI and
  *    verification on by default.
- *  - wv_pool: a per-shard pool of connections any client can use, and
- *    wv_retry: exponential backoff with full jitter for what the caller
- *    says is safe to retry.
+ *  - wv_pool: a per-shard pool of connections any client can use;
+ *    wv_mux: one connection many fibers share, requests pipelined and
+ *    replies handed back in order (Redis, memcached); and wv_retry:
+ *    exponential backoff with full jitter for what the caller says is
+ *    safe to retry.
  *  - wv_tls_ctx: TLS configuration (OpenSSL 3), for clients and servers,
  *    with ALPN and certificate reload.
  *
@@ -53,6 +55,7 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
+#include "weave/buf.h"
 #include "weave/rt.h"
 
 #ifdef __cplusplus
@@ -396,6 +399,111 @@ void wv_pool_stats_get(const wv_pool *p, wv_pool_stats *st);
  * the pool once every connection in use has come back (they are closed
  * then). From the pool's shard. NULL is ignored. */
 void wv_pool_free(wv_pool *p);
+
+/* ===================================================== shared connections */
+
+/*
+ * wv_mux: one connection that many fibers of a shard send requests on, for
+ * protocols that answer in order and carry no request ids (Redis,
+ * memcached). A fiber encodes its request straight into the connection's
+ * output (wv_mux_out), pushes a request record (wv_mux_push) and waits for
+ * its replies (wv_mux_wait). What the shard's fibers push during one pass
+ * of its loop leaves in one send at the end of the pass (auto-pipelining;
+ * no_autopipeline sends each at once); a reader fiber cuts what comes back
+ * into replies with the protocol's frame function and hands each to the
+ * request at the head of the queue, in order.
+ *
+ * A request whose fiber stops waiting (deadline, cancellation) is
+ * abandoned: its replies are still read, in order, and dropped, so no
+ * reply ever reaches the wrong fiber. A reply nobody asked for, bytes the
+ * frame function refuses, a reply larger than max_reply, no reply within
+ * response_timeout_ms, or a broken socket break the connection: every
+ * request in it fails with the reason (-EPROTO, -EMSGSIZE, -ETIMEDOUT,
+ * -ECONNRESET) and later pushes fail at once. Every request completes
+ * exactly once. A broken mux stays broken: make a new one.
+ *
+ * A new mux is dedicated: no reader or writer fiber, and the one fiber
+ * using it writes and reads itself in wv_mux_wait (for a greeting, or a
+ * connection one fiber holds: a wait cut short then breaks it, since its
+ * state is unknown). wv_mux_share starts the fibers that let many share it.
+ */
+typedef struct wv_mux wv_mux;
+
+enum { WV_MUX_MSG = 256 };
+
+typedef struct wv_mux_req wv_mux_req;
+struct wv_mux_req {
+    /* Set before wv_mux_push. deliver gets each reply p[0..len) (the
+     * mux's bytes, writable until it returns), on the reading fiber: it
+     * must not suspend, and reports a failure with wv_mux_req_fail. */
+    void (*deliver)(wv_mux_req *r, char *p, size_t len);
+    int replies; /* replies it takes, in order; 0 means 1 */
+    /* results */
+    int got; /* replies delivered so far */
+    int rc;  /* 0, or the first error */
+    char msg[WV_MUX_MSG];
+    /* private */
+    uint64_t seq_;
+    bool done_;
+    wv_event done_ev_;
+};
+
+typedef struct wv_mux_opts {
+    /* the length of the whole reply at p[0..n) (> 0), 0 while more bytes
+     * are needed, or a negative errno with a reason in why[0..size) */
+    ssize_t (*frame)(void *ctx, const char *p, size_t n, char *why, size_t why_size);
+    /* called with each reply before it is matched: true when it answers
+     * no request (a push message) and the callback took it; NULL: none do */
+    bool (*unsolicited)(void *ctx, char *p, size_t len);
+    void *ctx;
+    const char *name;            /* for messages: "redis redis://host:6379" */
+    bool no_autopipeline;        /* shared: send each request at once */
+    int64_t response_timeout_ms; /* shared: 0 = no limit */
+    size_t max_reply;            /* bytes; 0 = 512 MiB */
+    uint64_t *writes;            /* counters to add to (may be NULL): sends, */
+    uint64_t *queued;            /* and replies asked for */
+} wv_mux_opts;
+
+/* A dedicated mux over s (taken, even on failure). -EINVAL without frame. */
+int wv_mux_new(wv_stream *s, const wv_mux_opts *opts, wv_mux **out);
+
+/* Start the reader and writer fibers: from now on any fiber of the shard
+ * may push and wait. */
+int wv_mux_share(wv_mux *m);
+
+/* Where a request's bytes go: append them (all or nothing), then push. */
+wv_buf *wv_mux_out(wv_mux *m);
+
+/* Queue r for the bytes appended to wv_mux_out since the last push. On a
+ * broken mux the bytes are dropped and its error returned. */
+int wv_mux_push(wv_mux *m, wv_mux_req *r);
+
+/* Append n bytes and push r. */
+int wv_mux_send(wv_mux *m, wv_mux_req *r, const void *p, size_t n);
+
+/* Wait until r has its replies: r->rc, with wv_errmsg from r->msg. */
+int wv_mux_wait(wv_mux *m, wv_mux_req *r);
+
+/* Set r's error once (the first one wins); for deliver functions. */
+void wv_mux_req_fail(wv_mux_req *r, int rc, const char *fmt, ...) WV_PRINTF(3, 4);
+
+/* Dedicated, without requests (a subscriber): write what was pushed... */
+int wv_mux_flush(wv_mux *m);
+/* ...and take the next whole reply (valid until the next call). */
+int wv_mux_read(wv_mux *m, char **p, size_t *len);
+
+/* Break it on purpose (a protocol rule the frame function cannot see). */
+void wv_mux_fail(wv_mux *m, int rc, const char *fmt, ...) WV_PRINTF(3, 4);
+bool wv_mux_broken(const wv_mux *m);
+/* Its error as a return value (wv_errmsg set), or 0 while it works. */
+int wv_mux_error(const wv_mux *m);
+
+/* Requests waiting for replies; the stream underneath. */
+size_t wv_mux_pending(const wv_mux *m);
+wv_stream *wv_mux_stream(const wv_mux *m);
+
+/* Fail what waits with -ESHUTDOWN, close, free once no fiber is inside. */
+void wv_mux_close(wv_mux *m);
 
 /* ================================================================ retries */
 

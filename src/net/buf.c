@@ -11,13 +11,15 @@
 
 int wv_buf_reserve(wv_buf *b, size_t extra)
 {
+    /* the limit holds even when the memory is already there (a buffer
+     * that grew before its limit was set, or was given a smaller one) */
+    if (b->limit && (extra > b->limit || b->n > b->limit - extra))
+        return -ENOMEM;
     if (extra <= b->cap - b->n)
         return 0;
     if (extra > SIZE_MAX - b->n)
         return -ENOMEM;
     size_t need = b->n + extra;
-    if (b->limit && need > b->limit)
-        return -ENOMEM;
     size_t cap = b->cap ? b->cap : 256;
     while (cap < need)
         cap = cap > SIZE_MAX / 2 ? need : cap * 2;

@@ -67,6 +67,19 @@ static void test_buf_limit_refuses_growth_and_keeps_the_contents(void **state)
     wv_buf_free(&b);
 }
 
+static void test_buf_limit_holds_even_when_the_memory_is_already_there(void **state)
+{
+    wv_buf b = {0};
+    assert_int_equal(wv_buf_append(&b, "0123456789", 10), 0); /* 256 bytes of capacity */
+    b.limit = 12;
+    assert_int_equal(wv_buf_append(&b, "ab", 2), 0);
+    assert_int_equal(wv_buf_append(&b, "c", 1), -ENOMEM);
+    assert_int_equal(wv_buf_reserve(&b, SIZE_MAX), -ENOMEM);
+    assert_int_equal(b.n, 12);
+    assert_memory_equal(b.p, "0123456789ab", 12);
+    wv_buf_free(&b);
+}
+
 static void test_buf_html_escapes_the_five_characters(void **state)
 {
     (void)state;
@@ -147,6 +160,7 @@ int main(void)
         cmocka_unit_test(test_buf_append_puts_printf_and_i64_concatenate),
         cmocka_unit_test(test_buf_printf_longer_than_its_stack_buffer),
         cmocka_unit_test(test_buf_limit_refuses_growth_and_keeps_the_contents),
+        cmocka_unit_test(test_buf_limit_holds_even_when_the_memory_is_already_there),
         cmocka_unit_test(test_buf_html_escapes_the_five_characters),
         cmocka_unit_test(test_buf_html_appends_after_existing_bytes),
         cmocka_unit_test(test_buf_html_passes_other_bytes_through),

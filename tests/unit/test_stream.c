@@ -314,7 +314,7 @@ static int try_writes(void *arg)
     CHECK(ms_since(t0) < 2000);
     CHECK(total > 0);
     CHECK_EQ(wv_stream_try_write(p.a, "z", 1), 0); /* full: one buffer, the same */
-    CHECK_EQ(wv_stream_unsent(p.a), 0); /* plain: nothing kept */
+    CHECK_EQ(wv_stream_unsent(p.a), 0);            /* plain: nothing kept */
     CHECK_EQ(wv_stream_flush(p.a), 0);
     struct iovec iov = {"y", 1};
     CHECK_EQ(wv_stream_try_writev(p.a, &iov, 1), 0);
