@@ -459,7 +459,7 @@ typedef struct wv_mux_opts {
     const char *name;            /* for messages: "redis redis://host:6379" */
     bool no_autopipeline;        /* shared: send each request at once */
     int64_t response_timeout_ms; /* shared: 0 = no limit */
-    size_t max_reply;            /* bytes; 0 = 512 MiB */
+    size_t max_reply;            /* bytes in one reply at most; 0 = 512 MiB */
     uint64_t *writes;            /* counters to add to (may be NULL): sends, */
     uint64_t *queued;            /* and replies asked for */
 } wv_mux_opts;

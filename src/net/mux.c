@@ -245,6 +245,9 @@ static int fill(wv_mux *m)
 {
     if (m->in_start == m->in_end)
         m->in_start = m->in_end = 0;
+    /* what is unread is the start of one reply: at max_reply, it is too long */
+    if (m->in_end - m->in_start >= m->o.max_reply)
+        return -EMSGSIZE;
     if (m->in_end == m->in_cap) {
         if (m->in_start > 0) {
             memmove(m->in, m->in + m->in_start, m->in_end - m->in_start);
