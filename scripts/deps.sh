@@ -59,9 +59,10 @@ TEST_PACKAGES=(
     # the cache tests (src/redis, src/memcache, src/cache): Redis 7 and
     # redis-cli (single node and a three-node cluster), memcached 1.6 and the
     # libmemcached tools; libmemcached-dev for the test that checks our
-    # ketama placement against libmemcached's; Python redis and pymemcache as peers
+    # ketama placement against libmemcached's; Python redis and pymemcache as
+    # peers, and pylibmc (libmemcached's placement, from Python: test_memcache)
     redis-server redis-tools memcached libmemcached-tools libmemcached-dev
-    python3-redis python3-pymemcache
+    python3-redis python3-pymemcache python3-pylibmc
 )
 
 BENCH_PACKAGES=(
@@ -95,9 +96,11 @@ BENCH_PACKAGES=(
     nghttp2-client openssl
     # the cache suite (bench/run_cache.sh): Redis and redis-benchmark,
     # memcached and memcaslap, hiredis's reader beside our RESP parser, the
-    # Python anchors (redis.asyncio, pymemcache, cachetools)
+    # Python anchors (redis.asyncio, pymemcache, cachetools), and hiredis's
+    # Python parser, which redis-py uses when it is installed (its documented
+    # setting for speed)
     redis-server redis-tools memcached libmemcached-tools libhiredis-dev
-    python3-redis python3-pymemcache python3-cachetools
+    python3-redis python3-hiredis python3-pymemcache python3-cachetools
 )
 
 usage()

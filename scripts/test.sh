@@ -4,7 +4,9 @@
 #      (scripts/pg_test_server.sh; WEAVE_TEST_PG_URL, _DIR and _CTL exported
 #      for the tests, stopped and removed at exit), and Redis 7: one server
 #      with a TLS port and a three-node cluster (scripts/redis_test_server.sh;
-#      WEAVE_TEST_REDIS_URL, _TLS_URL, _CA, _DIR, _CTL, _CLUSTER_URL)
+#      WEAVE_TEST_REDIS_URL, _TLS_URL, _CA, _DIR, _CTL, _CLUSTER_URL), and
+#      three memcached 1.6 servers (scripts/memcached_test_server.sh;
+#      WEAVE_TEST_MEMCACHED_SERVERS, _DIRS, _CTL)
 #   1. format-check
 #   2. Release build, its unit tests (ctest)
 #   3. Asan build (clang, ASan+UBSan), its unit tests (ctest)
@@ -31,6 +33,7 @@ step=""
 
 PG_DIR=""
 REDIS_DIR=""
+MEMCACHED_DIR=""
 
 summary()
 {
@@ -43,6 +46,12 @@ summary()
         scripts/redis_test_server.sh stop "$REDIS_DIR/single" || true
         scripts/redis_test_server.sh stop "$REDIS_DIR/cluster" || true
         rm -rf "$REDIS_DIR"
+    fi
+    if [ -n "$MEMCACHED_DIR" ]; then
+        for d in "$MEMCACHED_DIR"/s*; do
+            scripts/memcached_test_server.sh stop "$d" || true
+        done
+        rm -rf "$MEMCACHED_DIR"
     fi
     if [ $rc -ne 0 ]; then
         echo "test.sh: FAILED at: ${step:-?} (exit $rc); logs in $LOG_DIR/" >&2
@@ -160,6 +169,27 @@ start_redis()
     echo "Redis for the tests: $WEAVE_TEST_REDIS_URL, cluster $WEAVE_TEST_REDIS_CLUSTER_URL"
 }
 run_step "Redis (test servers)" start_redis
+
+# memcached for the cache tests: three servers, so keys spread by ketama
+# (test_memcache kills and restarts the second: _DIRS and _CTL)
+start_memcached()
+{
+    MEMCACHED_DIR=$(mktemp -d /tmp/weave-test-memcached.XXXXXX)
+    local port i addr list="" dirs=""
+    port=$(free_ports 21211 3)
+    for i in 1 2 3; do
+        addr=$(scripts/memcached_test_server.sh start "$MEMCACHED_DIR/s$i" $((port + i - 1))) ||
+            return 1
+        list+="${list:+,}$addr"
+        dirs+="${dirs:+,}$MEMCACHED_DIR/s$i"
+    done
+    WEAVE_TEST_MEMCACHED_SERVERS=$list
+    WEAVE_TEST_MEMCACHED_DIRS=$dirs
+    WEAVE_TEST_MEMCACHED_CTL=$(pwd)/scripts/memcached_test_server.sh
+    export WEAVE_TEST_MEMCACHED_SERVERS WEAVE_TEST_MEMCACHED_DIRS WEAVE_TEST_MEMCACHED_CTL
+    echo "memcached for the tests: $WEAVE_TEST_MEMCACHED_SERVERS"
+}
+run_step "memcached (test servers)" start_memcached
 
 run_step format-check make --no-print-directory format-check
 

@@ -435,7 +435,9 @@ typedef struct wv_mux_req wv_mux_req;
 struct wv_mux_req {
     /* Set before wv_mux_push. deliver gets each reply p[0..len) (the
      * mux's bytes, writable until it returns), on the reading fiber: it
-     * must not suspend, and reports a failure with wv_mux_req_fail. */
+     * must not suspend, and reports a failure with wv_mux_req_fail (or,
+     * for a reply that shows the connection out of step, breaks it with
+     * wv_mux_fail: this request fails with the rest). */
     void (*deliver)(wv_mux_req *r, char *p, size_t len);
     int replies; /* replies it takes, in order; 0 means 1 */
     /* results */

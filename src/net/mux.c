@@ -223,8 +223,10 @@ static int writer_main(void *arg)
             m->pushed = 0;
             rc = wv_stream_flush(m->s);
             if (rc >= 0 && m->sending.n) {
-                rc = (int)wv_stream_write(m->s, m->sending.p, m->sending.n);
+                /* counted before: once the write suspends, the mux may be
+                 * closed and the counters' owner gone */
                 count_write(m);
+                rc = (int)wv_stream_write(m->s, m->sending.p, m->sending.n);
             }
         }
         m->sending.n = 0;
@@ -308,6 +310,8 @@ static int dispatch(wv_mux *m)
         if (r) {
             r->deliver(r, p, (size_t)len);
             r->got++;
+            if (m->broken) /* the deliverer broke it: the queue is already failed */
+                return m->rc;
         }
         if (--sl->left == 0) {
             m->head++;
@@ -392,8 +396,8 @@ static void wait_dedicated(wv_mux *m, wv_mux_req *r)
     while (!r->done_ && !m->broken) {
         int rc = 0;
         if (m->pushed) {
-            ssize_t w = wv_stream_write(m->s, m->out.p, m->pushed);
             count_write(m);
+            ssize_t w = wv_stream_write(m->s, m->out.p, m->pushed);
             memmove(m->out.p, m->out.p + m->pushed, m->out.n - m->pushed);
             m->out.n -= m->pushed;
             m->pushed = 0;
@@ -457,8 +461,8 @@ int wv_mux_flush(wv_mux *m)
         return 0;
     }
     m->pushed = m->out.n; /* dedicated: everything appended goes */
-    ssize_t w = m->pushed ? wv_stream_write(m->s, m->out.p, m->pushed) : 0;
     count_write(m);
+    ssize_t w = m->pushed ? wv_stream_write(m->s, m->out.p, m->pushed) : 0;
     memmove(m->out.p, m->out.p + m->pushed, m->out.n - m->pushed);
     m->out.n -= m->pushed;
     m->pushed = 0;
