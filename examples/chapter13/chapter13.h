@@ -11,14 +11,16 @@
  * --async-delay-ms / ASYNC_DELAY_MS, 1000 by default, 0 allowed. */
 extern int64_t async_delay_ms;
 
-void s13_2_1_fastapi(wv_app *app);            /* GET /async-endpoint */
-void s13_2_2_django(wv_app *app);             /* GET /async-view/ */
-void s13_3_databases_options(wv_app *app);    /* --database-url */
-void s13_3_databases(wv_app *app);            /* GET /users, GET /users/{id}, POST /users */
+void s13_2_1_fastapi(wv_app *app);         /* GET /async-endpoint */
+void s13_2_2_django(wv_app *app);          /* GET /async-view/ */
+void s13_3_databases_options(wv_app *app); /* --database-url */
+void s13_3_databases(wv_app *app); /* GET, POST /users; GET, PUT, DELETE /users/{id} (cached) */
 void s13_5_1_websockets_options(wv_app *app); /* its options, declared first */
 void s13_5_1_websockets(wv_app *app);         /* WS /ws, /ws/echo, /ws/chat */
 void s13_5_2_frontend(wv_app *app);           /* the React page at /, CORS */
 void s13_6_1_rest(wv_app *app);               /* GET /data, POST /echo */
+void s13_9_caching_options(wv_app *app);      /* --cache-url, --redis-url, --memcached-servers */
+void s13_9_caching(wv_app *app);              /* PUT, GET, DELETE /cache/{key} */
 void s13_11_1_prometheus(wv_app *app);        /* GET /hello */
 void sections(wv_app *app);                   /* GET /api/sections */
 

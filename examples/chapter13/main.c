@@ -20,6 +20,7 @@ int main(int argc, char **argv)
                   "the built React page served at /");
     s13_3_databases_options(app);
     s13_5_1_websockets_options(app);
+    s13_9_caching_options(app);
     async_delay_ms = wv_app_int(app, "async-delay-ms");
 
     s13_2_1_fastapi(app);
@@ -27,6 +28,7 @@ int main(int argc, char **argv)
     s13_3_databases(app);
     s13_5_1_websockets(app);
     s13_6_1_rest(app);
+    s13_9_caching(app);
     s13_11_1_prometheus(app);
     sections(app);
     s13_5_2_frontend(app); /* last: its static files take every other path */

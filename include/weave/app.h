@@ -46,6 +46,7 @@
 #ifndef WEAVE_APP_H
 #define WEAVE_APP_H
 
+#include "weave/cache.h"
 #include "weave/db.h"
 #include "weave/http.h"
 
@@ -133,6 +134,15 @@ int wv_app_database(wv_app *app, const char *url);
 /* The calling shard's database handle (NULL before it is open). */
 wv_db *wv_req_db(wv_req *req);
 wv_db *wv_app_db(wv_app *app);
+
+/* The app's cache, a wv_app_client named "cache" over wv_cache_open:
+ * memory:// (the in-process store every shard shares), redis://... or
+ * memcached://h1:p1,h2:p2 (include/weave/cache.h); /readyz pings it. */
+int wv_app_cache(wv_app *app, const char *url);
+
+/* The calling shard's cache handle (NULL before it is open). */
+wv_cache *wv_req_cache(wv_req *req);
+wv_cache *wv_app_cache_get(wv_app *app);
 
 /* Serve until stopped; returns the process's exit status (0 after a
  * graceful stop or --help, 1 when starting or serving failed, 2 for a bad

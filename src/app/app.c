@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "weave/app.h"
+#include "weave/cache.h"
 #include "weave/metrics.h"
 #include "weave/net.h"
 
@@ -61,6 +62,7 @@ struct wv_app {
     backend *backends, **backends_tail;
     client *clients, **clients_tail;
     client *database; /* the wv_app_database client, for wv_req_db */
+    client *cache;    /* the wv_app_cache client, for wv_req_cache */
     bool must_stop;   /* parse(): --help or a bad value: the program stops... */
     int stop_status;  /* ...with this exit status (0 after --help, 2) */
     wv_tls_ctx *tls;  /* HTTPS, from --tls-cert and --tls-key */
@@ -472,6 +474,42 @@ wv_db *wv_req_db(wv_req *req)
 {
     wv_app *app = wv_req_context(req);
     return app ? handle_here(app->database) : NULL;
+}
+
+static int cache_open(const char *url, void **handle)
+{
+    return wv_cache_open(url, NULL, (wv_cache **)handle);
+}
+
+static void cache_close(void *handle)
+{
+    wv_cache_close(handle);
+}
+
+static int cache_ping(void *handle)
+{
+    return wv_cache_ping(handle);
+}
+
+int wv_app_cache(wv_app *app, const char *url)
+{
+    static const wv_client_type cache = {
+        .kind = "cache", .open = cache_open, .close = cache_close, .ping = cache_ping};
+    int rc = wv_app_client(app, "cache", url, &cache);
+    if (rc == 0)
+        app->cache = find_client(app, "cache");
+    return rc;
+}
+
+wv_cache *wv_app_cache_get(wv_app *app)
+{
+    return handle_here(app->cache);
+}
+
+wv_cache *wv_req_cache(wv_req *req)
+{
+    wv_app *app = wv_req_context(req);
+    return app ? handle_here(app->cache) : NULL;
 }
 
 /* Open c on the calling shard; the failure's message names the client and

@@ -265,6 +265,42 @@ await check('GET /users: the page lists the users and adds one (POST /users), a 
   return `user #${id}`;
 });
 
+await check('PUT /cache/{key}: the cache card sets a key, reads it back and shows it expire', async () => {
+  const p = panel('PUT /cache/{key}');
+  const backend = p.locator('[data-testid=cache-backend]');
+  await backend.waitFor();
+  assert((await backend.textContent()).includes('memory://'), `backend: "${await backend.textContent()}"`);
+  const key = `page-${Math.random().toString(16).slice(2, 8)}`;
+  const value = `cached at ${Date.now()}`;
+  await p.locator('[data-testid=cache-key]').fill(key);
+  await p.locator('[data-testid=cache-value]').fill(value);
+  await p.locator('[data-testid=cache-ttl]').fill('2');
+  await p.locator('[data-testid=cache-set]').click();
+  const result = p.locator('[data-testid=cache-result]');
+  await result.waitFor();
+  const put = JSON.parse(await result.textContent());
+  assert(put.key === key && put.ttl === 2 && put.bytes === value.length, `PUT answered ${JSON.stringify(put)}`);
+  await p.locator('[data-testid=cache-get]').click();
+  await p.locator('[data-testid=cache-result]', { hasText: value }).waitFor({ timeout: 1500 });
+  // the service has it too, for any client
+  const direct = await fetch(new URL(`/cache/${key}`, BASE_URL)).then((r) => r.text());
+  assert(direct === value, `GET /cache/${key} answered "${direct}"`);
+  // the card watches the key until the cache answers 404 (its console line is provoked)
+  provoked.push('HTTP 404: GET', 'status of 404');
+  const expired = p.locator('[data-testid=cache-expired]');
+  await expired.waitFor({ timeout: 6000 });
+  const gone = await fetch(new URL(`/cache/${key}`, BASE_URL));
+  assert(gone.status === 404, `after the TTL, GET /cache/${key} answered ${gone.status}`);
+  // a key with a space is the 422's words
+  provoked.push('HTTP 422: PUT', 'status of 422');
+  await p.locator('[data-testid=cache-key]').fill('has space');
+  await p.locator('[data-testid=cache-set]').click();
+  const err = p.locator('[data-testid=panel-error]');
+  await err.waitFor();
+  assert((await err.textContent()).includes('422'), `bad key: "${await err.textContent()}"`);
+  return `key ${key} expired`;
+});
+
 await check('GET /metrics: the page shows a live request rate that follows the traffic', async () => {
   const p = panel('GET /metrics');
   const rate = p.locator('[data-testid=req-rate]');

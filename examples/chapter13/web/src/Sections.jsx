@@ -2,7 +2,7 @@
 // live ones with their routes callable from the page, planned ones muted.
 import { useEffect, useState } from 'react';
 import { request } from './api.js';
-import { CallPanel, DataPanel, EchoPanel, MetricsPanel, UserLookupPanel, UsersPanel } from './panels.jsx';
+import { CachePanel, CallPanel, DataPanel, EchoPanel, MetricsPanel, UserLookupPanel, UsersPanel } from './panels.jsx';
 import { ChatPanel, WsEchoPanel } from './realtime.jsx';
 
 // "GET /hello" -> { method: 'GET', path: '/hello' }
@@ -18,6 +18,8 @@ function RouteView({ route }) {
   if (method === 'GET' && path === '/metrics') return <MetricsPanel route={route} path={path} />;
   if (method === 'GET' && path === '/users') return <UsersPanel route={route} path={path} />;
   if (method === 'GET' && path === '/users/{id}') return <UserLookupPanel route={route} />;
+  if (method === 'PUT' && path === '/cache/{key}') return <CachePanel route={route} />;
+  if ((method === 'GET' || method === 'DELETE') && path === '/cache/{key}') return null; // in the PUT panel
   if (method === 'WS' && (path === '/ws' || path === '/ws/echo')) return <WsEchoPanel route={route} path={path} />;
   if (method === 'WS' && path === '/ws/chat') return <ChatPanel route={route} path={path} />;
   if (method === 'GET' && path === '/') {

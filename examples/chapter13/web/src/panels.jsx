@@ -373,3 +373,143 @@ export function UserLookupPanel({ route }) {
     </form>
   );
 }
+
+// §13.9: the cache. Set a key (PUT /cache/{key}, with a TTL), read it back
+// (GET), delete it; after a set with a TTL the panel reads the key every
+// second and shows the countdown until the cache answers 404: the value
+// expired. The backend (memory://, redis://, memcached://) comes from
+// /readyz.
+export function CachePanel({ route }) {
+  const [key, setKey] = useState('my-key');
+  const [value, setValue] = useState('value');
+  const [ttl, setTtl] = useState('5');
+  const [backend, setBackend] = useState(null);
+  const [result, setResult] = useState(null); // { kind, text, ms, status }
+  const [error, setError] = useState(null);
+  const [watch, setWatch] = useState(null); // { key, until, left, expired }
+  const watchTimer = useRef(null);
+
+  useEffect(() => {
+    request('/readyz', { timeoutMs: 5000 })
+      .then((res) => setBackend(res.json?.backends?.cache || null))
+      .catch(() => setBackend(null));
+    return () => clearInterval(watchTimer.current);
+  }, []);
+
+  const path = (k) => `/cache/${encodeURIComponent(k)}`;
+  const show = (kind, res) => {
+    setError(null);
+    setResult({ kind, text: res.json ? prettyJson(res.json) : res.text, ms: res.ms, status: res.status });
+  };
+
+  const startWatch = (k, seconds) => {
+    clearInterval(watchTimer.current);
+    const until = Date.now() + seconds * 1000;
+    setWatch({ key: k, until, left: seconds, expired: false });
+    watchTimer.current = setInterval(() => {
+      request(path(k), { timeoutMs: 5000 })
+        .then(() => setWatch((w) => w && { ...w, left: Math.max(0, Math.ceil((until - Date.now()) / 1000)) }))
+        .catch((err) => {
+          if (String(err.message).includes('answered 404')) {
+            clearInterval(watchTimer.current);
+            setWatch((w) => w && { ...w, left: 0, expired: true });
+          }
+        });
+    }, 1000);
+  };
+
+  const set = (event) => {
+    event.preventDefault();
+    const seconds = Number(ttl) || 0;
+    request(`${path(key)}?ttl=${seconds}`, { method: 'PUT', body: value, contentType: 'application/octet-stream' })
+      .then((res) => {
+        show('PUT', res);
+        if (seconds > 0) startWatch(key, seconds);
+        else {
+          clearInterval(watchTimer.current);
+          setWatch(null);
+        }
+      })
+      .catch((err) => setError(err.message));
+  };
+  const get = () =>
+    request(path(key))
+      .then((res) => show('GET', res))
+      .catch((err) => {
+        setResult(null);
+        setError(err.message);
+      });
+  const del = () =>
+    request(path(key), { method: 'DELETE' })
+      .then((res) => {
+        show('DELETE', { ...res, text: 'deleted' });
+        clearInterval(watchTimer.current);
+        setWatch(null);
+      })
+      .catch((err) => setError(err.message));
+
+  return (
+    <form className="panel" onSubmit={set} data-testid="route-panel" data-route={route}>
+      <div className="panel-row">
+        <code className="route">PUT · GET · DELETE /cache/{'{key}'}</code>
+        {backend && (
+          <span className="muted small" data-testid="cache-backend">
+            on {backend}
+          </span>
+        )}
+      </div>
+      <div className="panel-row">
+        <input className="input" value={key} onChange={(e) => setKey(e.target.value)} aria-label="Key" data-testid="cache-key" />
+        <input
+          className="input"
+          value={value}
+          onChange={(e) => setValue(e.target.value)}
+          aria-label="Value"
+          data-testid="cache-value"
+        />
+        <input
+          className="input narrow"
+          value={ttl}
+          onChange={(e) => setTtl(e.target.value)}
+          inputMode="numeric"
+          aria-label="TTL in seconds (0: none)"
+          title="TTL in seconds (0: none)"
+          data-testid="cache-ttl"
+        />
+      </div>
+      <div className="panel-row">
+        <button type="submit" className="button small" data-testid="cache-set">
+          Set
+        </button>
+        <button type="button" className="button small secondary" onClick={get} data-testid="cache-get">
+          Get
+        </button>
+        <button type="button" className="button small secondary" onClick={del} data-testid="cache-delete">
+          Delete
+        </button>
+      </div>
+      {result && (
+        <div className="result">
+          <span className="meta">
+            <span className="status-ok">{result.status}</span>
+            <span>{result.kind}</span>
+            <span>{formatMs(result.ms)}</span>
+          </span>
+          <pre data-testid="cache-result">{result.text}</pre>
+        </div>
+      )}
+      {watch && (
+        <p className="small" data-testid="cache-watch">
+          {watch.expired ? (
+            <span data-testid="cache-expired">“{watch.key}” expired: the cache answers 404</span>
+          ) : (
+            <span>
+              “{watch.key}” expires in about {watch.left} s
+            </span>
+          )}
+        </p>
+      )}
+      {error && <ErrorLine error={error} />}
+    </form>
+  );
+}
