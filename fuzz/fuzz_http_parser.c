@@ -19,14 +19,7 @@
 #include <string.h>
 
 #include "http/parser.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            abort();                                                                               \
-    } while (0)
+#include "fuzz_util.h"
 
 enum { MAX_HEADERS = 100 };
 
@@ -36,15 +29,6 @@ typedef struct result {
     http_request req;
     http_header headers[MAX_HEADERS];
 } result;
-
-static char *copy_exact(const uint8_t *p, size_t n)
-{
-    char *b = malloc(n ? n : 1);
-    CHECK(b);
-    if (n)
-        memcpy(b, p, n);
-    return b;
-}
 
 static bool inside(wv_str s, const char *buf, size_t n)
 {

@@ -9,8 +9,7 @@
 #include <string.h>
 
 #include "weave/json.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz_util.h"
 
 static void copy(wv_json *w, const wv_json_val *v, int depth)
 {

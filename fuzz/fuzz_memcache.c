@@ -28,23 +28,7 @@
 #include <string.h>
 
 #include "memcache/proto.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            abort();                                                                               \
-    } while (0)
-
-static char *copy_exact(const void *p, size_t n)
-{
-    char *b = malloc(n ? n : 1);
-    CHECK(b);
-    if (n)
-        memcpy(b, p, n);
-    return b;
-}
+#include "fuzz_util.h"
 
 /* ------------------------------------------------------------ references */
 

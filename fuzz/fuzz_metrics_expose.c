@@ -21,14 +21,7 @@
 #include <string.h>
 
 #include "metrics/metrics_internal.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            abort();                                                                               \
-    } while (0)
+#include "fuzz_util.h"
 
 enum { MAX_VALUES = 64 };
 

@@ -32,25 +32,9 @@
 #include <string.h>
 
 #include "redis/resp.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            abort();                                                                               \
-    } while (0)
+#include "fuzz_util.h"
 
 enum { MAX_REPLIES = 256, BYTEWISE_MAX = 512 };
-
-static char *copy_exact(const void *p, size_t n)
-{
-    char *b = malloc(n ? n : 1);
-    CHECK(b);
-    if (n)
-        memcpy(b, p, n);
-    return b;
-}
 
 /* ------------------------------------------------------------ results */
 

@@ -6,8 +6,7 @@
 #include <stdlib.h>
 
 #include "wheel_model.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz_util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -20,14 +20,7 @@
 #include <string.h>
 
 #include "weave/net.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            abort();                                                                               \
-    } while (0)
+#include "fuzz_util.h"
 
 enum { CANARY = 0x5A };
 

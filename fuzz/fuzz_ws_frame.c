@@ -24,23 +24,7 @@
 #include <string.h>
 
 #include "ws/frame.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            abort();                                                                               \
-    } while (0)
-
-static uint8_t *copy_exact(const uint8_t *p, size_t n)
-{
-    uint8_t *b = malloc(n ? n : 1);
-    CHECK(b);
-    if (n)
-        memcpy(b, p, n);
-    return b;
-}
+#include "fuzz_util.h"
 
 /* ------------------------------------------------------------ references */
 

@@ -24,4 +24,9 @@ void s13_9_caching(wv_app *app);              /* PUT, GET, DELETE /cache/{key} *
 void s13_11_1_prometheus(wv_app *app);        /* GET /hello */
 void sections(wv_app *app);                   /* GET /api/sections */
 
+/* FastAPI's 422 for input that fails validation (validation.c): where is
+ * "body", "path" or "query", field may be NULL. Returns what sending does. */
+int unprocessable(wv_res *res, const char *where, const char *field, const char *msg,
+                  const char *type);
+
 #endif

@@ -148,30 +148,6 @@ static size_t utf8_chars(const char *s, size_t n)
     return c;
 }
 
-/* FastAPI's 422 for one field of the body. */
-static int unprocessable(wv_res *res, const char *field, const char *msg, const char *type)
-{
-    wv_json *j = wv_res_json_writer(res);
-    wv_json_object_begin(j);
-    wv_json_key(j, "detail");
-    wv_json_array_begin(j);
-    wv_json_object_begin(j);
-    wv_json_key(j, "loc");
-    wv_json_array_begin(j);
-    wv_json_string(j, "body");
-    if (field)
-        wv_json_string(j, field);
-    wv_json_array_end(j);
-    wv_json_key(j, "msg");
-    wv_json_string(j, msg);
-    wv_json_key(j, "type");
-    wv_json_string(j, type);
-    wv_json_object_end(j);
-    wv_json_array_end(j);
-    wv_json_object_end(j);
-    return wv_res_json_send(res, 422);
-}
-
 /* The body's {"name": "..."}: 0 with the name, or 1 once a 422 or 400
  * has been sent. */
 static int read_name(wv_req *req, wv_res *res, wv_json_doc **doc, const char **s, size_t *n)
@@ -185,16 +161,17 @@ static int read_name(wv_req *req, wv_res *res, wv_json_doc **doc, const char **s
     const wv_json_val *root = wv_json_doc_root(*doc);
     const wv_json_val *name = wv_json_get(root, "name");
     if (wv_json_type_of(root) != WV_JSON_OBJECT)
-        rc = unprocessable(res, NULL, "Input should be a JSON object", "model_attributes_type");
+        rc = unprocessable(res, "body", NULL, "Input should be a JSON object",
+                           "model_attributes_type");
     else if (!name)
-        rc = unprocessable(res, "name", "Field required", "missing");
+        rc = unprocessable(res, "body", "name", "Field required", "missing");
     else if (wv_json_as_string(name, s, n) < 0)
-        rc = unprocessable(res, "name", "Input should be a valid string", "string_type");
+        rc = unprocessable(res, "body", "name", "Input should be a valid string", "string_type");
     else if (*n == 0)
-        rc = unprocessable(res, "name", "String should have at least 1 character",
+        rc = unprocessable(res, "body", "name", "String should have at least 1 character",
                            "string_too_short");
     else if (utf8_chars(*s, *n) > NAME_MAX_CHARS)
-        rc = unprocessable(res, "name", "String should have at most 50 characters",
+        rc = unprocessable(res, "body", "name", "String should have at most 50 characters",
                            "string_too_long");
     else
         return 0;

@@ -51,34 +51,19 @@ void s13_9_caching_options(wv_app *app)
                   "memcached servers (host:port,...) for the cache when neither URL is given");
 }
 
-/* 422 as FastAPI words a bad path parameter. */
-static int bad_key(wv_res *res, wv_str key)
+/* The path's key: 0 with it, 1 once a 422 was sent for a key memcached
+ * would refuse (the rule is every backend's), or an error. */
+static int key_of(wv_req *req, wv_res *res, wv_str *key)
 {
-    wv_json *j = wv_res_json_writer(res);
-    wv_json_object_begin(j);
-    wv_json_key(j, "detail");
-    wv_json_array_begin(j);
-    wv_json_object_begin(j);
-    wv_json_key(j, "loc");
-    wv_json_array_begin(j);
-    wv_json_string(j, "path");
-    wv_json_string(j, "key");
-    wv_json_array_end(j);
-    wv_json_key(j, "msg");
-    wv_json_string(j, "a cache key is 1 to 250 bytes without spaces or control characters");
-    wv_json_key(j, "type");
-    wv_json_string(j, "value_error");
-    wv_json_key(j, "bytes");
-    wv_json_int(j, (int64_t)key.n);
-    wv_json_object_end(j);
-    wv_json_array_end(j);
-    wv_json_object_end(j);
-    return wv_res_json_send(res, 422);
-}
-
-static int key_of(wv_req *req, wv_str *key)
-{
-    return wv_req_param(req, "key", key);
+    int rc = wv_req_param(req, "key", key);
+    if (rc < 0)
+        return rc;
+    if (wv_cache_key_valid(*key))
+        return 0;
+    rc = unprocessable(res, "path", "key",
+                       "a cache key is 1 to 250 bytes without spaces or control characters",
+                       "value_error");
+    return rc < 0 ? rc : 1;
 }
 
 /* PUT /cache/{key}?ttl=N: aioredis's redis.set('my-key', 'value') */
@@ -87,10 +72,8 @@ static int put_value(wv_req *req, wv_res *res)
     wv_str key, body;
     int64_t ttl_s;
     int rc;
-    if ((rc = key_of(req, &key)) < 0)
-        return rc;
-    if (!wv_cache_key_valid(key))
-        return bad_key(res, key);
+    if ((rc = key_of(req, res, &key)) != 0)
+        return rc < 0 ? rc : 0;
     if ((rc = wv_req_query_i64(req, "ttl", 0, &ttl_s)) < 0)
         return rc;
     if (ttl_s < 0 || ttl_s > 365LL * 24 * 3600)
@@ -117,10 +100,8 @@ static int get_value(wv_req *req, wv_res *res)
 {
     wv_str key;
     int rc;
-    if ((rc = key_of(req, &key)) < 0)
-        return rc;
-    if (!wv_cache_key_valid(key))
-        return bad_key(res, key);
+    if ((rc = key_of(req, res, &key)) != 0)
+        return rc < 0 ? rc : 0;
     wv_buf v = {0};
     rc = wv_cache_get(wv_req_cache(req), key, &v);
     if (rc == 1)
@@ -136,10 +117,8 @@ static int delete_value(wv_req *req, wv_res *res)
 {
     wv_str key;
     int rc;
-    if ((rc = key_of(req, &key)) < 0)
-        return rc;
-    if (!wv_cache_key_valid(key))
-        return bad_key(res, key);
+    if ((rc = key_of(req, res, &key)) != 0)
+        return rc < 0 ? rc : 0;
     rc = wv_cache_delete(wv_req_cache(req), key);
     if (rc == 0)
         return wv_fail(-ENOENT, "no key \"%.*s\" in the cache", (int)key.n, key.p);
