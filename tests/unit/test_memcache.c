@@ -1299,6 +1299,34 @@ static void test_memcache_pymemcache_reads_values_and_flags_weave_wrote_and_back
     run_client(servers, NULL, pymemcache_body, NULL);
 }
 
+static int memccat_body(wv_memcache *m, void *arg)
+{
+    (void)arg;
+    wv_str k = KEY("peer:memccat");
+    int home = wv_memcache_server_of(m, k);
+    CHECK_EQ(wv_memcache_set(m, k, WV_STR("read by libmemcached"),
+                             &(wv_memcache_set_opts){.flags = 1234, .ttl_s = 60}),
+             1);
+    /* libmemcached's memccat, asked on the server weave placed the key on,
+     * prints its value and (-F) its flags */
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "memccat -F -s '%s' '%s' 2>&1", wv_memcache_server_name(m, home),
+             k.p);
+    shell sh = {.cmd = cmd};
+    REQUIRE_EQ(wv_offload(shell_run, &sh), 0);
+    CHECK(strstr(sh.out, "read by libmemcached") != NULL);
+    CHECK(strstr(sh.out, "1234") != NULL);
+    if (!strstr(sh.out, "1234"))
+        fprintf(stderr, "memccat said: %s\n", sh.out);
+    wv_memcache_delete(m, k);
+    return 0;
+}
+
+static void test_memcache_libmemcached_tools_read_the_value_and_flags_weave_wrote(void **state)
+{
+    run_client(servers, NULL, memccat_body, NULL);
+}
+
 typedef struct placement {
     wv_memcache_distribution distribution;
     const char *behaviors; /* pylibmc's for it */
@@ -1434,6 +1462,7 @@ int main(void)
         cmocka_unit_test(
             test_memcache_a_killed_server_fails_its_keys_while_the_others_serve_then_returns),
         cmocka_unit_test(test_memcache_pymemcache_reads_values_and_flags_weave_wrote_and_back),
+        cmocka_unit_test(test_memcache_libmemcached_tools_read_the_value_and_flags_weave_wrote),
         cmocka_unit_test(test_memcache_pylibmc_finds_every_key_where_weave_placed_it),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
