@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -70,6 +71,56 @@ static inline double own_cpu_seconds(void)
     getrusage(RUSAGE_SELF, &ru);
     return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
            (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+/* CPU seconds (user + system, all threads) process pid has used; -1 when
+ * it cannot be read. */
+static inline double proc_cpu_seconds(pid_t pid)
+{
+    char path[64], line[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(line, 1, sizeof line - 1, f);
+    fclose(f);
+    line[n] = '\0';
+    const char *p = strrchr(line, ')'); /* the command name may hold spaces */
+    unsigned long long ut = 0, st = 0;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        return -1;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* A client benchmark's CPU, and its server's (a process it does not own),
+ * at one moment. */
+typedef struct cpu_mark {
+    int64_t at;
+    double self, server;
+} cpu_mark;
+
+/* server_pid <= 0: no server to read (its lines print -1) */
+static inline cpu_mark cpu_mark_now(pid_t server_pid)
+{
+    return (cpu_mark){.at = now_ns(),
+                      .self = own_cpu_seconds(),
+                      .server = server_pid > 0 ? proc_cpu_seconds(server_pid) : -1};
+}
+
+/* The CPU lines between two marks, for a suite's '#' lines: server_cpu=
+ * and client_cpu= in % of one core, server_us= and client_us= in CPU µs per
+ * operation at `rate` operations per second. */
+static inline void print_cpu_lines(cpu_mark a, cpu_mark b, double rate)
+{
+    double wall = (double)(b.at - a.at) / 1e9;
+    if (wall <= 0 || rate <= 0)
+        return;
+    double server = a.server >= 0 && b.server >= 0 ? b.server - a.server : -1;
+    double self = b.self - a.self;
+    printf("server_cpu=%.0f\nclient_cpu=%.0f\n", server >= 0 ? 100 * server / wall : -1,
+           100 * self / wall);
+    printf("server_us=%.3f\nclient_us=%.3f\n", server >= 0 ? server * 1e6 / (rate * wall) : -1,
+           self * 1e6 / (rate * wall));
 }
 
 /* The closing line of bench/README.md: what others took meanwhile, since

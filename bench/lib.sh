@@ -28,6 +28,8 @@
 #   bench_line NAME VALUE UNIT ANCHOR ANCHOR_VALUE BETTER    print the BENCH line
 #   bench_fail NAME WHY               a figure that could not be measured (no BENCH line)
 #   bench_load_begin / bench_load_end what other processes used of the CPUs meanwhile
+#   bench_load_own PID...             count these daemons (a server the suite started and
+#                                     that is not its child) as ours, not as other processes
 #   bench_finish                      the suite's exit status: 1 if a figure failed
 #   bench_verdict_fail NAME WHY       a measured figure that failed its own pass condition
 #
@@ -211,24 +213,50 @@ bench_cpu_snapshot()
     }' /proc/stat)"
 }
 
+BENCH_LOAD_OWN=()
+
+# bench_load_own PID...: servers the suite started that are not its children
+# (daemons: Redis, PostgreSQL's postmaster) are the benchmark's own load;
+# call before bench_load_begin.
+bench_load_own()
+{
+    BENCH_LOAD_OWN+=("$@")
+}
+
+# CPU seconds the processes of BENCH_LOAD_OWN used so far, with the children
+# they reaped (PostgreSQL's finished backends).
+bench_load_own_cpu()
+{
+    local p sum=0 t
+    for p in "${BENCH_LOAD_OWN[@]}"; do
+        t=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 + $14 + $15 }' "/proc/$p/stat" \
+            2>/dev/null || echo 0)
+        sum=$((sum + t))
+    done
+    awk -v t="$sum" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.3f\n", t / hz }'
+}
+
 bench_load_begin()
 {
     BENCH_LOAD_T0=$(date +%s.%N)
     bench_cpu_snapshot BENCH_LOAD_S0
+    BENCH_LOAD_OWN0=$(bench_load_own_cpu)
 }
 
 # Runs during which other processes used >= 20% of a core (or the hypervisor
 # stole as much) are suspect: say so (docs/benchmarking.md, "Quiet machine").
 bench_load_end()
 {
-    local t1 s1
+    local t1 s1 own1
     t1=$(date +%s.%N)
     bench_cpu_snapshot s1
+    own1=$(bench_load_own_cpu)
     awk -v t0="$BENCH_LOAD_T0" -v t1="$t1" -v s0="$BENCH_LOAD_S0" -v s1="$s1" \
-        -v hz="$(getconf CLK_TCK)" 'BEGIN {
+        -v own0="$BENCH_LOAD_OWN0" -v own1="$own1" -v hz="$(getconf CLK_TCK)" 'BEGIN {
         split(s0, a, " "); split(s1, b, " ")
         wall = t1 - t0
-        busy = (b[1] - a[1]) / hz; steal = (b[2] - a[2]) / hz; ours = b[3] - a[3]
+        busy = (b[1] - a[1]) / hz; steal = (b[2] - a[2]) / hz
+        ours = b[3] - a[3] + (own1 - own0)
         others = busy - ours; if (others < 0) others = 0
         printf "# load: %.0f s wall; our runs used %.1f CPU-s, other processes %.1f CPU-s" \
             " (%.0f%% of a core), hypervisor steal %.1f s\n",

@@ -128,6 +128,7 @@ echo "#   FastAPI $(pyver python3-fastapi) on uvicorn $(pyver python3-uvicorn) (
 echo "# CPU lines: % of one core over each whole run (connecting and warm-up included), medians;" \
     "client = the load generator (bench_pg, asyncpg, pgbench, wrk), pg = PostgreSQL (the" \
     "postmaster and every process it forked), http = the tfb HTTP server"
+bench_load_own "$pm"
 bench_load_begin
 
 # wrap VAR SIDE SERVERS CMD...: VAR=(the command CMD, measured by
