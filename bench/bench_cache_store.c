@@ -21,6 +21,12 @@
  *   bench_cache_store locks [n] [rounds]   the lock of a segment, measured
  *   bench_cache_store hash [n]             the key hash, measured
  *   bench_cache_store growth [n]           the longest set while tables grow
+ *   bench_cache_store floor [n]            the least a get can cost: the same
+ *                                          items, order and copy-out through a
+ *                                          bare open-addressing table (the
+ *                                          store's hash, no lock, no clock
+ *                                          bit, no expiry check, no eviction):
+ *                                          prints value=<ns per get>, cpu_ns=
  *
  * The store of every figure: 10,000 items, each a 16-byte key
  * ("key:%012d") and a 100-byte value that names its key, in a store with
@@ -630,6 +636,85 @@ static int growth(int argc, char **argv)
     return rc == 0 ? 0 : 1;
 }
 
+/* --------------------------------------------------------------- floor */
+
+/* One item of the floor table: allocated on its own, as the store's are. */
+typedef struct floor_item {
+    uint64_t hash;
+    char key[KEY_LEN];
+    uint32_t vlen;
+    char value[];
+} floor_item;
+
+/* What no store that finds an item by its key and copies the value out can
+ * beat: the store's hash, one probe sequence, a key compare and the copy,
+ * nothing else. */
+static int floor_gets(int argc, char **argv)
+{
+    long n = argc > 2 ? atol(argv[2]) : 10000000;
+    size_t cap = 1;
+    while (cap < (size_t)nitems * 2)
+        cap <<= 1;
+    floor_item **table = calloc(cap, sizeof *table);
+    if (!table)
+        return 1;
+    for (int i = 0; i < nitems; i++) {
+        floor_item *it = malloc(sizeof *it + VALUE_LEN);
+        if (!it)
+            return 1;
+        it->hash = ours(keys[i], KEY_LEN);
+        memcpy(it->key, keys[i], KEY_LEN);
+        it->vlen = VALUE_LEN;
+        memcpy(it->value, values[i], VALUE_LEN);
+        size_t j = it->hash & (cap - 1);
+        while (table[j])
+            j = (j + 1) & (cap - 1);
+        table[j] = it;
+    }
+    long passes = n / nitems > 0 ? n / nitems : 1, found = 0, copied = 0;
+    wv_buf b = {0};
+    wv_buf_reserve(&b, 256);
+    int64_t t0 = 0, c0 = 0;
+    for (long p = -1; p < passes; p++) { /* pass -1: the warm-up */
+        if (p == 0) {
+            found = copied = 0;
+            t0 = now_ns();
+            c0 = thread_cpu_ns();
+        }
+        for (int k = 0; k < nitems; k++) {
+            const char *key = keys[walk[k]];
+            uint64_t h = ours(key, KEY_LEN);
+            wv_buf_reset(&b);
+            for (size_t j = h & (cap - 1); table[j]; j = (j + 1) & (cap - 1)) {
+                const floor_item *it = table[j];
+                if (it->hash == h && memcmp(it->key, key, KEY_LEN) == 0) {
+                    wv_buf_append(&b, it->value, it->vlen);
+                    found++;
+                    break;
+                }
+            }
+            copied += (long)b.n;
+        }
+    }
+    int64_t elapsed = now_ns() - t0, cpu_elapsed = thread_cpu_ns() - c0;
+    long ops = passes * nitems;
+    wv_buf_free(&b);
+    for (size_t j = 0; j < cap; j++)
+        free(table[j]);
+    free(table);
+    if (found != ops || copied != ops * VALUE_LEN) {
+        fprintf(stderr, "WRONG RESULT: %ld found, %ld bytes copied of %ld\n", found, copied, ops);
+        return 1;
+    }
+    char v[32], c[32];
+    fprintf(stderr, "floor: %ld gets, %s ns each, %s ns of CPU\n", ops,
+            fmt(v, sizeof v, (double)elapsed / (double)ops),
+            fmt(c, sizeof c, (double)cpu_elapsed / (double)ops));
+    printf("cpu_ns=%.3f\nvalue=%.3f\n", (double)cpu_elapsed / (double)ops,
+           (double)elapsed / (double)ops);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     make_data();
@@ -648,7 +733,9 @@ int main(int argc, char **argv)
         return hashes(argc, argv);
     if (strcmp(what, "growth") == 0)
         return growth(argc, argv);
+    if (strcmp(what, "floor") == 0)
+        return floor_gets(argc, argv);
     fprintf(stderr, "usage: bench_cache_store [compare [rounds] [script] | get|set|miss [n] "
-                    "[spin|mutex|adaptive] | locks [n] | hash [n] | growth [n]]\n");
+                    "[spin|mutex|adaptive] | locks [n] | hash [n] | growth [n] | floor [n]]\n");
     return 2;
 }

@@ -36,7 +36,9 @@
 #                        ns per operation of the embedded cache's store
 #                        (bench_cache_store get|set|miss) vs Python's
 #                        cachetools.LRUCache (bench/cache/cachetools_get.py),
-#                        on CPU 0 alone; a '#' line with the thread CPU time
+#                        on CPU 0 alone; a '#' line with the thread CPU time;
+#                        for get, a '#' line with its floor (bench_cache_store
+#                        floor: a bare table doing the same lookups and copies)
 #   memcache.get         gets/s: 50 fibers, each with a client of its own (its
 #                        own connection), one get in flight on each, vs
 #                        memcaslap -T 1 -c 50, gets only (bench/cache/memcaslap.sh)
@@ -357,7 +359,31 @@ for g in "${wanted[@]}"; do
                 note w "$mlog" weave taskset -c 0 "$build/bench_cache_store" "$name" "$nw"
                 note a "$mlog" cachetools taskset -c 0 "$py" "$here/cache/cachetools_get.py" \
                     "$name" "$na"
-                bench_figure "cache.memory_$name" ns cachetools lower w a
+                if [[ $name != get ]]; then
+                    bench_figure "cache.memory_$name" ns cachetools lower w a
+                else
+                    # the get's floor (bench_cache_store floor) in the same rotation
+                    note f "$mlog" floor taskset -c 0 "$build/bench_cache_store" floor "$nw"
+                    rotate cache.memory_get ns weave:w cachetools:a floor:f
+                    if [[ -n ${why[weave]:-} || -n ${why[cachetools]:-} ]]; then
+                        bench_fail cache.memory_get "${why[weave]:-}${why[cachetools]:-}"
+                    else
+                        bench_line cache.memory_get "${med[weave]}" ns cachetools \
+                            "${med[cachetools]}" lower
+                    fi
+                    if [[ -n ${why[floor]:-} ]]; then
+                        echo "# cache.memory_get floor: ${why[floor]}"
+                    elif [[ -n ${med[weave]:-} && -n ${med[cachetools]:-} ]]; then
+                        echo "# cache.memory_get floor: the same gets through a bare" \
+                            "open-addressing table (the store's hash, no lock, no clock bit, no" \
+                            "expiry, no eviction) take $(bench_fmt "${med[floor]}") ns: no store" \
+                            "doing this work gets past" \
+                            "$(bench_fmt "$(bench_ratio "${med[floor]}" "${med[cachetools]}" lower)")x" \
+                            "cachetools here; weave's store is at" \
+                            "$(bench_fmt "$(bench_ratio "${med[weave]}" "${med[floor]}" higher)")x" \
+                            "the floor's time"
+                    fi
+                fi
                 notes_line "cache.memory_$name" "$mlog" "CPU time of the timed loop (thread\
  CPU time, ns per operation: time spent waiting for the CPU left out), every run [median]"
             done
