@@ -9,7 +9,7 @@
  * wrong (a fiber that did not run, a timer fired twice), prints why on
  * stderr and exits 1 without a value line.
  *
- * Every figure except `swapcontext` and `eventfd_floor` runs inside
+ * Every figure except `swapcontext`, `switch_floor` and `eventfd_floor` runs inside
  * wv_main() with one shard (two for `shard_post`), so the process can be
  * pinned with taskset.
  */
@@ -31,6 +31,11 @@
 #include <time.h>
 #include <ucontext.h>
 #include <unistd.h>
+
+/* The runtime's register switch (src/rt/switch_*.S, declared in
+ * src/rt/rt_internal.h, whose other names clash with this file's):
+ * switch_floor calls it directly. */
+void wv__switch(void **save, void *next);
 
 typedef struct figure {
     const char *name;
@@ -199,6 +204,55 @@ static int bench_swapcontext(long n)
     note("%ld switches in %.1f ms: %.2f ns per switch", switches, ns / 1e6, result);
     return 0;
 }
+
+/* -------------------------------------------------------- switch_floor */
+
+#if defined(__x86_64__)
+static void *bare_main_sp, *bare_partner_sp;
+static long bare_resumes;
+
+static void bare_partner(void)
+{
+    for (;;) {
+        bare_resumes++;
+        wv__switch(&bare_partner_sp, bare_main_sp);
+    }
+}
+
+/* The floor under `switch`: the runtime's own register switch
+ * (wv__switch) ping-ponging between two stacks, with no run queue, no
+ * scheduler and no fiber state: what a yield costs at the least. */
+static int bench_switch_floor(long n)
+{
+    static _Alignas(16) char stack[64 * 1024];
+    void **sp = (void **)(((uintptr_t)(stack + sizeof stack)) & ~(uintptr_t)15);
+    *--sp = NULL;                 /* where bare_partner would return: never */
+    *--sp = (void *)bare_partner; /* popped by wv__switch's ret */
+    for (int i = 0; i < 6; i++)
+        *--sp = NULL; /* rbp rbx r12 r13 r14 r15 */
+    bare_partner_sp = sp;
+    for (int i = 0; i < 10000; i++)
+        wv__switch(&bare_main_sp, bare_partner_sp);
+    long rounds = n / 2 > 0 ? n / 2 : 1;
+    bare_resumes = 0;
+    int64_t t0 = now_ns();
+    for (long i = 0; i < rounds; i++)
+        wv__switch(&bare_main_sp, bare_partner_sp);
+    int64_t ns = now_ns() - t0;
+    if (bare_resumes != rounds)
+        return wrong("the partner stack resumed %ld times, expected %ld", bare_resumes, rounds);
+    long switches = 2 * rounds;
+    result = (double)ns / (double)switches;
+    note("%ld bare switches in %.1f ms: %.2f ns per switch", switches, ns / 1e6, result);
+    return 0;
+}
+#else
+static int bench_switch_floor(long n)
+{
+    (void)n;
+    return wrong("switch_floor is written for x86-64 only");
+}
+#endif
 
 /* -------------------------------------------------------------- spawn */
 
@@ -648,6 +702,8 @@ static const figure figures[] = {
     {"switch", "ns", 10000000, 1, bench_switch, "wv_yield ping-pong of two fibers, per switch"},
     {"swapcontext", "ns", 2000000, 0, bench_swapcontext,
      "glibc swapcontext ping-pong (anchor of switch), per switch"},
+    {"switch_floor", "ns", 20000000, 0, bench_switch_floor,
+     "wv__switch ping-pong between two stacks, nothing else (the floor under switch)"},
     {"spawn", "ns", 1000000, 1, bench_spawn,
      "group spawn + run + join of a trivial fiber, pooled stacks, per fiber"},
     {"fiber_rss", "bytes", 100000, 1, bench_fiber_rss,

@@ -215,23 +215,31 @@ bench_cpu_snapshot()
 
 BENCH_LOAD_OWN=()
 
-# bench_load_own PID...: servers the suite started that are not its children
-# (daemons: Redis, PostgreSQL's postmaster) are the benchmark's own load;
-# call before bench_load_begin.
+# bench_load_own PID...: servers the suite started that it will not have
+# reaped when bench_load_end runs (daemons such as Redis and PostgreSQL's
+# postmaster, or its own background servers, stopped only at exit) are the
+# benchmark's own load. Call it when each starts; a process started before
+# bench_load_begin counts from there.
 bench_load_own()
 {
     BENCH_LOAD_OWN+=("$@")
 }
 
-# CPU seconds the processes of BENCH_LOAD_OWN used so far, with the children
-# they reaped (PostgreSQL's finished backends).
+# CPU seconds the processes of BENCH_LOAD_OWN used so far: each with the
+# children it reaped (PostgreSQL's finished backends) and, while they run,
+# its live descendants (nginx's workers, PostgreSQL's backends).
 bench_load_own_cpu()
 {
-    local p sum=0 t
-    for p in "${BENCH_LOAD_OWN[@]}"; do
+    local -a todo=("${BENCH_LOAD_OWN[@]}") kids
+    local p t sum=0
+    while ((${#todo[@]})); do
+        p=${todo[0]}
+        todo=("${todo[@]:1}")
         t=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 + $14 + $15 }' "/proc/$p/stat" \
-            2>/dev/null || echo 0)
+            2>/dev/null) || continue
         sum=$((sum + t))
+        read -r -a kids <<<"$(cat /proc/"$p"/task/*/children 2>/dev/null)"
+        todo+=("${kids[@]}")
     done
     awk -v t="$sum" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.3f\n", t / hz }'
 }

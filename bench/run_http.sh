@@ -150,6 +150,7 @@ start_server()
     pid[$name]=$!
     measured[$name]=$!
     started+=("$name")
+    bench_load_own "$!"
 }
 
 # http_check NAME PATH BODY_FILE CONTENT_TYPE: one request to PATH; a 200 with

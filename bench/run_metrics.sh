@@ -115,6 +115,7 @@ start()
     taskset -c 0 env PORT="${port[$name]}" WEAVE_SHARDS=1 "$@" "$build/bench_http_server" \
         >"$tmp/$name.log" 2>&1 &
     pid[$name]=$!
+    bench_load_own "$!"
 }
 ready()
 {

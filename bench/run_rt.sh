@@ -47,6 +47,18 @@ bench_load_begin
 weave=("${cpu0[@]}" "$bin" switch $((20000000 * x)))
 anchor=("${cpu0[@]}" "$bin" swapcontext $((1000000 * x)))
 bench_figure rt.switch ns swapcontext lower weave anchor
+switch_ns=$BENCH_A
+# the switch's floor: the runtime's register switch alone between two
+# stacks (no run queue, no scheduler), run alone after the figure
+floor=("${cpu0[@]}" "$bin" switch_floor $((20000000 * x)))
+if bench_ab "$BENCH_ROUNDS" floor; then
+    echo "# rt.switch floor samples (ns): $(bench_fmt_all "${BENCH_A_SAMPLES[@]}")"
+    echo "# rt.switch floor: $(bench_fmt "$BENCH_A") ns per switch for wv__switch alone between" \
+        "two stacks (registers only: no run queue, no scheduler, no fiber state); a yield adds" \
+        "$(bench_fmt "$(awk -v a="$switch_ns" -v b="$BENCH_A" 'BEGIN { print a - b }')") ns"
+else
+    echo "# rt.switch floor: not measured: $BENCH_ERROR"
+fi
 
 weave=("${cpu0[@]}" "$bin" spawn $((3000000 * x)))
 anchor=("${cpu0[@]}" "$py" "$anchors/asyncio_spawn.py" $((200000 * x)))

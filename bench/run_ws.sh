@@ -190,6 +190,7 @@ start_server()
     taskset -c 0 "${cmd[@]}" >"$tmp/$name.log" 2>&1 &
     p=$!
     pid[$name]=$p
+    bench_load_own "$p"
     started+=("$name")
     for ((i = 0; i < 150; i++)); do
         if ! alive "$p"; then
