@@ -28,6 +28,8 @@
 #   bench_line NAME VALUE UNIT ANCHOR ANCHOR_VALUE BETTER    print the BENCH line
 #   bench_fail NAME WHY               a figure that could not be measured (no BENCH line)
 #   bench_load_begin / bench_load_end what other processes used of the CPUs meanwhile
+#   bench_drop_tmp DIR...            at exit: remove a suite's temp dirs, or keep them
+#                                     and say so with BENCH_KEEP=1
 #   bench_load_own PID...             count these daemons (a server the suite started and
 #                                     that is not its child) as ours, not as other processes
 #   bench_finish                      the suite's exit status: 1 if a figure failed
@@ -213,6 +215,17 @@ bench_cpu_snapshot()
     }' /proc/stat)"
 }
 
+# bench_drop_tmp DIR...: a suite's temp directories at its exit: removed,
+# or kept (and named) with BENCH_KEEP=1.
+bench_drop_tmp()
+{
+    if [[ ${BENCH_KEEP:-0} == 1 ]]; then
+        echo "# kept $*"
+    else
+        rm -rf "$@"
+    fi
+}
+
 BENCH_LOAD_OWN=()
 
 # bench_load_own PID...: servers the suite started that it will not have
@@ -230,16 +243,16 @@ bench_load_own()
 # its live descendants (nginx's workers, PostgreSQL's backends).
 bench_load_own_cpu()
 {
-    local -a todo=("${BENCH_LOAD_OWN[@]}") kids
+    local -a queue=("${BENCH_LOAD_OWN[@]}") kids
     local p t sum=0
-    while ((${#todo[@]})); do
-        p=${todo[0]}
-        todo=("${todo[@]:1}")
+    while ((${#queue[@]})); do
+        p=${queue[0]}
+        queue=("${queue[@]:1}")
         t=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 + $14 + $15 }' "/proc/$p/stat" \
             2>/dev/null) || continue
         sum=$((sum + t))
         read -r -a kids <<<"$(cat /proc/"$p"/task/*/children 2>/dev/null)"
-        todo+=("${kids[@]}")
+        queue+=("${kids[@]}")
     done
     awk -v t="$sum" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.3f\n", t / hz }'
 }

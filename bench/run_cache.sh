@@ -101,11 +101,7 @@ cleanup()
 {
     "$root/scripts/redis_test_server.sh" stop "$rdir" || true
     "$root/scripts/memcached_test_server.sh" stop "$mdir" 2>/dev/null || true
-    if [[ ${BENCH_KEEP:-0} == 1 ]]; then
-        echo "# kept $tmp"
-    else
-        rm -rf "$tmp"
-    fi
+    bench_drop_tmp "$tmp"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

@@ -90,11 +90,7 @@ cleanup()
         wait "$p" 2>/dev/null || true
     done
     "$root/scripts/pg_test_server.sh" stop "$pgdir" || true
-    if [[ ${BENCH_KEEP:-0} == 1 ]]; then
-        echo "# kept $tmp and $pgdir"
-    else
-        rm -rf "$tmp" "$pgdir"
-    fi
+    bench_drop_tmp "$tmp" "$pgdir"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

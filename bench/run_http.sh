@@ -126,11 +126,7 @@ stop_servers()
 cleanup()
 {
     stop_servers
-    if [[ ${BENCH_KEEP:-0} == 1 ]]; then
-        echo "# kept $tmp"
-    else
-        rm -rf "$tmp"
-    fi
+    bench_drop_tmp "$tmp"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

@@ -77,11 +77,7 @@ cleanup()
         kill -TERM "$p" 2>/dev/null || true
         wait "$p" 2>/dev/null || true
     done
-    if [[ ${BENCH_KEEP:-0} == 1 ]]; then
-        echo "# kept $tmp"
-    else
-        rm -rf "$tmp"
-    fi
+    bench_drop_tmp "$tmp"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

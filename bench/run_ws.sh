@@ -133,11 +133,7 @@ cleanup()
     local p s
     for p in "${extra_pids[@]}"; do stop_pid "$p"; done
     for s in "${started[@]}"; do stop_pid "${pid[$s]}"; done
-    if [[ ${BENCH_KEEP:-0} == 1 ]]; then
-        echo "# kept $tmp"
-    else
-        rm -rf "$tmp"
-    fi
+    bench_drop_tmp "$tmp"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
