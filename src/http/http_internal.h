@@ -69,7 +69,6 @@ struct wv_req {
     conn *c;
     http_request h;
     size_t head_len;
-    route_match m;
     route *rt;
     wv_str route_pattern;
     /* body */
@@ -90,11 +89,14 @@ struct wv_req {
     wv_buf body;           /* a body that had to be copied (chunked, or too big) */
     wv_str body_view;      /* the whole body, once read */
     /* id */
-    char id_buf[40];
     wv_str id;
     bool id_from_client;
     arena_block *arena;
     int64_t start_ns;
+    /* req_init clears everything above; what follows is written before it
+     * is read (the id's text, the match's arrays past nparams) */
+    char id_buf[40];
+    route_match m;
 };
 
 struct wv_res {
@@ -122,7 +124,8 @@ struct conn {
     char *rbuf;
     size_t rstart, rlen, rcap; /* unconsumed bytes are rbuf[rstart..rlen) */
     wv_buf out;                /* responses waiting for one writev */
-    http_header *hdrs;         /* the current request's headers, exactly; NULL between */
+    http_header *hdrs;         /* the current request's headers (own_headers) */
+    int hdrs_cap;              /* slots in hdrs */
     bool idle;                 /* waiting for the first byte of a request */
     bool upgraded;             /* handed to another protocol (WebSocket) by a 101 */
     bool linger;               /* unread input may remain: half-close and drain before close */
@@ -134,7 +137,8 @@ struct conn {
 
 struct http_server {
     wv_router *root;
-    wv_http_opts o; /* with defaults filled in */
+    wv_http_opts o;         /* with defaults filled in */
+    size_t server_name_len; /* strlen(o.server_name), for every response head */
     http_limits limits;
     int lfd;
     conn *conns;

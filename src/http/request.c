@@ -15,8 +15,14 @@ enum { ARENA_BLOCK = 4096 };
 
 void req_init(wv_req *req, conn *c)
 {
-    memset(req, 0, sizeof *req);
+    /* not the whole struct: the route match's parameter arrays are most of
+     * its kilobyte and are only read up to the count a match wrote */
+    memset(req, 0, offsetof(wv_req, id_buf));
     req->c = c;
+    req->m.handler = NULL;
+    req->m.pattern = NULL;
+    req->m.nparams = 0;
+    req->m.allow[0] = '\0';
 }
 
 void req_finish(wv_req *req)

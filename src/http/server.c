@@ -68,25 +68,35 @@ static int conn_make_room(conn *c, size_t min_free)
     return 0;
 }
 
+/* Between requests: a small headers array and read buffer stay for the next
+ * request (a malloc and a free each per request otherwise, a tenth of a
+ * small request's user-space work), larger ones go, so an idle connection
+ * pins at most KEEP_HDRS * 32 + KEEP_RBUF bytes. */
+enum { KEEP_HDRS = 8, KEEP_RBUF = 512 };
+
 ssize_t conn_fill(conn *c, size_t min_free)
 {
-    if (!c->rbuf) {
-        /* A request's first read (the buffer is freed between requests
-         * when empty) goes into the shard's buffer and only what came is
-         * kept: a WebSocket pins its handshake's few hundred bytes for its
-         * whole life, a handler that sleeps its request's, not 4 KiB (a
-         * partial head grows the buffer as usual). No fiber switch between
-         * the read and the copy, so one buffer serves every connection of
-         * the shard. */
+    if (!c->rbuf || c->rlen == 0) {
+        /* A request's first read (the buffer is empty between requests,
+         * or freed when it was large) goes into the shard's buffer and only
+         * what came is kept: a WebSocket pins its handshake's few hundred
+         * bytes for its whole life, a handler that sleeps its request's,
+         * not 4 KiB (a partial head grows the buffer as usual). No fiber
+         * switch between the read and the copy, so one buffer serves every
+         * connection of the shard. */
         static _Thread_local char first[READ_CHUNK];
         ssize_t n = wv_stream_read(c->s, first, sizeof first);
         if (n <= 0)
             return n;
-        c->rbuf = malloc((size_t)n);
-        if (!c->rbuf)
-            return -ENOMEM;
+        if ((size_t)n > c->rcap) {
+            free(c->rbuf);
+            c->rbuf = malloc((size_t)n);
+            c->rcap = c->rbuf ? (size_t)n : 0;
+            if (!c->rbuf)
+                return -ENOMEM;
+        }
         memcpy(c->rbuf, first, (size_t)n);
-        c->rcap = c->rlen = (size_t)n;
+        c->rlen = (size_t)n;
         c->rstart = 0;
         return n;
     }
@@ -172,13 +182,17 @@ static int read_head(conn *c, wv_req *req)
             break;
         }
         if (!in_head && c->rbuf && c->rlen == c->rstart) {
-            /* between requests with nothing buffered: wait holding no read
-             * buffer; the next read keeps only what it brings (conn_fill),
-             * so an idle keep-alive connection, or one whose handler waits,
-             * pins its request's bytes, not 4 KiB */
-            free(c->rbuf);
-            c->rbuf = NULL;
-            c->rcap = c->rlen = c->rstart = 0;
+            /* between requests with nothing buffered: wait holding at most
+             * KEEP_RBUF bytes of read buffer; the next read keeps only
+             * what it brings (conn_fill), so an idle keep-alive connection,
+             * or one whose handler waits, pins its request's bytes, not
+             * 4 KiB */
+            c->rlen = c->rstart = 0;
+            if (c->rcap > KEEP_RBUF) {
+                free(c->rbuf);
+                c->rbuf = NULL;
+                c->rcap = 0;
+            }
         }
         c->idle = !in_head;
         ssize_t n = conn_fill(c, 0);
@@ -342,13 +356,26 @@ static void conn_free(conn *c)
 static int own_headers(conn *c, wv_req *req)
 {
     int n = req->h.nheaders;
-    c->hdrs = n > 0 ? malloc((size_t)n * sizeof *c->hdrs) : NULL;
-    if (n > 0 && !c->hdrs)
-        return -ENOMEM;
+    if (n > c->hdrs_cap) {
+        free(c->hdrs);
+        c->hdrs = malloc((size_t)n * sizeof *c->hdrs);
+        c->hdrs_cap = c->hdrs ? n : 0;
+        if (!c->hdrs)
+            return -ENOMEM;
+    }
     if (n > 0)
         memcpy(c->hdrs, req->h.headers, (size_t)n * sizeof *c->hdrs);
     req->h.headers = c->hdrs;
     return 0;
+}
+
+static void release_headers(conn *c)
+{
+    if (c->hdrs_cap > KEEP_HDRS) {
+        free(c->hdrs);
+        c->hdrs = NULL;
+        c->hdrs_cap = 0;
+    }
 }
 
 /* HTTPS: the handshake, within the head's timeout (a client that stalls
@@ -392,8 +419,7 @@ static int conn_serve(void *arg)
         c->served = true;
         c->rstart += req.head_len;
         req_finish(&req);
-        free(c->hdrs);
-        c->hdrs = NULL;
+        release_headers(c);
         if (c->rstart == c->rlen)
             c->rstart = c->rlen = 0;
         /* pipelining: answer everything already received in one writev */
@@ -533,6 +559,7 @@ static int shard_serve(void *arg)
         return -ENOMEM;
     s->root = ctx->root;
     s->o = ctx->o;
+    s->server_name_len = strlen(s->o.server_name);
     s->limits = (http_limits){s->o.max_request_line, s->o.max_head, s->o.max_headers};
     s->lfd = ctx->lfds[wv_shard_id()];
     ctx->lfds[wv_shard_id()] = -1;
