@@ -9,6 +9,8 @@
  * metrics.middleware_overhead (bench/run_metrics.sh); TLS_CERT and TLS_KEY
  * (PEM files) serve HTTPS instead, for bench/run_tls.sh, and
  * TLS_RESUMPTION=0 turns session resumption off (every handshake full).
+ * HEADER_TIMEOUT_MS sets the request head's timeout (default 10 s), for
+ * http.slowloris at nginx's 60 s.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,8 +110,11 @@ static int serve(void *arg)
         fprintf(stderr, "bench_http_server: %s\n", wv_errmsg());
         return 1;
     }
-    int rc = wv_http_serve(
-        r, &(wv_http_opts){.port = p ? atoi(p) : 8080, .max_connections = 20000, .tls = tls});
+    const char *head_ms = getenv("HEADER_TIMEOUT_MS");
+    int rc = wv_http_serve(r, &(wv_http_opts){.port = p ? atoi(p) : 8080,
+                                              .max_connections = 20000,
+                                              .tls = tls,
+                                              .header_timeout_ms = head_ms ? atoi(head_ms) : 0});
     if (rc < 0)
         fprintf(stderr, "bench_http_server: %s\n", wv_errmsg());
     wv_router_free(r);

@@ -8,7 +8,10 @@
 # measure the pipelining mechanism, one write answering 16 requests),
 # http.plaintext_pipelined_cpu (+ _h2o, _lwan), http.static_4k /
 # http.static_1m once bench_http_server serves /static/, http.sleep10k,
-# http.slowloris, and with BENCH_LONG=1 http.soak (weave alone). Weave is
+# http.slowloris (+ _same_timeout: weave at nginx's 60 s head timeout),
+# http.plaintext_instructions and http.json_instructions (user-space
+# instructions per request under callgrind, against nginx), and with
+# BENCH_LONG=1 http.soak (weave alone). Weave is
 # build/release/bench_http_server; the anchors are Debian's nginx (1 worker),
 # h2o (1 thread) and FastAPI on uvicorn with uvloop + httptools (1 worker),
 # and lwan (1 thread) when LWAN_BIN names its TechEmpower sample binary
@@ -27,14 +30,15 @@
 #   LWAN_BIN=path     lwan's TechEmpower sample binary, an optional anchor
 #   SOAK_MINUTES=n    the length of http.soak (default 30)
 #   HTTP_FIGURES="plaintext_cpu json_cpu plaintext json plaintext_pipelined_cpu
-#                 static sleep10k slowloris soak"
+#                 static sleep10k slowloris instructions soak"
 #                     run only these groups ("http." in front is allowed;
 #                     plaintext_cpu also gives http.p99)
 #
 # Ports (fixed, checked free first; readiness checks prove the answering
 # process is the one started here): weave 28301, nginx 28302, h2o 28303,
 # FastAPI 28304, lwan 28305; the http.sleep10k servers: weave 28311, FastAPI
-# 28314; http.slowloris: weave 28321, nginx 28322; http.soak: weave 28331.
+# 28314; http.slowloris: weave 28321, nginx 28322, weave at a 60 s head timeout 28323;
+# http.soak: weave 28331; http.*_instructions: weave 28341, nginx 28342.
 
 set -euo pipefail
 
@@ -78,7 +82,8 @@ slow_lead=3     # seconds between the trickle's start and wrk's, so that weave's
 wrk_limit=90 # wrk at or over this % of its core: the load generator was the limit
 
 declare -A port=([weave]=28301 [nginx]=28302 [h2o]=28303 [fastapi]=28304 [lwan]=28305 [floor]=28306
-    [weave_sleep]=28311 [fastapi_sleep]=28314 [weave_slow]=28321 [nginx_slow]=28322
+    [weave_sleep]=28311 [fastapi_sleep]=28314 [weave_slow]=28321 [nginx_slow]=28322 [weave60_slow]=28323
+    [weave_cg]=28341 [nginx_cg]=28342
     [weave_soak]=28331)
 optional=(lwan floor) # anchors that may be missing: skipped with one '#' line, not failed
 declare -A pid=()      # the process started (nginx: its master)
@@ -701,15 +706,22 @@ fig_sleep10k()
 # /plaintext while $slow_conns others trickle a request head, one byte per
 # connection per second, as a share of the same without them. Weave and
 # nginx on servers of their own (nginx with worker_connections 16384, so that
-# the connections fit), alternating: weave without, weave with, nginx
-# without, nginx with, BENCH_ROUNDS times.
+# the connections fit), alternating: weave without, weave with, then weave
+# at nginx's 60 s head timeout (weave60) and nginx, each without and with,
+# BENCH_ROUNDS times. weave's own default (10 s) makes it time the tricklers
+# out, answer 408 and see them reconnect during the run, work nginx at 60 s
+# never does: weave60 is the like-for-like figure.
 fig_slowloris()
 {
-    local s lab r v mode sh line share=() ok=1 t
-    declare -A slow_samples=() slow_failed=()
+    local s lab r v mode line ok=1 t
+    local servers=(weave_slow weave60_slow nginx_slow)
+    declare -A slow_samples=() slow_failed=() share=()
     start_server weave_slow env PORT="${port[weave_slow]}" WEAVE_SHARDS=1 "$bin"
+    start_server weave60_slow env PORT="${port[weave60_slow]}" WEAVE_SHARDS=1 \
+        HEADER_TIMEOUT_MS=60000 "$bin"
     start_nginx nginx_slow 16384
     wait_ready weave_slow /plaintext "$plain_body" text/plain
+    wait_ready weave60_slow /plaintext "$plain_body" text/plain
     wait_ready nginx_slow /plaintext "$plain_body" text/plain
     nginx_worker nginx_slow
     echo "# http.slowloris: $slow_conns connections trickle a request head (one byte per" \
@@ -717,16 +729,16 @@ fig_slowloris()
         "reopening every connection the server closes) while wrk -t1 -c$conns (keep-alive," \
         "no pipelining, /plaintext) runs ${secs_slow} s, starting ${slow_lead} s after they are" \
         "all open; the trickler runs on CPU 1 beside wrk (on CPU 0 it would take the server's" \
-        "core); head timeouts: weave 10 s (its default), nginx client_header_timeout 60 s" \
-        "(its default)"
-    for s in weave_slow nginx_slow; do
+        "core); head timeouts: weave 10 s (its default), weave60 60 s, nginx" \
+        "client_header_timeout 60 s (its default)"
+    for s in "${servers[@]}"; do
         for mode in 0 1; do
             slow_samples[$s.$mode]=
             slow_failed[$s.$mode]=${down[$s]:+not available: ${down[$s]}}
         done
     done
     for ((r = 0; r < BENCH_ROUNDS; r++)); do
-        for s in weave_slow nginx_slow; do
+        for s in "${servers[@]}"; do
             for mode in 0 1; do
                 [[ -z ${slow_failed[$s.0]}${slow_failed[$s.1]} ]] || continue
                 lab=$(label "$s")
@@ -741,20 +753,19 @@ fig_slowloris()
         done
         [[ -z ${slow_failed[weave_slow.0]}${slow_failed[weave_slow.1]} ]] || break
     done
-    for s in weave_slow nginx_slow; do
+    for s in "${servers[@]}"; do
         lab=$(label "$s")
         if [[ -n ${slow_failed[$s.0]}${slow_failed[$s.1]} ]]; then
             ok=0
             continue
         fi
         # shellcheck disable=SC2086
-        sh=$(awk -v a="$(bench_median ${slow_samples[$s.1]})" \
+        share[$lab]=$(awk -v a="$(bench_median ${slow_samples[$s.1]})" \
             -v b="$(bench_median ${slow_samples[$s.0]})" 'BEGIN { print a / b }')
-        share+=("$sh")
         # shellcheck disable=SC2086
         echo "# http.slowloris samples ($lab, req/s): without $(bench_fmt_all ${slow_samples[$s.0]})" \
-            "| with $(bench_fmt_all ${slow_samples[$s.1]}); share $(bench_fmt "$sh") (with/without," \
-            "medians)"
+            "| with $(bench_fmt_all ${slow_samples[$s.1]}); share $(bench_fmt "${share[$lab]}")" \
+            "(with/without, medians)"
         t=$tmp/info/http.slowloris.$lab.1.trickle
         echo "# http.slowloris $lab: the trickle, per run (medians): $(info_int "$t" \
             reconnects) reconnects (the server closed the connection; answered first:" \
@@ -782,7 +793,7 @@ fig_slowloris()
         # wrk is often the limit here, and the trickler shares its core: the
         # server's own side of the share is its CPU per normal request.
         line=
-        for s in weave nginx; do
+        for s in weave weave60 nginx; do
             line+="${line:+, }$s $(awk -v a="$(info_median http.slowloris "$s.0" cpu_us)" \
                 -v b="$(info_median http.slowloris "$s.1" cpu_us)" \
                 'BEGIN { if (a > 0 && b > 0) printf "%.2f", a / b; else print "?" }')"
@@ -790,10 +801,13 @@ fig_slowloris()
         echo "# http.slowloris: the servers' side of it, server CPU per normal request without" \
             "the trickle / with it (medians; 1 = the trickle cost the normal clients nothing" \
             "on the server, whatever wrk's core allowed): $line"
-        echo "# http.slowloris: target: weave's share >= 0.9: $(met "${share[0]}" '>=' 0.9)"
-        bench_line http.slowloris "${share[0]}" share nginx "${share[1]}" higher
+        echo "# http.slowloris: target: weave's share >= 0.9: at its default 10 s" \
+            "$(met "${share[weave]}" '>=' 0.9), at nginx's 60 s $(met "${share[weave60]}" '>=' 0.9)"
+        bench_line http.slowloris "${share[weave]}" share nginx "${share[nginx]}" higher
+        bench_line http.slowloris_same_timeout "${share[weave60]}" share nginx "${share[nginx]}" \
+            higher
     else
-        for s in weave_slow nginx_slow; do
+        for s in "${servers[@]}"; do
             for mode in 0 1; do
                 [[ -z ${slow_failed[$s.$mode]} ]] ||
                     bench_fail http.slowloris "$(label "$s"): ${slow_failed[$s.$mode]}"
@@ -890,7 +904,52 @@ fig_soak()
     stop_servers
 }
 
-groups=(plaintext_cpu json_cpu plaintext json plaintext_pipelined_cpu static sleep10k slowloris soak)
+# 8. User-space instructions per keep-alive request under callgrind
+# (bench/http/instructions.sh), weave and nginx (master_process off: the
+# worker is the process), /plaintext and /json, one run each: the count is
+# the same every run. lwan is left out: the build we measure stops with an
+# illegal instruction under valgrind.
+fig_instructions()
+{
+    local path name v ok s cmd
+    declare -A got=()
+    if ! command -v valgrind >/dev/null || ! command -v callgrind_control >/dev/null; then
+        bench_fail http.plaintext_instructions "valgrind is not installed (scripts/deps.sh bench)"
+        return 0
+    fi
+    render nginx.conf "${port[nginx_cg]}" "$tmp/nginx_cg.conf" nginx_cg 4096
+    sed -i 's/^master_process on;/master_process off;/' "$tmp/nginx_cg.conf"
+    echo "# http.*_instructions: user-space instructions per request (callgrind; the kernel's" \
+        "part is not counted), wrk -t1 -c32 keep-alive for ${secs_cpu} s after a 1 s warm-up;" \
+        "weave WEAVE_SHARDS=1, nginx with master_process off (its worker alone); one run each," \
+        "the count being the same from run to run"
+    for path in /plaintext /json; do
+        name=http.${path#/}_instructions
+        ok=1
+        for s in weave nginx; do
+            mkdir -p "$tmp/cg_$s"
+            # the environment is set outside valgrind, which does not follow
+            # an exec (of env) into the program
+            if [[ $s == weave ]]; then
+                cmd=("$bin")
+            else
+                cmd=(nginx -p "$tmp" -c "$tmp/nginx_cg.conf" -e "$tmp/nginx_cg-error.log")
+            fi
+            if v=$(bench_run env PORT="${port[weave_cg]}" WEAVE_SHARDS=1 \
+                "$here/http/instructions.sh" "$tmp/cg_$s" "${port[${s}_cg]}" "$path" \
+                "$secs_cpu" "${cmd[@]}"); then
+                got[$s]=$v
+            else
+                bench_fail "$name" "$s: $v"
+                ok=0
+            fi
+        done
+        [[ $ok == 1 ]] && bench_line "$name" "${got[weave]}" instructions nginx "${got[nginx]}" lower
+    done
+}
+
+groups=(plaintext_cpu json_cpu plaintext json plaintext_pipelined_cpu static sleep10k slowloris
+    instructions soak)
 main_groups=" plaintext_cpu json_cpu plaintext json plaintext_pipelined_cpu static "
 wanted=()
 for g in ${HTTP_FIGURES:-${groups[*]}}; do

@@ -89,6 +89,9 @@ BENCH_PACKAGES=(
     # the runtime library the optional lwan anchor (LWAN_BIN) links; lwan
     # itself is not packaged (docs/benchmarking.md, "Optional anchors")
     libmariadb3
+    # callgrind counts the user-space instructions per request
+    # (bench/http/instructions.sh)
+    valgrind
     # c-ares, for the resolver benchmark comparing it with getaddrinfo
     libc-ares-dev
     # the tls suite (bench/run_tls.sh): h2load for new handshakes, the openssl
