@@ -27,6 +27,9 @@ BUILD_PACKAGES=(
     libpq-dev libsqlite3-dev
     # JSON reading: jsmn's tokenizer, header only (src/json/parse.c; bench/json_libs.md)
     libjsmn-dev
+    # the HTTP client (src/httpc): libcurl built on OpenSSL, with HTTP/2
+    # (nghttp2), gzip, br and zstd decoding
+    libcurl4-openssl-dev
 )
 
 TEST_PACKAGES=(
@@ -63,6 +66,9 @@ TEST_PACKAGES=(
     # peers, and pylibmc (libmemcached's placement, from Python: test_memcache)
     redis-server redis-tools memcached libmemcached-tools libmemcached-dev
     python3-redis python3-pymemcache python3-pylibmc
+    # the HTTP client's HTTP/2 peer: nghttpd, over TLS (ALPN h2) and h2c with
+    # prior knowledge (tests/unit/test_httpc.c)
+    nghttp2-server
 )
 
 BENCH_PACKAGES=(

@@ -1,0 +1,454 @@
+/*
+ * The per-shard client: one curl multi handle per shard, driven by the
+ * shard's loop with curl's multi-socket API.
+ *
+ * How curl's sockets are watched. curl says which sockets it wants to hear
+ * about (CURLMOPT_SOCKETFUNCTION: in, out, both, none) and expects to be
+ * told again and again while one stays ready: level-triggered readiness.
+ * The runtime's own fd waits are edge-triggered and hold one fiber per
+ * direction of each fd, made for code that reads until EAGAIN. So curl's
+ * sockets go into an epoll set of the client's own, level-triggered, and
+ * only that set's descriptor is registered with the shard's loop. The io
+ * fiber waits for it to become readable (wv_fd_wait, WV_FRESH after it saw
+ * the set empty), takes what is ready with a zero-timeout epoll_wait,
+ * hands each socket's events to curl_multi_socket_action, and yields
+ * between batches so a busy client cannot starve the shard. One fd and one
+ * fiber per shard, however many sockets curl has open; no fiber per socket
+ * and no translation of curl's level semantics onto edges.
+ *
+ * How curl's timer is kept. curl asks for one timeout at a time
+ * (CURLMOPT_TIMERFUNCTION). The timer fiber parks on an event with that
+ * time as its deadline, and calls curl_multi_socket_action with
+ * CURL_SOCKET_TIMEOUT when it passes. A fiber cannot wait on the epoll set
+ * and an event at once, hence two fibers; the timer callback, called from
+ * whichever fiber is inside curl, wakes the timer fiber only when the new
+ * time is earlier than the one it waits for (a burst of new requests in
+ * one pass costs one wake-up, and no system call).
+ *
+ * Sockets and the runtime. curl opens its sockets through
+ * CURLOPT_OPENSOCKETFUNCTION (wv_socket: non-blocking, close-on-exec, and
+ * fault injection applies) and closes them through
+ * CURLOPT_CLOSESOCKETFUNCTION (wv_close), so the runtime forgets every fd
+ * curl closes and a number the kernel hands out again never meets stale
+ * readiness state. Closing also takes the fd out of the epoll set.
+ *
+ * Completions. After every curl_multi_socket_action the fiber that made
+ * it reads curl's messages, takes each finished easy handle out of the
+ * multi handle (its connection goes back to the shard's cache at once)
+ * and wakes the transfer's fiber.
+ *
+ * Life. The client is made by the shard's first request and lives until
+ * the runtime stops. The runtime has no per-shard exit hook: at shutdown
+ * it cancels every fiber of the shard, and the timer fiber's cancellation
+ * is the hook. It stops the io fiber, fails the transfers still running
+ * (their fibers are being cancelled too), waits until each of those fibers
+ * has let go of its easy handle, then frees the multi handle (closing
+ * the connections), the spare easy handles, the share and the epoll set,
+ * all on the shard's thread while its loop still runs.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "httpc/httpc_internal.h"
+
+enum {
+    MAX_EVENTS = 64,          /* socket events handed to curl per batch */
+    SPARE_EASY = 32,          /* easy handles kept for reuse */
+    DRIVER_STACK = 256 << 10, /* curl and OpenSSL run on the drivers' stacks */
+    TIMER_RUNNING = 0,        /* timer_parked_at while the timer fiber runs */
+};
+
+struct httpc_shard {
+    CURLM *multi;
+    CURLSH *share;           /* TLS sessions, so a new connection to a host resumes */
+    int epfd;                /* curl's sockets, level-triggered */
+    int64_t timer_at;        /* curl's timeout (wv_now clock); WV_NEVER when none */
+    int64_t timer_parked_at; /* what the timer fiber waits for; TIMER_RUNNING when running */
+    wv_event kick;           /* wakes the timer fiber: curl's timeout moved earlier */
+    wv_group *io;            /* the io fiber */
+    bool closing;
+    httpc_transfer *transfers; /* every transfer a fiber holds, in the multi or not */
+    int64_t ntransfers;
+    wv_event idle; /* set when closing and the last transfer has ended */
+    CURL *spare[SPARE_EASY];
+    int nspare;
+    wv_httpc_stats stats;
+};
+
+static _Thread_local httpc_shard *here;
+
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+static CURLcode global_rc;
+
+static void global_init(void)
+{
+    /* once per process, before any thread uses curl; never undone: OpenSSL,
+     * which it initialises, is weave's too */
+    global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+/* ------------------------------------------------------------ driving */
+
+/* Hand finished transfers back to their fibers. */
+static void harvest(httpc_shard *sc)
+{
+    CURLMsg *m;
+    int left;
+    while ((m = curl_multi_info_read(sc->multi, &left))) {
+        if (m->msg != CURLMSG_DONE)
+            continue;
+        CURL *easy = m->easy_handle;
+        CURLcode code = m->data.result; /* m is gone once the handle is removed */
+        char *priv = NULL;
+        curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv);
+        curl_multi_remove_handle(sc->multi, easy);
+        httpc_transfer *t = (httpc_transfer *)priv;
+        if (!t)
+            continue;
+        t->in_multi = false;
+        t->code = code;
+        t->done = true;
+        wv_event_set(&t->done_ev);
+    }
+}
+
+static void drive(httpc_shard *sc, curl_socket_t fd, int events)
+{
+    int running;
+    CURLMcode mc = curl_multi_socket_action(sc->multi, fd, events, &running);
+    if (mc != CURLM_OK)
+        wv_debug("httpc: curl_multi_socket_action: %s", curl_multi_strerror(mc));
+    harvest(sc);
+}
+
+static int socket_events(uint32_t ev)
+{
+    int what = 0;
+    if (ev & (EPOLLIN | EPOLLHUP | EPOLLRDHUP))
+        what |= CURL_CSELECT_IN;
+    if (ev & EPOLLOUT)
+        what |= CURL_CSELECT_OUT;
+    if (ev & EPOLLERR)
+        what |= CURL_CSELECT_ERR;
+    return what;
+}
+
+static int io_main(void *arg)
+{
+    httpc_shard *sc = arg;
+    struct epoll_event evs[MAX_EVENTS];
+    for (;;) {
+        int n = epoll_wait(sc->epfd, evs, MAX_EVENTS, 0);
+        if (n <= 0) {
+            if (n < 0 && errno == EINTR)
+                continue;
+            /* nothing ready: wait for the set to become readable again */
+            int rc = wv_fd_wait(sc->epfd, WV_IN | WV_FRESH, WV_NEVER);
+            if (rc == -ECANCELED)
+                return 0;
+            if (rc < 0) {
+                wv_warn("httpc: waiting for curl's sockets: %s", wv_strerror(rc));
+                if (wv_sleep_ms(10) == -ECANCELED)
+                    return 0;
+            }
+            continue;
+        }
+        for (int i = 0; i < n; i++)
+            drive(sc, evs[i].data.fd, socket_events(evs[i].events));
+        if (wv_yield() == -ECANCELED)
+            return 0;
+    }
+}
+
+static void shard_close(httpc_shard *sc);
+
+static int timer_main(void *arg)
+{
+    httpc_shard *sc = arg;
+    for (;;) {
+        wv_event_clear(&sc->kick);
+        int64_t at = sc->timer_at;
+        int rc;
+        if (at > wv_now()) {
+            sc->timer_parked_at = at;
+            wv_deadline_set(at);
+            rc = wv_event_wait(&sc->kick);
+            wv_deadline_set(WV_NEVER);
+            sc->timer_parked_at = TIMER_RUNNING;
+            if (rc == 0)
+                continue; /* curl's timeout moved: look again */
+        } else {
+            rc = wv_yield(); /* due now: the fibers already ready go first */
+        }
+        if (rc == -ECANCELED)
+            break;
+        if (sc->timer_at <= wv_now()) {
+            sc->timer_at = WV_NEVER;
+            drive(sc, CURL_SOCKET_TIMEOUT, 0);
+        }
+    }
+    shard_close(sc);
+    return 0;
+}
+
+/* ------------------------------------------------------ curl's callbacks */
+
+static int on_socket(CURL *easy, curl_socket_t fd, int what, void *arg, void *socketp)
+{
+    httpc_shard *sc = arg;
+    if (what == CURL_POLL_REMOVE) {
+        epoll_ctl(sc->epfd, EPOLL_CTL_DEL, fd, NULL);
+        return 0;
+    }
+    struct epoll_event ev = {.events = (what & CURL_POLL_IN ? EPOLLIN : 0u) |
+                                       (what & CURL_POLL_OUT ? EPOLLOUT : 0u),
+                             .data.fd = fd};
+    /* socketp: curl keeps our mark for a socket already in the set, so a
+     * change costs one epoll_ctl */
+    int op = socketp ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+    if (epoll_ctl(sc->epfd, op, fd, &ev) < 0) {
+        op = errno == EEXIST ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+        if (epoll_ctl(sc->epfd, op, fd, &ev) < 0) {
+            /* -1 would make curl give up every transfer of the shard; this
+             * one's own timeout ends it instead */
+            wv_warn("httpc: cannot watch socket %d: %s", fd, wv_strerror(-errno));
+            return 0;
+        }
+    }
+    if (!socketp)
+        curl_multi_assign(sc->multi, fd, sc);
+    return 0;
+}
+
+static int on_timer(CURLM *multi, long timeout_ms, void *arg)
+{
+    httpc_shard *sc = arg;
+    sc->timer_at = timeout_ms < 0 ? WV_NEVER : wv_now() + (int64_t)timeout_ms * HTTPC_NS_PER_MS;
+    if (sc->timer_at < sc->timer_parked_at)
+        wv_event_set(&sc->kick);
+    return 0;
+}
+
+/* arg: the transfer that connects (a connection is made for one) */
+static curl_socket_t open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *addr)
+{
+    httpc_transfer *t = arg;
+    if (purpose != CURLSOCKTYPE_IPCXN)
+        return CURL_SOCKET_BAD;
+    int fd = wv_socket(addr->family, addr->socktype, addr->protocol);
+    if (fd < 0) {
+        t->socket_errno = -fd;
+        return CURL_SOCKET_BAD;
+    }
+    t->sc->stats.connections++;
+    return fd;
+}
+
+/* arg: the shard (a connection may be closed long after the transfer
+ * that made it is gone) */
+static int close_socket(void *arg, curl_socket_t fd)
+{
+    return wv_close(fd) < 0 ? 1 : 0;
+}
+
+/* ------------------------------------------------------------- the client */
+
+static void shard_free(httpc_shard *sc)
+{
+    if (sc->multi)
+        curl_multi_cleanup(sc->multi); /* closes the cached connections */
+    for (int i = 0; i < sc->nspare; i++)
+        curl_easy_cleanup(sc->spare[i]);
+    if (sc->share)
+        curl_share_cleanup(sc->share);
+    if (sc->epfd >= 0)
+        wv_close(sc->epfd);
+    if (here == sc)
+        here = NULL;
+    free(sc);
+}
+
+static void shard_close(httpc_shard *sc)
+{
+    sc->closing = true;
+    wv_group_free(sc->io); /* cancels the io fiber and waits for it */
+    sc->io = NULL;
+    for (httpc_transfer *t = sc->transfers; t; t = t->next) {
+        if (!t->in_multi)
+            continue;
+        curl_multi_remove_handle(sc->multi, t->easy);
+        t->in_multi = false;
+        t->shut_down = true;
+        wv_event_set(&t->done_ev);
+    }
+    /* their fibers still hold easy handles that point at the share */
+    while (sc->ntransfers > 0) {
+        wv_event_clear(&sc->idle);
+        wv_event_wait_shielded(&sc->idle);
+    }
+    shard_free(sc);
+}
+
+static int shard_new(httpc_shard **out)
+{
+    pthread_once(&global_once, global_init);
+    if (global_rc != CURLE_OK)
+        return wv_fail(-ENOMEM, "httpc: curl_global_init failed: %s",
+                       curl_easy_strerror(global_rc));
+    httpc_shard *sc = calloc(1, sizeof *sc);
+    if (!sc)
+        return wv_fail(-ENOMEM, "httpc: out of memory");
+    sc->epfd = epoll_create1(EPOLL_CLOEXEC);
+    sc->timer_at = WV_NEVER;
+    sc->timer_parked_at = TIMER_RUNNING;
+    if (sc->epfd < 0) {
+        int rc = -errno;
+        sc->epfd = -1;
+        shard_free(sc);
+        return wv_fail(rc, "httpc: epoll_create1: %s", wv_strerror(rc));
+    }
+    sc->multi = curl_multi_init();
+    sc->share = curl_share_init();
+    if (!sc->multi || !sc->share ||
+        curl_share_setopt(sc->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK) {
+        shard_free(sc);
+        return wv_fail(-ENOMEM, "httpc: out of memory");
+    }
+    curl_multi_setopt(sc->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    curl_multi_setopt(sc->multi, CURLMOPT_SOCKETDATA, sc);
+    curl_multi_setopt(sc->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+    curl_multi_setopt(sc->multi, CURLMOPT_TIMERDATA, sc);
+    curl_multi_setopt(sc->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+
+    int rc = -ENOMEM;
+    sc->io = wv_group_new();
+    if (sc->io)
+        rc = wv_group_spawn(sc->io, io_main, sc,
+                            &(wv_spawn_opts){.stack_size = DRIVER_STACK, .name = "httpc io"});
+    if (rc == 0)
+        rc = wv_spawn(timer_main, sc,
+                      &(wv_spawn_opts){.stack_size = DRIVER_STACK, .name = "httpc timer"});
+    if (rc < 0) {
+        wv_group_free(sc->io); /* an io fiber that never ran still runs, and leaves */
+        sc->io = NULL;
+        shard_free(sc);
+        return wv_fail(rc, "httpc: cannot start the client's fibers: %s", wv_strerror(rc));
+    }
+    *out = sc;
+    return 0;
+}
+
+httpc_shard *httpc_shard_get(int *err)
+{
+    if (wv_shard_id() < 0 || !wv_fiber_id()) {
+        *err = wv_fail(-EPERM, "httpc: requests are made from a fiber");
+        return NULL;
+    }
+    if (here) {
+        if (!here->closing)
+            return here;
+        *err = wv_fail(-ESHUTDOWN, "httpc: the runtime is stopping");
+        return NULL;
+    }
+    httpc_shard *sc = NULL;
+    int rc = shard_new(&sc);
+    if (rc < 0) {
+        *err = rc;
+        return NULL;
+    }
+    here = sc;
+    return sc;
+}
+
+void wv_httpc_stats_get(wv_httpc_stats *st)
+{
+    if (here)
+        *st = here->stats;
+    else
+        memset(st, 0, sizeof *st);
+}
+
+/* ------------------------------------------------------------ easy handles */
+
+void httpc_easy_attach(httpc_shard *sc, httpc_transfer *t)
+{
+    CURL *easy = t->easy;
+    t->sc = sc;
+    curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+    curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, t);
+    curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, close_socket);
+    curl_easy_setopt(easy, CURLOPT_CLOSESOCKETDATA, sc);
+    curl_easy_setopt(easy, CURLOPT_SHARE, sc->share);
+}
+
+CURL *httpc_easy_take(httpc_shard *sc)
+{
+    if (sc->nspare > 0)
+        return sc->spare[--sc->nspare];
+    return curl_easy_init();
+}
+
+void httpc_easy_give(httpc_shard *sc, CURL *easy, bool reusable)
+{
+    if (!easy)
+        return;
+    if (reusable && !sc->closing && sc->nspare < SPARE_EASY) {
+        /* keeps the handle's caches, forgets every option */
+        curl_easy_reset(easy);
+        sc->spare[sc->nspare++] = easy;
+        return;
+    }
+    curl_easy_cleanup(easy);
+}
+
+/* -------------------------------------------------------------- transfers */
+
+int httpc_transfer_start(httpc_shard *sc, httpc_transfer *t)
+{
+    if (sc->closing)
+        return wv_fail(-ESHUTDOWN, "the runtime is stopping");
+    curl_easy_setopt(t->easy, CURLOPT_PRIVATE, (char *)t);
+    CURLMcode mc = curl_multi_add_handle(sc->multi, t->easy);
+    if (mc != CURLM_OK)
+        return wv_fail(mc == CURLM_OUT_OF_MEMORY ? -ENOMEM : -EIO, "curl_multi_add_handle: %s",
+                       curl_multi_strerror(mc));
+    t->in_multi = true;
+    t->prev = NULL;
+    t->next = sc->transfers;
+    if (sc->transfers)
+        sc->transfers->prev = t;
+    sc->transfers = t;
+    sc->ntransfers++;
+    sc->stats.requests++;
+    sc->stats.in_flight++;
+    return 0;
+}
+
+void httpc_transfer_abort(httpc_shard *sc, httpc_transfer *t)
+{
+    if (!t->in_multi)
+        return;
+    curl_multi_remove_handle(sc->multi, t->easy);
+    t->in_multi = false;
+}
+
+void httpc_transfer_end(httpc_shard *sc, httpc_transfer *t, bool reusable)
+{
+    httpc_transfer_abort(sc, t);
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        sc->transfers = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    sc->ntransfers--;
+    sc->stats.in_flight--;
+    httpc_easy_give(sc, t->easy, reusable);
+    t->easy = NULL;
+    if (sc->closing && sc->ntransfers == 0)
+        wv_event_set(&sc->idle);
+}
