@@ -22,6 +22,13 @@ dir=$1 port=$2 path=$3 secs=$4
 shift 4
 url=http://127.0.0.1:$port$path
 
+# The port must be free (weave listens with SO_REUSEPORT: a process left on
+# it would share the requests and the count would be per its share).
+if [[ -n $(ss -ltnH "sport = :$port") ]]; then
+    echo "port $port is in use: $(ss -ltnpH "sport = :$port" | head -n 1)" >&2
+    exit 1
+fi
+
 taskset -c 0 valgrind --tool=callgrind --callgrind-out-file="$dir/callgrind.%p" "$@" \
     >"$dir/valgrind.log" 2>&1 &
 pid=$!
@@ -40,6 +47,11 @@ for ((i = 0; i < 150; i++)); do
     }
     sleep 0.2
 done
+owners=$(ss -ltnpH "sport = :$port" | grep -o 'pid=[0-9]*' | sort -u | tr '\n' ' ')
+if [[ $owners != "pid=$pid " ]]; then
+    echo "port $port is not (only) the server's: listeners ${owners:-none}" >&2
+    exit 1
+fi
 taskset -c 1 wrk -t1 -c32 -d1 "$url" >/dev/null
 callgrind_control --zero "$pid" >/dev/null
 n=$(taskset -c 1 wrk -t1 -c32 -d"$secs" "$url" | awk '/requests in/ { print $1 }')
