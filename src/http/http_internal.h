@@ -146,6 +146,7 @@ struct http_server {
     bool stopping;
     wv_event slot_free; /* set when nconns drops below the cap */
     wv_group *group;
+    wv_buf json_spare;   /* a JSON body buffer kept between responses (response.c) */
     http_header *parsed; /* max_headers slots the parser fills; each request
                           * copies its own out before anything can yield */
 };

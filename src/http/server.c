@@ -585,6 +585,7 @@ static int shard_serve(void *arg)
     if (rc == -ETIMEDOUT)
         wv_warn("http: drain timeout; cancelled the requests still running");
     wv_group_free(s->group);
+    wv_buf_free(&s->json_spare);
     free(s->parsed);
     free(s);
     return 0;

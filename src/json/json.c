@@ -210,6 +210,17 @@ static void put_escape(wv_json *j, unsigned char c)
 static void put_string(wv_json *j, const char *s, size_t n)
 {
     const unsigned char *p = (const unsigned char *)s, *end = p + n;
+    if (json_skip_plain(p, end) == end) {
+        /* nothing to escape or check (most keys and values): one copy */
+        if (!room(j, n + 2))
+            return;
+        char *o = j->out->p + j->out->n;
+        o[0] = '"';
+        memcpy(o + 1, s, n);
+        o[n + 1] = '"';
+        j->out->n += n + 2;
+        return;
+    }
     put_char(j, '"');
     while (p < end && !j->err) {
         const unsigned char *run = p;
