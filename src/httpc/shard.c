@@ -79,6 +79,9 @@ struct httpc_shard {
     wv_httpc_stats stats;
 };
 
+/* connections kept open per shard for reuse (idle ones past it are closed) */
+enum { IDLE_CONNECTIONS = 256 };
+
 static _Thread_local httpc_shard *here;
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
@@ -323,6 +326,12 @@ static int shard_new(httpc_shard **out)
     curl_multi_setopt(sc->multi, CURLMOPT_TIMERFUNCTION, on_timer);
     curl_multi_setopt(sc->multi, CURLMOPT_TIMERDATA, sc);
     curl_multi_setopt(sc->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+    /* curl sizes its connection cache at 4 times the transfers added, and
+     * ours come and go with each request: between two bursts it would
+     * close the connections the next burst wants. A fixed cache keeps
+     * them (64 fibers GETting in a loop opened 1,830 connections for
+     * 70,000 requests without it). */
+    curl_multi_setopt(sc->multi, CURLMOPT_MAXCONNECTS, (long)IDLE_CONNECTIONS);
 
     int rc = -ENOMEM;
     sc->io = wv_group_new();
