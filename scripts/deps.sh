@@ -87,6 +87,8 @@ BENCH_PACKAGES=(
     python3-prometheus-client
     # websockets: the ws.echo anchor (bench/ws/websockets_server.py)
     python3-websockets
+    # httpx and aiohttp: the HTTP client suite's anchors (bench/httpc/)
+    python3-httpx python3-aiohttp
     # the db suite's PostgreSQL 15 (scripts/pg_test_server.sh), psql to load
     # its tables and pgbench as an anchor (bench/run_db.sh)
     postgresql-15 postgresql-client-15
