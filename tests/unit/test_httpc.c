@@ -243,6 +243,35 @@ static int target(wv_req *req, wv_res *res)
     return wv_res_send(res, 200, "text/plain", t.p, t.n);
 }
 
+/* ------------------------------------------------------------ deadline routes */
+
+/* GET /observe: "left=MS id=ID header=V": the handler's deadline (-1 for
+ * none), its request id and the deadline header as it came */
+static int observe(wv_req *req, wv_res *res)
+{
+    int64_t d = wv_deadline();
+    long long left = d == WV_NEVER ? -1 : (long long)((d - wv_now()) / NS_PER_MS);
+    wv_str id = wv_req_id(req);
+    wv_str h = wv_req_header(req, WV_DEADLINE_HEADER);
+    char out[160];
+    snprintf(out, sizeof out, "left=%lld id=%.*s header=%.*s", left, (int)id.n, id.p,
+             h.p ? (int)h.n : 1, h.p ? h.p : "-");
+    return wv_res_text(res, 200, out);
+}
+
+static int sleep_runs;
+
+/* GET /sleep?ms=: sleeps under the handler's deadline */
+static int sleeper(wv_req *req, wv_res *res)
+{
+    int64_t ms;
+    if (wv_req_query_i64(req, "ms", 1000, &ms) < 0)
+        return -EINVAL;
+    sleep_runs++;
+    int rc = wv_sleep_ms(ms);
+    return rc < 0 ? rc : wv_res_text(res, 200, "slept");
+}
+
 static wv_router *routes(void)
 {
     wv_router *r = wv_router_new();
@@ -265,6 +294,12 @@ static wv_router *routes(void)
     wv_get(r, "/id/{n}", id);
     wv_get(r, "/status/{code}", status);
     wv_get(r, "/target", target);
+    wv_get(r, "/observe", observe);
+    wv_get(r, "/sleep", sleeper);
+    if (wv_deadline_header(r, &(wv_deadline_opts){.max_ms = 60000}) < 0) {
+        wv_router_free(r);
+        return NULL;
+    }
     return r;
 }
 
@@ -1460,6 +1495,87 @@ static void test_httpc_concurrent_http2_requests_share_one_connection(void **sta
     run(h2_shared);
 }
 
+/* ------------------------------------------------------------ deadline propagation, the server's
+ * end */
+
+static long long field_of(const char *body, const char *name)
+{
+    const char *p = strstr(body, name);
+    return p ? strtoll(p + strlen(name), NULL, 10) : LLONG_MIN;
+}
+
+static int deadline_header(void)
+{
+    char url[128];
+    url_of(url, sizeof url, "/observe");
+    wv_httpc_response resp;
+    struct {
+        const char *value;
+        long long lo, hi;
+    } cases[] = {
+        {"5000", 4000, 5000},     /* the handler's deadline */
+        {"120000", 50000, 60000}, /* no more than max_ms */
+        {NULL, -1, -1},           /* no header: no deadline */
+    };
+    wv_httpc_stats before, after;
+    wv_httpc_stats_get(&before);
+    for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+        wv_httpc_header h = {WV_DEADLINE_HEADER, cases[i].value};
+        REQUIRE_EQ(wv_httpc_request(&(wv_httpc_req){.url = url,
+                                                    .headers = cases[i].value ? &h : NULL,
+                                                    .nheaders = cases[i].value ? 1 : 0},
+                                    &resp),
+                   0);
+        wv_buf_append(&resp.body, "", 1);
+        if (!CHECK_BETWEEN(field_of(resp.body.p, "left="), cases[i].lo, cases[i].hi))
+            fprintf(stderr, "  %s: %s\n", cases[i].value ? cases[i].value : "(none)", resp.body.p);
+        wv_httpc_response_free(&resp);
+    }
+    /* all on one connection: a deadline ends with its request */
+    wv_httpc_stats_get(&after);
+    CHECK_EQ(after.connections, before.connections + (before.connections == 0));
+
+    /* a value that is not milliseconds: 400 */
+    wv_httpc_header bad = {WV_DEADLINE_HEADER, "soon"};
+    REQUIRE_EQ(wv_httpc_request(&(wv_httpc_req){.url = url, .headers = &bad, .nheaders = 1}, &resp),
+               0);
+    CHECK_EQ(resp.status, 400);
+    wv_buf_append(&resp.body, "", 1);
+    CHECK(strstr(resp.body.p, "whole number of milliseconds") != NULL);
+    wv_httpc_response_free(&resp);
+
+    /* 0: the caller has given up; the handler does not run */
+    int runs = sleep_runs;
+    wv_httpc_header zero = {WV_DEADLINE_HEADER, "0"};
+    REQUIRE_EQ(wv_httpc_request(&(wv_httpc_req){.url = url_of(url, sizeof url, "/sleep?ms=1"),
+                                                .headers = &zero,
+                                                .nheaders = 1},
+                                &resp),
+               0);
+    CHECK_EQ(resp.status, 504);
+    CHECK_EQ(sleep_runs, runs);
+    wv_httpc_response_free(&resp);
+
+    /* a handler that outlives it answers 504 when it runs out */
+    wv_httpc_header short_one = {WV_DEADLINE_HEADER, "200"};
+    int64_t t0 = wv_now();
+    REQUIRE_EQ(wv_httpc_request(&(wv_httpc_req){.url = url_of(url, sizeof url, "/sleep?ms=2000"),
+                                                .headers = &short_one,
+                                                .nheaders = 1},
+                                &resp),
+               0);
+    CHECK_EQ(resp.status, 504);
+    CHECK_BETWEEN(ms_since(t0), 190, 1000);
+    CHECK_EQ(sleep_runs, runs + 1);
+    wv_httpc_response_free(&resp);
+    return 0;
+}
+
+static void test_http_deadline_header_becomes_the_handlers_deadline_never_longer(void **state)
+{
+    run(deadline_header);
+}
+
 /* ------------------------------------------------------------ the parts alone */
 
 static void test_httpc_curl_results_map_to_errno_and_a_reason(void **state)
@@ -1608,6 +1724,7 @@ int main(void)
         cmocka_unit_test(test_httpc_proxy_named_by_the_environment_is_used),
         cmocka_unit_test(test_httpc_every_shard_has_a_client_of_its_own),
         cmocka_unit_test(test_httpc_host_name_from_etc_hosts_is_resolved_by_curls_resolver),
+        cmocka_unit_test(test_http_deadline_header_becomes_the_handlers_deadline_never_longer),
         cmocka_unit_test_setup_teardown(test_httpc_http2_over_tls_is_chosen_by_alpn, h2_tls_up,
                                         h2_tls_down),
         cmocka_unit_test_setup_teardown(
