@@ -241,6 +241,11 @@ wv_str wv_req_id(const wv_req *req);
 /* The peer's address ("127.0.0.1:53122", "[::1]:53122"). */
 const char *wv_req_peer(const wv_req *req);
 
+/* The port the request came in on: the server's own, also when it was
+ * started on port 0 (a service calling itself). -errno if the socket
+ * cannot say. */
+int wv_req_local_port(const wv_req *req);
+
 /* When the request's first byte arrived (wv_now()'s clock). */
 int64_t wv_req_start(const wv_req *req);
 
