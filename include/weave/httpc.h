@@ -225,8 +225,9 @@ typedef struct wv_httpc_response {
  * the errors). On success (0) *resp holds the response, whatever its
  * status; with on_body set, its body went to the sink and resp.body is
  * empty. On error *resp is empty, except for -EIO from fail_on_status,
- * where it holds the response. Either way free it with
- * wv_httpc_response_free. From a fiber only.
+ * where it holds the response (with on_body: its head, and the sink never
+ * saw the body). Either way free it with wv_httpc_response_free. From a
+ * fiber only.
  */
 int wv_httpc_request(const wv_httpc_req *req, wv_httpc_response *resp);
 
@@ -267,10 +268,12 @@ typedef struct wv_httpc_stream wv_httpc_stream;
  * final response's head: *resp then has the status, version, URL,
  * redirects and header fields, and an empty body; the body is read with
  * wv_httpc_read. Retries, when asked, happen here, before the head is
- * handed over. Errors as wv_httpc_request (on_body and max_response do
- * not apply); on error *out is NULL and *resp empty (but for -EIO from
- * fail_on_status: *resp is filled and the stream open). Free *resp with
- * wv_httpc_response_free and *out with wv_httpc_close.
+ * handed over. Errors as wv_httpc_request (max_response does not apply;
+ * on_body is -EINVAL: the caller reads). On error *out is NULL and *resp
+ * empty, but for -EIO from fail_on_status: *resp then holds the head, and
+ * the body is not kept. Free *resp with wv_httpc_response_free and *out
+ * with wv_httpc_close. A stream belongs to the shard that opened it, and
+ * is read by one fiber at a time.
  */
 int wv_httpc_open(const wv_httpc_req *req, wv_httpc_response *resp, wv_httpc_stream **out);
 

@@ -2060,6 +2060,20 @@ static int on_body_sink(void)
     CHECK_STR_EQ(wv_httpc_header_get(&resp, "Content-Type"), "application/x-pattern");
     wv_httpc_response_free(&resp);
 
+    /* with fail_on_status, an error status keeps its head and the sink
+     * never sees its body */
+    sink_state refused = {.resp = &resp};
+    CHECK_EQ(wv_httpc_request(&(wv_httpc_req){.url = url_of(url, sizeof url, "/status/404"),
+                                              .on_body = count_sink,
+                                              .on_body_arg = &refused,
+                                              .fail_on_status = true},
+                              &resp),
+             -EIO);
+    CHECK_EQ(resp.status, 404);
+    CHECK_EQ(refused.calls, 0);
+    wv_httpc_response_free(&resp);
+    url_of(url, sizeof url, path);
+
     /* a sink that fails abandons the request with its error */
     sink_state full = {.resp = &resp, .fail_after = 100000};
     CHECK_EQ(wv_httpc_request(
