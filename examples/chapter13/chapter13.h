@@ -18,7 +18,8 @@ void s13_3_databases(wv_app *app); /* GET, POST /users; GET, PUT, DELETE /users/
 void s13_5_1_websockets_options(wv_app *app); /* its options, declared first */
 void s13_5_1_websockets(wv_app *app);         /* WS /ws, /ws/echo, /ws/chat */
 void s13_5_2_frontend(wv_app *app);           /* the React page at /, CORS */
-void s13_6_1_rest(wv_app *app);               /* GET /data, POST /echo */
+void s13_6_1_rest_options(wv_app *app);       /* --downstream-url, --downstream-timeout-ms */
+void s13_6_1_rest(wv_app *app);               /* GET /data, POST /echo, GET /proxy/data */
 void s13_9_caching_options(wv_app *app);      /* --cache-url, --redis-url, --memcached-servers */
 void s13_9_caching(wv_app *app);              /* PUT, GET, DELETE /cache/{key} */
 void s13_11_1_prometheus(wv_app *app);        /* GET /hello */

@@ -20,6 +20,7 @@ int main(int argc, char **argv)
                   "the built React page served at /");
     s13_3_databases_options(app);
     s13_5_1_websockets_options(app);
+    s13_6_1_rest_options(app);
     s13_9_caching_options(app);
     async_delay_ms = wv_app_int(app, "async-delay-ms");
 

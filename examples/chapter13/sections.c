@@ -25,7 +25,7 @@ static const section chapter[] = {
     {"13.5.1", "WebSockets", "WS /ws, WS /ws/echo, WS /ws/chat",
      "examples/chapter13/s13_5_1_websockets.c", true},
     {"13.5.2", "React frontend", "GET /", "examples/chapter13/s13_5_2_frontend.c", true},
-    {"13.6.1", "REST microservices (httpx)", "GET /data, POST /echo",
+    {"13.6.1", "REST microservices (httpx)", "GET /data, POST /echo, GET /proxy/data",
      "examples/chapter13/s13_6_1_rest.c", true},
     {"13.6.2", "gRPC", "", "", false},
     {"13.7.1", "AWS with aiobotocore", "", "", false},

@@ -122,6 +122,32 @@ typedef struct wv_cors_opts {
 /* 0, -ENOMEM, -EINVAL (no origins, or "*" with credentials). Copied. */
 int wv_cors(wv_router *r, const wv_cors_opts *opts);
 
+/*
+ * Deadline propagation, the server's end: a caller that will wait only so
+ * long says so in X-Request-Timeout-Ms (whole milliseconds left, relative,
+ * so the two clocks need not agree: weave's HTTP client sends it with
+ * wv_httpc_req.from), and this middleware makes it the handler's deadline,
+ * counted from the request's first byte. Every suspending call of the
+ * handler then honours it (-ETIMEDOUT, which answers 504), and so does a
+ * call it makes onwards with .from = req, which passes on what is left.
+ * It never extends a deadline the fiber already has, nor past max_ms. A
+ * value of 0 (the caller has given up) is answered 504 without running
+ * the handler; one that is not a number of milliseconds, 400. Without the
+ * header nothing changes. Installed outermost (wv_router_use_first), so
+ * other middleware runs under the deadline too; the fiber's deadline is
+ * restored once the request is answered.
+ */
+#define WV_DEADLINE_HEADER "X-Request-Timeout-Ms"
+
+typedef struct wv_deadline_opts {
+    /* the longest deadline a caller may ask for, in ms; 0 = no bound but
+     * the handler's own (a caller asking for an hour gets its hour) */
+    int64_t max_ms;
+} wv_deadline_opts;
+
+/* 0 or -ENOMEM. opts may be NULL; it is copied. */
+int wv_deadline_header(wv_router *r, const wv_deadline_opts *opts);
+
 /* -------------------------------------------------------------- server */
 
 typedef enum wv_access_log {
@@ -214,6 +240,11 @@ wv_str wv_req_id(const wv_req *req);
 
 /* The peer's address ("127.0.0.1:53122", "[::1]:53122"). */
 const char *wv_req_peer(const wv_req *req);
+
+/* The port the request came in on: the server's own, also when it was
+ * started on port 0 (a service calling itself). -errno if the socket
+ * cannot say. */
+int wv_req_local_port(const wv_req *req);
 
 /* When the request's first byte arrived (wv_now()'s clock). */
 int64_t wv_req_start(const wv_req *req);

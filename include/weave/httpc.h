@@ -23,7 +23,19 @@
  *  - A request honours the fiber's deadline (connecting, sending and
  *    receiving together) and its cancellation: the transfer is abandoned
  *    at once and its connection closed (over HTTP/2, only its stream).
- *  - The response is read whole into memory, up to max_response bytes.
+ *  - The response is read whole into memory, up to max_response bytes;
+ *    or streamed, with bounded memory: handed to on_body piece by piece,
+ *    or read by the caller from a wv_httpc_stream. A request body may be
+ *    streamed too, from body_read. A slow consumer pauses the transfer
+ *    (the server is made to wait) instead of piling the body up.
+ *  - Retries are off unless asked for (.retry.attempts): then GET, HEAD,
+ *    PUT, DELETE and OPTIONS are tried again after a failure to connect
+ *    and after 502, 503, 504 and 429 (waiting what Retry-After asks),
+ *    with backoff, never past the fiber's deadline. POST and PATCH never.
+ *  - Propagation, when asked (.from = the server request being handled):
+ *    its X-Request-Id goes along, and the time left before the fiber's
+ *    deadline as X-Request-Timeout-Ms, which a weave server turns back
+ *    into its handler's deadline (wv_deadline_header in weave/http.h).
  *  - An HTTP error status (404, 503) is a response, not an error: the call
  *    returns 0 and resp.status says what the server said, unless the
  *    request asks for fail_on_status.
@@ -33,7 +45,8 @@
  * system's CAs; compressed responses (gzip, deflate, br, zstd) asked for
  * and decoded; proxies from the environment (http_proxy, https_proxy,
  * all_proxy, no_proxy, as curl reads them); no cookies kept; connecting
- * gives up after 10 s; responses over 64 MiB refused.
+ * gives up after 10 s; whole responses over 64 MiB refused; no retries;
+ * nothing propagated.
  *
  * Errors are negative errno values with the detail in wv_errmsg() ("GET
  * URL: reason", the URL shown without its password or secret parameters):
@@ -50,12 +63,15 @@
  *   -ETIMEDOUT     the fiber's deadline (or timeout_ms, or
  *                  connect_timeout_ms) passed
  *   -ECANCELED     the fiber was cancelled
+ *   (any)          what body_read or on_body returned, when it failed
+ *   -EPIPE         body_read ended before body_len bytes
  *   -EMSGSIZE      the response body is larger than max_response
  *   -ELOOP         more redirects than max_redirects
  *   -ECONNRESET    the connection broke before the response was complete
  *   -EIO           with fail_on_status: the server answered 400 or above
  *                  (the response is filled in all the same)
  *   -ESHUTDOWN     the runtime is stopping
+ *   -EXDEV         a wv_httpc_stream used from another shard than its own
  *   -ENOMEM        out of memory
  *   -EPERM         called outside a fiber
  */
@@ -65,6 +81,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "weave/buf.h"
 #include "weave/rt.h"
@@ -92,10 +109,51 @@ typedef enum wv_httpc_version {
     WV_HTTPC_HTTP2,
 } wv_httpc_version;
 
+/*
+ * A request body produced while it is sent (body_read). Called in the
+ * requesting fiber whenever there is room for more: it may suspend (read
+ * from another stream, wait for a channel), and the transfer waits for it
+ * meanwhile, under the fiber's deadline. Put up to n bytes in buf and
+ * return how many; 0 at the end of the body; a negative errno abandons the
+ * request, which then returns that error. At most 64 KiB of it is held at
+ * a time.
+ */
+typedef ssize_t wv_httpc_source_fn(void *arg, void *buf, size_t n);
+
+/*
+ * Where a response body goes as it arrives (on_body). Called in the
+ * requesting fiber with each piece, in order, once the response's head is
+ * in *resp: it may suspend (write to its own client: wv_res_write), and
+ * the transfer is paused meanwhile, so a slow sink holds the server back
+ * instead of filling memory. 0 to go on; a negative errno abandons the
+ * request, which then returns that error.
+ */
+typedef int wv_httpc_sink_fn(void *arg, const void *data, size_t n);
+
+/* Retries (wv_httpc_req.retry). All zero: none, as in requests and httpx. */
+typedef struct wv_httpc_retry {
+    /* attempts in all, the first included; 0 or 1 = no retry. Only GET,
+     * HEAD, PUT, DELETE and OPTIONS are retried, and not with body_read
+     * (a streamed body cannot be sent again); a POST or PATCH is sent once.
+     * Retried: failing to connect (-ECONNREFUSED, -EHOSTUNREACH,
+     * -ENETUNREACH: nothing was sent), and the statuses 502, 503, 504 and
+     * 429. When the attempts run out, the last answer is what the call
+     * returns (a 503 is then a response, as ever) */
+    int attempts;
+    int64_t base_ms; /* backoff: a random wait up to base_ms * 2^(n-1); 0 = 100 */
+    int64_t max_ms;  /* no backoff longer than this; 0 = 10000 */
+    /* a 429's or a 503's Retry-After (seconds, or an HTTP date) is waited
+     * for, if it is longer than the backoff; when it asks for more than
+     * this, no retry: that answer is returned at once. 0 = 30000 */
+    int64_t max_retry_after_ms;
+} wv_httpc_retry;
+
+struct wv_req;
+
 /* A request. Zero-initialise, then set what you need: every 0 / NULL
  * field means its default. Nothing is copied or kept after the call. */
 typedef struct wv_httpc_req {
-    const char *method; /* NULL = "GET", or "POST" when there is a body */
+    const char *method; /* NULL = "GET", or "POST" when there is a body (or body_read) */
     const char *url;    /* http:// or https:// (required) */
     /* extra request headers, sent as given; one whose name curl would
      * send itself replaces curl's (Accept, User-Agent, Content-Type, ...).
@@ -108,11 +166,21 @@ typedef struct wv_httpc_req {
      * in headers. */
     const void *body;
     size_t body_len;
-    size_t max_response;        /* body bytes accepted at most; 0 = 64 MiB; more: -EMSGSIZE */
+    /* or a body streamed from a source (not with `body`): body_len is then
+     * its length if known, sent as Content-Length, and exactly that many
+     * bytes are read; 0 = not known: sent chunked over HTTP/1.1 (a server
+     * that needs the length, such as S3, wants body_len) */
+    wv_httpc_source_fn *body_read;
+    void *body_read_arg;
+    /* the response body to this sink as it arrives, instead of into
+     * resp.body (max_response does not apply) */
+    wv_httpc_sink_fn *on_body;
+    void *on_body_arg;
+    size_t max_response;        /* whole body bytes accepted at most; 0 = 64 MiB; more: -EMSGSIZE */
     int max_redirects;          /* 0 = 10; < 0 = follow none: a 3xx is the response */
     wv_httpc_version version;   /* WV_HTTPC_AUTO */
-    int64_t timeout_ms;         /* the whole request at most (the fiber's deadline
-                                 * applies as well); 0 = only the deadline */
+    int64_t timeout_ms;         /* the whole request at most, retries included (the
+                                 * fiber's deadline applies as well); 0 = only the deadline */
     int64_t connect_timeout_ms; /* each connect, TLS included; 0 = 10000 */
     const char *ca_file;        /* CAs to trust (PEM); NULL = the system's */
     bool insecure;              /* do not verify the server's certificate (tests only) */
@@ -125,7 +193,14 @@ typedef struct wv_httpc_req {
      * send them on the following hops (a login that redirects); off by
      * default, and never kept past the request */
     bool cookies;
-    bool fail_on_status; /* a status of 400 or above is -EIO (resp is still filled) */
+    bool fail_on_status;  /* a status of 400 or above is -EIO (resp is still filled) */
+    wv_httpc_retry retry; /* none unless asked */
+    /* the server request this call is made for (a handler's req): its id
+     * (wv_req_id) is sent as X-Request-Id, and when the fiber has a
+     * deadline, the whole milliseconds left before it (or before
+     * timeout_ms, if sooner) as X-Request-Timeout-Ms, at each attempt.
+     * A header of either name in `headers` wins. NULL: neither is sent */
+    const struct wv_req *from;
 } wv_httpc_req;
 
 /* What came back. Every string and byte belongs to the response until
@@ -136,6 +211,7 @@ typedef struct wv_httpc_response {
     wv_buf body;   /* the body, decoded when it came compressed */
     char *url;     /* the URL that answered (after redirects) */
     int redirects; /* redirects followed */
+    int attempts;  /* attempts made: 1, or more after retries */
     /* the response's header fields in the order they came (of the last
      * response when redirects were followed; names as the server spelled
      * them, values without surrounding whitespace) */
@@ -147,9 +223,11 @@ typedef struct wv_httpc_response {
 /*
  * Send req and wait for the whole response (see the top of this file for
  * the errors). On success (0) *resp holds the response, whatever its
- * status. On error *resp is empty, except for -EIO from fail_on_status,
- * where it holds the response. Either way free it with
- * wv_httpc_response_free. From a fiber only.
+ * status; with on_body set, its body went to the sink and resp.body is
+ * empty. On error *resp is empty, except for -EIO from fail_on_status,
+ * where it holds the response (with on_body: its head, and the sink never
+ * saw the body). Either way free it with wv_httpc_response_free. From a
+ * fiber only.
  */
 int wv_httpc_request(const wv_httpc_req *req, wv_httpc_response *resp);
 
@@ -168,11 +246,58 @@ const char *wv_httpc_header_get(const wv_httpc_response *resp, const char *name)
  * harmless. */
 void wv_httpc_response_free(wv_httpc_response *resp);
 
+/*
+ * A response read as it arrives, by the caller:
+ *
+ *     wv_httpc_stream *s;
+ *     wv_httpc_response resp;
+ *     int rc = wv_httpc_open(&(wv_httpc_req){.url = url}, &resp, &s);
+ *     if (rc < 0)
+ *         return rc;
+ *     char buf[16384];
+ *     ssize_t n;
+ *     while ((n = wv_httpc_read(s, buf, sizeof buf)) > 0)
+ *         use(buf, n);               // n < 0: the error; 0: the end
+ *     wv_httpc_close(s);
+ *     wv_httpc_response_free(&resp);
+ */
+typedef struct wv_httpc_stream wv_httpc_stream;
+
+/*
+ * Send req (a body_read body is streamed out meanwhile) and wait for the
+ * final response's head: *resp then has the status, version, URL,
+ * redirects and header fields, and an empty body; the body is read with
+ * wv_httpc_read. Retries, when asked, happen here, before the head is
+ * handed over. Errors as wv_httpc_request (max_response does not apply;
+ * on_body is -EINVAL: the caller reads). On error *out is NULL and *resp
+ * empty, but for -EIO from fail_on_status: *resp then holds the head, and
+ * the body is not kept. Free *resp with wv_httpc_response_free and *out
+ * with wv_httpc_close. A stream belongs to the shard that opened it, and
+ * is read by one fiber at a time.
+ */
+int wv_httpc_open(const wv_httpc_req *req, wv_httpc_response *resp, wv_httpc_stream **out);
+
+/*
+ * Read up to n bytes of the body, suspending until some have come: the
+ * count, 0 at its end, or an error (those of the top of this file). Holds
+ * the fiber's deadline and the request's; an error (-ETIMEDOUT,
+ * -ECANCELED, -ECONNRESET, ...) ends the transfer, and every later read
+ * returns it again. While nobody reads, at most 256 KiB of the body waits
+ * in memory and the transfer is paused. From the stream's shard only.
+ */
+ssize_t wv_httpc_read(wv_httpc_stream *s, void *buf, size_t n);
+
+/* Close: a body read to its end leaves the connection for the next
+ * request; else the transfer is abandoned (its connection closed, or over
+ * HTTP/2 its stream reset). Never suspends. NULL is ignored. */
+void wv_httpc_close(wv_httpc_stream *s);
+
 /* The calling shard's client, in figures. */
 typedef struct wv_httpc_stats {
-    int64_t in_flight;    /* requests running now */
-    uint64_t requests;    /* requests started */
+    int64_t in_flight;    /* requests running now (open streams included) */
+    uint64_t requests;    /* requests started (each attempt counts) */
     uint64_t connections; /* connections opened (a reused one counts once) */
+    uint64_t retries;     /* attempts after a request's first */
 } wv_httpc_stats;
 
 /* All zero on a shard that has made no request yet. */

@@ -4,6 +4,8 @@
  * chunked, with Expect: 100-continue answered on first read), request ids,
  * and the per-request arena.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,6 +89,20 @@ wv_str wv_req_route(const wv_req *req)
 const char *wv_req_peer(const wv_req *req)
 {
     return req->c->peer;
+}
+
+int wv_req_local_port(const wv_req *req)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    int rc = wv_stream_local_addr(req->c->s, &ss, &len);
+    if (rc < 0)
+        return rc;
+    if (ss.ss_family == AF_INET6)
+        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    if (ss.ss_family == AF_INET)
+        return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    return -EAFNOSUPPORT;
 }
 
 void *wv_req_context(const wv_req *req)

@@ -284,7 +284,11 @@ static bool serve_request(conn *c, wv_req *req)
         res.close = true;
     int kind = ROUTE_NOT_FOUND;
     route *rt = routes_dispatch_target(s->root, req, &kind);
+    /* whatever the route did to the fiber's deadline (wv_deadline_header,
+     * a handler that set one and returned early) ends with the request */
+    int64_t deadline = wv_deadline();
     int rc = run_route(req, &res, rt, rt ? rt->group : s->root);
+    wv_deadline_set(deadline);
     if (rc < 0 && !res.started)
         wv_res_error(&res, rc);
     else if (!res.started)

@@ -101,6 +101,12 @@ int httpc_error(const httpc_failure *f, char *why, size_t cap)
     case CURLE_RANGE_ERROR:
         snprintf(why, cap, "the server broke HTTP (%s)", w);
         return -EPROTO;
+    case CURLE_SEND_FAIL_REWIND:
+        snprintf(why, cap,
+                 "the request body was streamed and cannot be sent again (a redirect or a "
+                 "connection found dead asked for it: %s)",
+                 w);
+        return -EIO;
     case CURLE_ABORTED_BY_CALLBACK:
         snprintf(why, cap, "cancelled");
         return -ECANCELED;

@@ -2,21 +2,33 @@
  * A request, from the caller's side: wv_httpc_req checked (nothing
  * malformed reaches curl, and no header can smuggle a line break) and
  * turned into an easy handle's options; the transfer added to the shard's
- * multi handle; the fiber waiting for it under its deadline; and what came
- * back turned into a wv_httpc_response or an errno with its reason.
+ * multi handle; the fiber running it under its deadline (body.c's pump:
+ * feeding a streamed body, waiting otherwise); what came back turned into
+ * a wv_httpc_response or an errno with its reason; and the attempts, when
+ * retries are asked for, inside the net layer's wv_retry.
  *
  * The deadline is given to curl (CURLOPT_TIMEOUT_MS, and as the ceiling
  * of CURLOPT_CONNECTTIMEOUT_MS) and is also the fiber's own wait's
  * deadline: whichever notices first ends the request with -ETIMEDOUT. A
  * wait cut short (deadline, cancellation) takes the easy handle out of the
- * multi handle before returning, which aborts the transfer at once.
+ * multi handle before returning, which aborts the transfer at once. With
+ * retries the deadline covers every attempt and every wait between them.
+ *
+ * An attempt ends at the response's end (a whole body into memory), or at
+ * its head (a body streamed to on_body or read from a wv_httpc_stream):
+ * so a retry is decided on the status before any body is handed over.
+ * An answer that asks for a retry is kept until the next attempt starts,
+ * so that when none may start (attempts spent, no time left) it is what
+ * the caller gets: a 503 is a response, as it is without retries.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "httpc/httpc_internal.h"
+#include "weave/http.h"
 #include "weave/net.h"
 
 enum { WHAT_MAX = 320, WHY_MAX = 640 };
@@ -90,10 +102,15 @@ static int check(const wv_httpc_req *req, const char *method, const char *what)
         return wv_fail(-EINVAL, "%s: the method is not an HTTP token", what);
     if (scheme_of(req->url) == SCHEME_OTHER)
         return wv_fail(-EINVAL, "%s: only http:// and https:// URLs are fetched", what);
-    if (req->body_len && !req->body)
+    if (req->body && req->body_read)
+        return wv_fail(-EINVAL, "%s: a body and body_read both", what);
+    if (req->body_len && !req->body && !req->body_read)
         return wv_fail(-EINVAL, "%s: body_len without a body", what);
-    if (strcmp(method, "HEAD") == 0 && req->body)
+    if (strcmp(method, "HEAD") == 0 && (req->body || req->body_read))
         return wv_fail(-EINVAL, "%s: HEAD with a body", what);
+    if (req->retry.attempts < 0 || req->retry.base_ms < 0 || req->retry.max_ms < 0 ||
+        req->retry.max_retry_after_ms < 0)
+        return wv_fail(-EINVAL, "%s: negative retry options", what);
     if (req->nheaders && !req->headers)
         return wv_fail(-EINVAL, "%s: nheaders without headers", what);
     for (size_t i = 0; i < req->nheaders; i++) {
@@ -106,53 +123,6 @@ static int check(const wv_httpc_req *req, const char *method, const char *what)
                            h->name);
     }
     return 0;
-}
-
-/* ------------------------------------------------------ curl's callbacks */
-
-static size_t on_body(char *p, size_t size, size_t n, void *arg)
-{
-    httpc_transfer *t = arg;
-    wv_buf *b = &t->resp->body;
-    size_t len = size * n;
-    if (len > t->max_response - b->n) {
-        t->too_big = true;
-        return 0; /* ends the transfer */
-    }
-    if (b->cap == 0) {
-        /* the first bytes: room for what the server announced at once */
-        curl_off_t announced = -1;
-        curl_easy_getinfo(t->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &announced);
-        if (announced > 0 && (uint64_t)announced <= t->max_response)
-            wv_buf_reserve(b, (size_t)announced);
-    }
-    if (wv_buf_append(b, p, len) < 0) {
-        t->no_memory = true;
-        return 0;
-    }
-    return len;
-}
-
-static size_t on_header(char *p, size_t size, size_t n, void *arg)
-{
-    httpc_transfer *t = arg;
-    size_t len = size * n;
-    if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) {
-        /* a new response (after a 1xx or a redirect): only the last one's
-         * head and body are the answer */
-        t->head.n = 0;
-        t->resp->body.n = 0;
-        t->head_seen = true;
-    }
-    if (len > HTTPC_MAX_HEAD - t->head.n) {
-        t->head_big = true;
-        return 0;
-    }
-    if (wv_buf_append(&t->head, p, len) < 0) {
-        t->no_memory = true;
-        return 0;
-    }
-    return len;
 }
 
 /* ------------------------------------------------------------- setting up */
@@ -201,11 +171,37 @@ static int add_header(struct curl_slist **list, const char *name, const char *va
     return 0;
 }
 
-static int build_headers(httpc_transfer *t, const wv_httpc_req *req, bool sends_body)
+/* X-Request-Id and X-Request-Timeout-Ms from the request this call is
+ * made for, unless the caller sends its own */
+static int propagate(httpc_transfer *t, const wv_httpc_req *req, int64_t deadline)
+{
+    if (!has_header(req, "X-Request-Id")) {
+        wv_str id = wv_req_id(req->from);
+        char v[64];
+        snprintf(v, sizeof v, "%.*s", (int)(id.n < 60 ? id.n : 60), id.p);
+        if (add_header(&t->headers, "X-Request-Id", v) < 0)
+            return -ENOMEM;
+    }
+    if (deadline != WV_NEVER && !has_header(req, WV_DEADLINE_HEADER)) {
+        /* whole milliseconds, rounded down: the callee never believes it
+         * has more time than the caller will wait */
+        int64_t left = (deadline - wv_now()) / HTTPC_NS_PER_MS;
+        char v[24];
+        snprintf(v, sizeof v, "%lld", (long long)(left > 0 ? left : 0));
+        if (add_header(&t->headers, WV_DEADLINE_HEADER, v) < 0)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+static int build_headers(httpc_transfer *t, const wv_httpc_req *req, bool sends_body,
+                         int64_t deadline)
 {
     for (size_t i = 0; i < req->nheaders; i++)
         if (add_header(&t->headers, req->headers[i].name, req->headers[i].value) < 0)
             return -ENOMEM;
+    if (req->from && propagate(t, req, deadline) < 0)
+        return -ENOMEM;
     /* curl would call a body form data and ask for 100-continue: the body
      * is in memory and sent at once, and its type is the caller's to say */
     if (sends_body && !has_header(req, "Content-Type") &&
@@ -236,7 +232,7 @@ static long curl_version_for(wv_httpc_version v)
     } while (0)
 
 static int set_up(httpc_shard *sc, httpc_transfer *t, const wv_httpc_req *req, const char *method,
-                  long total_ms, const char *what)
+                  long total_ms, int64_t deadline, const char *what)
 {
     CURL *e = t->easy;
     CURLcode bad = CURLE_OK;
@@ -275,11 +271,14 @@ static int set_up(httpc_shard *sc, httpc_transfer *t, const wv_httpc_req *req, c
         connect_ms = total_ms;
     SET(CURLOPT_TIMEOUT_MS, total_ms);
     SET(CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
-    SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)t->max_response);
-    SET(CURLOPT_WRITEFUNCTION, on_body);
+    if (!t->streaming)
+        SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)t->max_response);
+    SET(CURLOPT_WRITEFUNCTION, httpc_on_body);
     SET(CURLOPT_WRITEDATA, t);
-    SET(CURLOPT_HEADERFUNCTION, on_header);
+    SET(CURLOPT_HEADERFUNCTION, httpc_on_header);
     SET(CURLOPT_HEADERDATA, t);
+    /* a proxy's "200 Connection established" is not the answer */
+    SET(CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
     SET(CURLOPT_ERRORBUFFER, t->errbuf);
     SET(CURLOPT_TCP_KEEPALIVE, 1L);
     if (!has_header(req, "User-Agent")) {
@@ -291,7 +290,18 @@ static int set_up(httpc_shard *sc, httpc_transfer *t, const wv_httpc_req *req, c
         SET(CURLOPT_COOKIEFILE, ""); /* the cookie engine, in memory, this request only */
 
     bool sends_body = false;
-    if (strcmp(method, "GET") == 0 && !req->body) {
+    if (req->body_read) {
+        /* streamed: Content-Length when it is known, else chunked */
+        sends_body = true;
+        SET(CURLOPT_UPLOAD, 1L);
+        SET(CURLOPT_INFILESIZE_LARGE, req->body_len ? (curl_off_t)req->body_len : (curl_off_t)-1);
+        SET(CURLOPT_READFUNCTION, httpc_on_read);
+        SET(CURLOPT_READDATA, t);
+        SET(CURLOPT_SEEKFUNCTION, httpc_on_seek);
+        SET(CURLOPT_SEEKDATA, t);
+        if (strcmp(method, "PUT") != 0)
+            SET(CURLOPT_CUSTOMREQUEST, method);
+    } else if (strcmp(method, "GET") == 0 && !req->body) {
         SET(CURLOPT_HTTPGET, 1L);
     } else if (strcmp(method, "HEAD") == 0) {
         SET(CURLOPT_NOBODY, 1L);
@@ -305,7 +315,7 @@ static int set_up(httpc_shard *sc, httpc_transfer *t, const wv_httpc_req *req, c
         if (strcmp(method, "POST") != 0)
             SET(CURLOPT_CUSTOMREQUEST, method);
     }
-    if (build_headers(t, req, sends_body) < 0)
+    if (build_headers(t, req, sends_body, deadline) < 0)
         return wv_fail(-ENOMEM, "%s: out of memory", what);
     SET(CURLOPT_HTTPHEADER, t->headers);
     if (bad == CURLE_OUT_OF_MEMORY)
@@ -335,7 +345,8 @@ static int http_version_of(long v)
     }
 }
 
-static int take_response(httpc_transfer *t, const wv_httpc_req *req, const char *what)
+/* The response's head (and, whole, its body) into t->resp. */
+static int take_response(httpc_transfer *t, const wv_httpc_req *req)
 {
     wv_httpc_response *resp = t->resp;
     long status = 0, version = 0, redirects = 0;
@@ -344,27 +355,26 @@ static int take_response(httpc_transfer *t, const wv_httpc_req *req, const char 
     curl_easy_getinfo(t->easy, CURLINFO_HTTP_VERSION, &version);
     curl_easy_getinfo(t->easy, CURLINFO_REDIRECT_COUNT, &redirects);
     curl_easy_getinfo(t->easy, CURLINFO_EFFECTIVE_URL, &url);
-    resp->status = (int)status;
+    resp->status = status ? (int)status : t->head_status;
     resp->version = http_version_of(version);
     resp->redirects = (int)redirects;
     resp->url = strdup(url ? url : req->url);
     if (!resp->url || httpc_response_take_head(resp, &t->head) < 0)
-        return wv_fail(-ENOMEM, "%s: out of memory", what);
-    if (req->fail_on_status && status >= 400)
-        return wv_fail(-EIO, "%s: HTTP %ld", what, status);
+        return wv_fail(-ENOMEM, "%s: out of memory", t->what);
     return 0;
 }
 
-static int failure(httpc_transfer *t, const wv_httpc_req *req, const char *what)
+/* What curl's result code says. */
+static int curl_failure(httpc_transfer *t)
 {
     if (t->too_big)
         return wv_fail(-EMSGSIZE, "%s: the response body is larger than the limit of %zu bytes",
-                       what, t->max_response);
+                       t->what, t->max_response);
     if (t->head_big)
-        return wv_fail(-EMSGSIZE, "%s: the response head is larger than %d bytes", what,
+        return wv_fail(-EMSGSIZE, "%s: the response head is larger than %d bytes", t->what,
                        HTTPC_MAX_HEAD);
     if (t->no_memory)
-        return wv_fail(-ENOMEM, "%s: out of memory for the response", what);
+        return wv_fail(-ENOMEM, "%s: out of memory for the response", t->what);
     long os_errno = 0;
     curl_easy_getinfo(t->easy, CURLINFO_OS_ERRNO, &os_errno);
     char where[256];
@@ -373,7 +383,7 @@ static int failure(httpc_transfer *t, const wv_httpc_req *req, const char *what)
         .os_errno = (int)os_errno,
         .socket_errno = t->socket_errno,
         .detail = t->errbuf,
-        .max_redirects = req->max_redirects ? req->max_redirects : HTTPC_DEFAULT_MAX_REDIRECTS,
+        .max_redirects = t->max_redirects,
         .max_response = t->max_response,
         .refused = t->code == CURLE_UNSUPPORTED_PROTOCOL
                        ? location_of(&t->head, where, sizeof where)
@@ -381,98 +391,309 @@ static int failure(httpc_transfer *t, const wv_httpc_req *req, const char *what)
     };
     char why[WHY_MAX];
     int rc = httpc_error(&f, why, sizeof why);
-    return wv_fail(rc, "%s: %s", what, why);
+    return wv_fail(rc, "%s: %s", t->what, why);
+}
+
+int httpc_stopped(httpc_transfer *t, int woke, int64_t start, int64_t deadline)
+{
+    if (t->source_failed)
+        return woke; /* the pump said why */
+    /* curl's timeout and the wait's are the same deadline: whichever saw
+     * it first, the caller reads the same */
+    bool late = (t->done && t->code == CURLE_OPERATION_TIMEDOUT && deadline != WV_NEVER &&
+                 wv_now() + HTTPC_NS_PER_MS >= deadline) ||
+                (!t->done && woke == -ETIMEDOUT);
+    if (late)
+        return wv_fail(-ETIMEDOUT, "%s: the deadline passed after %lld ms (%s)", t->what,
+                       (long long)((wv_now() - start) / HTTPC_NS_PER_MS),
+                       t->head_seen ? "while the response was arriving"
+                                    : "before the response began");
+    if (t->done && t->code != CURLE_OK)
+        return curl_failure(t);
+    if (woke == -ECANCELED)
+        return wv_fail(-ECANCELED, "%s: cancelled", t->what);
+    if (t->shut_down)
+        return wv_fail(-ESHUTDOWN, "%s: the runtime is stopping", t->what);
+    if (woke < 0)
+        return wv_fail(woke, "%s: %s", t->what, wv_strerror(woke));
+    return wv_fail(-EIO, "%s: the transfer stopped short", t->what);
+}
+
+/* ------------------------------------------------------------- attempts */
+
+/* One call of the API: its request, where its answer goes, its attempts. */
+typedef struct call {
+    const wv_httpc_req *req;
+    const char *method;
+    wv_httpc_response *resp;
+    httpc_shard *sc;
+    httpc_transfer *t; /* streaming: the attempt whose head is in resp */
+    bool to_head;      /* an attempt ends at the head (the body is streamed) */
+    bool kept;         /* resp (and t) asked for a retry; kept in case none comes */
+    int attempts;      /* made so far */
+    int max_attempts;
+    int64_t max_after_ms;
+    int64_t start, deadline;
+    char what[WHAT_MAX];
+} call;
+
+static void transfer_free(httpc_shard *sc, httpc_transfer *t)
+{
+    httpc_transfer_end(sc, t, t->reusable); /* aborts it if it is still running */
+    curl_slist_free_all(t->headers);
+    wv_buf_free(&t->head);
+    httpc_bodies_free(t);
+    free(t);
+}
+
+/* Forget the answer kept from the last attempt. */
+static void drop_kept(call *c)
+{
+    if (c->t)
+        transfer_free(c->sc, c->t);
+    c->t = NULL;
+    wv_httpc_response_free(c->resp);
+    c->kept = false;
+}
+
+/* Send once and wait for the head (to_head) or the whole response. */
+static int attempt_once(call *c)
+{
+    const wv_httpc_req *req = c->req;
+    int64_t now = wv_now();
+    long total_ms = 0; /* curl: no limit */
+    if (c->deadline != WV_NEVER) {
+        int64_t left = c->deadline - now;
+        if (left <= 0)
+            return wv_fail(-ETIMEDOUT, "%s: the deadline had passed before the request began",
+                           c->what);
+        total_ms = (long)((left + HTTPC_NS_PER_MS - 1) / HTTPC_NS_PER_MS);
+    }
+    httpc_transfer *t = calloc(1, sizeof *t);
+    if (!t)
+        return wv_fail(-ENOMEM, "%s: out of memory", c->what);
+    t->resp = c->resp;
+    t->max_response = req->max_response ? req->max_response : HTTPC_DEFAULT_MAX_RESPONSE;
+    t->max_redirects = req->max_redirects ? req->max_redirects : HTTPC_DEFAULT_MAX_REDIRECTS;
+    t->follows = req->max_redirects >= 0;
+    t->reusable = !req->cookies;
+    t->streaming = c->to_head;
+    t->deadline = c->deadline;
+    t->source = req->body_read;
+    t->source_arg = req->body_read_arg;
+    t->up_left = req->body_len ? (int64_t)req->body_len : -1;
+    snprintf(t->what, sizeof t->what, "%s", c->what);
+    t->easy = httpc_easy_take(c->sc);
+    int rc = t->easy ? set_up(c->sc, t, req, c->method, total_ms, c->deadline, c->what)
+                     : wv_fail(-ENOMEM, "%s: out of memory", c->what);
+    if (rc == 0)
+        rc = httpc_transfer_start(c->sc, t);
+    if (rc < 0) {
+        curl_slist_free_all(t->headers);
+        httpc_easy_give(c->sc, t->easy, t->reusable);
+        free(t);
+        return rc;
+    }
+
+    int woke = httpc_pump(t, c->to_head ? httpc_head_ready : httpc_never);
+    if (t->done && t->code == CURLE_OK)
+        t->head_done = true; /* ended well: whatever came was the answer */
+    bool answered = c->to_head ? t->head_done : t->done && t->code == CURLE_OK;
+    if (woke == 0 && !t->shut_down && answered)
+        rc = take_response(t, req);
+    else
+        rc = httpc_stopped(t, woke, now, c->deadline);
+    if (rc < 0 || !c->to_head) {
+        transfer_free(c->sc, t);
+        return rc;
+    }
+    c->t = t;
+    return 0;
+}
+
+/* wv_retry's attempt: 0 with the answer, or an error; an answer that asks
+ * for another attempt is kept and reported as -EAGAIN. */
+static int attempt(void *arg, wv_retry_attempt *a)
+{
+    call *c = arg;
+    if (c->kept)
+        drop_kept(c); /* the answer before was not the last after all */
+    if (a->number > 1)
+        httpc_shard_count_retry(c->sc);
+    c->attempts = a->number;
+    int rc = attempt_once(c);
+    if (rc < 0)
+        return rc;
+    int status = c->resp->status;
+    if (a->number >= c->max_attempts || !httpc_retry_status(status))
+        return 0;
+    if (status == 429 || status == 503) {
+        int64_t after =
+            httpc_retry_after_ms(wv_httpc_header_get(c->resp, "Retry-After"), (int64_t)time(NULL));
+        if (after > c->max_after_ms)
+            return 0; /* asks for longer than we wait: that is the answer */
+        if (after > 0)
+            a->retry_after_ms = after;
+    }
+    c->kept = true;
+    return wv_fail(-EAGAIN, "%s: HTTP %d", c->what, status);
+}
+
+static bool retryable(int rc, void *arg)
+{
+    call *c = arg;
+    return c->kept || httpc_retry_error(rc);
+}
+
+/* Check the request and find the shard's client. */
+static int call_begin(call *c, const wv_httpc_req *req, wv_httpc_response *resp)
+{
+    memset(c, 0, sizeof *c);
+    if (!resp)
+        return wv_fail(-EINVAL, "httpc: no response to fill");
+    memset(resp, 0, sizeof *resp);
+    if (!req || !req->url || !*req->url)
+        return wv_fail(-EINVAL, "httpc: a request needs a URL");
+    c->req = req;
+    c->resp = resp;
+    c->method = req->method ? req->method : req->body || req->body_read ? "POST" : "GET";
+    char shown[WHAT_MAX - 40];
+    wv_url_redact(req->url, shown, sizeof shown);
+    snprintf(c->what, sizeof c->what, "%.32s %s", c->method, shown);
+    int rc = check(req, c->method, c->what);
+    if (rc < 0)
+        return rc;
+
+    c->start = wv_now();
+    c->deadline = wv_deadline();
+    if (req->timeout_ms > 0) {
+        int64_t own = wv_after_ms(req->timeout_ms);
+        if (own < c->deadline)
+            c->deadline = own;
+    }
+    if (wv_cancelled())
+        return wv_fail(-ECANCELED, "%s: cancelled", c->what);
+    if (c->deadline != WV_NEVER && c->deadline <= c->start)
+        return wv_fail(-ETIMEDOUT, "%s: the deadline had passed before the request began", c->what);
+    c->sc = httpc_shard_get(&rc);
+    if (!c->sc)
+        return rc;
+    c->max_attempts =
+        req->retry.attempts > 1 && httpc_retry_allowed(req, c->method) ? req->retry.attempts : 1;
+    c->max_after_ms = req->retry.max_retry_after_ms > 0 ? req->retry.max_retry_after_ms
+                                                        : HTTPC_DEFAULT_RETRY_AFTER_MAX_MS;
+    return 0;
+}
+
+/* Every attempt the request may have, under its deadline. 0 with the
+ * answer in resp (and c->t streaming), else the error; -EIO with resp
+ * kept for fail_on_status. */
+static int call_run(call *c)
+{
+    int64_t old = wv_deadline_set(c->deadline);
+    int rc;
+    if (c->max_attempts > 1) {
+        wv_retry_opts o = {.max_attempts = c->max_attempts,
+                           .base_ms = c->req->retry.base_ms,
+                           .max_ms = c->req->retry.max_ms,
+                           .retryable = retryable};
+        rc = wv_retry(&o, attempt, c);
+    } else {
+        wv_retry_attempt a = {.number = 1};
+        rc = attempt(c, &a);
+    }
+    wv_deadline_set(old);
+    if (rc == -EAGAIN && c->kept)
+        rc = 0; /* no attempt could follow: the last answer is the answer */
+    else if (c->kept)
+        drop_kept(c); /* the wait before the next attempt was cut short */
+    c->kept = false;
+    if (rc < 0)
+        return rc;
+    c->resp->attempts = c->attempts;
+    if (c->req->fail_on_status && c->resp->status >= 400) {
+        if (c->t) /* the body of an error is not streamed */
+            transfer_free(c->sc, c->t);
+        c->t = NULL;
+        return wv_fail(-EIO, "%s: HTTP %d", c->what, c->resp->status);
+    }
+    return 0;
+}
+
+/* The streamed body into on_body, piece by piece, as it comes. */
+static int deliver(call *c)
+{
+    httpc_transfer *t = c->t;
+    const wv_httpc_req *req = c->req;
+    int64_t old = wv_deadline_set(c->deadline);
+    int rc;
+    for (;;) {
+        int64_t start = wv_now();
+        int woke = httpc_pump(t, httpc_body_ready);
+        size_t avail = httpc_down_avail(t);
+        if (avail > 0) {
+            t->down_pinned = true; /* the sink reads it in place, and may suspend */
+            int r = req->on_body(req->on_body_arg, t->down.p + t->down_off, avail);
+            t->down_pinned = false;
+            if (r < 0) {
+                char why[256];
+                snprintf(why, sizeof why, "%s", wv_errmsg()[0] ? wv_errmsg() : wv_strerror(r));
+                rc = wv_fail(r, "%s: the response body's sink failed: %s", c->what, why);
+                break;
+            }
+            httpc_down_consume(t, avail);
+            continue;
+        }
+        rc = t->done && t->code == CURLE_OK && woke == 0
+                 ? 0
+                 : httpc_stopped(t, woke, start, c->deadline);
+        break;
+    }
+    wv_deadline_set(old);
+    transfer_free(c->sc, t);
+    c->t = NULL;
+    return rc;
 }
 
 /* ------------------------------------------------------------- requests */
 
 int wv_httpc_request(const wv_httpc_req *req, wv_httpc_response *resp)
 {
-    if (!resp)
-        return wv_fail(-EINVAL, "httpc: no response to fill");
-    memset(resp, 0, sizeof *resp);
-    if (!req || !req->url || !*req->url)
-        return wv_fail(-EINVAL, "httpc: a request needs a URL");
-    const char *method = req->method ? req->method : req->body ? "POST" : "GET";
-    char shown[WHAT_MAX - 40], what[WHAT_MAX];
-    wv_url_redact(req->url, shown, sizeof shown);
-    snprintf(what, sizeof what, "%.32s %s", method, shown);
-    int rc = check(req, method, what);
+    call c;
+    int rc = call_begin(&c, req, resp);
     if (rc < 0)
         return rc;
-
-    int64_t start = wv_now();
-    int64_t deadline = wv_deadline();
-    if (req->timeout_ms > 0) {
-        int64_t own = wv_after_ms(req->timeout_ms);
-        if (own < deadline)
-            deadline = own;
-    }
-    long total_ms = 0; /* curl: no limit */
-    if (wv_cancelled())
-        return wv_fail(-ECANCELED, "%s: cancelled", what);
-    if (deadline != WV_NEVER) {
-        int64_t left = deadline - start;
-        if (left <= 0)
-            return wv_fail(-ETIMEDOUT, "%s: the deadline had passed before the request began",
-                           what);
-        total_ms = (long)((left + HTTPC_NS_PER_MS - 1) / HTTPC_NS_PER_MS);
-    }
-
-    httpc_shard *sc = httpc_shard_get(&rc);
-    if (!sc)
-        return rc;
-    httpc_transfer t = {
-        .resp = resp,
-        .max_response = req->max_response ? req->max_response : HTTPC_DEFAULT_MAX_RESPONSE,
-    };
-    t.easy = httpc_easy_take(sc);
-    if (!t.easy)
-        return wv_fail(-ENOMEM, "%s: out of memory", what);
-    rc = set_up(sc, &t, req, method, total_ms, what);
-    if (rc == 0)
-        rc = httpc_transfer_start(sc, &t);
-    if (rc < 0) {
-        curl_slist_free_all(t.headers);
-        wv_buf_free(&t.head);
-        httpc_easy_give(sc, t.easy, !req->cookies);
-        return rc;
-    }
-
-    int64_t old = wv_deadline_set(deadline);
-    int woke;
-    do
-        woke = wv_event_wait(&t.done_ev);
-    while (woke == 0 && !t.done && !t.shut_down);
-    wv_deadline_set(old);
-
-    bool answered = t.done && t.code == CURLE_OK;
-    /* curl's timeout and the wait's are the same deadline: whichever saw
-     * it first, the caller reads the same */
-    bool late = (t.done && t.code == CURLE_OPERATION_TIMEDOUT && deadline != WV_NEVER &&
-                 wv_now() + HTTPC_NS_PER_MS >= deadline) ||
-                (!t.done && woke == -ETIMEDOUT);
-    if (answered)
-        rc = take_response(&t, req, what);
-    else if (late)
-        rc = wv_fail(-ETIMEDOUT, "%s: the deadline passed after %lld ms (%s)", what,
-                     (long long)((wv_now() - start) / HTTPC_NS_PER_MS),
-                     t.head_seen ? "while the response was arriving" : "before the response began");
-    else if (t.done)
-        rc = failure(&t, req, what);
-    else if (woke == -ECANCELED)
-        rc = wv_fail(-ECANCELED, "%s: cancelled", what);
-    else if (t.shut_down)
-        rc = wv_fail(-ESHUTDOWN, "%s: the runtime is stopping", what);
-    else
-        rc = wv_fail(woke, "%s: %s", what, wv_strerror(woke));
-
-    httpc_transfer_end(sc, &t, !req->cookies); /* aborts it if it is still running */
-    curl_slist_free_all(t.headers);
-    wv_buf_free(&t.head);
-    if (rc < 0 && !(answered && rc == -EIO)) /* fail_on_status keeps the response */
+    c.to_head = req->on_body != NULL;
+    rc = call_run(&c);
+    bool status_failed = rc == -EIO && c.resp->status >= 400 && req->fail_on_status;
+    if (rc == 0 && c.t)
+        rc = deliver(&c);
+    if (rc < 0 && !status_failed) /* fail_on_status keeps the response */
         wv_httpc_response_free(resp);
     return rc;
+}
+
+int wv_httpc_open(const wv_httpc_req *req, wv_httpc_response *resp, wv_httpc_stream **out)
+{
+    if (!out)
+        return wv_fail(-EINVAL, "httpc: no stream to open into");
+    *out = NULL;
+    if (req && req->on_body)
+        return wv_fail(-EINVAL, "httpc: on_body is wv_httpc_request's; a stream is read");
+    call c;
+    int rc = call_begin(&c, req, resp);
+    if (rc < 0)
+        return rc;
+    c.to_head = true;
+    rc = call_run(&c);
+    bool status_failed = rc == -EIO && c.resp->status >= 400 && req->fail_on_status;
+    if (rc < 0) {
+        if (!status_failed)
+            wv_httpc_response_free(resp);
+        return rc;
+    }
+    *out = httpc_stream_of(c.t);
+    return 0;
 }
 
 int wv_httpc_get(const char *url, wv_httpc_response *resp)

@@ -115,7 +115,7 @@ static void harvest(httpc_shard *sc)
         t->in_multi = false;
         t->code = code;
         t->done = true;
-        wv_event_set(&t->done_ev);
+        wv_event_set(&t->wake);
     }
 }
 
@@ -280,13 +280,17 @@ static void shard_close(httpc_shard *sc)
     sc->closing = true;
     wv_group_free(sc->io); /* cancels the io fiber and waits for it */
     sc->io = NULL;
-    for (httpc_transfer *t = sc->transfers; t; t = t->next) {
-        if (!t->in_multi)
-            continue;
-        curl_multi_remove_handle(sc->multi, t->easy);
-        t->in_multi = false;
-        t->shut_down = true;
-        wv_event_set(&t->done_ev);
+    httpc_transfer *next;
+    for (httpc_transfer *t = sc->transfers; t; t = next) {
+        next = t->next;
+        if (t->in_multi) {
+            curl_multi_remove_handle(sc->multi, t->easy);
+            t->in_multi = false;
+            t->shut_down = true;
+            wv_event_set(&t->wake);
+        }
+        if (t->is_stream && !t->busy)
+            httpc_transfer_orphan(sc, t); /* nobody may ever close it */
     }
     /* their fibers still hold easy handles that point at the share */
     while (sc->ntransfers > 0) {
@@ -373,6 +377,16 @@ httpc_shard *httpc_shard_get(int *err)
     return sc;
 }
 
+bool httpc_shard_is_here(const httpc_shard *sc)
+{
+    return sc && sc == here;
+}
+
+void httpc_shard_count_retry(httpc_shard *sc)
+{
+    sc->stats.retries++;
+}
+
 void wv_httpc_stats_get(wv_httpc_stats *st)
 {
     if (here)
@@ -443,6 +457,14 @@ void httpc_transfer_abort(httpc_shard *sc, httpc_transfer *t)
         return;
     curl_multi_remove_handle(sc->multi, t->easy);
     t->in_multi = false;
+}
+
+void httpc_transfer_orphan(httpc_shard *sc, httpc_transfer *t)
+{
+    t->shut_down = true;
+    httpc_transfer_end(sc, t, false);
+    t->sc = NULL;
+    t->orphan = true;
 }
 
 void httpc_transfer_end(httpc_shard *sc, httpc_transfer *t, bool reusable)

@@ -221,6 +221,17 @@ for (const [route, message] of [
   });
 }
 
+await check('GET /proxy/data: Call shows the items the service fetched from its own /data over HTTP', async () => {
+  const p = panel('GET /proxy/data');
+  await p.locator('[data-testid=call-button]').click();
+  const result = p.locator('[data-testid=call-result]');
+  await result.waitFor({ timeout: 5000 });
+  const body = JSON.parse(await result.textContent());
+  const names = (body.items || []).map((item) => item.name).join(', ');
+  assert(body.service === 'data' && names === 'alpha, beta, gamma', `answered ${JSON.stringify(body)}`);
+  return await p.locator('[data-testid=result-ms]').textContent();
+});
+
 await check('GET /users: the page lists the users and adds one (POST /users), a bad name shows the 422', async () => {
   const p = panel('GET /users');
   await p.locator('[data-testid=users-count]').waitFor();
