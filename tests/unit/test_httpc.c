@@ -1329,6 +1329,48 @@ static void test_httpc_requests_one_after_another_reuse_one_connection(void **st
     run(reuse);
 }
 
+enum { BURST_FIBERS = 32, BURSTS = 3 };
+
+static int burst_get(void *arg)
+{
+    int *failed = arg;
+    wv_httpc_response resp;
+    if (get("/small", &resp) != 0 || resp.status != 200)
+        (*failed)++;
+    wv_httpc_response_free(&resp);
+    return 0;
+}
+
+/* Bursts of concurrent requests with quiet gaps between them: the
+ * connections the first burst opened serve the next ones (curl sizes its
+ * cache by the transfers in flight unless told otherwise, and closed them
+ * all in each gap). */
+static int bursts(void)
+{
+    wv_httpc_stats before, after;
+    wv_httpc_stats_get(&before);
+    int failed = 0;
+    for (int b = 0; b < BURSTS; b++) {
+        wv_group *g = wv_group_new();
+        REQUIRE(g != NULL);
+        for (int i = 0; i < BURST_FIBERS; i++)
+            REQUIRE_EQ(wv_group_spawn(g, burst_get, &failed, NULL), 0);
+        CHECK_EQ(wv_group_join(g), 0);
+        wv_group_free(g);
+        wv_sleep_ms(50); /* every transfer over: nothing in flight */
+    }
+    wv_httpc_stats_get(&after);
+    CHECK_EQ(failed, 0);
+    CHECK_EQ(after.requests - before.requests, BURST_FIBERS * BURSTS);
+    CHECK(after.connections - before.connections <= BURST_FIBERS);
+    return 0;
+}
+
+static void test_httpc_bursts_of_concurrent_requests_keep_their_connections(void **state)
+{
+    run(bursts);
+}
+
 /* ------------------------------------------------------------ TLS */
 
 static int tls_verify(void)
@@ -2953,6 +2995,7 @@ int main(void)
         cmocka_unit_test(
             test_httpc_cancelled_fiber_returns_ecanceled_at_once_and_the_shard_goes_on),
         cmocka_unit_test(test_httpc_requests_one_after_another_reuse_one_connection),
+        cmocka_unit_test(test_httpc_bursts_of_concurrent_requests_keep_their_connections),
         cmocka_unit_test(test_httpc_https_verifies_the_servers_certificate_by_default),
         cmocka_unit_test(test_httpc_proxy_named_by_the_environment_is_used),
         cmocka_unit_test(test_httpc_every_shard_has_a_client_of_its_own),
