@@ -471,7 +471,7 @@ static int errno_for(int status, const char *code, bool *retry)
  * Code: Message (HTTP n, request id r)". */
 static int refusal(wv_httpc_response *resp, const char *what, bool *retry)
 {
-    const char *code = NULL, *message = NULL, *request_id = NULL;
+    const char *code = NULL, *message = NULL, *request_id = NULL, *endpoint = NULL;
     s3_xml x = {.max_nodes = 256};
     char why[128];
     if (resp->body.n && s3_xml_parse(resp->body.p, resp->body.n, &x, why, sizeof why) == 0 &&
@@ -479,7 +479,15 @@ static int refusal(wv_httpc_response *resp, const char *what, bool *retry)
         code = s3_xml_child_text(&x, 0, "Code");
         message = s3_xml_child_text(&x, 0, "Message");
         request_id = s3_xml_child_text(&x, 0, "RequestId");
+        endpoint = s3_xml_child_text(&x, 0, "Endpoint"); /* a PermanentRedirect's */
     }
+    /* a bucket in another region: say where it is */
+    const char *region = wv_httpc_header_get(resp, "x-amz-bucket-region");
+    char where[200] = "";
+    if (endpoint && *endpoint)
+        snprintf(where, sizeof where, "; the bucket is served at %.100s", endpoint);
+    else if (region && *region && resp->status >= 300 && resp->status < 400)
+        snprintf(where, sizeof where, "; the bucket is in region %.60s", region);
     if (!request_id)
         request_id = wv_httpc_header_get(resp, "x-amz-request-id");
     if (!code || !*code) {
@@ -499,8 +507,8 @@ static int refusal(wv_httpc_response *resp, const char *what, bool *retry)
         }
     }
     int rc = errno_for(resp->status, code, retry);
-    rc = wv_fail(rc, "%s: %s%s%.300s (HTTP %d%s%.80s)", what, code ? code : "HTTP error",
-                 message && *message ? ": " : "", message ? message : "", resp->status,
+    rc = wv_fail(rc, "%s: %s%s%.300s%s (HTTP %d%s%.80s)", what, code ? code : "HTTP error",
+                 message && *message ? ": " : "", message ? message : "", where, resp->status,
                  request_id ? ", request id " : "", request_id ? request_id : "");
     s3_xml_free(&x);
     return rc;

@@ -176,7 +176,8 @@ typedef struct proxy {
     int fail_times;        /* to this many requests (-1: all of them) */
     int fail_part;         /* only to UploadPart of this number (0: any request) */
     const char *retry_after;
-    int64_t part_delay_ms; /* hold each UploadPart this long before forwarding */
+    const char *fail_extra; /* more of the <Error> document, and a Location header */
+    int64_t part_delay_ms;  /* hold each UploadPart this long before forwarding */
     /* what it saw */
     int requests, faults, parts, parts_in_flight, max_parts_in_flight, completes, aborts;
     int64_t source_read_at_first_part; /* *source_read when the first part was answered */
@@ -300,11 +301,13 @@ static int proxy_handler(wv_req *req, wv_res *res)
         if (px.retry_after)
             wv_res_header(res, "Retry-After", px.retry_after);
         wv_res_header(res, "x-amz-request-id", "PROXYFAULT");
-        char xml[256];
+        if (px.fail_extra)
+            wv_res_header(res, "Location", "http://127.0.0.1:1/elsewhere");
+        char xml[512];
         snprintf(xml, sizeof xml,
                  "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>%s</Code><Message>"
-                 "Injected by the test's proxy</Message></Error>",
-                 px.fail_code);
+                 "Injected by the test's proxy</Message>%s</Error>",
+                 px.fail_code, px.fail_extra ? px.fail_extra : "");
         return wv_res_send(res, px.fail_status, "application/xml", xml, strlen(xml));
     }
     if (!is_part)
@@ -1137,12 +1140,23 @@ static int slowdown_body(void)
     CHECK_EQ(wv_s3_put(s3, BUCKET, "faults/slow", "patience", 8, NULL), -EIO);
     CHECK_MSG_HAS("InvalidArgument");
     CHECK_EQ(px.requests, 1);
+    /* a bucket in another region: not followed, and the error says where */
+    px.fail_status = 301;
+    px.fail_code = "PermanentRedirect";
+    px.fail_extra = "<Endpoint>test-bucket.s3.eu-west-1.amazonaws.com</Endpoint>";
+    px.requests = 0;
+    CHECK_EQ(wv_s3_put(s3, BUCKET, "faults/slow", "patience", 8, NULL), -EIO);
+    CHECK_MSG_HAS("PermanentRedirect: Injected by the test's proxy; the bucket is served at "
+                  "test-bucket.s3.eu-west-1.amazonaws.com (HTTP 301");
+    CHECK_EQ(px.requests, 1);
+    px.fail_extra = NULL;
     px.fail_times = 0;
     wv_s3_free(s3);
     return 0;
 }
 
-static void test_s3_slowdown_and_5xx_are_retried_with_backoff_then_reported(void **state)
+static void
+test_s3_slowdown_and_5xx_are_retried_with_backoff_others_and_redirects_are_not(void **state)
 {
     run_proxied(slowdown_body);
 }
@@ -1486,7 +1500,8 @@ int main(void)
         cmocka_unit_test(test_s3_gcs_provider_and_gs_urls_make_the_same_calls),
         cmocka_unit_test_setup_teardown(test_s3_over_tls_the_servers_certificate_is_verified,
                                         tls_up, tls_down),
-        cmocka_unit_test(test_s3_slowdown_and_5xx_are_retried_with_backoff_then_reported),
+        cmocka_unit_test(
+            test_s3_slowdown_and_5xx_are_retried_with_backoff_others_and_redirects_are_not),
         cmocka_unit_test(test_s3_upload_whose_part_keeps_failing_is_aborted),
         cmocka_unit_test(test_s3_upload_whose_source_fails_is_aborted_with_the_sources_error),
         cmocka_unit_test(test_s3_parts_travel_several_at_once_within_the_memory_bound),
