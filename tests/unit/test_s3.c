@@ -180,6 +180,8 @@ typedef struct proxy {
     int64_t part_delay_ms;  /* hold each UploadPart this long before forwarding */
     /* what it saw */
     int requests, faults, parts, parts_in_flight, max_parts_in_flight, completes, aborts;
+    /* bodies whose checksum headers it verified, by kind, and mismatches */
+    int sha256_hex_ok, md5_ok, sha256_b64_ok, checksum_bad;
     int64_t source_read_at_first_part; /* *source_read when the first part was answered */
     const int64_t *source_read;
     char created_id[128], aborted_id[128];
@@ -221,6 +223,52 @@ static void query_value(wv_str q, const char *name, char *out, size_t cap)
         }
 }
 
+static void digest_b64(const void *p, size_t n, const EVP_MD *md, char *out)
+{
+    unsigned char d[32];
+    unsigned int len = 0;
+    EVP_Digest(p, n, d, &len, md, NULL);
+    EVP_EncodeBlock((unsigned char *)out, d, (int)len);
+}
+
+/* What s3rver does not do: check a body against the checksums sent with
+ * it (x-amz-content-sha256 hex, Content-MD5, x-amz-checksum-sha256). */
+static void verify_checksums(wv_req *req, wv_str body)
+{
+    const void *p = body.p ? body.p : "";
+    wv_str hex = wv_req_header(req, "x-amz-content-sha256");
+    if (hex.p && hex.n == 64) {
+        unsigned char d[32];
+        unsigned int len = 0;
+        char want[65];
+        EVP_Digest(p, body.n, d, &len, EVP_sha256(), NULL);
+        for (int i = 0; i < 32; i++)
+            snprintf(want + 2 * i, 3, "%02x", d[i]);
+        if (memcmp(hex.p, want, 64) == 0)
+            px.sha256_hex_ok++;
+        else
+            px.checksum_bad++;
+    }
+    wv_str md5 = wv_req_header(req, "Content-MD5");
+    if (md5.p) {
+        char want[32];
+        digest_b64(p, body.n, EVP_md5(), want);
+        if (wv_str_eq_cstr(md5, want))
+            px.md5_ok++;
+        else
+            px.checksum_bad++;
+    }
+    wv_str sha = wv_req_header(req, "x-amz-checksum-sha256");
+    if (sha.p) {
+        char want[48];
+        digest_b64(p, body.n, EVP_sha256(), want);
+        if (wv_str_eq_cstr(sha, want))
+            px.sha256_b64_ok++;
+        else
+            px.checksum_bad++;
+    }
+}
+
 static int forward(wv_req *req, wv_res *res)
 {
     wv_httpc_header h[64];
@@ -238,6 +286,7 @@ static int forward(wv_req *req, wv_res *res)
     int rc = wv_req_body(req, &body);
     if (rc < 0)
         return rc;
+    verify_checksums(req, body);
     char url[512];
     snprintf(url, sizeof url, "%s%.*s", px.upstream, (int)wv_req_target(req).n,
              wv_req_target(req).p);
@@ -802,28 +851,35 @@ static void test_s3_upload_in_parts_reassembles_the_source_whatever_its_reads(vo
 
 static int checksum_body(void)
 {
-    /* every checksum setting stores the same bytes (s3rver does not check
-     * them; what goes out is checked against botocore in test_s3_sign) */
+    /* each setting sends its checksums (the proxy checks each against the
+     * body, which s3rver does not), and stores the same bytes */
     const wv_s3_checksum kinds[] = {WV_S3_CHECKSUM_MD5, WV_S3_CHECKSUM_SHA256, WV_S3_CHECKSUM_NONE};
     for (size_t i = 0; i < ARRAY_LEN(kinds); i++) {
-        wv_s3 *s3 = client(&(wv_s3_opts){.checksum = kinds[i], .max_object = 64 << 20});
+        px.sha256_hex_ok = px.md5_ok = px.sha256_b64_ok = px.checksum_bad = 0;
+        wv_s3 *s3 = proxied_client(&(wv_s3_opts){.checksum = kinds[i], .max_object = 64 << 20});
         REQUIRE(s3 != NULL);
         gen_source g = {.total = 11 * MIB};
         CHECK_EQ(wv_s3_upload(s3, BUCKET, "checksums/multi", &(wv_s3_source){gen_read, &g}, NULL),
                  0);
-        object_is_pattern(s3, "checksums/multi", 11 * MIB);
         void *data = pattern_block(5000, 0);
         CHECK_EQ(wv_s3_put(s3, BUCKET, "checksums/single", data, 5000, NULL), 0);
-        object_is_pattern(s3, "checksums/single", 5000);
         free(data);
+        /* 3 parts and a PUT carry a body checksum; every request with a
+         * body (and the create and complete) a signed SHA-256 */
+        CHECK_EQ(px.checksum_bad, 0);
+        CHECK_EQ(px.sha256_hex_ok, 6);
+        CHECK_EQ(px.md5_ok, kinds[i] == WV_S3_CHECKSUM_MD5 ? 4 : 0);
+        CHECK_EQ(px.sha256_b64_ok, kinds[i] == WV_S3_CHECKSUM_SHA256 ? 4 : 0);
+        object_is_pattern(s3, "checksums/multi", 11 * MIB);
+        object_is_pattern(s3, "checksums/single", 5000);
         wv_s3_free(s3);
     }
     return 0;
 }
 
-static void test_s3_every_checksum_setting_uploads_the_same_bytes(void **state)
+static void test_s3_every_checksum_setting_sends_checksums_that_match_the_bodies(void **state)
 {
-    run(checksum_body);
+    run_proxied(checksum_body);
 }
 
 static char tmp_path[256];
@@ -1492,7 +1548,7 @@ int main(void)
         cmocka_unit_test(test_s3_copy_keeps_or_replaces_type_and_metadata),
         cmocka_unit_test(test_s3_list_pages_with_tokens_prefixes_delimiter_and_start_after),
         cmocka_unit_test(test_s3_upload_in_parts_reassembles_the_source_whatever_its_reads),
-        cmocka_unit_test(test_s3_every_checksum_setting_uploads_the_same_bytes),
+        cmocka_unit_test(test_s3_every_checksum_setting_sends_checksums_that_match_the_bodies),
         cmocka_unit_test(test_s3_put_file_and_get_file_round_trip_and_a_failed_get_leaves_the_file),
         cmocka_unit_test(test_s3_download_hands_ranges_to_the_sink_in_order),
         cmocka_unit_test(test_s3_object_over_max_object_is_emsgsize),
