@@ -1031,6 +1031,39 @@ static void test_s3_object_over_max_object_is_emsgsize(void **state)
     run(too_big_body);
 }
 
+static wv_s3 *shared;
+
+static int per_shard(void *arg)
+{
+    char key[64], body[64];
+    snprintf(key, sizeof key, "shards/%d", wv_shard_id());
+    for (int i = 0; i < 20; i++) {
+        int n = snprintf(body, sizeof body, "shard %d, round %d", wv_shard_id(), i);
+        REQUIRE_EQ(wv_s3_put(shared, BUCKET, key, body, (size_t)n, NULL), 0);
+        wv_s3_object o;
+        REQUIRE_EQ(wv_s3_get(shared, BUCKET, key, &o), 0);
+        CHECK(o.body.n == (size_t)n && memcmp(o.body.p, body, (size_t)n) == 0);
+        wv_s3_object_free(&o);
+    }
+    return 0;
+}
+
+static int shards_main(void *arg)
+{
+    shared = client(NULL);
+    REQUIRE(shared != NULL);
+    CHECK_EQ(wv_shard_count(), 2);
+    CHECK_EQ(wv_shard_each(per_shard, NULL), 0);
+    wv_s3_free(shared);
+    return 0;
+}
+
+static void test_s3_one_client_serves_every_shard_at_once(void **state)
+{
+    assert_int_equal(run_in_rt(2, shards_main, NULL), 0);
+    assert_checks_passed();
+}
+
 /* ------------------------------------------------------------ presigned, GCS, TLS */
 
 static int presign_body(void)
@@ -1552,6 +1585,7 @@ int main(void)
         cmocka_unit_test(test_s3_put_file_and_get_file_round_trip_and_a_failed_get_leaves_the_file),
         cmocka_unit_test(test_s3_download_hands_ranges_to_the_sink_in_order),
         cmocka_unit_test(test_s3_object_over_max_object_is_emsgsize),
+        cmocka_unit_test(test_s3_one_client_serves_every_shard_at_once),
         cmocka_unit_test(test_s3_presigned_put_get_and_head_urls_work_without_credentials),
         cmocka_unit_test(test_s3_gcs_provider_and_gs_urls_make_the_same_calls),
         cmocka_unit_test_setup_teardown(test_s3_over_tls_the_servers_certificate_is_verified,
