@@ -69,6 +69,11 @@ TEST_PACKAGES=(
     # the HTTP client's HTTP/2 peer: nghttpd, over TLS (ALPN h2) and h2c with
     # prior knowledge (tests/unit/test_httpc.c)
     nghttp2-server
+    # the S3 client (src/s3): botocore as the offline oracle for our SigV4
+    # signatures and boto3 as the peer that reads what weave wrote to s3rver
+    # (tests/unit/test_s3_sign.c, tests/integration/test_s3.py); s3rver itself
+    # comes from npm (tests/integration/node, scripts/s3_test_server.sh)
+    python3-boto3
 )
 
 BENCH_PACKAGES=(
