@@ -271,7 +271,9 @@ static int set_up(httpc_shard *sc, httpc_transfer *t, const wv_httpc_req *req, c
         connect_ms = total_ms;
     SET(CURLOPT_TIMEOUT_MS, total_ms);
     SET(CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
-    if (!t->streaming)
+    /* not for a HEAD: curl would hold the size its head announces against
+     * the limit, though no body comes */
+    if (!t->streaming && strcmp(method, "HEAD") != 0)
         SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)t->max_response);
     SET(CURLOPT_WRITEFUNCTION, httpc_on_body);
     SET(CURLOPT_WRITEDATA, t);

@@ -960,6 +960,15 @@ static int size_limit(void)
     REQUIRE_EQ(wv_httpc_request(&(wv_httpc_req){.url = url, .max_response = 1000}, &resp), 0);
     CHECK_EQ(resp.body.n, 1000);
     wv_httpc_response_free(&resp);
+    /* a HEAD brings no body: the size it announces is no reason to refuse */
+    url_of(url, sizeof url, "/large?n=100000");
+    REQUIRE_EQ(wv_httpc_request(&(wv_httpc_req){.method = "HEAD", .url = url, .max_response = 1000},
+                                &resp),
+               0);
+    CHECK_EQ(resp.status, 200);
+    CHECK_STR_EQ(wv_httpc_header_get(&resp, "Content-Length"), "100000");
+    CHECK_EQ(resp.body.n, 0);
+    wv_httpc_response_free(&resp);
     return 0;
 }
 
