@@ -33,8 +33,8 @@
 #define S3_DEFAULT_MAX_OBJ (64 * S3_MIB)
 #define S3_MAX_XML_REPLY   (16 * S3_MIB)
 #define S3_MAX_ERROR_REPLY ((size_t)64 << 10)
-/* a HEAD's limit: curl holds a HEAD's Content-Length (the object's size)
- * to max_response although no body comes, so it must pass any size */
+/* a HEAD's limit: it brings no body, and the HTTP client does not hold
+ * the size it announces against max_response; any size passes */
 #define S3_HEAD_LIMIT ((size_t)INT64_MAX)
 #define S3_NS_PER_MS  INT64_C(1000000)
 
