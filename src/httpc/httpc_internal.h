@@ -31,10 +31,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "weave/buf.h"
 #include "weave/httpc.h"
 #include "weave/rt.h"
+#include "weave/str.h"
 
 #pragma GCC visibility push(hidden)
 
@@ -219,5 +221,11 @@ int httpc_error(const httpc_failure *f, char *why, size_t cap);
 int httpc_response_take_head(wv_httpc_response *resp, wv_buf *head);
 
 #pragma GCC visibility pop
+
+/* Header names compared ignoring ASCII case, whatever the locale says. */
+static inline bool httpc_name_eq(const char *a, const char *b)
+{
+    return wv_str_ieq((wv_str){a, strlen(a)}, (wv_str){b, strlen(b)});
+}
 
 #endif

@@ -52,21 +52,6 @@ static bool is_token(const char *s)
     return true;
 }
 
-static bool ascii_ieq(const char *a, const char *b)
-{
-    for (;; a++, b++) {
-        unsigned char x = (unsigned char)*a, y = (unsigned char)*b;
-        if (x >= 'A' && x <= 'Z')
-            x |= 0x20;
-        if (y >= 'A' && y <= 'Z')
-            y |= 0x20;
-        if (x != y)
-            return false;
-        if (!x)
-            return true;
-    }
-}
-
 static bool ascii_iprefix(const char *s, const char *prefix)
 {
     for (; *prefix; s++, prefix++) {
@@ -91,7 +76,7 @@ static int scheme_of(const char *url)
 static bool has_header(const wv_httpc_req *req, const char *name)
 {
     for (size_t i = 0; i < req->nheaders; i++)
-        if (ascii_ieq(req->headers[i].name, name))
+        if (httpc_name_eq(req->headers[i].name, name))
             return true;
     return false;
 }

@@ -81,26 +81,10 @@ int httpc_response_take_head(wv_httpc_response *resp, wv_buf *head)
     return 0;
 }
 
-/* ASCII only, whatever the locale says */
-static bool same_name(const char *a, const char *b)
-{
-    for (;; a++, b++) {
-        unsigned char x = (unsigned char)*a, y = (unsigned char)*b;
-        if (x >= 'A' && x <= 'Z')
-            x |= 0x20;
-        if (y >= 'A' && y <= 'Z')
-            y |= 0x20;
-        if (x != y)
-            return false;
-        if (!x)
-            return true;
-    }
-}
-
 const char *wv_httpc_header_get(const wv_httpc_response *resp, const char *name)
 {
     for (size_t i = 0; i < resp->nheaders; i++)
-        if (same_name(resp->headers[i].name, name))
+        if (httpc_name_eq(resp->headers[i].name, name))
             return resp->headers[i].value;
     return NULL;
 }
