@@ -148,30 +148,37 @@ int s3_get_object(wv_s3 *s3, const char *method, const char *bucket, const char 
     return fill_object(out, &resp, what);
 }
 
-int wv_s3_get(wv_s3 *s3, const char *bucket, const char *key, wv_s3_object *out)
+/* The checks every call that fills an object starts with: *out emptied,
+ * names checked into what, a client and an object to fill. */
+static int object_call(wv_s3 *s3, const char *method, const char *bucket, const char *key,
+                       wv_s3_object *out, char *what)
 {
     if (out)
         memset(out, 0, sizeof *out);
-    char what[S3_WHAT_MAX];
-    int rc = s3_check_names("GET", bucket, key, what, sizeof what);
+    int rc = s3_check_names(method, bucket, key, what, S3_WHAT_MAX);
     if (rc < 0)
         return rc;
     if (!s3 || !out)
         return wv_fail(-EINVAL, "%s: no client or no object to fill", what);
+    return 0;
+}
+
+int wv_s3_get(wv_s3 *s3, const char *bucket, const char *key, wv_s3_object *out)
+{
+    char what[S3_WHAT_MAX];
+    int rc = object_call(s3, "GET", bucket, key, out, what);
+    if (rc < 0)
+        return rc;
     return s3_get_object(s3, "GET", bucket, key, 0, 0, NULL, s3->max_object, out, what);
 }
 
 int wv_s3_get_range(wv_s3 *s3, const char *bucket, const char *key, int64_t offset, int64_t length,
                     wv_s3_object *out)
 {
-    if (out)
-        memset(out, 0, sizeof *out);
     char what[S3_WHAT_MAX];
-    int rc = s3_check_names("GET", bucket, key, what, sizeof what);
+    int rc = object_call(s3, "GET", bucket, key, out, what);
     if (rc < 0)
         return rc;
-    if (!s3 || !out)
-        return wv_fail(-EINVAL, "%s: no client or no object to fill", what);
     if (offset < 0 || length < 0 || (length > 0 && offset > INT64_MAX - length))
         return wv_fail(-EINVAL, "%s: a negative or overflowing range", what);
     return s3_get_object(s3, "GET", bucket, key, offset, length, NULL, s3->max_object, out, what);
@@ -179,14 +186,10 @@ int wv_s3_get_range(wv_s3 *s3, const char *bucket, const char *key, int64_t offs
 
 int wv_s3_head(wv_s3 *s3, const char *bucket, const char *key, wv_s3_object *out)
 {
-    if (out)
-        memset(out, 0, sizeof *out);
     char what[S3_WHAT_MAX];
-    int rc = s3_check_names("HEAD", bucket, key, what, sizeof what);
+    int rc = object_call(s3, "HEAD", bucket, key, out, what);
     if (rc < 0)
         return rc;
-    if (!s3 || !out)
-        return wv_fail(-EINVAL, "%s: no client or no object to fill", what);
     return s3_get_object(s3, "HEAD", bucket, key, 0, 0, NULL, S3_HEAD_LIMIT, out, what);
 }
 
