@@ -234,6 +234,11 @@ int wv_req_body(wv_req *req, wv_str *out);
  * For uploads larger than max_body; nothing is buffered whole. */
 ssize_t wv_req_read(wv_req *req, void *buf, size_t n);
 
+/* The time the whole body may take to arrive, counted from now, in place
+ * of the server's body_timeout_ms (30 s by default): a handler streaming a
+ * large upload gives it longer. 0, or -EINVAL for ms <= 0. */
+int wv_req_body_timeout(wv_req *req, int64_t ms);
+
 /* The request id: the X-Request-Id sent by the client when it is sane,
  * else a generated one; echoed in the response. */
 wv_str wv_req_id(const wv_req *req);
@@ -319,6 +324,17 @@ int wv_res_cookie(wv_res *res, const char *name, const char *value, const wv_coo
 int wv_res_begin(wv_res *res, int status, const char *content_type);
 int wv_res_write(wv_res *res, const void *data, size_t n);
 int wv_res_end(wv_res *res);
+
+/* A streamed response whose length is known (a file, an object from
+ * storage): sent with Content-Length, not chunked. A write past `length`
+ * is refused (-EMSGSIZE, nothing sent); ending it short is -EIO and closes
+ * the connection, so the client sees a cut body.
+ *
+ * Whatever the framing, a handler that returns an error after
+ * wv_res_begin* has sent the head ends the connection without finishing
+ * the body (no last chunk): a client never takes a broken stream for a
+ * whole one. */
+int wv_res_begin_length(wv_res *res, int status, const char *content_type, int64_t length);
 
 /* Server-Sent Events (text/event-stream). `event` may be NULL; multi-line
  * data is split into data: lines. */

@@ -116,6 +116,7 @@ struct wv_res {
     wv_json json; /* wv_res_json_writer's writer, into json_buf */
     wv_buf json_buf;
     int64_t body_bytes;
+    int64_t length; /* wv_res_begin_length's promise, else -1 */
 };
 
 struct conn {
@@ -159,6 +160,9 @@ int req_discard_body(wv_req *req, size_t max); /* read and drop what the handler
 /* response.c */
 void res_init(wv_res *res, conn *c, wv_req *req);
 void res_finish(wv_res *res);
+/* End a streamed response that failed midway: no last chunk, the
+ * connection closed, so the client sees a cut body, never a whole one. */
+void res_abort(wv_res *res);
 int res_flush(conn *c);
 int res_send_file_head(wv_res *res, int status, const char *content_type, int64_t len);
 int res_simple_error(conn *c, int status, const char *detail, bool close);

@@ -383,6 +383,14 @@ static int64_t body_phase_begin(wv_req *req, int *rc)
     return old;
 }
 
+int wv_req_body_timeout(wv_req *req, int64_t ms)
+{
+    if (ms <= 0)
+        return wv_fail(-EINVAL, "a body timeout must be positive, not %lld ms", (long long)ms);
+    req->body_deadline = wv_after_ms(ms);
+    return 0;
+}
+
 /* A timeout of the body's own deadline is the client's fault: 408. */
 static void note_timeout(wv_req *req)
 {

@@ -45,6 +45,7 @@ void res_init(wv_res *res, conn *c, wv_req *req)
     memset(res, 0, sizeof *res);
     res->c = c;
     res->req = req;
+    res->length = -1;
     res->head_only = req && wv_str_eq_cstr(req->h.method, "HEAD");
 }
 
@@ -500,13 +501,26 @@ int wv_res_cookie(wv_res *res, const char *name, const char *value, const wv_coo
 
 int wv_res_begin(wv_res *res, int status, const char *content_type)
 {
+    return wv_res_begin_length(res, status, content_type, -1);
+}
+
+int wv_res_begin_length(wv_res *res, int status, const char *content_type, int64_t length)
+{
     if (res->started)
         return -EALREADY;
-    int rc = put_head(res, status, content_type, -1);
+    int rc = put_head(res, status, content_type, length < 0 ? -1 : length);
     if (rc < 0)
         return rc;
     res->streaming = true;
+    res->length = length < 0 ? -1 : length;
     return res_flush(res->c);
+}
+
+void res_abort(wv_res *res)
+{
+    res->streaming = false;
+    res->close = true;
+    res->c->dead = true; /* no more bytes: the peer must see the body cut */
 }
 
 int wv_res_write(wv_res *res, const void *data, size_t n)
@@ -517,6 +531,9 @@ int wv_res_write(wv_res *res, const void *data, size_t n)
         return -EPIPE;
     if (n == 0 || res->head_only)
         return 0;
+    if (res->length >= 0 && (uint64_t)n > (uint64_t)(res->length - res->body_bytes))
+        return wv_fail(-EMSGSIZE, "%zu more bytes would pass the promised Content-Length of %lld",
+                       n, (long long)res->length);
     res->body_bytes += (int64_t)n;
     ssize_t w;
     if (res->chunked) {
@@ -541,6 +558,11 @@ int wv_res_end(wv_res *res)
     res->streaming = false;
     if (res->c->dead)
         return -EPIPE;
+    if (res->length >= 0 && res->body_bytes < res->length && !res->head_only) {
+        res_abort(res);
+        return wv_fail(-EIO, "the response ended after %lld of its %lld bytes",
+                       (long long)res->body_bytes, (long long)res->length);
+    }
     if (res->chunked && !res->head_only) {
         ssize_t w = wv_stream_write(res->c->s, "0\r\n\r\n", 5);
         if (w < 0) {

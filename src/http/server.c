@@ -293,6 +293,8 @@ static bool serve_request(conn *c, wv_req *req)
         wv_res_error(&res, rc);
     else if (!res.started)
         wv_res_error(&res, wv_fail(-EFAULT, "the handler returned without a response"));
+    else if (res.streaming && rc < 0)
+        res_abort(&res); /* a body that stopped midway must not look whole */
     else if (res.streaming)
         wv_res_end(&res);
     access_log(req, &res);

@@ -55,9 +55,16 @@ static int echo(wv_req *req, wv_res *res)
     return wv_res_send(res, 200, type, body.p, body.n);
 }
 
-/* POST /upload: streams the body, answers its length and a checksum */
+/* POST /upload: streams the body, answers its length and a checksum;
+ * ?body_timeout_ms=T gives the body T ms instead of the server's bound */
 static int upload(wv_req *req, wv_res *res)
 {
+    int64_t body_ms;
+    int rc = wv_req_query_i64(req, "body_timeout_ms", 0, &body_ms);
+    if (rc == 0 && body_ms)
+        rc = wv_req_body_timeout(req, body_ms);
+    if (rc < 0)
+        return rc;
     char buf[8192];
     long long total = 0;
     unsigned long long sum = 0;
@@ -108,18 +115,33 @@ static int query(wv_req *req, wv_res *res)
     return wv_res_send(res, 200, "text/plain", v.p, v.n);
 }
 
-/* GET /stream?n=N: N chunks of a streamed (chunked) response */
+/* GET /stream?n=N: N lines "chunk I\n" of a streamed (chunked) response;
+ * &length=L promises L bytes (Content-Length) instead, and a line that
+ * would pass it is replaced by "E<errno>\n" of its refusal, then the
+ * stream ends; &fail=K makes the handler fail (-EIO) after K lines */
 static int stream(wv_req *req, wv_res *res)
 {
-    int64_t n;
+    int64_t n, length, fail_after;
     int rc = wv_req_query_i64(req, "n", 3, &n);
+    if (rc == 0)
+        rc = wv_req_query_i64(req, "length", -1, &length);
+    if (rc == 0)
+        rc = wv_req_query_i64(req, "fail", -1, &fail_after);
     if (rc < 0)
         return rc;
-    rc = wv_res_begin(res, 200, "text/plain");
+    rc = wv_res_begin_length(res, 200, "text/plain", length);
     for (int64_t i = 0; rc == 0 && i < n; i++) {
+        if (i == fail_after)
+            return wv_fail(-EIO, "the stream's source failed after %lld lines", (long long)i);
         char line[32];
         snprintf(line, sizeof line, "chunk %lld\n", (long long)i);
         rc = wv_res_write(res, line, strlen(line));
+        if (rc == -EMSGSIZE) {
+            /* past the promise: refused, and the rest still fits */
+            snprintf(line, sizeof line, "E%d\n", -rc);
+            rc = wv_res_write(res, line, strlen(line));
+            break;
+        }
     }
     return rc < 0 ? rc : wv_res_end(res);
 }

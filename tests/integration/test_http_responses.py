@@ -1,6 +1,7 @@
 """Responses: streamed chunked bodies (close-delimited on HTTP/1.0),
 Server-Sent Events, a 10 MB body intact (also through curl and HEAD), and
 the X-Request-Id passed through when sane and generated otherwise."""
+import errno
 import hashlib
 import os
 import re
@@ -47,6 +48,52 @@ def test_stream_over_http10_is_close_delimited():
         eq(r.status, 200, "status")
         eq(r.framing, "close", "framing")
         eq(r.body, stream_body(5), "body")
+
+
+def test_stream_of_known_length_is_sent_with_content_length():
+    with Conn(shared().port) as c:
+        n = len(stream_body(4))
+        r = c.request("GET", "/stream?n=4&length=%d" % n)
+        eq(r.status, 200, "status")
+        eq(r.framing, "length", "framing")
+        eq(r.header("Content-Length"), str(n), "Content-Length")
+        eq(r.body, stream_body(4), "body")
+        eq(c.request("GET", "/plaintext").status, 200, "next request on the connection")
+
+
+def test_stream_write_past_its_length_is_refused_and_sends_nothing_of_it():
+    with Conn(shared().port) as c:
+        # two 8-byte lines fit in 20, the third would not: refused with
+        # EMSGSIZE, and the 4-byte note of the refusal fills the promise
+        r = c.request("GET", "/stream?n=3&length=20")
+        eq(r.status, 200, "status")
+        eq(r.body, b"chunk 0\nchunk 1\nE%d\n" % errno.EMSGSIZE, "body")
+        eq(c.request("GET", "/plaintext").status, 200, "next request on the connection")
+
+
+def test_stream_ended_short_of_its_length_closes_the_connection():
+    with Conn(shared().port) as c:
+        c.send(build("GET", "/stream?n=2&length=100"))
+        raw = c.read_to_eof(5)
+        check(raw.startswith(b"HTTP/1.1 200 "), "head %r", raw[:40])
+        check(b"\r\nContent-Length: 100\r\n" in raw, "Content-Length 100 in %r", raw)
+        eq(raw.split(b"\r\n\r\n", 1)[1], stream_body(2), "the 16 bytes sent, then the close")
+
+
+def test_stream_whose_handler_fails_midway_is_cut_without_its_last_chunk():
+    with Conn(shared().port) as c:
+        c.send(build("GET", "/stream?n=10&fail=3"))
+        raw = c.read_to_eof(5)
+        check(raw.startswith(b"HTTP/1.1 200 "), "head %r", raw[:40])
+        check(b"chunk 2\n" in raw, "the lines before the failure arrived: %r", raw)
+        check(not raw.endswith(b"0\r\n\r\n"), "a broken stream ended like a whole one: %r", raw)
+    with Conn(shared().port) as c:
+        c.send(build("GET", "/stream?n=10&fail=3&length=80"))
+        raw = c.read_to_eof(5)
+        eq(raw.split(b"\r\n\r\n", 1)[1], stream_body(3), "sized: the 3 lines, then the close")
+    # curl sees the cut as an error, not a short success
+    r = curl("-o", "/dev/null", "http://127.0.0.1:%d/stream?n=10&fail=3" % shared().port)
+    check(r.returncode != 0, "curl took the cut stream for a whole one: %r", r)
 
 
 def test_head_of_a_stream_has_no_body():

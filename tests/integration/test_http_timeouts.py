@@ -142,5 +142,22 @@ def test_slow_streamed_upload_gets_408_or_is_closed():
         s.assert_serving()
 
 
+
+def test_handler_gives_a_long_upload_more_time_than_the_body_timeout():
+    with Server(BODY_TIMEOUT_MS=300, HEADER_TIMEOUT_MS=5000) as s, Conn(s.port) as c:
+        c.send(build("POST", "/upload?body_timeout_ms=5000", [("Content-Length", "100")]))
+        t0 = time.monotonic()
+        for _ in range(10):  # 10 bytes every 100 ms: 1 s, past the server's 300 ms
+            time.sleep(0.1)
+            c.send(b"a" * 10)
+        r = c.read_response(timeout=3)
+        eq(r.status, 200, "status")
+        eq(r.json()["bytes"], 100, "bytes received")
+        check(time.monotonic() - t0 >= 0.9, "the upload took under a second: it proves nothing")
+        eq(c.request("POST", "/upload?body_timeout_ms=-1", body=b"x").status, 400,
+           "a timeout that is not positive")
+        s.assert_serving()
+
+
 if __name__ == "__main__":
     run(globals())
