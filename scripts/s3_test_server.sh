@@ -57,6 +57,7 @@ start()
     done
     ensure_s3rver
     mkdir -p "$dir/data"
+    dir=$(cd "$dir" && pwd) # node runs from another directory
     # cd first, then start node alone in the background: $! is node's pid
     cd "$node_dir"
     node --openssl-legacy-provider node_modules/s3rver/bin/s3rver.js -d "$dir/data" -a 127.0.0.1 -p "$port" \

@@ -20,6 +20,8 @@ void s13_5_1_websockets(wv_app *app);         /* WS /ws, /ws/echo, /ws/chat */
 void s13_5_2_frontend(wv_app *app);           /* the React page at /, CORS */
 void s13_6_1_rest_options(wv_app *app);       /* --downstream-url, --downstream-timeout-ms */
 void s13_6_1_rest(wv_app *app);               /* GET /data, POST /echo, GET /proxy/data */
+void s13_7_cloud_options(wv_app *app);        /* --s3-bucket, --files-dir, --files-max-bytes */
+void s13_7_cloud(wv_app *app);                /* POST, GET /files; GET, DELETE /files/{name} */
 void s13_9_caching_options(wv_app *app);      /* --cache-url, --redis-url, --memcached-servers */
 void s13_9_caching(wv_app *app);              /* PUT, GET, DELETE /cache/{key} */
 void s13_11_1_prometheus(wv_app *app);        /* GET /hello */
@@ -29,5 +31,9 @@ void sections(wv_app *app);                   /* GET /api/sections */
  * "body", "path" or "query", field may be NULL. Returns what sending does. */
 int unprocessable(wv_res *res, const char *where, const char *field, const char *msg,
                   const char *type);
+
+/* {"detail": why} with this status (validation.c), for what a status
+ * alone cannot say: a downstream's or a store's failure (502). */
+int detail_error(wv_res *res, int status, const char *why);
 
 #endif

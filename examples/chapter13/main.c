@@ -21,6 +21,7 @@ int main(int argc, char **argv)
     s13_3_databases_options(app);
     s13_5_1_websockets_options(app);
     s13_6_1_rest_options(app);
+    s13_7_cloud_options(app);
     s13_9_caching_options(app);
     async_delay_ms = wv_app_int(app, "async-delay-ms");
 
@@ -29,6 +30,7 @@ int main(int argc, char **argv)
     s13_3_databases(app);
     s13_5_1_websockets(app);
     s13_6_1_rest(app);
+    s13_7_cloud(app);
     s13_9_caching(app);
     s13_11_1_prometheus(app);
     sections(app);

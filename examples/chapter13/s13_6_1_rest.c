@@ -111,12 +111,7 @@ static int gateway_error(wv_res *res, int status)
 {
     char why[512];
     snprintf(why, sizeof why, "%s", wv_errmsg());
-    wv_json *j = wv_res_json_writer(res);
-    wv_json_object_begin(j);
-    wv_json_key(j, "detail");
-    wv_json_string(j, why);
-    wv_json_object_end(j);
-    return wv_res_json_send(res, status);
+    return detail_error(res, status, why);
 }
 
 /* GET /proxy/data: response = await client.get(DOWNSTREAM_URL) */

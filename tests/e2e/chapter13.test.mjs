@@ -5,6 +5,8 @@
 //   CHROMIUM         the browser binary (/usr/bin/chromium)
 //   ASYNC_DELAY_MS   the delay the service was started with (300)
 //   SCREENSHOT_DIR   where the screenshots go (build/e2e)
+//   S3_ENDPOINT      the s3rver the service stores its files in, and
+//   S3_BUCKET        its bucket (the file card's check reads s3rver directly)
 // Prints one line per check, then "browser: N passed, M failed"; exits 1 if
 // any check failed.
 import fs from 'node:fs';
@@ -16,6 +18,8 @@ const BASE_URL = process.env.BASE_URL;
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const DELAY_MS = Number(process.env.ASYNC_DELAY_MS ?? 300);
 const SHOT_DIR = process.env.SCREENSHOT_DIR || 'build/e2e';
+const S3_ENDPOINT = process.env.S3_ENDPOINT;
+const S3_BUCKET = process.env.S3_BUCKET;
 if (!BASE_URL) {
   console.error('chapter13.test.mjs: set BASE_URL (tests/e2e/run.sh does)');
   process.exit(2);
@@ -310,6 +314,42 @@ await check('PUT /cache/{key}: the cache card sets a key, reads it back and show
   await err.waitFor();
   assert((await err.textContent()).includes('422'), `bad key: "${await err.textContent()}"`);
   return `key ${key} expired`;
+});
+
+await check('POST /files: the file card uploads a chosen file to S3, lists it, downloads it and deletes it', async () => {
+  assert(S3_ENDPOINT && S3_BUCKET, 'S3_ENDPOINT and S3_BUCKET are not set (tests/e2e/run.sh sets them)');
+  const p = panel('POST /files');
+  const storage = p.locator('[data-testid=files-storage]');
+  await storage.waitFor();
+  const where = `s3://${S3_BUCKET}/uploads/`;
+  assert((await storage.textContent()).includes(where), `storage: "${await storage.textContent()}"`);
+  const name = `notes ü ${Math.random().toString(16).slice(2, 8)}.txt`;
+  const content = Buffer.from(`uploaded from the page at ${Date.now()}\n`.repeat(2000));
+  await p.locator('[data-testid=files-input]').setInputFiles({ name, mimeType: 'text/plain', buffer: content });
+  await p.locator('[data-testid=files-upload]').click();
+  const uploaded = p.locator('[data-testid=files-uploaded]');
+  await uploaded.waitFor();
+  assert((await uploaded.textContent()).includes(name), `upload said "${await uploaded.textContent()}"`);
+  const row = p.locator(`[data-testid=file][data-name="${name}"]`);
+  await row.waitFor();
+  // in s3rver itself, at the chapter's uploads/ key (s3rver serves reads without a signature)
+  const objectUrl = `${S3_ENDPOINT}/${S3_BUCKET}/uploads/${encodeURIComponent(name)}`;
+  const stored = await fetch(objectUrl, { headers: { 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' } });
+  const storedBody = Buffer.from(await stored.arrayBuffer());
+  assert(stored.status === 200 && storedBody.equals(content), `s3rver has ${stored.status}, ${storedBody.length} bytes`);
+  // the link downloads it, as an attachment with its name
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    row.locator('[data-testid=file-download]').click(),
+  ]);
+  assert(download.suggestedFilename() === name, `downloaded as "${download.suggestedFilename()}"`);
+  const got = fs.readFileSync(await download.path());
+  assert(got.equals(content), `downloaded ${got.length} bytes, uploaded ${content.length}`);
+  await row.locator('[data-testid=file-delete]').click();
+  await row.waitFor({ state: 'detached' });
+  const gone = await fetch(objectUrl, { headers: { 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' } });
+  assert(gone.status === 404, `after Delete, s3rver answers ${gone.status}`);
+  return `${content.length} bytes through ${where}`;
 });
 
 await check('GET /metrics: the page shows a live request rate that follows the traffic', async () => {

@@ -3,7 +3,8 @@
 # scripts/test.sh): builds the page, starts ${BUILD_DIR:-build/release}/chapter13
 # on a free port with ASYNC_DELAY_MS=300, drives Debian's headless Chromium
 # with playwright-core (tests/e2e/chapter13.test.mjs), then stops the service
-# with SIGTERM and expects exit 0.
+# with SIGTERM and expects exit 0. The service stores its files (§13.7) in an
+# s3rver started here (scripts/s3_test_server.sh).
 #   UPDATE_SCREENSHOT=1   also copy build/e2e/chapter13.png to docs/screenshot.png
 #   CHROMIUM=PATH         another Chromium binary (default /usr/bin/chromium)
 # Prints one line per check; the last line is "N passed, M failed".
@@ -20,6 +21,7 @@ export ASYNC_DELAY_MS=${ASYNC_DELAY_MS:-300}
 passed=0
 failed=0
 service_pid=""
+s3_started=""
 started=$(date +%s%N)
 
 finish()
@@ -28,6 +30,7 @@ finish()
     if [ -n "$service_pid" ] && kill -0 "$service_pid" 2>/dev/null; then
         kill -KILL "$service_pid" 2>/dev/null || true
     fi
+    [ -z "$s3_started" ] || bash scripts/s3_test_server.sh stop "$OUT/s3" >/dev/null 2>&1 || true
     [ $rc -eq 0 ] || [ $failed -gt 0 ] || failed=1
     echo "e2e: $(((($(date +%s%N) - started) / 1000000))) ms; logs and screenshots in $OUT/"
     echo "$passed passed, $failed failed"
@@ -60,6 +63,17 @@ if [ ! -f "$installed" ] || [ "$E2E/package-lock.json" -nt "$installed" ] || [ "
     (cd "$E2E" && npm ci --no-audit --no-fund --loglevel=error) || die "npm ci failed in $E2E"
     touch "$installed"
 fi
+
+# -- s3rver for the file card (§13.7), on a free port, with a fresh bucket
+s3_port=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+rm -rf "$OUT/s3"
+export S3_BUCKET=e2e-files AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER AWS_REGION=us-east-1
+S3_ENDPOINT=$(bash scripts/s3_test_server.sh start "$OUT/s3" "$s3_port" "$S3_BUCKET") ||
+    die "scripts/s3_test_server.sh could not start s3rver"
+export S3_ENDPOINT
+s3_started=1
+echo "ok - s3rver at $S3_ENDPOINT, bucket $S3_BUCKET"
+passed=$((passed + 1))
 
 # -- the service, on any free port; it prints "listening on http://127.0.0.1:N"
 log=$OUT/chapter13.log

@@ -211,6 +211,16 @@ class Server:
 _shared = None
 
 
+def free_port():
+    """A loopback port nobody listens on (free when asked; a server started
+    right after gets it)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
 def allow_many_fds(n=4096):
     """Raise this process's descriptor limit to n (or the hard limit), for
     tests that hold many connections; servers started after it inherit it."""

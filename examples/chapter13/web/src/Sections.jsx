@@ -3,6 +3,7 @@
 import { useEffect, useState } from 'react';
 import { request } from './api.js';
 import { CachePanel, CallPanel, DataPanel, EchoPanel, MetricsPanel, UserLookupPanel, UsersPanel } from './panels.jsx';
+import { FilesPanel } from './files.jsx';
 import { ChatPanel, WsEchoPanel } from './realtime.jsx';
 
 // "GET /hello" -> { method: 'GET', path: '/hello' }
@@ -20,6 +21,8 @@ function RouteView({ route }) {
   if (method === 'GET' && path === '/users/{id}') return <UserLookupPanel route={route} />;
   if (method === 'PUT' && path === '/cache/{key}') return <CachePanel route={route} />;
   if ((method === 'GET' || method === 'DELETE') && path === '/cache/{key}') return null; // in the PUT panel
+  if (method === 'POST' && path === '/files') return <FilesPanel route={route} />;
+  if ((method === 'GET' && path === '/files') || path === '/files/{name}') return null; // in the POST panel
   if (method === 'WS' && (path === '/ws' || path === '/ws/echo')) return <WsEchoPanel route={route} path={path} />;
   if (method === 'WS' && path === '/ws/chat') return <ChatPanel route={route} path={path} />;
   if (method === 'GET' && path === '/') {
