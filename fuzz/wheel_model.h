@@ -5,7 +5,8 @@
  *  - a timer never fires before its deadline, nor twice, nor after a stop;
  *  - once time has passed the end of a timer's tick, it has fired;
  *  - wheel_next() never asks the loop to sleep past a timer that is due;
- *  - callbacks may stop other timers and re-arm themselves.
+ *  - callbacks may stop other timers and re-arm themselves;
+ *  - wheel_rearm moves a timer or updates it in place, to the same effect.
  *
  * Used by fuzz/fuzz_timer_wheel.c (libFuzzer) and, with pseudo-random input,
  * by tests/unit/test_timer_wheel.c. Returns 0, or prints the violation and
@@ -114,16 +115,23 @@ static int wheel_model_run(const uint8_t *data, size_t size)
         const uint8_t *op = data + at;
         model_timer *mt = &md.m[op[1] % MODEL_TIMERS];
         switch (op[0] % 6) {
-        case 0: /* arm (or re-arm) */
-        case 1:
-            if (mt->t.where_)
-                wheel_remove(&md.w, &mt->t);
-            mt->t.at = md.now + model_span(op + 2) - (op[0] % 6 == 1 ? (int64_t)op[4] : 0);
+        case 0: /* arm (or re-arm: removed, then added) */
+        case 1: /* re-arm with wheel_rearm (in place when the slot is the same) */
+        {
+            int64_t due = md.now + model_span(op + 2) - (op[0] % 6 == 1 ? (int64_t)op[4] : 0);
             mt->t.cb = model_fired;
-            wheel_add(&md.w, &mt->t);
+            if (op[0] % 6 == 1) {
+                wheel_rearm(&md.w, &mt->t, due);
+            } else {
+                if (mt->t.where_)
+                    wheel_remove(&md.w, &mt->t);
+                mt->t.at = due;
+                wheel_add(&md.w, &mt->t);
+            }
             mt->armed = true;
             mt->fired = 0;
             break;
+        }
         case 2: /* stop */
             if (mt->t.where_)
                 wheel_remove(&md.w, &mt->t);

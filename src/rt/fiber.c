@@ -331,7 +331,9 @@ void fiber_recycle_dead(shard *sh)
 static void fiber_timeout(wv_timer *t)
 {
     wv_fiber *f = (wv_fiber *)((char *)t - offsetof(wv_fiber, timer));
-    if (f->state == FIBER_WAITING && !f->nocancel)
+    /* a timer left armed by a wait that ended otherwise finds the fiber
+     * running, or in a wait without a deadline: nothing to do */
+    if (f->state == FIBER_WAITING && f->timed && !f->nocancel)
         fiber_wake(f, -ETIMEDOUT);
 }
 
@@ -373,17 +375,20 @@ int park(int64_t at, unlink_fn *unlink, void *waitobj)
                 unlink(waitobj);
             return -ETIMEDOUT;
         }
-        f->timer.at = dl;
-        f->timer.cb = fiber_timeout;
-        wheel_add(&sh->timers, &f->timer);
+        wheel_rearm(&sh->timers, &f->timer, dl);
     }
+    f->timed = dl != WV_NEVER;
     f->unlink = unlink;
     f->waitobj = waitobj;
     f->wake_result = 0;
     f->state = FIBER_WAITING;
     sched_switch_to_next();
-    if (f->timer.where_)
-        wheel_remove(&sh->timers, &f->timer);
+    /* The timer stays armed when the wait ends otherwise: the next wait
+     * mostly has the same deadline (a request head arriving in pieces, a
+     * body) or one in the same slot of the wheel (a connection's next idle
+     * timeout), and re-arming in place costs less than a removal and an
+     * insertion per wait. A leftover fires once and is dropped (see
+     * fiber_timeout); the fiber's exit disarms it. */
     f->unlink = NULL;
     return f->wake_result;
 }
@@ -392,6 +397,7 @@ void park_nocancel(unlink_fn *unlink, void *waitobj)
 {
     wv_fiber *f = current();
     f->nocancel = true;
+    f->timed = false;
     f->unlink = unlink;
     f->waitobj = waitobj;
     f->state = FIBER_WAITING;
@@ -440,6 +446,8 @@ wv_fiber *fiber_create(shard *sh, wv_fn *fn, void *arg, const wv_spawn_opts *opt
     f->waitobj = NULL;
     f->deadline = WV_NEVER;
     f->timer.where_ = 0;
+    f->timer.cb = fiber_timeout;
+    f->timed = false;
     f->fn = fn;
     f->arg = arg;
     f->id = new_fiber_id(sh);
@@ -486,6 +494,8 @@ static void __attribute__((noreturn)) fiber_exit(wv_fiber *f, int rc)
     if (f->all_next)
         f->all_next->all_prev = f->all_prev;
     sh->nfibers--;
+    if (f->timer.where_)
+        wheel_remove(&sh->timers, &f->timer); /* left armed by its last wait */
     if (f->errmsg) {
         free(f->errmsg);
         f->errmsg = NULL;

@@ -66,6 +66,7 @@ struct wv_fiber {
     int wake_result; /* what park() returns: 0, -ETIMEDOUT, -ECANCELED */
     bool cancelled;
     bool nocancel; /* parked in a wait cancellation must not interrupt */
+    bool timed;    /* parked in a wait that `timer` ends (else the timer is a leftover) */
     unlink_fn *unlink;
     void *waitobj;
     int64_t deadline;
@@ -111,6 +112,9 @@ typedef struct timer_wheel {
 void wheel_init(timer_wheel *w, int64_t now);
 void wheel_add(timer_wheel *w, wv_timer *t);
 void wheel_remove(timer_wheel *w, wv_timer *t);
+/* Arm t for `at`, whether it is armed or not: in place when `at` falls in
+ * the slot it already sits in (no array work), else moved. */
+void wheel_rearm(timer_wheel *w, wv_timer *t, int64_t at);
 void wheel_advance(timer_wheel *w, int64_t now); /* fires what is due */
 int64_t wheel_next(const timer_wheel *w);        /* when to call advance next */
 void wheel_free(timer_wheel *w);

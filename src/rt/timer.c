@@ -60,16 +60,20 @@ static void vec_push(timer_wheel *w, uint32_t where, wv_timer *t)
     }
 }
 
-static void place(timer_wheel *w, wv_timer *t)
+/* Where a timer due at `at` goes now: a slot (1-based) or WHERE_DUE. */
+static inline uint32_t slot_for(const timer_wheel *w, int64_t at)
 {
-    uint64_t tick = t->at < 0 ? 0 : (uint64_t)t->at >> TICK_SHIFT;
-    if (tick < w->now_tick) {
-        vec_push(w, WHERE_DUE, t); /* already due: fired on the next pass */
-        return;
-    }
+    uint64_t tick = at < 0 ? 0 : (uint64_t)at >> TICK_SHIFT;
+    if (tick < w->now_tick)
+        return WHERE_DUE; /* already due: fired on the next pass */
     uint64_t diff = tick ^ w->now_tick;
     int level = diff ? (63 - __builtin_clzll(diff)) / LEVEL_BITS : 0;
-    vec_push(w, (uint32_t)(level * SLOTS + digit(tick, level) + 1), t);
+    return (uint32_t)(level * SLOTS + digit(tick, level) + 1);
+}
+
+static void place(timer_wheel *w, wv_timer *t)
+{
+    vec_push(w, slot_for(w, t->at), t);
 }
 
 void wheel_add(timer_wheel *w, wv_timer *t)
@@ -95,6 +99,20 @@ void wheel_remove(timer_wheel *w, wv_timer *t)
         uint32_t s = where - 1;
         w->occupied[s / SLOTS] &= ~(1ull << (s % SLOTS));
     }
+}
+
+void wheel_rearm(timer_wheel *w, wv_timer *t, int64_t at)
+{
+    if (t->where_ && t->where_ != WHERE_FIRING && t->where_ == slot_for(w, at)) {
+        /* the same slot: a level-0 slot is one tick, and a higher one is
+         * re-placed from `at` when its time comes */
+        t->at = at;
+        return;
+    }
+    if (t->where_)
+        wheel_remove(w, t);
+    t->at = at;
+    wheel_add(w, t);
 }
 
 /* Take a slot's array out, leaving the spare (empty) one in its place, so a

@@ -591,6 +591,81 @@ static void test_chan_recv_after_a_timeout_still_gets_the_next_element(void **st
     assert_checks_passed();
 }
 
+/* ------------------------------------------------ a wait that ended early */
+
+typedef struct later_send {
+    wv_chan *c;
+    int64_t delay_ms;
+    int v;
+} later_send;
+
+static int send_after(void *arg)
+{
+    later_send *ls = arg;
+    wv_sleep_ms(ls->delay_ms);
+    return wv_chan_send(ls->c, &ls->v);
+}
+
+/* A wait with a deadline ends early (its timer is left armed, to be re-armed
+ * in place by the next wait); the next wait has no deadline: the old
+ * deadline passing must not end it. */
+static int early_then_untimed(void *arg)
+{
+    wv_chan *c = wv_chan_new(sizeof(int), 0);
+    REQUIRE(c != NULL);
+    wv_group *g = wv_group_new();
+    REQUIRE(g != NULL);
+    later_send first = {c, 5, 1}, second = {c, 150, 2};
+    CHECK_EQ(wv_group_spawn(g, send_after, &first, NULL), 0);
+    int v = 0;
+    CHECK_EQ(wv_chan_recv_until(c, &v, wv_after_ms(40)), 0);
+    CHECK_EQ(v, 1);
+    CHECK_EQ(wv_group_spawn(g, send_after, &second, NULL), 0);
+    int64_t t0 = wv_now();
+    CHECK_EQ(wv_chan_recv(c, &v), 0); /* no deadline: past the 40 ms one */
+    CHECK_EQ(v, 2);
+    CHECK_BETWEEN(wv_now() - t0, 100 * NS_PER_MS, 2000 * NS_PER_MS);
+    /* and a later wait with a deadline still times out at its own */
+    int64_t at = wv_after_ms(30);
+    CHECK_TIMED_OUT(wv_chan_recv_until(c, &v, at), at);
+    CHECK_EQ(wv_group_join(g), 0);
+    wv_group_free(g);
+    wv_chan_free(c);
+    return 0;
+}
+
+static void test_deadline_of_a_wait_that_ended_early_does_not_end_a_later_untimed_wait(void **state)
+{
+    assert_int_equal(run_in_rt(1, early_then_untimed, NULL), 0);
+    assert_checks_passed();
+}
+
+/* The same deadline over many waits (a request head arriving in pieces):
+ * each piece ends a wait early, the deadline still ends the last one. */
+static int same_deadline_many_waits(void *arg)
+{
+    int sv[2];
+    REQUIRE_EQ(nb_socketpair(sv), 0);
+    int64_t at = wv_after_ms(60);
+    int64_t old = wv_deadline_set(at);
+    char b;
+    for (int i = 0; i < 5; i++) {
+        CHECK_EQ(write(sv[1], "x", 1), 1);
+        CHECK_EQ(wv_read(sv[0], &b, 1), 1);
+    }
+    CHECK_TIMED_OUT(wv_read(sv[0], &b, 1), at);
+    wv_deadline_set(old);
+    wv_close(sv[0]);
+    wv_close(sv[1]);
+    return 0;
+}
+
+static void test_one_deadline_over_many_early_waits_still_ends_the_last(void **state)
+{
+    assert_int_equal(run_in_rt(1, same_deadline_many_waits, NULL), 0);
+    assert_checks_passed();
+}
+
 /* ------------------------------------------------------------ the clock */
 
 static void test_after_ms_saturates_at_never_and_goes_back_for_negative(void **state)
@@ -680,6 +755,9 @@ int main(void)
         cmocka_unit_test(test_fd_wait_with_a_past_deadline_returns_etimedout_at_once),
         cmocka_unit_test(test_fd_wait_after_a_timeout_can_wait_again),
         cmocka_unit_test(test_chan_recv_after_a_timeout_still_gets_the_next_element),
+        cmocka_unit_test(
+            test_deadline_of_a_wait_that_ended_early_does_not_end_a_later_untimed_wait),
+        cmocka_unit_test(test_one_deadline_over_many_early_waits_still_ends_the_last),
         cmocka_unit_test(test_after_ms_saturates_at_never_and_goes_back_for_negative),
         cmocka_unit_test(test_now_is_monotonic),
         cmocka_unit_test(test_coarse_clock_is_the_passs_and_deadlines_still_end_waits),

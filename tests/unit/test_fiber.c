@@ -863,6 +863,45 @@ static void test_fibers_alive_counts_the_shards_live_fibers(void **state)
 }
 
 /* wv_pass_hook_queue: the loop's end-of-pass hooks */
+/* ------------------------------------- a deadline left armed at exit */
+
+/* A wait that ends before its deadline leaves the fiber's timer armed (the
+ * next wait re-arms it in place); a fiber that exits then must take it out
+ * of the wheel: its record is reused by the next fiber on the same stack. */
+static int wait_briefly(void *arg)
+{
+    int v;
+    return wv_chan_recv_until(arg, &v, wv_after_ms(30)) == 0 ? 0 : -EIO;
+}
+
+static int exit_with_armed_deadlines(void *arg)
+{
+    (void)arg;
+    enum { N = 100 };
+    uint64_t armed = wv__shard->timers.count;
+    wv_chan *c = wv_chan_new(sizeof(int), N);
+    wv_group *g = wv_group_new();
+    REQUIRE(c != NULL && g != NULL);
+    for (int i = 0; i < N; i++)
+        CHECK_EQ(wv_group_spawn(g, wait_briefly, c, NULL), 0);
+    wv_sleep_ms(1);
+    CHECK_EQ(wv__shard->timers.count, armed + N); /* all waiting, each timer armed */
+    for (int i = 0; i < N; i++)
+        CHECK_EQ(wv_chan_send(c, &i), 0);
+    CHECK_EQ(wv_group_join(g), 0);
+    CHECK_EQ(wv__shard->timers.count, armed); /* every exit disarmed its timer */
+    wv_group_free(g);
+    wv_chan_free(c);
+    return 0;
+}
+
+static void
+test_fiber_exiting_with_its_deadline_still_armed_leaves_no_timer_in_the_wheel(void **state)
+{
+    assert_int_equal(run_in_rt(1, exit_with_armed_deadlines, NULL), 0);
+    assert_checks_passed();
+}
+
 static int hook_runs, hook_order, other_order, order_seq;
 
 static void count_hook(wv_pass_hook *h)
@@ -942,6 +981,8 @@ int main(void)
         cmocka_unit_test(test_wv_main_while_running_returns_ebusy),
         cmocka_unit_test(test_wv_main_rejects_bad_options_with_einval),
         cmocka_unit_test(test_stack_trim_gives_back_the_pages_below_the_fiber),
+        cmocka_unit_test(
+            test_fiber_exiting_with_its_deadline_still_armed_leaves_no_timer_in_the_wheel),
         cmocka_unit_test(test_wv_main_accepts_null_options),
         cmocka_unit_test(test_wv_main_can_run_again_after_returning),
     };
