@@ -117,6 +117,9 @@ BENCH_PACKAGES=(
     # setting for speed)
     redis-server redis-tools memcached libmemcached-tools libhiredis-dev
     python3-redis python3-hiredis python3-pymemcache python3-cachetools
+    # boto3: the s3.put_multipart anchor (bench/httpc/boto3_upload.py); s3rver
+    # itself comes from npm (tests/integration/node, scripts/s3_test_server.sh)
+    python3-boto3
 )
 
 usage()
@@ -153,9 +156,9 @@ for pkg in "${PACKAGES[@]}"; do
 done
 
 # Node.js and npm build the chapter 13 page (scripts/build_web.sh), run the
-# browser test and the Node WebSocket peer (test) and the Node ws anchor
-# (bench). Any node on PATH will do (e.g. a newer one from NodeSource); only
-# when there is no npm at all, take Debian's.
+# browser test and the Node WebSocket and S3 peers (test), the Node ws anchor
+# (bench) and s3rver (test, bench). Any node on PATH will do (e.g. a newer
+# one from NodeSource); only when there is no npm at all, take Debian's.
 if ! command -v npm >/dev/null 2>&1; then
     missing+=(nodejs npm)
 fi

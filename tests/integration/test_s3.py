@@ -1,33 +1,25 @@
 """weave's S3 client and boto3 on the same s3rver, each reading what the
 other wrote.
 
-s3rver is started by scripts/s3_test_server.sh on a free loopback port;
-weave's side is tests/integration/s3_peer.c, configured from the
-environment only (S3_ENDPOINT, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
-AWS_REGION) as a service would be. Checked: objects weave put (one PUT,
-and a 12 MiB file in 5 MiB parts) read back by boto3 byte for byte with
-their type and metadata; objects boto3 put (one PUT, and boto3's own
-multipart upload) read by weave into memory and into a file; both
-listings agreeing on keys with spaces and unicode, page by page and with a
-delimiter; weave's presigned GET and PUT URLs used by urllib with no
-credentials; a missing key is ENOENT with S3's words; and after weave
-deletes an object boto3 no longer finds it.
+s3rver is started by scripts/s3_test_server.sh on a free loopback port
+(tests/integration/s3world.py, shared with test_s3_node.py); weave's side
+is tests/integration/s3_peer.c, configured from the environment only
+(S3_ENDPOINT, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION) as a
+service would be. Checked: objects weave put (one PUT, and a 12 MiB file
+in 5 MiB parts) read back by boto3 byte for byte with their type and
+metadata; objects boto3 put (one PUT, and boto3's own multipart upload)
+read by weave into memory and into a file; both listings agreeing on keys
+with spaces and unicode, page by page and with a delimiter; weave's
+presigned GET and PUT URLs used by urllib with no credentials; a missing
+key is ENOENT with S3's words; and after weave deletes an object boto3 no
+longer finds it.
 """
 import hashlib
 import io
-import os
-import shutil
-import socket
-import subprocess
 import sys
-import tempfile
 import urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BUILD = os.environ.get("BUILD_DIR", "build/release")
-PEER = os.path.join(BUILD, "s3_peer")
-BUCKET = "test-bucket"
-passed = failed = 0
+from s3world import BUCKET, pattern, run
 
 try:
     import boto3
@@ -39,62 +31,11 @@ except ImportError:
     sys.exit(1)
 
 
-def case(name, fn, *args):
-    global passed, failed
-    try:
-        fn(*args)
-        passed += 1
-        print("PASS", name)
-    except Exception as e:  # noqa: BLE001 - every failure is reported
-        failed += 1
-        print("FAIL", name, repr(e))
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def pattern(n, seed):
-    return bytes((i * 131 + seed) & 0xFF for i in range(n))
-
-
-class World:
-    def __init__(self):
-        self.dir = tempfile.mkdtemp(prefix="weave-s3-it-")
-        self.endpoint = subprocess.run(
-            ["bash", os.path.join(ROOT, "scripts/s3_test_server.sh"), "start",
-             os.path.join(self.dir, "server"), str(free_port()), BUCKET],
-            check=True, capture_output=True, text=True, timeout=120).stdout.strip()
-        self.env = dict(os.environ, S3_ENDPOINT=self.endpoint, AWS_ACCESS_KEY_ID="S3RVER",
-                        AWS_SECRET_ACCESS_KEY="S3RVER", AWS_REGION="us-east-1",
-                        WEAVE_PEER_PART_MIB="5")
-        for k in ("AWS_SESSION_TOKEN", "http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
-            self.env.pop(k, None)
-        self.boto = boto3.client(
-            "s3", endpoint_url=self.endpoint, region_name="us-east-1",
-            aws_access_key_id="S3RVER", aws_secret_access_key="S3RVER",
-            config=botocore.config.Config(s3={"addressing_style": "path"}))
-
-    def peer(self, *args, ok=True, binary=False):
-        r = subprocess.run([PEER, *args], env=self.env, capture_output=True, timeout=120)
-        if ok and r.returncode != 0:
-            raise AssertionError("s3_peer %s: %s" % (" ".join(args), r.stderr.decode()))
-        return r if binary else (r.returncode, r.stdout.decode(), r.stderr.decode())
-
-    def server_log(self):
-        return open(os.path.join(self.dir, "server", "log"), errors="replace").read()
-
-    def path(self, name):
-        return os.path.join(self.dir, name)
-
-    def close(self):
-        subprocess.run(["bash", os.path.join(ROOT, "scripts/s3_test_server.sh"), "stop",
-                        os.path.join(self.dir, "server")], check=False)
-        shutil.rmtree(self.dir, ignore_errors=True)
+def with_boto(w):
+    w.boto = boto3.client(
+        "s3", endpoint_url=w.endpoint, region_name="us-east-1",
+        aws_access_key_id="S3RVER", aws_secret_access_key="S3RVER",
+        config=botocore.config.Config(s3={"addressing_style": "path"}))
 
 
 def boto_reads_what_weave_put(w):
@@ -110,13 +51,13 @@ def boto_reads_what_weave_put(w):
 
     big = pattern(12 * 1024 * 1024 + 11, 5)
     open(w.path("big"), "wb").write(big)
-    parts_before = w.server_log().count("Stored part ")
+    parts_before = w.parts_stored()
     w.peer("put", BUCKET, "weave/caf\u00e9 big.bin", w.path("big"))
     got = w.boto.get_object(Bucket=BUCKET, Key="weave/caf\u00e9 big.bin")
     assert got["ContentLength"] == len(big)
     assert hashlib.sha256(got["Body"].read()).digest() == hashlib.sha256(big).digest()
     # it went up in three parts of 5 MiB, as s3rver's log tells
-    assert w.server_log().count("Stored part ") - parts_before == 3
+    assert w.parts_stored() - parts_before == 3
 
 
 def weave_reads_what_boto_put(w):
@@ -180,27 +121,11 @@ def missing_key_and_delete(w):
         raise AssertionError("boto3 still finds the deleted object")
 
 
-def main():
-    if not os.path.exists(PEER):
-        print("test_s3: %s is not built" % PEER)
-        print("0 passed, 1 failed")
-        return 1
-    w = World()
-    try:
-        case("boto3 reads what weave put (one PUT, and a multipart file)",
-             boto_reads_what_weave_put, w)
-        case("weave reads what boto3 put (one PUT, and boto3's multipart)",
-             weave_reads_what_boto_put, w)
-        case("weave's and boto3's listings agree, page by page and with a delimiter",
-             listings_agree, w)
-        case("weave's presigned PUT and GET work for urllib without credentials",
-             presigned_urls_work_without_credentials, w)
-        case("a missing key is ENOENT with S3's words; a delete boto3 sees",
-             missing_key_and_delete, w)
-    finally:
-        w.close()
-    print("%d passed, %d failed" % (passed, failed))
-    return 0 if failed == 0 else 1
-
-
-sys.exit(main())
+sys.exit(run("test_s3", [
+    ("boto3 reads what weave put (one PUT, and a multipart file)", boto_reads_what_weave_put),
+    ("weave reads what boto3 put (one PUT, and boto3's multipart)", weave_reads_what_boto_put),
+    ("weave's and boto3's listings agree, page by page and with a delimiter", listings_agree),
+    ("weave's presigned PUT and GET work for urllib without credentials",
+     presigned_urls_work_without_credentials),
+    ("a missing key is ENOENT with S3's words; a delete boto3 sees", missing_key_and_delete),
+], setup=with_boto))
