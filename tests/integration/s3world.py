@@ -8,23 +8,18 @@ non-zero on any failure.
 """
 import os
 import shutil
-import socket
 import subprocess
+import sys
 import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from httptest import free_port  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.environ.get("BUILD_DIR", "build/release")
 PEER = os.path.join(BUILD, "s3_peer")
 BUCKET = "test-bucket"
 SERVER_SCRIPT = os.path.join(ROOT, "scripts/s3_test_server.sh")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def pattern(n, seed):
