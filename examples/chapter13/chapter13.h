@@ -15,6 +15,8 @@ void s13_2_1_fastapi(wv_app *app);         /* GET /async-endpoint */
 void s13_2_2_django(wv_app *app);          /* GET /async-view/ */
 void s13_3_databases_options(wv_app *app); /* --database-url */
 void s13_3_databases(wv_app *app); /* GET, POST /users; GET, PUT, DELETE /users/{id} (cached) */
+void s13_4_messaging_options(wv_app *app);    /* --bus-url */
+void s13_4_messaging(wv_app *app);            /* POST, GET /messages, GET /messages/stream */
 void s13_5_1_websockets_options(wv_app *app); /* its options, declared first */
 void s13_5_1_websockets(wv_app *app);         /* WS /ws, /ws/echo, /ws/chat */
 void s13_5_2_frontend(wv_app *app);           /* the React page at /, CORS */

@@ -19,6 +19,7 @@ int main(int argc, char **argv)
     wv_app_option(app, "web-dir", "WEB_DIR", WV_OPT_STRING, "examples/chapter13/web/dist",
                   "the built React page served at /");
     s13_3_databases_options(app);
+    s13_4_messaging_options(app);
     s13_5_1_websockets_options(app);
     s13_6_1_rest_options(app);
     s13_7_cloud_options(app);
@@ -28,6 +29,7 @@ int main(int argc, char **argv)
     s13_2_1_fastapi(app);
     s13_2_2_django(app);
     s13_3_databases(app);
+    s13_4_messaging(app);
     s13_5_1_websockets(app);
     s13_6_1_rest(app);
     s13_7_cloud(app);

@@ -121,8 +121,10 @@ int wv_bus_ack(wv_bus_sub *sub, wv_bus_msg *m);
  * again, deliveries + 1); without requeue it is dropped. */
 int wv_bus_nack(wv_bus_sub *sub, wv_bus_msg *m, bool requeue);
 
-/* Messages of the subscription's group not yet delivered. */
-size_t wv_bus_pending(const wv_bus_sub *sub);
+/* How many messages of topic's group wait to be delivered (its backlog,
+ * for monitoring): >= 0, -ENOENT when the group does not exist, -EINVAL
+ * for a bad name. */
+int64_t wv_bus_backlog(wv_bus *bus, const char *topic, const char *group);
 
 /* Wake a fiber waiting in wv_bus_recv on this subscription with -EPIPE and
  * make every later recv return -EPIPE; from the subscription's shard.

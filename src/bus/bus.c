@@ -564,12 +564,23 @@ int wv_bus_nack(wv_bus_sub *s, wv_bus_msg *m, bool requeue)
     return 0;
 }
 
-size_t wv_bus_pending(const wv_bus_sub *s)
+int64_t wv_bus_backlog(wv_bus *bus, const char *topic_name, const char *group_name)
 {
-    mem_bus *mb = s->bus->mb;
+    int rc = check_name("topic", topic_name);
+    if (rc == 0)
+        rc = check_name("group", group_name);
+    if (rc < 0)
+        return rc;
+    mem_bus *mb = bus->mb;
+    int64_t n = wv_fail(-ENOENT, "no group \"%s\" of topic \"%s\"", group_name, topic_name);
     pthread_mutex_lock(&mb->mu);
-    size_t n = s->g->queue.n;
+    topic *t = find_topic(mb, topic_name);
+    for (group *g = t ? t->groups : NULL; g; g = g->next)
+        if (!strcmp(g->name, group_name))
+            n = (int64_t)g->queue.n;
     pthread_mutex_unlock(&mb->mu);
+    if (n >= 0)
+        wv_errmsg_clear();
     return n;
 }
 

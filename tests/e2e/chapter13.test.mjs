@@ -316,6 +316,28 @@ await check('PUT /cache/{key}: the cache card sets a key, reads it back and show
   return `key ${key} expired`;
 });
 
+await check('POST /messages: the queue card publishes, shows each message live as the consumers ack it, and "exit" stops them until restarted', async () => {
+  const p = panel('POST /messages');
+  await p.locator('[data-testid=messages-live][data-streaming=true]').waitFor();
+  const text = `hello queue ${Math.random().toString(16).slice(2, 8)}`;
+  await p.locator('[data-testid=messages-text]').fill(text);
+  await p.locator('[data-testid=messages-send]').click();
+  await p.locator(`[data-testid=queue-message][data-text="${text}"]`).waitFor({ timeout: 3000 });
+  await p.locator('[data-testid=messages-exit]').click();
+  await p.locator('[data-testid=messages-state][data-consumer=stopped]').waitFor({ timeout: 3000 });
+  const waiting = `waits for the restart ${Date.now()}`;
+  await p.locator('[data-testid=messages-text]').fill(waiting);
+  await p.locator('[data-testid=messages-send]').click();
+  await page.waitForTimeout(300);
+  assert((await p.locator(`[data-testid=queue-message][data-text="${waiting}"]`).count()) === 0, 'processed while stopped');
+  const state = await fetch(new URL('/messages', BASE_URL)).then((r) => r.json());
+  assert(state.consumer === 'stopped' && state.pending === 1, `GET /messages: ${JSON.stringify(state).slice(0, 120)}`);
+  await p.locator('[data-testid=messages-restart]').click();
+  await p.locator(`[data-testid=queue-message][data-text="${waiting}"]`).waitFor({ timeout: 3000 });
+  await p.locator('[data-testid=messages-state][data-consumer=running]').waitFor({ timeout: 3000 });
+  return `"${text}" live, "exit" stopped, restart processed the waiting one`;
+});
+
 await check('POST /files: the file card uploads a chosen file to S3, lists it, downloads it and deletes it', async () => {
   assert(S3_ENDPOINT && S3_BUCKET, 'S3_ENDPOINT and S3_BUCKET are not set (tests/e2e/run.sh sets them)');
   const p = panel('POST /files');

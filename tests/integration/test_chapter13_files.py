@@ -12,7 +12,6 @@ import http.client
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -22,7 +21,8 @@ import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from httptest import check, eq, free_port, run  # noqa: E402
-from test_chapter13 import req, start, stop  # noqa: E402
+import test_chapter13 as c13  # noqa: E402
+from test_chapter13 import req  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUCKET = "chapter13-files"
@@ -84,30 +84,9 @@ class S3rver:
             cls._one = None
 
 
-class Service:
-    """The chapter's service with its files in a fresh directory, or in
-    the bucket `env` names."""
-
-    def __init__(self, env=None, args=()):
-        self.dir = tempfile.mkdtemp(prefix="weave-c13-files-")
-        self.files = os.path.join(self.dir, "files")
-        clean = {k: "" for k in ("S3_BUCKET", "S3_ENDPOINT")}
-        clean.update(env or {})
-        self.proc, self.port = start(self.dir, 0, args=("--database-url", "sqlite::memory:",
-                                                        "--files-dir", self.files) + tuple(args),
-                                     env=clean)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        try:
-            if exc[0] is None:
-                stop(self.proc)
-            elif self.proc.poll() is None:
-                self.proc.kill()
-        finally:
-            shutil.rmtree(self.dir, ignore_errors=True)
+class Service(c13.Service):
+    """The service with its files in a fresh directory, or in the bucket
+    `env` names."""
 
     def upload(self, name, body, content_type="application/octet-stream"):
         st, h, data = req(self.port, "POST", "/files?name=" + urllib.parse.quote(name), body,

@@ -4,6 +4,7 @@ import { useEffect, useState } from 'react';
 import { request } from './api.js';
 import { CachePanel, CallPanel, DataPanel, EchoPanel, MetricsPanel, UserLookupPanel, UsersPanel } from './panels.jsx';
 import { FilesPanel } from './files.jsx';
+import { MessagesPanel } from './messages.jsx';
 import { ChatPanel, WsEchoPanel } from './realtime.jsx';
 
 // "GET /hello" -> { method: 'GET', path: '/hello' }
@@ -21,6 +22,8 @@ function RouteView({ route }) {
   if (method === 'GET' && path === '/users/{id}') return <UserLookupPanel route={route} />;
   if (method === 'PUT' && path === '/cache/{key}') return <CachePanel route={route} />;
   if ((method === 'GET' || method === 'DELETE') && path === '/cache/{key}') return null; // in the PUT panel
+  if (method === 'POST' && path === '/messages') return <MessagesPanel route={route} />;
+  if (path === '/messages' || path.startsWith('/messages/')) return null; // in the POST panel
   if (method === 'POST' && path === '/files') return <FilesPanel route={route} />;
   if ((method === 'GET' && path === '/files') || path === '/files/{name}') return null; // in the POST panel
   if (method === 'WS' && (path === '/ws' || path === '/ws/echo')) return <WsEchoPanel route={route} path={path} />;
