@@ -33,6 +33,8 @@
  *                             ("message" events, the JSON of one entry) as
  *                             they are processed, after the last 50
  *   POST /messages/consumer   start the consumers again after an "exit"
+ *
+ * /metrics counts them: messages_published_total, messages_processed_total.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -42,6 +44,7 @@
 
 #include <weave/bus.h>
 #include <weave/json.h>
+#include <weave/metrics.h>
 
 #include "chapter13.h"
 
@@ -76,6 +79,26 @@ typedef struct shard_side {
 
 static shard_side sides[MAX_SHARDS];
 static wv_app *the_app;
+
+/* messages_published_total and messages_processed_total at /metrics */
+static wv_series *published_total, *processed_total;
+
+static void register_metrics(void)
+{
+    wv_metric *m;
+    if (wv_metric_register(NULL,
+                           &(wv_metric_opts){.type = WV_METRIC_COUNTER,
+                                             .name = "messages_published_total",
+                                             .help = "Messages POST /messages published."},
+                           &m) == 0)
+        wv_metric_series(m, NULL, &published_total);
+    if (wv_metric_register(NULL,
+                           &(wv_metric_opts){.type = WV_METRIC_COUNTER,
+                                             .name = "messages_processed_total",
+                                             .help = "Messages the consumers processed and acked."},
+                           &m) == 0)
+        wv_metric_series(m, NULL, &processed_total);
+}
 
 static int notify_shard(void *arg)
 {
@@ -132,7 +155,8 @@ static int consume(void *arg)
     while ((rc = wv_bus_recv(me->sub, &m, WV_NEVER)) == 0) {
         record(&m); /* the work */
         bool is_exit = m.body.n == 4 && !memcmp(m.body.p, "exit", 4);
-        wv_bus_ack(me->sub, &m);
+        if (wv_bus_ack(me->sub, &m) == 0)
+            wv_counter_inc(processed_total);
         if (is_exit) {
             stop_all();
             break;
@@ -242,6 +266,7 @@ static int publish(wv_req *req, wv_res *res)
         return wv_fail(-EAGAIN, "%s", wv_errmsg()); /* 429: the consumers are behind */
     if (rc < 0)
         return rc;
+    wv_counter_inc(published_total);
     wv_json *j = wv_res_json_writer(res);
     wv_json_object_begin(j);
     wv_json_key(j, "topic");
@@ -369,6 +394,7 @@ void s13_4_messaging_options(wv_app *app)
 void s13_4_messaging(wv_app *app)
 {
     the_app = app;
+    register_metrics();
     wv_app_client(app, "bus", wv_app_str(app, "bus-url"), &bus_client);
     wv_app_on_start(app, start_consumers, NULL);
     wv_app_on_stop(app, stop_consumers, NULL);

@@ -51,6 +51,9 @@ def test_published_message_is_processed_and_acked_by_a_consumer():
         check(m["shard"] in (0, 1), "shard %r", m["shard"])
         check(0 <= m["latency_ms"] < 2000, "latency %r", m["latency_ms"])
         eq(got["pending"], 0, "nothing left in the group")
+        _, _, metrics = req(s.port, "GET", "/metrics")
+        for line in ("messages_published_total 1", "messages_processed_total 1"):
+            check(line in metrics.decode().splitlines(), "no %r in /metrics", line)
 
 
 def test_300_messages_at_once_are_each_processed_exactly_once():
