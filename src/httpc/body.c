@@ -176,6 +176,8 @@ size_t httpc_on_body(char *p, size_t size, size_t n, void *arg)
 size_t httpc_on_read(char *p, size_t size, size_t n, void *arg)
 {
     httpc_transfer *t = arg;
+    if (!t->source)
+        return 0; /* no body is streamed: nothing to read (curl never asks) */
     size_t want = size * n;
     size_t have = t->up_len - t->up_off;
     if (have == 0) {
@@ -381,16 +383,16 @@ void wv_httpc_close(wv_httpc_stream *s)
     if (!s)
         return;
     httpc_transfer *t = &s->t;
-    if (!t->orphan && t->sc) {
+    httpc_shard *sc = t->orphan ? NULL : t->sc;
+    bool reusable = false;
+    if (sc) {
         /* a body read to its end went back to the shard's cache already;
          * else taking it out of the multi handle closes its connection */
         bool whole = t->done && t->code == CURLE_OK && httpc_down_avail(t) == 0;
-        httpc_transfer_end(t->sc, t, whole && t->reusable);
+        reusable = whole && t->reusable;
+        httpc_transfer_end(sc, t);
     }
-    curl_slist_free_all(t->headers);
-    wv_buf_free(&t->head);
-    httpc_bodies_free(t);
-    free(s);
+    httpc_transfer_give(sc, t, reusable);
 }
 
 wv_httpc_stream *httpc_stream_of(httpc_transfer *t)

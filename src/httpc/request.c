@@ -216,95 +216,139 @@ static long curl_version_for(wv_httpc_version v)
             bad = c_;                                                                              \
     } while (0)
 
-static int set_up(httpc_shard *sc, httpc_transfer *t, const wv_httpc_req *req, const char *method,
-                  long total_ms, int64_t deadline, const char *what)
-{
-    CURL *e = t->easy;
-    CURLcode bad = CURLE_OK;
-    int scheme = scheme_of(req->url);
-    httpc_easy_attach(sc, t);
-    SET(CURLOPT_URL, req->url);
-    SET(CURLOPT_NOSIGNAL, 1L);
-    /* a transfer abandoned while its name is being resolved leaves curl's
-     * resolver thread to finish alone, instead of the shard waiting for it */
-    SET(CURLOPT_QUICK_EXIT, 1L);
-    SET(CURLOPT_PROTOCOLS_STR, "http,https");
-    /* never from TLS down to plain text */
-    SET(CURLOPT_REDIR_PROTOCOLS_STR, scheme == SCHEME_HTTPS ? "https" : "http,https");
-    if (req->max_redirects >= 0) {
-        SET(CURLOPT_FOLLOWLOCATION, 1L);
-        SET(CURLOPT_MAXREDIRS,
-            (long)(req->max_redirects ? req->max_redirects : HTTPC_DEFAULT_MAX_REDIRECTS));
-    }
-    if (!req->no_decompress)
-        SET(CURLOPT_ACCEPT_ENCODING, ""); /* every coding this curl decodes */
-    SET(CURLOPT_HTTP_VERSION, curl_version_for(req->version));
-    /* a request to a host whose connection is still being made waits to
-     * learn whether it can share it (HTTP/2) instead of opening another */
-    if (req->version != WV_HTTPC_HTTP1 &&
-        (scheme == SCHEME_HTTPS || req->version == WV_HTTPC_HTTP2))
-        SET(CURLOPT_PIPEWAIT, 1L);
-    SET(CURLOPT_SSL_VERIFYPEER, req->insecure ? 0L : 1L);
-    SET(CURLOPT_SSL_VERIFYHOST, req->insecure ? 0L : 2L);
-    if (req->ca_file)
-        SET(CURLOPT_CAINFO, req->ca_file);
-    if (req->proxy)
-        SET(CURLOPT_PROXY, req->proxy);
-    long connect_ms =
-        (long)(req->connect_timeout_ms > 0 ? req->connect_timeout_ms : HTTPC_DEFAULT_CONNECT_MS);
-    if (total_ms > 0 && total_ms < connect_ms)
-        connect_ms = total_ms;
-    SET(CURLOPT_TIMEOUT_MS, total_ms);
-    SET(CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
-    /* not for a HEAD: curl would hold the size its head announces against
-     * the limit, though no body comes */
-    if (!t->streaming && strcmp(method, "HEAD") != 0)
-        SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)t->max_response);
-    SET(CURLOPT_WRITEFUNCTION, httpc_on_body);
-    SET(CURLOPT_WRITEDATA, t);
-    SET(CURLOPT_HEADERFUNCTION, httpc_on_header);
-    SET(CURLOPT_HEADERDATA, t);
-    /* a proxy's "200 Connection established" is not the answer */
-    SET(CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
-    SET(CURLOPT_ERRORBUFFER, t->errbuf);
-    SET(CURLOPT_TCP_KEEPALIVE, 1L);
-    if (!has_header(req, "User-Agent")) {
-        char ua[64];
-        snprintf(ua, sizeof ua, "weave/%s", wv_version());
-        SET(CURLOPT_USERAGENT, ua);
-    }
-    if (req->cookies)
-        SET(CURLOPT_COOKIEFILE, ""); /* the cookie engine, in memory, this request only */
+/* Does the handle need `field` set to v (it has another value, or none is
+ * known)? If so, it is taken to have it from now on. */
+#define CHANGES(field, v) ((!o->known || o->field != (v)) ? (o->field = (v), true) : false)
 
-    bool sends_body = false;
+/* The method and body options, from a plain GET's. */
+static CURLcode set_method(CURL *e, const wv_httpc_req *req, const char *method, bool *sends_body)
+{
+    CURLcode bad = CURLE_OK;
     if (req->body_read) {
         /* streamed: Content-Length when it is known, else chunked */
-        sends_body = true;
+        *sends_body = true;
         SET(CURLOPT_UPLOAD, 1L);
         SET(CURLOPT_INFILESIZE_LARGE, req->body_len ? (curl_off_t)req->body_len : (curl_off_t)-1);
-        SET(CURLOPT_READFUNCTION, httpc_on_read);
-        SET(CURLOPT_READDATA, t);
-        SET(CURLOPT_SEEKFUNCTION, httpc_on_seek);
-        SET(CURLOPT_SEEKDATA, t);
         if (strcmp(method, "PUT") != 0)
             SET(CURLOPT_CUSTOMREQUEST, method);
-    } else if (strcmp(method, "GET") == 0 && !req->body) {
-        SET(CURLOPT_HTTPGET, 1L);
     } else if (strcmp(method, "HEAD") == 0) {
         SET(CURLOPT_NOBODY, 1L);
     } else {
-        sends_body = req->body || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
-                     strcmp(method, "PATCH") == 0;
-        if (sends_body) {
+        *sends_body = req->body || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
+                      strcmp(method, "PATCH") == 0;
+        if (*sends_body) {
             SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
             SET(CURLOPT_POSTFIELDS, req->body ? req->body : "");
         }
         if (strcmp(method, "POST") != 0)
             SET(CURLOPT_CUSTOMREQUEST, method);
     }
-    if (build_headers(t, req, sends_body, deadline) < 0)
+    return bad;
+}
+
+/* Back to curl's own method and body options: no body, no method name of
+ * our own, not HEAD, no upload: a GET. */
+static CURLcode set_plain_get(CURL *e)
+{
+    CURLcode bad = CURLE_OK;
+    SET(CURLOPT_POSTFIELDS, (char *)NULL); /* (it also says POST: HTTPGET undoes that) */
+    SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)-1);
+    SET(CURLOPT_CUSTOMREQUEST, (char *)NULL);
+    SET(CURLOPT_INFILESIZE_LARGE, (curl_off_t)-1);
+    SET(CURLOPT_NOBODY, 0L);
+    SET(CURLOPT_HTTPGET, 1L);
+    return bad;
+}
+
+/* The request's options on t's easy handle, which has what the last
+ * request on it set (t->opts): an option is set when this request wants
+ * it otherwise, and the method options go back to a plain GET before
+ * another method is set. A handle on which an option failed is not used
+ * again (what it has is not known). */
+static int set_up(httpc_transfer *t, const wv_httpc_req *req, const char *method, long total_ms,
+                  int64_t deadline, const char *what)
+{
+    httpc_easy_opts *o = &t->opts;
+    /* curl's own CA file comes back with a reset only */
+    if (o->ca_file && !req->ca_file && httpc_easy_reset(t) < 0) {
+        t->reusable = false;
         return wv_fail(-ENOMEM, "%s: out of memory", what);
-    SET(CURLOPT_HTTPHEADER, t->headers);
+    }
+    CURL *e = t->easy;
+    CURLcode bad = CURLE_OK;
+    int scheme = scheme_of(req->url);
+    SET(CURLOPT_URL, req->url);
+    /* never from TLS down to plain text */
+    long https_only = scheme == SCHEME_HTTPS;
+    if (CHANGES(https_only, https_only))
+        SET(CURLOPT_REDIR_PROTOCOLS_STR, https_only ? "https" : "http,https");
+    long follow = req->max_redirects >= 0;
+    if (CHANGES(follow, follow))
+        SET(CURLOPT_FOLLOWLOCATION, follow);
+    long max_redirects = req->max_redirects > 0 ? req->max_redirects : HTTPC_DEFAULT_MAX_REDIRECTS;
+    if (follow && CHANGES(max_redirects, max_redirects))
+        SET(CURLOPT_MAXREDIRS, max_redirects);
+    long decode = !req->no_decompress;
+    if (CHANGES(decode, decode))
+        SET(CURLOPT_ACCEPT_ENCODING, decode ? "" : (char *)NULL); /* "": all this curl decodes */
+    long version = curl_version_for(req->version);
+    if (CHANGES(version, version))
+        SET(CURLOPT_HTTP_VERSION, version);
+    /* a request to a host whose connection is still being made waits to
+     * learn whether it can share it (HTTP/2) instead of opening another */
+    long pipewait = req->version != WV_HTTPC_HTTP1 &&
+                    (scheme == SCHEME_HTTPS || req->version == WV_HTTPC_HTTP2);
+    if (CHANGES(pipewait, pipewait))
+        SET(CURLOPT_PIPEWAIT, pipewait);
+    long insecure = req->insecure;
+    if (CHANGES(insecure, insecure)) {
+        SET(CURLOPT_SSL_VERIFYPEER, insecure ? 0L : 1L);
+        SET(CURLOPT_SSL_VERIFYHOST, insecure ? 0L : 2L);
+    }
+    if (req->ca_file && (!o->ca_file || strcmp(o->ca_file, req->ca_file) != 0)) {
+        SET(CURLOPT_CAINFO, req->ca_file);
+        free(o->ca_file);
+        if (!(o->ca_file = strdup(req->ca_file)) && bad == CURLE_OK)
+            bad = CURLE_OUT_OF_MEMORY;
+    }
+    if (req->proxy || o->proxy) {
+        SET(CURLOPT_PROXY, req->proxy); /* NULL: the environment's again */
+        o->proxy = req->proxy != NULL;
+    }
+    long connect_ms =
+        (long)(req->connect_timeout_ms > 0 ? req->connect_timeout_ms : HTTPC_DEFAULT_CONNECT_MS);
+    if (total_ms > 0 && total_ms < connect_ms)
+        connect_ms = total_ms;
+    if (CHANGES(timeout_ms, total_ms))
+        SET(CURLOPT_TIMEOUT_MS, total_ms);
+    if (CHANGES(connect_ms, connect_ms))
+        SET(CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
+    /* none for a HEAD: curl would hold the size its head announces against
+     * the limit, though no body comes (0: no limit) */
+    curl_off_t max_file =
+        !t->streaming && strcmp(method, "HEAD") != 0 ? (curl_off_t)t->max_response : 0;
+    if (CHANGES(max_file, max_file))
+        SET(CURLOPT_MAXFILESIZE_LARGE, max_file);
+    if (req->cookies)
+        SET(CURLOPT_COOKIEFILE, ""); /* the cookie engine, in memory, this request only */
+
+    bool plain_get = !req->body_read && !req->body && strcmp(method, "GET") == 0;
+    bool sends_body = false;
+    CURLcode m = CURLE_OK;
+    if (!o->plain_get)
+        m = set_plain_get(e);
+    if (!plain_get && m == CURLE_OK)
+        m = set_method(e, req, method, &sends_body);
+    o->plain_get = plain_get;
+    if (bad == CURLE_OK)
+        bad = m;
+    if (build_headers(t, req, sends_body, deadline) < 0)
+        bad = CURLE_OUT_OF_MEMORY;
+    else
+        SET(CURLOPT_HTTPHEADER, t->headers);
+    o->known = bad == CURLE_OK;
+    if (bad != CURLE_OK)
+        t->reusable = false;
     if (bad == CURLE_OUT_OF_MEMORY)
         return wv_fail(-ENOMEM, "%s: out of memory", what);
     if (bad != CURLE_OK)
@@ -312,6 +356,7 @@ static int set_up(httpc_shard *sc, httpc_transfer *t, const wv_httpc_req *req, c
     return 0;
 }
 
+#undef CHANGES
 #undef SET
 
 /* ------------------------------------------------------------- the result */
@@ -426,11 +471,8 @@ typedef struct call {
 
 static void transfer_free(httpc_shard *sc, httpc_transfer *t)
 {
-    httpc_transfer_end(sc, t, t->reusable); /* aborts it if it is still running */
-    curl_slist_free_all(t->headers);
-    wv_buf_free(&t->head);
-    httpc_bodies_free(t);
-    free(t);
+    httpc_transfer_end(sc, t); /* aborts it if it is still running */
+    httpc_transfer_give(sc, t, t->reusable);
 }
 
 /* Forget the answer kept from the last attempt. */
@@ -456,7 +498,7 @@ static int attempt_once(call *c)
                            c->what);
         total_ms = (long)((left + HTTPC_NS_PER_MS - 1) / HTTPC_NS_PER_MS);
     }
-    httpc_transfer *t = calloc(1, sizeof *t);
+    httpc_transfer *t = httpc_transfer_take(c->sc);
     if (!t)
         return wv_fail(-ENOMEM, "%s: out of memory", c->what);
     t->resp = c->resp;
@@ -470,15 +512,11 @@ static int attempt_once(call *c)
     t->source_arg = req->body_read_arg;
     t->up_left = req->body_len ? (int64_t)req->body_len : -1;
     snprintf(t->what, sizeof t->what, "%s", c->what);
-    t->easy = httpc_easy_take(c->sc);
-    int rc = t->easy ? set_up(c->sc, t, req, c->method, total_ms, c->deadline, c->what)
-                     : wv_fail(-ENOMEM, "%s: out of memory", c->what);
+    int rc = set_up(t, req, c->method, total_ms, c->deadline, c->what);
     if (rc == 0)
         rc = httpc_transfer_start(c->sc, t);
     if (rc < 0) {
-        curl_slist_free_all(t->headers);
-        httpc_easy_give(c->sc, t->easy, t->reusable);
-        free(t);
+        httpc_transfer_give(c->sc, t, t->reusable);
         return rc;
     }
 

@@ -43,11 +43,21 @@
  * is the hook. It stops the io fiber, fails the transfers still running
  * (their fibers are being cancelled too), waits until each of those fibers
  * has let go of its easy handle, then frees the multi handle (closing
- * the connections), the spare easy handles, the share and the epoll set,
- * all on the shard's thread while its loop still runs.
+ * the connections), the pooled transfers and their easy handles, the share
+ * and the epoll set, all on the shard's thread while its loop still runs.
+ *
+ * The pool. A transfer and its easy handle are made together and kept
+ * together: the options every transfer has (the callbacks, whose data is
+ * the transfer itself; the sockets' hooks; the TLS session share; signals
+ * off) are set once, when the handle is made, and a request taken from the
+ * pool sets only the options it wants otherwise than the last request on
+ * the handle left them (request.c). curl keeps an easy handle's options
+ * from one transfer to the next and starts each transfer's own state
+ * afresh, so nothing else carries over.
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -57,7 +67,7 @@
 
 enum {
     MAX_EVENTS = 64,          /* socket events handed to curl per batch */
-    SPARE_EASY = 32,          /* easy handles kept for reuse */
+    POOL_MAX = 32,            /* idle transfers (and easy handles) kept for reuse */
     DRIVER_STACK = 256 << 10, /* curl and OpenSSL run on the drivers' stacks */
     TIMER_RUNNING = 0,        /* timer_parked_at while the timer fiber runs */
 };
@@ -73,9 +83,10 @@ struct httpc_shard {
     bool closing;
     httpc_transfer *transfers; /* every transfer a fiber holds, in the multi or not */
     int64_t ntransfers;
-    wv_event idle; /* set when closing and the last transfer has ended */
-    CURL *spare[SPARE_EASY];
-    int nspare;
+    wv_event idle;        /* set when closing and the last transfer has ended */
+    httpc_transfer *pool; /* idle transfers, each with its easy handle */
+    int npool;
+    char user_agent[64];
     wv_httpc_stats stats;
 };
 
@@ -260,12 +271,17 @@ static int close_socket(void *arg, curl_socket_t fd)
 
 /* ------------------------------------------------------------- the client */
 
+static void transfer_destroy(httpc_transfer *t);
+
 static void shard_free(httpc_shard *sc)
 {
     if (sc->multi)
         curl_multi_cleanup(sc->multi); /* closes the cached connections */
-    for (int i = 0; i < sc->nspare; i++)
-        curl_easy_cleanup(sc->spare[i]);
+    while (sc->pool) {
+        httpc_transfer *t = sc->pool;
+        sc->pool = t->pool_next;
+        transfer_destroy(t);
+    }
     if (sc->share)
         curl_share_cleanup(sc->share);
     if (sc->epfd >= 0)
@@ -310,6 +326,7 @@ static int shard_new(httpc_shard **out)
     if (!sc)
         return wv_fail(-ENOMEM, "httpc: out of memory");
     sc->epfd = epoll_create1(EPOLL_CLOEXEC);
+    snprintf(sc->user_agent, sizeof sc->user_agent, "weave/%s", wv_version());
     sc->timer_at = WV_NEVER;
     sc->timer_parked_at = TIMER_RUNNING;
     if (sc->epfd < 0) {
@@ -395,37 +412,107 @@ void wv_httpc_stats_get(wv_httpc_stats *st)
         memset(st, 0, sizeof *st);
 }
 
-/* ------------------------------------------------------------ easy handles */
+/* ------------------------------------------------------------ the pool */
 
-void httpc_easy_attach(httpc_shard *sc, httpc_transfer *t)
+#define SET(opt, val)                                                                              \
+    do {                                                                                           \
+        if (curl_easy_setopt(e, (opt), (val)) != CURLE_OK)                                         \
+            ok = false;                                                                            \
+    } while (0)
+
+/* What every transfer's easy handle has, whatever the request. */
+static bool configure(httpc_shard *sc, httpc_transfer *t)
 {
-    CURL *easy = t->easy;
-    t->sc = sc;
-    curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, open_socket);
-    curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, t);
-    curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, close_socket);
-    curl_easy_setopt(easy, CURLOPT_CLOSESOCKETDATA, sc);
-    curl_easy_setopt(easy, CURLOPT_SHARE, sc->share);
+    CURL *e = t->easy;
+    bool ok = true;
+    SET(CURLOPT_PRIVATE, (char *)t);
+    SET(CURLOPT_OPENSOCKETFUNCTION, open_socket);
+    SET(CURLOPT_OPENSOCKETDATA, t);
+    SET(CURLOPT_CLOSESOCKETFUNCTION, close_socket);
+    SET(CURLOPT_CLOSESOCKETDATA, sc);
+    SET(CURLOPT_SHARE, sc->share);
+    SET(CURLOPT_NOSIGNAL, 1L);
+    /* a transfer abandoned while its name is being resolved leaves curl's
+     * resolver thread to finish alone, instead of the shard waiting for it */
+    SET(CURLOPT_QUICK_EXIT, 1L);
+    SET(CURLOPT_PROTOCOLS_STR, "http,https");
+    SET(CURLOPT_WRITEFUNCTION, httpc_on_body);
+    SET(CURLOPT_WRITEDATA, t);
+    SET(CURLOPT_HEADERFUNCTION, httpc_on_header);
+    SET(CURLOPT_HEADERDATA, t);
+    SET(CURLOPT_READFUNCTION, httpc_on_read);
+    SET(CURLOPT_READDATA, t);
+    SET(CURLOPT_SEEKFUNCTION, httpc_on_seek);
+    SET(CURLOPT_SEEKDATA, t);
+    /* a proxy's "200 Connection established" is not the answer */
+    SET(CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
+    SET(CURLOPT_ERRORBUFFER, t->errbuf);
+    SET(CURLOPT_TCP_KEEPALIVE, 1L);
+    /* replaced by a User-Agent among the request's headers, if it has one */
+    SET(CURLOPT_USERAGENT, sc->user_agent);
+    /* a fresh or reset handle has curl's own method options: a GET */
+    free(t->opts.ca_file);
+    t->opts = (httpc_easy_opts){.plain_get = true};
+    return ok;
 }
 
-CURL *httpc_easy_take(httpc_shard *sc)
+#undef SET
+
+static void transfer_destroy(httpc_transfer *t)
 {
-    if (sc->nspare > 0)
-        return sc->spare[--sc->nspare];
-    return curl_easy_init();
+    if (t->easy)
+        curl_easy_cleanup(t->easy);
+    free(t->opts.ca_file);
+    free(t);
 }
 
-void httpc_easy_give(httpc_shard *sc, CURL *easy, bool reusable)
+int httpc_easy_reset(httpc_transfer *t)
 {
-    if (!easy)
-        return;
-    if (reusable && !sc->closing && sc->nspare < SPARE_EASY) {
-        /* keeps the handle's caches, forgets every option */
-        curl_easy_reset(easy);
-        sc->spare[sc->nspare++] = easy;
+    curl_easy_reset(t->easy); /* keeps the handle's caches, forgets every option */
+    return configure(t->sc, t) ? 0 : -ENOMEM;
+}
+
+httpc_transfer *httpc_transfer_take(httpc_shard *sc)
+{
+    httpc_transfer *t = sc->pool;
+    if (t) {
+        sc->pool = t->pool_next;
+        sc->npool--;
+    } else {
+        if (!(t = calloc(1, sizeof *t)))
+            return NULL;
+        t->sc = sc;
+        if (!(t->easy = curl_easy_init()) || !configure(sc, t)) {
+            transfer_destroy(t);
+            return NULL;
+        }
+    }
+    memset((char *)t + HTTPC_TRANSFER_REQUEST, 0, sizeof *t - HTTPC_TRANSFER_REQUEST);
+    t->pool_next = NULL;
+    t->errbuf[0] = '\0';
+    t->what[0] = '\0';
+    return t;
+}
+
+void httpc_transfer_give(httpc_shard *sc, httpc_transfer *t, bool reusable)
+{
+    if (t->headers) {
+        if (t->easy) /* no pointer to freed memory left in the handle */
+            curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
+        curl_slist_free_all(t->headers);
+        t->headers = NULL;
+    }
+    wv_buf_free(&t->head);
+    httpc_bodies_free(t);
+    /* a transfer that ended paused leaves curl's pause state behind */
+    reusable = reusable && !t->recv_paused && !t->send_paused;
+    if (sc && reusable && t->easy && !sc->closing && sc->npool < POOL_MAX) {
+        t->pool_next = sc->pool;
+        sc->pool = t;
+        sc->npool++;
         return;
     }
-    curl_easy_cleanup(easy);
+    transfer_destroy(t);
 }
 
 /* -------------------------------------------------------------- transfers */
@@ -434,7 +521,6 @@ int httpc_transfer_start(httpc_shard *sc, httpc_transfer *t)
 {
     if (sc->closing)
         return wv_fail(-ESHUTDOWN, "the runtime is stopping");
-    curl_easy_setopt(t->easy, CURLOPT_PRIVATE, (char *)t);
     CURLMcode mc = curl_multi_add_handle(sc->multi, t->easy);
     if (mc != CURLM_OK)
         return wv_fail(mc == CURLM_OUT_OF_MEMORY ? -ENOMEM : -EIO, "curl_multi_add_handle: %s",
@@ -462,12 +548,14 @@ void httpc_transfer_abort(httpc_shard *sc, httpc_transfer *t)
 void httpc_transfer_orphan(httpc_shard *sc, httpc_transfer *t)
 {
     t->shut_down = true;
-    httpc_transfer_end(sc, t, false);
+    httpc_transfer_end(sc, t);
+    curl_easy_cleanup(t->easy); /* it points at the share, freed next */
+    t->easy = NULL;
     t->sc = NULL;
     t->orphan = true;
 }
 
-void httpc_transfer_end(httpc_shard *sc, httpc_transfer *t, bool reusable)
+void httpc_transfer_end(httpc_shard *sc, httpc_transfer *t)
 {
     httpc_transfer_abort(sc, t);
     if (t->prev)
@@ -478,8 +566,6 @@ void httpc_transfer_end(httpc_shard *sc, httpc_transfer *t, bool reusable)
         t->next->prev = t->prev;
     sc->ntransfers--;
     sc->stats.in_flight--;
-    httpc_easy_give(sc, t->easy, reusable);
-    t->easy = NULL;
     if (sc->closing && sc->ntransfers == 0)
         wv_event_set(&sc->idle);
 }
