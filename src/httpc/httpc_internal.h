@@ -182,6 +182,18 @@ void httpc_transfer_end(httpc_shard *sc, httpc_transfer *t);
  * easy handle now and leave t without one (reads: -ESHUTDOWN). */
 void httpc_transfer_orphan(httpc_shard *sc, httpc_transfer *t);
 
+/* The header list of a request without headers of its own: the shard's,
+ * shared, living as long as the shard. Accept-Encoding when `decode`;
+ * empty Content-Type and Expect when the request `sends_body`. */
+const struct curl_slist *httpc_shard_headers(httpc_shard *sc, bool decode, bool sends_body);
+
+/* Append a copy of line to *list; false when out of memory (*list kept). */
+bool httpc_slist_add(struct curl_slist **list, const char *line);
+
+/* "Accept-Encoding: ...": every coding this curl decodes, as curl names
+ * them when CURLOPT_ACCEPT_ENCODING is "" ("deflate, gzip, br, zstd"). */
+const char *httpc_accept_encoding(void);
+
 /* Is sc the calling shard's client? */
 bool httpc_shard_is_here(const httpc_shard *sc);
 

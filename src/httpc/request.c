@@ -147,13 +147,10 @@ static int add_header(struct curl_slist **list, const char *name, const char *va
         snprintf(line, n, "%s: %s", name, value);
     else
         snprintf(line, n, "%s;", name);
-    struct curl_slist *l = curl_slist_append(*list, line);
+    bool ok = httpc_slist_add(list, line);
     if (line != small)
         free(line);
-    if (!l)
-        return -ENOMEM;
-    *list = l;
-    return 0;
+    return ok ? 0 : -ENOMEM;
 }
 
 /* X-Request-Id and X-Request-Timeout-Ms from the request this call is
@@ -179,21 +176,33 @@ static int propagate(httpc_transfer *t, const wv_httpc_req *req, int64_t deadlin
     return 0;
 }
 
+/* The request's header list: the shard's own for a request without
+ * headers of its own (the common case: nothing built), else one built for
+ * it in t->headers. Beside the caller's: Accept-Encoding, said here
+ * rather than by curl (which formats it anew for every request), and for
+ * a body, empty Content-Type and Expect (curl would call a body form data
+ * and ask for 100-continue: the body is in memory and sent at once, and
+ * its type is the caller's to say). */
 static int build_headers(httpc_transfer *t, const wv_httpc_req *req, bool sends_body,
-                         int64_t deadline)
+                         int64_t deadline, const struct curl_slist **out)
 {
+    bool decode = !req->no_decompress;
+    if (!req->nheaders && !req->from) {
+        *out = httpc_shard_headers(t->sc, decode, sends_body);
+        return 0;
+    }
     for (size_t i = 0; i < req->nheaders; i++)
         if (add_header(&t->headers, req->headers[i].name, req->headers[i].value) < 0)
             return -ENOMEM;
     if (req->from && propagate(t, req, deadline) < 0)
         return -ENOMEM;
-    /* curl would call a body form data and ask for 100-continue: the body
-     * is in memory and sent at once, and its type is the caller's to say */
-    if (sends_body && !has_header(req, "Content-Type") &&
-        !(t->headers = curl_slist_append(t->headers, "Content-Type:")))
+    if ((decode && !has_header(req, "Accept-Encoding") &&
+         !httpc_slist_add(&t->headers, httpc_accept_encoding())) ||
+        (sends_body && !has_header(req, "Content-Type") &&
+         !httpc_slist_add(&t->headers, "Content-Type:")) ||
+        (sends_body && !has_header(req, "Expect") && !httpc_slist_add(&t->headers, "Expect:")))
         return -ENOMEM;
-    if (!has_header(req, "Expect") && !(t->headers = curl_slist_append(t->headers, "Expect:")))
-        return -ENOMEM;
+    *out = t->headers;
     return 0;
 }
 
@@ -288,9 +297,10 @@ static int set_up(httpc_transfer *t, const wv_httpc_req *req, const char *method
     long max_redirects = req->max_redirects > 0 ? req->max_redirects : HTTPC_DEFAULT_MAX_REDIRECTS;
     if (follow && CHANGES(max_redirects, max_redirects))
         SET(CURLOPT_MAXREDIRS, max_redirects);
+    /* decoding on (the header that asks for it is among the request's) */
     long decode = !req->no_decompress;
     if (CHANGES(decode, decode))
-        SET(CURLOPT_ACCEPT_ENCODING, decode ? "" : (char *)NULL); /* "": all this curl decodes */
+        SET(CURLOPT_ACCEPT_ENCODING, decode ? "" : (char *)NULL);
     long version = curl_version_for(req->version);
     if (CHANGES(version, version))
         SET(CURLOPT_HTTP_VERSION, version);
@@ -342,10 +352,11 @@ static int set_up(httpc_transfer *t, const wv_httpc_req *req, const char *method
     o->plain_get = plain_get;
     if (bad == CURLE_OK)
         bad = m;
-    if (build_headers(t, req, sends_body, deadline) < 0)
+    const struct curl_slist *headers = NULL;
+    if (build_headers(t, req, sends_body, deadline, &headers) < 0)
         bad = CURLE_OUT_OF_MEMORY;
     else
-        SET(CURLOPT_HTTPHEADER, t->headers);
+        SET(CURLOPT_HTTPHEADER, headers);
     o->known = bad == CURLE_OK;
     if (bad != CURLE_OK)
         t->reusable = false;

@@ -87,6 +87,7 @@ struct httpc_shard {
     httpc_transfer *pool; /* idle transfers, each with its easy handle */
     int npool;
     char user_agent[64];
+    struct curl_slist *headers[2][2]; /* httpc_shard_headers' lists: [decode][sends_body] */
     wv_httpc_stats stats;
 };
 
@@ -97,12 +98,30 @@ static _Thread_local httpc_shard *here;
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 static CURLcode global_rc;
+static char accept_encoding[64];
 
 static void global_init(void)
 {
     /* once per process, before any thread uses curl; never undone: OpenSSL,
      * which it initialises, is weave's too */
     global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+    /* the codings curl decodes, in the order it lists them itself
+     * ("identity" when it decodes none) */
+    int features = curl_version_info(CURLVERSION_NOW)->features;
+    char list[48] = "";
+    if (features & CURL_VERSION_LIBZ)
+        strcat(list, ", deflate, gzip");
+    if (features & CURL_VERSION_BROTLI)
+        strcat(list, ", br");
+    if (features & CURL_VERSION_ZSTD)
+        strcat(list, ", zstd");
+    snprintf(accept_encoding, sizeof accept_encoding, "Accept-Encoding: %s",
+             list[0] ? list + 2 : "identity");
+}
+
+const char *httpc_accept_encoding(void)
+{
+    return accept_encoding;
 }
 
 /* ------------------------------------------------------------ driving */
@@ -284,6 +303,8 @@ static void shard_free(httpc_shard *sc)
     }
     if (sc->share)
         curl_share_cleanup(sc->share);
+    for (int i = 0; i < 4; i++)
+        curl_slist_free_all(sc->headers[i / 2][i % 2]);
     if (sc->epfd >= 0)
         wv_close(sc->epfd);
     if (here == sc)
@@ -316,6 +337,33 @@ static void shard_close(httpc_shard *sc)
     shard_free(sc);
 }
 
+bool httpc_slist_add(struct curl_slist **list, const char *line)
+{
+    struct curl_slist *l = curl_slist_append(*list, line);
+    if (l)
+        *list = l;
+    return l != NULL;
+}
+
+/* The four lists of httpc_shard_headers. */
+static bool shard_headers_make(httpc_shard *sc)
+{
+    for (int decode = 0; decode < 2; decode++) {
+        for (int body = 0; body < 2; body++) {
+            struct curl_slist **l = &sc->headers[decode][body];
+            if ((decode && !httpc_slist_add(l, accept_encoding)) ||
+                (body && (!httpc_slist_add(l, "Content-Type:") || !httpc_slist_add(l, "Expect:"))))
+                return false;
+        }
+    }
+    return true;
+}
+
+const struct curl_slist *httpc_shard_headers(httpc_shard *sc, bool decode, bool sends_body)
+{
+    return sc->headers[decode][sends_body];
+}
+
 static int shard_new(httpc_shard **out)
 {
     pthread_once(&global_once, global_init);
@@ -338,7 +386,8 @@ static int shard_new(httpc_shard **out)
     sc->multi = curl_multi_init();
     sc->share = curl_share_init();
     if (!sc->multi || !sc->share ||
-        curl_share_setopt(sc->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK) {
+        curl_share_setopt(sc->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK ||
+        !shard_headers_make(sc)) {
         shard_free(sc);
         return wv_fail(-ENOMEM, "httpc: out of memory");
     }
