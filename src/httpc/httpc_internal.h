@@ -83,9 +83,10 @@ struct httpc_transfer {
     httpc_easy_opts opts;
     httpc_transfer *pool_next;
     char errbuf[CURL_ERROR_SIZE]; /* curl's words on a failure; emptied for each request */
-    char what[320];               /* "METHOD URL" for messages, the URL redacted */
+    char what[320];               /* httpc_what's, once made; emptied for each request */
 
     /* the request's: every field from here on is zeroed when it is taken */
+    const char *method, *url; /* the request's, for httpc_what (url: NULL once a stream) */
     struct curl_slist *headers;
     wv_httpc_response *resp; /* where the head (and a whole body) goes */
     size_t max_response;
@@ -142,7 +143,7 @@ struct httpc_transfer {
 };
 
 /* Where the per-request fields of an httpc_transfer begin. */
-#define HTTPC_TRANSFER_REQUEST offsetof(httpc_transfer, headers)
+#define HTTPC_TRANSFER_REQUEST offsetof(httpc_transfer, method)
 
 /* shard.c: the calling shard's client, made on first use. NULL with *err
  * set: -EPERM outside the runtime, -ESHUTDOWN while it stops, -ENOMEM. */
@@ -229,6 +230,10 @@ void httpc_down_consume(httpc_transfer *t, size_t k);
 
 /* Free t's body buffers. */
 void httpc_bodies_free(httpc_transfer *t);
+
+/* request.c: "METHOD URL" for t's messages, the URL without its secrets
+ * (made on first use). */
+const char *httpc_what(httpc_transfer *t);
 
 /* request.c: why t stopped short of what its fiber waited for: the
  * negative errno, with wv_errmsg set. `woke` is httpc_pump's result,

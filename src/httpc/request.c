@@ -81,33 +81,39 @@ static bool has_header(const wv_httpc_req *req, const char *name)
     return false;
 }
 
-static int check(const wv_httpc_req *req, const char *method, const char *what)
+/* What is wrong with the request, or NULL: nothing malformed reaches curl,
+ * and no header can smuggle a line break. `bad` is filled with the
+ * header's name where one is at fault. */
+static const char *malformed(const wv_httpc_req *req, const char *method, char *bad, size_t cap)
 {
     if (!is_token(method) || strlen(method) > 32)
-        return wv_fail(-EINVAL, "%s: the method is not an HTTP token", what);
+        return "the method is not an HTTP token";
     if (scheme_of(req->url) == SCHEME_OTHER)
-        return wv_fail(-EINVAL, "%s: only http:// and https:// URLs are fetched", what);
+        return "only http:// and https:// URLs are fetched";
     if (req->body && req->body_read)
-        return wv_fail(-EINVAL, "%s: a body and body_read both", what);
+        return "a body and body_read both";
     if (req->body_len && !req->body && !req->body_read)
-        return wv_fail(-EINVAL, "%s: body_len without a body", what);
+        return "body_len without a body";
     if (strcmp(method, "HEAD") == 0 && (req->body || req->body_read))
-        return wv_fail(-EINVAL, "%s: HEAD with a body", what);
+        return "HEAD with a body";
     if (req->retry.attempts < 0 || req->retry.base_ms < 0 || req->retry.max_ms < 0 ||
         req->retry.max_retry_after_ms < 0)
-        return wv_fail(-EINVAL, "%s: negative retry options", what);
+        return "negative retry options";
     if (req->nheaders && !req->headers)
-        return wv_fail(-EINVAL, "%s: nheaders without headers", what);
+        return "nheaders without headers";
     for (size_t i = 0; i < req->nheaders; i++) {
         const wv_httpc_header *h = &req->headers[i];
-        if (!is_token(h->name))
-            return wv_fail(-EINVAL, "%s: header name \"%.40s\" is not an HTTP token", what,
-                           h->name ? h->name : "(null)");
-        if (!h->value || strpbrk(h->value, "\r\n"))
-            return wv_fail(-EINVAL, "%s: the value of header %.40s holds a line break", what,
-                           h->name);
+        if (!is_token(h->name)) {
+            snprintf(bad, cap, "header name \"%.40s\" is not an HTTP token",
+                     h->name ? h->name : "(null)");
+            return bad;
+        }
+        if (!h->value || strpbrk(h->value, "\r\n")) {
+            snprintf(bad, cap, "the value of header %.40s holds a line break", h->name);
+            return bad;
+        }
     }
-    return 0;
+    return NULL;
 }
 
 /* ------------------------------------------------------------- setting up */
@@ -275,13 +281,13 @@ static CURLcode set_plain_get(CURL *e)
  * another method is set. A handle on which an option failed is not used
  * again (what it has is not known). */
 static int set_up(httpc_transfer *t, const wv_httpc_req *req, const char *method, long total_ms,
-                  int64_t deadline, const char *what)
+                  int64_t deadline)
 {
     httpc_easy_opts *o = &t->opts;
     /* curl's own CA file comes back with a reset only */
     if (o->ca_file && !req->ca_file && httpc_easy_reset(t) < 0) {
         t->reusable = false;
-        return wv_fail(-ENOMEM, "%s: out of memory", what);
+        return wv_fail(-ENOMEM, "%s: out of memory", httpc_what(t));
     }
     CURL *e = t->easy;
     CURLcode bad = CURLE_OK;
@@ -361,9 +367,10 @@ static int set_up(httpc_transfer *t, const wv_httpc_req *req, const char *method
     if (bad != CURLE_OK)
         t->reusable = false;
     if (bad == CURLE_OUT_OF_MEMORY)
-        return wv_fail(-ENOMEM, "%s: out of memory", what);
+        return wv_fail(-ENOMEM, "%s: out of memory", httpc_what(t));
     if (bad != CURLE_OK)
-        return wv_fail(-EINVAL, "%s: curl refused an option: %s", what, curl_easy_strerror(bad));
+        return wv_fail(-EINVAL, "%s: curl refused an option: %s", httpc_what(t),
+                       curl_easy_strerror(bad));
     return 0;
 }
 
@@ -403,7 +410,7 @@ static int take_response(httpc_transfer *t, const wv_httpc_req *req)
     resp->redirects = (int)redirects;
     resp->url = strdup(url ? url : req->url);
     if (!resp->url || httpc_response_take_head(resp, &t->head) < 0)
-        return wv_fail(-ENOMEM, "%s: out of memory", t->what);
+        return wv_fail(-ENOMEM, "%s: out of memory", httpc_what(t));
     return 0;
 }
 
@@ -412,12 +419,12 @@ static int curl_failure(httpc_transfer *t)
 {
     if (t->too_big)
         return wv_fail(-EMSGSIZE, "%s: the response body is larger than the limit of %zu bytes",
-                       t->what, t->max_response);
+                       httpc_what(t), t->max_response);
     if (t->head_big)
-        return wv_fail(-EMSGSIZE, "%s: the response head is larger than %d bytes", t->what,
+        return wv_fail(-EMSGSIZE, "%s: the response head is larger than %d bytes", httpc_what(t),
                        HTTPC_MAX_HEAD);
     if (t->no_memory)
-        return wv_fail(-ENOMEM, "%s: out of memory for the response", t->what);
+        return wv_fail(-ENOMEM, "%s: out of memory for the response", httpc_what(t));
     long os_errno = 0;
     curl_easy_getinfo(t->easy, CURLINFO_OS_ERRNO, &os_errno);
     char where[256];
@@ -434,7 +441,7 @@ static int curl_failure(httpc_transfer *t)
     };
     char why[WHY_MAX];
     int rc = httpc_error(&f, why, sizeof why);
-    return wv_fail(rc, "%s: %s", t->what, why);
+    return wv_fail(rc, "%s: %s", httpc_what(t), why);
 }
 
 int httpc_stopped(httpc_transfer *t, int woke, int64_t start, int64_t deadline)
@@ -447,19 +454,19 @@ int httpc_stopped(httpc_transfer *t, int woke, int64_t start, int64_t deadline)
                  wv_now() + HTTPC_NS_PER_MS >= deadline) ||
                 (!t->done && woke == -ETIMEDOUT);
     if (late)
-        return wv_fail(-ETIMEDOUT, "%s: the deadline passed after %lld ms (%s)", t->what,
+        return wv_fail(-ETIMEDOUT, "%s: the deadline passed after %lld ms (%s)", httpc_what(t),
                        (long long)((wv_now() - start) / HTTPC_NS_PER_MS),
                        t->head_seen ? "while the response was arriving"
                                     : "before the response began");
     if (t->done && t->code != CURLE_OK)
         return curl_failure(t);
     if (woke == -ECANCELED)
-        return wv_fail(-ECANCELED, "%s: cancelled", t->what);
+        return wv_fail(-ECANCELED, "%s: cancelled", httpc_what(t));
     if (t->shut_down)
-        return wv_fail(-ESHUTDOWN, "%s: the runtime is stopping", t->what);
+        return wv_fail(-ESHUTDOWN, "%s: the runtime is stopping", httpc_what(t));
     if (woke < 0)
-        return wv_fail(woke, "%s: %s", t->what, wv_strerror(woke));
-    return wv_fail(-EIO, "%s: the transfer stopped short", t->what);
+        return wv_fail(woke, "%s: %s", httpc_what(t), wv_strerror(woke));
+    return wv_fail(-EIO, "%s: the transfer stopped short", httpc_what(t));
 }
 
 /* ------------------------------------------------------------- attempts */
@@ -479,6 +486,28 @@ typedef struct call {
     int64_t start, deadline;
     char what[WHAT_MAX];
 } call;
+
+/* "METHOD URL" for messages, the URL shown without its secrets: made in
+ * buf when a message first needs it (most requests never do). */
+static const char *what_of(char *buf, size_t cap, const char *method, const char *url)
+{
+    if (!buf[0]) {
+        char shown[WHAT_MAX - 40];
+        wv_url_redact(url, shown, sizeof shown);
+        snprintf(buf, cap, "%.32s %s", method, shown);
+    }
+    return buf;
+}
+
+static const char *call_what(call *c)
+{
+    return what_of(c->what, sizeof c->what, c->method, c->req->url);
+}
+
+const char *httpc_what(httpc_transfer *t)
+{
+    return what_of(t->what, sizeof t->what, t->method, t->url);
+}
 
 static void transfer_free(httpc_shard *sc, httpc_transfer *t)
 {
@@ -506,12 +535,12 @@ static int attempt_once(call *c)
         int64_t left = c->deadline - now;
         if (left <= 0)
             return wv_fail(-ETIMEDOUT, "%s: the deadline had passed before the request began",
-                           c->what);
+                           call_what(c));
         total_ms = (long)((left + HTTPC_NS_PER_MS - 1) / HTTPC_NS_PER_MS);
     }
     httpc_transfer *t = httpc_transfer_take(c->sc);
     if (!t)
-        return wv_fail(-ENOMEM, "%s: out of memory", c->what);
+        return wv_fail(-ENOMEM, "%s: out of memory", call_what(c));
     t->resp = c->resp;
     t->max_response = req->max_response ? req->max_response : HTTPC_DEFAULT_MAX_RESPONSE;
     t->max_redirects = req->max_redirects ? req->max_redirects : HTTPC_DEFAULT_MAX_REDIRECTS;
@@ -522,8 +551,9 @@ static int attempt_once(call *c)
     t->source = req->body_read;
     t->source_arg = req->body_read_arg;
     t->up_left = req->body_len ? (int64_t)req->body_len : -1;
-    snprintf(t->what, sizeof t->what, "%s", c->what);
-    int rc = set_up(t, req, c->method, total_ms, c->deadline, c->what);
+    t->method = c->method;
+    t->url = req->url;
+    int rc = set_up(t, req, c->method, total_ms, c->deadline);
     if (rc == 0)
         rc = httpc_transfer_start(c->sc, t);
     if (rc < 0) {
@@ -572,7 +602,7 @@ static int attempt(void *arg, wv_retry_attempt *a)
             a->retry_after_ms = after;
     }
     c->kept = true;
-    return wv_fail(-EAGAIN, "%s: HTTP %d", c->what, status);
+    return wv_fail(-EAGAIN, "%s: HTTP %d", call_what(c), status);
 }
 
 static bool retryable(int rc, void *arg)
@@ -593,12 +623,11 @@ static int call_begin(call *c, const wv_httpc_req *req, wv_httpc_response *resp)
     c->req = req;
     c->resp = resp;
     c->method = req->method ? req->method : req->body || req->body_read ? "POST" : "GET";
-    char shown[WHAT_MAX - 40];
-    wv_url_redact(req->url, shown, sizeof shown);
-    snprintf(c->what, sizeof c->what, "%.32s %s", c->method, shown);
-    int rc = check(req, c->method, c->what);
-    if (rc < 0)
-        return rc;
+    char bad[128];
+    const char *why = malformed(req, c->method, bad, sizeof bad);
+    if (why)
+        return wv_fail(-EINVAL, "%s: %s", call_what(c), why);
+    int rc;
 
     c->start = wv_now();
     c->deadline = wv_deadline();
@@ -608,9 +637,10 @@ static int call_begin(call *c, const wv_httpc_req *req, wv_httpc_response *resp)
             c->deadline = own;
     }
     if (wv_cancelled())
-        return wv_fail(-ECANCELED, "%s: cancelled", c->what);
+        return wv_fail(-ECANCELED, "%s: cancelled", call_what(c));
     if (c->deadline != WV_NEVER && c->deadline <= c->start)
-        return wv_fail(-ETIMEDOUT, "%s: the deadline had passed before the request began", c->what);
+        return wv_fail(-ETIMEDOUT, "%s: the deadline had passed before the request began",
+                       call_what(c));
     c->sc = httpc_shard_get(&rc);
     if (!c->sc)
         return rc;
@@ -651,7 +681,7 @@ static int call_run(call *c)
         if (c->t) /* the body of an error is not streamed */
             transfer_free(c->sc, c->t);
         c->t = NULL;
-        return wv_fail(-EIO, "%s: HTTP %d", c->what, c->resp->status);
+        return wv_fail(-EIO, "%s: HTTP %d", call_what(c), c->resp->status);
     }
     return 0;
 }
@@ -674,7 +704,7 @@ static int deliver(call *c)
             if (r < 0) {
                 char why[256];
                 snprintf(why, sizeof why, "%s", wv_errmsg()[0] ? wv_errmsg() : wv_strerror(r));
-                rc = wv_fail(r, "%s: the response body's sink failed: %s", c->what, why);
+                rc = wv_fail(r, "%s: the response body's sink failed: %s", call_what(c), why);
                 break;
             }
             httpc_down_consume(t, avail);
