@@ -16,6 +16,16 @@
  * fiber per shard, however many sockets curl has open; no fiber per socket
  * and no translation of curl's level semantics onto edges.
  *
+ * The set changes only when what curl wants of a socket changes (a table
+ * by fd says what the set holds). When a transfer ends, curl stops
+ * watching its connection; the next request on that connection wants to
+ * read it again at once. So a socket of our own that curl lets go of
+ * stays in the set, marked idle: if the next transfer wants it as it is,
+ * no system call is made at all; if it fires while idle (the server
+ * closed the connection), it leaves the set then, and curl finds the
+ * connection dead when it next looks, as it would have. Sockets curl made
+ * by other means (its resolver's) leave the set when curl lets them go.
+ *
  * How curl's timer is kept. curl asks for one timeout at a time
  * (CURLMOPT_TIMERFUNCTION). The timer fiber parks on an event with that
  * time as its deadline, and calls curl_multi_socket_action with
@@ -67,15 +77,27 @@
 
 enum {
     MAX_EVENTS = 64,          /* socket events handed to curl per batch */
+    MAX_WATCH = 1 << 24,      /* fds past it go without the table (never, in practice) */
     POOL_MAX = 32,            /* idle transfers (and easy handles) kept for reuse */
     DRIVER_STACK = 256 << 10, /* curl and OpenSSL run on the drivers' stacks */
     TIMER_RUNNING = 0,        /* timer_parked_at while the timer fiber runs */
 };
 
+/* What the epoll set holds for a socket, by fd. */
+enum {
+    WATCH_IN = 1,   /* EPOLLIN */
+    WATCH_OUT = 2,  /* EPOLLOUT */
+    WATCH_SET = 4,  /* in the set, with the two bits above */
+    WATCH_IDLE = 8, /* in the set, but curl wants to hear no more of it */
+    WATCH_OURS = 16 /* made by open_socket, closed by close_socket */
+};
+
 struct httpc_shard {
     CURLM *multi;
-    CURLSH *share;           /* TLS sessions, so a new connection to a host resumes */
-    int epfd;                /* curl's sockets, level-triggered */
+    CURLSH *share;  /* TLS sessions, so a new connection to a host resumes */
+    int epfd;       /* curl's sockets, level-triggered */
+    uint8_t *watch; /* WATCH_ bits by fd */
+    size_t nwatch;
     int64_t timer_at;        /* curl's timeout (wv_now clock); WV_NEVER when none */
     int64_t timer_parked_at; /* what the timer fiber waits for; TIMER_RUNNING when running */
     wv_event kick;           /* wakes the timer fiber: curl's timeout moved earlier */
@@ -170,6 +192,44 @@ static int socket_events(uint32_t ev)
     return what;
 }
 
+/* fd's entry in the table (grown as needed), or NULL when it cannot be had
+ * (the set is then handled as if no table existed: every change a call). */
+static uint8_t *watch_of(httpc_shard *sc, int fd)
+{
+    if (fd < 0 || fd >= MAX_WATCH)
+        return NULL;
+    if ((size_t)fd >= sc->nwatch) {
+        size_t n = sc->nwatch ? sc->nwatch : 256;
+        while (n <= (size_t)fd)
+            n *= 2;
+        uint8_t *w = realloc(sc->watch, n);
+        if (!w)
+            return NULL;
+        memset(w + sc->nwatch, 0, n - sc->nwatch);
+        sc->watch = w;
+        sc->nwatch = n;
+    }
+    return &sc->watch[fd];
+}
+
+/* Take fd out of the set. */
+static void unwatch(httpc_shard *sc, int fd)
+{
+    epoll_ctl(sc->epfd, EPOLL_CTL_DEL, fd, NULL);
+    if ((size_t)fd < sc->nwatch)
+        sc->watch[fd] &= WATCH_OURS;
+}
+
+/* Was fd let go of by curl while still in the set? Then it leaves it now:
+ * nothing wants to hear of it. */
+static bool idle_fired(httpc_shard *sc, int fd)
+{
+    if (fd < 0 || (size_t)fd >= sc->nwatch || !(sc->watch[fd] & WATCH_IDLE))
+        return false;
+    unwatch(sc, fd);
+    return true;
+}
+
 static int io_main(void *arg)
 {
     httpc_shard *sc = arg;
@@ -191,7 +251,8 @@ static int io_main(void *arg)
             continue;
         }
         for (int i = 0; i < n; i++)
-            drive(sc, evs[i].data.fd, socket_events(evs[i].events));
+            if (!idle_fired(sc, evs[i].data.fd))
+                drive(sc, evs[i].data.fd, socket_events(evs[i].events));
         if (wv_yield() == -ECANCELED)
             return 0;
     }
@@ -233,27 +294,38 @@ static int timer_main(void *arg)
 static int on_socket(CURL *easy, curl_socket_t fd, int what, void *arg, void *socketp)
 {
     httpc_shard *sc = arg;
+    uint8_t *w = watch_of(sc, fd);
     if (what == CURL_POLL_REMOVE) {
-        epoll_ctl(sc->epfd, EPOLL_CTL_DEL, fd, NULL);
+        if (w && (*w & WATCH_OURS) && (*w & WATCH_SET))
+            *w |= WATCH_IDLE; /* the next request on its connection wants it again */
+        else
+            unwatch(sc, fd);
         return 0;
     }
-    struct epoll_event ev = {.events = (what & CURL_POLL_IN ? EPOLLIN : 0u) |
-                                       (what & CURL_POLL_OUT ? EPOLLOUT : 0u),
+    uint8_t want = (what & CURL_POLL_IN ? WATCH_IN : 0) | (what & CURL_POLL_OUT ? WATCH_OUT : 0);
+    /* the table is trusted for our own sockets only: curl closes the
+     * others itself, and the kernel takes them out of the set unseen */
+    if (w && (*w & WATCH_OURS) && (*w & WATCH_SET) && (*w & (WATCH_IN | WATCH_OUT)) == want) {
+        *w &= (uint8_t)~WATCH_IDLE; /* as it is: no call */
+        return 0;
+    }
+    struct epoll_event ev = {.events = (want & WATCH_IN ? EPOLLIN : 0u) |
+                                       (want & WATCH_OUT ? EPOLLOUT : 0u),
                              .data.fd = fd};
-    /* socketp: curl keeps our mark for a socket already in the set, so a
-     * change costs one epoll_ctl */
-    int op = socketp ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+    int op = w ? (*w & WATCH_SET ? EPOLL_CTL_MOD : EPOLL_CTL_ADD) : EPOLL_CTL_ADD;
     if (epoll_ctl(sc->epfd, op, fd, &ev) < 0) {
         op = errno == EEXIST ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
         if (epoll_ctl(sc->epfd, op, fd, &ev) < 0) {
             /* -1 would make curl give up every transfer of the shard; this
              * one's own timeout ends it instead */
             wv_warn("httpc: cannot watch socket %d: %s", fd, wv_strerror(-errno));
+            if (w)
+                *w &= WATCH_OURS;
             return 0;
         }
     }
-    if (!socketp)
-        curl_multi_assign(sc->multi, fd, sc);
+    if (w)
+        *w = (uint8_t)((*w & WATCH_OURS) | WATCH_SET | want);
     return 0;
 }
 
@@ -277,6 +349,9 @@ static curl_socket_t open_socket(void *arg, curlsocktype purpose, struct curl_so
         t->socket_errno = -fd;
         return CURL_SOCKET_BAD;
     }
+    uint8_t *w = watch_of(t->sc, fd);
+    if (w)
+        *w = WATCH_OURS;
     t->sc->stats.connections++;
     return fd;
 }
@@ -285,6 +360,15 @@ static curl_socket_t open_socket(void *arg, curlsocktype purpose, struct curl_so
  * that made it is gone) */
 static int close_socket(void *arg, curl_socket_t fd)
 {
+    httpc_shard *sc = arg;
+    if ((size_t)fd < sc->nwatch) {
+        /* out of the set first: closing alone would leave it there while
+         * another process holds the socket too (a child between fork and
+         * exec) */
+        if (sc->watch[fd] & WATCH_SET)
+            epoll_ctl(sc->epfd, EPOLL_CTL_DEL, fd, NULL);
+        sc->watch[fd] = 0;
+    }
     return wv_close(fd) < 0 ? 1 : 0;
 }
 
@@ -307,6 +391,7 @@ static void shard_free(httpc_shard *sc)
         curl_slist_free_all(sc->headers[i / 2][i % 2]);
     if (sc->epfd >= 0)
         wv_close(sc->epfd);
+    free(sc->watch);
     if (here == sc)
         here = NULL;
     free(sc);

@@ -3063,6 +3063,60 @@ static void test_httpc_options_of_one_request_do_not_carry_over_to_the_next(void
     run(options_do_not_leak);
 }
 
+static int brief_port, brief_rc;
+static wv_event brief_ready;
+
+/* the test routes again, on a server that closes connections idle for 100 ms */
+static int brief_server(void *arg)
+{
+    wv_router *r = routes();
+    if (!r)
+        return brief_rc = -ENOMEM;
+    brief_rc = wv_http_serve(r, &(wv_http_opts){.host = "127.0.0.1",
+                                                .idle_timeout_ms = 100,
+                                                .drain_timeout_ms = 500,
+                                                .bound_port = &brief_port,
+                                                .ready = &brief_ready});
+    wv_router_free(r);
+    return 0;
+}
+
+static int idle_connection_closed(void)
+{
+    memset(&brief_ready, 0, sizeof brief_ready);
+    REQUIRE_EQ(wv_group_spawn(srv.g, brief_server, NULL, NULL), 0);
+    REQUIRE_EQ(wv_event_wait(&brief_ready), 0);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/peer", brief_port);
+    wv_httpc_stats before, after;
+    wv_httpc_stats_get(&before);
+    wv_httpc_response resp;
+    REQUIRE_EQ(wv_httpc_get(url, &resp), 0);
+    char first[64];
+    snprintf(first, sizeof first, "%s", plain_text(&resp));
+    wv_httpc_response_free(&resp);
+    /* the server closes the connection while nothing uses it: the shard
+     * hears of it once, not again and again */
+    int64_t cpu0 = cpu_ms();
+    CHECK_EQ(wv_sleep_ms(400), 0);
+    CHECK_BETWEEN(cpu_ms() - cpu0, 0, 150);
+    /* the next request finds it closed and makes another */
+    REQUIRE_EQ(wv_httpc_get(url, &resp), 0);
+    CHECK_EQ(resp.status, 200);
+    CHECK(strcmp(plain_text(&resp), first) != 0); /* another client port */
+    wv_httpc_response_free(&resp);
+    wv_httpc_stats_get(&after);
+    CHECK_EQ(after.connections - before.connections, 2);
+    CHECK_EQ(brief_rc, 0);
+    return 0;
+}
+
+static void
+test_httpc_connection_the_server_closed_while_idle_is_replaced_without_spinning(void **state)
+{
+    run(idle_connection_closed);
+}
+
 /* ------------------------------------------------------------ Retry-After */
 
 static void test_httpc_retry_after_reads_seconds_and_the_three_date_forms(void **state)
@@ -3285,6 +3339,8 @@ int main(void)
         cmocka_unit_test(test_httpc_headers_of_one_request_are_not_sent_with_the_next),
         cmocka_unit_test(test_httpc_timeout_of_one_request_does_not_cut_the_next_short),
         cmocka_unit_test(test_httpc_options_of_one_request_do_not_carry_over_to_the_next),
+        cmocka_unit_test(
+            test_httpc_connection_the_server_closed_while_idle_is_replaced_without_spinning),
         cmocka_unit_test_setup_teardown(test_httpc_http2_over_tls_is_chosen_by_alpn, h2_tls_up,
                                         h2_tls_down),
         cmocka_unit_test_setup_teardown(
