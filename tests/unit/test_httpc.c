@@ -1068,6 +1068,8 @@ static int header_echo(void)
     CHECK(strstr(seen, "Accept: */*") == NULL); /* ours replaced curl's */
     CHECK(strstr(seen, "User-Agent: weave/") != NULL);
     CHECK(strcasestr(seen, "Expect:") == NULL);
+    /* beside headers of its own, a request still asks for every coding */
+    CHECK(strcasestr(seen, "accept-encoding: deflate, gzip, br, zstd\n") != NULL);
     /* response headers: any case, first of several, values trimmed */
     CHECK_STR_EQ(wv_httpc_header_get(&resp, "x-one"), "1");
     CHECK_STR_EQ(wv_httpc_header_get(&resp, "X-MULTI"), "a");
@@ -2904,6 +2906,9 @@ static int headers_do_not_leak(void)
     const char *seen = plain_text(&resp);
     CHECK(strstr(seen, "X-Test: hello\n") != NULL);
     CHECK(strstr(seen, "User-Agent: mine/1\n") != NULL);
+    /* the caller's Accept-Encoding alone */
+    const char *ae = strcasestr(seen, "accept-encoding:");
+    CHECK(ae && strncmp(ae + 16, " gzip\n", 6) == 0 && !strcasestr(ae + 1, "accept-encoding:"));
     wv_httpc_response_free(&resp);
     /* the next request: curl's own Accept, weave's User-Agent and
      * Accept-Encoding, nothing of the last one's */
