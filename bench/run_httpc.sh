@@ -14,6 +14,10 @@
 #   httpc.get_wrk      wrk -t1 -c64 (bench/http/measure.sh rps): the load
 #                      generator's own ceiling on one core, the most any client
 #                      could do here
+#   httpc.get_instructions  user-space instructions per GET under callgrind
+#                      (bench/httpc/instructions.sh), weave's client against
+#                      libcurl alone (bench_httpc floor); a '#' line after it
+#                      gives both sides' system calls per GET (strace -c)
 # weave is bench_httpc (64 fibers on one shard sharing its client). After
 # httpc.get, a '#' line gives the client's and the server's CPU use; after
 # httpc.get_wrk, the floor of any client on libcurl: libcurl alone with no
@@ -30,7 +34,7 @@
 #   BUILD_DIR=dir    where bench_httpc and bench_http_server are (default build/release)
 #   BENCH_LONG=1     7 rounds, 10 s runs (default 3 rounds, 5 s)
 #   HTTPC_SECONDS=n  seconds per run
-#   HTTPC_FIGURES="get aiohttp wrk s3"   run only these
+#   HTTPC_FIGURES="get aiohttp wrk instructions s3"   run only these
 #   S3_BENCH_MB=n    MiB per upload for s3.put_multipart (default 1024; 64 for a smoke run)
 #   S3_BENCH_DIR=dir where s3rver keeps the uploads (default the temp dir; needs 2 GiB free)
 #   BENCH_KEEP=1     keep the temp dir (server log, run details)
@@ -85,7 +89,7 @@ cleanup()
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-read -r -a wanted <<<"${HTTPC_FIGURES:-get aiohttp wrk s3}"
+read -r -a wanted <<<"${HTTPC_FIGURES:-get aiohttp wrk instructions s3}"
 want() { [[ " ${wanted[*]} " == *" $1 "* ]]; }
 
 version()
@@ -180,6 +184,45 @@ if want wrk; then
     else
         bench_fail httpc.get_wrk "the libcurl floor run failed:"
         echo "$BENCH_ERROR"
+    fi
+fi
+
+if want instructions; then
+    # one run of each side: the count moves by about a percent from run to run
+    if ! command -v valgrind >/dev/null || ! command -v callgrind_annotate >/dev/null; then
+        bench_fail httpc.get_instructions "valgrind is not installed (scripts/deps.sh bench)"
+    else
+        cg_secs=2
+        [[ ${BENCH_LONG:-0} == 1 ]] && cg_secs=4
+        strace_on=0
+        command -v strace >/dev/null && strace_on=1
+        declare -A cg=() sys=()
+        ok=1
+        for side in weave floor; do
+            if out=$(SYSCALLS=$strace_on "$here/httpc/instructions.sh" "$build/bench_httpc" \
+                "$tmp/cg" "$side" "$url" "$cg_secs" "$conns" 2>&1); then
+                cg[$side]=$(sed -n 's/^value=//p' <<<"$out")
+                sys[$side]=$(sed -n 's/^syscalls=//p' <<<"$out")
+                sys[${side}_detail]=$(sed -n 's/^syscall_detail=//p' <<<"$out")
+            else
+                bench_fail httpc.get_instructions "$side: $(tail -n 3 <<<"$out")"
+                ok=0
+            fi
+        done
+        if [[ $ok == 1 ]]; then
+            echo "# httpc.get_instructions: user-space instructions per GET (callgrind; the" \
+                "kernel's part is not counted), the difference between a ${cg_secs} s and a" \
+                "$((2 * cg_secs)) s run over the difference in requests, $conns in flight;" \
+                "weave's client (bench_httpc) against libcurl alone (bench_httpc floor), the" \
+                "same server, one run each (the count moves by about a percent from run to run)"
+            bench_line httpc.get_instructions "${cg[weave]}" instructions libcurl "${cg[floor]}" \
+                lower
+            if [[ $strace_on == 1 ]]; then
+                echo "# httpc.get_instructions: system calls per GET (strace -f -c, the same" \
+                    "two runs without valgrind): weave ${sys[weave]} (${sys[weave_detail]})," \
+                    "libcurl alone ${sys[floor]} (${sys[floor_detail]})"
+            fi
+        fi
     fi
 fi
 

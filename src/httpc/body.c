@@ -176,6 +176,8 @@ size_t httpc_on_body(char *p, size_t size, size_t n, void *arg)
 size_t httpc_on_read(char *p, size_t size, size_t n, void *arg)
 {
     httpc_transfer *t = arg;
+    if (!t->source)
+        return 0; /* no body is streamed: nothing to read (curl never asks) */
     size_t want = size * n;
     size_t have = t->up_len - t->up_off;
     if (have == 0) {
@@ -244,7 +246,7 @@ void httpc_down_consume(httpc_transfer *t, size_t k)
 static int fill_up(httpc_transfer *t)
 {
     if (!t->up && !(t->up = malloc(HTTPC_UP_CAP)))
-        return wv_fail(-ENOMEM, "%s: out of memory", t->what);
+        return wv_fail(-ENOMEM, "%s: out of memory", httpc_what(t));
     if (t->up_off > 0 && HTTPC_UP_CAP - t->up_len < HTTPC_UP_CAP / 2) {
         memmove(t->up, t->up + t->up_off, t->up_len - t->up_off);
         t->up_len -= t->up_off;
@@ -259,16 +261,16 @@ static int fill_up(httpc_transfer *t)
     if (k < 0) {
         char why[256];
         snprintf(why, sizeof why, "%s", wv_errmsg()[0] ? wv_errmsg() : wv_strerror((int)k));
-        return wv_fail((int)k, "%s: the request body's source failed: %s", t->what, why);
+        return wv_fail((int)k, "%s: the request body's source failed: %s", httpc_what(t), why);
     }
     if ((size_t)k > room)
         return wv_fail(-EINVAL, "%s: the request body's source returned %zd bytes for room of %zu",
-                       t->what, k, room);
+                       httpc_what(t), k, room);
     if (k == 0) {
         if (t->up_left > 0)
-            return wv_fail(-EPIPE,
-                           "%s: the request body's source ended after %lld of its %lld bytes",
-                           t->what, (long long)t->up_total, (long long)(t->up_total + t->up_left));
+            return wv_fail(
+                -EPIPE, "%s: the request body's source ended after %lld of its %lld bytes",
+                httpc_what(t), (long long)t->up_total, (long long)(t->up_total + t->up_left));
         t->up_eof = true;
         return 0;
     }
@@ -339,16 +341,16 @@ ssize_t wv_httpc_read(wv_httpc_stream *s, void *buf, size_t n)
         return wv_fail(-EINVAL, "httpc: no stream to read");
     httpc_transfer *t = &s->t;
     if (t->stream_error)
-        return wv_fail(t->stream_error, "%s: %s (the transfer has ended)", t->what,
+        return wv_fail(t->stream_error, "%s: %s (the transfer has ended)", httpc_what(t),
                        wv_strerror(t->stream_error));
     if (t->orphan)
-        return wv_fail(-ESHUTDOWN, "%s: the runtime is stopping", t->what);
+        return wv_fail(-ESHUTDOWN, "%s: the runtime is stopping", httpc_what(t));
     if (!httpc_shard_is_here(t->sc))
-        return wv_fail(-EXDEV, "%s: a stream is read on the shard that opened it", t->what);
+        return wv_fail(-EXDEV, "%s: a stream is read on the shard that opened it", httpc_what(t));
     if (n == 0)
         return 0;
     if (!buf)
-        return wv_fail(-EINVAL, "%s: no buffer to read into", t->what);
+        return wv_fail(-EINVAL, "%s: no buffer to read into", httpc_what(t));
 
     t->busy = true;
     int64_t start = wv_now();
@@ -381,20 +383,22 @@ void wv_httpc_close(wv_httpc_stream *s)
     if (!s)
         return;
     httpc_transfer *t = &s->t;
-    if (!t->orphan && t->sc) {
+    httpc_shard *sc = t->orphan ? NULL : t->sc;
+    bool reusable = false;
+    if (sc) {
         /* a body read to its end went back to the shard's cache already;
          * else taking it out of the multi handle closes its connection */
         bool whole = t->done && t->code == CURLE_OK && httpc_down_avail(t) == 0;
-        httpc_transfer_end(t->sc, t, whole && t->reusable);
+        reusable = whole && t->reusable;
+        httpc_transfer_end(sc, t);
     }
-    curl_slist_free_all(t->headers);
-    wv_buf_free(&t->head);
-    httpc_bodies_free(t);
-    free(s);
+    httpc_transfer_give(sc, t, reusable);
 }
 
 wv_httpc_stream *httpc_stream_of(httpc_transfer *t)
 {
+    httpc_what(t); /* now, while the request's URL is still there */
+    t->url = NULL;
     t->is_stream = true;
     return (wv_httpc_stream *)t;
 }

@@ -8,7 +8,11 @@
  * curl's sockets, the timer fiber keeps curl's timer). A request
  * (request.c) is an httpc_transfer: an easy handle set up from
  * wv_httpc_req, added to the multi handle, and the requesting fiber
- * waiting on the transfer's event. Whichever fiber drives curl when the
+ * waiting on the transfer's event. Transfers are kept in a pool per
+ * shard, each with its easy handle, which keeps its options from one
+ * request to the next: what every transfer has is set once, when the
+ * handle is made, and a request sets only what differs from what the
+ * last one left (httpc_easy_opts). Whichever fiber drives curl when the
  * transfer ends takes it out of the multi handle and sets the event; a
  * fiber that stops waiting (deadline, cancellation) takes its transfer out
  * itself, which aborts it at once. body.c moves streamed bodies between
@@ -55,11 +59,34 @@ enum {
 typedef struct httpc_transfer httpc_transfer;
 typedef struct httpc_shard httpc_shard;
 
-/* One request in flight: on the requesting fiber's stack, or on the heap
- * behind a wv_httpc_stream. */
+/* The options of an easy handle that differ from one request to the next,
+ * as the last request on the handle left them: set_up (request.c) sets
+ * only those that this request wants otherwise. Numbers and flags as curl
+ * takes them (long), so that what is kept is what was set. */
+typedef struct httpc_easy_opts {
+    bool known;     /* false: nothing is kept yet, every option is set */
+    bool plain_get; /* the method options are curl's own: a GET without a body */
+    bool proxy;     /* CURLOPT_PROXY is set (NULL gives the environment's back) */
+    char *ca_file;  /* a copy of CURLOPT_CAINFO's; NULL: curl's default */
+    long follow, max_redirects, https_only, decode, version, pipewait, insecure;
+    long timeout_ms, connect_ms;
+    curl_off_t max_file;
+} httpc_easy_opts;
+
+/* One request in flight: taken from the shard's pool (httpc_transfer_take)
+ * and given back when it is over, or handed to the caller behind a
+ * wv_httpc_stream until it is closed. */
 struct httpc_transfer {
+    /* kept while the transfer waits in the pool */
     httpc_shard *sc;
-    CURL *easy;
+    CURL *easy; /* its callbacks' data is this transfer, set once */
+    httpc_easy_opts opts;
+    httpc_transfer *pool_next;
+    char errbuf[CURL_ERROR_SIZE]; /* curl's words on a failure; emptied for each request */
+    char what[320];               /* httpc_what's, once made; emptied for each request */
+
+    /* the request's: every field from here on is zeroed when it is taken */
+    const char *method, *url; /* the request's, for httpc_what (url: NULL once a stream) */
     struct curl_slist *headers;
     wv_httpc_response *resp; /* where the head (and a whole body) goes */
     size_t max_response;
@@ -75,7 +102,6 @@ struct httpc_transfer {
     CURLcode code;
     wv_event wake; /* set by every callback that changes what the fiber waits for */
     httpc_transfer *prev, *next;
-    char errbuf[CURL_ERROR_SIZE];
 
     /* the response's head, as the header callback sees it */
     bool follows;       /* redirects are followed */
@@ -114,21 +140,33 @@ struct httpc_transfer {
     bool orphan;      /* the client closed under it: no easy handle, no shard */
     int stream_error; /* sticky: what every later read returns */
     int64_t deadline; /* the request's own (timeout_ms), WV_NEVER when none */
-    char what[320];   /* "METHOD URL" for messages, the URL redacted */
 };
+
+/* Where the per-request fields of an httpc_transfer begin. */
+#define HTTPC_TRANSFER_REQUEST offsetof(httpc_transfer, method)
 
 /* shard.c: the calling shard's client, made on first use. NULL with *err
  * set: -EPERM outside the runtime, -ESHUTDOWN while it stops, -ENOMEM. */
 httpc_shard *httpc_shard_get(int *err);
 
-/* An easy handle to set up (fresh or reset), NULL on OOM; and back. A
- * handle that must not serve another request (it kept cookies) is freed. */
-CURL *httpc_easy_take(httpc_shard *sc);
-void httpc_easy_give(httpc_shard *sc, CURL *easy, bool reusable);
+/* A transfer for a new request: one from the shard's pool, its easy handle
+ * as the last request left it (t->opts says how), or a new one; its
+ * per-request fields zeroed. NULL when out of memory. */
+httpc_transfer *httpc_transfer_take(httpc_shard *sc);
 
-/* The settings every transfer's easy handle gets (callbacks that keep the
- * runtime's view of sockets right, the TLS session share); sets t->sc. */
-void httpc_easy_attach(httpc_shard *sc, httpc_transfer *t);
+/* t's request is over (httpc_transfer_end was called, or it never
+ * started): free what the request held, and put t back into sc's pool when
+ * it may serve another request, else free it with its easy handle. A
+ * handle that kept cookies, or whose transfer ended paused, is not
+ * reused. sc NULL: t is an orphan, freed. */
+void httpc_transfer_give(httpc_shard *sc, httpc_transfer *t, bool reusable);
+
+/* Put t's easy handle back to curl's defaults and set again what every
+ * transfer has (the callbacks, whose data is t; the TLS session share;
+ * the runtime's sockets): the only way back to some defaults (curl's CA
+ * file). t->opts is forgotten. 0, or -ENOMEM (then the handle is unusable:
+ * give t back as not reusable). */
+int httpc_easy_reset(httpc_transfer *t);
 
 /* Add t (set up) to the multi handle; its fiber then waits on wake. */
 int httpc_transfer_start(httpc_shard *sc, httpc_transfer *t);
@@ -137,12 +175,25 @@ int httpc_transfer_start(httpc_shard *sc, httpc_transfer *t);
  * its connection is closed, or over HTTP/2 its stream reset). */
 void httpc_transfer_abort(httpc_shard *sc, httpc_transfer *t);
 
-/* The fiber is done with t: forget it and give back its easy handle. */
-void httpc_transfer_end(httpc_shard *sc, httpc_transfer *t, bool reusable);
+/* The fiber is done with t: take it out of the multi handle if it is still
+ * there, and forget it (httpc_transfer_give comes next). */
+void httpc_transfer_end(httpc_shard *sc, httpc_transfer *t);
 
-/* The client is closing and t is a stream no fiber is using: give its
- * easy handle back now and leave t without one (reads: -ESHUTDOWN). */
+/* The client is closing and t is a stream no fiber is using: free its
+ * easy handle now and leave t without one (reads: -ESHUTDOWN). */
 void httpc_transfer_orphan(httpc_shard *sc, httpc_transfer *t);
+
+/* The header list of a request without headers of its own: the shard's,
+ * shared, living as long as the shard. Accept-Encoding when `decode`;
+ * empty Content-Type and Expect when the request `sends_body`. */
+const struct curl_slist *httpc_shard_headers(httpc_shard *sc, bool decode, bool sends_body);
+
+/* Append a copy of line to *list; false when out of memory (*list kept). */
+bool httpc_slist_add(struct curl_slist **list, const char *line);
+
+/* "Accept-Encoding: ...": every coding this curl decodes, as curl names
+ * them when CURLOPT_ACCEPT_ENCODING is "" ("deflate, gzip, br, zstd"). */
+const char *httpc_accept_encoding(void);
 
 /* Is sc the calling shard's client? */
 bool httpc_shard_is_here(const httpc_shard *sc);
@@ -179,6 +230,10 @@ void httpc_down_consume(httpc_transfer *t, size_t k);
 
 /* Free t's body buffers. */
 void httpc_bodies_free(httpc_transfer *t);
+
+/* request.c: "METHOD URL" for t's messages, the URL without its secrets
+ * (made on first use). */
+const char *httpc_what(httpc_transfer *t);
 
 /* request.c: why t stopped short of what its fiber waited for: the
  * negative errno, with wv_errmsg set. `woke` is httpc_pump's result,

@@ -81,33 +81,39 @@ static bool has_header(const wv_httpc_req *req, const char *name)
     return false;
 }
 
-static int check(const wv_httpc_req *req, const char *method, const char *what)
+/* What is wrong with the request, or NULL: nothing malformed reaches curl,
+ * and no header can smuggle a line break. `bad` is filled with the
+ * header's name where one is at fault. */
+static const char *malformed(const wv_httpc_req *req, const char *method, char *bad, size_t cap)
 {
     if (!is_token(method) || strlen(method) > 32)
-        return wv_fail(-EINVAL, "%s: the method is not an HTTP token", what);
+        return "the method is not an HTTP token";
     if (scheme_of(req->url) == SCHEME_OTHER)
-        return wv_fail(-EINVAL, "%s: only http:// and https:// URLs are fetched", what);
+        return "only http:// and https:// URLs are fetched";
     if (req->body && req->body_read)
-        return wv_fail(-EINVAL, "%s: a body and body_read both", what);
+        return "a body and body_read both";
     if (req->body_len && !req->body && !req->body_read)
-        return wv_fail(-EINVAL, "%s: body_len without a body", what);
+        return "body_len without a body";
     if (strcmp(method, "HEAD") == 0 && (req->body || req->body_read))
-        return wv_fail(-EINVAL, "%s: HEAD with a body", what);
+        return "HEAD with a body";
     if (req->retry.attempts < 0 || req->retry.base_ms < 0 || req->retry.max_ms < 0 ||
         req->retry.max_retry_after_ms < 0)
-        return wv_fail(-EINVAL, "%s: negative retry options", what);
+        return "negative retry options";
     if (req->nheaders && !req->headers)
-        return wv_fail(-EINVAL, "%s: nheaders without headers", what);
+        return "nheaders without headers";
     for (size_t i = 0; i < req->nheaders; i++) {
         const wv_httpc_header *h = &req->headers[i];
-        if (!is_token(h->name))
-            return wv_fail(-EINVAL, "%s: header name \"%.40s\" is not an HTTP token", what,
-                           h->name ? h->name : "(null)");
-        if (!h->value || strpbrk(h->value, "\r\n"))
-            return wv_fail(-EINVAL, "%s: the value of header %.40s holds a line break", what,
-                           h->name);
+        if (!is_token(h->name)) {
+            snprintf(bad, cap, "header name \"%.40s\" is not an HTTP token",
+                     h->name ? h->name : "(null)");
+            return bad;
+        }
+        if (!h->value || strpbrk(h->value, "\r\n")) {
+            snprintf(bad, cap, "the value of header %.40s holds a line break", h->name);
+            return bad;
+        }
     }
-    return 0;
+    return NULL;
 }
 
 /* ------------------------------------------------------------- setting up */
@@ -147,13 +153,10 @@ static int add_header(struct curl_slist **list, const char *name, const char *va
         snprintf(line, n, "%s: %s", name, value);
     else
         snprintf(line, n, "%s;", name);
-    struct curl_slist *l = curl_slist_append(*list, line);
+    bool ok = httpc_slist_add(list, line);
     if (line != small)
         free(line);
-    if (!l)
-        return -ENOMEM;
-    *list = l;
-    return 0;
+    return ok ? 0 : -ENOMEM;
 }
 
 /* X-Request-Id and X-Request-Timeout-Ms from the request this call is
@@ -179,21 +182,33 @@ static int propagate(httpc_transfer *t, const wv_httpc_req *req, int64_t deadlin
     return 0;
 }
 
+/* The request's header list: the shard's own for a request without
+ * headers of its own (the common case: nothing built), else one built for
+ * it in t->headers. Beside the caller's: Accept-Encoding, said here
+ * rather than by curl (which formats it anew for every request), and for
+ * a body, empty Content-Type and Expect (curl would call a body form data
+ * and ask for 100-continue: the body is in memory and sent at once, and
+ * its type is the caller's to say). */
 static int build_headers(httpc_transfer *t, const wv_httpc_req *req, bool sends_body,
-                         int64_t deadline)
+                         int64_t deadline, const struct curl_slist **out)
 {
+    bool decode = !req->no_decompress;
+    if (!req->nheaders && !req->from) {
+        *out = httpc_shard_headers(t->sc, decode, sends_body);
+        return 0;
+    }
     for (size_t i = 0; i < req->nheaders; i++)
         if (add_header(&t->headers, req->headers[i].name, req->headers[i].value) < 0)
             return -ENOMEM;
     if (req->from && propagate(t, req, deadline) < 0)
         return -ENOMEM;
-    /* curl would call a body form data and ask for 100-continue: the body
-     * is in memory and sent at once, and its type is the caller's to say */
-    if (sends_body && !has_header(req, "Content-Type") &&
-        !(t->headers = curl_slist_append(t->headers, "Content-Type:")))
+    if ((decode && !has_header(req, "Accept-Encoding") &&
+         !httpc_slist_add(&t->headers, httpc_accept_encoding())) ||
+        (sends_body && !has_header(req, "Content-Type") &&
+         !httpc_slist_add(&t->headers, "Content-Type:")) ||
+        (sends_body && !has_header(req, "Expect") && !httpc_slist_add(&t->headers, "Expect:")))
         return -ENOMEM;
-    if (!has_header(req, "Expect") && !(t->headers = curl_slist_append(t->headers, "Expect:")))
-        return -ENOMEM;
+    *out = t->headers;
     return 0;
 }
 
@@ -216,102 +231,150 @@ static long curl_version_for(wv_httpc_version v)
             bad = c_;                                                                              \
     } while (0)
 
-static int set_up(httpc_shard *sc, httpc_transfer *t, const wv_httpc_req *req, const char *method,
-                  long total_ms, int64_t deadline, const char *what)
-{
-    CURL *e = t->easy;
-    CURLcode bad = CURLE_OK;
-    int scheme = scheme_of(req->url);
-    httpc_easy_attach(sc, t);
-    SET(CURLOPT_URL, req->url);
-    SET(CURLOPT_NOSIGNAL, 1L);
-    /* a transfer abandoned while its name is being resolved leaves curl's
-     * resolver thread to finish alone, instead of the shard waiting for it */
-    SET(CURLOPT_QUICK_EXIT, 1L);
-    SET(CURLOPT_PROTOCOLS_STR, "http,https");
-    /* never from TLS down to plain text */
-    SET(CURLOPT_REDIR_PROTOCOLS_STR, scheme == SCHEME_HTTPS ? "https" : "http,https");
-    if (req->max_redirects >= 0) {
-        SET(CURLOPT_FOLLOWLOCATION, 1L);
-        SET(CURLOPT_MAXREDIRS,
-            (long)(req->max_redirects ? req->max_redirects : HTTPC_DEFAULT_MAX_REDIRECTS));
-    }
-    if (!req->no_decompress)
-        SET(CURLOPT_ACCEPT_ENCODING, ""); /* every coding this curl decodes */
-    SET(CURLOPT_HTTP_VERSION, curl_version_for(req->version));
-    /* a request to a host whose connection is still being made waits to
-     * learn whether it can share it (HTTP/2) instead of opening another */
-    if (req->version != WV_HTTPC_HTTP1 &&
-        (scheme == SCHEME_HTTPS || req->version == WV_HTTPC_HTTP2))
-        SET(CURLOPT_PIPEWAIT, 1L);
-    SET(CURLOPT_SSL_VERIFYPEER, req->insecure ? 0L : 1L);
-    SET(CURLOPT_SSL_VERIFYHOST, req->insecure ? 0L : 2L);
-    if (req->ca_file)
-        SET(CURLOPT_CAINFO, req->ca_file);
-    if (req->proxy)
-        SET(CURLOPT_PROXY, req->proxy);
-    long connect_ms =
-        (long)(req->connect_timeout_ms > 0 ? req->connect_timeout_ms : HTTPC_DEFAULT_CONNECT_MS);
-    if (total_ms > 0 && total_ms < connect_ms)
-        connect_ms = total_ms;
-    SET(CURLOPT_TIMEOUT_MS, total_ms);
-    SET(CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
-    /* not for a HEAD: curl would hold the size its head announces against
-     * the limit, though no body comes */
-    if (!t->streaming && strcmp(method, "HEAD") != 0)
-        SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)t->max_response);
-    SET(CURLOPT_WRITEFUNCTION, httpc_on_body);
-    SET(CURLOPT_WRITEDATA, t);
-    SET(CURLOPT_HEADERFUNCTION, httpc_on_header);
-    SET(CURLOPT_HEADERDATA, t);
-    /* a proxy's "200 Connection established" is not the answer */
-    SET(CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
-    SET(CURLOPT_ERRORBUFFER, t->errbuf);
-    SET(CURLOPT_TCP_KEEPALIVE, 1L);
-    if (!has_header(req, "User-Agent")) {
-        char ua[64];
-        snprintf(ua, sizeof ua, "weave/%s", wv_version());
-        SET(CURLOPT_USERAGENT, ua);
-    }
-    if (req->cookies)
-        SET(CURLOPT_COOKIEFILE, ""); /* the cookie engine, in memory, this request only */
+/* Does the handle need `field` set to v (it has another value, or none is
+ * known)? If so, it is taken to have it from now on. */
+#define CHANGES(field, v) ((!o->known || o->field != (v)) ? (o->field = (v), true) : false)
 
-    bool sends_body = false;
+/* The method and body options, from a plain GET's. */
+static CURLcode set_method(CURL *e, const wv_httpc_req *req, const char *method, bool *sends_body)
+{
+    CURLcode bad = CURLE_OK;
     if (req->body_read) {
         /* streamed: Content-Length when it is known, else chunked */
-        sends_body = true;
+        *sends_body = true;
         SET(CURLOPT_UPLOAD, 1L);
         SET(CURLOPT_INFILESIZE_LARGE, req->body_len ? (curl_off_t)req->body_len : (curl_off_t)-1);
-        SET(CURLOPT_READFUNCTION, httpc_on_read);
-        SET(CURLOPT_READDATA, t);
-        SET(CURLOPT_SEEKFUNCTION, httpc_on_seek);
-        SET(CURLOPT_SEEKDATA, t);
         if (strcmp(method, "PUT") != 0)
             SET(CURLOPT_CUSTOMREQUEST, method);
-    } else if (strcmp(method, "GET") == 0 && !req->body) {
-        SET(CURLOPT_HTTPGET, 1L);
     } else if (strcmp(method, "HEAD") == 0) {
         SET(CURLOPT_NOBODY, 1L);
     } else {
-        sends_body = req->body || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
-                     strcmp(method, "PATCH") == 0;
-        if (sends_body) {
+        *sends_body = req->body || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
+                      strcmp(method, "PATCH") == 0;
+        if (*sends_body) {
             SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
             SET(CURLOPT_POSTFIELDS, req->body ? req->body : "");
         }
         if (strcmp(method, "POST") != 0)
             SET(CURLOPT_CUSTOMREQUEST, method);
     }
-    if (build_headers(t, req, sends_body, deadline) < 0)
-        return wv_fail(-ENOMEM, "%s: out of memory", what);
-    SET(CURLOPT_HTTPHEADER, t->headers);
-    if (bad == CURLE_OUT_OF_MEMORY)
-        return wv_fail(-ENOMEM, "%s: out of memory", what);
+    return bad;
+}
+
+/* Back to curl's own method and body options: no body, no method name of
+ * our own, not HEAD, no upload: a GET. */
+static CURLcode set_plain_get(CURL *e)
+{
+    CURLcode bad = CURLE_OK;
+    SET(CURLOPT_POSTFIELDS, (char *)NULL); /* (it also says POST: HTTPGET undoes that) */
+    SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)-1);
+    SET(CURLOPT_CUSTOMREQUEST, (char *)NULL);
+    SET(CURLOPT_INFILESIZE_LARGE, (curl_off_t)-1);
+    SET(CURLOPT_NOBODY, 0L);
+    SET(CURLOPT_HTTPGET, 1L);
+    return bad;
+}
+
+/* The request's options on t's easy handle, which has what the last
+ * request on it set (t->opts): an option is set when this request wants
+ * it otherwise, and the method options go back to a plain GET before
+ * another method is set. A handle on which an option failed is not used
+ * again (what it has is not known). */
+static int set_up(httpc_transfer *t, const wv_httpc_req *req, const char *method, long total_ms,
+                  int64_t deadline)
+{
+    httpc_easy_opts *o = &t->opts;
+    /* curl's own CA file comes back with a reset only */
+    if (o->ca_file && !req->ca_file && httpc_easy_reset(t) < 0) {
+        t->reusable = false;
+        return wv_fail(-ENOMEM, "%s: out of memory", httpc_what(t));
+    }
+    CURL *e = t->easy;
+    CURLcode bad = CURLE_OK;
+    int scheme = scheme_of(req->url);
+    SET(CURLOPT_URL, req->url);
+    /* never from TLS down to plain text */
+    long https_only = scheme == SCHEME_HTTPS;
+    if (CHANGES(https_only, https_only))
+        SET(CURLOPT_REDIR_PROTOCOLS_STR, https_only ? "https" : "http,https");
+    long follow = req->max_redirects >= 0;
+    if (CHANGES(follow, follow))
+        SET(CURLOPT_FOLLOWLOCATION, follow);
+    long max_redirects = req->max_redirects > 0 ? req->max_redirects : HTTPC_DEFAULT_MAX_REDIRECTS;
+    if (follow && CHANGES(max_redirects, max_redirects))
+        SET(CURLOPT_MAXREDIRS, max_redirects);
+    /* decoding on (the header that asks for it is among the request's) */
+    long decode = !req->no_decompress;
+    if (CHANGES(decode, decode))
+        SET(CURLOPT_ACCEPT_ENCODING, decode ? "" : (char *)NULL);
+    long version = curl_version_for(req->version);
+    if (CHANGES(version, version))
+        SET(CURLOPT_HTTP_VERSION, version);
+    /* a request to a host whose connection is still being made waits to
+     * learn whether it can share it (HTTP/2) instead of opening another */
+    long pipewait = req->version != WV_HTTPC_HTTP1 &&
+                    (scheme == SCHEME_HTTPS || req->version == WV_HTTPC_HTTP2);
+    if (CHANGES(pipewait, pipewait))
+        SET(CURLOPT_PIPEWAIT, pipewait);
+    long insecure = req->insecure;
+    if (CHANGES(insecure, insecure)) {
+        SET(CURLOPT_SSL_VERIFYPEER, insecure ? 0L : 1L);
+        SET(CURLOPT_SSL_VERIFYHOST, insecure ? 0L : 2L);
+    }
+    if (req->ca_file && (!o->ca_file || strcmp(o->ca_file, req->ca_file) != 0)) {
+        SET(CURLOPT_CAINFO, req->ca_file);
+        free(o->ca_file);
+        if (!(o->ca_file = strdup(req->ca_file)) && bad == CURLE_OK)
+            bad = CURLE_OUT_OF_MEMORY;
+    }
+    if (req->proxy || o->proxy) {
+        SET(CURLOPT_PROXY, req->proxy); /* NULL: the environment's again */
+        o->proxy = req->proxy != NULL;
+    }
+    long connect_ms =
+        (long)(req->connect_timeout_ms > 0 ? req->connect_timeout_ms : HTTPC_DEFAULT_CONNECT_MS);
+    if (total_ms > 0 && total_ms < connect_ms)
+        connect_ms = total_ms;
+    if (CHANGES(timeout_ms, total_ms))
+        SET(CURLOPT_TIMEOUT_MS, total_ms);
+    if (CHANGES(connect_ms, connect_ms))
+        SET(CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
+    /* none for a HEAD: curl would hold the size its head announces against
+     * the limit, though no body comes (0: no limit) */
+    curl_off_t max_file =
+        !t->streaming && strcmp(method, "HEAD") != 0 ? (curl_off_t)t->max_response : 0;
+    if (CHANGES(max_file, max_file))
+        SET(CURLOPT_MAXFILESIZE_LARGE, max_file);
+    if (req->cookies)
+        SET(CURLOPT_COOKIEFILE, ""); /* the cookie engine, in memory, this request only */
+
+    bool plain_get = !req->body_read && !req->body && strcmp(method, "GET") == 0;
+    bool sends_body = false;
+    CURLcode m = CURLE_OK;
+    if (!o->plain_get)
+        m = set_plain_get(e);
+    if (!plain_get && m == CURLE_OK)
+        m = set_method(e, req, method, &sends_body);
+    o->plain_get = plain_get;
+    if (bad == CURLE_OK)
+        bad = m;
+    const struct curl_slist *headers = NULL;
+    if (build_headers(t, req, sends_body, deadline, &headers) < 0)
+        bad = CURLE_OUT_OF_MEMORY;
+    else
+        SET(CURLOPT_HTTPHEADER, headers);
+    o->known = bad == CURLE_OK;
     if (bad != CURLE_OK)
-        return wv_fail(-EINVAL, "%s: curl refused an option: %s", what, curl_easy_strerror(bad));
+        t->reusable = false;
+    if (bad == CURLE_OUT_OF_MEMORY)
+        return wv_fail(-ENOMEM, "%s: out of memory", httpc_what(t));
+    if (bad != CURLE_OK)
+        return wv_fail(-EINVAL, "%s: curl refused an option: %s", httpc_what(t),
+                       curl_easy_strerror(bad));
     return 0;
 }
 
+#undef CHANGES
 #undef SET
 
 /* ------------------------------------------------------------- the result */
@@ -347,7 +410,7 @@ static int take_response(httpc_transfer *t, const wv_httpc_req *req)
     resp->redirects = (int)redirects;
     resp->url = strdup(url ? url : req->url);
     if (!resp->url || httpc_response_take_head(resp, &t->head) < 0)
-        return wv_fail(-ENOMEM, "%s: out of memory", t->what);
+        return wv_fail(-ENOMEM, "%s: out of memory", httpc_what(t));
     return 0;
 }
 
@@ -356,12 +419,12 @@ static int curl_failure(httpc_transfer *t)
 {
     if (t->too_big)
         return wv_fail(-EMSGSIZE, "%s: the response body is larger than the limit of %zu bytes",
-                       t->what, t->max_response);
+                       httpc_what(t), t->max_response);
     if (t->head_big)
-        return wv_fail(-EMSGSIZE, "%s: the response head is larger than %d bytes", t->what,
+        return wv_fail(-EMSGSIZE, "%s: the response head is larger than %d bytes", httpc_what(t),
                        HTTPC_MAX_HEAD);
     if (t->no_memory)
-        return wv_fail(-ENOMEM, "%s: out of memory for the response", t->what);
+        return wv_fail(-ENOMEM, "%s: out of memory for the response", httpc_what(t));
     long os_errno = 0;
     curl_easy_getinfo(t->easy, CURLINFO_OS_ERRNO, &os_errno);
     char where[256];
@@ -378,7 +441,7 @@ static int curl_failure(httpc_transfer *t)
     };
     char why[WHY_MAX];
     int rc = httpc_error(&f, why, sizeof why);
-    return wv_fail(rc, "%s: %s", t->what, why);
+    return wv_fail(rc, "%s: %s", httpc_what(t), why);
 }
 
 int httpc_stopped(httpc_transfer *t, int woke, int64_t start, int64_t deadline)
@@ -391,19 +454,19 @@ int httpc_stopped(httpc_transfer *t, int woke, int64_t start, int64_t deadline)
                  wv_now() + HTTPC_NS_PER_MS >= deadline) ||
                 (!t->done && woke == -ETIMEDOUT);
     if (late)
-        return wv_fail(-ETIMEDOUT, "%s: the deadline passed after %lld ms (%s)", t->what,
+        return wv_fail(-ETIMEDOUT, "%s: the deadline passed after %lld ms (%s)", httpc_what(t),
                        (long long)((wv_now() - start) / HTTPC_NS_PER_MS),
                        t->head_seen ? "while the response was arriving"
                                     : "before the response began");
     if (t->done && t->code != CURLE_OK)
         return curl_failure(t);
     if (woke == -ECANCELED)
-        return wv_fail(-ECANCELED, "%s: cancelled", t->what);
+        return wv_fail(-ECANCELED, "%s: cancelled", httpc_what(t));
     if (t->shut_down)
-        return wv_fail(-ESHUTDOWN, "%s: the runtime is stopping", t->what);
+        return wv_fail(-ESHUTDOWN, "%s: the runtime is stopping", httpc_what(t));
     if (woke < 0)
-        return wv_fail(woke, "%s: %s", t->what, wv_strerror(woke));
-    return wv_fail(-EIO, "%s: the transfer stopped short", t->what);
+        return wv_fail(woke, "%s: %s", httpc_what(t), wv_strerror(woke));
+    return wv_fail(-EIO, "%s: the transfer stopped short", httpc_what(t));
 }
 
 /* ------------------------------------------------------------- attempts */
@@ -424,13 +487,32 @@ typedef struct call {
     char what[WHAT_MAX];
 } call;
 
+/* "METHOD URL" for messages, the URL shown without its secrets: made in
+ * buf when a message first needs it (most requests never do). */
+static const char *what_of(char *buf, size_t cap, const char *method, const char *url)
+{
+    if (!buf[0]) {
+        char shown[WHAT_MAX - 40];
+        wv_url_redact(url, shown, sizeof shown);
+        snprintf(buf, cap, "%.32s %s", method, shown);
+    }
+    return buf;
+}
+
+static const char *call_what(call *c)
+{
+    return what_of(c->what, sizeof c->what, c->method, c->req->url);
+}
+
+const char *httpc_what(httpc_transfer *t)
+{
+    return what_of(t->what, sizeof t->what, t->method, t->url);
+}
+
 static void transfer_free(httpc_shard *sc, httpc_transfer *t)
 {
-    httpc_transfer_end(sc, t, t->reusable); /* aborts it if it is still running */
-    curl_slist_free_all(t->headers);
-    wv_buf_free(&t->head);
-    httpc_bodies_free(t);
-    free(t);
+    httpc_transfer_end(sc, t); /* aborts it if it is still running */
+    httpc_transfer_give(sc, t, t->reusable);
 }
 
 /* Forget the answer kept from the last attempt. */
@@ -453,12 +535,12 @@ static int attempt_once(call *c)
         int64_t left = c->deadline - now;
         if (left <= 0)
             return wv_fail(-ETIMEDOUT, "%s: the deadline had passed before the request began",
-                           c->what);
+                           call_what(c));
         total_ms = (long)((left + HTTPC_NS_PER_MS - 1) / HTTPC_NS_PER_MS);
     }
-    httpc_transfer *t = calloc(1, sizeof *t);
+    httpc_transfer *t = httpc_transfer_take(c->sc);
     if (!t)
-        return wv_fail(-ENOMEM, "%s: out of memory", c->what);
+        return wv_fail(-ENOMEM, "%s: out of memory", call_what(c));
     t->resp = c->resp;
     t->max_response = req->max_response ? req->max_response : HTTPC_DEFAULT_MAX_RESPONSE;
     t->max_redirects = req->max_redirects ? req->max_redirects : HTTPC_DEFAULT_MAX_REDIRECTS;
@@ -469,16 +551,13 @@ static int attempt_once(call *c)
     t->source = req->body_read;
     t->source_arg = req->body_read_arg;
     t->up_left = req->body_len ? (int64_t)req->body_len : -1;
-    snprintf(t->what, sizeof t->what, "%s", c->what);
-    t->easy = httpc_easy_take(c->sc);
-    int rc = t->easy ? set_up(c->sc, t, req, c->method, total_ms, c->deadline, c->what)
-                     : wv_fail(-ENOMEM, "%s: out of memory", c->what);
+    t->method = c->method;
+    t->url = req->url;
+    int rc = set_up(t, req, c->method, total_ms, c->deadline);
     if (rc == 0)
         rc = httpc_transfer_start(c->sc, t);
     if (rc < 0) {
-        curl_slist_free_all(t->headers);
-        httpc_easy_give(c->sc, t->easy, t->reusable);
-        free(t);
+        httpc_transfer_give(c->sc, t, t->reusable);
         return rc;
     }
 
@@ -523,7 +602,7 @@ static int attempt(void *arg, wv_retry_attempt *a)
             a->retry_after_ms = after;
     }
     c->kept = true;
-    return wv_fail(-EAGAIN, "%s: HTTP %d", c->what, status);
+    return wv_fail(-EAGAIN, "%s: HTTP %d", call_what(c), status);
 }
 
 static bool retryable(int rc, void *arg)
@@ -544,12 +623,11 @@ static int call_begin(call *c, const wv_httpc_req *req, wv_httpc_response *resp)
     c->req = req;
     c->resp = resp;
     c->method = req->method ? req->method : req->body || req->body_read ? "POST" : "GET";
-    char shown[WHAT_MAX - 40];
-    wv_url_redact(req->url, shown, sizeof shown);
-    snprintf(c->what, sizeof c->what, "%.32s %s", c->method, shown);
-    int rc = check(req, c->method, c->what);
-    if (rc < 0)
-        return rc;
+    char bad[128];
+    const char *why = malformed(req, c->method, bad, sizeof bad);
+    if (why)
+        return wv_fail(-EINVAL, "%s: %s", call_what(c), why);
+    int rc;
 
     c->start = wv_now();
     c->deadline = wv_deadline();
@@ -559,9 +637,10 @@ static int call_begin(call *c, const wv_httpc_req *req, wv_httpc_response *resp)
             c->deadline = own;
     }
     if (wv_cancelled())
-        return wv_fail(-ECANCELED, "%s: cancelled", c->what);
+        return wv_fail(-ECANCELED, "%s: cancelled", call_what(c));
     if (c->deadline != WV_NEVER && c->deadline <= c->start)
-        return wv_fail(-ETIMEDOUT, "%s: the deadline had passed before the request began", c->what);
+        return wv_fail(-ETIMEDOUT, "%s: the deadline had passed before the request began",
+                       call_what(c));
     c->sc = httpc_shard_get(&rc);
     if (!c->sc)
         return rc;
@@ -602,7 +681,7 @@ static int call_run(call *c)
         if (c->t) /* the body of an error is not streamed */
             transfer_free(c->sc, c->t);
         c->t = NULL;
-        return wv_fail(-EIO, "%s: HTTP %d", c->what, c->resp->status);
+        return wv_fail(-EIO, "%s: HTTP %d", call_what(c), c->resp->status);
     }
     return 0;
 }
@@ -625,7 +704,7 @@ static int deliver(call *c)
             if (r < 0) {
                 char why[256];
                 snprintf(why, sizeof why, "%s", wv_errmsg()[0] ? wv_errmsg() : wv_strerror(r));
-                rc = wv_fail(r, "%s: the response body's sink failed: %s", c->what, why);
+                rc = wv_fail(r, "%s: the response body's sink failed: %s", call_what(c), why);
                 break;
             }
             httpc_down_consume(t, avail);

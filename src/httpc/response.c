@@ -20,6 +20,13 @@ static bool is_eol(char c)
     return c == '\r' || c == '\n';
 }
 
+/* Is there a space or a tab in [p, end)? */
+static bool has_ws(const char *p, const char *end)
+{
+    size_t n = (size_t)(end - p);
+    return memchr(p, ' ', n) || memchr(p, '\t', n);
+}
+
 int httpc_response_take_head(wv_httpc_response *resp, wv_buf *head)
 {
     if (wv_buf_reserve(head, 1) < 0)
@@ -27,13 +34,16 @@ int httpc_response_take_head(wv_httpc_response *resp, wv_buf *head)
     char *p = head->p, *end = head->p + head->n;
     *end = '\0';
     size_t lines = 1;
-    for (char *c = p; c < end; c++)
-        lines += *c == '\n';
+    for (char *c = p; (c = memchr(c, '\n', (size_t)(end - c))); c++)
+        lines++;
+    enum { ON_STACK = 32 }; /* a head's usual number of lines, and then some */
+    char *stack_ends[ON_STACK];
     wv_httpc_header *h = calloc(lines, sizeof *h);
-    char **value_end = calloc(lines, sizeof *value_end);
+    char **value_end = lines <= ON_STACK ? stack_ends : calloc(lines, sizeof *value_end);
     if (!h || !value_end) {
         free(h);
-        free(value_end);
+        if (value_end != stack_ends)
+            free(value_end);
         return -ENOMEM;
     }
     size_t n = 0;
@@ -51,10 +61,7 @@ int httpc_response_take_head(wv_httpc_response *resp, wv_buf *head)
             value_end[n - 1] = stop;
         } else if (stop > line && strncmp(line, "HTTP/", 5) != 0) {
             char *colon = memchr(line, ':', (size_t)(stop - line));
-            bool name_ok = colon && colon > line;
-            for (char *c = line; name_ok && c < colon; c++)
-                name_ok = !is_ws(*c);
-            if (name_ok) {
+            if (colon && colon > line && !has_ws(line, colon)) {
                 char *v = colon + 1;
                 while (v < stop && is_ws(*v))
                     v++;
@@ -73,7 +80,8 @@ int httpc_response_take_head(wv_httpc_response *resp, wv_buf *head)
             e--;
         *e = '\0';
     }
-    free(value_end);
+    if (value_end != stack_ends)
+        free(value_end);
     resp->headers = h;
     resp->nheaders = n;
     resp->head_ = head->p;

@@ -16,6 +16,16 @@
  * fiber per shard, however many sockets curl has open; no fiber per socket
  * and no translation of curl's level semantics onto edges.
  *
+ * The set changes only when what curl wants of a socket changes (a table
+ * by fd says what the set holds). When a transfer ends, curl stops
+ * watching its connection; the next request on that connection wants to
+ * read it again at once. So a socket of our own that curl lets go of
+ * stays in the set, marked idle: if the next transfer wants it as it is,
+ * no system call is made at all; if it fires while idle (the server
+ * closed the connection), it leaves the set then, and curl finds the
+ * connection dead when it next looks, as it would have. Sockets curl made
+ * by other means (its resolver's) leave the set when curl lets them go.
+ *
  * How curl's timer is kept. curl asks for one timeout at a time
  * (CURLMOPT_TIMERFUNCTION). The timer fiber parks on an event with that
  * time as its deadline, and calls curl_multi_socket_action with
@@ -43,11 +53,21 @@
  * is the hook. It stops the io fiber, fails the transfers still running
  * (their fibers are being cancelled too), waits until each of those fibers
  * has let go of its easy handle, then frees the multi handle (closing
- * the connections), the spare easy handles, the share and the epoll set,
- * all on the shard's thread while its loop still runs.
+ * the connections), the pooled transfers and their easy handles, the share
+ * and the epoll set, all on the shard's thread while its loop still runs.
+ *
+ * The pool. A transfer and its easy handle are made together and kept
+ * together: the options every transfer has (the callbacks, whose data is
+ * the transfer itself; the sockets' hooks; the TLS session share; signals
+ * off) are set once, when the handle is made, and a request taken from the
+ * pool sets only the options it wants otherwise than the last request on
+ * the handle left them (request.c). curl keeps an easy handle's options
+ * from one transfer to the next and starts each transfer's own state
+ * afresh, so nothing else carries over.
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -57,15 +77,27 @@
 
 enum {
     MAX_EVENTS = 64,          /* socket events handed to curl per batch */
-    SPARE_EASY = 32,          /* easy handles kept for reuse */
+    MAX_WATCH = 1 << 24,      /* fds past it go without the table (never, in practice) */
+    POOL_MAX = 32,            /* idle transfers (and easy handles) kept for reuse */
     DRIVER_STACK = 256 << 10, /* curl and OpenSSL run on the drivers' stacks */
     TIMER_RUNNING = 0,        /* timer_parked_at while the timer fiber runs */
 };
 
+/* What the epoll set holds for a socket, by fd. */
+enum {
+    WATCH_IN = 1,   /* EPOLLIN */
+    WATCH_OUT = 2,  /* EPOLLOUT */
+    WATCH_SET = 4,  /* in the set, with the two bits above */
+    WATCH_IDLE = 8, /* in the set, but curl wants to hear no more of it */
+    WATCH_OURS = 16 /* made by open_socket, closed by close_socket */
+};
+
 struct httpc_shard {
     CURLM *multi;
-    CURLSH *share;           /* TLS sessions, so a new connection to a host resumes */
-    int epfd;                /* curl's sockets, level-triggered */
+    CURLSH *share;  /* TLS sessions, so a new connection to a host resumes */
+    int epfd;       /* curl's sockets, level-triggered */
+    uint8_t *watch; /* WATCH_ bits by fd */
+    size_t nwatch;
     int64_t timer_at;        /* curl's timeout (wv_now clock); WV_NEVER when none */
     int64_t timer_parked_at; /* what the timer fiber waits for; TIMER_RUNNING when running */
     wv_event kick;           /* wakes the timer fiber: curl's timeout moved earlier */
@@ -73,9 +105,11 @@ struct httpc_shard {
     bool closing;
     httpc_transfer *transfers; /* every transfer a fiber holds, in the multi or not */
     int64_t ntransfers;
-    wv_event idle; /* set when closing and the last transfer has ended */
-    CURL *spare[SPARE_EASY];
-    int nspare;
+    wv_event idle;        /* set when closing and the last transfer has ended */
+    httpc_transfer *pool; /* idle transfers, each with its easy handle */
+    int npool;
+    char user_agent[64];
+    struct curl_slist *headers[2][2]; /* httpc_shard_headers' lists: [decode][sends_body] */
     wv_httpc_stats stats;
 };
 
@@ -86,12 +120,30 @@ static _Thread_local httpc_shard *here;
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 static CURLcode global_rc;
+static char accept_encoding[64];
 
 static void global_init(void)
 {
     /* once per process, before any thread uses curl; never undone: OpenSSL,
      * which it initialises, is weave's too */
     global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+    /* the codings curl decodes, in the order it lists them itself
+     * ("identity" when it decodes none) */
+    int features = curl_version_info(CURLVERSION_NOW)->features;
+    char list[48] = "";
+    if (features & CURL_VERSION_LIBZ)
+        strcat(list, ", deflate, gzip");
+    if (features & CURL_VERSION_BROTLI)
+        strcat(list, ", br");
+    if (features & CURL_VERSION_ZSTD)
+        strcat(list, ", zstd");
+    snprintf(accept_encoding, sizeof accept_encoding, "Accept-Encoding: %s",
+             list[0] ? list + 2 : "identity");
+}
+
+const char *httpc_accept_encoding(void)
+{
+    return accept_encoding;
 }
 
 /* ------------------------------------------------------------ driving */
@@ -140,6 +192,44 @@ static int socket_events(uint32_t ev)
     return what;
 }
 
+/* fd's entry in the table (grown as needed), or NULL when it cannot be had
+ * (the set is then handled as if no table existed: every change a call). */
+static uint8_t *watch_of(httpc_shard *sc, int fd)
+{
+    if (fd < 0 || fd >= MAX_WATCH)
+        return NULL;
+    if ((size_t)fd >= sc->nwatch) {
+        size_t n = sc->nwatch ? sc->nwatch : 256;
+        while (n <= (size_t)fd)
+            n *= 2;
+        uint8_t *w = realloc(sc->watch, n);
+        if (!w)
+            return NULL;
+        memset(w + sc->nwatch, 0, n - sc->nwatch);
+        sc->watch = w;
+        sc->nwatch = n;
+    }
+    return &sc->watch[fd];
+}
+
+/* Take fd out of the set. */
+static void unwatch(httpc_shard *sc, int fd)
+{
+    epoll_ctl(sc->epfd, EPOLL_CTL_DEL, fd, NULL);
+    if ((size_t)fd < sc->nwatch)
+        sc->watch[fd] &= WATCH_OURS;
+}
+
+/* Was fd let go of by curl while still in the set? Then it leaves it now:
+ * nothing wants to hear of it. */
+static bool idle_fired(httpc_shard *sc, int fd)
+{
+    if (fd < 0 || (size_t)fd >= sc->nwatch || !(sc->watch[fd] & WATCH_IDLE))
+        return false;
+    unwatch(sc, fd);
+    return true;
+}
+
 static int io_main(void *arg)
 {
     httpc_shard *sc = arg;
@@ -161,7 +251,8 @@ static int io_main(void *arg)
             continue;
         }
         for (int i = 0; i < n; i++)
-            drive(sc, evs[i].data.fd, socket_events(evs[i].events));
+            if (!idle_fired(sc, evs[i].data.fd))
+                drive(sc, evs[i].data.fd, socket_events(evs[i].events));
         if (wv_yield() == -ECANCELED)
             return 0;
     }
@@ -203,27 +294,38 @@ static int timer_main(void *arg)
 static int on_socket(CURL *easy, curl_socket_t fd, int what, void *arg, void *socketp)
 {
     httpc_shard *sc = arg;
+    uint8_t *w = watch_of(sc, fd);
     if (what == CURL_POLL_REMOVE) {
-        epoll_ctl(sc->epfd, EPOLL_CTL_DEL, fd, NULL);
+        if (w && (*w & WATCH_OURS) && (*w & WATCH_SET))
+            *w |= WATCH_IDLE; /* the next request on its connection wants it again */
+        else
+            unwatch(sc, fd);
         return 0;
     }
-    struct epoll_event ev = {.events = (what & CURL_POLL_IN ? EPOLLIN : 0u) |
-                                       (what & CURL_POLL_OUT ? EPOLLOUT : 0u),
+    uint8_t want = (what & CURL_POLL_IN ? WATCH_IN : 0) | (what & CURL_POLL_OUT ? WATCH_OUT : 0);
+    /* the table is trusted for our own sockets only: curl closes the
+     * others itself, and the kernel takes them out of the set unseen */
+    if (w && (*w & WATCH_OURS) && (*w & WATCH_SET) && (*w & (WATCH_IN | WATCH_OUT)) == want) {
+        *w &= (uint8_t)~WATCH_IDLE; /* as it is: no call */
+        return 0;
+    }
+    struct epoll_event ev = {.events = (want & WATCH_IN ? EPOLLIN : 0u) |
+                                       (want & WATCH_OUT ? EPOLLOUT : 0u),
                              .data.fd = fd};
-    /* socketp: curl keeps our mark for a socket already in the set, so a
-     * change costs one epoll_ctl */
-    int op = socketp ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+    int op = w ? (*w & WATCH_SET ? EPOLL_CTL_MOD : EPOLL_CTL_ADD) : EPOLL_CTL_ADD;
     if (epoll_ctl(sc->epfd, op, fd, &ev) < 0) {
         op = errno == EEXIST ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
         if (epoll_ctl(sc->epfd, op, fd, &ev) < 0) {
             /* -1 would make curl give up every transfer of the shard; this
              * one's own timeout ends it instead */
             wv_warn("httpc: cannot watch socket %d: %s", fd, wv_strerror(-errno));
+            if (w)
+                *w &= WATCH_OURS;
             return 0;
         }
     }
-    if (!socketp)
-        curl_multi_assign(sc->multi, fd, sc);
+    if (w)
+        *w = (uint8_t)((*w & WATCH_OURS) | WATCH_SET | want);
     return 0;
 }
 
@@ -247,6 +349,9 @@ static curl_socket_t open_socket(void *arg, curlsocktype purpose, struct curl_so
         t->socket_errno = -fd;
         return CURL_SOCKET_BAD;
     }
+    uint8_t *w = watch_of(t->sc, fd);
+    if (w)
+        *w = WATCH_OURS;
     t->sc->stats.connections++;
     return fd;
 }
@@ -255,21 +360,38 @@ static curl_socket_t open_socket(void *arg, curlsocktype purpose, struct curl_so
  * that made it is gone) */
 static int close_socket(void *arg, curl_socket_t fd)
 {
+    httpc_shard *sc = arg;
+    if ((size_t)fd < sc->nwatch) {
+        /* out of the set first: closing alone would leave it there while
+         * another process holds the socket too (a child between fork and
+         * exec) */
+        if (sc->watch[fd] & WATCH_SET)
+            epoll_ctl(sc->epfd, EPOLL_CTL_DEL, fd, NULL);
+        sc->watch[fd] = 0;
+    }
     return wv_close(fd) < 0 ? 1 : 0;
 }
 
 /* ------------------------------------------------------------- the client */
 
+static void transfer_destroy(httpc_transfer *t);
+
 static void shard_free(httpc_shard *sc)
 {
     if (sc->multi)
         curl_multi_cleanup(sc->multi); /* closes the cached connections */
-    for (int i = 0; i < sc->nspare; i++)
-        curl_easy_cleanup(sc->spare[i]);
+    while (sc->pool) {
+        httpc_transfer *t = sc->pool;
+        sc->pool = t->pool_next;
+        transfer_destroy(t);
+    }
     if (sc->share)
         curl_share_cleanup(sc->share);
+    for (int i = 0; i < 4; i++)
+        curl_slist_free_all(sc->headers[i / 2][i % 2]);
     if (sc->epfd >= 0)
         wv_close(sc->epfd);
+    free(sc->watch);
     if (here == sc)
         here = NULL;
     free(sc);
@@ -300,6 +422,33 @@ static void shard_close(httpc_shard *sc)
     shard_free(sc);
 }
 
+bool httpc_slist_add(struct curl_slist **list, const char *line)
+{
+    struct curl_slist *l = curl_slist_append(*list, line);
+    if (l)
+        *list = l;
+    return l != NULL;
+}
+
+/* The four lists of httpc_shard_headers. */
+static bool shard_headers_make(httpc_shard *sc)
+{
+    for (int decode = 0; decode < 2; decode++) {
+        for (int body = 0; body < 2; body++) {
+            struct curl_slist **l = &sc->headers[decode][body];
+            if ((decode && !httpc_slist_add(l, accept_encoding)) ||
+                (body && (!httpc_slist_add(l, "Content-Type:") || !httpc_slist_add(l, "Expect:"))))
+                return false;
+        }
+    }
+    return true;
+}
+
+const struct curl_slist *httpc_shard_headers(httpc_shard *sc, bool decode, bool sends_body)
+{
+    return sc->headers[decode][sends_body];
+}
+
 static int shard_new(httpc_shard **out)
 {
     pthread_once(&global_once, global_init);
@@ -310,6 +459,7 @@ static int shard_new(httpc_shard **out)
     if (!sc)
         return wv_fail(-ENOMEM, "httpc: out of memory");
     sc->epfd = epoll_create1(EPOLL_CLOEXEC);
+    snprintf(sc->user_agent, sizeof sc->user_agent, "weave/%s", wv_version());
     sc->timer_at = WV_NEVER;
     sc->timer_parked_at = TIMER_RUNNING;
     if (sc->epfd < 0) {
@@ -321,7 +471,8 @@ static int shard_new(httpc_shard **out)
     sc->multi = curl_multi_init();
     sc->share = curl_share_init();
     if (!sc->multi || !sc->share ||
-        curl_share_setopt(sc->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK) {
+        curl_share_setopt(sc->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK ||
+        !shard_headers_make(sc)) {
         shard_free(sc);
         return wv_fail(-ENOMEM, "httpc: out of memory");
     }
@@ -395,37 +546,107 @@ void wv_httpc_stats_get(wv_httpc_stats *st)
         memset(st, 0, sizeof *st);
 }
 
-/* ------------------------------------------------------------ easy handles */
+/* ------------------------------------------------------------ the pool */
 
-void httpc_easy_attach(httpc_shard *sc, httpc_transfer *t)
+#define SET(opt, val)                                                                              \
+    do {                                                                                           \
+        if (curl_easy_setopt(e, (opt), (val)) != CURLE_OK)                                         \
+            ok = false;                                                                            \
+    } while (0)
+
+/* What every transfer's easy handle has, whatever the request. */
+static bool configure(httpc_shard *sc, httpc_transfer *t)
 {
-    CURL *easy = t->easy;
-    t->sc = sc;
-    curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, open_socket);
-    curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, t);
-    curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, close_socket);
-    curl_easy_setopt(easy, CURLOPT_CLOSESOCKETDATA, sc);
-    curl_easy_setopt(easy, CURLOPT_SHARE, sc->share);
+    CURL *e = t->easy;
+    bool ok = true;
+    SET(CURLOPT_PRIVATE, (char *)t);
+    SET(CURLOPT_OPENSOCKETFUNCTION, open_socket);
+    SET(CURLOPT_OPENSOCKETDATA, t);
+    SET(CURLOPT_CLOSESOCKETFUNCTION, close_socket);
+    SET(CURLOPT_CLOSESOCKETDATA, sc);
+    SET(CURLOPT_SHARE, sc->share);
+    SET(CURLOPT_NOSIGNAL, 1L);
+    /* a transfer abandoned while its name is being resolved leaves curl's
+     * resolver thread to finish alone, instead of the shard waiting for it */
+    SET(CURLOPT_QUICK_EXIT, 1L);
+    SET(CURLOPT_PROTOCOLS_STR, "http,https");
+    SET(CURLOPT_WRITEFUNCTION, httpc_on_body);
+    SET(CURLOPT_WRITEDATA, t);
+    SET(CURLOPT_HEADERFUNCTION, httpc_on_header);
+    SET(CURLOPT_HEADERDATA, t);
+    SET(CURLOPT_READFUNCTION, httpc_on_read);
+    SET(CURLOPT_READDATA, t);
+    SET(CURLOPT_SEEKFUNCTION, httpc_on_seek);
+    SET(CURLOPT_SEEKDATA, t);
+    /* a proxy's "200 Connection established" is not the answer */
+    SET(CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
+    SET(CURLOPT_ERRORBUFFER, t->errbuf);
+    SET(CURLOPT_TCP_KEEPALIVE, 1L);
+    /* replaced by a User-Agent among the request's headers, if it has one */
+    SET(CURLOPT_USERAGENT, sc->user_agent);
+    /* a fresh or reset handle has curl's own method options: a GET */
+    free(t->opts.ca_file);
+    t->opts = (httpc_easy_opts){.plain_get = true};
+    return ok;
 }
 
-CURL *httpc_easy_take(httpc_shard *sc)
+#undef SET
+
+static void transfer_destroy(httpc_transfer *t)
 {
-    if (sc->nspare > 0)
-        return sc->spare[--sc->nspare];
-    return curl_easy_init();
+    if (t->easy)
+        curl_easy_cleanup(t->easy);
+    free(t->opts.ca_file);
+    free(t);
 }
 
-void httpc_easy_give(httpc_shard *sc, CURL *easy, bool reusable)
+int httpc_easy_reset(httpc_transfer *t)
 {
-    if (!easy)
-        return;
-    if (reusable && !sc->closing && sc->nspare < SPARE_EASY) {
-        /* keeps the handle's caches, forgets every option */
-        curl_easy_reset(easy);
-        sc->spare[sc->nspare++] = easy;
+    curl_easy_reset(t->easy); /* keeps the handle's caches, forgets every option */
+    return configure(t->sc, t) ? 0 : -ENOMEM;
+}
+
+httpc_transfer *httpc_transfer_take(httpc_shard *sc)
+{
+    httpc_transfer *t = sc->pool;
+    if (t) {
+        sc->pool = t->pool_next;
+        sc->npool--;
+    } else {
+        if (!(t = calloc(1, sizeof *t)))
+            return NULL;
+        t->sc = sc;
+        if (!(t->easy = curl_easy_init()) || !configure(sc, t)) {
+            transfer_destroy(t);
+            return NULL;
+        }
+    }
+    memset((char *)t + HTTPC_TRANSFER_REQUEST, 0, sizeof *t - HTTPC_TRANSFER_REQUEST);
+    t->pool_next = NULL;
+    t->errbuf[0] = '\0';
+    t->what[0] = '\0';
+    return t;
+}
+
+void httpc_transfer_give(httpc_shard *sc, httpc_transfer *t, bool reusable)
+{
+    if (t->headers) {
+        if (t->easy) /* no pointer to freed memory left in the handle */
+            curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
+        curl_slist_free_all(t->headers);
+        t->headers = NULL;
+    }
+    wv_buf_free(&t->head);
+    httpc_bodies_free(t);
+    /* a transfer that ended paused leaves curl's pause state behind */
+    reusable = reusable && !t->recv_paused && !t->send_paused;
+    if (sc && reusable && t->easy && !sc->closing && sc->npool < POOL_MAX) {
+        t->pool_next = sc->pool;
+        sc->pool = t;
+        sc->npool++;
         return;
     }
-    curl_easy_cleanup(easy);
+    transfer_destroy(t);
 }
 
 /* -------------------------------------------------------------- transfers */
@@ -434,7 +655,6 @@ int httpc_transfer_start(httpc_shard *sc, httpc_transfer *t)
 {
     if (sc->closing)
         return wv_fail(-ESHUTDOWN, "the runtime is stopping");
-    curl_easy_setopt(t->easy, CURLOPT_PRIVATE, (char *)t);
     CURLMcode mc = curl_multi_add_handle(sc->multi, t->easy);
     if (mc != CURLM_OK)
         return wv_fail(mc == CURLM_OUT_OF_MEMORY ? -ENOMEM : -EIO, "curl_multi_add_handle: %s",
@@ -462,12 +682,14 @@ void httpc_transfer_abort(httpc_shard *sc, httpc_transfer *t)
 void httpc_transfer_orphan(httpc_shard *sc, httpc_transfer *t)
 {
     t->shut_down = true;
-    httpc_transfer_end(sc, t, false);
+    httpc_transfer_end(sc, t);
+    curl_easy_cleanup(t->easy); /* it points at the share, freed next */
+    t->easy = NULL;
     t->sc = NULL;
     t->orphan = true;
 }
 
-void httpc_transfer_end(httpc_shard *sc, httpc_transfer *t, bool reusable)
+void httpc_transfer_end(httpc_shard *sc, httpc_transfer *t)
 {
     httpc_transfer_abort(sc, t);
     if (t->prev)
@@ -478,8 +700,6 @@ void httpc_transfer_end(httpc_shard *sc, httpc_transfer *t, bool reusable)
         t->next->prev = t->prev;
     sc->ntransfers--;
     sc->stats.in_flight--;
-    httpc_easy_give(sc, t->easy, reusable);
-    t->easy = NULL;
     if (sc->closing && sc->ntransfers == 0)
         wv_event_set(&sc->idle);
 }

@@ -1068,6 +1068,8 @@ static int header_echo(void)
     CHECK(strstr(seen, "Accept: */*") == NULL); /* ours replaced curl's */
     CHECK(strstr(seen, "User-Agent: weave/") != NULL);
     CHECK(strcasestr(seen, "Expect:") == NULL);
+    /* beside headers of its own, a request still asks for every coding */
+    CHECK(strcasestr(seen, "accept-encoding: deflate, gzip, br, zstd\n") != NULL);
     /* response headers: any case, first of several, values trimmed */
     CHECK_STR_EQ(wv_httpc_header_get(&resp, "x-one"), "1");
     CHECK_STR_EQ(wv_httpc_header_get(&resp, "X-MULTI"), "a");
@@ -2814,6 +2816,312 @@ static void test_httpc_nothing_is_propagated_unless_asked(void **state)
     run(nothing_unasked);
 }
 
+/* ------------------------------------------------------------ one shard's handles, reused */
+
+/* Requests made one after another on a shard go through the same curl
+ * handle, kept from one request to the next: whatever one request set on
+ * it must not reach the next. Each case below makes a request that sets
+ * something, then one that does not, and checks what the server saw. */
+
+static char *plain_text(wv_httpc_response *resp)
+{
+    wv_buf_append(&resp->body, "", 1);
+    return resp->body.p;
+}
+
+/* GET /method after `first`: a plain GET with no body ("GET 0 -") */
+static int get_is_plain_after(const char *what, const wv_httpc_req *first)
+{
+    wv_httpc_response resp;
+    if (!CHECK_EQ(wv_httpc_request(first, &resp), 0))
+        fprintf(stderr, "  %s: %s\n", what, wv_errmsg());
+    wv_httpc_response_free(&resp);
+    REQUIRE_EQ(get("/method", &resp), 0);
+    if (!CHECK(body_is(&resp, "GET 0 -")))
+        fprintf(stderr, "  after %s the GET arrived as \"%s\"\n", what, plain_text(&resp));
+    wv_httpc_response_free(&resp);
+    return 0;
+}
+
+static int methods_do_not_leak(void)
+{
+    char url[128], small_url[128];
+    url_of(url, sizeof url, "/method");
+    url_of(small_url, sizeof small_url, "/small");
+    get_is_plain_after(
+        "a POST", &(wv_httpc_req){.method = "POST", .url = url, .body = "12345", .body_len = 5});
+    get_is_plain_after(
+        "a PUT", &(wv_httpc_req){.method = "PUT", .url = url, .body = "12345", .body_len = 5});
+    get_is_plain_after("a PATCH", &(wv_httpc_req){.method = "PATCH", .url = url});
+    get_is_plain_after("a DELETE", &(wv_httpc_req){.method = "DELETE", .url = url});
+    get_is_plain_after("an OPTIONS", &(wv_httpc_req){.method = "OPTIONS", .url = url});
+    get_is_plain_after("a HEAD", &(wv_httpc_req){.method = "HEAD", .url = url});
+    gen g = {.total = 3000};
+    get_is_plain_after("a streamed PUT", &(wv_httpc_req){.method = "PUT",
+                                                         .url = url,
+                                                         .body_read = gen_read,
+                                                         .body_read_arg = &g,
+                                                         .body_len = 3000});
+    g = (gen){.total = 3000};
+    get_is_plain_after("a streamed POST of unknown length",
+                       &(wv_httpc_req){.url = url, .body_read = gen_read, .body_read_arg = &g});
+    /* a POST with a body, then one without: an empty body, not the last one */
+    wv_httpc_response resp;
+    REQUIRE_EQ(
+        wv_httpc_request(
+            &(wv_httpc_req){.method = "POST", .url = url, .body = "12345", .body_len = 5}, &resp),
+        0);
+    wv_httpc_response_free(&resp);
+    REQUIRE_EQ(wv_httpc_request(&(wv_httpc_req){.method = "POST", .url = url}, &resp), 0);
+    CHECK_BODY(&resp, "POST 0 0");
+    wv_httpc_response_free(&resp);
+    /* a HEAD, then a GET of the same resource: the body comes */
+    REQUIRE_EQ(wv_httpc_request(&(wv_httpc_req){.method = "HEAD", .url = small_url}, &resp), 0);
+    CHECK_EQ(resp.body.n, 0);
+    wv_httpc_response_free(&resp);
+    REQUIRE_EQ(wv_httpc_get(small_url, &resp), 0);
+    CHECK_BODY(&resp, "hello");
+    wv_httpc_response_free(&resp);
+    return 0;
+}
+
+static void test_httpc_a_get_after_any_other_method_on_the_shard_is_a_plain_get(void **state)
+{
+    run(methods_do_not_leak);
+}
+
+static int headers_do_not_leak(void)
+{
+    char url[128];
+    url_of(url, sizeof url, "/headers");
+    wv_httpc_header mine[] = {
+        {"X-Test", "hello"},         {"Accept", "application/json"}, {"User-Agent", "mine/1"},
+        {"Accept-Encoding", "gzip"}, {"Expect", "100-continue"},
+    };
+    wv_httpc_response resp;
+    REQUIRE_EQ(
+        wv_httpc_request(&(wv_httpc_req){.url = url, .headers = mine, .nheaders = ARRAY_LEN(mine)},
+                         &resp),
+        0);
+    const char *seen = plain_text(&resp);
+    CHECK(strstr(seen, "X-Test: hello\n") != NULL);
+    CHECK(strstr(seen, "User-Agent: mine/1\n") != NULL);
+    /* the caller's Accept-Encoding alone */
+    const char *ae = strcasestr(seen, "accept-encoding:");
+    CHECK(ae && strncmp(ae + 16, " gzip\n", 6) == 0 && !strcasestr(ae + 1, "accept-encoding:"));
+    wv_httpc_response_free(&resp);
+    /* the next request: curl's own Accept, weave's User-Agent and
+     * Accept-Encoding, nothing of the last one's */
+    REQUIRE_EQ(get("/headers", &resp), 0);
+    seen = plain_text(&resp);
+    CHECK(strstr(seen, "X-Test") == NULL);
+    CHECK(strstr(seen, "Accept: */*\n") != NULL);
+    CHECK(strstr(seen, "application/json") == NULL);
+    CHECK(strstr(seen, "User-Agent: weave/") != NULL);
+    CHECK(strstr(seen, "mine/1") == NULL);
+    CHECK(strcasestr(seen, "accept-encoding: deflate, gzip, br, zstd\n") != NULL);
+    CHECK(strcasestr(seen, "Expect") == NULL);
+    CHECK(strcasestr(seen, "Content-Type") == NULL);
+    wv_httpc_response_free(&resp);
+    /* a body without a type, then none: no empty Content-Type left over */
+    char echo_url[128];
+    REQUIRE_EQ(wv_httpc_request(&(wv_httpc_req){.url = url_of(echo_url, sizeof echo_url, "/echo"),
+                                                .body = "x",
+                                                .body_len = 1},
+                                &resp),
+               0);
+    wv_httpc_response_free(&resp);
+    REQUIRE_EQ(get("/headers", &resp), 0);
+    seen = plain_text(&resp);
+    CHECK(strcasestr(seen, "Content-Type") == NULL);
+    CHECK(strcasestr(seen, "Content-Length") == NULL);
+    wv_httpc_response_free(&resp);
+    return 0;
+}
+
+static void test_httpc_headers_of_one_request_are_not_sent_with_the_next(void **state)
+{
+    run(headers_do_not_leak);
+}
+
+static int timeouts_do_not_leak(void)
+{
+    char url[128];
+    wv_httpc_response resp;
+    /* a short timeout that the request meets */
+    REQUIRE_EQ(
+        wv_httpc_request(
+            &(wv_httpc_req){.url = url_of(url, sizeof url, "/small"), .timeout_ms = 300}, &resp),
+        0);
+    wv_httpc_response_free(&resp);
+    /* a short timeout that passes */
+    CHECK_EQ(
+        wv_httpc_request(
+            &(wv_httpc_req){.url = url_of(url, sizeof url, "/hang"), .timeout_ms = 200}, &resp),
+        -ETIMEDOUT);
+    /* a short deadline on the fiber, met */
+    int64_t old = wv_deadline_set(wv_after_ms(300));
+    REQUIRE_EQ(get("/small", &resp), 0);
+    wv_deadline_set(old);
+    wv_httpc_response_free(&resp);
+    /* then no limit: a response that takes longer than any of them comes */
+    REQUIRE_EQ(get("/sleep?ms=700", &resp), 0);
+    CHECK_BODY(&resp, "slept");
+    wv_httpc_response_free(&resp);
+    /* a short connect timeout is no limit on the transfer either */
+    REQUIRE_EQ(wv_httpc_request(&(wv_httpc_req){.url = url_of(url, sizeof url, "/small"),
+                                                .connect_timeout_ms = 100},
+                                &resp),
+               0);
+    wv_httpc_response_free(&resp);
+    REQUIRE_EQ(get("/sleep?ms=300", &resp), 0);
+    CHECK_BODY(&resp, "slept");
+    wv_httpc_response_free(&resp);
+    return 0;
+}
+
+static void test_httpc_timeout_of_one_request_does_not_cut_the_next_short(void **state)
+{
+    run(timeouts_do_not_leak);
+}
+
+static int options_do_not_leak(void)
+{
+    char url[128];
+    wv_httpc_response resp;
+    /* redirects not followed, then the default: followed */
+    url_of(url, sizeof url, "/redirect/2");
+    REQUIRE_EQ(wv_httpc_request(&(wv_httpc_req){.url = url, .max_redirects = -1}, &resp), 0);
+    CHECK_EQ(resp.status, 302);
+    wv_httpc_response_free(&resp);
+    REQUIRE_EQ(wv_httpc_get(url, &resp), 0);
+    CHECK_EQ(resp.status, 200);
+    CHECK_EQ(resp.redirects, 2);
+    wv_httpc_response_free(&resp);
+    /* at most 1 redirect, then the default 10 */
+    CHECK_EQ(wv_httpc_request(&(wv_httpc_req){.url = url, .max_redirects = 1}, &resp), -ELOOP);
+    REQUIRE_EQ(wv_httpc_get(url, &resp), 0);
+    CHECK_EQ(resp.redirects, 2);
+    wv_httpc_response_free(&resp);
+    /* a small max_response, then the default */
+    url_of(url, sizeof url, "/large?n=100000");
+    CHECK_EQ(wv_httpc_request(&(wv_httpc_req){.url = url, .max_response = 1000}, &resp), -EMSGSIZE);
+    REQUIRE_EQ(wv_httpc_get(url, &resp), 0);
+    CHECK_EQ(resp.body.n, 100000);
+    wv_httpc_response_free(&resp);
+    /* a body streamed to a reader (no limit on its size), then a small max_response */
+    wv_httpc_stream *s;
+    REQUIRE_EQ(wv_httpc_open(&(wv_httpc_req){.url = url}, &resp, &s), 0);
+    char buf[16384];
+    ssize_t k;
+    size_t total = 0;
+    while ((k = wv_httpc_read(s, buf, sizeof buf)) > 0)
+        total += (size_t)k;
+    CHECK_EQ(k, 0);
+    CHECK_EQ(total, 100000);
+    wv_httpc_close(s);
+    wv_httpc_response_free(&resp);
+    CHECK_EQ(wv_httpc_request(&(wv_httpc_req){.url = url, .max_response = 1000}, &resp), -EMSGSIZE);
+    /* no decompression, then the default: asked for and decoded */
+    url_of(url, sizeof url, "/text?n=20000");
+    REQUIRE_EQ(wv_httpc_request(&(wv_httpc_req){.url = url, .no_decompress = true}, &resp), 0);
+    CHECK(wv_httpc_header_get(&resp, "Content-Encoding") == NULL);
+    wv_httpc_response_free(&resp);
+    REQUIRE_EQ(wv_httpc_get(url, &resp), 0);
+    CHECK_STR_EQ(wv_httpc_header_get(&resp, "Content-Encoding"), "br");
+    CHECK(text_is_right(&resp, 20000));
+    wv_httpc_response_free(&resp);
+    /* through a proxy, then straight to the server */
+    char proxy[64];
+    snprintf(proxy, sizeof proxy, "http://127.0.0.1:%d", srv.plain);
+    url_of(url, sizeof url, "/target");
+    REQUIRE_EQ(wv_httpc_request(&(wv_httpc_req){.url = url, .proxy = proxy}, &resp), 0);
+    CHECK_BODY(&resp, url); /* a proxy is sent the whole URL */
+    wv_httpc_response_free(&resp);
+    REQUIRE_EQ(wv_httpc_get(url, &resp), 0);
+    CHECK_BODY(&resp, "/target");
+    wv_httpc_response_free(&resp);
+    /* TLS unverified, then verified again: the test CA is unknown to the system */
+    tls_url_of(url, sizeof url, "/small");
+    REQUIRE_EQ(wv_httpc_request(&(wv_httpc_req){.url = url, .insecure = true}, &resp), 0);
+    wv_httpc_response_free(&resp);
+    CHECK_EQ(wv_httpc_get(url, &resp), -EPROTO);
+    CHECK_MSG("certificate");
+    /* the test CA, then the system's again */
+    REQUIRE_EQ(wv_httpc_request(&(wv_httpc_req){.url = url, .ca_file = ca_file}, &resp), 0);
+    wv_httpc_response_free(&resp);
+    CHECK_EQ(wv_httpc_get(url, &resp), -EPROTO);
+    /* HTTP/2 with prior knowledge (which weave's server does not speak),
+     * then the default: HTTP/1.1 */
+    url_of(url, sizeof url, "/small");
+    if (wv_httpc_request(&(wv_httpc_req){.url = url, .version = WV_HTTPC_HTTP2}, &resp) == 0)
+        wv_httpc_response_free(&resp);
+    REQUIRE_EQ(wv_httpc_get(url, &resp), 0);
+    CHECK_EQ(resp.version, 11);
+    CHECK_BODY(&resp, "hello");
+    wv_httpc_response_free(&resp);
+    return 0;
+}
+
+static void test_httpc_options_of_one_request_do_not_carry_over_to_the_next(void **state)
+{
+    run(options_do_not_leak);
+}
+
+static int brief_port, brief_rc;
+static wv_event brief_ready;
+
+/* the test routes again, on a server that closes connections idle for 100 ms */
+static int brief_server(void *arg)
+{
+    wv_router *r = routes();
+    if (!r)
+        return brief_rc = -ENOMEM;
+    brief_rc = wv_http_serve(r, &(wv_http_opts){.host = "127.0.0.1",
+                                                .idle_timeout_ms = 100,
+                                                .drain_timeout_ms = 500,
+                                                .bound_port = &brief_port,
+                                                .ready = &brief_ready});
+    wv_router_free(r);
+    return 0;
+}
+
+static int idle_connection_closed(void)
+{
+    memset(&brief_ready, 0, sizeof brief_ready);
+    REQUIRE_EQ(wv_group_spawn(srv.g, brief_server, NULL, NULL), 0);
+    REQUIRE_EQ(wv_event_wait(&brief_ready), 0);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/peer", brief_port);
+    wv_httpc_stats before, after;
+    wv_httpc_stats_get(&before);
+    wv_httpc_response resp;
+    REQUIRE_EQ(wv_httpc_get(url, &resp), 0);
+    char first[64];
+    snprintf(first, sizeof first, "%s", plain_text(&resp));
+    wv_httpc_response_free(&resp);
+    /* the server closes the connection while nothing uses it: the shard
+     * hears of it once, not again and again */
+    int64_t cpu0 = cpu_ms();
+    CHECK_EQ(wv_sleep_ms(400), 0);
+    CHECK_BETWEEN(cpu_ms() - cpu0, 0, 150);
+    /* the next request finds it closed and makes another */
+    REQUIRE_EQ(wv_httpc_get(url, &resp), 0);
+    CHECK_EQ(resp.status, 200);
+    CHECK(strcmp(plain_text(&resp), first) != 0); /* another client port */
+    wv_httpc_response_free(&resp);
+    wv_httpc_stats_get(&after);
+    CHECK_EQ(after.connections - before.connections, 2);
+    CHECK_EQ(brief_rc, 0);
+    return 0;
+}
+
+static void
+test_httpc_connection_the_server_closed_while_idle_is_replaced_without_spinning(void **state)
+{
+    run(idle_connection_closed);
+}
+
 /* ------------------------------------------------------------ Retry-After */
 
 static void test_httpc_retry_after_reads_seconds_and_the_three_date_forms(void **state)
@@ -3032,6 +3340,12 @@ int main(void)
         cmocka_unit_test(test_httpc_request_id_and_remaining_deadline_reach_the_next_handler),
         cmocka_unit_test(test_http_deadline_header_becomes_the_handlers_deadline_never_longer),
         cmocka_unit_test(test_httpc_nothing_is_propagated_unless_asked),
+        cmocka_unit_test(test_httpc_a_get_after_any_other_method_on_the_shard_is_a_plain_get),
+        cmocka_unit_test(test_httpc_headers_of_one_request_are_not_sent_with_the_next),
+        cmocka_unit_test(test_httpc_timeout_of_one_request_does_not_cut_the_next_short),
+        cmocka_unit_test(test_httpc_options_of_one_request_do_not_carry_over_to_the_next),
+        cmocka_unit_test(
+            test_httpc_connection_the_server_closed_while_idle_is_replaced_without_spinning),
         cmocka_unit_test_setup_teardown(test_httpc_http2_over_tls_is_chosen_by_alpn, h2_tls_up,
                                         h2_tls_down),
         cmocka_unit_test_setup_teardown(
