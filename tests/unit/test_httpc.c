@@ -63,6 +63,24 @@ static int small(wv_req *req, wv_res *res)
     return wv_res_text(res, 200, "hello");
 }
 
+/* GET /cut?chunked=1: 10,000 bytes of a body, then the handler fails: the
+ * server closes the connection with the body unfinished (100,000 bytes
+ * promised by Content-Length, or no last chunk) */
+static int cut(wv_req *req, wv_res *res)
+{
+    int64_t chunked;
+    int rc = wv_req_query_i64(req, "chunked", 0, &chunked);
+    if (rc == 0)
+        rc = chunked ? wv_res_begin(res, 200, "application/octet-stream")
+                     : wv_res_begin_length(res, 200, "application/octet-stream", 100000);
+    char buf[10000];
+    for (size_t i = 0; i < sizeof buf; i++)
+        buf[i] = (char)pattern(i);
+    if (rc == 0)
+        rc = wv_res_write(res, buf, sizeof buf);
+    return rc < 0 ? rc : wv_fail(-EIO, "the test's source failed midway");
+}
+
 static int large(wv_req *req, wv_res *res)
 {
     int64_t n;
@@ -486,6 +504,7 @@ static wv_router *routes(void)
         return NULL;
     wv_get(r, "/small", small);
     wv_get(r, "/large", large);
+    wv_get(r, "/cut", cut);
     wv_get(r, "/slow", slow);
     wv_get(r, "/hang", hang);
     wv_get(r, "/redirect/{n}", redirect);
@@ -723,6 +742,119 @@ static int trickle(void)
 static void test_httpc_body_trickling_byte_by_byte_arrives_whole_while_others_run(void **state)
 {
     run(trickle);
+}
+
+/* ------------------------------------------------ bodies that break */
+
+static int cut_bodies(void)
+{
+    for (int chunked = 0; chunked <= 1; chunked++) {
+        wv_httpc_response resp;
+        char path[32];
+        snprintf(path, sizeof path, "/cut?chunked=%d", chunked);
+        CHECK_EQ(get(path, &resp), -ECONNRESET);
+        CHECK_MSG("before the response was complete");
+        CHECK(resp.body.p == NULL);
+        /* and the shard's client goes on, on a new connection */
+        CHECK_EQ(get("/small", &resp), 0);
+        CHECK_BODY(&resp, "hello");
+        wv_httpc_response_free(&resp);
+    }
+    return 0;
+}
+
+static void
+test_httpc_body_cut_short_by_the_server_is_econnreset_never_a_short_success(void **state)
+{
+    run(cut_bodies);
+}
+
+/* A raw server: answers each request on a connection with `reply`. */
+typedef struct raw_server {
+    int fd;
+    uint16_t port;
+    const char *reply;
+    int connections;
+} raw_server;
+
+static int raw_conn(void *arg)
+{
+    raw_server *rs = arg;
+    int c = rs->fd;
+    char buf[4096];
+    size_t have = 0;
+    for (;;) {
+        ssize_t n = wv_read(c, buf + have, sizeof buf - have - 1);
+        if (n <= 0)
+            break;
+        have += (size_t)n;
+        buf[have] = '\0';
+        char *end;
+        while ((end = strstr(buf, "\r\n\r\n")) != NULL) {
+            if (wv_write(c, rs->reply, strlen(rs->reply)) < 0)
+                goto out;
+            size_t used = (size_t)(end + 4 - buf);
+            memmove(buf, buf + used, have - used + 1);
+            have -= used;
+        }
+    }
+out:
+    wv_close(c);
+    free(rs); /* this connection's copy */
+    return 0;
+}
+
+static int raw_accept(void *arg)
+{
+    raw_server *rs = arg;
+    for (;;) {
+        int c = wv_accept(rs->fd, NULL, NULL);
+        if (c < 0)
+            return 0;
+        rs->connections++;
+        raw_server *one = malloc(sizeof *one);
+        if (!one) {
+            wv_close(c);
+            continue;
+        }
+        *one = *rs;
+        one->fd = c;
+        if (wv_spawn(raw_conn, one, NULL) < 0) {
+            wv_close(c);
+            free(one);
+        }
+    }
+}
+
+static int excess_bytes(void)
+{
+    raw_server rs = {.reply = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloEXTRA BYTES"};
+    rs.fd = listen_loopback(&rs.port);
+    REQUIRE(rs.fd >= 0);
+    wv_group *g = wv_group_new();
+    REQUIRE(g != NULL);
+    REQUIRE_EQ(wv_group_spawn(g, raw_accept, &rs, NULL), 0);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/", rs.port);
+    for (int i = 0; i < 3; i++) {
+        /* the declared 5 bytes, never the excess; and the connection the
+         * excess came on is not used again, so the next answer is clean */
+        wv_httpc_response resp;
+        CHECK_EQ(wv_httpc_get(url, &resp), 0);
+        CHECK_BODY(&resp, "hello");
+        wv_httpc_response_free(&resp);
+    }
+    CHECK_EQ(rs.connections, 3);
+    wv_group_cancel(g);
+    wv_group_free(g);
+    wv_close(rs.fd);
+    return 0;
+}
+
+static void
+test_httpc_bytes_past_the_content_length_are_not_taken_as_the_next_response(void **state)
+{
+    run(excess_bytes);
 }
 
 /* ------------------------------------------------------------ deadlines */
@@ -3293,6 +3425,10 @@ int main(void)
         cmocka_unit_test(test_httpc_large_body_arrives_whole_and_intact),
         cmocka_unit_test(test_httpc_body_trickling_byte_by_byte_arrives_whole_while_others_run),
         cmocka_unit_test(test_httpc_server_that_never_answers_is_etimedout_at_the_deadline),
+        cmocka_unit_test(
+            test_httpc_body_cut_short_by_the_server_is_econnreset_never_a_short_success),
+        cmocka_unit_test(
+            test_httpc_bytes_past_the_content_length_are_not_taken_as_the_next_response),
         cmocka_unit_test(test_httpc_redirect_chain_is_followed_and_counted),
         cmocka_unit_test(test_httpc_redirect_loop_ends_at_max_redirects_with_eloop),
         cmocka_unit_test(test_httpc_negative_max_redirects_returns_the_3xx_itself),
