@@ -30,6 +30,9 @@ BUILD_PACKAGES=(
     # the HTTP client (src/httpc): libcurl built on OpenSSL, with HTTP/2
     # (nghttp2), gzip, br and zstd decoding
     libcurl4-openssl-dev
+    # the Kafka client (src/kafka): librdkafka, whose mock cluster the
+    # Kafka tests run against too
+    librdkafka-dev
 )
 
 TEST_PACKAGES=(
