@@ -31,7 +31,10 @@
 #pragma GCC visibility push(hidden)
 
 enum {
-    KAFKA_PUMP_BATCH = 256, /* events a pump handles between yields */
+    KAFKA_PUMP_BATCH = 256,           /* events a pump handles between yields */
+    KAFKA_DEFAULT_QUEUE_DEPTH = 1024, /* consumer messages waiting for a receiver */
+    KAFKA_DEFAULT_REVOKE_WAIT_MS = 5000,
+    KAFKA_REVOKE_COMMIT_MS = 5000, /* the commit of revoked partitions' acked offsets */
 };
 
 #define KAFKA_NS_PER_MS INT64_C(1000000)
@@ -109,6 +112,98 @@ void kafka_log_event(const char *who, rd_kafka_event_t *ev);
 /* The producer's librdkafka handle (for tests that inject librdkafka's
  * own faults). */
 rd_kafka_t *kafka_producer_handle(wv_kafka *k);
+
+/* ------------------------------------------------------------ consumer */
+
+/* A message handed out and not yet retired, in fetch order. */
+typedef struct kafka_slot {
+    int64_t offset;
+    bool acked;
+} kafka_slot;
+
+/*
+ * A partition this consumer has been assigned at some time (kept until the
+ * consumer is freed, so a message can always reach its partition). The
+ * slots hold the offsets handed out since the partition was last assigned
+ * or sought, oldest first: an ack marks its slot, and the acked run at the
+ * front is retired and its last offset stored for commit. The epoch
+ * changes whenever what was handed out before no longer counts (assigned,
+ * revoked, sought, read again from an earlier offset): a message carries
+ * the epoch it was fetched in, and one from an older epoch is stale.
+ */
+typedef struct kafka_part {
+    char *topic;
+    int32_t partition;
+    rd_kafka_topic_t *rkt; /* for rd_kafka_offset_store */
+    uint32_t epoch;
+    bool assigned;
+    kafka_slot *slots;
+    size_t start, end, cap; /* slots[start..end) are live */
+    uint64_t first_seq;     /* the sequence number of slots[start] */
+    int64_t last_fetched;   /* offset of the newest slot this epoch; -1 */
+    int64_t stored;         /* the next offset to read, as last stored; -1 */
+    int64_t committed;      /* what our last commit of it wrote; -1 */
+} kafka_part;
+
+/* A wv_kafka_msg and what it needs: the librdkafka event that owns the
+ * bytes, and its place in its partition's slots. */
+typedef struct kafka_msg {
+    wv_kafka_msg pub;
+    wv_kafka_consumer *c;
+    rd_kafka_event_t *ev; /* NULL for the stream's errors */
+    const rd_kafka_message_t *rkm;
+    kafka_part *part; /* NULL for the stream's errors */
+    uint32_t epoch;
+    uint64_t seq;
+    char *errmsg; /* the stream's errors: the reason */
+    char *topic;  /* the stream's errors: pub.topic's copy */
+} kafka_msg;
+
+struct wv_kafka_consumer {
+    rd_kafka_t *rk;
+    kafka_queue q; /* the consumer group's queue (the main queue forwards to it) */
+    int shard;
+    char *name;
+    wv_group *pump;
+    wv_chan *msgs; /* kafka_msg * (as wv_kafka_msg *) */
+    kafka_part **parts;
+    int nparts, cap_parts, last_part;
+    int64_t revoke_wait_ms;
+    int64_t keepalive_ms; /* half of max.poll.interval.ms */
+    bool closing;         /* no more messages; acks store nothing */
+    int64_t refs;         /* 1 until closed, + each message not yet freed */
+    wv_event acked;       /* set by every ack (a revocation waits on it) */
+    int receivers;        /* fibers inside wv_kafka_recv */
+    wv_event idle;        /* set when closing and the last receiver left */
+    char last_error[512];
+    wv_kafka_consumer_stats stats;
+};
+
+/* The partition's record; NULL when unknown and !create. */
+kafka_part *kafka_part_find(wv_kafka_consumer *c, const char *topic, int32_t partition,
+                            bool create);
+
+/* Forget what was handed out: a new epoch. */
+void kafka_part_reset(kafka_part *p);
+
+/* Note a message handed out; its sequence number. */
+uint64_t kafka_part_push(kafka_part *p, int64_t offset);
+
+/* Messages handed out and not acked yet? */
+bool kafka_part_busy(const kafka_part *p);
+
+/* A message of the stream: its error, or it is stale (-ESTALE), or 0. */
+int kafka_msg_check(kafka_msg *m);
+
+/* Free m and drop its reference on the consumer. */
+void kafka_msg_release(kafka_msg *m);
+
+/* An error message for the stream (takes a reference). */
+kafka_msg *kafka_msg_error(wv_kafka_consumer *c, int err, const char *topic, int32_t partition,
+                           const char *reason);
+
+/* Drop a reference; the last one frees the consumer and its handle. */
+void kafka_consumer_unref(wv_kafka_consumer *c);
 
 /* Copy of s (NULL stays NULL); ends the process when out of memory. */
 char *kafka_strdup(const char *s);

@@ -205,4 +205,108 @@ static inline int mock_committed_on_pool(const char *group, const char *topic, i
     return wv_offload(raw_committed_run, &j);
 }
 
+static inline int broker_job(void *arg)
+{
+    int cmd = (int)(intptr_t)arg; /* broker id, negative: down */
+    return cmd < 0 ? rd_kafka_mock_broker_set_down(mock, -cmd)
+                   : rd_kafka_mock_broker_set_up(mock, cmd);
+}
+
+/* Take broker `id` down or bring it up, from a fiber (the mock's calls
+ * wait for its thread). */
+static inline int mock_broker_on_pool(int id, bool up)
+{
+    return wv_offload(broker_job, (void *)(intptr_t)(up ? id : -id));
+}
+
+/* Run fn(arg) in a fiber of its own, cancel it after `ms` and wait for it
+ * (fn checks that its call ended in -ECANCELED). */
+static inline int run_then_cancel(wv_fn *fn, void *arg, int64_t ms)
+{
+    wv_group *g = wv_group_new();
+    int rc = wv_group_spawn(g, fn, arg, NULL);
+    if (rc == 0) {
+        wv_sleep_ms(ms);
+        wv_group_cancel(g);
+        rc = wv_group_join(g);
+    }
+    wv_group_free(g);
+    return rc;
+}
+
+/* ------------------------------------------------ weave's clients, briefly */
+
+static const char *const consumer_config[] = {TEST_CONSUMER_CONFIG, NULL};
+
+static inline int open_consumer(const char *group, const char *topic, wv_kafka_consumer **c)
+{
+    const char *topics[] = {topic, NULL};
+    int rc = wv_kafka_consumer_open(&(wv_kafka_consumer_opts){.brokers = mock_bootstraps,
+                                                              .group_id = group,
+                                                              .topics = topics,
+                                                              .config = consumer_config},
+                                    c);
+    if (rc < 0)
+        fprintf(stderr, "consumer open: %s\n", wv_errmsg());
+    return rc;
+}
+
+/* Produce n messages "<prefix><i>" (key "k<i>") to topic, to `partition`
+ * or (-1) by key; 0 or the first error. */
+static inline int produce_n(const char *topic, int n, int32_t partition, const char *prefix)
+{
+    static const char *const config[] = {TEST_PRODUCER_CONFIG, NULL};
+    wv_kafka *k;
+    int rc = wv_kafka_open(&(wv_kafka_opts){.brokers = mock_bootstraps, .config = config}, &k);
+    if (rc < 0)
+        return rc;
+    for (int i = 0; i < n && rc == 0; i++) {
+        char key[16], value[64];
+        int kn = snprintf(key, sizeof key, "k%d", i);
+        int vn = snprintf(value, sizeof value, "%s%d", prefix, i);
+        rc = wv_kafka_produce_start(k,
+                                    &(wv_kafka_record){.topic = topic,
+                                                       .key = {key, (size_t)kn},
+                                                       .value = {value, (size_t)vn},
+                                                       .partition = partition,
+                                                       .has_partition = partition >= 0},
+                                    NULL);
+    }
+    if (rc == 0)
+        rc = wv_kafka_flush(k);
+    wv_kafka_close(k);
+    return rc;
+}
+
+/* Receive n messages into out (waiting up to 15 s in all): how many came. */
+static inline int recv_n(wv_kafka_consumer *c, wv_kafka_msg **out, int n)
+{
+    int64_t until = wv_after_ms(15000);
+    int got = 0;
+    while (got < n) {
+        int rc = wv_kafka_recv(c, &out[got], until);
+        if (rc < 0) {
+            fprintf(stderr, "recv after %d: %s\n", got, wv_errmsg());
+            break;
+        }
+        got++;
+    }
+    return got;
+}
+
+static inline void run(wv_fn *fn, void *arg)
+{
+    assert_int_equal(run_in_rt(1, fn, arg), 0);
+    mock_stop();
+    assert_checks_passed();
+}
+
+static inline int committed_of(const char *group, const char *topic)
+{
+    int64_t off[1] = {-1};
+    if (mock_committed_on_pool(group, topic, 1, off) < 0)
+        return -2;
+    return (int)off[0];
+}
+
 #endif

@@ -372,13 +372,6 @@ static int ha_produce(void *arg)
     return 0;
 }
 
-static int broker_job(void *arg)
-{
-    int cmd = (int)(intptr_t)arg; /* broker id, negative: down */
-    return cmd < 0 ? rd_kafka_mock_broker_set_down(mock, -cmd)
-                   : rd_kafka_mock_broker_set_up(mock, cmd);
-}
-
 static int set_leader_job(void *arg)
 {
     return rd_kafka_mock_partition_set_leader(mock, "ha", 0, (int32_t)(intptr_t)arg);
@@ -397,11 +390,11 @@ static int leader_killed_body(wv_kafka *k, void *arg)
     int before = st.acked[0] + st.acked[1] + st.acked[2] + st.acked[3];
     CHECK(before > 0);
     /* the leader dies; a while later broker 2 takes over; then 1 is back */
-    CHECK_EQ(wv_offload(broker_job, (void *)(intptr_t)-1), 0);
+    CHECK_EQ(mock_broker_on_pool(1, false), 0);
     wv_sleep_ms(300);
     CHECK_EQ(wv_offload(set_leader_job, (void *)(intptr_t)2), 0);
     wv_sleep_ms(300);
-    CHECK_EQ(wv_offload(broker_job, (void *)(intptr_t)1), 0);
+    CHECK_EQ(mock_broker_on_pool(1, true), 0);
     CHECK_EQ(wv_group_join(g), 0);
     wv_group_free(g);
     int acked = st.acked[0] + st.acked[1] + st.acked[2] + st.acked[3];
@@ -439,7 +432,7 @@ static void test_kafka_produce_loses_no_acknowledged_message_when_the_leader_die
 static int all_down_body(wv_kafka *k, void *arg)
 {
     for (int b = 1; b <= 3; b++)
-        CHECK_EQ(wv_offload(broker_job, (void *)(intptr_t)-b), 0);
+        CHECK_EQ(mock_broker_on_pool(b, false), 0);
     /* the fiber's deadline */
     int64_t old = wv_deadline_set(wv_after_ms(400));
     int64_t t0 = wv_now();
@@ -455,7 +448,7 @@ static int all_down_body(wv_kafka *k, void *arg)
     CHECK(strstr(wv_errmsg(), "last saw") != NULL);
     /* back up: produce again works */
     for (int b = 1; b <= 3; b++)
-        CHECK_EQ(wv_offload(broker_job, (void *)(intptr_t)b), 0);
+        CHECK_EQ(mock_broker_on_pool(b, true), 0);
     CHECK_EQ(wv_kafka_produce(k, &(wv_kafka_record){.topic = "down", .value = WV_STR("c")}, NULL),
              0);
     return 0;
@@ -515,7 +508,7 @@ static int cancelled_producer(void *arg)
 static int give_up_body(wv_kafka *k, void *arg)
 {
     for (int b = 1; b <= 3; b++)
-        CHECK_EQ(wv_offload(broker_job, (void *)(intptr_t)-b), 0);
+        CHECK_EQ(mock_broker_on_pool(b, false), 0);
     /* a completion waited for with its own time limit stays pending */
     wv_kafka_pending *p;
     REQUIRE_EQ(
@@ -524,16 +517,11 @@ static int give_up_body(wv_kafka *k, void *arg)
     CHECK_EQ(wv_kafka_pending_wait(p, wv_after_ms(100), NULL), -ETIMEDOUT);
     CHECK(!wv_kafka_pending_done(p));
     /* a cancelled produce returns at once */
-    wv_group *g = wv_group_new();
-    REQUIRE_EQ(wv_group_spawn(g, cancelled_producer, k, NULL), 0);
-    wv_sleep_ms(50);
-    wv_group_cancel(g);
-    CHECK_EQ(wv_group_join(g), 0);
-    wv_group_free(g);
+    CHECK_EQ(run_then_cancel(cancelled_producer, k, 50), 0);
     /* brokers back: the abandoned message is still delivered; the pending
      * one too, and the report is there to read */
     for (int b = 1; b <= 3; b++)
-        CHECK_EQ(wv_offload(broker_job, (void *)(intptr_t)b), 0);
+        CHECK_EQ(mock_broker_on_pool(b, true), 0);
     wv_kafka_report rep;
     CHECK_EQ(wv_kafka_pending_wait(p, WV_NEVER, &rep), 0);
     wv_kafka_pending_free(p);
@@ -563,7 +551,7 @@ static int close_main(void *arg)
     REQUIRE_EQ(
         wv_kafka_produce(k, &(wv_kafka_record){.topic = "closing", .value = WV_STR("0")}, NULL), 0);
     for (int b = 1; b <= 3; b++)
-        CHECK_EQ(wv_offload(broker_job, (void *)(intptr_t)-b), 0);
+        CHECK_EQ(mock_broker_on_pool(b, false), 0);
     wv_kafka_pending *p[5];
     for (int i = 0; i < 5; i++)
         REQUIRE_EQ(wv_kafka_produce_start(
