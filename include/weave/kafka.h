@@ -130,7 +130,9 @@ int wv_kafka_open(const wv_kafka_opts *opts, wv_kafka **out);
  * has its delivery report, then close. Messages still without one when the
  * deadline passes are purged: their producers get -ESHUTDOWN. Returns 0
  * when nothing had to be purged, else -ETIMEDOUT or -ECANCELED; the
- * producer is freed either way. From its shard. NULL is ignored (0).
+ * producer is freed either way. Without a deadline the wait ends when
+ * librdkafka gives up on the last message (message.timeout.ms). From its
+ * shard. NULL is ignored (0).
  */
 int wv_kafka_close(wv_kafka *k);
 
@@ -305,7 +307,8 @@ int wv_kafka_ack(wv_kafka_msg *m);
 void wv_kafka_msg_free(wv_kafka_msg *m);
 
 /* Commit the acked offsets of every assigned partition now and wait for
- * the group coordinator's answer. 0 also when there was nothing new. */
+ * the group coordinator's answer (30 s at most when the fiber has no
+ * earlier deadline). 0 also when there was nothing new. */
 int wv_kafka_commit(wv_kafka_consumer *c);
 
 /* Offsets for wv_kafka_seek besides a plain one. */
@@ -347,8 +350,9 @@ void wv_kafka_consumer_stats_get(const wv_kafka_consumer *c, wv_kafka_consumer_s
  * consumer. Messages handlers still hold stay valid; acking them after
  * this gives -ESHUTDOWN (they are read again by the next owner). 0, or
  * the commit's or the leave's error; -ETIMEDOUT / -ECANCELED cut the
- * goodbye short (the group then notices after session.timeout.ms). From
- * its shard. NULL is ignored (0).
+ * goodbye short (the group then notices after session.timeout.ms). The
+ * goodbye takes 30 s at most when the fiber has no earlier deadline. Once,
+ * from its shard. NULL is ignored (0).
  */
 int wv_kafka_consumer_close(wv_kafka_consumer *c);
 

@@ -552,7 +552,7 @@ wv_chan *wv_kafka_consumer_chan(wv_kafka_consumer *c)
 int wv_kafka_commit(wv_kafka_consumer *c)
 {
     int rc = usable(c, "commit");
-    return rc < 0 ? rc : commit_stored(c, NULL, WV_NEVER);
+    return rc < 0 ? rc : commit_stored(c, NULL, wv_after_ms(KAFKA_COMMIT_MS));
 }
 
 /* The assigned partitions that `topic` and `partition` select. */
@@ -686,15 +686,21 @@ static int teardown_fiber(void *arg)
     return 0;
 }
 
-void kafka_consumer_unref(wv_kafka_consumer *c)
+/* Destroying the handle takes a while (librdkafka joins its threads):
+ * in a fiber of its own, for callers that must not wait for it. */
+static void teardown_later(wv_kafka_consumer *c)
 {
-    if (--c->refs > 0)
-        return;
-    /* the last message was freed after close, maybe by a call that must
-     * not suspend: destroying the handle takes a while, in a fiber */
     wv_spawn_opts so = {.name = "kafka-teardown"};
     if (wv_spawn(teardown_fiber, c, &so) < 0)
         teardown(c);
+}
+
+void kafka_consumer_unref(wv_kafka_consumer *c)
+{
+    /* the last message was freed after close, maybe by a call that must
+     * not suspend */
+    if (--c->refs == 0)
+        teardown_later(c);
 }
 
 int wv_kafka_consumer_close(wv_kafka_consumer *c)
@@ -719,6 +725,10 @@ int wv_kafka_consumer_close(wv_kafka_consumer *c)
     }
     char why[512] = "";
     if (c->rk && c->q.q) {
+        int64_t old = wv_deadline();
+        int64_t until = wv_after_ms(KAFKA_COMMIT_MS);
+        if (until < old)
+            wv_deadline_set(until);
         rc = commit_stored(c, NULL, WV_NEVER);
         if (rc < 0)
             snprintf(why, sizeof why, "%s", wv_errmsg());
@@ -727,8 +737,15 @@ int wv_kafka_consumer_close(wv_kafka_consumer *c)
             rc = left;
             snprintf(why, sizeof why, "%s", wv_errmsg());
         }
+        wv_deadline_set(old);
     }
-    if (--c->refs == 0)
-        teardown(c);
+    /* a goodbye cut short leaves librdkafka waiting on the brokers, and
+     * destroying its handle then waits too: not on the caller's time */
+    if (--c->refs == 0) {
+        if (rc == -ETIMEDOUT || rc == -ECANCELED)
+            teardown_later(c);
+        else
+            teardown(c);
+    }
     return rc < 0 ? wv_fail(rc, "%s", why) : 0;
 }

@@ -35,6 +35,9 @@ enum {
     KAFKA_DEFAULT_QUEUE_DEPTH = 1024, /* consumer messages waiting for a receiver */
     KAFKA_DEFAULT_REVOKE_WAIT_MS = 5000,
     KAFKA_REVOKE_COMMIT_MS = 5000, /* the commit of revoked partitions' acked offsets */
+    /* a commit, and close's commit and leave, when the caller sets no
+     * earlier deadline: librdkafka would wait for a coordinator forever */
+    KAFKA_COMMIT_MS = 30000,
 };
 
 #define KAFKA_NS_PER_MS INT64_C(1000000)

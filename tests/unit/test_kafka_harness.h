@@ -309,4 +309,24 @@ static inline int committed_of(const char *group, const char *topic)
     return (int)off[0];
 }
 
+/* Produce n messages "<prefix><i>" to partition 0 of topic, open a
+ * consumer of group on it and receive them into m: 0, or -1 (said). */
+static inline int consume_fresh(const char *topic, const char *group, int n, const char *prefix,
+                                wv_kafka_consumer **c, wv_kafka_msg **m)
+{
+    if (!CHECK_EQ(produce_n(topic, n, 0, prefix), 0) ||
+        !CHECK_EQ(open_consumer(group, topic, c), 0))
+        return -1;
+    return CHECK_EQ(recv_n(*c, m, n), n) ? 0 : -1;
+}
+
+/* A fresh cluster with one topic, fn(arg) in a one-shard runtime. */
+static inline void run_on_topic(const char *topic, int partitions, wv_fn *fn, void *arg)
+{
+    mock_start(3);
+    if (topic)
+        mock_topic(topic, partitions);
+    run(fn, arg);
+}
+
 #endif

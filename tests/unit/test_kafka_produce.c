@@ -386,9 +386,11 @@ static int leader_killed_body(wv_kafka *k, void *arg)
         w[i] = (ha_worker){&st, i};
         REQUIRE_EQ(wv_group_spawn(g, ha_produce, &w[i], NULL), 0);
     }
-    wv_sleep_ms(150);
-    int before = st.acked[0] + st.acked[1] + st.acked[2] + st.acked[3];
-    CHECK(before > 0);
+    /* kill the leader once messages flow */
+    int64_t until = wv_after_ms(10000);
+    while (st.acked[0] + st.acked[1] + st.acked[2] + st.acked[3] < 20 && wv_now() < until)
+        wv_sleep_ms(5);
+    CHECK(st.acked[0] + st.acked[1] + st.acked[2] + st.acked[3] >= 20);
     /* the leader dies; a while later broker 2 takes over; then 1 is back */
     CHECK_EQ(mock_broker_on_pool(1, false), 0);
     wv_sleep_ms(300);

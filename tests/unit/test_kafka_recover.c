@@ -103,11 +103,9 @@ static void test_kafka_consumer_goes_on_when_its_leader_is_down_and_back(void **
 
 static int close_main(void *arg)
 {
-    REQUIRE_EQ(produce_n("closing", 10, 0, "c"), 0);
     wv_kafka_consumer *c;
-    REQUIRE_EQ(open_consumer("g-close", "closing", &c), 0);
     wv_kafka_msg *m[10];
-    REQUIRE_EQ(recv_n(c, m, 10), 10);
+    REQUIRE_EQ(consume_fresh("closing", "g-close", 10, "c", &c, m), 0);
     for (int i = 0; i < 6; i++)
         CHECK_EQ(wv_kafka_ack(m[i]), 0);
     /* close commits what was acked; m[6..9] are still held */
@@ -130,9 +128,34 @@ static int close_main(void *arg)
 
 static void test_kafka_close_commits_the_acked_and_the_next_member_reads_the_rest(void **state)
 {
-    mock_start(3);
-    mock_topic("closing", 1);
-    run(close_main, NULL);
+    run_on_topic("closing", 1, close_main, NULL);
+}
+
+static int all_down_main(void *arg)
+{
+    wv_kafka_consumer *c;
+    wv_kafka_msg *m[5];
+    REQUIRE_EQ(consume_fresh("cut", "g-cut", 5, "d", &c, m), 0);
+    for (int i = 0; i < 5; i++)
+        CHECK_EQ(wv_kafka_ack(m[i]), 0);
+    for (int b = 1; b <= 3; b++)
+        CHECK_EQ(mock_broker_on_pool(b, false), 0);
+    /* the commit and the goodbye end at the caller's deadline */
+    int64_t old = wv_deadline_set(wv_after_ms(500));
+    int64_t t0 = wv_now();
+    CHECK_EQ(wv_kafka_commit(c), -ETIMEDOUT);
+    CHECK_BETWEEN(ms_since(t0), 450, 3000);
+    wv_deadline_set(wv_after_ms(500));
+    t0 = wv_now();
+    CHECK_EQ(wv_kafka_consumer_close(c), -ETIMEDOUT);
+    CHECK(ms_since(t0) < 3000);
+    wv_deadline_set(old);
+    return 0;
+}
+
+static void test_kafka_commit_and_close_with_every_broker_down_end_at_the_deadline(void **state)
+{
+    run_on_topic("cut", 1, all_down_main, NULL);
 }
 
 /* In the child: consume everything, ack the first 5 of 10, commit, then
@@ -209,6 +232,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_kafka_consumer_rides_out_injected_fetch_errors),
         cmocka_unit_test(test_kafka_consumer_goes_on_when_its_leader_is_down_and_back),
         cmocka_unit_test(test_kafka_close_commits_the_acked_and_the_next_member_reads_the_rest),
+        cmocka_unit_test(test_kafka_commit_and_close_with_every_broker_down_end_at_the_deadline),
         cmocka_unit_test(test_kafka_a_consumer_killed_before_acking_is_read_again_from_the_commit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
