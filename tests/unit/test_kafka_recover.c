@@ -2,7 +2,8 @@
  * The Kafka group consumer when things go wrong, against librdkafka's mock
  * cluster (a fresh one per test): a subscribed topic that does not exist,
  * fetch errors injected by the brokers, the partition's leader going down
- * and back, a consumer closed with messages unacked, and one killed
+ * and back, every broker down (the stream says so; a commit and close end
+ * at their deadline), a consumer closed with messages unacked, and one killed
  * (SIGKILL) before it acked: the group's next member reads again from the
  * committed offset. Committed offsets are read back with a plain
  * librdkafka client.
@@ -140,6 +141,10 @@ static int all_down_main(void *arg)
         CHECK_EQ(wv_kafka_ack(m[i]), 0);
     for (int b = 1; b <= 3; b++)
         CHECK_EQ(mock_broker_on_pool(b, false), 0);
+    /* the stream says so */
+    wv_kafka_msg *extra;
+    CHECK_EQ(wv_kafka_recv(c, &extra, wv_after_ms(10000)), -ECONNREFUSED);
+    CHECK(strstr(wv_errmsg(), "brokers are down") != NULL);
     /* the commit and the goodbye end at the caller's deadline */
     int64_t old = wv_deadline_set(wv_after_ms(500));
     int64_t t0 = wv_now();
@@ -153,7 +158,9 @@ static int all_down_main(void *arg)
     return 0;
 }
 
-static void test_kafka_commit_and_close_with_every_broker_down_end_at_the_deadline(void **state)
+static void
+test_kafka_every_broker_down_shows_in_the_stream_and_commit_and_close_end_at_the_deadline(
+    void **state)
 {
     run_on_topic("cut", 1, all_down_main, NULL);
 }
@@ -232,7 +239,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_kafka_consumer_rides_out_injected_fetch_errors),
         cmocka_unit_test(test_kafka_consumer_goes_on_when_its_leader_is_down_and_back),
         cmocka_unit_test(test_kafka_close_commits_the_acked_and_the_next_member_reads_the_rest),
-        cmocka_unit_test(test_kafka_commit_and_close_with_every_broker_down_end_at_the_deadline),
+        cmocka_unit_test(
+            test_kafka_every_broker_down_shows_in_the_stream_and_commit_and_close_end_at_the_deadline),
         cmocka_unit_test(test_kafka_a_consumer_killed_before_acking_is_read_again_from_the_commit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
