@@ -303,7 +303,8 @@ int wv_kafka_ack(wv_kafka_msg *m);
 
 /* Let go of m without acking it: its offset, and every later one of its
  * partition, stays uncommitted, so it is read again after a restart or
- * a rebalance. For error messages and stale ones. NULL is ignored. */
+ * a rebalance. For error messages and stale ones. From the consumer's
+ * shard; never suspends. NULL is ignored. */
 void wv_kafka_msg_free(wv_kafka_msg *m);
 
 /* Commit the acked offsets of every assigned partition now and wait for

@@ -111,6 +111,8 @@ static int part_ack(kafka_part *p, uint64_t seq)
         p->start = p->end = 0;
     if (last < 0)
         return 0;
+    if (!p->rkt) /* librdkafka refused a handle for the topic's name */
+        return wv_fail(-EIO, "kafka: ack of %s [%d]: no topic handle", p->topic, (int)p->partition);
     rd_kafka_resp_err_t err = rd_kafka_offset_store(p->rkt, p->partition, last);
     if (err)
         return kafka_fail(err, "ack of %s [%d] at offset %lld", p->topic, (int)p->partition,
