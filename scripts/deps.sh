@@ -30,6 +30,9 @@ BUILD_PACKAGES=(
     # the HTTP client (src/httpc): libcurl built on OpenSSL, with HTTP/2
     # (nghttp2), gzip, br and zstd decoding
     libcurl4-openssl-dev
+    # the Kafka client (src/kafka): librdkafka, whose mock cluster the
+    # Kafka tests run against too
+    librdkafka-dev
 )
 
 TEST_PACKAGES=(
@@ -69,6 +72,10 @@ TEST_PACKAGES=(
     # the HTTP client's HTTP/2 peer: nghttpd, over TLS (ALPN h2) and h2c with
     # prior knowledge (tests/unit/test_httpc.c)
     nghttp2-server
+    # the Kafka client's peers on librdkafka's mock cluster: kcat and Python's
+    # confluent_kafka (tests/integration/test_kafka.py; kafkajs comes from
+    # npm, tests/integration/node)
+    kcat python3-confluent-kafka
     # the S3 client (src/s3): botocore as the offline oracle for our SigV4
     # signatures and boto3 as the peer that reads what weave wrote to s3rver
     # (tests/unit/test_s3_sign.c, tests/integration/test_s3.py); s3rver itself
