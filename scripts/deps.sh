@@ -74,6 +74,9 @@ TEST_PACKAGES=(
     # (tests/unit/test_s3_sign.c, tests/integration/test_s3.py); s3rver itself
     # comes from npm (tests/integration/node, scripts/s3_test_server.sh)
     python3-boto3
+    # the RabbitMQ client (src/amqp): a throwaway RabbitMQ node for its tests
+    # (scripts/rabbitmq_test_server.sh; rabbitmq-server brings Erlang and epmd)
+    rabbitmq-server
 )
 
 BENCH_PACKAGES=(
