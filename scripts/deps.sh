@@ -30,6 +30,9 @@ BUILD_PACKAGES=(
     # the HTTP client (src/httpc): libcurl built on OpenSSL, with HTTP/2
     # (nghttp2), gzip, br and zstd decoding
     libcurl4-openssl-dev
+    # RabbitMQ (src/amqp): librabbitmq 0.11, used only as the AMQP 0-9-1
+    # method codec (our own socket, framing, flow and recovery)
+    librabbitmq-dev
 )
 
 TEST_PACKAGES=(
