@@ -78,8 +78,10 @@ TEST_PACKAGES=(
     # comes from npm (tests/integration/node, scripts/s3_test_server.sh)
     python3-boto3
     # the RabbitMQ client (src/amqp): a throwaway RabbitMQ node for its tests
-    # (scripts/rabbitmq_test_server.sh; rabbitmq-server brings Erlang and epmd)
-    rabbitmq-server
+    # (scripts/rabbitmq_test_server.sh; rabbitmq-server brings Erlang and
+    # epmd), and pika as the Python peer (tests/integration/test_amqp_peers.py;
+    # amqplib, the Node peer, comes from npm: tests/integration/node)
+    rabbitmq-server python3-pika
 )
 
 BENCH_PACKAGES=(
