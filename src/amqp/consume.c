@@ -146,10 +146,12 @@ int amqp_msg_settle(wv_amqp_msg *m, uint32_t id, bool requeue)
         return wv_fail(-EINVAL, "AMQP: the message was already settled");
     if (!ch->conn)
         return wv_fail(-EPIPE, "AMQP: the message's channel was closed");
+    int rc = amqp_conn_check_shard(ch->conn);
+    if (rc < 0)
+        return rc;
     if (priv->gen != ch->gen || ch->state != CH_OPEN || !amqp_conn_live(ch->conn))
         return wv_fail(-ESTALE, "AMQP: the message's channel or connection broke since it "
                                 "came: the broker delivers it again");
-    int rc;
     if (id == AMQP_BASIC_ACK_METHOD) {
         amqp_basic_ack_t a = {.delivery_tag = m->delivery_tag};
         rc = amqp_chan_send(ch, id, &a);

@@ -120,6 +120,16 @@ static int declare_queue(wv_amqp_channel *ch, const char *q)
     return wv_amqp_queue_declare(ch, q, NULL, NULL);
 }
 
+/* basic.get until a message comes or `ms` pass: 1, 0, or an error. */
+static int get_within(wv_amqp_channel *ch, const char *q, bool no_ack, wv_amqp_msg **m, int ms)
+{
+    int64_t end = wv_after_ms(ms);
+    int got;
+    while ((got = wv_amqp_get(ch, q, no_ack, m)) == 0 && wv_now() < end)
+        wv_sleep_ms(10);
+    return got;
+}
+
 /* ------------------------------------------------------------ connecting */
 
 static int vhost_body(wv_amqp *c, wv_amqp_channel *ch, void *arg)
@@ -452,12 +462,7 @@ static int topology_body(wv_amqp *c, wv_amqp_channel *ch, void *arg)
         wv_amqp_queue_declare(ch, ttl, &(wv_amqp_queue_opts){.args = args, .nargs = 3}, NULL), 0);
     CHECK_EQ(wv_amqp_publish(ch, "", ttl, WV_STR("expires"), NULL), 0);
     wv_amqp_msg *m = NULL;
-    int got = 0;
-    for (int i = 0; i < 100 && got == 0; i++) {
-        wv_sleep_ms(20);
-        got = wv_amqp_get(ch, dlq, false, &m);
-    }
-    CHECK_EQ(got, 1);
+    CHECK_EQ(get_within(ch, dlq, false, &m, 2000), 1);
     if (m) {
         CHECK(wv_str_eq(m->body, WV_STR("expires")));
         wv_amqp_field death, first, reason;
@@ -481,13 +486,7 @@ static int topology_body(wv_amqp *c, wv_amqp_channel *ch, void *arg)
     REQUIRE_EQ(wv_amqp_get(ch, ttl, false, &m), 1);
     CHECK_EQ(wv_amqp_nack(m, false), 0);
     wv_amqp_msg_free(m);
-    got = 0;
-    for (int i = 0; i < 100 && got == 0; i++) {
-        got = wv_amqp_get(ch, dlq, true, &m);
-        if (!got)
-            wv_sleep_ms(10);
-    }
-    CHECK_EQ(got, 1);
+    CHECK_EQ(get_within(ch, dlq, true, &m, 2000), 1);
     if (m)
         CHECK(wv_str_eq(m->body, WV_STR("refused")));
     wv_amqp_msg_free(m);
@@ -560,6 +559,40 @@ static int many_fibers_body(wv_amqp *c, wv_amqp_channel *ch, void *arg)
 static void test_amqp_fifty_fibers_share_one_channel_each_getting_its_own_answers(void **state)
 {
     run_conn(url, NULL, many_fibers_body, NULL);
+}
+
+/* A call cut short by its deadline is abandoned: its answer is read and
+ * dropped, and the next call on the channel gets its own. */
+static int abandoned_body(wv_amqp *c, wv_amqp_channel *ch, void *arg)
+{
+    const char *q = NAME("abandoned");
+    REQUIRE_EQ(declare_queue(ch, q), 0);
+    CHECK_EQ(wv_amqp_publish(ch, "", q, WV_STR("kept"), NULL), 0);
+    int64_t old = wv_deadline_set(wv_now()); /* already passed */
+    wv_amqp_msg *m = NULL;
+    CHECK_EQ(wv_amqp_get(ch, q, false, &m), -ETIMEDOUT);
+    CHECK_EQ(wv_amqp_queue_declare(ch, NAME("other"), NULL, NULL), -ETIMEDOUT);
+    wv_deadline_set(old);
+    /* the abandoned get's message went back to the queue; the abandoned
+     * declare's answer did not reach this one */
+    wv_amqp_queue_info info;
+    REQUIRE_EQ(wv_amqp_queue_declare(ch, q, &(wv_amqp_queue_opts){.passive = true}, &info), 0);
+    CHECK_STR_EQ(info.name, q);
+    CHECK_EQ(get_within(ch, q, false, &m, 1000), 1);
+    if (m) {
+        CHECK(wv_str_eq(m->body, WV_STR("kept")));
+        CHECK(m->redelivered);
+        CHECK_EQ(wv_amqp_ack(m), 0);
+        wv_amqp_msg_free(m);
+    }
+    wv_amqp_queue_delete(ch, NAME("other"), false, false, NULL);
+    CHECK_EQ(wv_amqp_queue_delete(ch, q, false, false, NULL), 0);
+    return 0;
+}
+
+static void test_amqp_a_call_past_its_deadline_is_abandoned_not_misrouted(void **state)
+{
+    run_conn(url, NULL, abandoned_body, NULL);
 }
 
 /* ------------------------------------------------------------ consuming */
@@ -826,13 +859,7 @@ static int max_message_main(void *arg)
     CHECK(!wv_amqp_connected(small));
     wv_amqp_close(small);
     /* the message went back to its queue with the connection */
-    int got = 0;
-    for (int i = 0; i < 50 && got == 0; i++) {
-        got = wv_amqp_get(bch, q, true, &m);
-        if (!got)
-            wv_sleep_ms(20);
-    }
-    CHECK_EQ(got, 1);
+    CHECK_EQ(get_within(bch, q, true, &m, 1000), 1);
     if (m)
         CHECK_EQ(m->body.n, sizeof body);
     wv_amqp_msg_free(m);
@@ -1447,6 +1474,7 @@ int main(void)
         cmocka_unit_test(test_amqp_a_publish_the_broker_refuses_is_nacked_eio),
         cmocka_unit_test(test_amqp_exchanges_queues_bindings_ttl_dead_letters_and_quorum_queues),
         cmocka_unit_test(test_amqp_fifty_fibers_share_one_channel_each_getting_its_own_answers),
+        cmocka_unit_test(test_amqp_a_call_past_its_deadline_is_abandoned_not_misrouted),
         cmocka_unit_test(test_amqp_prefetch_limits_the_unacked_messages_a_consumer_gets),
         cmocka_unit_test(test_amqp_nack_with_requeue_redelivers_and_reject_without_drops),
         cmocka_unit_test(test_amqp_consumers_work_in_chan_select_with_a_deadline),
