@@ -312,6 +312,10 @@ int amqp_chan_send(wv_amqp_channel *ch, uint32_t id, void *method);
  * connection. */
 int amqp_chan_on_frame(wv_amqp_channel *ch, const amqp_frame *f);
 
+/* Fail the synchronous calls waiting on ch (the connection broke: no
+ * answer will come). */
+void amqp_chan_fail_calls(wv_amqp_channel *ch, int rc, const char *msg);
+
 /* The channel is no longer open on the wire (the broker closed it, or the
  * connection was lost: connection_lost): fail what waits on it with rc and
  * msg (unconfirmed publishes are kept to send again when the connection

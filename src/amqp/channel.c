@@ -74,7 +74,7 @@ static amqp_rpc *rpc_pop(wv_amqp_channel *ch)
     return r;
 }
 
-static void rpc_fail_all(wv_amqp_channel *ch, int rc, const char *msg)
+void amqp_chan_fail_calls(wv_amqp_channel *ch, int rc, const char *msg)
 {
     amqp_rpc *r;
     while ((r = rpc_pop(ch)))
@@ -193,9 +193,10 @@ int amqp_chan_ready(wv_amqp_channel *ch)
         if (ch->conn && ch->state != CH_OPEN && c->ready)
             rc = amqp_chan_open_wire(ch);
         wv_mutex_unlock(&ch->open_mu);
-        if (rc == 0 || !ch->conn || amqp_conn_live(c) || c->state == CONN_DEAD)
+        if (rc == 0 || !ch->conn || amqp_conn_live(c) || c->state == CONN_DEAD ||
+            c->opts.no_reconnect)
             return rc;
-        /* the connection broke while opening: wait for it again */
+        /* the connection broke while opening: wait for it to come back */
     }
 }
 
@@ -208,7 +209,7 @@ void amqp_chan_lost(wv_amqp_channel *ch, int rc, const char *msg, bool connectio
     if (ch->as.msg)
         wv_amqp_msg_free(ch->as.msg);
     memset(&ch->as, 0, sizeof ch->as);
-    rpc_fail_all(ch, rc, msg);
+    amqp_chan_fail_calls(ch, rc, msg);
     bool keep = connection_lost && ch->conn && ch->conn->opts.republish;
     amqp_confirm_fail_all(ch, rc, msg, keep);
     for (wv_amqp_consumer *co = ch->consumers; co; co = co->next) {

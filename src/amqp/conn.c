@@ -71,6 +71,13 @@ int amqp_conn_break(wv_amqp *c, int rc, const char *fmt, ...)
     wv_event_clear(&c->ready_ev);
     if (c->s)
         wv_stream_shutdown(c->s, SHUT_RDWR);
+    /* no answer will come: the calls waiting for one fail now (the
+     * supervisor's own, while it recovers, among them) */
+    char msg[AMQP_MSG + 32];
+    snprintf(msg, sizeof msg, "AMQP connection lost: %s", c->errmsg);
+    for (int id = 1; id <= c->opts.channel_max; id++)
+        if (c->chans[id])
+            amqp_chan_fail_calls(c->chans[id], -ECONNRESET, msg);
     wv_event_set(&c->sup_ev);
     if (!c->closing)
         wv_warn("AMQP %s: connection lost: %s", c->redacted, c->errmsg);
@@ -630,7 +637,10 @@ static int reconnect_attempt(void *arg, wv_retry_attempt *attempt)
         return -ECANCELED;
     int rc = connect_once(c);
     if (rc == 0) {
+        /* a broker that stops answering mid-way must not hold recovery */
+        int64_t old = amqp_deadline_cap(wv_after_ms(3 * c->opts.connect_timeout_ms));
         rc = recover(c);
+        wv_deadline_set(old);
         if (rc < 0) {
             char msg[1100];
             snprintf(msg, sizeof msg, "AMQP: recovering after a reconnect failed: %s", wv_errmsg());

@@ -880,6 +880,8 @@ static void test_amqp_a_message_over_max_message_drops_the_connection_emsgsize(v
  * it counts the heartbeats the client sends. */
 typedef struct fake {
     int lfd;
+    bool many;   /* serve connection after connection, not just one */
+    int accepts; /* connections served */
     int client_beats;
     bool done;
 } fake;
@@ -907,12 +909,8 @@ static void fake_consume(wv_buf *in, size_t used)
     in->n -= used;
 }
 
-static int fake_main(void *arg)
+static void fake_serve(fake *fk, int fd)
 {
-    fake *fk = arg;
-    int fd = wv_accept(fk->lfd, NULL, NULL);
-    if (fd < 0)
-        return 0;
     wv_buf in = {0}, out = {0};
     amqp_pool_t pool;
     init_amqp_pool(&pool, 4096);
@@ -956,23 +954,42 @@ static int fake_main(void *arg)
         fake_consume(&in, used);
     }
 out:
-    fk->done = true;
     wv_close(fd);
     wv_buf_free(&in);
     wv_buf_free(&out);
     empty_amqp_pool(&pool);
+}
+
+static int fake_main(void *arg)
+{
+    fake *fk = arg;
+    int fd;
+    while ((fd = wv_accept(fk->lfd, NULL, NULL)) >= 0) {
+        fk->accepts++;
+        fake_serve(fk, fd);
+        if (!fk->many)
+            break;
+    }
+    fk->done = true;
     return 0;
+}
+
+/* Listen on a free loopback port, serve there, and write the URL. */
+static int fake_start(fake *fk, char *out, size_t cap)
+{
+    uint16_t port = 0;
+    fk->lfd = listen_loopback(&port);
+    if (fk->lfd < 0)
+        return fk->lfd;
+    snprintf(out, cap, "amqp://guest:guest@127.0.0.1:%u/", port);
+    return wv_spawn(fake_main, fk, NULL);
 }
 
 static int silent_broker_main(void *arg)
 {
     fake fk = {0};
-    uint16_t port = 0;
-    fk.lfd = listen_loopback(&port);
-    REQUIRE(fk.lfd >= 0);
-    wv_spawn(fake_main, &fk, NULL);
     char u[128];
-    snprintf(u, sizeof u, "amqp://guest:guest@127.0.0.1:%u/", port);
+    REQUIRE_EQ(fake_start(&fk, u, sizeof u), 0);
     wv_amqp *c;
     REQUIRE_EQ(wv_amqp_open(u, &(wv_amqp_opts){.no_reconnect = true, .heartbeat_s = 30}, &c), 0);
     wv_amqp_stats st;
@@ -999,6 +1016,35 @@ static void
 test_amqp_a_broker_that_stops_sending_heartbeats_is_dropped_with_a_clear_error(void **state)
 {
     assert_int_equal(run_in_rt(1, silent_broker_main, NULL), 0);
+    assert_checks_passed();
+}
+
+/* The broker falls silent again while the client recovers (its
+ * channel.open for the recovery gets no answer): the heartbeats end that
+ * connection too, and the client dials a third time. */
+static int silent_during_recovery_main(void *arg)
+{
+    fake fk = {.many = true};
+    char u[128];
+    REQUIRE_EQ(fake_start(&fk, u, sizeof u), 0);
+    wv_amqp *c;
+    REQUIRE_EQ(wv_amqp_open(u, &(wv_amqp_opts){.reconnect_max_ms = 100}, &c), 0);
+    for (int i = 0; i < 1000 && fk.accepts < 3; i++)
+        wv_sleep_ms(10);
+    CHECK(fk.accepts >= 3);
+    CHECK(!wv_amqp_connected(c));
+    int64_t t0 = wv_now();
+    wv_amqp_close(c); /* the supervisor, wherever it is, stops */
+    CHECK_BETWEEN(ms_since(t0), 0, 3000);
+    wv_close(fk.lfd);
+    for (int i = 0; i < 300 && !fk.done; i++)
+        wv_sleep_ms(10);
+    return 0;
+}
+
+static void test_amqp_a_broker_silent_during_recovery_is_dialed_again(void **state)
+{
+    assert_int_equal(run_in_rt(1, silent_during_recovery_main, NULL), 0);
     assert_checks_passed();
 }
 
@@ -1483,6 +1529,7 @@ int main(void)
         cmocka_unit_test(test_amqp_a_message_over_max_message_drops_the_connection_emsgsize),
         cmocka_unit_test(
             test_amqp_a_broker_that_stops_sending_heartbeats_is_dropped_with_a_clear_error),
+        cmocka_unit_test(test_amqp_a_broker_silent_during_recovery_is_dialed_again),
         cmocka_unit_test(test_amqp_heartbeats_keep_an_idle_connection_open),
         cmocka_unit_test(test_amqp_connection_close_from_the_broker_gives_reply_code_and_text),
         cmocka_unit_test(test_amqp_dropped_connection_comes_back_with_topology_and_consumers),
