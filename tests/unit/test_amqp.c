@@ -868,6 +868,51 @@ static int max_message_main(void *arg)
     return 0;
 }
 
+/* wv_amqp_close from one fiber while another waits inside a call: the
+ * waiter wakes with -EPIPE before anything is freed under it. */
+typedef struct waiter {
+    wv_amqp_consumer *co;
+    int rc;
+    bool done;
+} waiter;
+
+static int waiting_receiver(void *arg)
+{
+    waiter *w = arg;
+    wv_amqp_msg *m;
+    w->rc = wv_amqp_consumer_recv(w->co, &m, WV_NEVER);
+    w->done = true;
+    return 0;
+}
+
+static int close_under_waiter_main(void *arg)
+{
+    wv_amqp *c;
+    REQUIRE_EQ(wv_amqp_open(url, NULL, &c), 0);
+    wv_amqp_channel *ch;
+    REQUIRE_EQ(wv_amqp_channel_open(c, &ch), 0);
+    const char *q = NAME("close-under");
+    REQUIRE_EQ(declare_queue(ch, q), 0);
+    waiter w = {0};
+    REQUIRE_EQ(wv_amqp_consume(ch, q, NULL, &w.co), 0);
+    wv_spawn(waiting_receiver, &w, NULL);
+    wv_sleep_ms(50);
+    CHECK(!w.done);
+    CHECK_EQ(wv_amqp_queue_delete(ch, q, false, false, NULL), 0);
+    wv_amqp_close(c); /* frees the channel and the consumer */
+    for (int i = 0; i < 100 && !w.done; i++)
+        wv_sleep_ms(5);
+    CHECK(w.done);
+    CHECK_EQ(w.rc, -EPIPE);
+    return 0;
+}
+
+static void test_amqp_closing_the_connection_wakes_a_fiber_waiting_inside_a_call(void **state)
+{
+    assert_int_equal(run_in_rt(1, close_under_waiter_main, NULL), 0);
+    assert_checks_passed();
+}
+
 static void test_amqp_a_message_over_max_message_drops_the_connection_emsgsize(void **state)
 {
     assert_int_equal(run_in_rt(1, max_message_main, NULL), 0);
@@ -1526,6 +1571,7 @@ int main(void)
         cmocka_unit_test(test_amqp_consumers_work_in_chan_select_with_a_deadline),
         cmocka_unit_test(test_amqp_queue_deleted_under_a_consumer_is_a_cancel_from_the_broker),
         cmocka_unit_test(test_amqp_messages_of_a_consumer_killed_before_acking_are_redelivered),
+        cmocka_unit_test(test_amqp_closing_the_connection_wakes_a_fiber_waiting_inside_a_call),
         cmocka_unit_test(test_amqp_a_message_over_max_message_drops_the_connection_emsgsize),
         cmocka_unit_test(
             test_amqp_a_broker_that_stops_sending_heartbeats_is_dropped_with_a_clear_error),
