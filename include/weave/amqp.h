@@ -432,7 +432,7 @@ bool wv_amqp_consumer_cancelled(const wv_amqp_consumer *c);
 int wv_amqp_consumer_cancel(wv_amqp_consumer *c);
 
 /* Cancel if needed, give the messages still queued back to the broker
- * (nack with requeue) and free. NULL is ignored. */
+ * (basic.reject with requeue) and free. NULL is ignored. */
 void wv_amqp_consumer_free(wv_amqp_consumer *c);
 
 /*
@@ -455,7 +455,7 @@ int wv_amqp_nack(wv_amqp_msg *m, bool requeue);
 int wv_amqp_reject(wv_amqp_msg *m, bool requeue);
 
 /* Free a message. One received with manual acks and not yet settled is
- * given back first (nack with requeue), so no prefetch slot is lost to a
+ * given back first (basic.reject with requeue), so no prefetch slot is lost to a
  * message nobody holds. NULL is ignored. */
 void wv_amqp_msg_free(wv_amqp_msg *m);
 
