@@ -213,6 +213,31 @@ static void test_amqp_amqps_url_talks_tls_and_verifies_the_certificate(void **st
     assert_checks_passed();
 }
 
+/* A connection belongs to the shard that opened it. */
+static int other_shard(void *arg)
+{
+    wv_amqp_channel *ch;
+    CHECK_EQ(wv_amqp_channel_open((wv_amqp *)arg, &ch), -EXDEV);
+    return 0;
+}
+
+static int shard_main(void *arg)
+{
+    wv_amqp *c;
+    REQUIRE_EQ(wv_amqp_open(url, NULL, &c), 0);
+    CHECK_EQ(wv_shard_call(1, other_shard, c), 0);
+    wv_amqp_channel *ch;
+    CHECK_EQ(wv_amqp_channel_open(c, &ch), 0); /* its own shard: fine */
+    wv_amqp_close(c);
+    return 0;
+}
+
+static void test_amqp_a_connection_used_from_another_shard_is_exdev(void **state)
+{
+    assert_int_equal(run_in_rt(2, shard_main, NULL), 0);
+    assert_checks_passed();
+}
+
 /* ------------------------------------------------------------ publishing */
 
 static int round_trip_body(wv_amqp *c, wv_amqp_channel *ch, void *arg)
@@ -1557,6 +1582,7 @@ int main(void)
         cmocka_unit_test(test_amqp_vhost_in_the_url_is_percent_decoded),
         cmocka_unit_test(test_amqp_wrong_password_and_vhost_are_eacces_with_the_brokers_words),
         cmocka_unit_test(test_amqp_amqps_url_talks_tls_and_verifies_the_certificate),
+        cmocka_unit_test(test_amqp_a_connection_used_from_another_shard_is_exdev),
         cmocka_unit_test(test_amqp_publish_then_get_round_trips_body_and_every_property),
         cmocka_unit_test(test_amqp_publish_to_a_missing_exchange_is_enoent_with_the_brokers_words),
         cmocka_unit_test(test_amqp_channel_closed_by_the_broker_gives_reply_code_and_text),
