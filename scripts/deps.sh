@@ -33,6 +33,9 @@ BUILD_PACKAGES=(
     # the Kafka client (src/kafka): librdkafka, whose mock cluster the
     # Kafka tests run against too
     librdkafka-dev
+    # RabbitMQ (src/amqp): librabbitmq 0.11, used only as the AMQP 0-9-1
+    # method codec (our own socket, framing, flow and recovery)
+    librabbitmq-dev
 )
 
 TEST_PACKAGES=(
@@ -81,6 +84,11 @@ TEST_PACKAGES=(
     # (tests/unit/test_s3_sign.c, tests/integration/test_s3.py); s3rver itself
     # comes from npm (tests/integration/node, scripts/s3_test_server.sh)
     python3-boto3
+    # the RabbitMQ client (src/amqp): a throwaway RabbitMQ node for its tests
+    # (scripts/rabbitmq_test_server.sh; rabbitmq-server brings Erlang and
+    # epmd), and pika as the Python peer (tests/integration/test_amqp_peers.py;
+    # amqplib, the Node peer, comes from npm: tests/integration/node)
+    rabbitmq-server python3-pika
 )
 
 BENCH_PACKAGES=(

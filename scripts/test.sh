@@ -6,7 +6,9 @@
 #      with a TLS port and a three-node cluster (scripts/redis_test_server.sh;
 #      WEAVE_TEST_REDIS_URL, _TLS_URL, _CA, _DIR, _CTL, _CLUSTER_URL), and
 #      three memcached 1.6 servers (scripts/memcached_test_server.sh;
-#      WEAVE_TEST_MEMCACHED_SERVERS, _DIRS, _CTL)
+#      WEAVE_TEST_MEMCACHED_SERVERS, _DIRS, _CTL), and a RabbitMQ node with
+#      a TLS listener (scripts/rabbitmq_test_server.sh; WEAVE_TEST_AMQP_URL,
+#      _TLS_URL, _CA, _DIR, _CTL)
 #   1. format-check
 #   2. Release build, its unit tests (ctest)
 #   3. Asan build (clang, ASan+UBSan), its unit tests (ctest)
@@ -34,6 +36,7 @@ step=""
 PG_DIR=""
 REDIS_DIR=""
 MEMCACHED_DIR=""
+RABBITMQ_DIR=""
 
 summary()
 {
@@ -52,6 +55,10 @@ summary()
             scripts/memcached_test_server.sh stop "$d" || true
         done
         rm -rf "$MEMCACHED_DIR"
+    fi
+    if [ -n "$RABBITMQ_DIR" ]; then
+        scripts/rabbitmq_test_server.sh stop "$RABBITMQ_DIR/node" || true
+        rm -rf "$RABBITMQ_DIR"
     fi
     if [ $rc -ne 0 ]; then
         echo "test.sh: FAILED at: ${step:-?} (exit $rc); logs in $LOG_DIR/" >&2
@@ -190,6 +197,26 @@ start_memcached()
     echo "memcached for the tests: $WEAVE_TEST_MEMCACHED_SERVERS"
 }
 run_step "memcached (test servers)" start_memcached
+
+# RabbitMQ for the AMQP tests: one node (AMQP, and AMQP over TLS three
+# ports up); test_amqp stops and starts it mid-test (_DIR, _CTL)
+start_rabbitmq()
+{
+    RABBITMQ_DIR=$(mktemp -d /tmp/weave-test-rabbitmq.XXXXXX)
+    bash tests/make_certs.sh "$RABBITMQ_DIR/certs"
+    local port certs=$RABBITMQ_DIR/certs
+    port=$(free_ports 25680 4)
+    WEAVE_TEST_AMQP_URL=$(scripts/rabbitmq_test_server.sh start "$RABBITMQ_DIR/node" "$port" \
+        $((port + 3)) "$certs/server.pem" "$certs/server.key" "$certs/ca.pem") || return 1
+    WEAVE_TEST_AMQP_TLS_URL="amqps://guest:guest@127.0.0.1:$((port + 3))/"
+    WEAVE_TEST_AMQP_CA=$certs/ca.pem
+    WEAVE_TEST_AMQP_DIR=$RABBITMQ_DIR/node
+    WEAVE_TEST_AMQP_CTL=$(pwd)/scripts/rabbitmq_test_server.sh
+    export WEAVE_TEST_AMQP_URL WEAVE_TEST_AMQP_TLS_URL WEAVE_TEST_AMQP_CA WEAVE_TEST_AMQP_DIR \
+        WEAVE_TEST_AMQP_CTL
+    echo "RabbitMQ for the tests: $WEAVE_TEST_AMQP_URL"
+}
+run_step "RabbitMQ (test server)" start_rabbitmq
 
 run_step format-check make --no-print-directory format-check
 
