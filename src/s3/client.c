@@ -25,21 +25,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "aws/settings.h"
 #include "s3/s3_internal.h"
 #include "weave/net.h"
 
 /* ------------------------------------------------------------ settings */
-
-static char *dup_or_null(const char *s)
-{
-    return s ? strdup(s) : NULL;
-}
-
-static const char *env(const char *name)
-{
-    const char *v = getenv(name);
-    return v && *v ? v : NULL;
-}
 
 static void settings_free(wv_s3 *s3)
 {
@@ -47,83 +37,10 @@ static void settings_free(wv_s3 *s3)
     free(s3->host);
     free(s3->region);
     free(s3->access_key);
-    if (s3->secret_key) {
-        /* the secret does not outlive the client in freed memory */
-        volatile char *p = s3->secret_key;
-        while (*p)
-            *p++ = 0;
-        free(s3->secret_key);
-    }
+    aws_secret_free(s3->secret_key);
     free(s3->session_token);
     free(s3->ca_file);
     free(s3);
-}
-
-/* scheme, host and port from the endpoint URL. */
-static int set_endpoint(wv_s3 *s3, const char *endpoint)
-{
-    wv_url u;
-    int rc = wv_url_parse(endpoint, &u);
-    if (rc < 0)
-        return wv_fail(-EINVAL, "S3: the endpoint is not a URL: %s", wv_errmsg());
-    char shown[256];
-    wv_url_redact(endpoint, shown, sizeof shown);
-    if (strcmp(u.scheme, "http") != 0 && strcmp(u.scheme, "https") != 0)
-        rc = wv_fail(-EINVAL, "S3: the endpoint %s is not http:// or https://", shown);
-    else if (!u.host[0])
-        rc = wv_fail(-EINVAL, "S3: the endpoint %s names no host", shown);
-    else if (u.user || u.password)
-        rc = wv_fail(-EINVAL,
-                     "S3: the endpoint %s holds credentials: give them as access_key "
-                     "and secret_key",
-                     shown);
-    else if ((u.path[0] && strcmp(u.path, "/") != 0) || u.query || u.fragment)
-        rc = wv_fail(-EINVAL, "S3: the endpoint %s has a path or query; give scheme, host and port",
-                     shown);
-    if (rc == 0) {
-        bool v6 = strchr(u.host, ':') != NULL;
-        bool default_port = !u.port_given || u.port == wv_url_default_port(u.scheme);
-        char host[300];
-        int len = snprintf(host, sizeof host, "%s%s%s", v6 ? "[" : "", u.host, v6 ? "]" : "");
-        if (!default_port && len > 0 && (size_t)len < sizeof host)
-            len += snprintf(host + len, sizeof host - (size_t)len, ":%d", u.port);
-        if (len < 0 || (size_t)len >= sizeof host)
-            rc = wv_fail(-EINVAL, "S3: the endpoint's host is too long");
-        else if (!(s3->scheme = strdup(u.scheme)) || !(s3->host = strdup(host)))
-            rc = wv_fail(-ENOMEM, "S3: out of memory");
-    }
-    wv_url_free(&u);
-    return rc;
-}
-
-static int set_credentials(wv_s3 *s3, const wv_s3_opts *o)
-{
-    if (o->anonymous) {
-        s3->anonymous = true;
-        return 0;
-    }
-    const char *id = o->access_key, *secret = o->secret_key, *token = o->session_token;
-    const char *from = "access_key and secret_key";
-    if (!id) {
-        id = env("AWS_ACCESS_KEY_ID");
-        secret = env("AWS_SECRET_ACCESS_KEY");
-        token = env("AWS_SESSION_TOKEN");
-        from = "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY";
-    }
-    if (!id || !*id || !secret || !*secret)
-        return wv_fail(-EINVAL, "S3: no credentials: set %s (or anonymous for public buckets)",
-                       from);
-    for (const char *c = id; *c; c++)
-        if ((unsigned char)*c <= ' ' || *c == '/' || *c == ',' || (unsigned char)*c >= 0x7f)
-            return wv_fail(-EINVAL, "S3: the access key id holds a character it cannot hold");
-    if (token && strpbrk(token, "\r\n"))
-        return wv_fail(-EINVAL, "S3: the session token holds a line break");
-    s3->access_key = strdup(id);
-    s3->secret_key = strdup(secret);
-    s3->session_token = dup_or_null(token && *token ? token : NULL);
-    if (!s3->access_key || !s3->secret_key || (token && *token && !s3->session_token))
-        return wv_fail(-ENOMEM, "S3: out of memory");
-    return 0;
 }
 
 int wv_s3_new(const wv_s3_opts *opts, wv_s3 **out)
@@ -163,26 +80,15 @@ int wv_s3_new(const wv_s3_opts *opts, wv_s3 **out)
     s3->max_attempts = o->max_attempts ? o->max_attempts : S3_DEFAULT_ATTEMPTS;
     s3->retry_base_ms = o->retry_base_ms ? o->retry_base_ms : 100;
 
-    const char *region = o->region;
-    if (!region)
-        region = o->provider == WV_S3_GCS ? "auto" : env("AWS_REGION");
-    if (!region)
-        region = env("AWS_DEFAULT_REGION");
-    if (!region)
-        region = "us-east-1";
-    int rc = 0;
-    for (const char *c = region; *c && rc == 0; c++)
-        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
-              *c == '-' || *c == '_'))
-            rc = wv_fail(-EINVAL, "S3: the region \"%.40s\" is not a region name", region);
-    if (rc == 0 && (!*region || strlen(region) > 64))
-        rc = wv_fail(-EINVAL, "S3: the region is empty or too long");
-    if (rc == 0 && !(s3->region = strdup(region)))
-        rc = wv_fail(-ENOMEM, "S3: out of memory");
+    /* GCS's region is "auto" unless given */
+    int rc = aws_region(o->region                  ? o->region
+                        : o->provider == WV_S3_GCS ? "auto"
+                                                   : NULL,
+                        "S3", &s3->region);
 
     const char *endpoint = o->endpoint;
     if (!endpoint && o->provider == WV_S3_AWS)
-        endpoint = env("S3_ENDPOINT");
+        endpoint = aws_env("S3_ENDPOINT");
     char own[128];
     if (rc == 0 && !endpoint) {
         if (o->provider == WV_S3_GCS) {
@@ -194,9 +100,13 @@ int wv_s3_new(const wv_s3_opts *opts, wv_s3 **out)
         }
     }
     if (rc == 0)
-        rc = set_endpoint(s3, endpoint);
-    if (rc == 0)
-        rc = set_credentials(s3, o);
+        rc = aws_endpoint(endpoint, "S3", &s3->scheme, &s3->host);
+    if (rc == 0 && o->anonymous)
+        s3->anonymous = true;
+    else if (rc == 0)
+        rc = aws_credentials(o->access_key, o->secret_key, o->session_token, "S3",
+                             " (or anonymous for public buckets)", &s3->access_key, &s3->secret_key,
+                             &s3->session_token);
     if (rc == 0 && o->ca_file && !(s3->ca_file = strdup(o->ca_file)))
         rc = wv_fail(-ENOMEM, "S3: out of memory");
     if (rc < 0) {
@@ -566,14 +476,14 @@ int s3_target(const wv_s3 *s3, const char *bucket, const char *key, wv_buf *host
     } else {
         rc |= wv_buf_puts(host, s3->host);
         rc |= wv_buf_append(uri, "/", 1);
-        rc |= s3_uri_encode(uri, bucket, strlen(bucket), false);
+        rc |= aws_uri_encode(uri, bucket, strlen(bucket), false);
         if (key)
             rc |= wv_buf_append(uri, "/", 1);
     }
     if (key)
-        rc |= s3_uri_encode(uri, key, strlen(key), true);
-    rc |= s3_cstr(host);
-    rc |= s3_cstr(uri);
+        rc |= aws_uri_encode(uri, key, strlen(key), true);
+    rc |= aws_cstr(host);
+    rc |= aws_cstr(uri);
     return rc ? -ENOMEM : 0;
 }
 
@@ -583,24 +493,24 @@ int s3_prepare(wv_s3 *s3, const s3_request *r, s3_prepared *p)
     if (r->nheaders > S3_MAX_EXTRA_HEADERS)
         return wv_fail(-EINVAL, "%s: too many headers", r->what);
     int rc = s3_target(s3, r->bucket, r->key, &p->host, &p->uri);
-    rc |= s3_canonical_query(&p->query, r->params, r->nparams);
+    rc |= aws_canonical_query(&p->query, r->params, r->nparams);
     if (rc == 0)
         rc |= wv_buf_printf(&p->url, "%s://%s%s%s%s", s3->scheme, p->host.p, p->uri.p,
                             p->query.n ? "?" : "", p->query.p);
-    rc |= s3_cstr(&p->url);
+    rc |= aws_cstr(&p->url);
     p->payload_hash = r->payload_hash;
     if (!p->payload_hash) {
-        s3_sha256_hex(r->body ? r->body : "", r->body ? r->body_len : 0, p->payload);
+        aws_sha256_hex(r->body ? r->body : "", r->body ? r->body_len : 0, p->payload);
         p->payload_hash = p->payload;
     }
     size_t n = 0;
     p->headers[n] = (wv_httpc_header){"Host", p->host.p};
-    p->signing[n++] = (s3_header){"host", p->host.p};
+    p->signing[n++] = (aws_header){"host", p->host.p};
     p->headers[n] = (wv_httpc_header){"x-amz-content-sha256", p->payload_hash};
-    p->signing[n++] = (s3_header){"x-amz-content-sha256", p->payload_hash};
+    p->signing[n++] = (aws_header){"x-amz-content-sha256", p->payload_hash};
     if (s3->session_token) {
         p->headers[n] = (wv_httpc_header){"x-amz-security-token", s3->session_token};
-        p->signing[n++] = (s3_header){"x-amz-security-token", s3->session_token};
+        p->signing[n++] = (aws_header){"x-amz-security-token", s3->session_token};
     }
     /* the extra headers' names, lower-cased for the signature (offsets
      * first: the buffer may move while it grows) */
@@ -619,7 +529,7 @@ int s3_prepare(wv_s3 *s3, const s3_request *r, s3_prepared *p)
             p->names.p[i] = (char)(p->names.p[i] | 0x20);
     for (size_t i = 0; i < r->nheaders; i++) {
         p->headers[n] = r->headers[i];
-        p->signing[n++] = (s3_header){p->names.p + at[i], r->headers[i].value};
+        p->signing[n++] = (aws_header){p->names.p + at[i], r->headers[i].value};
     }
     p->nfixed = p->n = n;
     return 0;
@@ -631,16 +541,16 @@ int s3_prepared_sign(wv_s3 *s3, const s3_request *r, s3_prepared *p, int64_t uni
     wv_buf_free(&p->authorization);
     if (s3->anonymous)
         return 0;
-    s3_amz_date(unix_time, p->date);
+    aws_amz_date(unix_time, p->date);
     p->headers[p->n] = (wv_httpc_header){"x-amz-date", p->date};
-    p->signing[p->n++] = (s3_header){"x-amz-date", p->date};
+    p->signing[p->n++] = (aws_header){"x-amz-date", p->date};
     /* s3_sign sorts what it is given: a copy, so headers and signing
      * stay side by side */
-    s3_header sorted[S3_MAX_EXTRA_HEADERS + 6];
+    aws_header sorted[S3_MAX_EXTRA_HEADERS + 6];
     memcpy(sorted, p->signing, p->n * sizeof *sorted);
-    s3_sign_req sr = {
+    aws_sign_req sr = {
         .method = r->method,
-        .uri = p->uri.p,
+        .path = p->uri.p,
         .query = p->query.p,
         .headers = sorted,
         .nheaders = p->n,
@@ -651,7 +561,7 @@ int s3_prepared_sign(wv_s3 *s3, const s3_request *r, s3_prepared *p, int64_t uni
         .service = "s3",
         .unix_time = unix_time,
     };
-    if (s3_sign(&sr, &p->authorization, NULL, NULL) < 0)
+    if (aws_sign(&sr, &p->authorization, NULL, NULL) < 0)
         return wv_fail(-ENOMEM, "%s: out of memory", r->what);
     p->headers[p->n++] = (wv_httpc_header){"authorization", p->authorization.p};
     return 0;
