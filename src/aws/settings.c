@@ -18,7 +18,7 @@ const char *aws_env(const char *name)
     return v && *v ? v : NULL;
 }
 
-int aws_region(const char *given, const char *who, char **out)
+int aws_region(aws_settings *s, const char *given, const char *who)
 {
     const char *region = given;
     if (!region)
@@ -33,12 +33,12 @@ int aws_region(const char *given, const char *who, char **out)
             return wv_fail(-EINVAL, "%s: the region \"%.40s\" is not a region name", who, region);
     if (!*region || strlen(region) > 64)
         return wv_fail(-EINVAL, "%s: the region is empty or too long", who);
-    if (!(*out = strdup(region)))
+    if (!(s->region = strdup(region)))
         return wv_fail(-ENOMEM, "%s: out of memory", who);
     return 0;
 }
 
-int aws_endpoint(const char *endpoint, const char *who, char **scheme, char **host)
+int aws_endpoint(aws_settings *s, const char *endpoint, const char *who)
 {
     wv_url u;
     int rc = wv_url_parse(endpoint, &u);
@@ -67,15 +67,15 @@ int aws_endpoint(const char *endpoint, const char *who, char **scheme, char **ho
             len += snprintf(h + len, sizeof h - (size_t)len, ":%d", u.port);
         if (len < 0 || (size_t)len >= sizeof h)
             rc = wv_fail(-EINVAL, "%s: the endpoint's host is too long", who);
-        else if (!(*scheme = strdup(u.scheme)) || !(*host = strdup(h)))
+        else if (!(s->scheme = strdup(u.scheme)) || !(s->host = strdup(h)))
             rc = wv_fail(-ENOMEM, "%s: out of memory", who);
     }
     wv_url_free(&u);
     return rc;
 }
 
-int aws_credentials(const char *id, const char *secret, const char *token, const char *who,
-                    const char *hint, char **id_out, char **secret_out, char **token_out)
+int aws_credentials(aws_settings *s, const char *id, const char *secret, const char *token,
+                    const char *who, const char *hint)
 {
     const char *from = "access_key and secret_key";
     if (!id) {
@@ -91,20 +91,35 @@ int aws_credentials(const char *id, const char *secret, const char *token, const
             return wv_fail(-EINVAL, "%s: the access key id holds a character it cannot hold", who);
     if (token && strpbrk(token, "\r\n"))
         return wv_fail(-EINVAL, "%s: the session token holds a line break", who);
-    *id_out = strdup(id);
-    *secret_out = strdup(secret);
-    *token_out = token && *token ? strdup(token) : NULL;
-    if (!*id_out || !*secret_out || (token && *token && !*token_out))
+    s->access_key = strdup(id);
+    s->secret_key = strdup(secret);
+    s->session_token = token && *token ? strdup(token) : NULL;
+    if (!s->access_key || !s->secret_key || (token && *token && !s->session_token))
         return wv_fail(-ENOMEM, "%s: out of memory", who);
     return 0;
 }
 
-void aws_secret_free(char *secret)
+int aws_tls(aws_settings *s, const char *ca_file, bool insecure, const char *who)
 {
-    if (!secret)
-        return;
-    volatile char *p = secret;
-    while (*p)
-        *p++ = 0;
-    free(secret);
+    s->insecure = insecure;
+    if (ca_file && !(s->ca_file = strdup(ca_file)))
+        return wv_fail(-ENOMEM, "%s: out of memory", who);
+    return 0;
+}
+
+void aws_settings_free(aws_settings *s)
+{
+    free(s->scheme);
+    free(s->host);
+    free(s->region);
+    free(s->access_key);
+    if (s->secret_key) {
+        volatile char *p = s->secret_key;
+        while (*p)
+            *p++ = 0;
+        free(s->secret_key);
+    }
+    free(s->session_token);
+    free(s->ca_file);
+    memset(s, 0, sizeof *s);
 }

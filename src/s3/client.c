@@ -15,8 +15,9 @@
  * through wv_httpc_request with redirects off (a redirect from S3 is an
  * error naming the right endpoint, not something to follow with a
  * signature made for another host) and no decoding (the bytes are the
- * object's). wv_retry runs the tries; a reply of 300 or more is read as
- * S3's <Error> document and becomes an errno, the code and the message.
+ * object's). aws_send (src/aws/send.c, on wv_retry) runs the tries; a
+ * reply of 300 or more is read as S3's <Error> document and becomes an
+ * errno, the code and the message.
  */
 #include <curl/curl.h>
 #include <errno.h>
@@ -25,7 +26,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "aws/settings.h"
+#include "aws/send.h"
 #include "s3/s3_internal.h"
 #include "weave/net.h"
 
@@ -33,13 +34,7 @@
 
 static void settings_free(wv_s3 *s3)
 {
-    free(s3->scheme);
-    free(s3->host);
-    free(s3->region);
-    free(s3->access_key);
-    aws_secret_free(s3->secret_key);
-    free(s3->session_token);
-    free(s3->ca_file);
+    aws_settings_free(&s3->aws);
     free(s3);
 }
 
@@ -73,7 +68,6 @@ int wv_s3_new(const wv_s3_opts *opts, wv_s3 **out)
     s3->provider = o->provider;
     s3->addressing = o->addressing;
     s3->checksum = o->checksum;
-    s3->insecure = o->insecure;
     s3->part_size = o->part_size ? o->part_size : S3_DEFAULT_PART;
     s3->parts_in_flight = o->parts_in_flight ? o->parts_in_flight : S3_DEFAULT_IN_FLIGHT;
     s3->max_object = o->max_object ? o->max_object : S3_DEFAULT_MAX_OBJ;
@@ -81,10 +75,10 @@ int wv_s3_new(const wv_s3_opts *opts, wv_s3 **out)
     s3->retry_base_ms = o->retry_base_ms ? o->retry_base_ms : 100;
 
     /* GCS's region is "auto" unless given */
-    int rc = aws_region(o->region                  ? o->region
-                        : o->provider == WV_S3_GCS ? "auto"
-                                                   : NULL,
-                        "S3", &s3->region);
+    const char *region = o->region;
+    if (!region && o->provider == WV_S3_GCS)
+        region = "auto";
+    int rc = aws_region(&s3->aws, region, "S3");
 
     const char *endpoint = o->endpoint;
     if (!endpoint && o->provider == WV_S3_AWS)
@@ -94,21 +88,20 @@ int wv_s3_new(const wv_s3_opts *opts, wv_s3 **out)
         if (o->provider == WV_S3_GCS) {
             endpoint = "https://storage.googleapis.com";
         } else {
-            snprintf(own, sizeof own, "https://s3.%s.amazonaws.com", s3->region);
+            snprintf(own, sizeof own, "https://s3.%s.amazonaws.com", s3->aws.region);
             endpoint = own;
             s3->aws_endpoint = true;
         }
     }
     if (rc == 0)
-        rc = aws_endpoint(endpoint, "S3", &s3->scheme, &s3->host);
+        rc = aws_endpoint(&s3->aws, endpoint, "S3");
     if (rc == 0 && o->anonymous)
         s3->anonymous = true;
     else if (rc == 0)
-        rc = aws_credentials(o->access_key, o->secret_key, o->session_token, "S3",
-                             " (or anonymous for public buckets)", &s3->access_key, &s3->secret_key,
-                             &s3->session_token);
-    if (rc == 0 && o->ca_file && !(s3->ca_file = strdup(o->ca_file)))
-        rc = wv_fail(-ENOMEM, "S3: out of memory");
+        rc = aws_credentials(&s3->aws, o->access_key, o->secret_key, o->session_token, "S3",
+                             " (or anonymous for public buckets)");
+    if (rc == 0)
+        rc = aws_tls(&s3->aws, o->ca_file, o->insecure, "S3");
     if (rc < 0) {
         settings_free(s3);
         return rc;
@@ -379,7 +372,7 @@ static int errno_for(int status, const char *code, bool *retry)
 
 /* What a reply of 300 or more means: the errno, with wv_errmsg "WHAT:
  * Code: Message (HTTP n, request id r)". */
-static int refusal(wv_httpc_response *resp, const char *what, bool *retry)
+static int refusal(const wv_httpc_response *resp, const char *what, bool *retry)
 {
     const char *code = NULL, *message = NULL, *request_id = NULL, *endpoint = NULL;
     s3_xml x = {.max_nodes = 256};
@@ -471,10 +464,10 @@ int s3_target(const wv_s3 *s3, const char *bucket, const char *key, wv_buf *host
 {
     int rc = 0;
     if (virtual_host(s3, bucket)) {
-        rc |= wv_buf_printf(host, "%s.%s", bucket, s3->host);
+        rc |= wv_buf_printf(host, "%s.%s", bucket, s3->aws.host);
         rc |= wv_buf_append(uri, "/", 1);
     } else {
-        rc |= wv_buf_puts(host, s3->host);
+        rc |= wv_buf_puts(host, s3->aws.host);
         rc |= wv_buf_append(uri, "/", 1);
         rc |= aws_uri_encode(uri, bucket, strlen(bucket), false);
         if (key)
@@ -495,7 +488,7 @@ int s3_prepare(wv_s3 *s3, const s3_request *r, s3_prepared *p)
     int rc = s3_target(s3, r->bucket, r->key, &p->host, &p->uri);
     rc |= aws_canonical_query(&p->query, r->params, r->nparams);
     if (rc == 0)
-        rc |= wv_buf_printf(&p->url, "%s://%s%s%s%s", s3->scheme, p->host.p, p->uri.p,
+        rc |= wv_buf_printf(&p->url, "%s://%s%s%s%s", s3->aws.scheme, p->host.p, p->uri.p,
                             p->query.n ? "?" : "", p->query.p);
     rc |= aws_cstr(&p->url);
     p->payload_hash = r->payload_hash;
@@ -508,9 +501,9 @@ int s3_prepare(wv_s3 *s3, const s3_request *r, s3_prepared *p)
     p->signing[n++] = (aws_header){"host", p->host.p};
     p->headers[n] = (wv_httpc_header){"x-amz-content-sha256", p->payload_hash};
     p->signing[n++] = (aws_header){"x-amz-content-sha256", p->payload_hash};
-    if (s3->session_token) {
-        p->headers[n] = (wv_httpc_header){"x-amz-security-token", s3->session_token};
-        p->signing[n++] = (aws_header){"x-amz-security-token", s3->session_token};
+    if (s3->aws.session_token) {
+        p->headers[n] = (wv_httpc_header){"x-amz-security-token", s3->aws.session_token};
+        p->signing[n++] = (aws_header){"x-amz-security-token", s3->aws.session_token};
     }
     /* the extra headers' names, lower-cased for the signature (offsets
      * first: the buffer may move while it grows) */
@@ -555,9 +548,9 @@ int s3_prepared_sign(wv_s3 *s3, const s3_request *r, s3_prepared *p, int64_t uni
         .headers = sorted,
         .nheaders = p->n,
         .payload_hash = p->payload_hash,
-        .access_key = s3->access_key,
-        .secret_key = s3->secret_key,
-        .region = s3->region,
+        .access_key = s3->aws.access_key,
+        .secret_key = s3->aws.secret_key,
+        .region = s3->aws.region,
         .service = "s3",
         .unix_time = unix_time,
     };
@@ -577,61 +570,40 @@ void s3_prepared_free(s3_prepared *p)
     wv_buf_free(&p->authorization);
 }
 
-typedef struct attempt {
+/* One try's request, signed now (aws_send's sign). */
+typedef struct s3_try {
     wv_s3 *s3;
     const s3_request *r;
     s3_prepared *p;
-    wv_httpc_response *resp;
-    bool retry;
-    int tries;
-} attempt;
+} s3_try;
 
-static int try_once(void *arg, wv_retry_attempt *a)
+static int sign_try(void *arg, wv_httpc_req *req)
 {
-    attempt *t = arg;
+    s3_try *t = arg;
     const s3_request *r = t->r;
-    t->tries = a->number;
-    t->retry = false;
-    wv_httpc_response_free(t->resp);
     int rc = s3_prepared_sign(t->s3, r, t->p, s3_unix_now()); /* each try signed anew */
     if (rc < 0)
         return rc;
-    rc = wv_httpc_request(
-        &(wv_httpc_req){
-            .method = r->method,
-            .url = t->p->url.p,
-            .headers = t->p->headers,
-            .nheaders = t->p->n,
-            .body = r->body,
-            .body_len = r->body_len,
-            .max_response = r->max_response ? r->max_response : S3_MAX_XML_REPLY,
-            .max_redirects = -1,
-            .version = WV_HTTPC_HTTP1,
-            .ca_file = t->s3->ca_file,
-            .insecure = t->s3->insecure,
-            .no_decompress = true,
-        },
-        t->resp);
-    if (rc < 0) {
-        char msg[600];
-        snprintf(msg, sizeof msg, "%s", wv_errmsg());
-        t->retry = rc == -ECONNRESET || rc == -ECONNREFUSED || rc == -EPIPE ||
-                   rc == -ECONNABORTED || rc == -EAGAIN || rc == -ENETUNREACH;
-        return wv_fail(rc, "%s: %s", r->what, msg);
-    }
-    if (t->resp->status >= 200 && t->resp->status < 300)
-        return 0;
-    rc = refusal(t->resp, r->what, &t->retry);
-    const char *retry_after = wv_httpc_header_get(t->resp, "Retry-After");
-    if (t->retry && retry_after && *retry_after >= '0' && *retry_after <= '9')
-        a->retry_after_ms = (int64_t)atoi(retry_after) * 1000;
-    wv_httpc_response_free(t->resp);
-    return rc;
+    *req = (wv_httpc_req){
+        .method = r->method,
+        .url = t->p->url.p,
+        .headers = t->p->headers,
+        .nheaders = t->p->n,
+        .body = r->body,
+        .body_len = r->body_len,
+        .max_response = r->max_response ? r->max_response : S3_MAX_XML_REPLY,
+        .max_redirects = -1,
+        .version = WV_HTTPC_HTTP1,
+        .ca_file = t->s3->aws.ca_file,
+        .insecure = t->s3->aws.insecure,
+        .no_decompress = true,
+    };
+    return 0;
 }
 
-static bool retryable(int rc, void *arg)
+static int refused(void *arg, const wv_httpc_response *resp, bool *retry)
 {
-    return ((attempt *)arg)->retry;
+    return refusal(resp, ((s3_try *)arg)->r->what, retry);
 }
 
 int s3_send(wv_s3 *s3, const s3_request *r, wv_httpc_response *resp)
@@ -641,18 +613,14 @@ int s3_send(wv_s3 *s3, const s3_request *r, wv_httpc_response *resp)
     int rc = s3_prepare(s3, r, &p);
     if (rc < 0)
         return rc;
-    attempt t = {.s3 = s3, .r = r, .p = &p, .resp = resp};
-    rc = wv_retry(&(wv_retry_opts){.max_attempts = s3->max_attempts,
-                                   .base_ms = s3->retry_base_ms,
-                                   .retryable = retryable},
-                  try_once, &t);
-    if (rc < 0 && t.tries > 1) {
-        char msg[900];
-        snprintf(msg, sizeof msg, "%s", wv_errmsg());
-        wv_fail(rc, "%s (after %d tries)", msg, t.tries);
-    }
-    if (rc < 0)
-        wv_httpc_response_free(resp);
+    s3_try t = {.s3 = s3, .r = r, .p = &p};
+    rc = aws_send(&(aws_call){.what = r->what,
+                              .sign = sign_try,
+                              .refusal = refused,
+                              .arg = &t,
+                              .max_attempts = s3->max_attempts,
+                              .base_ms = s3->retry_base_ms},
+                  resp);
     s3_prepared_free(&p);
     return rc;
 }

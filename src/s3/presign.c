@@ -42,8 +42,8 @@ int s3_presign_at(wv_s3 *s3, const char *method, const char *bucket, const char 
 
     char date[17], credential[256], expires[24];
     aws_amz_date(unix_time, date);
-    int len = snprintf(credential, sizeof credential, "%s/%.8s/%s/s3/aws4_request", s3->access_key,
-                       date, s3->region);
+    int len = snprintf(credential, sizeof credential, "%s/%.8s/%s/s3/aws4_request",
+                       s3->aws.access_key, date, s3->aws.region);
     if (len < 0 || (size_t)len >= sizeof credential)
         return wv_fail(-EINVAL, "%s: the access key id is too long", what);
     snprintf(expires, sizeof expires, "%" PRId64, expires_s);
@@ -55,8 +55,8 @@ int s3_presign_at(wv_s3 *s3, const char *method, const char *bucket, const char 
         {"X-Amz-SignedHeaders", "host"},
     };
     size_t np = 5;
-    if (s3->session_token)
-        params[np++] = (aws_param){"X-Amz-Security-Token", s3->session_token};
+    if (s3->aws.session_token)
+        params[np++] = (aws_param){"X-Amz-Security-Token", s3->aws.session_token};
 
     wv_buf host = {0}, uri = {0}, query = {0}, out = {0};
     rc = s3_target(s3, bucket, key, &host, &uri);
@@ -72,16 +72,16 @@ int s3_presign_at(wv_s3 *s3, const char *method, const char *bucket, const char 
             .headers = headers,
             .nheaders = 1,
             .payload_hash = "UNSIGNED-PAYLOAD",
-            .access_key = s3->access_key,
-            .secret_key = s3->secret_key,
-            .region = s3->region,
+            .access_key = s3->aws.access_key,
+            .secret_key = s3->aws.secret_key,
+            .region = s3->aws.region,
             .service = "s3",
             .unix_time = unix_time,
         };
         rc = aws_signature(&sr, signature, NULL);
     }
     if (rc == 0)
-        rc = wv_buf_printf(&out, "%s://%s%s?%s&X-Amz-Signature=%s", s3->scheme, host.p, uri.p,
+        rc = wv_buf_printf(&out, "%s://%s%s?%s&X-Amz-Signature=%s", s3->aws.scheme, host.p, uri.p,
                            query.p, signature);
     if (rc == 0)
         rc = aws_cstr(&out);

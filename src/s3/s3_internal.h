@@ -1,14 +1,17 @@
 /*
  * Private parts of the S3 client, shared by the files of src/s3/.
  *
- * The picture. src/aws/sigv4.c signs (the canonical request, the string
- * to sign, the signing key; as a header or in the query) and holds the
- * URI-encoding helpers, for every AWS client; hash.c hashes bodies; xml.c is a strict, bounded XML
- * reader for the service's replies; client.c is wv_s3 itself (settings, the environment) and the
- * one request path every call takes: the URL built, the request signed and sent through
- * wv_httpc_request, retried through wv_retry, and a refusal turned into an errno with the service's
- * code and message; object.c holds the calls on one object or one listing; transfer.c the multipart
- * upload and the ranged download, with their part slots and fibers; presign.c the presigned URLs.
+ * The picture. The shared AWS code in src/aws/ signs (sigv4.c: the
+ * canonical request, the string to sign, the signing key; as a header or
+ * in the query; the URI-encoding helpers), reads the endpoint, region
+ * and credentials (settings.c) and runs a call's tries (send.c, through
+ * wv_retry). Here: hash.c hashes bodies; xml.c is a strict, bounded XML
+ * reader for the service's replies; client.c is wv_s3 itself and the one
+ * request path every call takes: the URL built, each try signed, a
+ * refusal turned into an errno with the service's code and message;
+ * object.c holds the calls on one object or one listing; transfer.c the
+ * multipart upload and the ranged download, with their part slots and
+ * fibers; presign.c the presigned URLs.
  */
 #ifndef WEAVE_S3_INTERNAL_H
 #define WEAVE_S3_INTERNAL_H
@@ -18,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "aws/settings.h"
 #include "aws/sigv4.h"
 #include "weave/buf.h"
 #include "weave/httpc.h"
@@ -54,14 +58,9 @@ struct wv_s3 {
     wv_s3_provider provider;
     wv_s3_addressing addressing;
     bool aws_endpoint; /* the provider's own endpoint, not one given */
-    bool anonymous;
+    bool anonymous;    /* aws's credentials are NULL */
     wv_s3_checksum checksum;
-    bool insecure;
-    char *scheme; /* "http" or "https" */
-    char *host; /* the endpoint's host as the Host header carries it: "h", "h:9000", "[::1]:9000" */
-    char *region;
-    char *access_key, *secret_key, *session_token;
-    char *ca_file;
+    aws_settings aws; /* endpoint, region, credentials, TLS */
     size_t part_size, max_object;
     int parts_in_flight, max_attempts;
     int64_t retry_base_ms;

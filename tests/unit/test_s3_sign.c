@@ -127,7 +127,7 @@ static void header_case(FILE *f, wv_s3 *s3, const wv_s3_opts *o, const s3_reques
     assert_int_equal(s3_prepare(s3, r, &p), 0);
     assert_int_equal(s3_prepared_sign(s3, r, &p, t), 0);
     fprintf(f, "H\t%s\t%s\t%s\t%s\t%lld\t%s\t%s\t", o->access_key, o->secret_key,
-            o->session_token ? o->session_token : "-", s3->region, (long long)t, r->method,
+            o->session_token ? o->session_token : "-", s3->aws.region, (long long)t, r->method,
             p.url.p);
     sigv4_put_hex(f, r->body, r->body ? r->body_len : 0);
     fprintf(f, "\t%d\t%s", strcmp(p.payload_hash, "UNSIGNED-PAYLOAD") != 0, p.authorization.p);
@@ -144,8 +144,8 @@ static void presign_case(FILE *f, wv_s3 *s3, const client_case *c, const char *m
     char *url;
     assert_int_equal(s3_presign_at(s3, method, bucket, key, expires, t, &url), 0);
     fprintf(f, "P\t%s\t%s\t%s\t%s\t%lld\t%s\t%s\t%s\t%s\t", c->opts.access_key, c->opts.secret_key,
-            c->opts.session_token ? c->opts.session_token : "-", s3->region, (long long)t, method,
-            c->endpoint, c->style, bucket);
+            c->opts.session_token ? c->opts.session_token : "-", s3->aws.region, (long long)t,
+            method, c->endpoint, c->style, bucket);
     sigv4_put_hex(f, key, strlen(key));
     fprintf(f, "\t%lld\t%s\n", (long long)expires, url);
     free(url);
@@ -429,21 +429,21 @@ static void test_s3_new_reads_options_then_the_environment(void **state)
     setenv("AWS_SESSION_TOKEN", "envtoken", 1);
     setenv("AWS_DEFAULT_REGION", "eu-central-1", 1);
     assert_int_equal(wv_s3_new(NULL, &s3), 0);
-    assert_string_equal(s3->access_key, "AKIDENV");
-    assert_string_equal(s3->secret_key, "envsecret");
-    assert_string_equal(s3->session_token, "envtoken");
-    assert_string_equal(s3->region, "eu-central-1");
-    assert_string_equal(s3->scheme, "https");
-    assert_string_equal(s3->host, "s3.eu-central-1.amazonaws.com");
+    assert_string_equal(s3->aws.access_key, "AKIDENV");
+    assert_string_equal(s3->aws.secret_key, "envsecret");
+    assert_string_equal(s3->aws.session_token, "envtoken");
+    assert_string_equal(s3->aws.region, "eu-central-1");
+    assert_string_equal(s3->aws.scheme, "https");
+    assert_string_equal(s3->aws.host, "s3.eu-central-1.amazonaws.com");
     assert_true(s3->aws_endpoint);
     wv_s3_free(s3);
 
     setenv("AWS_REGION", "us-west-2", 1); /* wins over AWS_DEFAULT_REGION */
     setenv("S3_ENDPOINT", "http://127.0.0.1:14568", 1);
     assert_int_equal(wv_s3_new(NULL, &s3), 0);
-    assert_string_equal(s3->region, "us-west-2");
-    assert_string_equal(s3->scheme, "http");
-    assert_string_equal(s3->host, "127.0.0.1:14568");
+    assert_string_equal(s3->aws.region, "us-west-2");
+    assert_string_equal(s3->aws.scheme, "http");
+    assert_string_equal(s3->aws.host, "127.0.0.1:14568");
     assert_false(s3->aws_endpoint);
     wv_s3_free(s3);
 
@@ -454,16 +454,16 @@ static void test_s3_new_reads_options_then_the_environment(void **state)
                                              .secret_key = "optsecret"},
                                &s3),
                      0);
-    assert_string_equal(s3->access_key, "opt");
-    assert_null(s3->session_token);
-    assert_string_equal(s3->host, "minio.internal");
-    assert_string_equal(s3->region, "local");
+    assert_string_equal(s3->aws.access_key, "opt");
+    assert_null(s3->aws.session_token);
+    assert_string_equal(s3->aws.host, "minio.internal");
+    assert_string_equal(s3->aws.region, "local");
     wv_s3_free(s3);
 
     /* GCS: its endpoint and region "auto"; S3_ENDPOINT is AWS's */
     assert_int_equal(wv_s3_new(&(wv_s3_opts){.provider = WV_S3_GCS}, &s3), 0);
-    assert_string_equal(s3->host, "storage.googleapis.com");
-    assert_string_equal(s3->region, "auto");
+    assert_string_equal(s3->aws.host, "storage.googleapis.com");
+    assert_string_equal(s3->aws.region, "auto");
     assert_false(s3->aws_endpoint);
     wv_s3_free(s3);
     clear_env();
