@@ -2,8 +2,10 @@
  * SigV4 outside S3 (src/aws/sigv4.c), offline: the worked example in
  * AWS's Signature Version 4 documentation (IAM's ListUsers), the path
  * rule of every service but S3 (normalised, then encoded a second time),
- * and a table of requests checked against botocore's SigV4Auth, the
- * signer every botocore service but S3 uses, at fixed dates.
+ * a table of requests checked against botocore's SigV4Auth (the signer
+ * every botocore service but S3 uses) at fixed dates, and the Kinesis
+ * client's own requests, as it puts them on the wire, checked the same
+ * way (kinesis-local does not check signatures).
  *
  * botocore runs as /usr/bin/python3 tests/unit/sigv4_botocore_oracle.py
  * (python3-boto3, scripts/deps.sh test); WEAVE_TEST_KINESIS_SKIP_BOTOCORE=1
@@ -12,7 +14,10 @@
 #include "harness.h"
 #include "sigv4_oracle.h"
 
+#include <weave/kinesis.h>
+
 #include "aws/sigv4.h"
+#include "kinesis/kinesis_internal.h"
 
 #define EXAMPLE_SECRET "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 #define EMPTY_SHA256   "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
@@ -196,6 +201,69 @@ static void test_aws_sign_agrees_with_botocore_outside_s3(void **state)
     assert_int_equal(cases, 3 * 6 * 3 * 2);
 }
 
+/* ------------------------------------------------------------ the client's */
+
+static void test_kinesis_requests_are_signed_as_botocore_signs_them(void **state)
+{
+    static const wv_kinesis_opts clients[] = {
+        {.region = "us-east-1", .access_key = "AKIDEXAMPLE", .secret_key = EXAMPLE_SECRET},
+        {.endpoint = "http://127.0.0.1:4567",
+         .region = "eu-west-1",
+         .access_key = "ASIAEXAMPLETEMP",
+         .secret_key = "secret/with+chars=",
+         .session_token = "FwoGZXIvYXdzEBYaDH+token/with=chars"},
+        {.endpoint = "https://[::1]:8443",
+         .region = "ap-southeast-2",
+         .access_key = "AKIDV6",
+         .secret_key = "v6secret"},
+    };
+    static const struct {
+        const char *op, *body;
+    } calls[] = {
+        {"PutRecord",
+         "{\"StreamName\":\"orders\",\"Data\":\"aGVsbG8=\",\"PartitionKey\":\"caf\u00e9\"}"},
+        {"PutRecords",
+         "{\"StreamName\":\"s\",\"Records\":[{\"Data\":\"\",\"PartitionKey\":\"k\"}]}"},
+        {"ListShards", "{\"NextToken\":\"s::shardId-000000000000\",\"MaxResults\":1}"},
+        {"DescribeStreamSummary", "{}"},
+    };
+    const int64_t times[] = {T_20150830, T_20261201};
+    sigv4_oracle o;
+    sigv4_oracle_open(&o);
+    for (size_t c = 0; c < ARRAY_LEN(clients); c++) {
+        wv_kinesis *k;
+        assert_int_equal(wv_kinesis_new(&clients[c], &k), 0);
+        for (size_t i = 0; i < ARRAY_LEN(calls); i++)
+            for (size_t t = 0; t < ARRAY_LEN(times); t++) {
+                wv_buf body = {0};
+                wv_buf_puts(&body, calls[i].body);
+                kinesis_signed sg;
+                assert_int_equal(kinesis_sign(k, calls[i].op, &body, times[t], &sg), 0);
+                /* the headers as sent, Authorization (the last) aside */
+                assert_string_equal(sg.headers[sg.n - 1].name, "Authorization");
+                aws_header sent[6];
+                for (size_t h = 0; h + 1 < sg.n; h++)
+                    sent[h] = (aws_header){sg.headers[h].name, sg.headers[h].value};
+                aws_sign_req r = {.method = "POST",
+                                  .access_key = k->aws.access_key,
+                                  .secret_key = k->aws.secret_key,
+                                  .region = k->aws.region,
+                                  .service = "kinesis",
+                                  .unix_time = times[t]};
+                oracle_case(&o, &r, k->aws.session_token, k->url, sent, sg.n - 1, body.p, body.n,
+                            sg.authorization.p);
+                kinesis_signed_free(&sg);
+                wv_buf_free(&body);
+            }
+        wv_kinesis_free(k);
+    }
+    int cases = o.cases, bad;
+    int ok = sigv4_oracle_run(&o, "WEAVE_TEST_KINESIS_SKIP_BOTOCORE", &bad, NULL);
+    assert_int_equal(bad, 0);
+    assert_int_equal(ok, cases);
+    assert_int_equal(cases, 3 * 4 * 2);
+}
+
 int main(void)
 {
     harness_init();
@@ -203,6 +271,7 @@ int main(void)
         cmocka_unit_test(test_aws_sign_reproduces_the_iam_example_of_the_sigv4_documentation),
         cmocka_unit_test(test_aws_sign_paths_outside_s3_are_normalised_and_encoded_twice),
         cmocka_unit_test(test_aws_sign_agrees_with_botocore_outside_s3),
+        cmocka_unit_test(test_kinesis_requests_are_signed_as_botocore_signs_them),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
