@@ -31,14 +31,22 @@ die()
     exit 1
 }
 
+# The pinned packages, installed once: test_s3 and test_kinesis may start
+# their servers at the same moment, and two `npm ci` in one folder would
+# undo each other, so the install holds a lock (the one s3_test_server.sh
+# takes too).
 ensure_kinesis_local()
 {
     command -v node >/dev/null 2>&1 || die "node not found (scripts/deps.sh installs nodejs and npm)"
-    if [ ! -f "$node_dir/node_modules/kinesis-local/main.js" ]; then
-        echo "kinesis_test_server: npm ci in $node_dir" >&2
-        (cd "$node_dir" && npm ci --no-audit --no-fund --loglevel=error) >&2 ||
-            die "npm ci failed in $node_dir"
-    fi
+    local lock
+    lock=${TMPDIR:-/tmp}/weave-npm-ci-$(printf '%s' "$node_dir" | md5sum | cut -c1-12).lock
+    (
+        flock 9
+        if [ ! -f "$node_dir/node_modules/kinesis-local/main.js" ]; then
+            echo "kinesis_test_server: npm ci in $node_dir" >&2
+            cd "$node_dir" && npm ci --no-audit --no-fund --loglevel=error >&2
+        fi
+    ) 9>"$lock" || die "npm ci failed in $node_dir"
 }
 
 port_free()

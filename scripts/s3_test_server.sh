@@ -32,11 +32,17 @@ die()
 ensure_s3rver()
 {
     command -v node >/dev/null 2>&1 || die "node not found (scripts/deps.sh installs nodejs and npm)"
-    if [ ! -f "$node_dir/node_modules/s3rver/bin/s3rver.js" ]; then
-        echo "s3_test_server: npm ci in $node_dir" >&2
-        (cd "$node_dir" && npm ci --no-audit --no-fund --loglevel=error) >&2 ||
-            die "npm ci failed in $node_dir"
-    fi
+    # one npm ci at a time in that folder (scripts/kinesis_test_server.sh
+    # takes the same lock: the two tests may start their servers at once)
+    local lock
+    lock=${TMPDIR:-/tmp}/weave-npm-ci-$(printf '%s' "$node_dir" | md5sum | cut -c1-12).lock
+    (
+        flock 9
+        if [ ! -f "$node_dir/node_modules/s3rver/bin/s3rver.js" ]; then
+            echo "s3_test_server: npm ci in $node_dir" >&2
+            cd "$node_dir" && npm ci --no-audit --no-fund --loglevel=error >&2
+        fi
+    ) 9>"$lock" || die "npm ci failed in $node_dir"
 }
 
 start()
