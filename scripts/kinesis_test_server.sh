@@ -22,32 +22,9 @@
 # limits (500 records, 5 MiB), only a record's size.
 set -euo pipefail
 
-root=$(cd "$(dirname "$0")/.." && pwd)
-node_dir=$root/tests/integration/node
-
-die()
-{
-    echo "kinesis_test_server: $*" >&2
-    exit 1
-}
-
-# The pinned packages, installed once: test_s3 and test_kinesis may start
-# their servers at the same moment, and two `npm ci` in one folder would
-# undo each other, so the install holds a lock (the one s3_test_server.sh
-# takes too).
-ensure_kinesis_local()
-{
-    command -v node >/dev/null 2>&1 || die "node not found (scripts/deps.sh installs nodejs and npm)"
-    local lock
-    lock=${TMPDIR:-/tmp}/weave-npm-ci-$(printf '%s' "$node_dir" | md5sum | cut -c1-12).lock
-    (
-        flock 9
-        if [ ! -f "$node_dir/node_modules/kinesis-local/main.js" ]; then
-            echo "kinesis_test_server: npm ci in $node_dir" >&2
-            cd "$node_dir" && npm ci --no-audit --no-fund --loglevel=error >&2
-        fi
-    ) 9>"$lock" || die "npm ci failed in $node_dir"
-}
+name=kinesis_test_server
+# shellcheck source=scripts/node_test_server.sh
+. "$(dirname "$0")/node_test_server.sh"
 
 port_free()
 {
@@ -73,7 +50,7 @@ start()
         while ! port_free "$tls_port"; do tls_port=$((tls_port + 1)); done
     fi
     port_free "$port" || die "port $port is taken"
-    ensure_kinesis_local
+    ensure_node_packages kinesis-local/main.js
     mkdir -p "$dir"
     dir=$(cd "$dir" && pwd) # node runs from another directory
     # cd first, then start node alone in the background: $! is node's pid
@@ -83,45 +60,8 @@ start()
         LOG_LEVEL=WARN AWS_REGION=us-east-1 \
         node node_modules/kinesis-local/main.js >"$dir/log" 2>&1 &
     echo $! >"$dir/pid"
-    local pid=$!
-    for _ in $(seq 1 300); do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            cat "$dir/log" >&2
-            die "kinesis-local exited (port $port or $tls_port taken?)"
-        fi
-        if answers "$port"; then
-            echo "http://127.0.0.1:$port"
-            return 0
-        fi
-        sleep 0.1
-    done
-    kill "$pid" 2>/dev/null || true
-    die "kinesis-local did not answer on port $port within 30 s"
+    wait_ready $! "$dir" "$port" answers "$port"
+    echo "http://127.0.0.1:$port"
 }
 
-stop()
-{
-    [ $# -ge 1 ] || die "usage: $0 stop DIR"
-    local dir=$1 pid
-    [ -f "$dir/pid" ] || return 0
-    pid=$(cat "$dir/pid")
-    kill "$pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -9 "$pid" 2>/dev/null || true
-    rm -f "$dir/pid"
-}
-
-case ${1:-} in
-start)
-    shift
-    start "$@"
-    ;;
-stop)
-    shift
-    stop "$@"
-    ;;
-*) die "usage: $0 start DIR PORT [TLS_PORT] | stop DIR" ;;
-esac
+dispatch "$0 start DIR PORT [TLS_PORT] | stop DIR" "$@"
