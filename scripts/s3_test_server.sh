@@ -20,23 +20,15 @@
 # --openssl-legacy-provider every truncated listing is a 500.
 set -euo pipefail
 
-root=$(cd "$(dirname "$0")/.." && pwd)
-node_dir=$root/tests/integration/node
+name=s3_test_server
+# shellcheck source=scripts/node_test_server.sh
+. "$(dirname "$0")/node_test_server.sh"
 
-die()
+# the answer must be s3rver's own listing, not another server's
+answers()
 {
-    echo "s3_test_server: $*" >&2
-    exit 1
-}
-
-ensure_s3rver()
-{
-    command -v node >/dev/null 2>&1 || die "node not found (scripts/deps.sh installs nodejs and npm)"
-    if [ ! -f "$node_dir/node_modules/s3rver/bin/s3rver.js" ]; then
-        echo "s3_test_server: npm ci in $node_dir" >&2
-        (cd "$node_dir" && npm ci --no-audit --no-fund --loglevel=error) >&2 ||
-            die "npm ci failed in $node_dir"
-    fi
+    curl -sk --max-time 2 "$1://127.0.0.1:$2/" 2>/dev/null |
+        grep -q '<DisplayName>S3rver</DisplayName>'
 }
 
 start()
@@ -55,7 +47,7 @@ start()
     for bucket in "$@"; do
         args+=(--configure-bucket "$bucket")
     done
-    ensure_s3rver
+    ensure_node_packages s3rver/bin/s3rver.js
     mkdir -p "$dir/data"
     dir=$(cd "$dir" && pwd) # node runs from another directory
     # cd first, then start node alone in the background: $! is node's pid
@@ -63,47 +55,8 @@ start()
     node --openssl-legacy-provider node_modules/s3rver/bin/s3rver.js -d "$dir/data" -a 127.0.0.1 -p "$port" \
         ${args[@]+"${args[@]}"} >"$dir/log" 2>&1 &
     echo $! >"$dir/pid"
-    local pid=$!
-    for _ in $(seq 1 300); do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            cat "$dir/log" >&2
-            die "s3rver exited (port $port taken?)"
-        fi
-        # the answer must be s3rver's own listing, not another server's
-        if curl -sk --max-time 2 "$scheme://127.0.0.1:$port/" 2>/dev/null |
-            grep -q '<DisplayName>S3rver</DisplayName>'; then
-            echo "$scheme://127.0.0.1:$port"
-            return 0
-        fi
-        sleep 0.1
-    done
-    kill "$pid" 2>/dev/null || true
-    die "s3rver did not answer on port $port within 30 s"
+    wait_ready $! "$dir" "$port" answers "$scheme" "$port"
+    echo "$scheme://127.0.0.1:$port"
 }
 
-stop()
-{
-    [ $# -ge 1 ] || die "usage: $0 stop DIR"
-    local dir=$1 pid
-    [ -f "$dir/pid" ] || return 0
-    pid=$(cat "$dir/pid")
-    kill "$pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -9 "$pid" 2>/dev/null || true
-    rm -f "$dir/pid"
-}
-
-case ${1:-} in
-start)
-    shift
-    start "$@"
-    ;;
-stop)
-    shift
-    stop "$@"
-    ;;
-*) die "usage: $0 start DIR PORT [--tls CERT KEY] [BUCKET...] | stop DIR" ;;
-esac
+dispatch "$0 start DIR PORT [--tls CERT KEY] [BUCKET...] | stop DIR" "$@"

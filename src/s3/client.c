@@ -15,8 +15,9 @@
  * through wv_httpc_request with redirects off (a redirect from S3 is an
  * error naming the right endpoint, not something to follow with a
  * signature made for another host) and no decoding (the bytes are the
- * object's). wv_retry runs the tries; a reply of 300 or more is read as
- * S3's <Error> document and becomes an errno, the code and the message.
+ * object's). aws_send (src/aws/send.c, on wv_retry) runs the tries; a
+ * reply of 300 or more is read as S3's <Error> document and becomes an
+ * errno, the code and the message.
  */
 #include <curl/curl.h>
 #include <errno.h>
@@ -25,105 +26,16 @@
 #include <string.h>
 #include <time.h>
 
+#include "aws/send.h"
 #include "s3/s3_internal.h"
 #include "weave/net.h"
 
 /* ------------------------------------------------------------ settings */
 
-static char *dup_or_null(const char *s)
-{
-    return s ? strdup(s) : NULL;
-}
-
-static const char *env(const char *name)
-{
-    const char *v = getenv(name);
-    return v && *v ? v : NULL;
-}
-
 static void settings_free(wv_s3 *s3)
 {
-    free(s3->scheme);
-    free(s3->host);
-    free(s3->region);
-    free(s3->access_key);
-    if (s3->secret_key) {
-        /* the secret does not outlive the client in freed memory */
-        volatile char *p = s3->secret_key;
-        while (*p)
-            *p++ = 0;
-        free(s3->secret_key);
-    }
-    free(s3->session_token);
-    free(s3->ca_file);
+    aws_settings_free(&s3->aws);
     free(s3);
-}
-
-/* scheme, host and port from the endpoint URL. */
-static int set_endpoint(wv_s3 *s3, const char *endpoint)
-{
-    wv_url u;
-    int rc = wv_url_parse(endpoint, &u);
-    if (rc < 0)
-        return wv_fail(-EINVAL, "S3: the endpoint is not a URL: %s", wv_errmsg());
-    char shown[256];
-    wv_url_redact(endpoint, shown, sizeof shown);
-    if (strcmp(u.scheme, "http") != 0 && strcmp(u.scheme, "https") != 0)
-        rc = wv_fail(-EINVAL, "S3: the endpoint %s is not http:// or https://", shown);
-    else if (!u.host[0])
-        rc = wv_fail(-EINVAL, "S3: the endpoint %s names no host", shown);
-    else if (u.user || u.password)
-        rc = wv_fail(-EINVAL,
-                     "S3: the endpoint %s holds credentials: give them as access_key "
-                     "and secret_key",
-                     shown);
-    else if ((u.path[0] && strcmp(u.path, "/") != 0) || u.query || u.fragment)
-        rc = wv_fail(-EINVAL, "S3: the endpoint %s has a path or query; give scheme, host and port",
-                     shown);
-    if (rc == 0) {
-        bool v6 = strchr(u.host, ':') != NULL;
-        bool default_port = !u.port_given || u.port == wv_url_default_port(u.scheme);
-        char host[300];
-        int len = snprintf(host, sizeof host, "%s%s%s", v6 ? "[" : "", u.host, v6 ? "]" : "");
-        if (!default_port && len > 0 && (size_t)len < sizeof host)
-            len += snprintf(host + len, sizeof host - (size_t)len, ":%d", u.port);
-        if (len < 0 || (size_t)len >= sizeof host)
-            rc = wv_fail(-EINVAL, "S3: the endpoint's host is too long");
-        else if (!(s3->scheme = strdup(u.scheme)) || !(s3->host = strdup(host)))
-            rc = wv_fail(-ENOMEM, "S3: out of memory");
-    }
-    wv_url_free(&u);
-    return rc;
-}
-
-static int set_credentials(wv_s3 *s3, const wv_s3_opts *o)
-{
-    if (o->anonymous) {
-        s3->anonymous = true;
-        return 0;
-    }
-    const char *id = o->access_key, *secret = o->secret_key, *token = o->session_token;
-    const char *from = "access_key and secret_key";
-    if (!id) {
-        id = env("AWS_ACCESS_KEY_ID");
-        secret = env("AWS_SECRET_ACCESS_KEY");
-        token = env("AWS_SESSION_TOKEN");
-        from = "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY";
-    }
-    if (!id || !*id || !secret || !*secret)
-        return wv_fail(-EINVAL, "S3: no credentials: set %s (or anonymous for public buckets)",
-                       from);
-    for (const char *c = id; *c; c++)
-        if ((unsigned char)*c <= ' ' || *c == '/' || *c == ',' || (unsigned char)*c >= 0x7f)
-            return wv_fail(-EINVAL, "S3: the access key id holds a character it cannot hold");
-    if (token && strpbrk(token, "\r\n"))
-        return wv_fail(-EINVAL, "S3: the session token holds a line break");
-    s3->access_key = strdup(id);
-    s3->secret_key = strdup(secret);
-    s3->session_token = dup_or_null(token && *token ? token : NULL);
-    if (!s3->access_key || !s3->secret_key || (token && *token && !s3->session_token))
-        return wv_fail(-ENOMEM, "S3: out of memory");
-    return 0;
 }
 
 int wv_s3_new(const wv_s3_opts *opts, wv_s3 **out)
@@ -156,49 +68,40 @@ int wv_s3_new(const wv_s3_opts *opts, wv_s3 **out)
     s3->provider = o->provider;
     s3->addressing = o->addressing;
     s3->checksum = o->checksum;
-    s3->insecure = o->insecure;
     s3->part_size = o->part_size ? o->part_size : S3_DEFAULT_PART;
     s3->parts_in_flight = o->parts_in_flight ? o->parts_in_flight : S3_DEFAULT_IN_FLIGHT;
     s3->max_object = o->max_object ? o->max_object : S3_DEFAULT_MAX_OBJ;
     s3->max_attempts = o->max_attempts ? o->max_attempts : S3_DEFAULT_ATTEMPTS;
     s3->retry_base_ms = o->retry_base_ms ? o->retry_base_ms : 100;
 
+    /* GCS's region is "auto" unless given */
     const char *region = o->region;
-    if (!region)
-        region = o->provider == WV_S3_GCS ? "auto" : env("AWS_REGION");
-    if (!region)
-        region = env("AWS_DEFAULT_REGION");
-    if (!region)
-        region = "us-east-1";
-    int rc = 0;
-    for (const char *c = region; *c && rc == 0; c++)
-        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
-              *c == '-' || *c == '_'))
-            rc = wv_fail(-EINVAL, "S3: the region \"%.40s\" is not a region name", region);
-    if (rc == 0 && (!*region || strlen(region) > 64))
-        rc = wv_fail(-EINVAL, "S3: the region is empty or too long");
-    if (rc == 0 && !(s3->region = strdup(region)))
-        rc = wv_fail(-ENOMEM, "S3: out of memory");
+    if (!region && o->provider == WV_S3_GCS)
+        region = "auto";
+    int rc = aws_region(&s3->aws, region, "S3");
 
     const char *endpoint = o->endpoint;
     if (!endpoint && o->provider == WV_S3_AWS)
-        endpoint = env("S3_ENDPOINT");
+        endpoint = aws_env("S3_ENDPOINT");
     char own[128];
     if (rc == 0 && !endpoint) {
         if (o->provider == WV_S3_GCS) {
             endpoint = "https://storage.googleapis.com";
         } else {
-            snprintf(own, sizeof own, "https://s3.%s.amazonaws.com", s3->region);
+            snprintf(own, sizeof own, "https://s3.%s.amazonaws.com", s3->aws.region);
             endpoint = own;
             s3->aws_endpoint = true;
         }
     }
     if (rc == 0)
-        rc = set_endpoint(s3, endpoint);
+        rc = aws_endpoint(&s3->aws, endpoint, "S3");
+    if (rc == 0 && o->anonymous)
+        s3->anonymous = true;
+    else if (rc == 0)
+        rc = aws_credentials(&s3->aws, o->access_key, o->secret_key, o->session_token, "S3",
+                             " (or anonymous for public buckets)");
     if (rc == 0)
-        rc = set_credentials(s3, o);
-    if (rc == 0 && o->ca_file && !(s3->ca_file = strdup(o->ca_file)))
-        rc = wv_fail(-ENOMEM, "S3: out of memory");
+        rc = aws_tls(&s3->aws, o->ca_file, o->insecure, "S3");
     if (rc < 0) {
         settings_free(s3);
         return rc;
@@ -469,7 +372,7 @@ static int errno_for(int status, const char *code, bool *retry)
 
 /* What a reply of 300 or more means: the errno, with wv_errmsg "WHAT:
  * Code: Message (HTTP n, request id r)". */
-static int refusal(wv_httpc_response *resp, const char *what, bool *retry)
+static int refusal(const wv_httpc_response *resp, const char *what, bool *retry)
 {
     const char *code = NULL, *message = NULL, *request_id = NULL, *endpoint = NULL;
     s3_xml x = {.max_nodes = 256};
@@ -561,19 +464,19 @@ int s3_target(const wv_s3 *s3, const char *bucket, const char *key, wv_buf *host
 {
     int rc = 0;
     if (virtual_host(s3, bucket)) {
-        rc |= wv_buf_printf(host, "%s.%s", bucket, s3->host);
+        rc |= wv_buf_printf(host, "%s.%s", bucket, s3->aws.host);
         rc |= wv_buf_append(uri, "/", 1);
     } else {
-        rc |= wv_buf_puts(host, s3->host);
+        rc |= wv_buf_puts(host, s3->aws.host);
         rc |= wv_buf_append(uri, "/", 1);
-        rc |= s3_uri_encode(uri, bucket, strlen(bucket), false);
+        rc |= aws_uri_encode(uri, bucket, strlen(bucket), false);
         if (key)
             rc |= wv_buf_append(uri, "/", 1);
     }
     if (key)
-        rc |= s3_uri_encode(uri, key, strlen(key), true);
-    rc |= s3_cstr(host);
-    rc |= s3_cstr(uri);
+        rc |= aws_uri_encode(uri, key, strlen(key), true);
+    rc |= aws_cstr(host);
+    rc |= aws_cstr(uri);
     return rc ? -ENOMEM : 0;
 }
 
@@ -583,24 +486,24 @@ int s3_prepare(wv_s3 *s3, const s3_request *r, s3_prepared *p)
     if (r->nheaders > S3_MAX_EXTRA_HEADERS)
         return wv_fail(-EINVAL, "%s: too many headers", r->what);
     int rc = s3_target(s3, r->bucket, r->key, &p->host, &p->uri);
-    rc |= s3_canonical_query(&p->query, r->params, r->nparams);
+    rc |= aws_canonical_query(&p->query, r->params, r->nparams);
     if (rc == 0)
-        rc |= wv_buf_printf(&p->url, "%s://%s%s%s%s", s3->scheme, p->host.p, p->uri.p,
+        rc |= wv_buf_printf(&p->url, "%s://%s%s%s%s", s3->aws.scheme, p->host.p, p->uri.p,
                             p->query.n ? "?" : "", p->query.p);
-    rc |= s3_cstr(&p->url);
+    rc |= aws_cstr(&p->url);
     p->payload_hash = r->payload_hash;
     if (!p->payload_hash) {
-        s3_sha256_hex(r->body ? r->body : "", r->body ? r->body_len : 0, p->payload);
+        aws_sha256_hex(r->body ? r->body : "", r->body ? r->body_len : 0, p->payload);
         p->payload_hash = p->payload;
     }
     size_t n = 0;
     p->headers[n] = (wv_httpc_header){"Host", p->host.p};
-    p->signing[n++] = (s3_header){"host", p->host.p};
+    p->signing[n++] = (aws_header){"host", p->host.p};
     p->headers[n] = (wv_httpc_header){"x-amz-content-sha256", p->payload_hash};
-    p->signing[n++] = (s3_header){"x-amz-content-sha256", p->payload_hash};
-    if (s3->session_token) {
-        p->headers[n] = (wv_httpc_header){"x-amz-security-token", s3->session_token};
-        p->signing[n++] = (s3_header){"x-amz-security-token", s3->session_token};
+    p->signing[n++] = (aws_header){"x-amz-content-sha256", p->payload_hash};
+    if (s3->aws.session_token) {
+        p->headers[n] = (wv_httpc_header){"x-amz-security-token", s3->aws.session_token};
+        p->signing[n++] = (aws_header){"x-amz-security-token", s3->aws.session_token};
     }
     /* the extra headers' names, lower-cased for the signature (offsets
      * first: the buffer may move while it grows) */
@@ -619,7 +522,7 @@ int s3_prepare(wv_s3 *s3, const s3_request *r, s3_prepared *p)
             p->names.p[i] = (char)(p->names.p[i] | 0x20);
     for (size_t i = 0; i < r->nheaders; i++) {
         p->headers[n] = r->headers[i];
-        p->signing[n++] = (s3_header){p->names.p + at[i], r->headers[i].value};
+        p->signing[n++] = (aws_header){p->names.p + at[i], r->headers[i].value};
     }
     p->nfixed = p->n = n;
     return 0;
@@ -631,27 +534,27 @@ int s3_prepared_sign(wv_s3 *s3, const s3_request *r, s3_prepared *p, int64_t uni
     wv_buf_free(&p->authorization);
     if (s3->anonymous)
         return 0;
-    s3_amz_date(unix_time, p->date);
+    aws_amz_date(unix_time, p->date);
     p->headers[p->n] = (wv_httpc_header){"x-amz-date", p->date};
-    p->signing[p->n++] = (s3_header){"x-amz-date", p->date};
+    p->signing[p->n++] = (aws_header){"x-amz-date", p->date};
     /* s3_sign sorts what it is given: a copy, so headers and signing
      * stay side by side */
-    s3_header sorted[S3_MAX_EXTRA_HEADERS + 6];
+    aws_header sorted[S3_MAX_EXTRA_HEADERS + 6];
     memcpy(sorted, p->signing, p->n * sizeof *sorted);
-    s3_sign_req sr = {
+    aws_sign_req sr = {
         .method = r->method,
-        .uri = p->uri.p,
+        .path = p->uri.p,
         .query = p->query.p,
         .headers = sorted,
         .nheaders = p->n,
         .payload_hash = p->payload_hash,
-        .access_key = s3->access_key,
-        .secret_key = s3->secret_key,
-        .region = s3->region,
+        .access_key = s3->aws.access_key,
+        .secret_key = s3->aws.secret_key,
+        .region = s3->aws.region,
         .service = "s3",
         .unix_time = unix_time,
     };
-    if (s3_sign(&sr, &p->authorization, NULL, NULL) < 0)
+    if (aws_sign(&sr, &p->authorization, NULL, NULL) < 0)
         return wv_fail(-ENOMEM, "%s: out of memory", r->what);
     p->headers[p->n++] = (wv_httpc_header){"authorization", p->authorization.p};
     return 0;
@@ -667,61 +570,40 @@ void s3_prepared_free(s3_prepared *p)
     wv_buf_free(&p->authorization);
 }
 
-typedef struct attempt {
+/* One try's request, signed now (aws_send's sign). */
+typedef struct s3_try {
     wv_s3 *s3;
     const s3_request *r;
     s3_prepared *p;
-    wv_httpc_response *resp;
-    bool retry;
-    int tries;
-} attempt;
+} s3_try;
 
-static int try_once(void *arg, wv_retry_attempt *a)
+static int sign_try(void *arg, wv_httpc_req *req)
 {
-    attempt *t = arg;
+    s3_try *t = arg;
     const s3_request *r = t->r;
-    t->tries = a->number;
-    t->retry = false;
-    wv_httpc_response_free(t->resp);
     int rc = s3_prepared_sign(t->s3, r, t->p, s3_unix_now()); /* each try signed anew */
     if (rc < 0)
         return rc;
-    rc = wv_httpc_request(
-        &(wv_httpc_req){
-            .method = r->method,
-            .url = t->p->url.p,
-            .headers = t->p->headers,
-            .nheaders = t->p->n,
-            .body = r->body,
-            .body_len = r->body_len,
-            .max_response = r->max_response ? r->max_response : S3_MAX_XML_REPLY,
-            .max_redirects = -1,
-            .version = WV_HTTPC_HTTP1,
-            .ca_file = t->s3->ca_file,
-            .insecure = t->s3->insecure,
-            .no_decompress = true,
-        },
-        t->resp);
-    if (rc < 0) {
-        char msg[600];
-        snprintf(msg, sizeof msg, "%s", wv_errmsg());
-        t->retry = rc == -ECONNRESET || rc == -ECONNREFUSED || rc == -EPIPE ||
-                   rc == -ECONNABORTED || rc == -EAGAIN || rc == -ENETUNREACH;
-        return wv_fail(rc, "%s: %s", r->what, msg);
-    }
-    if (t->resp->status >= 200 && t->resp->status < 300)
-        return 0;
-    rc = refusal(t->resp, r->what, &t->retry);
-    const char *retry_after = wv_httpc_header_get(t->resp, "Retry-After");
-    if (t->retry && retry_after && *retry_after >= '0' && *retry_after <= '9')
-        a->retry_after_ms = (int64_t)atoi(retry_after) * 1000;
-    wv_httpc_response_free(t->resp);
-    return rc;
+    *req = (wv_httpc_req){
+        .method = r->method,
+        .url = t->p->url.p,
+        .headers = t->p->headers,
+        .nheaders = t->p->n,
+        .body = r->body,
+        .body_len = r->body_len,
+        .max_response = r->max_response ? r->max_response : S3_MAX_XML_REPLY,
+        .max_redirects = -1,
+        .version = WV_HTTPC_HTTP1,
+        .ca_file = t->s3->aws.ca_file,
+        .insecure = t->s3->aws.insecure,
+        .no_decompress = true,
+    };
+    return 0;
 }
 
-static bool retryable(int rc, void *arg)
+static int refused(void *arg, const wv_httpc_response *resp, bool *retry)
 {
-    return ((attempt *)arg)->retry;
+    return refusal(resp, ((s3_try *)arg)->r->what, retry);
 }
 
 int s3_send(wv_s3 *s3, const s3_request *r, wv_httpc_response *resp)
@@ -731,18 +613,14 @@ int s3_send(wv_s3 *s3, const s3_request *r, wv_httpc_response *resp)
     int rc = s3_prepare(s3, r, &p);
     if (rc < 0)
         return rc;
-    attempt t = {.s3 = s3, .r = r, .p = &p, .resp = resp};
-    rc = wv_retry(&(wv_retry_opts){.max_attempts = s3->max_attempts,
-                                   .base_ms = s3->retry_base_ms,
-                                   .retryable = retryable},
-                  try_once, &t);
-    if (rc < 0 && t.tries > 1) {
-        char msg[900];
-        snprintf(msg, sizeof msg, "%s", wv_errmsg());
-        wv_fail(rc, "%s (after %d tries)", msg, t.tries);
-    }
-    if (rc < 0)
-        wv_httpc_response_free(resp);
+    s3_try t = {.s3 = s3, .r = r, .p = &p};
+    rc = aws_send(&(aws_call){.what = r->what,
+                              .sign = sign_try,
+                              .refusal = refused,
+                              .arg = &t,
+                              .max_attempts = s3->max_attempts,
+                              .base_ms = s3->retry_base_ms},
+                  resp);
     s3_prepared_free(&p);
     return rc;
 }

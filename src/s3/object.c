@@ -253,9 +253,9 @@ int wv_s3_copy(wv_s3 *s3, const char *src_bucket, const char *src_key, const cha
         return wv_fail(-EINVAL, "%s: no client", what);
     wv_buf source = {0}, mem = {0};
     rc = wv_buf_append(&source, "/", 1);
-    rc |= s3_uri_encode(&source, src_bucket, strlen(src_bucket), false);
+    rc |= aws_uri_encode(&source, src_bucket, strlen(src_bucket), false);
     rc |= wv_buf_append(&source, "/", 1);
-    rc |= s3_uri_encode(&source, src_key, strlen(src_key), true);
+    rc |= aws_uri_encode(&source, src_key, strlen(src_key), true);
     size_t nmeta = o ? o->nmetadata : 0;
     wv_httpc_header h[nmeta + 5];
     int nh = rc ? wv_fail(-ENOMEM, "%s: out of memory", what)
@@ -348,19 +348,19 @@ int wv_s3_list(wv_s3 *s3, const char *bucket, const wv_s3_list_opts *o, wv_s3_li
     }
     char max_keys[16];
     snprintf(max_keys, sizeof max_keys, "%d", o->max_keys > 0 ? o->max_keys : 1000);
-    s3_param params[8];
+    aws_param params[8];
     size_t np = 0;
-    params[np++] = (s3_param){"list-type", "2"};
-    params[np++] = (s3_param){"encoding-type", "url"};
-    params[np++] = (s3_param){"max-keys", max_keys};
+    params[np++] = (aws_param){"list-type", "2"};
+    params[np++] = (aws_param){"encoding-type", "url"};
+    params[np++] = (aws_param){"max-keys", max_keys};
     if (o->prefix && *o->prefix)
-        params[np++] = (s3_param){"prefix", o->prefix};
+        params[np++] = (aws_param){"prefix", o->prefix};
     if (o->delimiter && *o->delimiter)
-        params[np++] = (s3_param){"delimiter", o->delimiter};
+        params[np++] = (aws_param){"delimiter", o->delimiter};
     if (o->start_after && *o->start_after)
-        params[np++] = (s3_param){"start-after", o->start_after};
+        params[np++] = (aws_param){"start-after", o->start_after};
     if (o->continuation_token && *o->continuation_token)
-        params[np++] = (s3_param){"continuation-token", o->continuation_token};
+        params[np++] = (aws_param){"continuation-token", o->continuation_token};
 
     /* the request is built (the token copied into it) before the old page
      * goes, so the token may point into that page */

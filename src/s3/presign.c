@@ -41,13 +41,13 @@ int s3_presign_at(wv_s3 *s3, const char *method, const char *bucket, const char 
         return wv_fail(-EINVAL, "%s: an anonymous client has no key to sign with", what);
 
     char date[17], credential[256], expires[24];
-    s3_amz_date(unix_time, date);
-    int len = snprintf(credential, sizeof credential, "%s/%.8s/%s/s3/aws4_request", s3->access_key,
-                       date, s3->region);
+    aws_amz_date(unix_time, date);
+    int len = snprintf(credential, sizeof credential, "%s/%.8s/%s/s3/aws4_request",
+                       s3->aws.access_key, date, s3->aws.region);
     if (len < 0 || (size_t)len >= sizeof credential)
         return wv_fail(-EINVAL, "%s: the access key id is too long", what);
     snprintf(expires, sizeof expires, "%" PRId64, expires_s);
-    s3_param params[6] = {
+    aws_param params[6] = {
         {"X-Amz-Algorithm", "AWS4-HMAC-SHA256"},
         {"X-Amz-Credential", credential},
         {"X-Amz-Date", date},
@@ -55,36 +55,36 @@ int s3_presign_at(wv_s3 *s3, const char *method, const char *bucket, const char 
         {"X-Amz-SignedHeaders", "host"},
     };
     size_t np = 5;
-    if (s3->session_token)
-        params[np++] = (s3_param){"X-Amz-Security-Token", s3->session_token};
+    if (s3->aws.session_token)
+        params[np++] = (aws_param){"X-Amz-Security-Token", s3->aws.session_token};
 
     wv_buf host = {0}, uri = {0}, query = {0}, out = {0};
     rc = s3_target(s3, bucket, key, &host, &uri);
     if (rc == 0)
-        rc = s3_canonical_query(&query, params, np);
+        rc = aws_canonical_query(&query, params, np);
     char signature[65];
     if (rc == 0) {
-        s3_header headers[] = {{"host", host.p}};
-        s3_sign_req sr = {
+        aws_header headers[] = {{"host", host.p}};
+        aws_sign_req sr = {
             .method = m,
-            .uri = uri.p,
+            .path = uri.p,
             .query = query.p,
             .headers = headers,
             .nheaders = 1,
             .payload_hash = "UNSIGNED-PAYLOAD",
-            .access_key = s3->access_key,
-            .secret_key = s3->secret_key,
-            .region = s3->region,
+            .access_key = s3->aws.access_key,
+            .secret_key = s3->aws.secret_key,
+            .region = s3->aws.region,
             .service = "s3",
             .unix_time = unix_time,
         };
-        rc = s3_signature(&sr, signature, NULL);
+        rc = aws_signature(&sr, signature, NULL);
     }
     if (rc == 0)
-        rc = wv_buf_printf(&out, "%s://%s%s?%s&X-Amz-Signature=%s", s3->scheme, host.p, uri.p,
+        rc = wv_buf_printf(&out, "%s://%s%s?%s&X-Amz-Signature=%s", s3->aws.scheme, host.p, uri.p,
                            query.p, signature);
     if (rc == 0)
-        rc = s3_cstr(&out);
+        rc = aws_cstr(&out);
     wv_buf_free(&host);
     wv_buf_free(&uri);
     wv_buf_free(&query);

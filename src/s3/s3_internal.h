@@ -1,13 +1,14 @@
 /*
  * Private parts of the S3 client, shared by the files of src/s3/.
  *
- * The picture. sigv4.c signs (the canonical request, the string to sign,
- * the signing key; as a header or in the query) and holds the hashing and
- * URI-encoding helpers; xml.c is a strict, bounded XML reader for the
- * service's replies; client.c is wv_s3 itself (settings, the environment)
- * and the one request path every call takes: the URL built, the request
- * signed and sent through wv_httpc_request, retried through wv_retry, and
- * a refusal turned into an errno with the service's code and message;
+ * The picture. The shared AWS code in src/aws/ signs (sigv4.c: the
+ * canonical request, the string to sign, the signing key; as a header or
+ * in the query; the URI-encoding helpers), reads the endpoint, region
+ * and credentials (settings.c) and runs a call's tries (send.c, through
+ * wv_retry). Here: hash.c hashes bodies; xml.c is a strict, bounded XML
+ * reader for the service's replies; client.c is wv_s3 itself and the one
+ * request path every call takes: the URL built, each try signed, a
+ * refusal turned into an errno with the service's code and message;
  * object.c holds the calls on one object or one listing; transfer.c the
  * multipart upload and the ranged download, with their part slots and
  * fibers; presign.c the presigned URLs.
@@ -20,6 +21,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "aws/settings.h"
+#include "aws/sigv4.h"
 #include "weave/buf.h"
 #include "weave/httpc.h"
 #include "weave/s3.h"
@@ -55,94 +58,28 @@ struct wv_s3 {
     wv_s3_provider provider;
     wv_s3_addressing addressing;
     bool aws_endpoint; /* the provider's own endpoint, not one given */
-    bool anonymous;
+    bool anonymous;    /* aws's credentials are NULL */
     wv_s3_checksum checksum;
-    bool insecure;
-    char *scheme; /* "http" or "https" */
-    char *host; /* the endpoint's host as the Host header carries it: "h", "h:9000", "[::1]:9000" */
-    char *region;
-    char *access_key, *secret_key, *session_token;
-    char *ca_file;
+    aws_settings aws; /* endpoint, region, credentials, TLS */
     size_t part_size, max_object;
     int parts_in_flight, max_attempts;
     int64_t retry_base_ms;
 };
 
-/* Make b's bytes a C string (a NUL after them, not counted): wv_buf's
- * appends do not write one. 0 or -ENOMEM. */
-static inline int s3_cstr(wv_buf *b)
-{
-    if (wv_buf_reserve(b, 1) < 0)
-        return -ENOMEM;
-    b->p[b->n] = '\0';
-    return 0;
-}
+/* ------------------------------------------------------------ hash.c */
 
-/* ------------------------------------------------------------ sigv4.c */
-
-/* Lower-case hex of a SHA-256 (65 bytes with the NUL) / base64 of an MD5
- * (25) and of a SHA-256 (45). */
-enum { S3_SHA256_HEX = 65, S3_MD5_B64 = 25, S3_SHA256_B64 = 45 };
-
-void s3_sha256_hex(const void *p, size_t n, char out[S3_SHA256_HEX]);
+/* Base64 of an MD5 (25 bytes with the NUL) and of a SHA-256 (45). */
+enum { S3_MD5_B64 = 25, S3_SHA256_B64 = 45 };
 
 /* The body's hashes that go with it: the hex SHA-256 always, and the
  * base64 MD5 / SHA-256 as asked. A large body is hashed on the offload
  * pool (its errors: -ECANCELED, -ETIMEDOUT). */
 typedef struct s3_body_hashes {
-    char sha256_hex[S3_SHA256_HEX];
+    char sha256_hex[AWS_SHA256_HEX];
     char md5_b64[S3_MD5_B64];
     char sha256_b64[S3_SHA256_B64];
 } s3_body_hashes;
 int s3_hash_body(const void *p, size_t n, bool md5, bool sha256_b64, s3_body_hashes *out);
-
-/* Append s[0..n) URI-encoded as SigV4 wants it: every byte but
- * A-Z a-z 0-9 - _ . ~ as %XX (upper-case hex), '/' too unless keep_slash.
- * 0 or -ENOMEM. */
-int s3_uri_encode(wv_buf *b, const char *s, size_t n, bool keep_slash);
-
-/* A header to sign: name lower-case, value as sent. */
-typedef struct s3_header {
-    const char *name;
-    const char *value;
-} s3_header;
-
-/* A query parameter, before encoding. */
-typedef struct s3_param {
-    const char *name;
-    const char *value; /* "" for a bare name */
-} s3_param;
-
-/* What a signature covers. */
-typedef struct s3_sign_req {
-    const char *method;
-    const char *uri;    /* the canonical (encoded) path: "/bucket/a%20key" */
-    const char *query;  /* the canonical query (sorted, encoded), "" for none */
-    s3_header *headers; /* sorted here by name; names must be lower-case */
-    size_t nheaders;
-    const char *payload_hash; /* hex SHA-256 or "UNSIGNED-PAYLOAD" */
-    const char *access_key, *secret_key, *region;
-    const char *service; /* "s3" */
-    int64_t unix_time;
-} s3_sign_req;
-
-/* "20130524T000000Z" (16 bytes and a NUL) for a Unix time. */
-void s3_amz_date(int64_t unix_time, char out[17]);
-
-/* The canonical query of params: each name and value encoded, sorted by
- * name then value, joined with '&', "name=" for an empty value. 0 or
- * -ENOMEM. params is sorted in place. */
-int s3_canonical_query(wv_buf *b, s3_param *params, size_t n);
-
-/* Sign r (its headers sorted in place) and write the Authorization
- * header's value into out (NUL-terminated); the canonical request and the
- * string to sign go to dbg_canonical / dbg_sts when not NULL (tests).
- * 0, -ENOMEM, -ENOSPC. */
-int s3_sign(s3_sign_req *r, wv_buf *authorization, wv_buf *dbg_canonical, wv_buf *dbg_sts);
-
-/* The signature alone (64 hex bytes and a NUL) of r: for presigned URLs,
- * whose query carries the credential. 0 or -ENOMEM. */
-int s3_signature(s3_sign_req *r, char out[65], wv_buf *dbg_canonical);
 
 /* ------------------------------------------------------------ xml.c */
 
@@ -191,7 +128,7 @@ typedef struct s3_request {
     const char *method;
     const char *bucket; /* required */
     const char *key;    /* NULL: the bucket itself */
-    s3_param *params;   /* query parameters (sorted in place) */
+    aws_param *params;  /* query parameters (sorted in place) */
     size_t nparams;
     const wv_httpc_header *headers; /* extra headers, signed; names any case */
     size_t nheaders;
@@ -211,11 +148,11 @@ enum { S3_MAX_EXTRA_HEADERS = 80 };
  * signed, X-Amz-Date and Authorization. */
 typedef struct s3_prepared {
     wv_buf url, uri, query, host, names, authorization;
-    char payload[S3_SHA256_HEX];
+    char payload[AWS_SHA256_HEX];
     const char *payload_hash;
     char date[17];
     wv_httpc_header headers[S3_MAX_EXTRA_HEADERS + 6]; /* what goes out */
-    s3_header signing[S3_MAX_EXTRA_HEADERS + 6];       /* the same, names lower-case */
+    aws_header signing[S3_MAX_EXTRA_HEADERS + 6];      /* the same, names lower-case */
     size_t nfixed, n;
 } s3_prepared;
 

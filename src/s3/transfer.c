@@ -83,7 +83,7 @@ static int part_fiber(void *arg)
     if (rc == 0) {
         char number[16];
         snprintf(number, sizeof number, "%d", sl->number);
-        s3_param params[] = {{"partNumber", number}, {"uploadId", up->upload_id}};
+        aws_param params[] = {{"partNumber", number}, {"uploadId", up->upload_id}};
         wv_httpc_header h[1];
         size_t nh = 0;
         if (s3->checksum == WV_S3_CHECKSUM_MD5)
@@ -197,7 +197,7 @@ static int create_upload(upload *up, const wv_s3_put_opts *o)
     }
     if (up->s3->checksum == WV_S3_CHECKSUM_SHA256)
         h[nh++] = (wv_httpc_header){"x-amz-checksum-algorithm", "SHA256"};
-    s3_param params[] = {{"uploads", ""}};
+    aws_param params[] = {{"uploads", ""}};
     wv_httpc_response resp;
     int rc = s3_send(up->s3,
                      &(s3_request){.method = "POST",
@@ -245,7 +245,7 @@ static int complete_upload(upload *up)
         wv_buf_free(&body);
         return wv_fail(-ENOMEM, "%s: out of memory", up->what);
     }
-    s3_param params[] = {{"uploadId", up->upload_id}};
+    aws_param params[] = {{"uploadId", up->upload_id}};
     wv_httpc_response resp;
     rc = s3_send(up->s3,
                  &(s3_request){.method = "POST",
@@ -280,7 +280,7 @@ static int send_abort(wv_s3 *s3, const char *bucket, const char *key, const char
 {
     char what[S3_WHAT_MAX + 120];
     snprintf(what, sizeof what, "S3 ABORT %.80s/%.200s (upload %.100s)", bucket, key, upload_id);
-    s3_param params[] = {{"uploadId", upload_id}};
+    aws_param params[] = {{"uploadId", upload_id}};
     wv_httpc_response resp;
     int rc = s3_send(s3,
                      &(s3_request){.method = "DELETE",

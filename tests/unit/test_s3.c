@@ -24,6 +24,7 @@
  * WEAVE_TEST_S3_SKIP=1 skips the whole file where there is no node.
  */
 #include "harness.h"
+#include "peer_server.h"
 
 #include <openssl/evp.h>
 #include <sys/stat.h>
@@ -94,81 +95,28 @@ static wv_s3 *client(const wv_s3_opts *extra)
     return client_for(endpoint, extra);
 }
 
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = loopback_addr(0);
-    socklen_t len = sizeof a;
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 /* s3rver in sdir (its data, log and pid) on a free port; its endpoint
  * into out. 0 or -1. */
 static int s3rver_start(const char *sdir, bool tls, char *out, size_t cap)
 {
-    for (int attempt = 0; attempt < 5; attempt++) {
-        int port = free_port();
-        char cmd[1024];
-        if (tls)
-            snprintf(cmd, sizeof cmd,
-                     "bash %s/scripts/s3_test_server.sh start %s %d --tls %s/server.pem "
-                     "%s/server.key " BUCKET " other-bucket",
-                     source_dir, sdir, port, dir, dir);
-        else
-            snprintf(cmd, sizeof cmd,
-                     "bash %s/scripts/s3_test_server.sh start %s %d " BUCKET " other-bucket",
-                     source_dir, sdir, port);
-        FILE *p = popen(cmd, "r");
-        if (!p)
-            return -1;
-        char line[256] = "";
-        bool got = fgets(line, sizeof line, p) != NULL;
-        int st = pclose(p);
-        if (got && st == 0) {
-            line[strcspn(line, "\n")] = '\0';
-            snprintf(out, cap, "%s", line);
-            return 0;
-        }
-    }
-    return -1;
+    char extra[512];
+    if (tls)
+        snprintf(extra, sizeof extra, "--tls %s/server.pem %s/server.key " BUCKET " other-bucket",
+                 dir, dir);
+    else
+        snprintf(extra, sizeof extra, BUCKET " other-bucket");
+    return peer_server_start(source_dir, "s3_test_server.sh", sdir, extra, NULL, out, cap);
 }
 
 static void s3rver_stop(const char *sdir)
 {
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "bash %s/scripts/s3_test_server.sh stop %s", source_dir, sdir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "stopping s3rver in %s failed\n", sdir);
-}
-
-static pid_t s3rver_pid(const char *sdir)
-{
-    char path[256];
-    snprintf(path, sizeof path, "%s/pid", sdir);
-    FILE *f = fopen(path, "r");
-    int pid = 0;
-    if (f) {
-        if (fscanf(f, "%d", &pid) != 1)
-            pid = 0;
-        fclose(f);
-    }
-    return (pid_t)pid;
+    peer_server_stop(source_dir, "s3_test_server.sh", sdir);
 }
 
 /* ------------------------------------------------------------ the fault proxy */
 
 typedef struct proxy {
-    int port;
-    wv_event ready;
-    wv_group *g;
-    int rc;
+    peer_proxy base;
     const char *upstream;
     /* faults, set by the test */
     int fail_status;       /* answer this status... */
@@ -196,16 +144,6 @@ static bool str_has(wv_str s, const char *needle)
         if (memcmp(s.p + i, needle, k) == 0)
             return true;
     return false;
-}
-
-static char *cstr(wv_req *req, wv_str s)
-{
-    char *p = wv_req_alloc(req, s.n + 1);
-    if (p) {
-        memcpy(p, s.p, s.n);
-        p[s.n] = '\0';
-    }
-    return p;
 }
 
 /* the value of query parameter name in q (raw), into out */
@@ -272,16 +210,7 @@ static void verify_checksums(wv_req *req, wv_str body)
 static int forward(wv_req *req, wv_res *res)
 {
     wv_httpc_header h[64];
-    size_t nh = 0;
-    for (int i = 0; i < wv_req_header_count(req) && nh < 64; i++) {
-        wv_str name, value;
-        wv_req_header_at(req, i, &name, &value);
-        if (wv_str_ieq(name, WV_STR("Host")) || wv_str_ieq(name, WV_STR("Content-Length")) ||
-            wv_str_ieq(name, WV_STR("Connection")) || wv_str_ieq(name, WV_STR("Expect")) ||
-            wv_str_ieq(name, WV_STR("User-Agent")) || wv_str_ieq(name, WV_STR("Accept-Encoding")))
-            continue;
-        h[nh++] = (wv_httpc_header){cstr(req, name), cstr(req, value)};
-    }
+    size_t nh = peer_forward_headers(req, h, 64);
     wv_str body = {0};
     int rc = wv_req_body(req, &body);
     if (rc < 0)
@@ -290,7 +219,7 @@ static int forward(wv_req *req, wv_res *res)
     char url[512];
     snprintf(url, sizeof url, "%s%.*s", px.upstream, (int)wv_req_target(req).n,
              wv_req_target(req).p);
-    char *method = cstr(req, wv_req_method(req));
+    char *method = peer_cstr(req, wv_req_method(req));
     bool has_body = strcmp(method, "PUT") == 0 || strcmp(method, "POST") == 0;
     wv_httpc_response up;
     rc = wv_httpc_request(&(wv_httpc_req){.method = method,
@@ -374,90 +303,37 @@ static int proxy_handler(wv_req *req, wv_res *res)
     return rc;
 }
 
-static int proxy_serve(void *arg)
-{
-    wv_router *r = wv_router_new();
-    if (!r)
-        return px.rc = -ENOMEM;
-    wv_route(r, "*", "/{path...}", proxy_handler);
-    px.rc = wv_http_serve(r, &(wv_http_opts){.host = "127.0.0.1",
-                                             .max_body = 32 << 20,
-                                             .no_compression = true,
-                                             .drain_timeout_ms = 500,
-                                             .bound_port = &px.port,
-                                             .ready = &px.ready});
-    wv_router_free(r);
-    return px.rc;
-}
-
 static int proxy_start(void)
 {
     memset(&px, 0, sizeof px);
     px.upstream = endpoint;
     px.source_read_at_first_part = -1;
-    px.g = wv_group_new();
-    REQUIRE(px.g != NULL);
-    REQUIRE_EQ(wv_group_spawn(px.g, proxy_serve, NULL, NULL), 0);
-    REQUIRE_EQ(wv_event_wait(&px.ready), 0);
-    REQUIRE(px.port > 0);
-    return 0;
+    return peer_proxy_start(&px.base, proxy_handler);
 }
 
 static void proxy_stop(void)
 {
-    wv_stop();
-    CHECK_EQ(wv_group_join(px.g), 0);
-    wv_group_free(px.g);
-    CHECK_EQ(px.rc, 0);
+    peer_proxy_stop(&px.base);
 }
 
 static wv_s3 *proxied_client(const wv_s3_opts *extra)
 {
     char ep[64];
-    snprintf(ep, sizeof ep, "http://127.0.0.1:%d", px.port);
+    snprintf(ep, sizeof ep, "http://127.0.0.1:%d", px.base.port);
     return client_for(ep, extra);
 }
 
 /* ------------------------------------------------------------ running */
 
-typedef struct scenario {
-    int (*body)(void);
-    bool with_proxy;
-} scenario;
-
-static int scenario_main(void *arg)
-{
-    scenario *sc = arg;
-    if (sc->with_proxy && proxy_start() < 0)
-        return -1;
-    int rc = sc->body();
-    if (sc->with_proxy)
-        proxy_stop();
-    return rc;
-}
-
-static void run_scenario(int (*body)(void), bool with_proxy)
-{
-    scenario sc = {body, with_proxy};
-    assert_int_equal(run_in_rt(1, scenario_main, &sc), 0);
-    assert_checks_passed();
-}
-
 static void run(int (*body)(void))
 {
-    run_scenario(body, false);
+    peer_run(body, NULL, NULL);
 }
 
 static void run_proxied(int (*body)(void))
 {
-    run_scenario(body, true);
+    peer_run(body, proxy_start, proxy_stop);
 }
-
-#define CHECK_MSG_HAS(needle)                                                                      \
-    do {                                                                                           \
-        if (!CHECK(strstr(wv_errmsg(), (needle)) != NULL))                                         \
-            fprintf(stderr, "  wv_errmsg: %s\n  wanted: %s\n", wv_errmsg(), (needle));             \
-    } while (0)
 
 /* ------------------------------------------------------------ objects */
 
@@ -1441,7 +1317,7 @@ static int killed_body(void)
     void *data = pattern_block(8 * MIB, 0);
     CHECK_EQ(wv_s3_put(s3, BUCKET, "doomed/big", data, 8 * MIB, NULL), 0);
     free(data);
-    pid_t pid = s3rver_pid(doomed_dir);
+    pid_t pid = peer_server_pid(doomed_dir);
     REQUIRE(pid > 0);
     /* freeze the server, start requests that will hang in it */
     REQUIRE_EQ(kill(pid, SIGSTOP), 0);
@@ -1482,12 +1358,7 @@ static int doomed_up(void **state)
 
 static int doomed_down(void **state)
 {
-    pid_t pid = s3rver_pid(doomed_dir);
-    if (pid > 0) {
-        kill(pid, SIGCONT);
-        kill(pid, SIGKILL);
-    }
-    s3rver_stop(doomed_dir);
+    peer_server_kill(source_dir, "s3_test_server.sh", doomed_dir);
     return 0;
 }
 
@@ -1501,7 +1372,7 @@ static int frozen_body(void)
     wv_s3 *s3 = client_for(doomed_endpoint, NULL);
     REQUIRE(s3 != NULL);
     CHECK_EQ(wv_s3_put(s3, BUCKET, "frozen", "x", 1, NULL), 0);
-    pid_t pid = s3rver_pid(doomed_dir);
+    pid_t pid = peer_server_pid(doomed_dir);
     REQUIRE(pid > 0);
     REQUIRE_EQ(kill(pid, SIGSTOP), 0);
     int64_t t0 = wv_now();
@@ -1556,21 +1427,9 @@ int main(void)
     source_dir = getenv("WEAVE_SOURCE_DIR");
     if (!source_dir)
         source_dir = ".";
-    static const char *const proxy_vars[] = {"http_proxy", "https_proxy", "all_proxy",
-                                             "no_proxy",   "HTTPS_PROXY", "ALL_PROXY",
-                                             "NO_PROXY",   "HTTP_PROXY"};
-    for (size_t i = 0; i < ARRAY_LEN(proxy_vars); i++)
-        unsetenv(proxy_vars[i]);
-    if (system("command -v node >/dev/null 2>&1") != 0) {
-        const char *skip = getenv("WEAVE_TEST_S3_SKIP");
-        if (skip && strcmp(skip, "1") == 0) {
-            printf("test_s3: skipped (WEAVE_TEST_S3_SKIP=1, no node)\n");
-            return 0;
-        }
-        fprintf(stderr, "test_s3: node is not installed (scripts/deps.sh installs nodejs and "
-                        "npm); set WEAVE_TEST_S3_SKIP=1 to skip these tests\n");
-        return 1;
-    }
+    int rc = peer_need_node("test_s3", "WEAVE_TEST_S3_SKIP");
+    if (rc >= 0)
+        return rc;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_s3_put_then_get_returns_bytes_etag_type_date_and_metadata),
         cmocka_unit_test(test_s3_keys_with_spaces_unicode_and_reserved_characters_round_trip),

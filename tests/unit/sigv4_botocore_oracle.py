@@ -1,9 +1,12 @@
-"""botocore as the oracle for weave's SigV4 signer (tests/unit/test_s3_sign.c).
+"""botocore as the oracle for weave's SigV4 signer (src/aws/sigv4.c), for
+tests/unit/test_s3_sign.c and tests/unit/test_kinesis_sign.c.
 
-s3rver does not check signatures, so the signatures weave makes are
-checked here, offline, against botocore's S3 signers for the same request
-at the same time: S3SigV4Auth for the Authorization header, and a botocore
-client's generate_presigned_url (S3SigV4QueryAuth) for presigned URLs.
+Neither s3rver nor kinesis-local checks signatures, so the signatures
+weave makes are checked here, offline, against botocore's signers for the
+same request at the same time: S3SigV4Auth for S3's Authorization header,
+a botocore client's generate_presigned_url (S3SigV4QueryAuth) for
+presigned URLs, and SigV4Auth (what every service but S3 uses: the path
+normalised and encoded twice) for the other services.
 
 Input on stdin, one case a line, fields separated by tabs (bytes that may
 not be text are hex):
@@ -14,6 +17,8 @@ not be text are hex):
       header, and the headers it sent (Authorization left out)
   P ak sk token region time method endpoint style bucket key_hex expires ours
       a presigned URL weave made; style is "path" or "virtual"
+  V ak sk token region service time method url body_hex ours name value ...
+      as H, for another service than S3 (signed by SigV4Auth)
 
 token is "-" for none, body_hex "-" for an empty body. For each line the
 output is one line: "OK", or "DIFF" with both results. Run with Debian's
@@ -51,20 +56,31 @@ def fixed_clock(unix_time):
     return mock.patch.object(botocore.auth.datetime, "datetime", Fixed)
 
 
-def header_case(f):
-    ak, sk, token, region, t, method, url, body_hex, signed, ours = f[:10]
-    pairs = f[10:]
-    headers = {}
-    for name, value in zip(pairs[0::2], pairs[1::2]):
-        headers[name] = value
+def authorization(make_signer, ak, sk, token, t, method, url, body_hex, pairs, config=None):
+    """The Authorization header botocore's signer gives the request."""
+    headers = dict(zip(pairs[0::2], pairs[1::2]))
     body = b"" if body_hex == "-" else bytes.fromhex(body_hex)
     creds = botocore.credentials.Credentials(ak, sk, None if token == "-" else token)
     req = botocore.awsrequest.AWSRequest(method=method, url=url, headers=headers, data=body)
-    req.context["client_config"] = botocore.config.Config(
-        s3={"payload_signing_enabled": signed == "1"})
+    if config:
+        req.context["client_config"] = config
     with fixed_clock(int(t)):
-        botocore.auth.S3SigV4Auth(creds, "s3", region).add_auth(req)
-    theirs = req.headers["Authorization"]
+        make_signer(creds).add_auth(req)
+    return req.headers["Authorization"]
+
+
+def header_case(f):
+    ak, sk, token, region, t, method, url, body_hex, signed, ours = f[:10]
+    config = botocore.config.Config(s3={"payload_signing_enabled": signed == "1"})
+    theirs = authorization(lambda creds: botocore.auth.S3SigV4Auth(creds, "s3", region),
+                           ak, sk, token, t, method, url, body_hex, f[10:], config)
+    return "OK" if theirs == ours else "DIFF ours=%s theirs=%s" % (ours, theirs)
+
+
+def service_case(f):
+    ak, sk, token, region, service, t, method, url, body_hex, ours = f[:10]
+    theirs = authorization(lambda creds: botocore.auth.SigV4Auth(creds, service, region),
+                           ak, sk, token, t, method, url, body_hex, f[10:])
     return "OK" if theirs == ours else "DIFF ours=%s theirs=%s" % (ours, theirs)
 
 
@@ -96,6 +112,8 @@ def main():
                 out = header_case(f[1:])
             elif f[0] == "P":
                 out = presign_case(f[1:])
+            elif f[0] == "V":
+                out = service_case(f[1:])
             else:
                 out = "DIFF unknown case kind %r" % f[0]
         except Exception as e:  # a broken case is a failure, with the reason
