@@ -26,6 +26,8 @@ void s13_7_cloud_options(wv_app *app);        /* --s3-bucket, --files-dir, --fil
 void s13_7_cloud(wv_app *app);                /* POST, GET /files; GET, DELETE /files/{name} */
 void s13_9_caching_options(wv_app *app);      /* --cache-url, --redis-url, --memcached-servers */
 void s13_9_caching(wv_app *app);              /* PUT, GET, DELETE /cache/{key} */
+void s13_10_events_options(wv_app *app);      /* --events-stream */
+void s13_10_events(wv_app *app);              /* POST, GET /events (Kinesis, or the bus) */
 void s13_11_1_prometheus(wv_app *app);        /* GET /hello */
 void sections(wv_app *app);                   /* GET /api/sections */
 

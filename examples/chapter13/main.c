@@ -24,6 +24,7 @@ int main(int argc, char **argv)
     s13_6_1_rest_options(app);
     s13_7_cloud_options(app);
     s13_9_caching_options(app);
+    s13_10_events_options(app);
     async_delay_ms = wv_app_int(app, "async-delay-ms");
 
     s13_2_1_fastapi(app);
@@ -34,6 +35,7 @@ int main(int argc, char **argv)
     s13_6_1_rest(app);
     s13_7_cloud(app);
     s13_9_caching(app);
+    s13_10_events(app);
     s13_11_1_prometheus(app);
     sections(app);
     s13_5_2_frontend(app); /* last: its static files take every other path */

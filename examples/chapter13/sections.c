@@ -40,6 +40,8 @@ static const section chapter[] = {
      "examples/chapter13/s13_9_caching.c", true},
     {"13.9.2", "Memcached (MEMCACHED_SERVERS: the same /cache routes)", "",
      "examples/chapter13/s13_9_caching.c", true},
+    {"13.10", "Event streams: Kinesis (KINESIS_STREAM), or the bus", "POST /events, GET /events",
+     "examples/chapter13/s13_10_events.c", true},
     {"13.10.1", "Kafka event streams", "", "", false},
     {"13.11.1", "Prometheus metrics", "GET /hello, GET /metrics",
      "examples/chapter13/s13_11_1_prometheus.c", true},
