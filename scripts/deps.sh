@@ -72,9 +72,10 @@ TEST_PACKAGES=(
     # peers, and pylibmc (libmemcached's placement, from Python: test_memcache)
     redis-server redis-tools memcached libmemcached-tools libmemcached-dev
     python3-redis python3-pymemcache python3-pylibmc
-    # the HTTP client's HTTP/2 peer: nghttpd, over TLS (ALPN h2) and h2c with
-    # prior knowledge (tests/unit/test_httpc.c)
-    nghttp2-server
+    # the HTTP client's HTTP/2 peers: nghttpd, over TLS (ALPN h2) and h2c with
+    # prior knowledge, and nginx, HTTP/2 and HTTP/1.1 over TLS and plain
+    # (tests/unit/test_httpc.c)
+    nghttp2-server nginx
     # the Kafka client's peers on librdkafka's mock cluster: kcat and Python's
     # confluent_kafka (tests/integration/test_kafka.py; kafkajs comes from
     # npm, tests/integration/node)

@@ -3,8 +3,9 @@
  * starts on loopback: weave's own HTTP server in the same runtime, plain
  * and HTTPS (tests/make_certs.sh's certificates), with a route for each
  * behaviour (small, large, trickling and never-ending bodies, redirects,
- * compression, echoes, statuses), and nghttpd (nghttp2-server) for HTTP/2
- * over TLS by ALPN and h2c with prior knowledge. Each test checks one
+ * compression, echoes, statuses), nghttpd (nghttp2-server) for HTTP/2
+ * over TLS by ALPN and h2c with prior knowledge, and nginx for HTTP/2 and
+ * HTTP/1.1 over verified TLS and plain HTTP/1.1. Each test checks one
  * behaviour: what the caller gets, and where it matters what the server
  * saw (headers, methods, connections by their peer port) and how long it
  * took. Also the curl-result table and the head parser on their own.
@@ -1671,6 +1672,7 @@ static void test_httpc_outside_a_fiber_is_eperm(void **state)
 
 static char htdocs[128];
 static char token[64];
+enum { H2_BIG = 4 << 20 };
 
 static const char *nghttpd_path(void)
 {
@@ -1822,6 +1824,158 @@ static int h2_plain_down(void **state)
     return 0;
 }
 
+/* ------------------------------------------------------------ nginx */
+
+/* nginx (Debian's, with its HTTP/2 and TLS modules) serving htdocs on
+ * 127.0.0.1: `tls_port` with TLS (ALPN h2 or http/1.1, the test
+ * certificate), `plain_port` HTTP/1.1; one process (master_process off) */
+typedef struct nginx_server {
+    pid_t pid;
+    int tls_port, plain_port;
+} nginx_server;
+
+static nginx_server ngx;
+
+static const char *nginx_path(void)
+{
+    static const char *const where[] = {"/usr/sbin/nginx", "/usr/bin/nginx",
+                                        "/usr/local/sbin/nginx"};
+    for (size_t i = 0; i < ARRAY_LEN(where); i++)
+        if (access(where[i], X_OK) == 0)
+            return where[i];
+    return NULL;
+}
+
+static nginx_server nginx_start(void)
+{
+    char conf[192], prefix[160];
+    snprintf(prefix, sizeof prefix, "%s/nginx", dir);
+    snprintf(conf, sizeof conf, "%s/nginx.conf", prefix);
+    if (mkdir(prefix, 0755) != 0 && errno != EEXIST)
+        return (nginx_server){0};
+    for (int attempt = 0; attempt < 5; attempt++) {
+        int tls_port = free_port(), plain_port = free_port();
+        if (tls_port <= 0 || plain_port <= 0 || tls_port == plain_port)
+            continue;
+        FILE *f = fopen(conf, "w");
+        if (!f)
+            break;
+        fprintf(f,
+                "daemon off; master_process off; worker_processes 1;\n"
+                "pid %s/pid; error_log %s/error.log;\n"
+                "events { worker_connections 256; }\n"
+                "http {\n  access_log off; default_type application/octet-stream;\n"
+                "  client_body_temp_path %s/body; proxy_temp_path %s/proxy;\n"
+                "  fastcgi_temp_path %s/fastcgi; uwsgi_temp_path %s/uwsgi;\n"
+                "  scgi_temp_path %s/scgi;\n"
+                "  server { listen 127.0.0.1:%d ssl http2; ssl_certificate %s/server.pem;\n"
+                "           ssl_certificate_key %s/server.key; root %s; }\n"
+                "  server { listen 127.0.0.1:%d; root %s; }\n}\n",
+                prefix, prefix, prefix, prefix, prefix, prefix, prefix, tls_port, dir, dir, htdocs,
+                plain_port, htdocs);
+        if (fclose(f) != 0)
+            break;
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid < 0)
+            break;
+        if (pid == 0) {
+            prctl(PR_SET_PDEATHSIG, SIGTERM); /* never outlives the test */
+            int null = open("/dev/null", O_RDWR);
+            dup2(null, 1);
+            dup2(null, 2);
+            execl(nginx_path(), "nginx", "-p", prefix, "-c", conf, (char *)NULL);
+            _exit(127);
+        }
+        for (int i = 0; i < 100; i++) {
+            if (port_answers(tls_port) && port_answers(plain_port))
+                return (nginx_server){pid, tls_port, plain_port};
+            int st;
+            if (waitpid(pid, &st, WNOHANG) == pid)
+                break; /* it died: a port was taken meanwhile; others */
+            usleep(20000);
+        }
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+    return (nginx_server){0};
+}
+
+static int nginx_up(void **state)
+{
+    if (nginx_path())
+        ngx = nginx_start();
+    return 0;
+}
+
+static int nginx_down(void **state)
+{
+    if (ngx.pid > 0) {
+        kill(ngx.pid, SIGTERM);
+        waitpid(ngx.pid, NULL, 0);
+    }
+    ngx.pid = 0;
+    return 0;
+}
+
+static int nginx_gets(void)
+{
+    char url[128];
+    wv_httpc_response resp;
+    /* TLS, verified against the test CA, HTTP/2 chosen by ALPN */
+    snprintf(url, sizeof url, "https://127.0.0.1:%d/token.txt", ngx.tls_port);
+    REQUIRE_EQ(wv_httpc_request(&(wv_httpc_req){.url = url, .ca_file = ca_file}, &resp), 0);
+    CHECK_EQ(resp.status, 200);
+    CHECK_EQ(resp.version, 20);
+    CHECK_BODY(&resp, token);
+    CHECK(strstr(wv_httpc_header_get(&resp, "Server") ? wv_httpc_header_get(&resp, "Server") : "",
+                 "nginx") != NULL);
+    wv_httpc_response_free(&resp);
+    /* a large body over HTTP/2, intact */
+    snprintf(url, sizeof url, "https://127.0.0.1:%d/big.bin", ngx.tls_port);
+    REQUIRE_EQ(wv_httpc_request(&(wv_httpc_req){.url = url, .ca_file = ca_file}, &resp), 0);
+    CHECK_EQ(resp.version, 20);
+    REQUIRE_EQ(resp.body.n, H2_BIG);
+    size_t wrong = 0;
+    for (size_t i = 0; i < H2_BIG; i++)
+        wrong += (unsigned char)resp.body.p[i] != pattern(i);
+    CHECK_EQ(wrong, 0);
+    wv_httpc_response_free(&resp);
+    /* HTTP/1.1 asked for over TLS: ALPN gives it */
+    snprintf(url, sizeof url, "https://127.0.0.1:%d/token.txt", ngx.tls_port);
+    REQUIRE_EQ(
+        wv_httpc_request(&(wv_httpc_req){.url = url, .ca_file = ca_file, .version = WV_HTTPC_HTTP1},
+                         &resp),
+        0);
+    CHECK_EQ(resp.version, 11);
+    CHECK_BODY(&resp, token);
+    wv_httpc_response_free(&resp);
+    /* without the test CA the certificate does not verify: nothing read */
+    CHECK_EQ(wv_httpc_get(url, &resp), -EPROTO);
+    CHECK_MSG("certificate");
+    /* plain HTTP/1.1 */
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/token.txt", ngx.plain_port);
+    REQUIRE_EQ(wv_httpc_get(url, &resp), 0);
+    CHECK_EQ(resp.version, 11);
+    CHECK_BODY(&resp, token);
+    wv_httpc_response_free(&resp);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/no-such-file", ngx.plain_port);
+    REQUIRE_EQ(wv_httpc_get(url, &resp), 0);
+    CHECK_EQ(resp.status, 404); /* a status, not an error */
+    wv_httpc_response_free(&resp);
+    return 0;
+}
+
+static void test_httpc_against_nginx_http2_over_verified_tls_and_http1(void **state)
+{
+    if (!nginx_path()) {
+        print_error("nginx is not installed: apt-get install nginx (scripts/deps.sh test)\n");
+        fail();
+    }
+    assert_true(ngx.pid > 0);
+    run(nginx_gets);
+}
+
 static void test_httpc_http2_over_tls_is_chosen_by_alpn(void **state)
 {
     if (!need_nghttpd())
@@ -1893,8 +2047,6 @@ static void test_httpc_concurrent_http2_requests_share_one_connection(void **sta
     assert_true(h2_tls.pid > 0);
     run(h2_shared);
 }
-
-enum { H2_BIG = 4 << 20 };
 
 /* a 4 MiB file read slowly over HTTP/2 (its stream paused and resumed
  * many times) while other requests share the connection */
@@ -3482,6 +3634,8 @@ int main(void)
         cmocka_unit_test(test_httpc_options_of_one_request_do_not_carry_over_to_the_next),
         cmocka_unit_test(
             test_httpc_connection_the_server_closed_while_idle_is_replaced_without_spinning),
+        cmocka_unit_test_setup_teardown(test_httpc_against_nginx_http2_over_verified_tls_and_http1,
+                                        nginx_up, nginx_down),
         cmocka_unit_test_setup_teardown(test_httpc_http2_over_tls_is_chosen_by_alpn, h2_tls_up,
                                         h2_tls_down),
         cmocka_unit_test_setup_teardown(
