@@ -232,6 +232,23 @@ static inline struct sockaddr_in loopback_addr(uint16_t port)
     return a;
 }
 
+/* A TCP port nothing listens on at 127.0.0.1 just now (bound, noted,
+ * closed), or -1. A server started right after usually gets it; retry
+ * with another when it does not. */
+static inline int loopback_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = loopback_addr(0);
+    socklen_t len = sizeof a;
+    int port = -1;
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
 /* A TCP listener on 127.0.0.1 and an ephemeral port (made with wv_socket,
  * so call it inside the runtime); the port goes to *port. fd or -errno. */
 static inline int listen_loopback(uint16_t *port)

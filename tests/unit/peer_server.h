@@ -4,7 +4,8 @@
  * proxy of weave's own HTTP server in front of it. Header-only, after
  * harness.h:
  *
- *  - peer_free_port, and peer_server_start / _stop / _pid / _kill around
+ *  - peer_server_start / _stop / _pid / _kill (on harness.h's
+ *    loopback_free_port ports) around
  *    scripts/<name>_test_server.sh (start DIR PORT ...; it prints the
  *    endpoint);
  *  - the proxy's skeleton: peer_proxy_start serves a handler on a free
@@ -29,22 +30,6 @@
             fprintf(stderr, "  wv_errmsg: %s\n  wanted: %s\n", wv_errmsg(), (needle));             \
     } while (0)
 
-/* A TCP port free on 127.0.0.1 just now, or -1. */
-static inline int peer_free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = loopback_addr(0);
-    socklen_t len = sizeof a;
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 /*
  * `bash SRC/scripts/SCRIPT start DIR PORT [PORT2] EXTRA` on free ports
  * (PORT2 too when port2 is not NULL: it gets it), tried five times with
@@ -55,7 +40,7 @@ static inline int peer_server_start(const char *src, const char *script, const c
                                     const char *extra, int *port2, char *out, size_t cap)
 {
     for (int attempt = 0; attempt < 5; attempt++) {
-        int port = peer_free_port(), second = port2 ? peer_free_port() : 0;
+        int port = loopback_free_port(), second = port2 ? loopback_free_port() : 0;
         if (port < 0 || second < 0 || port == second)
             continue;
         char cmd[1024], ports[32];

@@ -1699,21 +1699,6 @@ static bool need_nghttpd(void)
     return false;
 }
 
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = loopback_addr(0);
-    socklen_t len = sizeof a;
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 static bool port_answers(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -1736,7 +1721,7 @@ static h2_server nghttpd_start(bool tls)
     snprintf(key, sizeof key, "%s/server.key", dir);
     snprintf(cert, sizeof cert, "%s/server.pem", dir);
     for (int attempt = 0; attempt < 5; attempt++) {
-        int port = free_port();
+        int port = loopback_free_port();
         if (port <= 0)
             continue;
         snprintf(port_s, sizeof port_s, "%d", port);
@@ -1854,7 +1839,7 @@ static nginx_server nginx_start(void)
     if (mkdir(prefix, 0755) != 0 && errno != EEXIST)
         return (nginx_server){0};
     for (int attempt = 0; attempt < 5; attempt++) {
-        int tls_port = free_port(), plain_port = free_port();
+        int tls_port = loopback_free_port(), plain_port = loopback_free_port();
         if (tls_port <= 0 || plain_port <= 0 || tls_port == plain_port)
             continue;
         FILE *f = fopen(conf, "w");
