@@ -201,6 +201,14 @@ void wv_kafka_pending_free(wv_kafka_pending *p);
  * fiber's deadline. */
 int wv_kafka_flush(wv_kafka *k);
 
+/*
+ * Ask the brokers for the cluster's metadata (any broker answers), within
+ * the fiber's deadline and 5 s at most: the number of brokers the cluster
+ * has (> 0), or why none answered (-ETIMEDOUT, -ECONNREFUSED, ...). For a
+ * readiness check.
+ */
+int wv_kafka_ping(wv_kafka *k);
+
 typedef struct wv_kafka_stats {
     uint64_t produced;  /* messages handed to librdkafka */
     uint64_t delivered; /* reports that said written */

@@ -46,6 +46,8 @@ struct wv_kafka {
     wv_event room;             /* set on every report: librdkafka's queue has room again */
     wv_event idle;             /* set when closing and the last waiting call left */
     int users;                 /* calls waiting inside on room or drained */
+    int pings;                 /* wv_kafka_ping calls on the offload pool */
+    wv_event pinged;           /* set when the last of them returned */
     bool closing;
     int fatal; /* -ENOTRECOVERABLE once librdkafka raised a fatal error */
     char fatal_msg[512];
@@ -452,6 +454,49 @@ int wv_kafka_flush(wv_kafka *k)
     return k->closing && k->stats.inflight > 0 ? wv_fail(-ESHUTDOWN, "kafka flush: closed") : 0;
 }
 
+typedef struct ping_job {
+    rd_kafka_t *rk;
+    int timeout_ms;
+    rd_kafka_resp_err_t err;
+    int brokers;
+    bool ran;
+} ping_job;
+
+static int ping_run(void *arg)
+{
+    ping_job *j = arg;
+    j->ran = true;
+    const struct rd_kafka_metadata *md = NULL;
+    j->err = rd_kafka_metadata(j->rk, 0, NULL, &md, j->timeout_ms);
+    if (!j->err) {
+        j->brokers = md->broker_cnt;
+        rd_kafka_metadata_destroy(md);
+    }
+    return 0;
+}
+
+int wv_kafka_ping(wv_kafka *k)
+{
+    if (!k)
+        return -EINVAL;
+    int rc = usable(k, "ping");
+    if (rc < 0)
+        return rc;
+    int64_t left_ms = (wv_deadline() - wv_now()) / 1000000;
+    ping_job j = {.rk = k->rk, .timeout_ms = left_ms < 5000 ? (int)left_ms : 5000};
+    if (j.timeout_ms <= 0)
+        return wv_fail(-ETIMEDOUT, "kafka ping: the deadline has passed");
+    k->pings++;
+    rc = wv_offload(ping_run, &j);
+    if (--k->pings == 0)
+        wv_event_set(&k->pinged);
+    if (!j.ran)
+        return wv_fail(rc < 0 ? rc : -ECANCELED, "kafka ping: not asked (cancelled)");
+    if (j.err)
+        return kafka_fail(j.err, "ping (metadata from the brokers)");
+    return j.brokers;
+}
+
 rd_kafka_t *kafka_producer_handle(wv_kafka *k)
 {
     return k->rk;
@@ -488,6 +533,10 @@ int wv_kafka_close(wv_kafka *k)
     if (k->stats.inflight > 0) {
         kafka_blocking(purge_job, k->rk);
         drain(k, INT_MAX);
+    }
+    while (k->pings > 0) { /* they use the handle from the pool */
+        wv_event_clear(&k->pinged);
+        wv_event_wait_shielded(&k->pinged);
     }
     kafka_queue_unwatch(&k->main);
     kafka_handle_destroy(k->rk, 0);

@@ -335,7 +335,10 @@ static int limits(void *arg)
     wv_bus_unsubscribe(slow);
     wv_bus_close(b);
     wv_bus *other = NULL;
-    CHECK_EQ(wv_bus_open("amqp://localhost", NULL, &other), -EINVAL);
+    CHECK_EQ(wv_bus_open("nats://localhost", NULL, &other), -EINVAL);
+    CHECK_EQ(wv_bus_open("kafka://localhost:9092/path", NULL, &other), -EINVAL);
+    CHECK_EQ(wv_bus_open("kafka://localhost:9092?linger.ms", NULL, &other), -EINVAL);
+    CHECK_EQ(wv_bus_open("kafka://localhost:9092?no.such.property=1", NULL, &other), -EINVAL);
     CHECK_EQ(wv_bus_open("memory://?max_pending=0", NULL, &other), -EINVAL);
     CHECK_EQ(wv_bus_open("memory://?size=1", NULL, &other), -EINVAL);
     CHECK(other == NULL);
