@@ -403,9 +403,11 @@ static int start_events(void *arg)
 static int stop_events(void *arg)
 {
     (void)arg;
-    if (ev.sub)
-        wv_bus_sub_stop(ev.sub); /* read_bus unsubscribes on its way out */
-    wv_group_free(ev.readers);   /* cancels the Kinesis readers, waits for all */
+    if (ev.sub) {
+        wv_bus_sub_stop(ev.sub);   /* read_bus unsubscribes on its way out: */
+        wv_group_join(ev.readers); /* let it (a Kafka group's goodbye commits) */
+    }
+    wv_group_free(ev.readers); /* cancels the Kinesis readers, waits for all */
     ev.readers = NULL;
     wv_kinesis_free(ev.k);
     ev.k = NULL;

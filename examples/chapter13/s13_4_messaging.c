@@ -14,14 +14,21 @@
  *
  * here on weave's bus (include/weave/bus.h), the app's "bus" client:
  *
- *   --bus-url / BUS_URL   memory:// (the in-process bus, the default: no
- *                         broker needed)
+ *   --bus-url / BUS_URL          the bus itself: memory://, amqp://...,
+ *                                kafka://...; by default the first of:
+ *   --amqp-url / AMQP_URL        RabbitMQ (13.4.1): amqp://user:pass@host:port/vhost
+ *   --kafka-brokers / KAFKA_BROKERS
+ *                                Kafka (13.4.2): host:port,host:port
+ *   memory://                    the in-process bus: no broker needed
  *
- * Each shard runs a consumer in group "chapter13" of topic "test_queue":
- * it takes a message, does the work (keeps it in the log below), then acks
- * it, so a message whose consumer stops midway is delivered again. The
- * book's "exit" message stops the consumers: what is published meanwhile
- * waits in the group, and POST /messages/consumer starts them again.
+ * Each shard runs a consumer of topic "test_queue" in group "chapter13"
+ * (on RabbitMQ: the durable queue "test_queue.chapter13" bound to the
+ * fanout exchange "test_queue"); on Kafka, the book's topic "test_topic"
+ * in its group "my-group". A consumer takes a message, does the work
+ * (keeps it in the log below), then acks it, so a message whose consumer
+ * stops midway is delivered again. The book's "exit" message stops the
+ * consumers: what is published meanwhile waits in the group, and
+ * POST /messages/consumer starts them again. /readyz checks the broker.
  *
  *   POST /messages            the body (text, 1 byte to 64 KiB) is the
  *                             message: 202 {"topic", "groups", "bytes"}
@@ -48,8 +55,8 @@
 
 #include "chapter13.h"
 
-#define TOPIC "test_queue"
-#define GROUP "chapter13"
+/* the book's names: RabbitMQ's queue (and the in-process bus), Kafka's topic and group */
+static const char *topic = "test_queue", *group = "chapter13";
 
 enum { LOG_SIZE = 50, TEXT_MAX = 1024, MESSAGE_MAX = 64 * 1024, MAX_SHARDS = 256 };
 
@@ -145,28 +152,31 @@ static size_t read_log(uint64_t from, logged *out, uint64_t *next)
 static void stop_all(void);
 
 /* One shard's consumer: async for message in queue_iter: async with
- * message.process(): ... */
+ * message.process(): ... On "exit" it closes its own subscription first,
+ * then stops the others: on Kafka the close commits the ack of "exit",
+ * which a group busy with the others' leaving could refuse (it would then
+ * come again, and stop the restarted consumers). */
 static int consume(void *arg)
 {
     (void)arg;
     shard_side *me = &sides[wv_shard_id()];
     wv_bus_msg m;
-    int rc;
-    while ((rc = wv_bus_recv(me->sub, &m, WV_NEVER)) == 0) {
+    bool exit_seen = false;
+    while (wv_bus_recv(me->sub, &m, WV_NEVER) == 0) {
         record(&m); /* the work */
-        bool is_exit = m.body.n == 4 && !memcmp(m.body.p, "exit", 4);
+        exit_seen = m.body.n == 4 && !memcmp(m.body.p, "exit", 4);
         if (wv_bus_ack(me->sub, &m) == 0)
             wv_counter_inc(processed_total);
-        if (is_exit) {
-            stop_all();
+        if (exit_seen)
             break;
-        }
     }
     wv_bus_unsubscribe(me->sub);
     me->sub = NULL;
     me->stopping = false;
     __atomic_store_n(&me->running, false, __ATOMIC_RELAXED);
     wv_event_set(&me->stopped);
+    if (exit_seen)
+        stop_all();
     return 0;
 }
 
@@ -181,7 +191,7 @@ static int start_here(void *arg)
     wv_bus *bus = wv_app_client_get(the_app, "bus");
     if (!bus)
         return wv_fail(-ENODEV, "the bus is not open on shard %d", wv_shard_id());
-    int rc = wv_bus_subscribe(bus, TOPIC, GROUP, &me->sub);
+    int rc = wv_bus_subscribe(bus, topic, group, &me->sub);
     if (rc < 0)
         return rc;
     __atomic_store_n(&me->running, true, __ATOMIC_RELAXED);
@@ -261,7 +271,7 @@ static int publish(wv_req *req, wv_res *res)
         return rc;
     }
     wv_bus *bus = wv_req_client(req, "bus");
-    rc = wv_bus_publish(bus, TOPIC, body);
+    rc = wv_bus_publish(bus, topic, body);
     if (rc == -ENOBUFS)
         return wv_fail(-EAGAIN, "%s", wv_errmsg()); /* 429: the consumers are behind */
     if (rc < 0)
@@ -270,7 +280,7 @@ static int publish(wv_req *req, wv_res *res)
     wv_json *j = wv_res_json_writer(res);
     wv_json_object_begin(j);
     wv_json_key(j, "topic");
-    wv_json_string(j, TOPIC);
+    wv_json_string(j, topic);
     wv_json_key(j, "groups");
     wv_json_int(j, rc);
     wv_json_key(j, "bytes");
@@ -305,15 +315,18 @@ static int list(wv_req *req, wv_res *res)
         return -ENOMEM;
     uint64_t next;
     size_t n = read_log(0, got, &next);
-    int64_t pending = wv_bus_backlog(wv_req_client(req, "bus"), TOPIC, GROUP);
-    if (pending < 0)
+    int64_t pending = wv_bus_backlog(wv_req_client(req, "bus"), topic, group);
+    if (pending < 0 && pending != -ENOTSUP)
         pending = 0; /* no group before the first consumer subscribed */
     wv_json *j = wv_res_json_writer(res);
     wv_json_object_begin(j);
     wv_json_key(j, "consumer");
     wv_json_string(j, any_running() ? "running" : "stopped");
     wv_json_key(j, "pending");
-    wv_json_int(j, pending);
+    if (pending == -ENOTSUP)
+        wv_json_null(j);
+    else
+        wv_json_int(j, pending);
     wv_json_key(j, "processed");
     wv_json_int(j, (int64_t)next);
     wv_json_key(j, "messages");
@@ -383,19 +396,48 @@ static void bus_close(void *handle)
     wv_bus_close(handle);
 }
 
-static const wv_client_type bus_client = {.kind = "bus", .open = bus_open, .close = bus_close};
+static int bus_ping(void *handle)
+{
+    return wv_bus_ping(handle);
+}
+
+static const wv_client_type bus_client = {
+    .kind = "bus", .open = bus_open, .close = bus_close, .ping = bus_ping};
 
 void s13_4_messaging_options(wv_app *app)
 {
-    wv_app_option(app, "bus-url", "BUS_URL", WV_OPT_STRING, "memory://",
-                  "the message bus of POST /messages: memory:// (in-process)");
+    wv_app_option(app, "bus-url", "BUS_URL", WV_OPT_STRING, NULL,
+                  "the message bus of POST /messages and the events: memory:// (in-process), "
+                  "amqp://... or kafka://host:port[?librdkafka properties]; unset: AMQP_URL, "
+                  "else KAFKA_BROKERS, else memory://");
+    wv_app_option(app, "amqp-url", "AMQP_URL", WV_OPT_STRING, NULL,
+                  "RabbitMQ for the bus (13.4.1): amqp://user:password@host:5672/vhost");
+    wv_app_option(app, "kafka-brokers", "KAFKA_BROKERS", WV_OPT_STRING, NULL,
+                  "Kafka for the bus (13.4.2, 13.10.1): host:port[,host:port...]");
 }
 
 void s13_4_messaging(wv_app *app)
 {
     the_app = app;
     register_metrics();
-    wv_app_client(app, "bus", wv_app_str(app, "bus-url"), &bus_client);
+    const char *url = wv_app_str(app, "bus-url"), *amqp = wv_app_str(app, "amqp-url"),
+               *kafka = wv_app_str(app, "kafka-brokers");
+    char kafka_url[1024];
+    if (!url || !*url) {
+        if (amqp && *amqp) {
+            url = amqp;
+        } else if (kafka && *kafka) {
+            snprintf(kafka_url, sizeof kafka_url, "kafka://%s", kafka);
+            url = kafka_url;
+        } else {
+            url = "memory://";
+        }
+    }
+    if (!strncmp(url, "kafka://", 8)) {
+        topic = "test_topic"; /* aiokafka's send_and_wait("test_topic", ...) */
+        group = "my-group";
+    }
+    wv_app_client(app, "bus", url, &bus_client);
     wv_app_on_start(app, start_consumers, NULL);
     wv_app_on_stop(app, stop_consumers, NULL);
     wv_post(app, "/messages", publish);

@@ -96,12 +96,22 @@ class Cluster:
         if cls._one is None:
             return
         self, cls._one = cls._one, None
+        self.stop()
+
+    def stop(self):
         self.proc.stdin.close()
         try:
             self.proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+
+    # a cluster of one test's own: `with Cluster("topic:1") as cl:`
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
 
 
 def weave_peer(cl, *args):

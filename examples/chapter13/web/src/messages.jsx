@@ -59,7 +59,8 @@ export function MessagesPanel({ route }) {
         <code className="route">POST · GET /messages</code>
         {state && (
           <span className="muted small" data-testid="messages-state" data-consumer={state.consumer}>
-            consumers {state.consumer} · {state.processed} processed · {state.pending} waiting
+            consumers {state.consumer} · {state.processed} processed ·{' '}
+            {state.pending === null ? 'backlog kept by Kafka' : `${state.pending} waiting`}
           </span>
         )}
       </div>
