@@ -52,7 +52,7 @@
 #
 #   BUILD_DIR=dir        where bench_amqp, bench_kafka, librabbitmq_publish
 #                        and kafka_mock_cluster are
-#   BENCH_LONG=1         7 rounds, 4x the messages
+#   BENCH_LONG=1         7 rounds, more messages (MSG_AMQP_N, MSG_KAFKA_N)
 #   BENCH_ROUNDS=n       override the number of rounds
 #   MSG_AMQP_N=n         messages timed per AMQP run (default 50,000;
 #                        200,000 with BENCH_LONG=1)
