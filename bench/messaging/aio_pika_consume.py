@@ -37,6 +37,15 @@ async def main():
     prefetch = int(sys.argv[5]) if len(sys.argv) > 5 else 100
     iterator = os.environ.get("MSG_AIO_PIKA_ITERATOR") == "1"
     pid = server_pid()
+    loop = asyncio.get_running_loop()
+
+    def quiet_cancel(loop, context):
+        # callbacks of messages still in flight when the connection closes
+        # (after a failure) end cancelled: not worth a traceback each
+        if not isinstance(context.get("exception"), asyncio.CancelledError):
+            loop.default_exception_handler(context)
+
+    loop.set_exception_handler(quiet_cancel)
     conn = await aio_pika.connect(url)
     ch = await conn.channel()
     await ch.set_qos(prefetch_count=prefetch)
