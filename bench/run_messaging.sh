@@ -217,7 +217,7 @@ if [[ $need_kafka == 1 ]]; then
     }
 fi
 
-bench_header messaging "RabbitMQ (beam.smp, 1 scheduler) and the Kafka mock cluster on CPU 0\
+bench_header messaging "RabbitMQ (beam.smp) and the Kafka mock cluster on CPU 0\
  (taskset -c 0), every client (bench_amqp and bench_kafka with 1 shard, librabbitmq_publish,\
  Python) on CPU 1 (taskset -c 1): the figures need both cores"
 pkgver() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo '?'; }
