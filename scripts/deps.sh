@@ -136,6 +136,11 @@ BENCH_PACKAGES=(
     # boto3: the s3.put_multipart anchor (bench/httpc/boto3_upload.py); s3rver
     # itself comes from npm (tests/integration/node, scripts/s3_test_server.sh)
     python3-boto3
+    # the messaging suite (bench/run_messaging.sh): a throwaway RabbitMQ node
+    # (scripts/rabbitmq_test_server.sh), aio-pika (on uvloop, above) and
+    # confluent_kafka as the anchors; librabbitmq (librabbitmq-dev, a build
+    # package) for its C anchor, librdkafka's mock cluster for the Kafka figures
+    rabbitmq-server python3-aio-pika python3-confluent-kafka
 )
 
 usage()
