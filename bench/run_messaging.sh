@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench/run_messaging.sh: the messaging suite (`make bench-messaging`;
 # method: docs/benchmarking.md): weave's RabbitMQ and Kafka clients against
-# their Python anchors and a plain C loop on librabbitmq.
+# their Python anchors and a plain C loop on librabbitmq, and the Kafka
+# figures against their floor, a plain C loop on librdkafka.
 #
 # A throwaway RabbitMQ node (scripts/rabbitmq_test_server.sh; its
 # beam.smp and epmd) on CPU 0 (taskset -c 0), every AMQP client on CPU 1
@@ -50,8 +51,23 @@
 #                          enable.auto.offset.store=false and store_offsets
 #                          per message (bench/messaging/confluent_consume.py)
 #
-#   BUILD_DIR=dir        where bench_amqp, bench_kafka, librabbitmq_publish
-#                        and kafka_mock_cluster are
+# The floor of both Kafka figures: weave and confluent_kafka both sit on
+# librdkafka, whose own threads do most of the work on the client's core, so
+# no client on it gets past librdkafka driven by a plain C loop doing the same
+# work: bench/messaging/librdkafka_floor.c (produce: rd_kafka_producev, a
+# delivery-report callback counting, rd_kafka_poll when 10,000 are without a
+# report; consume: rd_kafka_consumer_poll and rd_kafka_offsets_store per
+# message), the same properties, messages, counts, topics, warm-up, timed
+# window and checks as bench_kafka. After each Kafka figure the floor runs
+# alternately with weave (bench_kafka again), as many rounds as the figure,
+# and a '#' line gives the floor's median, weave's median of those runs as a
+# share of it, and the anchor's median of the figure's runs as a share of it
+# (those runs did not alternate with the floor's: the weaker of the two
+# shares on a busy machine), then a CPU line for those runs. A floor run that
+# fails makes the suite exit 1, as a figure's would.
+#
+#   BUILD_DIR=dir        where bench_amqp, bench_kafka, librabbitmq_publish,
+#                        librdkafka_floor and kafka_mock_cluster are
 #   BENCH_LONG=1         7 rounds, more messages (MSG_AMQP_N, MSG_KAFKA_N)
 #   BENCH_ROUNDS=n       override the number of rounds
 #   MSG_AMQP_N=n         messages timed per AMQP run (default 50,000;
@@ -83,7 +99,7 @@ for g in "${wanted[@]}"; do
             ;;
     esac
 done
-for f in bench_amqp bench_kafka librabbitmq_publish kafka_mock_cluster; do
+for f in bench_amqp bench_kafka librabbitmq_publish librdkafka_floor kafka_mock_cluster; do
     if [[ ! -x $build/$f ]]; then
         echo "run_messaging.sh: no $build/$f; build first (make build, or set BUILD_DIR)" >&2
         exit 1
@@ -219,7 +235,7 @@ fi
 
 bench_header messaging "RabbitMQ (beam.smp) and the Kafka mock cluster on CPU 0\
  (taskset -c 0), every client (bench_amqp and bench_kafka with 1 shard, librabbitmq_publish,\
- Python) on CPU 1 (taskset -c 1): the figures need both cores"
+ librdkafka_floor, Python) on CPU 1 (taskset -c 1): the figures need both cores"
 pkgver() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo '?'; }
 if [[ $need_amqp == 1 ]]; then
     sched=$("$root/scripts/rabbitmq_test_server.sh" ctl "$rdir" eval \
@@ -249,6 +265,11 @@ if [[ $need_kafka == 1 ]]; then
         "on_delivery callback, at most $kafka_window without a report; consumer:" \
         "auto.offset.reset=earliest, enable.auto.offset.store=false, store_offsets per" \
         "message, consume(num_messages=100)); everything else librdkafka's defaults on both sides"
+    echo "#   the floor, librdkafka_floor: a plain C loop on librdkafka's own API, the same" \
+        "properties (producer: rd_kafka_producev, one delivery-report callback counting," \
+        "rd_kafka_poll(1000) while $kafka_window are without a report; consumer: one" \
+        "rd_kafka_consumer_poll per message, rd_kafka_offsets_store per message), run" \
+        "alternately with weave after each Kafka figure"
 fi
 echo "# CPU lines: % of one core over each run's timed window, every run in order [median];" \
     "server = RabbitMQ's beam.smp or the mock cluster (CPU 0), client = the side's process" \
@@ -256,15 +277,6 @@ echo "# CPU lines: % of one core over each run's timed window, every run in orde
 bench_load_begin
 
 # ------------------------------------------------------------ helpers
-
-# note VAR LOG SIDE CMD...: VAR=(CMD, run by cache/note.sh, which appends
-# its name=<number> lines (server_cpu=, client_us=, ...) to LOG under SIDE)
-note()
-{
-    local -n note_out=$1
-    # shellcheck disable=SC2034 # a nameref: sets the caller's array
-    note_out=("$here/cache/note.sh" "$2" "$3" -- "${@:4}")
-}
 
 # notes_line FIGURE LOG TITLE: one '#' line with what LOG holds, per side
 # (in the order the sides first ran) and per name, every run's number in
@@ -304,6 +316,52 @@ amqp_cpu="CPU in each run's timed window, every run [median]: server_cpu, client
  core (RabbitMQ's beam.smp on CPU 0, the client on CPU 1); server_us, client_us = CPU µs per\
  message"
 kafka_cpu="${amqp_cpu/RabbitMQ\'s beam.smp/the mock cluster}"
+
+# kafka_side VAR LOG SIDE PREFIX CMD...: VAR=(a run of CMD on CPU 1 with every
+# word @NAME@ replaced by PREFIX.<n>, a name not used before (fresh.sh name),
+# run by cache/note.sh, which appends its name=<number> lines (server_cpu=,
+# client_us=, ...) to LOG under SIDE)
+kafka_side()
+{
+    local -n kafka_side_out=$1
+    # shellcheck disable=SC2034 # a nameref: sets the caller's array
+    kafka_side_out=("$here/cache/note.sh" "$2" "$3" -- env MSG_SERVER_PID="$mock_pid"
+        taskset -c 1 "$here/messaging/fresh.sh" name "$seq_file" "$4" -- "${@:5}")
+}
+
+# produce_topics COUNT: the topics of the next COUNT kafka.produce runs,
+# produce.<n>, n from the name sequence
+produce_topics()
+{
+    local i first
+    first=$(($(cat "$seq_file" 2>/dev/null || echo 0) + 1))
+    for ((i = first; i < first + $1; i++)); do
+        mock_cmd "topic produce.$i $produce_parts"
+    done
+}
+
+# pct A B: A as a whole percentage of B
+pct() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f", (b > 0 ? 100 * a / b : 0) }'; }
+
+# kafka_floor FIGURE ANCHOR WEAVE FLOOR: after FIGURE (its anchor's median in
+# ANCHOR, 0 if the figure failed), the runs held in the arrays named WEAVE and
+# FLOOR alternately, BENCH_ROUNDS each, their samples, and the floor's '#'
+# line: its median, and weave's (of these runs) and the anchor's as shares of it
+kafka_floor()
+{
+    local fig=$1 anchor=$2 anchor_share
+    if ! bench_ab "$BENCH_ROUNDS" "$3" "$4"; then
+        bench_fail "$fig floor" "a run failed:"
+        echo "$BENCH_ERROR"
+        return 0
+    fi
+    echo "# $fig floor samples (msgs/s): weave $(bench_fmt_all "${BENCH_A_SAMPLES[@]}") |" \
+        "librdkafka $(bench_fmt_all "${BENCH_B_SAMPLES[@]}")"
+    anchor_share="the anchor is $(pct "$anchor" "$BENCH_B")% of it"
+    [[ $anchor == 0 ]] && anchor_share="the anchor was not measured" # its figure failed
+    echo "# $fig floor: librdkafka C loop $(bench_fmt "$BENCH_B") msgs/s; weave is" \
+        "$(pct "$BENCH_A" "$BENCH_B")% of it; $anchor_share"
+}
 
 # amqp_side VAR LOG SIDE KIND CLIENT...: a run of CLIENT URL QUEUE WARM N WINDOW on
 # a fresh queue (fresh.sh KIND)
@@ -355,23 +413,20 @@ for g in "${wanted[@]}"; do
                 "partitions every run, delivery reports, at most $kafka_window without one;" \
                 "weave: one fiber, wv_kafka_produce_start and wv_kafka_pending_wait on the" \
                 "oldest (bench_kafka produce)"
-            # the topics of the runs to come: produce.<n>, n from the name sequence
-            first=$(($(cat "$seq_file" 2>/dev/null || echo 0) + 1))
-            for ((i = first; i < first + 2 * BENCH_ROUNDS; i++)); do
-                mock_cmd "topic produce.$i $produce_parts"
-            done
-            for side in weave confluent_kafka; do
-                if [[ $side == weave ]]; then
-                    client=("$build/bench_kafka" produce)
-                else
-                    client=("$py" "$here/messaging/confluent_produce.py")
-                fi
-                note "${side:0:1}" "$log" "$side" env MSG_SERVER_PID="$mock_pid" taskset -c 1 \
-                    "$here/messaging/fresh.sh" name "$seq_file" produce -- \
-                    "${client[@]}" "$brokers" @NAME@ "$kafka_warm" "$kafka_n" "$kafka_window"
-            done
+            args=("$brokers" @NAME@ "$kafka_warm" "$kafka_n" "$kafka_window")
+            produce_topics $((2 * BENCH_ROUNDS))
+            kafka_side w "$log" weave produce "$build/bench_kafka" produce "${args[@]}"
+            kafka_side c "$log" confluent_kafka produce "$py" \
+                "$here/messaging/confluent_produce.py" "${args[@]}"
             bench_figure kafka.produce msgs/s confluent_kafka higher w c
             notes_line kafka.produce "$log" "$kafka_cpu"
+            anchor=$BENCH_B
+            produce_topics $((2 * BENCH_ROUNDS))
+            kafka_side w "$log.floor" weave produce "$build/bench_kafka" produce "${args[@]}"
+            kafka_side f "$log.floor" librdkafka produce "$build/librdkafka_floor" produce \
+                "${args[@]}"
+            kafka_floor kafka.produce "$anchor" w f
+            notes_line "kafka.produce floor" "$log.floor" "$kafka_cpu"
             ;;
         consume)
             echo "# kafka.consume: a consumer in a new group every run reading a topic of" \
@@ -386,15 +441,18 @@ for g in "${wanted[@]}"; do
                 }
                 touch "$tmp/consume.filled"
             fi
-            note w "$log" weave env MSG_SERVER_PID="$mock_pid" taskset -c 1 \
-                "$here/messaging/fresh.sh" name "$seq_file" group -- \
-                "$build/bench_kafka" consume "$brokers" consume @NAME@ "$kafka_warm" "$kafka_n"
-            note c "$log" confluent_kafka env MSG_SERVER_PID="$mock_pid" taskset -c 1 \
-                "$here/messaging/fresh.sh" name "$seq_file" group -- \
-                "$py" "$here/messaging/confluent_consume.py" "$brokers" consume @NAME@ \
-                "$kafka_warm" "$kafka_n"
+            args=("$brokers" consume @NAME@ "$kafka_warm" "$kafka_n")
+            kafka_side w "$log" weave group "$build/bench_kafka" consume "${args[@]}"
+            kafka_side c "$log" confluent_kafka group "$py" \
+                "$here/messaging/confluent_consume.py" "${args[@]}"
             bench_figure kafka.consume msgs/s confluent_kafka higher w c
             notes_line kafka.consume "$log" "$kafka_cpu"
+            anchor=$BENCH_B
+            kafka_side w "$log.floor" weave group "$build/bench_kafka" consume "${args[@]}"
+            kafka_side f "$log.floor" librdkafka group "$build/librdkafka_floor" consume \
+                "${args[@]}"
+            kafka_floor kafka.consume "$anchor" w f
+            notes_line "kafka.consume floor" "$log.floor" "$kafka_cpu"
             ;;
     esac
 done
