@@ -22,7 +22,8 @@
  *         assert_checks_passed();
  *     }
  *
- * Besides that: run_in_rt() (wv_main with a watchdog), timing helpers,
+ * Besides that: run_in_rt() (wv_main with a watchdog that prints every
+ * thread's stack through gdb, when there is one, before it exits), timing helpers,
  * socket helpers, run_in_child() (fork, capture stderr, wait), and
  * harness_init() (unbuffered stdout, so a hang or crash still shows which
  * test was running).
@@ -168,6 +169,20 @@ static inline void watchdog_fired(int sig)
                               "watchdog period (a hang?); exiting\n";
     ssize_t r = write(2, msg, sizeof(msg) - 1);
     (void)r;
+    /* where every thread is, for the log (best effort: gdb may be missing);
+     * only async-signal-safe calls here */
+    char pid[24], *e = pid + sizeof pid - 1;
+    *e = '\0';
+    for (pid_t v = getpid(); v > 0 || e == pid + sizeof pid - 1; v /= 10)
+        *--e = (char)('0' + v % 10);
+    pid_t child = fork();
+    if (child == 0) {
+        dup2(2, 1);
+        execlp("gdb", "gdb", "-p", e, "-batch", "-ex", "thread apply all bt 16", (char *)NULL);
+        _exit(127);
+    }
+    if (child > 0)
+        waitpid(child, NULL, 0);
     _exit(3);
 }
 
