@@ -42,8 +42,10 @@ TEST_PACKAGES=(
     # clang for the Asan build and libFuzzer (sanitizer runtimes: make asan,
     # make fuzz), clang-format for style (make format-check)
     clang libclang-rt-14-dev clang-format
-    # unit tests (tests/unit; CMake builds them only when cmocka is installed)
-    libcmocka-dev
+    # unit tests (tests/unit; CMake builds them only when cmocka is installed);
+    # gdb: a test that hangs prints every thread's stack before its watchdog
+    # ends it (tests/unit/harness.h)
+    libcmocka-dev gdb
     # the aarch64 context switch, cross-built and run under qemu-user (tests/cross)
     gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
     # the integration tests run on Debian's python (always /usr/bin/python3);
