@@ -4,6 +4,7 @@
  * eventfd-signalled queues the pumps wait on, errno mapping and logging.
  */
 #include <stdarg.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -335,6 +336,31 @@ void kafka_handle_destroy(rd_kafka_t *rk, int flags)
 {
     destroy_job j = {.rk = rk, .flags = flags};
     kafka_blocking(handle_destroy_job, &j);
+}
+
+static void *detached_destroy(void *arg)
+{
+    destroy_job *j = arg;
+    rd_kafka_destroy_flags(j->rk, j->flags);
+    free(j);
+    return NULL;
+}
+
+void kafka_handle_destroy_detached(rd_kafka_t *rk, int flags)
+{
+    destroy_job *j = malloc(sizeof *j);
+    pthread_attr_t attr;
+    pthread_t t;
+    if (j && pthread_attr_init(&attr) == 0) {
+        *j = (destroy_job){.rk = rk, .flags = flags};
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        int rc = pthread_create(&t, &attr, detached_destroy, j);
+        pthread_attr_destroy(&attr);
+        if (rc == 0)
+            return;
+    }
+    free(j);
+    kafka_handle_destroy(rk, flags); /* no thread to spare: wait for it here */
 }
 
 /* ------------------------------------------------------------- logging */

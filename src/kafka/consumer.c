@@ -661,7 +661,7 @@ static int leave(wv_kafka_consumer *c)
     return 0;
 }
 
-static void teardown(wv_kafka_consumer *c)
+static void teardown(wv_kafka_consumer *c, bool detached)
 {
     for (int i = 0; i < c->nparts; i++) {
         kafka_part *p = c->parts[i];
@@ -673,7 +673,9 @@ static void teardown(wv_kafka_consumer *c)
     }
     free(c->parts);
     kafka_queue_unwatch(&c->q);
-    if (c->rk)
+    if (c->rk && detached)
+        kafka_handle_destroy_detached(c->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+    else if (c->rk)
         kafka_handle_destroy(c->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
     wv_chan_free(c->msgs);
     free(c->name);
@@ -682,7 +684,7 @@ static void teardown(wv_kafka_consumer *c)
 
 static int teardown_fiber(void *arg)
 {
-    teardown(arg);
+    teardown(arg, false);
     return 0;
 }
 
@@ -692,7 +694,7 @@ static void teardown_later(wv_kafka_consumer *c)
 {
     wv_spawn_opts so = {.name = "kafka-teardown"};
     if (wv_spawn(teardown_fiber, c, &so) < 0)
-        teardown(c);
+        teardown(c, false);
 }
 
 void kafka_consumer_unref(wv_kafka_consumer *c)
@@ -740,12 +742,9 @@ int wv_kafka_consumer_close(wv_kafka_consumer *c)
         wv_deadline_set(old);
     }
     /* a goodbye cut short leaves librdkafka waiting on the brokers, and
-     * destroying its handle then waits too: not on the caller's time */
-    if (--c->refs == 0) {
-        if (rc == -ETIMEDOUT || rc == -ECANCELED)
-            teardown_later(c);
-        else
-            teardown(c);
-    }
+     * destroying its handle then waits too (with every broker down, for
+     * ever): not on the caller's time, nor the process's exit */
+    if (--c->refs == 0)
+        teardown(c, rc == -ETIMEDOUT || rc == -ECANCELED);
     return rc < 0 ? wv_fail(rc, "%s", why) : 0;
 }

@@ -90,6 +90,12 @@ int kafka_handle_new(bool consumer, rd_kafka_conf_t *conf, rd_kafka_t **out);
 /* rd_kafka_destroy_flags on the offload pool. */
 void kafka_handle_destroy(rd_kafka_t *rk, int flags);
 
+/* The same on a detached thread of its own, not waited for: for a handle
+ * whose goodbye was cut short, which librdkafka 2.0 may take forever to
+ * destroy while every broker is down (its main thread never ends); a
+ * stopping process must not wait for it. */
+void kafka_handle_destroy_detached(rd_kafka_t *rk, int flags);
+
 /* ------------------------------------------------------------- helpers */
 
 /* Run fn(arg) on the offload pool and return its result; when the pool
