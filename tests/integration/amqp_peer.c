@@ -19,13 +19,13 @@
  *       through the default exchange with its correlation id, the body
  *       "reply to BODY"
  *   amqp_peer tasks URL QUEUE COUNT FROM [INTERVAL_MS]
- *       the chapter's producer (§13.4.1): COUNT messages "FROM-i" then
- *       "exit" through the default exchange, plain text, persistent, one
- *       every INTERVAL_MS (0 by default), each waiting for its confirm; one
- *       the connection lost first (-ECONNRESET) is sent again once the
- *       connection is back. Prints "confirmed BODY" as each is confirmed,
- *       then "sent S confirmed C lost L reconnects R" (S - L = C =
- *       COUNT + 1: every message confirmed once)
+ *       the chapter's producer (§13.4.1): COUNT messages "FROM-i" (COUNT 0:
+ *       until SIGTERM) then "exit" through the default exchange, plain
+ *       text, persistent, one every INTERVAL_MS (0 by default), each
+ *       waiting for its confirm; one the connection lost first
+ *       (-ECONNRESET) is sent again once the connection is back. Prints
+ *       "confirmed BODY" as each is confirmed, then "sent S confirmed C
+ *       lost L reconnects R" (S - L = C: every message confirmed once)
  *   amqp_peer worker URL QUEUE MAX
  *       the chapter's consumer: receive with manual acks, print each body
  *       on a line and ack it, until the message "exit" (acked too, not
@@ -139,14 +139,15 @@ static int publish(wv_amqp_channel *ch, const char *queue, int count, const char
 }
 
 /* The chapter's producer: every message confirmed once, those the
- * connection lost sent again. */
+ * connection lost sent again. count 0: until a graceful stop (SIGTERM). */
 static int tasks(wv_amqp *c, wv_amqp_channel *ch, const char *queue, int count, const char *from,
                  int interval_ms)
 {
     int sent = 0, confirmed = 0, lost = 0;
-    for (int i = 0; i <= count; i++) {
+    for (int i = 0;; i++) {
+        bool last = count ? i == count : wv_stopping();
         char body[128];
-        if (i < count)
+        if (!last)
             snprintf(body, sizeof body, "%s-%d", from, i);
         else
             snprintf(body, sizeof body, "exit");
@@ -164,7 +165,9 @@ static int tasks(wv_amqp *c, wv_amqp_channel *ch, const char *queue, int count, 
             return fail("publish", rc);
         printf("confirmed %s\n", body);
         confirmed++;
-        if (interval_ms > 0 && i < count)
+        if (last)
+            break;
+        if (interval_ms > 0)
             wv_sleep_ms(interval_ms);
     }
     wv_amqp_stats st;
