@@ -347,8 +347,8 @@ async def wait_until(cond, what, timeout=60):
 
 
 def test_aio_pika_robust_consumer_gets_every_message_weave_confirmed_across_forced_closes():
-    """weave publishes a message every 10 ms (each confirmed, one lost with
-    the connection sent again) until told to stop (SIGTERM), then "exit";
+    """weave publishes a message every 10 ms (each confirmed; one lost with
+    the connection is sent again) until told to stop (SIGTERM), then "exit";
     aio-pika's connect_robust consumer, slower than that (15 ms a message,
     20 unacked at most), processes them while the broker closes every
     connection twice: once weave has 30 confirmed, and again once both are
