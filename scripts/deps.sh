@@ -92,6 +92,9 @@ TEST_PACKAGES=(
     # epmd), and pika as the Python peer (tests/integration/test_amqp_peers.py;
     # amqplib, the Node peer, comes from npm: tests/integration/node)
     rabbitmq-server python3-pika
+    # aio-pika, the chapter's own RabbitMQ client, as the asyncio peer
+    # (tests/integration/test_amqp_aiopika.py)
+    python3-aio-pika
 )
 
 BENCH_PACKAGES=(

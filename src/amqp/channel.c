@@ -193,10 +193,15 @@ int amqp_chan_ready(wv_amqp_channel *ch)
         if (ch->conn && ch->state != CH_OPEN && c->ready)
             rc = amqp_chan_open_wire(ch);
         wv_mutex_unlock(&ch->open_mu);
-        if (rc == 0 || !ch->conn || amqp_conn_live(c) || c->state == CONN_DEAD ||
-            c->opts.no_reconnect)
+        if (rc == 0 && ch->state == CH_OPEN && c->ready)
+            return 0;
+        if (rc < 0 &&
+            (!ch->conn || amqp_conn_live(c) || c->state == CONN_DEAD || c->opts.no_reconnect))
             return rc;
-        /* the connection broke while opening: wait for it to come back */
+        /* the connection broke while this fiber opened the channel, or
+         * waited for the fiber that did: wait for it to come back (what
+         * went out on the channel now would be lost with its frames, and
+         * a publish would be numbered for an opening that is over) */
     }
 }
 
