@@ -36,6 +36,8 @@ BUILD_PACKAGES=(
     # RabbitMQ (src/amqp): librabbitmq 0.11, used only as the AMQP 0-9-1
     # method codec (our own socket, framing, flow and recovery)
     librabbitmq-dev
+    # the HTTP/2 server (src/h2): nghttp2's session, sans-I/O, as the framing engine
+    libnghttp2-dev
 )
 
 TEST_PACKAGES=(
@@ -57,6 +59,10 @@ TEST_PACKAGES=(
     # (tests/integration/httptest.py, tests/install/run.sh); openssl: the
     # tests' certificates (tests/unit/test_tls.c, test_ws_client.py)
     curl openssl
+    # HTTP/2 peers (tests/integration/test_h2*.py): nghttp with many streams on
+    # one connection, and Python's h2 driving frames by hand (flow control,
+    # resets, a bad preface)
+    nghttp2-client python3-h2
     # ss: a free port for the tests' PostgreSQL (scripts/test.sh)
     iproute2
     # a throwaway PostgreSQL 15 (scripts/pg_test_server.sh) and psql for the

@@ -1,5 +1,8 @@
 /*
- * weave HTTP/1.1 server: routes, middleware, requests and responses.
+ * weave HTTP server: routes, middleware, requests and responses, over
+ * HTTP/1.1 and HTTP/2 (src/h2: h2c with prior knowledge on the same port,
+ * and "h2" by ALPN over TLS; docs/h2.md). A handler sees the same wv_req
+ * and wv_res whichever protocol carried the request (wv_req_version says).
  *
  *     static int hello(wv_req *req, wv_res *res)
  *     {
@@ -177,6 +180,11 @@ typedef struct wv_http_opts {
                                 * (wv_tls_ctx_server); NULL = plain HTTP. The
                                 * handshake must finish within header_timeout_ms */
     void *context;             /* what wv_req_context returns (a wv_app, its clients) */
+    bool no_h2;                /* serve HTTP/1.1 only: no h2c preface sniffing, and a
+                                * TLS connection that negotiated "h2" is closed. HTTP/2
+                                * is on by default; over TLS it needs "h2" in the
+                                * context's ALPN list ("h2,http/1.1") */
+    int h2_max_streams;        /* HTTP/2: concurrent streams per connection; 0 = 100 */
     int *bound_port;           /* if set, receives the port once listening */
     wv_event *ready;           /* if set, set once every shard listens */
 } wv_http_opts;
@@ -196,7 +204,7 @@ wv_str wv_req_method(const wv_req *req);
 wv_str wv_req_target(const wv_req *req); /* as sent: path and query */
 wv_str wv_req_path(const wv_req *req);   /* still percent-encoded */
 wv_str wv_req_query(const wv_req *req);  /* without '?'; empty if none */
-int wv_req_version(const wv_req *req);   /* 11 for HTTP/1.1, 10 for HTTP/1.0 */
+int wv_req_version(const wv_req *req);   /* 11 for HTTP/1.1, 10 for HTTP/1.0, 20 for HTTP/2 */
 
 /* The matched route's pattern ("/users/{id}"), for logs and metrics; empty
  * for 404s. */
@@ -378,7 +386,7 @@ void wv_res_on_done(wv_res *res, void (*fn)(void *arg), void *arg);
  * returns. At shutdown the stream is interrupted (wv_stream_interrupt:
  * reads return -EBADF while wv_stopping() is true) so the protocol can say
  * goodbye. -EALREADY once a response was started, -ENOMEM, or the
- * write's error.
+ * write's error; -EPROTONOSUPPORT over HTTP/2 (it has no Upgrade).
  */
 int wv_res_upgrade(wv_res *res, wv_stream **stream, wv_buf *rest);
 
@@ -387,6 +395,74 @@ bool wv_res_started(const wv_res *res);
 
 /* The status sent (0 before). */
 int wv_res_status(const wv_res *res);
+
+/* ---------------------------------------- another protocol's requests */
+
+/*
+ * The seam through which a protocol that carries HTTP's requests in its own
+ * framing (HTTP/2, src/h2) serves a server's routes: the HTTP server hands
+ * it a connection (wv_h2_serve in weave/h2.h gets a wv_http_conn), and it
+ * runs each request with wv_http_exchange_run, giving the request's parts
+ * and the calls that move its bodies. Handlers, middleware, errors, access
+ * logs and limits are the HTTP server's, exactly as over HTTP/1.1.
+ */
+typedef struct wv_http_conn wv_http_conn; /* a server connection, opaque */
+
+typedef struct wv_http_field {
+    wv_str name, value;
+} wv_http_field;
+
+typedef struct wv_http_exchange_ops {
+    /* The request body: bytes read (suspending while none are there), 0
+     * at its end, or an error (-ECONNRESET: the peer cancelled). */
+    ssize_t (*read)(void *x, void *buf, size_t n);
+    /* The response head: the status and header fields (lower-case names,
+     * no connection-specific fields). end: no body follows. */
+    int (*head)(void *x, int status, const wv_http_field *fields, int nfields, bool end);
+    /* Body bytes: taken once buffered (suspending while the peer's flow
+     * control holds the stream's buffer full), or an error. */
+    int (*write)(void *x, const void *data, size_t n);
+    /* The body is complete. */
+    int (*end)(void *x);
+    /* The body stopped midway: the peer must see it cut, never whole. */
+    void (*abort)(void *x);
+} wv_http_exchange_ops;
+
+typedef struct wv_http_exchange {
+    wv_str method, target, authority; /* target: path and query */
+    const wv_http_field *headers;     /* in arrival order; they stay valid
+                                       * until wv_http_exchange_run returns */
+    int nheaders;
+    int64_t content_length; /* -1 when not declared */
+    bool no_body;           /* the request ended with its head */
+    int version;            /* what wv_req_version answers: 20 */
+    const wv_http_exchange_ops *ops;
+    void *x; /* the ops' first argument */
+} wv_http_exchange;
+
+/* Run one request on conn's server: route, middleware, handler, the
+ * response through ex->ops, the access log. Returns once the handler has
+ * returned and the response has been ended (or aborted). Call it from a
+ * fiber of the connection's shard, one per request; several may run on one
+ * connection at once. */
+void wv_http_exchange_run(wv_http_conn *conn, const wv_http_exchange *ex);
+
+/* Run fn(arg) when the server begins its graceful stop (it stops
+ * accepting; requests in flight get drain_timeout_ms): the protocol says
+ * goodbye (HTTP/2's GOAWAY) and finishes what is in flight. One per
+ * connection; NULL clears it. */
+void wv_http_conn_on_stop(wv_http_conn *conn, void (*fn)(void *arg), void *arg);
+
+/* The server's limits, for the protocol's own settings. */
+typedef struct wv_http_conn_limits {
+    size_t max_head;           /* a request's header bytes */
+    int max_headers;           /* a request's header count */
+    int max_streams;           /* requests in flight on one connection */
+    int64_t header_timeout_ms; /* a new connection's first request */
+    int64_t idle_timeout_ms;   /* a connection with nothing in flight */
+} wv_http_conn_limits;
+
+void wv_http_conn_limits_of(const wv_http_conn *conn, wv_http_conn_limits *out);
 
 #ifdef __cplusplus
 }

@@ -904,7 +904,7 @@ static int prepare(wv_app *app, run_ctx *r)
     const char *cert = wv_app_str(app, "tls-cert");
     if (cert && wv_tls_ctx_server(&(wv_tls_opts){.cert_file = cert,
                                                  .key_file = wv_app_str(app, "tls-key"),
-                                                 .alpn = "http/1.1"},
+                                                 .alpn = "h2,http/1.1"},
                                   &app->tls) < 0) {
         fprintf(stderr, "%s: cannot serve HTTPS: %s\n", app->prog, wv_errmsg());
         return 1;

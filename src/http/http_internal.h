@@ -67,6 +67,7 @@ typedef struct arena_block {
 
 struct wv_req {
     conn *c;
+    const wv_http_exchange *x; /* carried by another protocol (HTTP/2), else NULL */
     http_request h;
     size_t head_len;
     route *rt;
@@ -102,6 +103,7 @@ struct wv_req {
 struct wv_res {
     conn *c;
     wv_req *req;
+    const wv_http_exchange *x; /* the request's: the response goes through x->ops */
     int status;
     wv_buf headers; /* extra "Name: value\r\n" lines */
     bool started;   /* head sent or queued */
@@ -132,6 +134,9 @@ struct conn {
     bool linger;               /* unread input may remain: half-close and drain before close */
     bool dead;                 /* a write failed: stop */
     bool served;               /* a request was answered: later waits are keep-alive idle */
+    bool h2;                   /* handed to HTTP/2 (wv_h2_serve) */
+    void (*on_stop)(void *);   /* wv_http_conn_on_stop: the protocol's goodbye */
+    void *on_stop_arg;
     conn *prev, *next;
     char peer[64];
 };
@@ -182,6 +187,9 @@ int run_route(wv_req *req, wv_res *res, route *rt, wv_router *chain_of);
 
 /* server.c: between requests, make room and read; >0 bytes, 0 EOF, <0 */
 ssize_t conn_fill(conn *c, size_t min_free);
+/* server.c: route and run a request whose res is initialised, answer for
+ * a handler that did not, log it, run on_done */
+void http_handle(wv_req *req, wv_res *res);
 
 #pragma GCC visibility pop
 

@@ -78,7 +78,7 @@ wv_str wv_req_query(const wv_req *req)
 
 int wv_req_version(const wv_req *req)
 {
-    return 10 + req->h.minor;
+    return req->x ? req->x->version : 10 + req->h.minor;
 }
 
 wv_str wv_req_route(const wv_req *req)
@@ -441,12 +441,51 @@ static int body_fixed(wv_req *req, wv_str *out)
     return 0;
 }
 
+/* Another protocol's body (HTTP/2), whole: read through the exchange,
+ * refused past max_body (at once when its declared length says so). */
+static int body_exchange(wv_req *req, wv_str *out)
+{
+    size_t max = req->c->srv->o.max_body;
+    if (req->h.content_length > 0 && (uint64_t)req->h.content_length > max)
+        return wv_fail(-EMSGSIZE, "request body of %lld bytes exceeds the %zu byte limit",
+                       (long long)req->h.content_length, max);
+    if (req->h.content_length > 0 && wv_buf_reserve(&req->body, (size_t)req->h.content_length) < 0)
+        return -ENOMEM;
+    for (;;) {
+        if (wv_buf_reserve(&req->body, 16384) < 0)
+            return -ENOMEM;
+        size_t room = req->body.cap - req->body.n;
+        ssize_t n = wv_req_read(req, req->body.p + req->body.n, room);
+        if (n < 0)
+            return (int)n;
+        if (n == 0)
+            break;
+        req->body.n += (size_t)n;
+        if (req->body.n > max) {
+            req->body_refused = true;
+            return wv_fail(-EMSGSIZE, "the request body exceeds the %zu byte limit", max);
+        }
+    }
+    *out = (wv_str){req->body.p ? req->body.p : "", req->body.n};
+    return 0;
+}
+
 int wv_req_body(wv_req *req, wv_str *out)
 {
     http_server *s = req->c->srv;
     if (req->body_whole) {
         *out = req->body_view;
         return 0;
+    }
+    if (req->x) {
+        if (req->body_started || req->body_done)
+            return wv_fail(-EALREADY, "the body is being read with wv_req_read");
+        int rc = body_exchange(req, out);
+        if (rc == 0) {
+            req->body_view = *out;
+            req->body_whole = true;
+        }
+        return rc;
     }
     if (!req->h.chunked && req->h.content_length <= 0) {
         req->body_done = req->body_whole = true;
@@ -551,6 +590,18 @@ ssize_t wv_req_read(wv_req *req, void *buf, size_t n)
 {
     if (req->body_done || n == 0)
         return 0;
+    if (req->x) {
+        int rc;
+        int64_t old = body_phase_begin(req, &rc);
+        req->body_started = true;
+        ssize_t got = req->x->ops->read(req->x->x, buf, n);
+        wv_deadline_set(old);
+        if (got == 0)
+            req->body_done = true;
+        if (got == -ETIMEDOUT)
+            note_timeout(req);
+        return got;
+    }
     if (!req->h.chunked && req->h.content_length <= 0) {
         req->body_done = true;
         return 0;
@@ -595,6 +646,8 @@ ssize_t wv_req_read(wv_req *req, void *buf, size_t n)
  * instead. */
 int req_discard_body(wv_req *req, size_t max)
 {
+    if (req->x)
+        return 0; /* the protocol drops what its stream still brings */
     if (req->body_done || (!req->h.chunked && req->h.content_length <= 0))
         return 0;
     if (req->body_timed_out)

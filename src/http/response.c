@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <ctype.h>
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -47,6 +48,7 @@ void res_init(wv_res *res, conn *c, wv_req *req)
     res->req = req;
     res->length = -1;
     res->head_only = req && wv_str_eq_cstr(req->h.method, "HEAD");
+    res->x = req ? req->x : NULL;
 }
 
 /* A JSON body's buffer comes from the server's spare one when it has it,
@@ -106,6 +108,8 @@ int wv_res_upgrade(wv_res *res, wv_stream **stream, wv_buf *rest)
     *stream = NULL;
     if (res->started)
         return -EALREADY;
+    if (res->x)
+        return wv_fail(-EPROTONOSUPPORT, "HTTP/%d has no protocol upgrade", res->x->version / 10);
     conn *c = res->c;
     wv_req *req = res->req;
     res->upgraded = true;
@@ -195,6 +199,79 @@ static inline char *put(char *p, const char *s, size_t n)
 {
     memcpy(p, s, n);
     return p + n;
+}
+
+/* Fields HTTP/2 forbids (RFC 9113 8.2.2): the connection's own. */
+static bool connection_specific(const char *name, size_t n)
+{
+    static const char *const names[] = {"connection", "keep-alive", "proxy-connection",
+                                        "transfer-encoding", "upgrade"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        if (strlen(names[i]) == n && strncasecmp(names[i], name, n) == 0)
+            return true;
+    return false;
+}
+
+/* A response whose head ended its HTTP/2 stream: HEAD, 1xx, 204, 304. */
+static bool exchange_no_body(const wv_res *res)
+{
+    return res->head_only || res->status < 200 || res->status == 204 || res->status == 304;
+}
+
+/* The head through the exchange (HTTP/2): the same fields put_head
+ * writes, as name-value pairs with lower-case names. end: no body. */
+static int put_head_exchange(wv_res *res, int status, const char *ctype, int64_t body_len, bool end)
+{
+    http_server *s = res->c->srv;
+    wv_req *req = res->req;
+    bool no_body = status < 200 || status == 204 || status == 304;
+    if (!req->id.n && wv_req_header(req, "X-Request-Id").p)
+        wv_req_id(req); /* echo a sane X-Request-Id the client sent */
+    int lines = 0;
+    for (size_t i = 0; i < res->headers.n; i++)
+        lines += res->headers.p[i] == '\n';
+    wv_http_field *f = wv_req_alloc(req, (size_t)(lines + 5) * sizeof *f);
+    char *lower = wv_req_alloc(req, res->headers.n + 1);
+    char *len = wv_req_alloc(req, 24);
+    if (!f || !lower || !len)
+        return -ENOMEM;
+    int n = 0;
+    f[n++] = (wv_http_field){WV_STR("server"), {s->o.server_name, s->server_name_len}};
+    const char *date = http_date_now();
+    char *date_copy = wv_req_alloc(req, 30);
+    if (!date_copy)
+        return -ENOMEM;
+    memcpy(date_copy, date, 30);
+    f[n++] = (wv_http_field){WV_STR("date"), {date_copy, 29}};
+    if (ctype)
+        f[n++] = (wv_http_field){WV_STR("content-type"), {ctype, strlen(ctype)}};
+    if (body_len >= 0 && !no_body) {
+        int k = snprintf(len, 24, "%lld", (long long)body_len);
+        f[n++] = (wv_http_field){WV_STR("content-length"), {len, (size_t)k}};
+    }
+    if (req->id.n)
+        f[n++] = (wv_http_field){WV_STR("x-request-id"), req->id};
+    /* the handler's "Name: value\r\n" lines, validated by wv_res_header */
+    const char *p = res->headers.p, *stop = p ? p + res->headers.n : p;
+    char *lp = lower;
+    while (p && p < stop) {
+        const char *colon = memchr(p, ':', (size_t)(stop - p));
+        const char *eol = memchr(p, '\r', (size_t)(stop - p));
+        if (!colon || !eol || colon > eol)
+            break;
+        size_t nn = (size_t)(colon - p);
+        const char *v = colon + 2;
+        if (!connection_specific(p, nn)) {
+            for (size_t i = 0; i < nn; i++)
+                lp[i] = (char)tolower((unsigned char)p[i]);
+            f[n++] = (wv_http_field){{lp, nn}, {v, (size_t)(eol - v)}};
+            lp += nn;
+        }
+        p = eol + 2;
+    }
+    res->status = status;
+    res->started = true;
+    return res->x->ops->head(res->x->x, status, f, n, end || no_body || res->head_only);
 }
 
 /* Append the head. body_len < 0: streamed (chunked on 1.1). Every length is
@@ -304,10 +381,20 @@ int wv_res_send(wv_res *res, int status, const char *content_type, const void *b
             n = zn;
         }
     }
+    bool no_body = res->head_only || status < 200 || status == 204 || status == 304;
+    if (res->x) {
+        int rc = put_head_exchange(res, status, content_type, (int64_t)n, no_body || n == 0);
+        if (rc < 0 || no_body || n == 0)
+            return rc;
+        res->body_bytes = (int64_t)n;
+        rc = res->x->ops->write(res->x->x, body, n);
+        if (rc == 0)
+            rc = res->x->ops->end(res->x->x);
+        return rc;
+    }
     int rc = put_head(res, status, content_type, (int64_t)n);
     if (rc < 0)
         return rc;
-    bool no_body = res->head_only || status < 200 || status == 204 || status == 304;
     if (no_body || n == 0)
         return 0;
     res->body_bytes = (int64_t)n;
@@ -508,6 +595,14 @@ int wv_res_begin_length(wv_res *res, int status, const char *content_type, int64
 {
     if (res->started)
         return -EALREADY;
+    if (res->x) {
+        int rc = put_head_exchange(res, status, content_type, length < 0 ? -1 : length, false);
+        if (rc < 0)
+            return rc;
+        res->streaming = !exchange_no_body(res); /* else the head ended the stream */
+        res->length = length < 0 ? -1 : length;
+        return 0;
+    }
     int rc = put_head(res, status, content_type, length < 0 ? -1 : length);
     if (rc < 0)
         return rc;
@@ -518,6 +613,11 @@ int wv_res_begin_length(wv_res *res, int status, const char *content_type, int64
 
 void res_abort(wv_res *res)
 {
+    if (res->x) {
+        res->streaming = false;
+        res->x->ops->abort(res->x->x); /* this stream only: the connection goes on */
+        return;
+    }
     res->streaming = false;
     res->close = true;
     res->c->dead = true; /* no more bytes: the peer must see the body cut */
@@ -525,8 +625,20 @@ void res_abort(wv_res *res)
 
 int wv_res_write(wv_res *res, const void *data, size_t n)
 {
+    if (res->x && res->started && !res->streaming && exchange_no_body(res))
+        return 0; /* HEAD over HTTP/2: the head went with END_STREAM */
     if (!res->streaming)
         return -EINVAL;
+    if (res->x) {
+        if (n == 0)
+            return 0;
+        if (res->length >= 0 && (uint64_t)n > (uint64_t)(res->length - res->body_bytes))
+            return wv_fail(-EMSGSIZE,
+                           "%zu more bytes would pass the promised Content-Length of %lld", n,
+                           (long long)res->length);
+        res->body_bytes += (int64_t)n;
+        return res->x->ops->write(res->x->x, data, n);
+    }
     if (res->c->dead)
         return -EPIPE;
     if (n == 0 || res->head_only)
@@ -553,9 +665,19 @@ int wv_res_write(wv_res *res, const void *data, size_t n)
 
 int wv_res_end(wv_res *res)
 {
+    if (res->x && res->started && !res->streaming && exchange_no_body(res))
+        return 0;
     if (!res->streaming)
         return -EINVAL;
     res->streaming = false;
+    if (res->x) {
+        if (res->length >= 0 && res->body_bytes < res->length) {
+            res->x->ops->abort(res->x->x);
+            return wv_fail(-EIO, "the response ended after %lld of its %lld bytes",
+                           (long long)res->body_bytes, (long long)res->length);
+        }
+        return res->x->ops->end(res->x->x);
+    }
     if (res->c->dead)
         return -EPIPE;
     if (res->length >= 0 && res->body_bytes < res->length && !res->head_only) {

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "http/http_internal.h"
+#include "weave/h2.h"
 
 /* A read buffer grows in READ_CHUNKs when a request needs it; between
  * requests an empty one is freed, and a request's first read keeps only the
@@ -240,7 +241,8 @@ static void access_log(wv_req *req, wv_res *res)
             else
                 wv_buf_append(&b, &ch, 1);
         }
-        wv_buf_printf(&b, " HTTP/1.%d\" %d %lld %.3fms %.*s\n", req->h.minor, res->status,
+        int v = wv_req_version(req);
+        wv_buf_printf(&b, " HTTP/%d.%d\" %d %lld %.3fms %.*s\n", v / 10, v % 10, res->status,
                       (long long)res->body_bytes, ms, (int)id.n, id.p);
     } else {
         wv_json j;
@@ -272,34 +274,40 @@ static void access_log(wv_req *req, wv_res *res)
     wv_buf_free(&b);
 }
 
+void http_handle(wv_req *req, wv_res *res)
+{
+    http_server *s = req->c->srv;
+    wv_errmsg_clear(); /* no detail left over from an earlier request */
+    int kind = ROUTE_NOT_FOUND;
+    route *rt = routes_dispatch_target(s->root, req, &kind);
+    /* whatever the route did to the fiber's deadline (wv_deadline_header,
+     * a handler that set one and returned early) ends with the request */
+    int64_t deadline = wv_deadline();
+    int rc = run_route(req, res, rt, rt ? rt->group : s->root);
+    wv_deadline_set(deadline);
+    if (rc < 0 && !res->started)
+        wv_res_error(res, rc);
+    else if (!res->started)
+        wv_res_error(res, wv_fail(-EFAULT, "the handler returned without a response"));
+    else if (res->streaming && rc < 0)
+        res_abort(res); /* a body that stopped midway must not look whole */
+    else if (res->streaming)
+        wv_res_end(res);
+    access_log(req, res);
+    if (res->on_done)
+        res->on_done(res->on_done_arg);
+}
+
 /* Serve one parsed request. Returns true to keep the connection. */
 static bool serve_request(conn *c, wv_req *req)
 {
     http_server *s = c->srv;
     wv_res res;
     res_init(&res, c, req);
-    wv_errmsg_clear(); /* no detail left over from an earlier request */
     req->continue_pending = req->h.expect_continue && req->h.minor == 1;
     if (!req->h.keep_alive || s->stopping)
         res.close = true;
-    int kind = ROUTE_NOT_FOUND;
-    route *rt = routes_dispatch_target(s->root, req, &kind);
-    /* whatever the route did to the fiber's deadline (wv_deadline_header,
-     * a handler that set one and returned early) ends with the request */
-    int64_t deadline = wv_deadline();
-    int rc = run_route(req, &res, rt, rt ? rt->group : s->root);
-    wv_deadline_set(deadline);
-    if (rc < 0 && !res.started)
-        wv_res_error(&res, rc);
-    else if (!res.started)
-        wv_res_error(&res, wv_fail(-EFAULT, "the handler returned without a response"));
-    else if (res.streaming && rc < 0)
-        res_abort(&res); /* a body that stopped midway must not look whole */
-    else if (res.streaming)
-        wv_res_end(&res);
-    access_log(req, &res);
-    if (res.on_done)
-        res.on_done(res.on_done_arg);
+    http_handle(req, &res);
     if (req->body_timed_out || req->body_refused || res.upgraded)
         res.close = true; /* an upgraded connection ends with its handler */
     if (res.upgraded)
@@ -396,6 +404,46 @@ static int tls_handshake(conn *c)
     return rc;
 }
 
+/* h2c with prior knowledge: does the connection open with HTTP/2's
+ * preface? Reads (within the head's timeout) only while what came so far
+ * is a beginning of it, so an HTTP/1.1 request costs no extra read. 1 yes,
+ * 0 no (the bytes read stay buffered for the HTTP/1.1 parser), <0 the
+ * connection ended first. */
+static int sniff_h2(conn *c)
+{
+    int64_t old = wv_deadline_set(wv_after_ms(c->srv->o.header_timeout_ms));
+    int rc = 0;
+    for (;;) {
+        size_t have = c->rlen - c->rstart;
+        size_t cmp = have < WV_H2_PREFACE_LEN ? have : WV_H2_PREFACE_LEN;
+        if (memcmp(c->rbuf ? c->rbuf + c->rstart : "", WV_H2_PREFACE, cmp) != 0)
+            break;
+        if (have >= WV_H2_PREFACE_LEN) {
+            rc = 1;
+            break;
+        }
+        c->idle = have == 0;
+        ssize_t n = conn_fill(c, 0);
+        c->idle = false;
+        if (n <= 0) {
+            rc = n == 0 ? -ECONNRESET : (int)n;
+            break;
+        }
+    }
+    wv_deadline_set(old);
+    return rc;
+}
+
+/* The connection is HTTP/2's from here (sniffed preface, or ALPN "h2"). */
+static void serve_h2(conn *c)
+{
+    c->h2 = true;
+    size_t have = c->rlen - c->rstart;
+    wv_h2_serve((wv_http_conn *)c, c->s, have ? c->rbuf + c->rstart : NULL, have);
+    c->rstart = c->rlen = 0;
+    c->linger = true; /* the peer reads the GOAWAY before our close */
+}
+
 static int conn_serve(void *arg)
 {
     conn *c = arg;
@@ -404,6 +452,22 @@ static int conn_serve(void *arg)
         c->dead = true; /* nothing to say on a stream that never was TLS */
         conn_free(c);
         return 0;
+    }
+    const char *alpn = s->o.tls ? wv_stream_alpn(c->s) : NULL;
+    if (alpn && strcmp(alpn, "h2") == 0) {
+        if (!s->o.no_h2)
+            serve_h2(c);
+        conn_free(c); /* no_h2 with a context that offers h2: nothing to say */
+        return 0;
+    }
+    if (!s->o.tls && !s->o.no_h2) {
+        int rc = sniff_h2(c);
+        if (rc != 0) {
+            if (rc > 0)
+                serve_h2(c);
+            conn_free(c);
+            return 0;
+        }
     }
     for (;;) {
         wv_req req;
@@ -552,9 +616,29 @@ typedef struct serve_ctx {
  * `stopping` set they close (a WebSocket with 1001 Going Away). */
 static void close_idle(http_server *s)
 {
-    for (conn *c = s->conns; c; c = c->next)
-        if (c->idle || c->upgraded)
+    for (conn *c = s->conns; c; c = c->next) {
+        if (c->on_stop)
+            c->on_stop(c->on_stop_arg); /* HTTP/2: GOAWAY, then its streams finish */
+        else if (c->idle || c->upgraded)
             wv_stream_interrupt(c->s);
+    }
+}
+
+void wv_http_conn_on_stop(wv_http_conn *hc, void (*fn)(void *arg), void *arg)
+{
+    conn *c = (conn *)hc;
+    c->on_stop = fn;
+    c->on_stop_arg = arg;
+}
+
+void wv_http_conn_limits_of(const wv_http_conn *hc, wv_http_conn_limits *out)
+{
+    const http_server *s = ((const conn *)hc)->srv;
+    *out = (wv_http_conn_limits){.max_head = s->o.max_head,
+                                 .max_headers = s->o.max_headers,
+                                 .max_streams = s->o.h2_max_streams,
+                                 .header_timeout_ms = s->o.header_timeout_ms,
+                                 .idle_timeout_ms = s->o.idle_timeout_ms};
 }
 
 static int shard_serve(void *arg)
@@ -620,6 +704,8 @@ static wv_http_opts with_defaults(const wv_http_opts *in)
         o.max_connections = 10000;
     if (!o.server_name)
         o.server_name = "weave";
+    if (o.h2_max_streams <= 0)
+        o.h2_max_streams = 100;
     return o;
 }
 

@@ -21,7 +21,7 @@
 
 #include "http/http_internal.h"
 
-enum { SMALL_FILE = 16 * 1024 };
+enum { SMALL_FILE = 16 * 1024, SEND_PIECE = 64 * 1024 };
 
 static const struct {
     const char *ext, *type;
@@ -170,6 +170,31 @@ static int parse_range(wv_str v, int64_t size, int64_t *from, int64_t *len)
 
 static int res_file_fd(wv_res *res, int fd, const char *path);
 
+/* A large file over HTTP/2: read a piece at a time into the response,
+ * each write waiting while the peer's window is shut. Closes fd. */
+static int send_file_exchange(wv_res *res, int status, const char *type, int fd, int64_t from,
+                              int64_t len, const char *path)
+{
+    int rc = wv_res_begin_length(res, status, type, len);
+    char *buf = rc == 0 ? malloc(SEND_PIECE) : NULL;
+    if (rc == 0 && !buf)
+        rc = -ENOMEM;
+    while (rc == 0 && len > 0) {
+        size_t want = len < SEND_PIECE ? (size_t)len : SEND_PIECE;
+        ssize_t got = pread(fd, buf, want, from);
+        if (got <= 0) {
+            rc = wv_fail(-EIO, "reading %s failed", path);
+            break;
+        }
+        rc = wv_res_write(res, buf, (size_t)got);
+        from += got;
+        len -= got;
+    }
+    free(buf);
+    close(fd);
+    return rc < 0 ? rc : wv_res_end(res);
+}
+
 int wv_res_file(wv_res *res, const char *path)
 {
     if (res->started)
@@ -247,6 +272,8 @@ static int res_file_fd(wv_res *res, int fd, const char *path)
             return wv_fail(-EIO, "reading %s failed", path);
         return wv_res_send(res, status, type, buf, (size_t)len);
     }
+    if (res->x) /* HTTP/2: through the stream's flow control, not sendfile */
+        return send_file_exchange(res, status, type, fd, from, len, path);
     int rc = res_send_file_head(res, status, type, len);
     if (rc == 0) {
         off_t off = from;

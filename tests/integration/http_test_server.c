@@ -5,7 +5,7 @@
  * WEAVE_SHARDS, MAX_BODY, MAX_HEADERS, MAX_HEAD, MAX_REQUEST_LINE,
  * HEADER_TIMEOUT_MS, BODY_TIMEOUT_MS, IDLE_TIMEOUT_MS, DRAIN_TIMEOUT_MS,
  * MAX_CONNECTIONS, ACCESS_LOG (common|json), STATIC_DIR (served at /static),
- * TLS_CERT and TLS_KEY (PEM files: serve HTTPS, ALPN http/1.1),
+ * TLS_CERT and TLS_KEY (PEM files: serve HTTPS, ALPN h2 and http/1.1),
  * TLS_RESUMPTION=0 (no session resumption).
  * CORS allows http://localhost:8000 and http://allowed.example, with
  * credentials.
@@ -383,7 +383,7 @@ static int serve(void *arg)
     if (cert && key &&
         wv_tls_ctx_server(&(wv_tls_opts){.cert_file = cert,
                                          .key_file = key,
-                                         .alpn = "http/1.1",
+                                         .alpn = "h2,http/1.1",
                                          .no_resumption = resume && !strcmp(resume, "0")},
                           &o.tls) < 0) {
         fprintf(stderr, "http_test_server: %s\n", wv_errmsg());

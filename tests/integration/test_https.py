@@ -1,7 +1,7 @@
 """HTTPS: the same handlers over TLS, checked with curl and Python's ssl
 against certificates made for the run (tests/make_certs.sh: a test CA, two
 server certificates for localhost). TLS 1.3 and 1.2 served and older
-refused, ALPN http/1.1, session resumption, keep-alive and large bodies
+refused, ALPN h2 (when offered) or http/1.1, session resumption, keep-alive and large bodies
 through TLS, a client that stalls mid-handshake cut at the head timeout,
 plain HTTP on the TLS port refused; and the app's HTTPS options: the
 redirect listener, the certificate reloaded on SIGHUP (an open connection
@@ -101,7 +101,7 @@ def curl_with_the_test_ca():
                             " %{http_code} %{http_version} %{ssl_verify_result}",
                             "https://localhost:%d/plaintext" % s.port],
                            capture_output=True, text=True, timeout=20)
-        assert r.stdout == "Hello, World! 200 1.1 0", (r.stdout, r.stderr)
+        assert r.stdout == "Hello, World! 200 2 0", (r.stdout, r.stderr)  # h2 by ALPN
         # without the CA, curl refuses the certificate
         r = subprocess.run(["curl", "-sS", "https://localhost:%d/plaintext" % s.port],
                            capture_output=True, text=True, timeout=20)
@@ -129,9 +129,11 @@ def tls_13_and_12_served_and_older_refused():
             pass
 
 
-def alpn_chooses_http_1_1():
+def alpn_chooses_h2_when_offered_else_http_1_1():
     with tls_server() as s:
         with tls_conn(s.port, alpn=["h2", "http/1.1"]) as c:
+            assert c.selected_alpn_protocol() == "h2", c.selected_alpn_protocol()
+        with tls_conn(s.port, alpn=["http/1.1"]) as c:
             assert c.selected_alpn_protocol() == "http/1.1", c.selected_alpn_protocol()
             assert request(c)[0] == 200
 
@@ -359,7 +361,7 @@ def main():
         return 1
     try:
         for fn in (curl_with_the_test_ca, tls_13_and_12_served_and_older_refused,
-                   alpn_chooses_http_1_1, sessions_resume, no_resumption_when_turned_off,
+                   alpn_chooses_h2_when_offered_else_http_1_1, sessions_resume, no_resumption_when_turned_off,
                    keep_alive_and_big_bodies_through_tls,
                    stalled_handshake_is_cut_at_the_head_timeout,
                    plain_http_on_the_tls_port_is_refused_and_serving_goes_on,

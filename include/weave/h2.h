@@ -1,0 +1,49 @@
+/*
+ * weave HTTP/2 server connections (src/h2, on nghttp2).
+ *
+ * There is nothing to call for a service: wv_http_serve (weave/http.h)
+ * serves every route over HTTP/2 as well as HTTP/1.1, on the same port. A
+ * cleartext connection that opens with HTTP/2's connection preface ("PRI *
+ * HTTP/2.0\r\n\r\nSM\r\n\r\n", h2c with prior knowledge) and a TLS
+ * connection that negotiated "h2" by ALPN are handed to wv_h2_serve;
+ * wv_http_opts.no_h2 turns that off. docs/h2.md says what works, the
+ * limits, and what is not there yet.
+ *
+ * One fiber reads the connection and feeds nghttp2, one writes what
+ * nghttp2 has to send, and every request runs in a fiber of its own with
+ * the server's handler (wv_http_exchange_run), so a slow handler never
+ * holds the others. A response body passes through a small per-stream
+ * buffer that nghttp2 drains as the peer's flow-control window allows: a
+ * peer that stops reading stalls that stream's handler (its writes wait),
+ * never the connection's memory or its other streams.
+ */
+#ifndef WEAVE_H2_H
+#define WEAVE_H2_H
+
+#include "weave/http.h"
+#include "weave/net.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * Serve HTTP/2 on stream s, a connection of the HTTP server `conn`, until
+ * the peer closes it, a protocol error or abuse closes it (GOAWAY with the
+ * reason), it stays idle past the server's idle timeout, or the server's
+ * graceful stop has finished its streams (GOAWAY first). `pre` holds bytes
+ * already read from s (the preface the server sniffed), n of them. The
+ * caller still owns s and closes it after. Returns 0 once the connection
+ * is over, or -ENOMEM when the session cannot be made.
+ */
+int wv_h2_serve(wv_http_conn *conn, wv_stream *s, const void *pre, size_t n);
+
+/* The preface a client opens HTTP/2 with, and its length (24). */
+#define WV_H2_PREFACE     "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+#define WV_H2_PREFACE_LEN 24
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,714 @@
+/*
+ * HTTP/2 server connections on nghttp2 (RFC 9113), serving the HTTP
+ * server's routes through its exchange seam (weave/http.h).
+ *
+ * nghttp2's session is the sans-I/O engine: bytes in (mem_recv), frames
+ * out (mem_send), events through callbacks. Around it, per connection:
+ *
+ *  - the reader: the connection's own fiber (wv_h2_serve's caller) reads
+ *    the stream and feeds the session; its callbacks only record what
+ *    came and wake fibers, they never suspend;
+ *  - the writer: a fiber that drains mem_send into batches of up to
+ *    WRITE_BATCH bytes and writes them, woken by `kick` whenever anything
+ *    may have become sendable;
+ *  - one fiber per request stream, started once its head is complete,
+ *    running the route through wv_http_exchange_run. Its response body
+ *    goes into the stream's buffer (at most OUT_CAP bytes; a write waits
+ *    for room), which the data provider drains as the peer's flow-control
+ *    window allows, deferring when it is empty. Its request body arrives
+ *    in the stream's input buffer, bounded by the stream's window: the
+ *    window is reopened (nghttp2_session_consume) only for bytes the
+ *    handler has read.
+ *
+ * All of them are fibers of one shard, so the session needs no lock.
+ * Abuse ends the connection with GOAWAY: more than RESET_LIMIT
+ * RST_STREAMs from the peer within RESET_WINDOW_MS (rapid reset,
+ * CVE-2023-44487) is ENHANCE_YOUR_CALM; a handler per stream is never
+ * started beyond max_streams running at once (a stream past it is
+ * refused), so resets cannot pile up handlers either.
+ */
+#include <nghttp2/nghttp2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "weave/h2.h"
+
+enum {
+    READ_BUF = 16384,
+    WRITE_BATCH = 64 * 1024,
+    OUT_CAP = 64 * 1024,       /* a stream's response buffer */
+    CONN_WINDOW = 1024 * 1024, /* the connection's receive window */
+    RESET_LIMIT = 200,
+    RESET_WINDOW_MS = 10000,
+    GOODBYE_MS = 1000,              /* to send a GOAWAY that ends a connection */
+    DISCARD_MAX = 16 * 1024 * 1024, /* request body left unread: dropped up to this, then RST */
+};
+
+typedef struct h2conn h2conn;
+
+typedef struct h2stream {
+    h2conn *hc;
+    int32_t id;
+    /* the request head: "name\0value\0" pairs and their offsets */
+    wv_buf hdr;
+    size_t (*offs)[4]; /* name offset, length, value offset, length */
+    int nfields, capfields;
+    size_t header_bytes;
+    bool too_large; /* past max_head or max_headers: 431, no handler */
+    size_t method[2], path[2], authority[2];
+    bool has_method, has_path, has_authority;
+    bool head_end_stream; /* the request had no body */
+    /* the request body */
+    wv_buf in;
+    size_t in_off;
+    bool in_end;
+    wv_event in_ready;
+    /* the response */
+    wv_buf out;
+    size_t out_off;
+    bool out_end, submitted, deferred, sent_end;
+    wv_event out_room;
+    /* life */
+    size_t discarded;             /* body bytes dropped after its handler returned */
+    bool running;                 /* its fiber has not finished */
+    bool closed;                  /* nghttp2 closed it */
+    struct h2stream *prev, *next; /* the connection's streams, for its end */
+} h2stream;
+
+struct h2conn {
+    wv_http_conn *conn;
+    wv_stream *s;
+    nghttp2_session *session;
+    wv_http_conn_limits lim;
+    wv_group *fibers; /* the writer and the streams */
+    wv_event kick;    /* the writer has something to look at */
+    wv_event writer_done;
+    bool dead;          /* the stream failed: nothing more goes out */
+    bool session_over;  /* the writer saw nothing left to read or write */
+    bool stopping;      /* the server's graceful stop: no new streams */
+    int running;        /* stream fibers running handlers */
+    int open;           /* streams nghttp2 has not closed */
+    h2stream *streams;  /* every stream not yet freed */
+    int resets;         /* RST_STREAMs from the peer in this window */
+    int64_t reset_from; /* when the window began */
+};
+
+static void kick(h2conn *hc)
+{
+    wv_event_set(&hc->kick);
+}
+
+/* During the server's graceful stop, once the streams in flight are done:
+ * GOAWAY naming the last stream taken; the connection then ends. Streams
+ * the client opens meanwhile are refused (REFUSED_STREAM: safe to retry
+ * elsewhere). */
+static void goodbye_when_done(h2conn *hc)
+{
+    if (!hc->stopping || hc->running > 0 || hc->open > 0 || hc->dead)
+        return;
+    nghttp2_submit_goaway(hc->session, NGHTTP2_FLAG_NONE,
+                          nghttp2_session_get_last_proc_stream_id(hc->session), NGHTTP2_NO_ERROR,
+                          NULL, 0);
+    kick(hc);
+}
+
+static void on_server_stop(void *arg)
+{
+    h2conn *hc = arg;
+    hc->stopping = true;
+    goodbye_when_done(hc);
+}
+
+static void terminate(h2conn *hc, uint32_t code)
+{
+    nghttp2_session_terminate_session(hc->session, code);
+    kick(hc);
+}
+
+static void stream_free(h2stream *st)
+{
+    h2conn *hc = st->hc;
+    if (st->prev)
+        st->prev->next = st->next;
+    else
+        hc->streams = st->next;
+    if (st->next)
+        st->next->prev = st->prev;
+    wv_buf_free(&st->hdr);
+    wv_buf_free(&st->in);
+    wv_buf_free(&st->out);
+    free(st->offs);
+    free(st);
+}
+
+static wv_str field(const h2stream *st, const size_t at[2])
+{
+    return (wv_str){st->hdr.p + at[0], at[1]};
+}
+
+/* ------------------------------------------------- the exchange's ops */
+
+static ssize_t op_read(void *x, void *buf, size_t n)
+{
+    h2stream *st = x;
+    for (;;) {
+        size_t have = st->in.n - st->in_off;
+        if (have > 0) {
+            size_t k = have < n ? have : n;
+            memcpy(buf, st->in.p + st->in_off, k);
+            st->in_off += k;
+            if (st->in_off == st->in.n)
+                st->in.n = st->in_off = 0;
+            if (!st->closed)
+                nghttp2_session_consume(st->hc->session, st->id, k); /* reopen the window */
+            else
+                nghttp2_session_consume_connection(st->hc->session, k);
+            kick(st->hc);
+            return (ssize_t)k;
+        }
+        if (st->in_end)
+            return 0;
+        if (st->closed || st->hc->dead)
+            return wv_fail(-ECONNRESET, "the client cancelled the request mid-body");
+        wv_event_clear(&st->in_ready);
+        int rc = wv_event_wait(&st->in_ready);
+        if (rc < 0)
+            return rc;
+    }
+}
+
+static int gone(void)
+{
+    return wv_fail(-ECONNRESET, "the client reset the HTTP/2 stream");
+}
+
+static ssize_t data_source(nghttp2_session *session, int32_t stream_id, uint8_t *buf, size_t length,
+                           uint32_t *flags, nghttp2_data_source *source, void *user)
+{
+    (void)session, (void)stream_id, (void)user;
+    h2stream *st = source->ptr;
+    size_t have = st->out.n - st->out_off;
+    if (have == 0 && !st->out_end) {
+        st->deferred = true;
+        return NGHTTP2_ERR_DEFERRED;
+    }
+    size_t k = have < length ? have : length;
+    memcpy(buf, st->out.p + st->out_off, k);
+    st->out_off += k;
+    if (st->out_off == st->out.n)
+        st->out.n = st->out_off = 0;
+    if (st->out_end && st->out.n == 0)
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+    wv_event_set(&st->out_room);
+    return (ssize_t)k;
+}
+
+static int op_head(void *x, int status, const wv_http_field *fields, int nfields, bool end)
+{
+    h2stream *st = x;
+    if (st->closed || st->hc->dead)
+        return gone();
+    nghttp2_nv *nv = malloc((size_t)(nfields + 1) * sizeof *nv);
+    if (!nv)
+        return -ENOMEM;
+    unsigned st3 = (unsigned)status % 1000; /* wv_res_send keeps it in 100..999 */
+    char code[4] = {(char)('0' + st3 / 100), (char)('0' + st3 / 10 % 10), (char)('0' + st3 % 10),
+                    0};
+    nv[0] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)code, 7, 3, NGHTTP2_NV_FLAG_NONE};
+    for (int i = 0; i < nfields; i++)
+        nv[i + 1] = (nghttp2_nv){(uint8_t *)fields[i].name.p, (uint8_t *)fields[i].value.p,
+                                 fields[i].name.n, fields[i].value.n, NGHTTP2_NV_FLAG_NONE};
+    nghttp2_data_provider body = {.source.ptr = st, .read_callback = data_source};
+    /* nghttp2 copies the fields */
+    int rv = nghttp2_submit_response(st->hc->session, st->id, nv, (size_t)nfields + 1,
+                                     end ? NULL : &body);
+    free(nv);
+    if (rv != 0)
+        return wv_fail(-EPROTO, "HTTP/2 response head: %s", nghttp2_strerror(rv));
+    st->submitted = true;
+    if (end)
+        st->out_end = true;
+    kick(st->hc);
+    return 0;
+}
+
+/* The provider ran dry and deferred: there is more now. */
+static void resume(h2stream *st)
+{
+    if (st->deferred && !st->closed) {
+        st->deferred = false;
+        nghttp2_session_resume_data(st->hc->session, st->id);
+    }
+    kick(st->hc);
+}
+
+static int op_write(void *x, const void *data, size_t n)
+{
+    h2stream *st = x;
+    const char *p = data;
+    while (n > 0) {
+        if (st->closed || st->hc->dead)
+            return gone();
+        size_t held = st->out.n - st->out_off;
+        if (held >= OUT_CAP) {
+            /* the peer's window holds the buffer full: this handler waits,
+             * the connection and its other streams go on */
+            wv_event_clear(&st->out_room);
+            int rc = wv_event_wait(&st->out_room);
+            if (rc < 0)
+                return rc;
+            continue;
+        }
+        if (st->out_off > 0) {
+            memmove(st->out.p, st->out.p + st->out_off, held);
+            st->out.n = held;
+            st->out_off = 0;
+        }
+        size_t k = OUT_CAP - held < n ? OUT_CAP - held : n;
+        if (wv_buf_append(&st->out, p, k) < 0)
+            return -ENOMEM;
+        p += k;
+        n -= k;
+        resume(st);
+    }
+    return 0;
+}
+
+static int op_end(void *x)
+{
+    h2stream *st = x;
+    if (st->closed || st->hc->dead)
+        return gone();
+    st->out_end = true;
+    resume(st);
+    return 0;
+}
+
+static void op_abort(void *x)
+{
+    h2stream *st = x;
+    if (!st->closed && !st->hc->dead)
+        nghttp2_submit_rst_stream(st->hc->session, NGHTTP2_FLAG_NONE, st->id,
+                                  NGHTTP2_INTERNAL_ERROR);
+    kick(st->hc);
+}
+
+static const wv_http_exchange_ops exchange_ops = {
+    .read = op_read, .head = op_head, .write = op_write, .end = op_end, .abort = op_abort};
+
+/* ------------------------------------------------------ stream fibers */
+
+static int64_t content_length_of(const wv_http_field *f, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (!wv_str_eq_cstr(f[i].name, "content-length"))
+            continue;
+        int64_t v = 0;
+        for (size_t k = 0; k < f[i].value.n; k++) {
+            unsigned d = (unsigned)(f[i].value.p[k] - '0');
+            if (d > 9 || v > (INT64_MAX - 9) / 10)
+                return -1;
+            v = v * 10 + d;
+        }
+        return v;
+    }
+    return -1;
+}
+
+static int stream_main(void *arg)
+{
+    h2stream *st = arg;
+    h2conn *hc = st->hc;
+    wv_http_field *fields = malloc((size_t)(st->nfields ? st->nfields : 1) * sizeof *fields);
+    if (!fields || st->too_large || !st->has_method) {
+        int status = st->too_large ? 431 : !fields ? 503 : 400;
+        op_head(st, status, NULL, 0, true);
+    } else {
+        for (int i = 0; i < st->nfields; i++)
+            fields[i] = (wv_http_field){{st->hdr.p + st->offs[i][0], st->offs[i][1]},
+                                        {st->hdr.p + st->offs[i][2], st->offs[i][3]}};
+        wv_http_exchange ex = {
+            .method = field(st, st->method),
+            .target = st->has_path ? field(st, st->path) : (wv_str){"", 0},
+            .authority = st->has_authority ? field(st, st->authority) : (wv_str){"", 0},
+            .headers = fields,
+            .nheaders = st->nfields,
+            .content_length = content_length_of(fields, st->nfields),
+            .no_body = st->head_end_stream,
+            .version = 20,
+            .ops = &exchange_ops,
+            .x = st,
+        };
+        wv_http_exchange_run(hc->conn, &ex);
+    }
+    free(fields);
+    hc->running--;
+    st->running = false;
+    if (st->closed) {
+        stream_free(st);
+        goodbye_when_done(hc);
+        return 0;
+    }
+    if (!st->in_end) {
+        /* the handler left part of the body unread: give the window back
+         * for what is buffered and drop the rest as it comes (on_data_chunk),
+         * so the client can finish sending and read the whole response */
+        size_t unread = st->in.n - st->in_off;
+        if (unread)
+            nghttp2_session_consume(hc->session, st->id, unread);
+        wv_buf_free(&st->in);
+        st->in_off = 0;
+    }
+    kick(hc);
+    return 0;
+}
+
+/* ---------------------------------------------------------- callbacks */
+
+static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame, void *user)
+{
+    (void)user;
+    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return 0;
+    h2stream *st = calloc(1, sizeof *st);
+    if (!st)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    h2conn *hc = user;
+    st->hc = hc;
+    st->id = frame->hd.stream_id;
+    st->next = hc->streams;
+    if (hc->streams)
+        hc->streams->prev = st;
+    hc->streams = st;
+    hc->open++;
+    nghttp2_session_set_stream_user_data(session, st->id, st);
+    return 0;
+}
+
+static int keep_text(h2stream *st, const uint8_t *p, size_t n, size_t *at)
+{
+    *at = st->hdr.n;
+    if (wv_buf_append(&st->hdr, p, n) < 0 || wv_buf_append(&st->hdr, "", 1) < 0)
+        return -ENOMEM;
+    return 0;
+}
+
+static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name,
+                     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
+                     void *user)
+{
+    (void)flags;
+    h2conn *hc = user;
+    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return 0; /* trailers: checked by nghttp2, not kept */
+    h2stream *st = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+    if (!st || st->too_large)
+        return 0;
+    st->header_bytes += namelen + valuelen + 32; /* RFC 9113 6.5.2's accounting */
+    if (st->header_bytes > hc->lim.max_head || st->nfields >= hc->lim.max_headers) {
+        st->too_large = true;
+        return 0;
+    }
+    size_t at = 0, vat = 0;
+    if (namelen > 0 && name[0] == ':') {
+        if (keep_text(st, value, valuelen, &vat) < 0)
+            return NGHTTP2_ERR_CALLBACK_FAILURE;
+        size_t *slot = NULL;
+        if (namelen == 7 && !memcmp(name, ":method", 7))
+            slot = st->method, st->has_method = true;
+        else if (namelen == 5 && !memcmp(name, ":path", 5))
+            slot = st->path, st->has_path = true;
+        else if (namelen == 10 && !memcmp(name, ":authority", 10))
+            slot = st->authority, st->has_authority = true;
+        if (slot) {
+            slot[0] = vat;
+            slot[1] = valuelen;
+        }
+        return 0;
+    }
+    if (st->nfields == st->capfields) {
+        int cap = st->capfields ? st->capfields * 2 : 16;
+        void *p = realloc(st->offs, (size_t)cap * sizeof *st->offs);
+        if (!p)
+            return NGHTTP2_ERR_CALLBACK_FAILURE;
+        st->offs = p;
+        st->capfields = cap;
+    }
+    if (keep_text(st, name, namelen, &at) < 0 || keep_text(st, value, valuelen, &vat) < 0)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    size_t *o = st->offs[st->nfields++];
+    o[0] = at;
+    o[1] = namelen;
+    o[2] = vat;
+    o[3] = valuelen;
+    return 0;
+}
+
+/* A request head is complete: its handler's fiber, unless too many run. */
+static void start_stream(h2conn *hc, h2stream *st, bool end_stream)
+{
+    st->head_end_stream = st->in_end = end_stream;
+    if (hc->running >= hc->lim.max_streams || hc->stopping) {
+        nghttp2_submit_rst_stream(hc->session, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_REFUSED_STREAM);
+        return;
+    }
+    st->running = true;
+    hc->running++;
+    if (wv_group_spawn(hc->fibers, stream_main, st, &(wv_spawn_opts){.name = "h2-stream"}) < 0) {
+        st->running = false;
+        hc->running--;
+        nghttp2_submit_rst_stream(hc->session, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_REFUSED_STREAM);
+    }
+}
+
+static void count_reset(h2conn *hc)
+{
+    int64_t now = wv_now_coarse();
+    if (now - hc->reset_from > (int64_t)RESET_WINDOW_MS * 1000000) {
+        hc->reset_from = now;
+        hc->resets = 0;
+    }
+    if (++hc->resets > RESET_LIMIT) {
+        wv_warn("HTTP/2: %d stream resets within %d s from a client: GOAWAY ENHANCE_YOUR_CALM",
+                hc->resets, RESET_WINDOW_MS / 1000);
+        terminate(hc, NGHTTP2_ENHANCE_YOUR_CALM);
+    }
+}
+
+static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *user)
+{
+    h2conn *hc = user;
+    if (frame->hd.type == NGHTTP2_RST_STREAM) {
+        count_reset(hc);
+        return 0;
+    }
+    if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA)
+        return 0;
+    h2stream *st = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+    if (!st)
+        return 0;
+    bool end = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
+    if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+        start_stream(hc, st, end);
+        return 0;
+    }
+    if (end) {
+        st->in_end = true;
+        wv_event_set(&st->in_ready);
+    }
+    return 0;
+}
+
+static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream_id,
+                         const uint8_t *data, size_t len, void *user)
+{
+    (void)flags, (void)user;
+    h2stream *st = nghttp2_session_get_stream_user_data(session, stream_id);
+    if (!st || !st->running) {
+        nghttp2_session_consume(session, stream_id, len); /* nobody reads it */
+        if (st && (st->discarded += len) > DISCARD_MAX && st->sent_end) {
+            /* a body too long to wait for: the response is out, end it
+             * here (RFC 9113 8.1, NO_ERROR) */
+            st->discarded = 0;
+            nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, stream_id, NGHTTP2_NO_ERROR);
+        }
+        return 0;
+    }
+    /* bounded by the stream's window, which only the handler's reads reopen */
+    if (wv_buf_append(&st->in, data, len) < 0)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    wv_event_set(&st->in_ready);
+    return 0;
+}
+
+static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, void *user)
+{
+    (void)user;
+    if ((frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) ||
+        !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
+        return 0;
+    h2stream *st = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+    if (!st)
+        return 0;
+    st->sent_end = true;
+    return 0;
+}
+
+static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t error_code,
+                           void *user)
+{
+    (void)error_code, (void)user;
+    h2stream *st = nghttp2_session_get_stream_user_data(session, stream_id);
+    if (!st)
+        return 0;
+    nghttp2_session_set_stream_user_data(session, stream_id, NULL);
+    h2conn *hc = st->hc;
+    hc->open--;
+    goodbye_when_done(hc);
+    size_t unread = st->in.n - st->in_off;
+    if (unread) /* the connection's window, for bytes nobody will read now */
+        nghttp2_session_consume_connection(session, unread);
+    st->in.n = st->in_off = 0;
+    st->closed = true;
+    if (!st->running) {
+        stream_free(st);
+        return 0;
+    }
+    wv_event_set(&st->in_ready);
+    wv_event_set(&st->out_room);
+    return 0;
+}
+
+/* -------------------------------------------------------- the writer */
+
+static int writer_main(void *arg)
+{
+    h2conn *hc = arg;
+    wv_buf batch = {0};
+    while (!hc->dead) {
+        wv_event_clear(&hc->kick);
+        for (;;) {
+            const uint8_t *data;
+            ssize_t n = 0;
+            while (batch.n < WRITE_BATCH && (n = nghttp2_session_mem_send(hc->session, &data)) > 0)
+                if (wv_buf_append(&batch, data, (size_t)n) < 0)
+                    n = -1;
+            if (n < 0) {
+                hc->dead = true;
+                break;
+            }
+            if (batch.n == 0)
+                break;
+            ssize_t w = wv_stream_write(hc->s, batch.p, batch.n);
+            batch.n = 0;
+            if (w < 0) {
+                hc->dead = true;
+                break;
+            }
+        }
+        if (hc->dead)
+            break;
+        if (!nghttp2_session_want_read(hc->session) && !nghttp2_session_want_write(hc->session)) {
+            hc->session_over = true;
+            break;
+        }
+        if (wv_event_wait(&hc->kick) < 0)
+            break;
+    }
+    wv_buf_free(&batch);
+    wv_event_set(&hc->writer_done);
+    wv_stream_interrupt(hc->s); /* wake the reader: nothing more will be read */
+    return 0;
+}
+
+/* ----------------------------------------------------------- serving */
+
+static int session_new(h2conn *hc)
+{
+    nghttp2_session_callbacks *cb;
+    if (nghttp2_session_callbacks_new(&cb) != 0)
+        return -ENOMEM;
+    nghttp2_session_callbacks_set_on_begin_headers_callback(cb, on_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data_chunk);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cb, on_frame_send);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
+    nghttp2_option *opt;
+    if (nghttp2_option_new(&opt) != 0) {
+        nghttp2_session_callbacks_del(cb);
+        return -ENOMEM;
+    }
+    nghttp2_option_set_no_auto_window_update(opt, 1);
+    nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
+    int rv = nghttp2_session_server_new2(&hc->session, cb, hc, opt);
+    nghttp2_option_del(opt);
+    nghttp2_session_callbacks_del(cb);
+    if (rv != 0)
+        return -ENOMEM;
+    nghttp2_settings_entry iv[] = {
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, (uint32_t)hc->lim.max_streams},
+        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, (uint32_t)hc->lim.max_head},
+    };
+    rv = nghttp2_submit_settings(hc->session, NGHTTP2_FLAG_NONE, iv, sizeof iv / sizeof *iv);
+    if (rv == 0)
+        rv = nghttp2_session_set_local_window_size(hc->session, NGHTTP2_FLAG_NONE, 0, CONN_WINDOW);
+    return rv == 0 ? 0 : -ENOMEM;
+}
+
+/* Feed bytes to the session; false once it refuses them (the connection
+ * is then ending with a GOAWAY). */
+static bool feed(h2conn *hc, const void *p, size_t n)
+{
+    ssize_t rv = nghttp2_session_mem_recv(hc->session, p, n);
+    if (rv < 0) {
+        wv_debug("HTTP/2: %s", nghttp2_strerror((int)rv));
+        terminate(hc,
+                  rv == NGHTTP2_ERR_FLOODED ? NGHTTP2_ENHANCE_YOUR_CALM : NGHTTP2_PROTOCOL_ERROR);
+        return false;
+    }
+    kick(hc);
+    return true;
+}
+
+int wv_h2_serve(wv_http_conn *conn, wv_stream *s, const void *pre, size_t n)
+{
+    h2conn hc = {.conn = conn, .s = s, .reset_from = wv_now_coarse()};
+    wv_http_conn_limits_of(conn, &hc.lim);
+    if (hc.lim.max_streams <= 0)
+        hc.lim.max_streams = 100;
+    int rc = session_new(&hc);
+    hc.fibers = rc == 0 ? wv_group_new() : NULL;
+    char *buf = rc == 0 ? malloc(READ_BUF) : NULL;
+    if (!buf) {
+        free(buf);
+        wv_group_free(hc.fibers);
+        if (hc.session)
+            nghttp2_session_del(hc.session);
+        return -ENOMEM;
+    }
+    wv_group_spawn(hc.fibers, writer_main, &hc, &(wv_spawn_opts){.name = "h2-writer"});
+    wv_http_conn_on_stop(conn, on_server_stop, &hc);
+    bool ok = n == 0 || feed(&hc, pre, n);
+    bool first = true; /* the first request's wait is the head's */
+    while (ok && !hc.dead && nghttp2_session_want_read(hc.session)) {
+        /* a connection with nothing in flight may sit idle only so long */
+        bool idle = hc.open == 0 && hc.running == 0;
+        int64_t wait = first ? hc.lim.header_timeout_ms : hc.lim.idle_timeout_ms;
+        int64_t old = wv_deadline_set(idle ? wv_after_ms(wait) : WV_NEVER);
+        ssize_t got = wv_stream_read(s, buf, READ_BUF);
+        wv_deadline_set(old);
+        first = false;
+        if (got == -ETIMEDOUT && idle) {
+            terminate(&hc, NGHTTP2_NO_ERROR); /* idle: GOAWAY, then close */
+            break;
+        }
+        if (got <= 0)
+            break;
+        ok = feed(&hc, buf, (size_t)got);
+    }
+    /* let the writer send what is queued (the GOAWAY) unless the peer is
+     * gone, then end what still runs */
+    int64_t old = wv_deadline_set(wv_after_ms(GOODBYE_MS));
+    if (!hc.dead)
+        wv_event_wait(&hc.writer_done);
+    wv_deadline_set(old);
+    wv_http_conn_on_stop(conn, NULL, NULL);
+    if (!hc.session_over) {
+        /* the connection broke or was cut: nothing a handler does can
+         * reach the peer now */
+        hc.dead = true;
+        wv_group_cancel(hc.fibers);
+    }
+    kick(&hc);
+    wv_group_join(hc.fibers); /* every stream fiber has returned */
+    wv_group_free(hc.fibers);
+    hc.dead = true;
+    while (hc.streams) /* those nghttp2 had not closed */
+        stream_free(hc.streams);
+    nghttp2_session_del(hc.session);
+    free(buf);
+    return 0;
+}
