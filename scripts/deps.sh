@@ -38,6 +38,10 @@ BUILD_PACKAGES=(
     librabbitmq-dev
     # the HTTP/2 server (src/h2): nghttp2's session, sans-I/O, as the framing engine
     libnghttp2-dev
+    # gRPC messages: protoc-c turns .proto files into C and libprotobuf-c
+    # packs and unpacks them (cmake/WeaveProtobufC.cmake, weave_protobuf_c;
+    # the library itself links neither)
+    libprotobuf-c-dev protobuf-c-compiler
 )
 
 TEST_PACKAGES=(
@@ -101,6 +105,11 @@ TEST_PACKAGES=(
     # aio-pika, the chapter's own RabbitMQ client, as the asyncio peer
     # (tests/integration/test_amqp_aiopika.py)
     python3-aio-pika
+    # gRPC's Python side as the oracle for the generated C: grpc_tools.protoc
+    # compiles the chapter's service.proto for Python and protobuf packs the
+    # messages our C must match (tests/integration/test_grpc_proto.py);
+    # grpcio, the chapter's gRPC library, names the method paths
+    python3-grpcio python3-grpc-tools python3-protobuf
 )
 
 BENCH_PACKAGES=(
