@@ -7,9 +7,10 @@
  * madvise(MADV_GUARD_INSTALL), which does not split the mapping, so 100k
  * fibers do not run into vm.max_map_count (65530 by default); older kernels
  * fall back to mprotect(PROT_NONE). Freed default stacks go back to the
- * shard's pool; when the shard goes idle, the pages of those beyond the
- * warmest POOL_WARM are given back to the kernel (MADV_DONTNEED), so a burst
- * of fibers does not pin memory forever.
+ * shard's pool; when the shard goes idle, the pages of all but the warmest
+ * POOL_WARM (the top of the pool, reused first) are given back to the
+ * kernel (MADV_DONTNEED), so a burst of fibers does not pin memory forever
+ * and the fibers of a steady load reuse warm stacks.
  *
  * A fiber's record (struct wv_fiber) lives at the top of its own stack, so a
  * parked fiber costs the pages its stack touched and nothing else.
@@ -166,16 +167,21 @@ static char *pool_take(shard *sh, int *err)
     return lo;
 }
 
-/* Give the pages of idle stacks beyond the warmest POOL_WARM back to the
- * kernel. Called when the shard is about to sleep, so a burst of fibers
- * costs no syscalls while it runs. Entries below pool_clean have not been
- * handed out since the last trim, so they need no second madvise. */
+/* Give the pages of idle stacks back to the kernel, all but the warmest
+ * POOL_WARM. The pool is a stack (the last freed is the first reused), so
+ * the warmest are its top POOL_WARM entries, the ones the next fibers get:
+ * those keep their pages, and a shard that runs up to POOL_WARM fibers at
+ * a time (a request's, a stream's) reuses them without a page fault. Called
+ * when the shard is about to sleep, so a burst of fibers costs no syscalls
+ * while it runs. Entries below pool_clean are clean already (given back at
+ * an earlier trim, or not handed out since). */
 void pool_trim(shard *sh)
 {
-    size_t from = sh->pool_clean > POOL_WARM ? sh->pool_clean : POOL_WARM;
-    for (size_t i = from; i < sh->pool_n; i++)
+    size_t keep_from = sh->pool_n > POOL_WARM ? sh->pool_n - POOL_WARM : 0;
+    for (size_t i = sh->pool_clean; i < keep_from; i++)
         madvise(sh->stack_pool[i], wv__rt->stack_size, MADV_DONTNEED);
-    sh->pool_clean = sh->pool_n;
+    if (keep_from > sh->pool_clean)
+        sh->pool_clean = keep_from;
 }
 
 /* noinline: __builtin_frame_address must be this function's own frame */

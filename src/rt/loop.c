@@ -489,7 +489,7 @@ void shard_loop(shard *sh)
         poll_timeout_ns(sh, &timeout);
         if (timeout != 0) {
             if (sh->pool_n > sh->pool_clean)
-                pool_trim(sh);
+                pool_trim(sh); /* all but the warmest stacks */
             idle_trim_heap(sh);
             atomic_store_explicit(&sh->sleeping, 1, memory_order_seq_cst);
             if (!mailbox_empty(&sh->mb))

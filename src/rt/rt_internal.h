@@ -175,7 +175,7 @@ struct shard {
     int64_t last_heap_trim;   /* wv_now() of the last malloc_trim */
     char **stack_pool;        /* free default-size stacks (their lowest byte) */
     size_t pool_n, pool_cap;
-    size_t pool_clean; /* pool entries below this index were not used since the last trim */
+    size_t pool_clean; /* pool entries below this index hold no pages (trimmed, or unused since) */
     bool terminating;  /* cancel everything and leave once no fiber lives */
     wv_waitq stop_waiters;
     wv_fiber *dead;         /* a fiber that exited; its stack is recycled once off it */

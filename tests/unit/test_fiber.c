@@ -820,6 +820,83 @@ static void test_stack_trim_gives_back_the_pages_below_the_fiber(void **state)
     assert_checks_passed();
 }
 
+/* ------------------------------------------------ the stack pool's trim */
+
+enum { BURST = 1000, STEADY = 200 };
+
+static int burst_fiber(void *arg)
+{
+    (void)arg;
+    touch_deep(2);
+    wv_sleep_ms(20); /* all alive at once: the pool grows to BURST */
+    return 0;
+}
+
+static int steady_fiber(void *arg)
+{
+    atomic_int *warm = arg;
+    size_t ps = (size_t)sysconf(_SC_PAGESIZE);
+    /* a stack that kept its pages still has the 48 KiB a burst fiber touched */
+    if ((size_t)resident_stack_pages() * ps >= 48 * 1024)
+        atomic_fetch_add(warm, 1);
+    touch_deep(3);
+    return 0;
+}
+
+/* Pages resident in the stack of pool entry i. */
+static int pool_entry_pages(size_t i)
+{
+    size_t ps = (size_t)sysconf(_SC_PAGESIZE), n = wv__rt->stack_size / ps;
+    unsigned char *vec = calloc(n, 1);
+    int resident = -1;
+    if (vec && mincore(wv__shard->stack_pool[i], wv__rt->stack_size, vec) == 0)
+        for (size_t k = resident = 0; k < n; k++)
+            resident += vec[k] & 1;
+    free(vec);
+    return resident;
+}
+
+static int pool_body(void *arg)
+{
+    (void)arg;
+    wv_group *g = wv_group_new();
+    for (int i = 0; i < BURST; i++)
+        REQUIRE_EQ(wv_group_spawn(g, burst_fiber, NULL, NULL), 0);
+    CHECK_EQ(wv_group_join(g), 0);
+    wv_group_free(g);
+    wv_sleep_ms(30); /* the shard goes idle: the pool is trimmed */
+    shard *sh = wv__shard;
+    REQUIRE(sh->pool_n >= BURST);
+    /* the coldest entries gave their pages back, the warmest 256 kept them */
+    int cold_resident = 0, warm_resident = 0;
+    for (size_t i = 0; i < sh->pool_n; i++) {
+        int r = pool_entry_pages(i);
+        REQUIRE(r >= 0);
+        if (i + 256 < sh->pool_n)
+            cold_resident += r > 0;
+        else
+            warm_resident += r > 0;
+    }
+    CHECK_EQ(cold_resident, 0);
+    CHECK(warm_resident >= 250); /* a few were never touched (fresh slab entries) */
+    /* a steady load of up to 256 fibers at a time gets warm stacks */
+    atomic_int warm = 0;
+    g = wv_group_new();
+    for (int i = 0; i < STEADY; i++)
+        REQUIRE_EQ(wv_group_spawn(g, steady_fiber, &warm, NULL), 0);
+    CHECK_EQ(wv_group_join(g), 0);
+    wv_group_free(g);
+    CHECK(atomic_load(&warm) >= STEADY - 6);
+    return 0;
+}
+
+static void test_idle_shard_trims_the_coldest_stacks_and_keeps_the_warmest_for_reuse(void **state)
+{
+    (void)state;
+    assert_int_equal(run_in_rt(1, pool_body, NULL), 0);
+    assert_checks_passed();
+}
+
 static void test_wv_main_accepts_null_options(void **state)
 {
     assert_int_equal(wv_main(NULL, main_on_shard_0, NULL), 5);
@@ -981,6 +1058,7 @@ int main(void)
         cmocka_unit_test(test_wv_main_while_running_returns_ebusy),
         cmocka_unit_test(test_wv_main_rejects_bad_options_with_einval),
         cmocka_unit_test(test_stack_trim_gives_back_the_pages_below_the_fiber),
+        cmocka_unit_test(test_idle_shard_trims_the_coldest_stacks_and_keeps_the_warmest_for_reuse),
         cmocka_unit_test(
             test_fiber_exiting_with_its_deadline_still_armed_leaves_no_timer_in_the_wheel),
         cmocka_unit_test(test_wv_main_accepts_null_options),
