@@ -35,10 +35,18 @@ class Kinesis:
 
     def __init__(self):
         self.dir = tempfile.mkdtemp(prefix="weave-c13-kinesis-")
-        self.endpoint = subprocess.run(
-            ["bash", os.path.join(ROOT, "scripts/kinesis_test_server.sh"), "start",
-             os.path.join(self.dir, "server"), str(free_port())],
-            check=True, capture_output=True, text=True, timeout=120).stdout.strip()
+        # ports are found free, then taken by the server a moment later: a
+        # race another process may win, so a few tries, each on new ports
+        for _ in range(5):
+            r = subprocess.run(
+                ["bash", os.path.join(ROOT, "scripts/kinesis_test_server.sh"), "start",
+                 os.path.join(self.dir, "server"), str(free_port())],
+                capture_output=True, text=True, timeout=120)
+            if r.returncode == 0:
+                self.endpoint = r.stdout.strip()
+                break
+        else:
+            raise RuntimeError("kinesis-local did not start: " + r.stderr)
         self.boto = boto3.client("kinesis", endpoint_url=self.endpoint, region_name="us-east-1",
                                  aws_access_key_id="AKID", aws_secret_access_key="SECRET")
 
