@@ -105,8 +105,9 @@ struct wv_res {
     wv_req *req;
     const wv_http_exchange *x; /* the request's: the response goes through x->ops */
     int status;
-    wv_buf headers; /* extra "Name: value\r\n" lines */
-    bool started;   /* head sent or queued */
+    wv_buf headers;  /* extra "Name: value\r\n" lines */
+    wv_buf trailers; /* wv_res_trailer's "Name: value\r\n" lines */
+    bool started;    /* head sent or queued */
     bool streaming;
     bool chunked;
     bool head_only;             /* HEAD: no body bytes */
