@@ -728,6 +728,21 @@ static bool feed(h2conn *hc, const void *p, size_t n)
     return true;
 }
 
+/* The peer closed its side (EOF): it may still read. Streams whose
+ * requests are whole get their answers; the others can never be whole, so
+ * they are reset (cancelling their handlers); then GOAWAY, as at a graceful
+ * stop (after the answers: some clients drop what follows a GOAWAY), and
+ * the session is over at once instead of at the goodbye's timeout. */
+static void peer_done(h2conn *hc)
+{
+    for (h2stream *st = hc->streams; st; st = st->next)
+        if (!st->in_end && !st->closed)
+            nghttp2_submit_rst_stream(hc->session, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
+    hc->stopping = true;
+    goodbye_when_done(hc);
+    kick(hc);
+}
+
 int wv_h2_serve(wv_http_conn *conn, wv_stream *s, const void *pre, size_t n)
 {
     h2conn hc = {.conn = conn, .s = s, .reset_from = wv_now_coarse()};
@@ -760,7 +775,11 @@ int wv_h2_serve(wv_http_conn *conn, wv_stream *s, const void *pre, size_t n)
             terminate(&hc, NGHTTP2_NO_ERROR); /* idle: GOAWAY, then close */
             break;
         }
-        if (got <= 0)
+        if (got == 0) {
+            peer_done(&hc);
+            break;
+        }
+        if (got < 0)
             break;
         ok = feed(&hc, buf, (size_t)got);
     }
@@ -771,12 +790,14 @@ int wv_h2_serve(wv_http_conn *conn, wv_stream *s, const void *pre, size_t n)
         wv_event_wait(&hc.writer_done);
     wv_deadline_set(old);
     wv_http_conn_on_stop(conn, NULL, NULL);
-    if (!hc.session_over) {
-        /* the connection broke or was cut: nothing a handler does can
-         * reach the peer now */
-        hc.dead = true;
-        wv_group_cancel(hc.fibers);
-    }
+    /* The connection broke or was cut, or the session is over: a graceful
+     * end (a stop, the peer's EOF) comes here with every handler done, and
+     * a connection error (GOAWAY after bad frames or abuse) closes every
+     * stream. Either way nothing a handler still running does can reach
+     * the peer now, and a handler waiting for body bytes or for window
+     * would wait for its timeout, or for ever: cancel them. */
+    hc.dead = true;
+    wv_group_cancel(hc.fibers);
     kick(&hc);
     wv_group_join(hc.fibers); /* every stream fiber has returned */
     wv_group_free(hc.fibers);

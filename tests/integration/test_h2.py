@@ -514,6 +514,52 @@ def test_rst_stream_cancels_the_handler_and_the_connection_serves_on():
         p.close()
         assert_serving(s)
 
+
+def test_a_client_that_half_closes_gets_whole_requests_answered_then_goaway_at_once():
+    with Server() as s:
+        p = Peer(s.port)
+        whole = p.get("/sleep?ms=300")
+        cut = p.h2.get_next_available_stream_id()
+        p.h2.send_headers(cut, [(":method", "POST"), (":path", "/echo"), (":scheme", "http"),
+                                (":authority", "localhost")], end_stream=False)
+        p.h2.send_data(cut, b"part of a body")
+        p.flush()
+        p.pump(lambda: False, timeout=0.1)
+        p.sock.shutdown(socket.SHUT_WR)
+        t0 = time.monotonic()
+        p.pump(lambda: p.closed, timeout=5)
+        took = time.monotonic() - t0
+        check(p.closed, "the connection stayed open")
+        eq((p.status.get(whole), p.data.get(whole)), (200, b'{"slept":true}'), "the whole request")
+        check(whole in p.ended, "the whole request's stream did not end")
+        eq(p.resets.get(cut), h2.errors.ErrorCodes.CANCEL, "the cut request's reset")
+        check(p.terminated is not None, "no GOAWAY")
+        eq(p.terminated.error_code, h2.errors.ErrorCodes.NO_ERROR, "GOAWAY's code")
+        check(took < 0.8, "closed %.2f s after our EOF", took)
+        p.close()
+        assert_serving(s)
+
+
+def test_a_connection_error_cancels_the_handlers_in_flight():
+    with Server() as s:
+        before = cancelled(s)["count"]
+        p = Peer(s.port)
+        p.get("/cancellable?ms=10000")
+        p.pump(lambda: False, timeout=0.2)
+        t0 = time.monotonic()
+        p.sock.sendall(b"\x00\x00\x04\x63garbage!")  # bad frames, as in the garbage test
+        p.sock.sendall(b"\x00\x00\x08\x07\x00\x00\x00\x00\x01" + b"\x00" * 8)  # GOAWAY on stream 1
+        p.pump(lambda: p.closed, timeout=5)
+        check(p.terminated is not None, "no GOAWAY")
+        eq(p.terminated.error_code, h2.errors.ErrorCodes.PROTOCOL_ERROR, "GOAWAY's code")
+        deadline = time.monotonic() + 3
+        while cancelled(s)["count"] < before + 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        eq(cancelled(s)["count"], before + 1, "handlers cancelled by the connection error")
+        check(time.monotonic() - t0 < 2, "took %.2f s", time.monotonic() - t0)
+        p.close()
+        assert_serving(s)
+
 if __name__ == "__main__":
     try:
         run(globals())
