@@ -333,6 +333,29 @@ int wv_res_begin(wv_res *res, int status, const char *content_type);
 int wv_res_write(wv_res *res, const void *data, size_t n);
 int wv_res_end(wv_res *res);
 
+/*
+ * A trailer field, sent after the body (gRPC's grpc-status and
+ * grpc-message go this way). Call it any time before the response ends:
+ * before wv_res_send, or between wv_res_begin* and wv_res_end (which a
+ * handler returning 0 calls for it). Over HTTP/2 the trailers are a
+ * HEADERS frame with END_STREAM after the last DATA, whatever the body's
+ * framing. Over HTTP/1.1 they follow the last chunk of a chunked body
+ * (wv_res_begin) when the request said "TE: trailers", and are dropped
+ * otherwise (a whole or Content-Length body has no place for them, and
+ * a client that did not ask may not expect them). A response to HEAD
+ * drops them. -EINVAL for a bad name, a value with CR, LF or NUL, or a
+ * field a trailer must not carry (content-length, content-type, host,
+ * te, trailer, transfer-encoding, set-cookie, connection-specific ones);
+ * -EALREADY once the response has ended.
+ *
+ * A response with no body whose fields are all in its head (gRPC's
+ * "trailers-only" error) needs nothing of this: wv_res_header then
+ * wv_res_send(res, 200, "application/grpc", NULL, 0) is one HEADERS
+ * frame with END_STREAM over HTTP/2. Trailers set on an empty body keep
+ * the stream open past the head and close it with them instead.
+ */
+int wv_res_trailer(wv_res *res, const char *name, const char *value);
+
 /* A streamed response whose length is known (a file, an object from
  * storage): sent with Content-Length, not chunked. A write past `length`
  * is refused (-EMSGSIZE, nothing sent); ending it short is -EIO and closes
@@ -426,6 +449,10 @@ typedef struct wv_http_exchange_ops {
     int (*end)(void *x);
     /* The body stopped midway: the peer must see it cut, never whole. */
     void (*abort)(void *x);
+    /* The body is complete and these trailer fields (lower-case names,
+     * copied before it returns) end it, in place of end. NULL: the
+     * protocol takes no trailers; end is called and they are dropped. */
+    int (*trailers)(void *x, const wv_http_field *fields, int nfields);
 } wv_http_exchange_ops;
 
 typedef struct wv_http_exchange {

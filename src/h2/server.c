@@ -70,9 +70,13 @@ typedef struct h2stream {
     size_t out_off;
     bool out_end, submitted, deferred, sent_end;
     wv_event out_room;
+    nghttp2_nv *trailers; /* op_trailers' fields (their text after them), sent
+                           * once the provider reaches the body's end */
+    size_t ntrailers;
     /* life */
     size_t discarded;             /* body bytes dropped after its handler returned */
     bool running;                 /* its fiber has not finished */
+    wv_group *handler;            /* the handler's fiber: cancelled when the peer resets */
     bool closed;                  /* nghttp2 closed it */
     struct h2stream *prev, *next; /* the connection's streams, for its end */
 } h2stream;
@@ -140,6 +144,7 @@ static void stream_free(h2stream *st)
     wv_buf_free(&st->in);
     wv_buf_free(&st->out);
     free(st->offs);
+    free(st->trailers);
     free(st);
 }
 
@@ -187,7 +192,7 @@ static int gone(void)
 static ssize_t data_source(nghttp2_session *session, int32_t stream_id, uint8_t *buf, size_t length,
                            uint32_t *flags, nghttp2_data_source *source, void *user)
 {
-    (void)session, (void)stream_id, (void)user;
+    (void)user;
     h2stream *st = source->ptr;
     size_t have = st->out.n - st->out_off;
     if (have == 0 && !st->out_end) {
@@ -195,12 +200,23 @@ static ssize_t data_source(nghttp2_session *session, int32_t stream_id, uint8_t 
         return NGHTTP2_ERR_DEFERRED;
     }
     size_t k = have < length ? have : length;
-    memcpy(buf, st->out.p + st->out_off, k);
+    if (k) /* an empty body's buffer was never allocated */
+        memcpy(buf, st->out.p + st->out_off, k);
     st->out_off += k;
     if (st->out_off == st->out.n)
         st->out.n = st->out_off = 0;
-    if (st->out_end && st->out.n == 0)
+    if (st->out_end && st->out.n == 0) {
         *flags |= NGHTTP2_DATA_FLAG_EOF;
+        if (st->trailers) {
+            /* the trailers' HEADERS carries END_STREAM (nghttp2 copies them) */
+            *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+            int rv = nghttp2_submit_trailer(session, stream_id, st->trailers, st->ntrailers);
+            free(st->trailers);
+            st->trailers = NULL;
+            if (rv != 0)
+                return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* resets the stream */
+        }
+    }
     wv_event_set(&st->out_room);
     return (ssize_t)k;
 }
@@ -286,6 +302,37 @@ static int op_end(void *x)
     return 0;
 }
 
+/* The body's end with trailer fields: kept (names already lower-case)
+ * until the provider has sent the last DATA, then submitted. */
+static int op_trailers(void *x, const wv_http_field *fields, int nfields)
+{
+    h2stream *st = x;
+    if (st->closed || st->hc->dead)
+        return gone();
+    if (!st->submitted || st->out_end || st->trailers)
+        return wv_fail(-EPROTO, "HTTP/2 trailers without an open response body");
+    size_t bytes = (size_t)nfields * sizeof *st->trailers;
+    for (int i = 0; i < nfields; i++)
+        bytes += fields[i].name.n + fields[i].value.n;
+    nghttp2_nv *nv = malloc(bytes ? bytes : 1);
+    if (!nv)
+        return -ENOMEM;
+    uint8_t *text = (uint8_t *)(nv + nfields);
+    for (int i = 0; i < nfields; i++) {
+        nv[i] = (nghttp2_nv){text, text + fields[i].name.n, fields[i].name.n, fields[i].value.n,
+                             NGHTTP2_NV_FLAG_NONE};
+        memcpy(text, fields[i].name.p, fields[i].name.n);
+        text += fields[i].name.n;
+        memcpy(text, fields[i].value.p, fields[i].value.n);
+        text += fields[i].value.n;
+    }
+    st->trailers = nv;
+    st->ntrailers = (size_t)nfields;
+    st->out_end = true;
+    resume(st);
+    return 0;
+}
+
 static void op_abort(void *x)
 {
     h2stream *st = x;
@@ -295,8 +342,12 @@ static void op_abort(void *x)
     kick(st->hc);
 }
 
-static const wv_http_exchange_ops exchange_ops = {
-    .read = op_read, .head = op_head, .write = op_write, .end = op_end, .abort = op_abort};
+static const wv_http_exchange_ops exchange_ops = {.read = op_read,
+                                                  .head = op_head,
+                                                  .write = op_write,
+                                                  .end = op_end,
+                                                  .abort = op_abort,
+                                                  .trailers = op_trailers};
 
 /* ------------------------------------------------------ stream fibers */
 
@@ -317,7 +368,7 @@ static int64_t content_length_of(const wv_http_field *f, int n)
     return -1;
 }
 
-static int stream_main(void *arg)
+static int stream_handle(void *arg)
 {
     h2stream *st = arg;
     h2conn *hc = st->hc;
@@ -344,6 +395,28 @@ static int stream_main(void *arg)
         wv_http_exchange_run(hc->conn, &ex);
     }
     free(fields);
+    return 0;
+}
+
+/* A stream's fiber: the handler runs in a group of its own, so a reset
+ * from the peer cancels it alone (on_stream_close), and the stream is
+ * freed only once that fiber has ended. A cancelled connection cancels
+ * this fiber, whose join then cancels the handler and waits for it. */
+static int stream_main(void *arg)
+{
+    h2stream *st = arg;
+    h2conn *hc = st->hc;
+    st->handler = wv_group_new();
+    if (!st->handler || wv_group_spawn(st->handler, stream_handle, st,
+                                       &(wv_spawn_opts){.name = "h2-handler"}) < 0) {
+        if (!st->closed && !hc->dead)
+            nghttp2_submit_rst_stream(hc->session, NGHTTP2_FLAG_NONE, st->id,
+                                      NGHTTP2_REFUSED_STREAM);
+    } else {
+        wv_group_join(st->handler);
+    }
+    wv_group_free(st->handler);
+    st->handler = NULL;
     hc->running--;
     st->running = false;
     if (st->closed) {
@@ -556,6 +629,8 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
         stream_free(st);
         return 0;
     }
+    if (!st->sent_end && st->handler) /* reset before its response was out: cancel it */
+        wv_group_cancel(st->handler);
     wv_event_set(&st->in_ready);
     wv_event_set(&st->out_room);
     return 0;
@@ -653,6 +728,21 @@ static bool feed(h2conn *hc, const void *p, size_t n)
     return true;
 }
 
+/* The peer closed its side (EOF): it may still read. Streams whose
+ * requests are whole get their answers; the others can never be whole, so
+ * they are reset (cancelling their handlers); then GOAWAY, as at a graceful
+ * stop (after the answers: some clients drop what follows a GOAWAY), and
+ * the session is over at once instead of at the goodbye's timeout. */
+static void peer_done(h2conn *hc)
+{
+    for (h2stream *st = hc->streams; st; st = st->next)
+        if (!st->in_end && !st->closed)
+            nghttp2_submit_rst_stream(hc->session, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
+    hc->stopping = true;
+    goodbye_when_done(hc);
+    kick(hc);
+}
+
 int wv_h2_serve(wv_http_conn *conn, wv_stream *s, const void *pre, size_t n)
 {
     h2conn hc = {.conn = conn, .s = s, .reset_from = wv_now_coarse()};
@@ -685,7 +775,11 @@ int wv_h2_serve(wv_http_conn *conn, wv_stream *s, const void *pre, size_t n)
             terminate(&hc, NGHTTP2_NO_ERROR); /* idle: GOAWAY, then close */
             break;
         }
-        if (got <= 0)
+        if (got == 0) {
+            peer_done(&hc);
+            break;
+        }
+        if (got < 0)
             break;
         ok = feed(&hc, buf, (size_t)got);
     }
@@ -696,12 +790,14 @@ int wv_h2_serve(wv_http_conn *conn, wv_stream *s, const void *pre, size_t n)
         wv_event_wait(&hc.writer_done);
     wv_deadline_set(old);
     wv_http_conn_on_stop(conn, NULL, NULL);
-    if (!hc.session_over) {
-        /* the connection broke or was cut: nothing a handler does can
-         * reach the peer now */
-        hc.dead = true;
-        wv_group_cancel(hc.fibers);
-    }
+    /* The connection broke or was cut, or the session is over: a graceful
+     * end (a stop, the peer's EOF) comes here with every handler done, and
+     * a connection error (GOAWAY after bad frames or abuse) closes every
+     * stream. Either way nothing a handler still running does can reach
+     * the peer now, and a handler waiting for body bytes or for window
+     * would wait for its timeout, or for ever: cancel them. */
+    hc.dead = true;
+    wv_group_cancel(hc.fibers);
     kick(&hc);
     wv_group_join(hc.fibers); /* every stream fiber has returned */
     wv_group_free(hc.fibers);

@@ -105,8 +105,9 @@ struct wv_res {
     wv_req *req;
     const wv_http_exchange *x; /* the request's: the response goes through x->ops */
     int status;
-    wv_buf headers; /* extra "Name: value\r\n" lines */
-    bool started;   /* head sent or queued */
+    wv_buf headers;  /* extra "Name: value\r\n" lines */
+    wv_buf trailers; /* wv_res_trailer's "Name: value\r\n" lines */
+    bool started;    /* head sent or queued */
     bool streaming;
     bool chunked;
     bool head_only;             /* HEAD: no body bytes */
@@ -187,6 +188,11 @@ int run_route(wv_req *req, wv_res *res, route *rt, wv_router *chain_of);
 
 /* server.c: between requests, make room and read; >0 bytes, 0 EOF, <0 */
 ssize_t conn_fill(conn *c, size_t min_free);
+/* server.c: serve one connection on fd (taken; closed at its end) with
+ * router r and options opts, in the calling fiber, as an accepted one is
+ * served (h2c sniffing included): for the fuzzers (fuzz/fuzz_h2_server.c),
+ * with no socket to listen on. 0, or -ENOMEM / wv_stream_open's error. */
+int http_serve_fd(wv_router *r, const wv_http_opts *opts, int fd);
 /* server.c: route and run a request whose res is initialised, answer for
  * a handler that did not, log it, run on_done */
 void http_handle(wv_req *req, wv_res *res);

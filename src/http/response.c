@@ -60,6 +60,7 @@ enum { JSON_SPARE_MAX = 16 * 1024 };
 void res_finish(wv_res *res)
 {
     wv_buf_free(&res->headers);
+    wv_buf_free(&res->trailers);
     http_server *s = res->c ? res->c->srv : NULL;
     if (s && res->json_buf.p && !s->json_spare.p && res->json_buf.cap <= JSON_SPARE_MAX) {
         s->json_spare = res->json_buf;
@@ -212,6 +213,51 @@ static bool connection_specific(const char *name, size_t n)
     return false;
 }
 
+/* "Name: value\r\n" lines (validated by wv_res_header or wv_res_trailer)
+ * as fields with lower-case names, written to `lower` (lines->n bytes);
+ * connection-specific ones are left out. The number of fields. */
+static int lines_to_fields(const wv_buf *lines, char *lower, wv_http_field *f)
+{
+    int n = 0;
+    const char *p = lines->p, *stop = p ? p + lines->n : p;
+    char *lp = lower;
+    while (p && p < stop) {
+        const char *colon = memchr(p, ':', (size_t)(stop - p));
+        const char *eol = memchr(p, '\r', (size_t)(stop - p));
+        if (!colon || !eol || colon > eol)
+            break;
+        size_t nn = (size_t)(colon - p);
+        const char *v = colon + 2;
+        if (!connection_specific(p, nn)) {
+            for (size_t i = 0; i < nn; i++)
+                lp[i] = (char)tolower((unsigned char)p[i]);
+            f[n++] = (wv_http_field){{lp, nn}, {v, (size_t)(eol - v)}};
+            lp += nn;
+        }
+        p = eol + 2;
+    }
+    return n;
+}
+
+/* The trailers through the exchange (HTTP/2: HEADERS with END_STREAM),
+ * ending the body; a plain end when there are none or the protocol takes
+ * none. */
+static int end_exchange(wv_res *res)
+{
+    const wv_http_exchange_ops *ops = res->x->ops;
+    if (!res->trailers.n || !ops->trailers)
+        return ops->end(res->x->x);
+    int lines = 0;
+    for (size_t i = 0; i < res->trailers.n; i++)
+        lines += res->trailers.p[i] == '\n';
+    wv_http_field *f = wv_req_alloc(res->req, (size_t)(lines ? lines : 1) * sizeof *f);
+    char *lower = wv_req_alloc(res->req, res->trailers.n + 1);
+    if (!f || !lower)
+        return -ENOMEM;
+    int n = lines_to_fields(&res->trailers, lower, f);
+    return ops->trailers(res->x->x, f, n);
+}
+
 /* A response whose head ended its HTTP/2 stream: HEAD, 1xx, 204, 304. */
 static bool exchange_no_body(const wv_res *res)
 {
@@ -251,24 +297,7 @@ static int put_head_exchange(wv_res *res, int status, const char *ctype, int64_t
     }
     if (req->id.n)
         f[n++] = (wv_http_field){WV_STR("x-request-id"), req->id};
-    /* the handler's "Name: value\r\n" lines, validated by wv_res_header */
-    const char *p = res->headers.p, *stop = p ? p + res->headers.n : p;
-    char *lp = lower;
-    while (p && p < stop) {
-        const char *colon = memchr(p, ':', (size_t)(stop - p));
-        const char *eol = memchr(p, '\r', (size_t)(stop - p));
-        if (!colon || !eol || colon > eol)
-            break;
-        size_t nn = (size_t)(colon - p);
-        const char *v = colon + 2;
-        if (!connection_specific(p, nn)) {
-            for (size_t i = 0; i < nn; i++)
-                lp[i] = (char)tolower((unsigned char)p[i]);
-            f[n++] = (wv_http_field){{lp, nn}, {v, (size_t)(eol - v)}};
-            lp += nn;
-        }
-        p = eol + 2;
-    }
+    n += lines_to_fields(&res->headers, lower, f + n);
     res->status = status;
     res->started = true;
     return res->x->ops->head(res->x->x, status, f, n, end || no_body || res->head_only);
@@ -383,13 +412,15 @@ int wv_res_send(wv_res *res, int status, const char *content_type, const void *b
     }
     bool no_body = res->head_only || status < 200 || status == 204 || status == 304;
     if (res->x) {
-        int rc = put_head_exchange(res, status, content_type, (int64_t)n, no_body || n == 0);
-        if (rc < 0 || no_body || n == 0)
+        /* trailers keep the stream open past an empty body */
+        bool ends = no_body || (n == 0 && !(res->trailers.n && res->x->ops->trailers));
+        int rc = put_head_exchange(res, status, content_type, (int64_t)n, ends);
+        if (rc < 0 || ends)
             return rc;
         res->body_bytes = (int64_t)n;
-        rc = res->x->ops->write(res->x->x, body, n);
+        rc = n ? res->x->ops->write(res->x->x, body, n) : 0;
         if (rc == 0)
-            rc = res->x->ops->end(res->x->x);
+            rc = end_exchange(res);
         return rc;
     }
     int rc = put_head(res, status, content_type, (int64_t)n);
@@ -584,6 +615,73 @@ int wv_res_cookie(wv_res *res, const char *name, const char *value, const wv_coo
     return rc;
 }
 
+/* -------------------------------------------------------- trailers */
+
+/* Did the request say it takes trailers ("TE: trailers", RFC 9110 10.1.4)? */
+static bool te_trailers(const wv_req *req)
+{
+    wv_str te = req ? wv_req_header(req, "TE") : (wv_str){0};
+    for (size_t i = 0; te.p && i < te.n;) {
+        while (i < te.n && (te.p[i] == ' ' || te.p[i] == '\t' || te.p[i] == ','))
+            i++;
+        size_t from = i;
+        while (i < te.n && te.p[i] != ',' && te.p[i] != ';' && te.p[i] != ' ' && te.p[i] != '\t')
+            i++;
+        if (i - from == 8 && strncasecmp(te.p + from, "trailers", 8) == 0)
+            return true;
+        while (i < te.n && te.p[i] != ',')
+            i++;
+    }
+    return false;
+}
+
+/* Fields a trailer must not carry (RFC 9110 6.5.1): framing, routing,
+ * the connection's own, and what the head already settled. */
+static bool trailer_forbidden(const char *name)
+{
+    static const char *const names[] = {"content-length",
+                                        "content-type",
+                                        "content-encoding",
+                                        "content-range",
+                                        "host",
+                                        "te",
+                                        "trailer",
+                                        "transfer-encoding",
+                                        "connection",
+                                        "keep-alive",
+                                        "proxy-connection",
+                                        "upgrade",
+                                        "set-cookie",
+                                        "cache-control",
+                                        "expect"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        if (strcasecmp(names[i], name) == 0)
+            return true;
+    return false;
+}
+
+int wv_res_trailer(wv_res *res, const char *name, const char *value)
+{
+    if (res->x && res->started && !res->streaming && exchange_no_body(res))
+        return 0; /* HEAD over HTTP/2: the head ended the stream, nothing follows */
+    if (res->started && !res->streaming)
+        return -EALREADY;
+    if (!name || !*name || !value)
+        return -EINVAL;
+    for (const char *p = name; *p; p++)
+        if (!token_char((unsigned char)*p))
+            return wv_fail(-EINVAL, "bad trailer name '%s'", name);
+    if (trailer_forbidden(name))
+        return wv_fail(-EINVAL, "%s cannot be a trailer", name);
+    if (!header_value_ok(value))
+        return wv_fail(-EINVAL, "trailer %s: control characters in its value", name);
+    wv_buf *b = &res->trailers;
+    if (wv_buf_puts(b, name) < 0 || wv_buf_append(b, ": ", 2) < 0 || wv_buf_puts(b, value) < 0 ||
+        wv_buf_append(b, "\r\n", 2) < 0)
+        return -ENOMEM;
+    return 0;
+}
+
 /* -------------------------------------------------------- streaming */
 
 int wv_res_begin(wv_res *res, int status, const char *content_type)
@@ -676,7 +774,7 @@ int wv_res_end(wv_res *res)
             return wv_fail(-EIO, "the response ended after %lld of its %lld bytes",
                            (long long)res->body_bytes, (long long)res->length);
         }
-        return res->x->ops->end(res->x->x);
+        return end_exchange(res);
     }
     if (res->c->dead)
         return -EPIPE;
@@ -685,7 +783,15 @@ int wv_res_end(wv_res *res)
         return wv_fail(-EIO, "the response ended after %lld of its %lld bytes",
                        (long long)res->body_bytes, (long long)res->length);
     }
-    if (res->chunked && !res->head_only) {
+    if (res->chunked && !res->head_only && res->trailers.n && te_trailers(res->req)) {
+        /* the last chunk, then the trailer section (RFC 9112 7.1.2) */
+        struct iovec iov[3] = {{"0\r\n", 3}, {res->trailers.p, res->trailers.n}, {"\r\n", 2}};
+        ssize_t w = wv_stream_writev(res->c->s, iov, 3);
+        if (w < 0) {
+            res->c->dead = true;
+            return (int)w;
+        }
+    } else if (res->chunked && !res->head_only) {
         ssize_t w = wv_stream_write(res->c->s, "0\r\n\r\n", 5);
         if (w < 0) {
             res->c->dead = true;

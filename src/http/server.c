@@ -745,3 +745,39 @@ int wv_http_serve(wv_router *r, const wv_http_opts *opts)
     free(ctx.lfds);
     return rc;
 }
+
+int http_serve_fd(wv_router *r, const wv_http_opts *opts, int fd)
+{
+    http_server *s = calloc(1, sizeof *s);
+    conn *c = calloc(1, sizeof *c);
+    if (!s || !c) {
+        free(s);
+        free(c);
+        wv_close(fd);
+        return -ENOMEM;
+    }
+    s->root = r->root;
+    s->o = with_defaults(opts);
+    s->server_name_len = strlen(s->o.server_name);
+    s->limits = (http_limits){s->o.max_request_line, s->o.max_head, s->o.max_headers};
+    s->lfd = -1;
+    s->parsed = calloc((size_t)s->o.max_headers, sizeof *s->parsed);
+    int rc = s->parsed ? wv_stream_open(fd, &c->s) : -ENOMEM;
+    if (rc < 0) {
+        wv_close(fd);
+        free(s->parsed);
+        free(s);
+        free(c);
+        return rc;
+    }
+    c->srv = s;
+    snprintf(c->peer, sizeof c->peer, "fd %d", fd);
+    s->conns = c;
+    s->nconns = 1;
+    shard_conns++;
+    conn_serve(c); /* frees c */
+    wv_buf_free(&s->json_spare);
+    free(s->parsed);
+    free(s);
+    return 0;
+}

@@ -10,6 +10,7 @@
  * CORS allows http://localhost:8000 and http://allowed.example, with
  * credentials.
  */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,90 @@ static int sleep_route(wv_req *req, wv_res *res)
     if (rc < 0)
         return rc;
     return wv_res_json(res, 200, "{\"slept\":true}");
+}
+
+/* GET /trailers?n=N: N streamed lines, then the trailers x-checksum (the
+ * lines' count) and grpc-status: 0 */
+static int trailers(wv_req *req, wv_res *res)
+{
+    int64_t n;
+    int rc = wv_req_query_i64(req, "n", 3, &n);
+    if (rc < 0)
+        return rc;
+    rc = wv_res_begin(res, 200, "text/plain");
+    for (int64_t i = 0; i < n && rc == 0; i++) {
+        char line[32];
+        int k = snprintf(line, sizeof line, "line %lld\n", (long long)i);
+        rc = wv_res_write(res, line, (size_t)k);
+    }
+    char count[24];
+    snprintf(count, sizeof count, "%lld", (long long)n);
+    if (rc == 0)
+        rc = wv_res_trailer(res, "X-Checksum", count);
+    if (rc == 0)
+        rc = wv_res_trailer(res, "grpc-status", "0");
+    if (rc == 0)
+        rc = wv_res_trailer(res, "Content-Length", "1") == -EINVAL ? 0 : -EFAULT;
+    if (rc < 0)
+        return rc;
+    return wv_res_end(res);
+}
+
+/* GET /trailers-whole: a whole body (wv_res_send), a trailer set before;
+ * ?empty=1 with no body at all */
+static int trailers_whole(wv_req *req, wv_res *res)
+{
+    int rc = wv_res_trailer(res, "grpc-status", "0");
+    if (rc < 0)
+        return rc;
+    wv_str e;
+    bool empty = wv_req_query_param(req, "empty", &e) == 0;
+    rc = wv_res_send(res, 200, "application/grpc", empty ? "" : "whole", empty ? 0 : 5);
+    if (rc == 0 && wv_res_trailer(res, "late", "1") != -EALREADY)
+        return -EFAULT; /* not after the response ended */
+    return rc;
+}
+
+/* GET /trailers-only: gRPC's error shape, every field in the head and no
+ * body: one HEADERS frame with END_STREAM over HTTP/2 */
+static int trailers_only(wv_req *req, wv_res *res)
+{
+    (void)req;
+    wv_res_header(res, "grpc-status", "5");
+    wv_res_header(res, "grpc-message", "not found");
+    return wv_res_send(res, 200, "application/grpc", NULL, 0);
+}
+
+/* GET /cancellable?ms=N sleeps N ms; a sleep cut by -ECANCELED (the
+ * client reset the stream, the connection died) is counted with how long
+ * it had slept, which GET /cancelled reports */
+static atomic_int cancelled_count;
+static atomic_llong cancelled_after_ms;
+
+static int cancellable(wv_req *req, wv_res *res)
+{
+    int64_t ms;
+    int rc = wv_req_query_i64(req, "ms", 10000, &ms);
+    if (rc < 0)
+        return rc;
+    int64_t t0 = wv_now();
+    rc = wv_sleep_ms(ms);
+    if (rc == -ECANCELED) {
+        atomic_store(&cancelled_after_ms, (long long)((wv_now() - t0) / 1000000));
+        atomic_fetch_add(&cancelled_count, 1);
+    }
+    if (rc < 0)
+        return rc;
+    return wv_res_json(res, 200, "{\"slept\":true}");
+}
+
+static int cancelled(wv_req *req, wv_res *res)
+{
+    (void)req;
+    char out[96];
+    snprintf(out, sizeof out, "{\"count\":%d,\"after_ms\":%lld}", atomic_load(&cancelled_count),
+             atomic_load(&cancelled_after_ms));
+    return wv_res_json(res, 200, out);
 }
 
 /* POST /echo: the body back with the request's content type */
@@ -336,6 +421,11 @@ static int serve(void *arg)
     wv_cors(r, &(wv_cors_opts){.origins = origins, .credentials = true, .expose = "X-Stamp"});
     wv_get(r, "/plaintext", plaintext);
     wv_get(r, "/sleep", sleep_route);
+    wv_get(r, "/trailers", trailers);
+    wv_get(r, "/trailers-whole", trailers_whole);
+    wv_get(r, "/trailers-only", trailers_only);
+    wv_get(r, "/cancellable", cancellable);
+    wv_get(r, "/cancelled", cancelled);
     wv_post(r, "/echo", echo);
     wv_post(r, "/upload", upload);
     wv_get(r, "/users/{id}", user);

@@ -180,6 +180,10 @@ class Peer:
         self.data = {}
         self.ended = set()
         self.status = {}
+        self.headers = {}    # sid -> the response's fields
+        self.trailers = {}   # sid -> the trailer fields
+        self.ended_by = {}   # sid -> "headers", "data" or "trailers": the frame with END_STREAM
+        self.resets = {}     # sid -> the error code of the server's RST_STREAM
         self.terminated = None
         self.closed = False
 
@@ -214,8 +218,19 @@ class Peer:
             for ev in self.h2.receive_data(got):
                 if isinstance(ev, h2.events.ResponseReceived):
                     self.status[ev.stream_id] = int(dict(ev.headers)[":status"])
+                    self.headers[ev.stream_id] = ev.headers
+                    if ev.stream_ended is not None:
+                        self.ended_by[ev.stream_id] = "headers"
+                elif isinstance(ev, h2.events.TrailersReceived):
+                    self.trailers[ev.stream_id] = ev.headers
+                    if ev.stream_ended is not None:
+                        self.ended_by[ev.stream_id] = "trailers"
+                elif isinstance(ev, h2.events.StreamReset):
+                    self.resets[ev.stream_id] = ev.error_code
                 elif isinstance(ev, h2.events.DataReceived):
                     self.data[ev.stream_id] = self.data.get(ev.stream_id, b"") + ev.data
+                    if ev.stream_ended is not None:
+                        self.ended_by[ev.stream_id] = "data"
                     n = ev.flow_controlled_length
                     if ack(ev.stream_id):
                         self.h2.acknowledge_received_data(n, ev.stream_id)
@@ -274,13 +289,13 @@ def test_a_stream_whose_window_stays_shut_stalls_alone():
 def test_rapid_reset_gets_goaway_enhance_your_calm_and_others_are_served():
     with Server() as s:
         p = Peer(s.port)
-        for _ in range(400):
-            sid = p.get("/sleep?ms=2000")
-            p.h2.reset_stream(sid, error_code=h2.errors.ErrorCodes.CANCEL)
         try:
+            for _ in range(400):
+                sid = p.get("/sleep?ms=2000")
+                p.h2.reset_stream(sid, error_code=h2.errors.ErrorCodes.CANCEL)
             p.flush()
         except OSError:
-            pass
+            pass  # the server said GOAWAY and closed before we were done
         p.pump(lambda: p.terminated is not None, timeout=10)
         check(p.terminated is not None, "no GOAWAY after 400 resets")
         eq(p.terminated.error_code, h2.errors.ErrorCodes.ENHANCE_YOUR_CALM, "GOAWAY's code")
@@ -374,6 +389,176 @@ def test_graceful_stop_finishes_the_stream_in_flight_then_goaway_and_close():
         check(time.monotonic() - t0 < 3, "exit took %.2f s", time.monotonic() - t0)
         p.close()
 
+
+
+# ------------------------------------------------------------- trailers
+
+def test_trailers_after_a_streamed_body_are_a_headers_frame_with_end_stream():
+    with Server() as s:
+        p = Peer(s.port)
+        sid = p.get("/trailers?n=3")
+        ok = p.pump(lambda: sid in p.ended)
+        check(ok, "the stream did not end")
+        eq(p.status[sid], 200, "status")
+        eq(p.data[sid], b"line 0\nline 1\nline 2\n", "body")
+        eq(p.trailers.get(sid), [("x-checksum", "3"), ("grpc-status", "0")], "trailers")
+        eq(p.ended_by[sid], "trailers", "the frame that ended the stream")
+        # a whole body (wv_res_send) with a trailer, and an empty one
+        a, b = p.get("/trailers-whole"), p.get("/trailers-whole?empty=1")
+        ok = p.pump(lambda: a in p.ended and b in p.ended)
+        check(ok, "the whole-body streams did not end")
+        eq(p.data.get(a), b"whole", "whole body")
+        eq(p.data.get(b), None, "empty body")
+        for sid in (a, b):
+            eq(p.status[sid], 200, "status")
+            eq(p.trailers.get(sid), [("grpc-status", "0")], "trailers of a whole body")
+            eq(p.ended_by[sid], "trailers", "the frame that ended the stream")
+        p.close()
+
+
+def test_a_trailers_only_response_is_one_headers_frame_with_end_stream():
+    with Server() as s:
+        c = socket.create_connection((HOST, s.port), timeout=5)
+        cfg = h2.config.H2Configuration(client_side=True, header_encoding="utf-8")
+        conn = h2.connection.H2Connection(config=cfg)
+        conn.initiate_connection()
+        conn.send_headers(1, [(":method", "GET"), (":path", "/trailers-only"),
+                              (":scheme", "http"), (":authority", "localhost")], end_stream=True)
+        c.sendall(conn.data_to_send())
+        frames, buf = [], b""
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not any(
+                t == 0x1 and sid == 1 and flags & 0x1 for t, flags, sid, _ in frames):
+            got = c.recv(65536)
+            check(got, "the connection closed")
+            buf += got
+            while len(buf) >= 9 and len(buf) >= 9 + int.from_bytes(buf[:3], "big"):
+                n = int.from_bytes(buf[:3], "big")
+                frames.append((buf[3], buf[4], int.from_bytes(buf[5:9], "big") & 0x7fffffff,
+                               buf[9:9 + n]))
+                buf = buf[9 + n:]
+        on1 = [(t, flags) for t, flags, sid, _ in frames if sid == 1]
+        eq(len(on1), 1, "frames on the stream (%r)" % on1)
+        eq(on1[0][0], 0x1, "the frame's type (HEADERS)")
+        check(on1[0][1] & 0x1, "END_STREAM not set on the HEADERS")
+        events = conn.receive_data(b"".join(
+            len(pl).to_bytes(3, "big") + bytes([t, fl]) + sid.to_bytes(4, "big") + pl
+            for t, fl, sid, pl in frames))
+        heads = [dict(ev.headers) for ev in events if isinstance(ev, h2.events.ResponseReceived)]
+        eq(len(heads), 1, "responses")
+        eq((heads[0][":status"], heads[0]["content-type"], heads[0]["grpc-status"],
+            heads[0]["grpc-message"]), ("200", "application/grpc", "5", "not found"), "fields")
+        c.close()
+
+
+def test_http11_chunked_trailers_only_when_te_trailers_was_sent():
+    with Server() as s:
+        with s.conn() as c:
+            r = c.request("GET", "/trailers?n=2", headers=[("TE", "trailers")])
+            eq(r.status, 200, "status")
+            eq(r.framing, "chunked", "framing")
+            eq(r.body, b"line 0\nline 1\n", "body")
+            eq(r.trailers, [("X-Checksum", "2"), ("grpc-status", "0")], "trailers with TE")
+            r = c.request("GET", "/trailers?n=2")
+            eq(r.framing, "chunked", "framing")
+            eq(r.trailers, [], "trailers without TE")
+            r = c.request("GET", "/trailers?n=1", headers=[("TE", "gzip;q=0.5, Trailers")])
+            eq(r.trailers, [("X-Checksum", "1"), ("grpc-status", "0")], "trailers, TE a list")
+            r = c.request("GET", "/trailers-whole", headers=[("TE", "trailers")])
+            eq((r.framing, r.body, r.trailers), ("length", b"whole", []),
+               "a whole body drops them")
+
+
+# ------------------------------------------------------------ cancelling
+
+def cancelled(s):
+    r = subprocess.run(["curl", "-sS", "http://%s:%d/cancelled" % (HOST, s.port)],
+                       capture_output=True, text=True, timeout=10)
+    import json
+    return json.loads(r.stdout)
+
+
+def test_rst_stream_cancels_the_handler_and_the_connection_serves_on():
+    with Server() as s:
+        p = Peer(s.port)
+        t0 = time.monotonic()
+        sid = p.get("/cancellable?ms=10000")
+        p.pump(lambda: False, timeout=0.2)
+        p.h2.reset_stream(sid, error_code=h2.errors.ErrorCodes.CANCEL)
+        p.flush()
+        reset_at_ms = (time.monotonic() - t0) * 1000
+        deadline = time.monotonic() + 3
+        got = cancelled(s)
+        while got["count"] < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+            got = cancelled(s)
+        eq(got["count"], 1, "handlers that saw -ECANCELED")
+        # the handler's sleep ended within 100 ms of the reset leaving us
+        check(got["after_ms"] <= reset_at_ms + 100,
+              "the handler slept %d ms; the reset went at %.0f ms", got["after_ms"], reset_at_ms)
+        other = p.get("/plaintext")
+        ok = p.pump(lambda: other in p.ended)
+        check(ok, "the next stream did not complete")
+        eq((p.status[other], p.data[other]), (200, b"Hello, World!"), "the next stream")
+        check(not p.closed and p.terminated is None, "the connection ended")
+        # a connection that dies cancels its handlers too
+        q = Peer(s.port)
+        q.get("/cancellable?ms=10000")
+        q.pump(lambda: False, timeout=0.2)
+        q.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        q.close()  # an RST on the wire
+        deadline = time.monotonic() + 3
+        while cancelled(s)["count"] < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        eq(cancelled(s)["count"], 2, "handlers cancelled after the connection died")
+        p.close()
+        assert_serving(s)
+
+
+def test_a_client_that_half_closes_gets_whole_requests_answered_then_goaway_at_once():
+    with Server() as s:
+        p = Peer(s.port)
+        whole = p.get("/sleep?ms=300")
+        cut = p.h2.get_next_available_stream_id()
+        p.h2.send_headers(cut, [(":method", "POST"), (":path", "/echo"), (":scheme", "http"),
+                                (":authority", "localhost")], end_stream=False)
+        p.h2.send_data(cut, b"part of a body")
+        p.flush()
+        p.pump(lambda: False, timeout=0.1)
+        p.sock.shutdown(socket.SHUT_WR)
+        t0 = time.monotonic()
+        p.pump(lambda: p.closed, timeout=5)
+        took = time.monotonic() - t0
+        check(p.closed, "the connection stayed open")
+        eq((p.status.get(whole), p.data.get(whole)), (200, b'{"slept":true}'), "the whole request")
+        check(whole in p.ended, "the whole request's stream did not end")
+        eq(p.resets.get(cut), h2.errors.ErrorCodes.CANCEL, "the cut request's reset")
+        check(p.terminated is not None, "no GOAWAY")
+        eq(p.terminated.error_code, h2.errors.ErrorCodes.NO_ERROR, "GOAWAY's code")
+        check(took < 0.8, "closed %.2f s after our EOF", took)
+        p.close()
+        assert_serving(s)
+
+
+def test_a_connection_error_cancels_the_handlers_in_flight():
+    with Server() as s:
+        before = cancelled(s)["count"]
+        p = Peer(s.port)
+        p.get("/cancellable?ms=10000")
+        p.pump(lambda: False, timeout=0.2)
+        t0 = time.monotonic()
+        p.sock.sendall(b"\x00\x00\x04\x63garbage!")  # bad frames, as in the garbage test
+        p.sock.sendall(b"\x00\x00\x08\x07\x00\x00\x00\x00\x01" + b"\x00" * 8)  # GOAWAY on stream 1
+        p.pump(lambda: p.closed, timeout=5)
+        check(p.terminated is not None, "no GOAWAY")
+        eq(p.terminated.error_code, h2.errors.ErrorCodes.PROTOCOL_ERROR, "GOAWAY's code")
+        deadline = time.monotonic() + 3
+        while cancelled(s)["count"] < before + 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        eq(cancelled(s)["count"], before + 1, "handlers cancelled by the connection error")
+        check(time.monotonic() - t0 < 2, "took %.2f s", time.monotonic() - t0)
+        p.close()
+        assert_serving(s)
 
 if __name__ == "__main__":
     try:
