@@ -249,7 +249,8 @@ declare -A samples=() failed=()
 
 # figure NAME UNIT BETTER MODE REQUESTS RPS SERVER...: SERVER... (weave first)
 # take turns, BENCH_ROUNDS runs each; then one BENCH line per anchor: NAME for
-# the first, NAME_<anchor> for the others. A server that fails a run is not
+# h2o (the suite's first anchor, even when it is not run), NAME_<anchor> for
+# the others. A server that fails a run is not
 # run again; its lines fail.
 figure()
 {
@@ -288,7 +289,7 @@ figure()
     for ((i = 1; i < ${#servers[@]}; i++)); do
         s=${servers[$i]}
         lab=$name
-        ((i == 1)) || lab=${name}_$s
+        [[ $s == h2o ]] || lab=${name}_$s
         if [[ -n ${failed[$name.weave]} ]]; then
             bench_fail "$lab" "weave: ${failed[$name.weave]}"
         elif [[ -n ${failed[$name.$s]} ]]; then
