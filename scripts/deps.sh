@@ -117,7 +117,8 @@ BENCH_PACKAGES=(
     python3
     # HTTP load generator (bench/run_http.sh, run_metrics.sh, run_db.sh)
     wrk
-    # the HTTP suite's C anchors (bench/http/nginx.conf.in, h2o.conf.in)
+    # the HTTP and HTTP/2 suites' C anchors (bench/http/nginx.conf.in,
+    # h2o.conf.in; bench/h2/nginx.conf.in, h2o.conf.in)
     nginx h2o
     # FastAPI on uvicorn's fast mode (uvloop + httptools; without them uvicorn
     # falls back to asyncio + h11): the http and db suites' Python anchor
@@ -143,8 +144,9 @@ BENCH_PACKAGES=(
     valgrind
     # c-ares, for the resolver benchmark comparing it with getaddrinfo
     libc-ares-dev
-    # the tls suite (bench/run_tls.sh): h2load for new handshakes, the openssl
-    # command line for certificates and handshake checks
+    # h2load: the tls suite's new handshakes (bench/run_tls.sh) and the h2
+    # suite's load (bench/run_h2.sh); the openssl command line for the tls
+    # suite's certificates and handshake checks
     nghttp2-client openssl
     # the cache suite (bench/run_cache.sh): Redis and redis-benchmark,
     # memcached and memcaslap, hiredis's reader beside our RESP parser, the
