@@ -8,9 +8,10 @@
  * fibers do not run into vm.max_map_count (65530 by default); older kernels
  * fall back to mprotect(PROT_NONE). Freed default stacks go back to the
  * shard's pool; when the shard goes idle, the pages of all but the warmest
- * POOL_WARM (the top of the pool, reused first) are given back to the
- * kernel (MADV_DONTNEED), so a burst of fibers does not pin memory forever
- * and the fibers of a steady load reuse warm stacks.
+ * (the top of the pool, reused first: as many as the shard recently ran
+ * fibers at once, POOL_WARM at least) are given back to the kernel
+ * (MADV_DONTNEED), so a burst of fibers does not pin memory for long and
+ * the fibers of a steady load reuse warm stacks.
  *
  * A fiber's record (struct wv_fiber) lives at the top of its own stack, so a
  * parked fiber costs the pages its stack touched and nothing else.
@@ -167,17 +168,27 @@ static char *pool_take(shard *sh, int *err)
     return lo;
 }
 
-/* Give the pages of idle stacks back to the kernel, all but the warmest
- * POOL_WARM. The pool is a stack (the last freed is the first reused), so
- * the warmest are its top POOL_WARM entries, the ones the next fibers get:
- * those keep their pages, and a shard that runs up to POOL_WARM fibers at
- * a time (a request's, a stream's) reuses them without a page fault. Called
- * when the shard is about to sleep, so a burst of fibers costs no syscalls
- * while it runs. Entries below pool_clean are clean already (given back at
- * an earlier trim, or not handed out since). */
+/* Give the pages of idle stacks back to the kernel, all but the warmest:
+ * as many as the shard ran fibers at once in the last second or two, and
+ * POOL_WARM at least. The pool is a stack (the last freed is the first
+ * reused), so the warmest are its top entries, the ones the next fibers
+ * get: a steady load (a fiber per request, per HTTP/2 stream) reuses them
+ * without a page fault, and a burst's stacks are given back once the
+ * shard has been quieter for a second. Called when the shard is about to
+ * sleep, so a burst of fibers costs no syscalls while it runs. Entries
+ * below pool_clean are clean already (given back at an earlier trim, or
+ * not handed out since). */
 void pool_trim(shard *sh)
 {
-    size_t keep_from = sh->pool_n > POOL_WARM ? sh->pool_n - POOL_WARM : 0;
+    int64_t now = wv_now();
+    if (now - sh->peak_since > 1000 * 1000 * 1000) {
+        sh->fiber_peak_before = sh->fiber_peak;
+        sh->fiber_peak = sh->nfibers;
+        sh->peak_since = now;
+    }
+    int64_t peak = sh->fiber_peak > sh->fiber_peak_before ? sh->fiber_peak : sh->fiber_peak_before;
+    size_t warm = peak > POOL_WARM ? (size_t)peak : POOL_WARM;
+    size_t keep_from = sh->pool_n > warm ? sh->pool_n - warm : 0;
     for (size_t i = sh->pool_clean; i < keep_from; i++)
         madvise(sh->stack_pool[i], wv__rt->stack_size, MADV_DONTNEED);
     if (keep_from > sh->pool_clean)
@@ -480,7 +491,8 @@ wv_fiber *fiber_create(shard *sh, wv_fn *fn, void *arg, const wv_spawn_opts *opt
     if (sh->all)
         sh->all->all_prev = f;
     sh->all = f;
-    sh->nfibers++;
+    if (++sh->nfibers > sh->fiber_peak)
+        sh->fiber_peak = sh->nfibers;
     sched_ready(f);
     return f;
 }

@@ -175,8 +175,11 @@ struct shard {
     int64_t last_heap_trim;   /* wv_now() of the last malloc_trim */
     char **stack_pool;        /* free default-size stacks (their lowest byte) */
     size_t pool_n, pool_cap;
-    size_t pool_clean; /* pool entries below this index hold no pages (trimmed, or unused since) */
-    bool terminating;  /* cancel everything and leave once no fiber lives */
+    size_t pool_clean;  /* pool entries below this index hold no pages (trimmed, or unused since) */
+    int64_t fiber_peak; /* the most fibers alive at once since peak_since */
+    int64_t fiber_peak_before; /* ... in the window before that */
+    int64_t peak_since;        /* when the window began (wv_now) */
+    bool terminating;          /* cancel everything and leave once no fiber lives */
     wv_waitq stop_waiters;
     wv_fiber *dead;         /* a fiber that exited; its stack is recycled once off it */
     wv_pass_hook *deferred; /* wv_pass_hook_queue's queue */
