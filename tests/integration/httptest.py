@@ -221,6 +221,24 @@ def free_port():
     return port
 
 
+def port_block(count):
+    """The first of `count` free loopback ports in a row (RabbitMQ's CLI
+    tools own 35672-35682)."""
+    for base in range(26700, 34000, count + 1):
+        ok = True
+        for p in range(base, base + count):
+            s = socket.socket()
+            try:
+                s.bind(("127.0.0.1", p))
+            except OSError:
+                ok = False
+            finally:
+                s.close()
+        if ok:
+            return base
+    raise RuntimeError("no free ports")
+
+
 def allow_many_fds(n=4096):
     """Raise this process's descriptor limit to n (or the hard limit), for
     tests that hold many connections; servers started after it inherit it."""

@@ -31,7 +31,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,6 +38,7 @@ import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import httptest  # noqa: E402 - the integration tests' runner
+from httptest import port_block  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.environ.get("BUILD_DIR", "build/release")
@@ -57,24 +57,6 @@ except ImportError:
 # the robust connection's reconnect messages are expected here, not news
 logging.getLogger("aio_pika").setLevel(logging.CRITICAL)
 logging.getLogger("aiormq").setLevel(logging.CRITICAL)
-
-
-def port_block(count):
-    """The first of `count` free loopback ports in a row (RabbitMQ's CLI
-    tools own 35672-35682)."""
-    for base in range(26700, 34000, count + 1):
-        ok = True
-        for p in range(base, base + count):
-            s = socket.socket()
-            try:
-                s.bind(("127.0.0.1", p))
-            except OSError:
-                ok = False
-            finally:
-                s.close()
-        if ok:
-            return base
-    raise RuntimeError("no free ports")
 
 
 def parse_fields(text):

@@ -14,13 +14,13 @@ reply-to queue with its correlation id.
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import httptest  # noqa: E402 - the integration tests' runner
+from httptest import port_block  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.environ.get("BUILD_DIR", "build/release")
@@ -35,24 +35,6 @@ except ImportError:
           "scripts/deps.sh test)")
     print("0 passed, 1 failed")
     sys.exit(1)
-
-
-def port_block(count):
-    """The first of `count` free loopback ports in a row (RabbitMQ's CLI
-    tools own 35672-35682)."""
-    for base in range(26700, 34000, count + 1):
-        ok = True
-        for p in range(base, base + count):
-            s = socket.socket()
-            try:
-                s.bind(("127.0.0.1", p))
-            except OSError:
-                ok = False
-            finally:
-                s.close()
-        if ok:
-            return base
-    raise RuntimeError("no free ports")
 
 
 def text(v):
