@@ -120,6 +120,14 @@ struct wv_amqp_channel {
     wv_amqp_consumer *consumers;
     uint16_t prefetch;
     bool reopen_wanted; /* closed by the broker with consumers: reopen soon */
+    /* a channel.open whose caller left before the answer (its deadline):
+     * the broker opens the channel all the same, so nobody may send
+     * another (RabbitMQ would close the connection: 504 "second
+     * 'channel.open'"); the next opening waits for that answer and takes
+     * the channel as open */
+    bool open_pending;  /* sent, abandoned, not answered yet */
+    bool open_orphaned; /* answered open-ok; the rest of the opening not done */
+    wv_event open_answered;
     amqp_assembly as;
 };
 

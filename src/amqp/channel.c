@@ -55,6 +55,11 @@ static void rpc_finish(wv_amqp_channel *ch, amqp_rpc *r, int rc, const char *msg
         wv_event_set(&r->ev);
         return;
     }
+    if (r->want[0] == AMQP_CHANNEL_OPEN_OK_METHOD && ch->open_pending) {
+        ch->open_pending = false;
+        ch->open_orphaned = rc == 0; /* the broker has it open */
+        wv_event_set(&ch->open_answered);
+    }
     /* nobody waits: a basic.get's message goes back to its queue */
     if (r->reply.msg) {
         ((amqp_msg_priv *)r->reply.msg->priv_)->no_ack = r->get_no_ack;
@@ -140,11 +145,23 @@ int amqp_chan_rpc(wv_amqp_channel *ch, uint32_t id, void *method, uint32_t want0
 int amqp_chan_open_wire(wv_amqp_channel *ch)
 {
     memset(&ch->as, 0, sizeof ch->as);
-    amqp_channel_open_t open = {0};
-    int rc =
-        amqp_chan_rpc(ch, AMQP_CHANNEL_OPEN_METHOD, &open, AMQP_CHANNEL_OPEN_OK_METHOD, 0, NULL);
-    if (rc < 0)
-        return rc;
+    int rc;
+    while (ch->open_pending) { /* an earlier caller's open: its answer first */
+        wv_event_clear(&ch->open_answered);
+        if ((rc = wv_event_wait(&ch->open_answered)) < 0)
+            return wv_fail(rc, "AMQP: channel %u: waiting for its opening (%s)", ch->id,
+                           wv_strerror(rc));
+    }
+    if (!ch->open_orphaned) {
+        amqp_channel_open_t open = {0};
+        rc = amqp_chan_rpc(ch, AMQP_CHANNEL_OPEN_METHOD, &open, AMQP_CHANNEL_OPEN_OK_METHOD, 0,
+                           NULL);
+        if ((rc == -ETIMEDOUT || rc == -ECANCELED) && ch->conn && amqp_conn_live(ch->conn))
+            ch->open_pending = true; /* abandoned: the broker answers all the same */
+        if (rc < 0)
+            return rc;
+    }
+    ch->open_orphaned = false;
     /* the state changes before anything else is sent, so a publish made
      * from now on is behind confirm.select on the wire */
     ch->state = CH_OPEN;
@@ -215,6 +232,8 @@ void amqp_chan_lost(wv_amqp_channel *ch, int rc, const char *msg, bool connectio
         wv_amqp_msg_free(ch->as.msg);
     memset(&ch->as, 0, sizeof ch->as);
     amqp_chan_fail_calls(ch, rc, msg);
+    ch->open_pending = ch->open_orphaned = false; /* the broker's channel is gone too */
+    wv_event_set(&ch->open_answered);
     bool keep = connection_lost && ch->conn && ch->conn->opts.republish;
     amqp_confirm_fail_all(ch, rc, msg, keep);
     for (wv_amqp_consumer *co = ch->consumers; co; co = co->next) {

@@ -623,6 +623,40 @@ static void test_amqp_a_call_past_its_deadline_is_abandoned_not_misrouted(void *
     run_conn(url, NULL, abandoned_body, NULL);
 }
 
+/* A channel the broker closed is opened again by the next call; when that
+ * call's deadline passes with the channel.open sent, the broker opens the
+ * channel all the same. The call after must not send a second channel.open
+ * (RabbitMQ answers it by closing the whole connection, 504 CHANNEL_ERROR):
+ * it takes the channel as open once the answer is in. */
+static int reopen_abandoned_body(wv_amqp *c, wv_amqp_channel *ch, void *arg)
+{
+    const char *q = NAME("reopen-abandoned");
+    REQUIRE_EQ(declare_queue(ch, q), 0);
+    wv_amqp_stats before;
+    wv_amqp_stats_get(c, &before);
+    CHECK_EQ(wv_amqp_publish(ch, NAME("no-such-exchange"), q, WV_STR("lost"), NULL), -ENOENT);
+    int64_t old = wv_deadline_set(wv_after_ms(-1000));
+    CHECK_EQ(wv_amqp_publish(ch, "", q, WV_STR("late"), NULL), -ETIMEDOUT);
+    wv_deadline_set(old);
+    CHECK_EQ(wv_amqp_publish(ch, "", q, WV_STR("after"), NULL), 0);
+    wv_amqp_stats after;
+    wv_amqp_stats_get(c, &after);
+    CHECK_EQ(after.reconnects, before.reconnects); /* the connection stayed */
+    CHECK(wv_amqp_connected(c));
+    wv_amqp_msg *m = NULL;
+    REQUIRE_EQ(get_within(ch, q, true, &m, 2000), 1);
+    CHECK(wv_str_eq(m->body, WV_STR("after")));
+    wv_amqp_msg_free(m);
+    CHECK_EQ(wv_amqp_queue_delete(ch, q, false, false, NULL), 0);
+    return 0;
+}
+
+static void
+test_amqp_a_reopening_abandoned_at_its_deadline_does_not_cost_the_connection(void **state)
+{
+    run_conn(url, NULL, reopen_abandoned_body, NULL);
+}
+
 /* ------------------------------------------------------------ consuming */
 
 static int fill(wv_amqp_channel *ch, const char *q, int n)
@@ -1694,6 +1728,8 @@ int main(void)
         cmocka_unit_test(test_amqp_exchanges_queues_bindings_ttl_dead_letters_and_quorum_queues),
         cmocka_unit_test(test_amqp_fifty_fibers_share_one_channel_each_getting_its_own_answers),
         cmocka_unit_test(test_amqp_a_call_past_its_deadline_is_abandoned_not_misrouted),
+        cmocka_unit_test(
+            test_amqp_a_reopening_abandoned_at_its_deadline_does_not_cost_the_connection),
         cmocka_unit_test(test_amqp_prefetch_limits_the_unacked_messages_a_consumer_gets),
         cmocka_unit_test(test_amqp_nack_with_requeue_redelivers_and_reject_without_drops),
         cmocka_unit_test(test_amqp_consumers_work_in_chan_select_with_a_deadline),
