@@ -210,17 +210,10 @@ static int amqp_bus_recv(wv_bus_sub *s_, wv_bus_msg *m, int64_t at)
 {
     amqp_sub *s = (amqp_sub *)s_;
     wv_amqp_msg *am = NULL;
-    char none;
-    wv_select_case cases[] = {
-        {.chan = s->stop, .op = WV_RECV, .elem = &none},
-        {.chan = wv_amqp_consumer_chan(s->co), .op = WV_RECV, .elem = &am},
-    };
-    int i = wv_chan_select(cases, 2, at);
-    if (i < 0)
-        return i;
-    if (i == 0)
-        return wv_fail(-EPIPE, "the subscription was stopped");
-    if (cases[1].result < 0)
+    int rc = bus_recv_or_stop(s->stop, wv_amqp_consumer_chan(s->co), &am, at);
+    if (rc < 0)
+        return rc;
+    if (rc == 1)
         return wv_fail(-EPIPE, "%s",
                        wv_amqp_consumer_cancelled(s->co)
                            ? "RabbitMQ cancelled the subscription (its queue was deleted?)"
@@ -289,6 +282,11 @@ static void amqp_bus_sub_stop(wv_bus_sub *s)
     wv_chan_close(((amqp_sub *)s)->stop);
 }
 
+static void free_msg(void *m)
+{
+    wv_amqp_msg_free(m);
+}
+
 static void amqp_bus_unsubscribe(wv_bus_sub *s_)
 {
     amqp_sub *s = (amqp_sub *)s_;
@@ -296,12 +294,7 @@ static void amqp_bus_unsubscribe(wv_bus_sub *s_)
      * nobody acked; the messages held here are then only freed */
     wv_amqp_channel_close(s->ch);
     wv_amqp_consumer_free(s->co);
-    while (s->held) {
-        bus_held *hd = s->held;
-        s->held = hd->next;
-        wv_amqp_msg_free(hd->m);
-        free(hd);
-    }
+    bus_held_drain(&s->held, free_msg);
     wv_chan_free(s->stop);
     free(s);
 }

@@ -165,6 +165,31 @@ bus_held *bus_held_take(bus_held **list, wv_bus_msg *m)
     return NULL;
 }
 
+void bus_held_drain(bus_held **list, void (*free_msg)(void *m))
+{
+    while (*list) {
+        bus_held *h = *list;
+        *list = h->next;
+        free_msg(h->m);
+        free(h);
+    }
+}
+
+int bus_recv_or_stop(wv_chan *stop, wv_chan *msgs, void *elem, int64_t at)
+{
+    char none;
+    wv_select_case cases[] = {
+        {.chan = stop, .op = WV_RECV, .elem = &none},
+        {.chan = msgs, .op = WV_RECV, .elem = elem},
+    };
+    int i = wv_chan_select(cases, 2, at);
+    if (i < 0)
+        return i;
+    if (i == 0)
+        return wv_fail(-EPIPE, "the subscription was stopped");
+    return cases[1].result < 0 ? 1 : 0;
+}
+
 int64_t bus_wall_ms(void)
 {
     struct timespec ts;

@@ -64,6 +64,16 @@ bus_held *bus_held_push(bus_held **list, void *m);
  * already, or another subscription's). The caller frees it. */
 bus_held *bus_held_take(bus_held **list, wv_bus_msg *m);
 
+/* The broker backends' receive: wait until `at` for an element of msgs
+ * (a client's message pointer, into *elem) or for stop to be closed
+ * (wv_bus_sub_stop). 0 with *elem set; 1 when msgs was closed (the
+ * client's consumer ended: the caller says why); -EPIPE when stopped;
+ * -ETIMEDOUT, -ECANCELED. */
+int bus_recv_or_stop(wv_chan *stop, wv_chan *msgs, void *elem, int64_t at);
+
+/* Free every entry of *list and its message with free_msg. */
+void bus_held_drain(bus_held **list, void (*free_msg)(void *m));
+
 /* A wall-clock time in milliseconds as a time on wv_now()'s clock. */
 int64_t bus_wall_ms_to_now(int64_t wall_ms);
 

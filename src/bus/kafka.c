@@ -221,17 +221,10 @@ static int kafka_bus_recv(wv_bus_sub *s_, wv_bus_msg *m, int64_t at)
     kafka_sub *s = (kafka_sub *)s_;
     for (;;) {
         wv_kafka_msg *km = NULL;
-        char none;
-        wv_select_case cases[] = {
-            {.chan = s->stop, .op = WV_RECV, .elem = &none},
-            {.chan = wv_kafka_consumer_chan(s->c), .op = WV_RECV, .elem = &km},
-        };
-        int i = wv_chan_select(cases, 2, at);
-        if (i < 0)
-            return i;
-        if (i == 0)
-            return wv_fail(-EPIPE, "the subscription was stopped");
-        if (cases[1].result < 0)
+        int got = bus_recv_or_stop(s->stop, wv_kafka_consumer_chan(s->c), &km, at);
+        if (got < 0)
+            return got;
+        if (got == 1)
             return wv_fail(-EPIPE, "the subscription's Kafka consumer has ended");
         int rc = wv_kafka_msg_check(km);
         if (rc < 0) {
@@ -331,6 +324,11 @@ static void kafka_bus_sub_stop(wv_bus_sub *s)
     wv_chan_close(((kafka_sub *)s)->stop);
 }
 
+static void free_msg(void *m)
+{
+    wv_kafka_msg_free(m); /* unacked: read again by the group */
+}
+
 typedef struct goodbye {
     wv_kafka_consumer *c;
     wv_event done;
@@ -353,12 +351,7 @@ static void kafka_bus_unsubscribe(wv_bus_sub *s_)
     kafka_sub *s = (kafka_sub *)s_;
     /* messages held and not acked stay uncommitted: the group reads them
      * again (their partitions go to the other members now) */
-    while (s->held) {
-        bus_held *hd = s->held;
-        s->held = hd->next;
-        wv_kafka_msg_free(hd->m);
-        free(hd);
-    }
+    bus_held_drain(&s->held, free_msg);
     /* the goodbye (commit, leave the group) in a fiber of its own, so that
      * a caller being cancelled (a stopping service) still commits what was
      * acked; within 5 s: one cut short only makes the group wait for the
