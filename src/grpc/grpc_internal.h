@@ -32,29 +32,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "weave/grpc.h"
+
 #pragma GCC visibility push(hidden)
 
 /* ------------------------------------------------------------ status codes */
 
-typedef enum grpc_code {
-    GRPC_OK = 0,
-    GRPC_CANCELLED = 1,
-    GRPC_UNKNOWN = 2,
-    GRPC_INVALID_ARGUMENT = 3,
-    GRPC_DEADLINE_EXCEEDED = 4,
-    GRPC_NOT_FOUND = 5,
-    GRPC_ALREADY_EXISTS = 6,
-    GRPC_PERMISSION_DENIED = 7,
-    GRPC_RESOURCE_EXHAUSTED = 8,
-    GRPC_FAILED_PRECONDITION = 9,
-    GRPC_ABORTED = 10,
-    GRPC_OUT_OF_RANGE = 11,
-    GRPC_UNIMPLEMENTED = 12,
-    GRPC_INTERNAL = 13,
-    GRPC_UNAVAILABLE = 14,
-    GRPC_DATA_LOSS = 15,
-    GRPC_UNAUTHENTICATED = 16,
-} grpc_code;
+/* The codes are weave/grpc.h's wv_grpc_code (WV_GRPC_OK ... WV_GRPC_UNAUTHENTICATED). */
+typedef wv_grpc_code grpc_code;
 
 #define GRPC_CODE_COUNT 17
 
@@ -67,7 +52,7 @@ int grpc_code_from_name(const char *s, size_t n);
 
 /*
  * A grpc-status header value: 1 to 3 ASCII digits, no sign or spaces. A
- * number that is not one of the 17 codes is GRPC_UNKNOWN (the spec's rule
+ * number that is not one of the 17 codes is WV_GRPC_UNKNOWN (the spec's rule
  * for codes a client does not know). -EINVAL when s is not such a number.
  */
 int grpc_status_parse(const char *s, size_t n);

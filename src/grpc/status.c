@@ -52,7 +52,7 @@ int grpc_status_parse(const char *s, size_t n)
             return -EINVAL;
         v = v * 10 + (s[i] - '0');
     }
-    return v < GRPC_CODE_COUNT ? v : GRPC_UNKNOWN;
+    return v < GRPC_CODE_COUNT ? v : WV_GRPC_UNKNOWN;
 }
 
 /* Each code's errnos; the first is what grpc_code_to_errno returns. */
@@ -60,24 +60,25 @@ static const struct {
     int code;
     int errnos[12];
 } errno_table[] = {
-    {GRPC_CANCELLED, {ECANCELED}},
-    {GRPC_UNKNOWN, {EREMOTEIO, EIO}},
-    {GRPC_INVALID_ARGUMENT, {EINVAL, EDOM, EILSEQ}},
-    {GRPC_DEADLINE_EXCEEDED, {ETIMEDOUT}},
-    {GRPC_NOT_FOUND, {ENOENT, ESRCH}},
-    {GRPC_ALREADY_EXISTS, {EEXIST}},
-    {GRPC_PERMISSION_DENIED, {EACCES, EPERM}},
-    {GRPC_RESOURCE_EXHAUSTED, {ENOSPC, ENOMEM, EMSGSIZE, E2BIG, ENOBUFS, EMFILE, ENFILE, EDQUOT}},
-    {GRPC_FAILED_PRECONDITION, {EBUSY, ENOTEMPTY, EISDIR, ENOTDIR, EALREADY}},
-    {GRPC_ABORTED, {EDEADLK}},
-    {GRPC_OUT_OF_RANGE, {ERANGE, EOVERFLOW}},
-    {GRPC_UNIMPLEMENTED, {ENOSYS, ENOTSUP, EPROTONOSUPPORT}},
-    {GRPC_INTERNAL, {EPROTO, EBADMSG, EFAULT}},
-    {GRPC_UNAVAILABLE,
+    {WV_GRPC_CANCELLED, {ECANCELED}},
+    {WV_GRPC_UNKNOWN, {EREMOTEIO, EIO}},
+    {WV_GRPC_INVALID_ARGUMENT, {EINVAL, EDOM, EILSEQ}},
+    {WV_GRPC_DEADLINE_EXCEEDED, {ETIMEDOUT}},
+    {WV_GRPC_NOT_FOUND, {ENOENT, ESRCH}},
+    {WV_GRPC_ALREADY_EXISTS, {EEXIST}},
+    {WV_GRPC_PERMISSION_DENIED, {EACCES, EPERM}},
+    {WV_GRPC_RESOURCE_EXHAUSTED,
+     {ENOSPC, ENOMEM, EMSGSIZE, E2BIG, ENOBUFS, EMFILE, ENFILE, EDQUOT}},
+    {WV_GRPC_FAILED_PRECONDITION, {EBUSY, ENOTEMPTY, EISDIR, ENOTDIR, EALREADY}},
+    {WV_GRPC_ABORTED, {EDEADLK}},
+    {WV_GRPC_OUT_OF_RANGE, {ERANGE, EOVERFLOW}},
+    {WV_GRPC_UNIMPLEMENTED, {ENOSYS, ENOTSUP, EPROTONOSUPPORT}},
+    {WV_GRPC_INTERNAL, {EPROTO, EBADMSG, EFAULT}},
+    {WV_GRPC_UNAVAILABLE,
      {EAGAIN, ECONNREFUSED, ECONNRESET, ECONNABORTED, EPIPE, ENOTCONN, ESHUTDOWN, EHOSTUNREACH,
       EHOSTDOWN, ENETUNREACH, ENETDOWN, ENETRESET}},
-    {GRPC_DATA_LOSS, {EUCLEAN}},
-    {GRPC_UNAUTHENTICATED, {EKEYREJECTED, EKEYEXPIRED}},
+    {WV_GRPC_DATA_LOSS, {EUCLEAN}},
+    {WV_GRPC_UNAUTHENTICATED, {EKEYREJECTED, EKEYEXPIRED}},
 };
 
 #define ERRNO_TABLE_LEN (sizeof errno_table / sizeof errno_table[0])
@@ -85,19 +86,19 @@ static const struct {
 int grpc_code_from_errno(int err)
 {
     if (err == 0)
-        return GRPC_OK;
+        return WV_GRPC_OK;
     if (err > 0)
-        return GRPC_UNKNOWN;
+        return WV_GRPC_UNKNOWN;
     for (size_t i = 0; i < ERRNO_TABLE_LEN; i++)
         for (size_t j = 0; j < 12 && errno_table[i].errnos[j]; j++)
             if (-errno_table[i].errnos[j] == err)
                 return errno_table[i].code;
-    return GRPC_UNKNOWN;
+    return WV_GRPC_UNKNOWN;
 }
 
 int grpc_code_to_errno(int code)
 {
-    if (code == GRPC_OK)
+    if (code == WV_GRPC_OK)
         return 0;
     for (size_t i = 0; i < ERRNO_TABLE_LEN; i++)
         if (errno_table[i].code == code)
@@ -109,20 +110,20 @@ int grpc_code_from_http_status(int http_status)
 {
     switch (http_status) {
     case 400:
-        return GRPC_INTERNAL;
+        return WV_GRPC_INTERNAL;
     case 401:
-        return GRPC_UNAUTHENTICATED;
+        return WV_GRPC_UNAUTHENTICATED;
     case 403:
-        return GRPC_PERMISSION_DENIED;
+        return WV_GRPC_PERMISSION_DENIED;
     case 404:
-        return GRPC_UNIMPLEMENTED;
+        return WV_GRPC_UNIMPLEMENTED;
     case 429:
     case 502:
     case 503:
     case 504:
-        return GRPC_UNAVAILABLE;
+        return WV_GRPC_UNAVAILABLE;
     default:
-        return GRPC_UNKNOWN;
+        return WV_GRPC_UNKNOWN;
     }
 }
 

@@ -39,11 +39,11 @@ static void test_the_17_codes_have_their_canonical_names_and_numbers(void **stat
         assert_string_equal(grpc_code_name(c), names[c]);
         assert_int_equal(grpc_code_from_name(names[c], strlen(names[c])), c);
     }
-    assert_int_equal(GRPC_DEADLINE_EXCEEDED, 4);
-    assert_int_equal(GRPC_RESOURCE_EXHAUSTED, 8);
-    assert_int_equal(GRPC_UNIMPLEMENTED, 12);
-    assert_int_equal(GRPC_UNAVAILABLE, 14);
-    assert_int_equal(GRPC_UNAUTHENTICATED, 16);
+    assert_int_equal(WV_GRPC_DEADLINE_EXCEEDED, 4);
+    assert_int_equal(WV_GRPC_RESOURCE_EXHAUSTED, 8);
+    assert_int_equal(WV_GRPC_UNIMPLEMENTED, 12);
+    assert_int_equal(WV_GRPC_UNAVAILABLE, 14);
+    assert_int_equal(WV_GRPC_UNAUTHENTICATED, 16);
 }
 
 static void test_numbers_and_names_outside_the_17_are_refused(void **state)
@@ -58,11 +58,11 @@ static void test_numbers_and_names_outside_the_17_are_refused(void **state)
 
 static void test_grpc_status_values_parse_and_unknown_numbers_are_unknown(void **state)
 {
-    assert_int_equal(grpc_status_parse("0", 1), GRPC_OK);
-    assert_int_equal(grpc_status_parse("4", 1), GRPC_DEADLINE_EXCEEDED);
-    assert_int_equal(grpc_status_parse("16", 2), GRPC_UNAUTHENTICATED);
-    assert_int_equal(grpc_status_parse("17", 2), GRPC_UNKNOWN);
-    assert_int_equal(grpc_status_parse("999", 3), GRPC_UNKNOWN);
+    assert_int_equal(grpc_status_parse("0", 1), WV_GRPC_OK);
+    assert_int_equal(grpc_status_parse("4", 1), WV_GRPC_DEADLINE_EXCEEDED);
+    assert_int_equal(grpc_status_parse("16", 2), WV_GRPC_UNAUTHENTICATED);
+    assert_int_equal(grpc_status_parse("17", 2), WV_GRPC_UNKNOWN);
+    assert_int_equal(grpc_status_parse("999", 3), WV_GRPC_UNKNOWN);
     static const char *const bad[] = {"", "-1", "+1", " 1", "1 ", "1000", "x", "1x", "0x1"};
     for (size_t i = 0; i < ARRAY_LEN(bad); i++)
         assert_int_equal(grpc_status_parse(bad[i], strlen(bad[i])), -EINVAL);
@@ -73,39 +73,39 @@ static void test_errno_values_map_to_codes(void **state)
     static const struct {
         int err, code;
     } table[] = {
-        {0, GRPC_OK},
-        {-ETIMEDOUT, GRPC_DEADLINE_EXCEEDED},
-        {-ECANCELED, GRPC_CANCELLED},
-        {-ENOENT, GRPC_NOT_FOUND},
-        {-EEXIST, GRPC_ALREADY_EXISTS},
-        {-EINVAL, GRPC_INVALID_ARGUMENT},
-        {-EACCES, GRPC_PERMISSION_DENIED},
-        {-EPERM, GRPC_PERMISSION_DENIED},
-        {-ECONNREFUSED, GRPC_UNAVAILABLE},
-        {-ECONNRESET, GRPC_UNAVAILABLE},
-        {-EHOSTUNREACH, GRPC_UNAVAILABLE},
-        {-EPIPE, GRPC_UNAVAILABLE},
-        {-EAGAIN, GRPC_UNAVAILABLE},
-        {-ENOMEM, GRPC_RESOURCE_EXHAUSTED},
-        {-EMSGSIZE, GRPC_RESOURCE_EXHAUSTED},
-        {-ENOSPC, GRPC_RESOURCE_EXHAUSTED},
-        {-EBUSY, GRPC_FAILED_PRECONDITION},
-        {-ENOTEMPTY, GRPC_FAILED_PRECONDITION},
-        {-EDEADLK, GRPC_ABORTED},
-        {-ERANGE, GRPC_OUT_OF_RANGE},
-        {-ENOSYS, GRPC_UNIMPLEMENTED},
-        {-ENOTSUP, GRPC_UNIMPLEMENTED},
-        {-EOPNOTSUPP, GRPC_UNIMPLEMENTED},
-        {-EPROTO, GRPC_INTERNAL},
-        {-EBADMSG, GRPC_INTERNAL},
-        {-EUCLEAN, GRPC_DATA_LOSS},
-        {-EKEYREJECTED, GRPC_UNAUTHENTICATED},
-        {-EIO, GRPC_UNKNOWN},
-        {-EREMOTEIO, GRPC_UNKNOWN},
-        {-EXDEV, GRPC_UNKNOWN},  /* not in the table */
-        {-100000, GRPC_UNKNOWN}, /* not an errno at all */
-        {1, GRPC_UNKNOWN},       /* positive: never an error weave returns */
-        {INT32_MIN, GRPC_UNKNOWN},
+        {0, WV_GRPC_OK},
+        {-ETIMEDOUT, WV_GRPC_DEADLINE_EXCEEDED},
+        {-ECANCELED, WV_GRPC_CANCELLED},
+        {-ENOENT, WV_GRPC_NOT_FOUND},
+        {-EEXIST, WV_GRPC_ALREADY_EXISTS},
+        {-EINVAL, WV_GRPC_INVALID_ARGUMENT},
+        {-EACCES, WV_GRPC_PERMISSION_DENIED},
+        {-EPERM, WV_GRPC_PERMISSION_DENIED},
+        {-ECONNREFUSED, WV_GRPC_UNAVAILABLE},
+        {-ECONNRESET, WV_GRPC_UNAVAILABLE},
+        {-EHOSTUNREACH, WV_GRPC_UNAVAILABLE},
+        {-EPIPE, WV_GRPC_UNAVAILABLE},
+        {-EAGAIN, WV_GRPC_UNAVAILABLE},
+        {-ENOMEM, WV_GRPC_RESOURCE_EXHAUSTED},
+        {-EMSGSIZE, WV_GRPC_RESOURCE_EXHAUSTED},
+        {-ENOSPC, WV_GRPC_RESOURCE_EXHAUSTED},
+        {-EBUSY, WV_GRPC_FAILED_PRECONDITION},
+        {-ENOTEMPTY, WV_GRPC_FAILED_PRECONDITION},
+        {-EDEADLK, WV_GRPC_ABORTED},
+        {-ERANGE, WV_GRPC_OUT_OF_RANGE},
+        {-ENOSYS, WV_GRPC_UNIMPLEMENTED},
+        {-ENOTSUP, WV_GRPC_UNIMPLEMENTED},
+        {-EOPNOTSUPP, WV_GRPC_UNIMPLEMENTED},
+        {-EPROTO, WV_GRPC_INTERNAL},
+        {-EBADMSG, WV_GRPC_INTERNAL},
+        {-EUCLEAN, WV_GRPC_DATA_LOSS},
+        {-EKEYREJECTED, WV_GRPC_UNAUTHENTICATED},
+        {-EIO, WV_GRPC_UNKNOWN},
+        {-EREMOTEIO, WV_GRPC_UNKNOWN},
+        {-EXDEV, WV_GRPC_UNKNOWN},  /* not in the table */
+        {-100000, WV_GRPC_UNKNOWN}, /* not an errno at all */
+        {1, WV_GRPC_UNKNOWN},       /* positive: never an error weave returns */
+        {INT32_MIN, WV_GRPC_UNKNOWN},
     };
     for (size_t i = 0; i < ARRAY_LEN(table); i++)
         if (grpc_code_from_errno(table[i].err) != table[i].code)
@@ -118,15 +118,15 @@ static void test_every_code_maps_to_an_errno_that_maps_back(void **state)
 {
     for (int c = 0; c < GRPC_CODE_COUNT; c++) {
         int err = grpc_code_to_errno(c);
-        assert_true(c == GRPC_OK ? err == 0 : err < 0);
+        assert_true(c == WV_GRPC_OK ? err == 0 : err < 0);
         if (grpc_code_from_errno(err) != c)
             fail_msg("%s -> %d -> %s", grpc_code_name(c), err,
                      grpc_code_name(grpc_code_from_errno(err)));
     }
-    assert_int_equal(grpc_code_to_errno(GRPC_DEADLINE_EXCEEDED), -ETIMEDOUT);
-    assert_int_equal(grpc_code_to_errno(GRPC_CANCELLED), -ECANCELED);
-    assert_int_equal(grpc_code_to_errno(GRPC_NOT_FOUND), -ENOENT);
-    assert_int_equal(grpc_code_to_errno(GRPC_UNAVAILABLE), -EAGAIN);
+    assert_int_equal(grpc_code_to_errno(WV_GRPC_DEADLINE_EXCEEDED), -ETIMEDOUT);
+    assert_int_equal(grpc_code_to_errno(WV_GRPC_CANCELLED), -ECANCELED);
+    assert_int_equal(grpc_code_to_errno(WV_GRPC_NOT_FOUND), -ENOENT);
+    assert_int_equal(grpc_code_to_errno(WV_GRPC_UNAVAILABLE), -EAGAIN);
     assert_int_equal(grpc_code_to_errno(17), -EREMOTEIO);
     assert_int_equal(grpc_code_to_errno(-1), -EREMOTEIO);
 }
@@ -136,11 +136,21 @@ static void test_http_status_without_grpc_status_maps_by_the_spec_table(void **s
     static const struct {
         int http, code;
     } table[] = {
-        {400, GRPC_INTERNAL},      {401, GRPC_UNAUTHENTICATED}, {403, GRPC_PERMISSION_DENIED},
-        {404, GRPC_UNIMPLEMENTED}, {429, GRPC_UNAVAILABLE},     {502, GRPC_UNAVAILABLE},
-        {503, GRPC_UNAVAILABLE},   {504, GRPC_UNAVAILABLE},     {200, GRPC_UNKNOWN},
-        {500, GRPC_UNKNOWN},       {501, GRPC_UNKNOWN},         {405, GRPC_UNKNOWN},
-        {408, GRPC_UNKNOWN},       {302, GRPC_UNKNOWN},         {0, GRPC_UNKNOWN},
+        {400, WV_GRPC_INTERNAL},
+        {401, WV_GRPC_UNAUTHENTICATED},
+        {403, WV_GRPC_PERMISSION_DENIED},
+        {404, WV_GRPC_UNIMPLEMENTED},
+        {429, WV_GRPC_UNAVAILABLE},
+        {502, WV_GRPC_UNAVAILABLE},
+        {503, WV_GRPC_UNAVAILABLE},
+        {504, WV_GRPC_UNAVAILABLE},
+        {200, WV_GRPC_UNKNOWN},
+        {500, WV_GRPC_UNKNOWN},
+        {501, WV_GRPC_UNKNOWN},
+        {405, WV_GRPC_UNKNOWN},
+        {408, WV_GRPC_UNKNOWN},
+        {302, WV_GRPC_UNKNOWN},
+        {0, WV_GRPC_UNKNOWN},
     };
     for (size_t i = 0; i < ARRAY_LEN(table); i++)
         if (grpc_code_from_http_status(table[i].http) != table[i].code)
@@ -149,7 +159,7 @@ static void test_http_status_without_grpc_status_maps_by_the_spec_table(void **s
     /* and nothing else in 100..599 is mapped to a code other than UNKNOWN */
     int mapped = 0;
     for (int s = 100; s < 600; s++)
-        mapped += grpc_code_from_http_status(s) != GRPC_UNKNOWN;
+        mapped += grpc_code_from_http_status(s) != WV_GRPC_UNKNOWN;
     assert_int_equal(mapped, 8);
 }
 
