@@ -88,7 +88,7 @@ test: deps-test
 # The chapter's service on http://localhost:8000 (PORT, --help for the rest).
 run: deps build
 	@echo "running build/release/chapter13 (Ctrl-C stops it)"
-	./build/release/chapter13 --web-dir examples/chapter13/web/dist
+	./build/release/chapter13 --web-dir examples/chapter13/web/dist --grpc-port 50051
 
 bench: deps-bench build
 	@found=0; \

@@ -22,6 +22,8 @@ void s13_5_1_websockets(wv_app *app);         /* WS /ws, /ws/echo, /ws/chat */
 void s13_5_2_frontend(wv_app *app);           /* the React page at /, CORS */
 void s13_6_1_rest_options(wv_app *app);       /* --downstream-url, --downstream-timeout-ms */
 void s13_6_1_rest(wv_app *app);               /* GET /data, POST /echo, GET /proxy/data */
+void s13_6_2_grpc_options(wv_app *app);       /* --grpc-port */
+void s13_6_2_grpc(wv_app *app);               /* MyService.SayHello on --grpc-port */
 void s13_7_cloud_options(wv_app *app);        /* --s3-bucket, --files-dir, --files-max-bytes */
 void s13_7_cloud(wv_app *app);                /* POST, GET /files; GET, DELETE /files/{name} */
 void s13_9_caching_options(wv_app *app);      /* --cache-url, --redis-url, --memcached-servers */

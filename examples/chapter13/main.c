@@ -22,6 +22,7 @@ int main(int argc, char **argv)
     s13_4_messaging_options(app);
     s13_5_1_websockets_options(app);
     s13_6_1_rest_options(app);
+    s13_6_2_grpc_options(app);
     s13_7_cloud_options(app);
     s13_9_caching_options(app);
     s13_10_events_options(app);
@@ -33,6 +34,7 @@ int main(int argc, char **argv)
     s13_4_messaging(app);
     s13_5_1_websockets(app);
     s13_6_1_rest(app);
+    s13_6_2_grpc(app);
     s13_7_cloud(app);
     s13_9_caching(app);
     s13_10_events(app);

@@ -77,6 +77,18 @@ bool wv_app_bool(wv_app *app, const char *name);
 /* The app's router: add routes, groups and middleware to it. */
 wv_router *wv_app_router(wv_app *app);
 
+/*
+ * Serve another port beside the main one, with a router of its own (a
+ * gRPC service on its own port, as the chapter's --grpc-port): the same
+ * host, TLS certificate (with h2 by ALPN), access log, drain and client
+ * handles (wv_req_db works in its handlers) as the main server, started
+ * before it and stopped with it; the banner shows it as `name`. port 0
+ * takes any free port. A port that cannot be bound stops the start.
+ * Returns the router to add routes to (freed with the app), or NULL
+ * (-EINVAL in wv_errmsg, or out of memory).
+ */
+wv_router *wv_app_listen(wv_app *app, const char *name, int port);
+
 /* A readiness check for /readyz: 0 when ready, else a negative errno with
  * wv_errmsg() saying why. Runs in the request's fiber, on any shard. */
 typedef int wv_ready_fn(void *arg);

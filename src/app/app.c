@@ -41,6 +41,15 @@ typedef struct backend {
     struct backend *next;
 } backend;
 
+/* Another port the app serves, with its own router (wv_app_listen). */
+typedef struct listener {
+    char *name;
+    int port, bound, rc;
+    wv_router *router;
+    wv_event ready;
+    struct listener *next;
+} listener;
+
 /* A client the app owns: one handle per shard. */
 typedef struct client {
     char *name, *url;
@@ -66,6 +75,7 @@ struct wv_app {
     bool must_stop;   /* parse(): --help or a bad value: the program stops... */
     int stop_status;  /* ...with this exit status (0 after --help, 2) */
     wv_tls_ctx *tls;  /* HTTPS, from --tls-cert and --tls-key */
+    listener *listeners, **listeners_tail;
 };
 
 static void *xcalloc(size_t n)
@@ -99,6 +109,7 @@ wv_app *wv_app_new(int argc, char **argv)
     app->prog = argc > 0 ? (slash ? slash + 1 : argv[0]) : "weave";
     app->opts_tail = &app->opts;
     app->checks_tail = &app->checks;
+    app->listeners_tail = &app->listeners;
     app->hooks_tail = &app->hooks;
     app->backends_tail = &app->backends;
     app->clients_tail = &app->clients;
@@ -339,6 +350,26 @@ bool wv_app_bool(wv_app *app, const char *name)
 wv_router *wv_app_router(wv_app *app)
 {
     return app->router;
+}
+
+wv_router *wv_app_listen(wv_app *app, const char *name, int port)
+{
+    if (!name || !*name || port < 0 || port > 65535) {
+        wv_fail(-EINVAL, "wv_app_listen: a name and a port in 0..65535");
+        return NULL;
+    }
+    listener *l = xcalloc(sizeof *l);
+    l->name = xstrdup(name);
+    l->port = port;
+    l->router = wv_router_new();
+    if (!l->router) {
+        free(l->name);
+        free(l);
+        return NULL;
+    }
+    *app->listeners_tail = l;
+    app->listeners_tail = &l->next;
+    return l->router;
 }
 
 int wv_app_ready_check(wv_app *app, const char *name, wv_ready_fn *fn, void *arg)
@@ -649,6 +680,8 @@ static int banner(void *arg)
            shown, r->port);
     if (r->redirect)
         printf("  redirect  http://%s:%d/ -> https\n", shown, r->redirect_port);
+    for (listener *l = app->listeners; l; l = l->next)
+        printf("  %-9s %s://%s:%d/\n", l->name, scheme, shown, l->bound);
     if (!app->backends)
         printf("  backends  none\n");
     for (backend *b = app->backends; b; b = b->next)
@@ -669,17 +702,18 @@ typedef struct side {
     int port;
     int *bound, *rc;
     wv_event *ready;
+    const wv_http_opts *like; /* the main server's options (wv_app_listen), or NULL */
 } side;
 
 static int serve_side(void *arg)
 {
     side *sd = arg;
-    wv_http_opts o = {
-        .host = wv_app_str(sd->r->app, "host"),
-        .port = sd->port,
-        .bound_port = sd->bound,
-        .ready = sd->ready,
-    };
+    wv_http_opts o = {.host = wv_app_str(sd->r->app, "host")};
+    if (sd->like)
+        o = *sd->like;
+    o.port = sd->port;
+    o.bound_port = sd->bound;
+    o.ready = sd->ready;
     int rc = wv_http_serve(sd->router, &o);
     if (rc < 0) {
         *sd->rc = rc;
@@ -803,17 +837,30 @@ static int serve_app(run_ctx *r)
                   (int)wv_app_int(app, "metrics-port"),
                   &r->admin_port,
                   &r->admin_rc,
-                  &r->admin_ready};
+                  &r->admin_ready,
+                  NULL};
     side redirect = {r,
                      r->redirect,
                      (int)wv_app_int(app, "http-redirect-port"),
                      &r->redirect_port,
                      &r->redirect_rc,
-                     &r->redirect_ready};
+                     &r->redirect_ready,
+                     NULL};
     if (rc == 0 && !sides)
         rc = -ENOMEM;
     if (rc == 0 && r->admin)
         rc = start_side(sides, &admin, "admin");
+    int nl = 0;
+    for (listener *l = app->listeners; l; l = l->next)
+        nl++;
+    side *ls = nl ? calloc((size_t)nl, sizeof *ls) : NULL;
+    if (rc == 0 && nl && !ls)
+        rc = -ENOMEM;
+    int li = 0;
+    for (listener *l = app->listeners; l && rc == 0; l = l->next, li++) {
+        ls[li] = (side){r, l->router, l->port, &l->bound, &l->rc, &l->ready, &o};
+        rc = start_side(sides, &ls[li], l->name);
+    }
     wv_group *reloader = app->tls ? wv_group_new() : NULL;
     if (rc == 0 && app->tls)
         rc = reloader
@@ -835,6 +882,7 @@ static int serve_app(run_ctx *r)
         wv_group_join(sides);    /* they drain on the same stop */
         wv_group_free(sides);
     }
+    free(ls);
     if (rc < 0 || r->redirect_rc < 0)
         return 1;
     wv_info("stopped");
@@ -886,6 +934,13 @@ static void app_free(wv_app *app)
     }
     wv_tls_ctx_free(app->tls);
     wv_router_free(app->router);
+    while (app->listeners) {
+        listener *l = app->listeners;
+        app->listeners = l->next;
+        wv_router_free(l->router);
+        free(l->name);
+        free(l);
+    }
     free(app);
 }
 
