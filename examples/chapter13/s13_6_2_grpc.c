@@ -16,6 +16,9 @@
  * a thousand callers wait together, and a caller's deadline (grpc-timeout)
  * or cancellation ends the wait with DEADLINE_EXCEEDED or CANCELLED.
  *
+ * Beside it, gRPC's standard health service (grpc.health.v1), which
+ * Kubernetes' gRPC probes call.
+ *
  * The chapter's Python client and server (server.py, client.py) call this
  * and are called by it in tests/integration/test_chapter13_grpc.py.
  */
@@ -54,8 +57,11 @@ void s13_6_2_grpc(wv_app *app)
     if (port <= 0)
         return;
     wv_router *r = wv_app_listen(app, "grpc", (int)port);
-    if (!r || wv_grpc_service(r, &my_service__descriptor, my_service,
-                              sizeof my_service / sizeof *my_service, NULL) < 0) {
+    /* and gRPC's health service, for probes and load balancers */
+    if (!r ||
+        wv_grpc_service(r, &my_service__descriptor, my_service,
+                        sizeof my_service / sizeof *my_service, NULL) < 0 ||
+        wv_grpc_health(r) < 0) {
         fprintf(stderr, "chapter13: gRPC on port %lld: %s\n", (long long)port, wv_errmsg());
         exit(2);
     }

@@ -148,7 +148,7 @@ int wv_grpc_send(wv_grpc_call *call, const ProtobufCMessage *msg);
 /*
  * Metadata the peer sent (the request's header fields). *out is the value
  * of the first field of that name (lower case), "-bin" values
- * base64-decoded; 0, or -ENOENT.
+ * base64-decoded, valid until the call ends; 0, or -ENOENT.
  */
 int wv_grpc_metadata(wv_grpc_call *call, const char *name, wv_str *out);
 
@@ -229,6 +229,30 @@ int wv_grpc_fail(wv_grpc_call *call, int code, const char *fmt, ...)
  * peer address, TLS, headers). */
 void *wv_grpc_data(const wv_grpc_call *call);
 wv_req *wv_grpc_req(const wv_grpc_call *call);
+
+/* ------------------------------------------------------------ health */
+
+/* A service's health, as grpc.health.v1 names it. */
+enum {
+    WV_GRPC_SERVING_STATUS_UNKNOWN = 0,
+    WV_GRPC_SERVING = 1,
+    WV_GRPC_NOT_SERVING = 2,
+    WV_GRPC_SERVICE_UNKNOWN = 3, /* no such service (what Watch sends) */
+};
+
+/*
+ * Serve gRPC's standard health service, grpc.health.v1.Health, on r:
+ * Check answers a service's status (NOT_FOUND for a name nobody serves),
+ * Watch sends it and then every change, and, once the runtime begins to
+ * stop, NOT_SERVING and the stream's end. The service "" (the server as a
+ * whole) is SERVING, and so is every service wv_grpc_service registered,
+ * unless wv_grpc_health_set says otherwise. Errors as wv_grpc_service.
+ */
+int wv_grpc_health(wv_router *r);
+
+/* Set a service's status ("" for the whole server), from any thread;
+ * watchers on every shard see the change. 0, -EINVAL, -ENOMEM. */
+int wv_grpc_health_set(const char *service, int status);
 
 #ifdef __cplusplus
 }

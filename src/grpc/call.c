@@ -56,7 +56,6 @@ void grpc_call_release(wv_grpc_call *c)
     grpc_reader_free(&c->reader);
     free(c->rbuf);
     c->rbuf = NULL;
-    wv_buf_free(&c->md_text);
     free(c->md);
     c->md = NULL;
     c->nmd = c->capmd = 0;
@@ -121,15 +120,16 @@ int grpc_call_md_add(wv_grpc_call *c, const char *name, size_t nn, const char *v
         c->md = p;
         c->capmd = cap;
     }
-    size_t at = c->md_text.n;
-    if (wv_buf_append(&c->md_text, name, nn) < 0 || wv_buf_append(&c->md_text, "", 1) < 0 ||
-        wv_buf_append(&c->md_text, value, vn) < 0 || wv_buf_append(&c->md_text, "", 1) < 0)
+    char *text = wv_grpc_alloc(c, nn + vn + 2);
+    if (!text)
         return -ENOMEM;
-    size_t *o = c->md[c->nmd++];
-    o[0] = at;
-    o[1] = nn;
-    o[2] = at + nn + 1;
-    o[3] = vn;
+    memcpy(text, name, nn);
+    text[nn] = 0;
+    memcpy(text + nn + 1, value, vn);
+    text[nn + 1 + vn] = 0;
+    c->md[c->nmd][0] = (wv_str){text, nn};
+    c->md[c->nmd][1] = (wv_str){text + nn + 1, vn};
+    c->nmd++;
     return 0;
 }
 
@@ -140,9 +140,8 @@ int wv_grpc_metadata_count(const wv_grpc_call *call)
 
 void wv_grpc_metadata_at(const wv_grpc_call *call, int i, wv_str *name, wv_str *value)
 {
-    const size_t *o = call->md[i];
-    *name = (wv_str){call->md_text.p + o[0], o[1]};
-    *value = (wv_str){call->md_text.p + o[2], o[3]};
+    *name = call->md[i][0];
+    *value = call->md[i][1];
 }
 
 int wv_grpc_metadata(wv_grpc_call *call, const char *name, wv_str *out)

@@ -50,9 +50,10 @@ struct wv_grpc_call {
     bool send_gzip; /* compress what is sent (asked, and the peer accepts it) */
     size_t max_send;
     bool send_closed;
-    /* the peer's metadata: "name\0value\0" in md_text, offsets in md */
-    wv_buf md_text;
-    size_t (*md)[4]; /* name offset, length, value offset, length */
+    /* the peer's metadata, in arrival order (headers, then a client's
+     * trailers); each field's text is in the call's memory, so what
+     * wv_grpc_metadata handed out stays put while more fields arrive */
+    wv_str (*md)[2];
     int nmd, capmd;
     /* memory that lives as long as the call */
     grpc_block *blocks;
@@ -81,6 +82,10 @@ const ProtobufCMethodDescriptor *grpc_method_find(const ProtobufCServiceDescript
  * send_gzip), framed: *out malloc'ed. 0, -EINVAL (wrong type), -ENOSPC
  * (over max_send), -ENOMEM. */
 int grpc_call_pack(wv_grpc_call *c, const ProtobufCMessage *msg, uint8_t **out, size_t *n);
+
+/* A service wv_grpc_service registered: SERVING for the health service
+ * unless wv_grpc_health_set said otherwise (health.c). 0 or -ENOMEM. */
+int grpc_health_registered(const char *service);
 
 #pragma GCC visibility pop
 

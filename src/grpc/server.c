@@ -362,6 +362,10 @@ int wv_grpc_service(wv_router *r, const ProtobufCServiceDescriptor *svc,
                 rt->stream = methods[i].unary ? NULL : methods[i].stream;
             }
     }
+    if (grpc_health_registered(svc->name) < 0) {
+        free(s);
+        return -ENOMEM;
+    }
     /* once per router; a router that has its own POST catch-all keeps it */
     int rc = wv_route(r, "POST", "/{grpc_unknown...}", unknown_path);
     if (rc < 0 && rc != -EEXIST) {

@@ -13,6 +13,8 @@
  *   Stats         "cancelled=C deadline=D": handlers whose wait ended
  *                 with -ECANCELED / -ETIMEDOUT so far
  *   Missing       no handler: UNIMPLEMENTED
+ *   SetHealth     wv_grpc_health_set(text, status) for grpc.health.v1,
+ *                 which the server also serves
  *
  * PORT (0 = any; "listening on PORT" is printed), COMPRESS=1 to gzip
  * replies for clients that accept it, MAX_RECV bytes per request message.
@@ -144,12 +146,20 @@ static int stats(wv_grpc_call *call, const ProtobufCMessage *in, ProtobufCMessag
     return 0;
 }
 
+static int set_health(wv_grpc_call *call, const ProtobufCMessage *in, ProtobufCMessage *out)
+{
+    (void)call, (void)out;
+    const Weave__Test__EchoRequest *req = (const Weave__Test__EchoRequest *)in;
+    return wv_grpc_health_set(req->text, req->status);
+}
+
 static const wv_grpc_method echo_methods[] = {
     {"Unary", .unary = unary},
     {"ServerStream", .stream = server_stream},
     {"ClientStream", .stream = client_stream},
     {"Bidi", .stream = bidi},
     {"Stats", .unary = stats},
+    {"SetHealth", .unary = set_health},
 };
 
 typedef struct announce {
@@ -175,7 +185,8 @@ static int serve(void *arg)
         .max_recv = max_recv ? (size_t)strtoull(max_recv, NULL, 10) : 0,
     };
     if (wv_grpc_service(r, &weave__test__echo__descriptor, echo_methods,
-                        sizeof echo_methods / sizeof *echo_methods, &so) < 0) {
+                        sizeof echo_methods / sizeof *echo_methods, &so) < 0 ||
+        wv_grpc_health(r) < 0) {
         fprintf(stderr, "grpc_echo_server: %s\n", wv_errmsg());
         return 1;
     }

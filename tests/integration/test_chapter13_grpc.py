@@ -2,7 +2,7 @@
 MyService.SayHello on --grpc-port, and the chapter's own Python client
 (examples/chapter13/grpc/client.py, with the code grpc_tools.protoc
 generates from examples/chapter13/service.proto) calls it and prints the
-book's line. The 1-second wait runs in the call's fiber: 50 callers at once
+book's line; grpc.health.v1 answers SERVING for it. The 1-second wait runs in the call's fiber: 50 callers at once
 all finish together; a caller's deadline ends its wait; over TLS when the
 service has a certificate; off unless a port is given, and a port out of
 range refused."""
@@ -26,6 +26,11 @@ GEN = tempfile.mkdtemp(prefix="weave-c13-grpc-")
 subprocess.run([sys.executable, "-m", "grpc_tools.protoc", "-I", EXAMPLE, "--python_out=" + GEN,
                 "--grpc_python_out=" + GEN, os.path.join(EXAMPLE, "service.proto")], check=True)
 sys.path.insert(0, GEN)
+subprocess.run([sys.executable, "-m", "grpc_tools.protoc", "-I", os.path.join(ROOT, "src", "grpc"),
+                "--python_out=" + GEN, "--grpc_python_out=" + GEN,
+                os.path.join(ROOT, "src", "grpc", "health.proto")], check=True)
+import health_pb2  # noqa: E402
+import health_pb2_grpc  # noqa: E402
 import service_pb2  # noqa: E402
 import service_pb2_grpc  # noqa: E402
 
@@ -74,6 +79,15 @@ def test_fifty_callers_wait_together():
             eq([f.result().message for f in futures], ["Hello, n%d!" % i for i in range(50)])
             # one after another would take 50 s
             check(time.monotonic() - t0 < 10, "the calls did not wait concurrently")
+
+
+def test_the_health_service_answers_for_my_service():
+    with Chapter13(delay_ms=0) as svc:
+        with grpc.insecure_channel("127.0.0.1:%d" % svc.grpc_port) as ch:
+            health = health_pb2_grpc.HealthStub(ch)
+            for name in ("", "MyService"):
+                eq(health.Check(health_pb2.HealthCheckRequest(service=name), timeout=5).status,
+                   health_pb2.HealthCheckResponse.SERVING, "health of %r" % name)
 
 
 def test_a_callers_deadline_ends_the_wait():

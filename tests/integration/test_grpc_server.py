@@ -5,7 +5,8 @@ call every kind of method on it (unary, server, client and bidirectional
 streaming, a true ping-pong), with metadata both ways, statuses with
 non-ASCII messages, deadlines the handler sees as its fiber's, cancellation,
 message size limits, gzip, many calls at once on one connection, TLS by
-ALPN, and what a non-gRPC request gets. The server must exit 0 and
+ALPN, what a non-gRPC request gets, and grpc.health.v1 (Check, Watch,
+NOT_SERVING at the stop). The server must exit 0 and
 sanitizer-clean after each test (httptest.Server)."""
 import os
 import queue
@@ -25,12 +26,15 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 httptest.BIN = os.path.join(os.environ.get("BUILD_DIR", "build/release"), "grpc_echo_server")
 PROTO_DIR = os.path.join(ROOT, "tests", "integration", "grpc_echo")
 GEN = tempfile.mkdtemp(prefix="weave-grpc-echo-")
-subprocess.run([sys.executable, "-m", "grpc_tools.protoc", "-I", PROTO_DIR,
-                "--python_out=" + GEN, "--grpc_python_out=" + GEN,
-                os.path.join(PROTO_DIR, "echo.proto")], check=True)
+HEALTH_DIR = os.path.join(ROOT, "src", "grpc")
+for d, f in ((PROTO_DIR, "echo.proto"), (HEALTH_DIR, "health.proto")):
+    subprocess.run([sys.executable, "-m", "grpc_tools.protoc", "-I", d, "--python_out=" + GEN,
+                    "--grpc_python_out=" + GEN, os.path.join(d, f)], check=True)
 sys.path.insert(0, GEN)
 import echo_pb2 as pb  # noqa: E402
 import echo_pb2_grpc as pbg  # noqa: E402
+import health_pb2  # noqa: E402 - grpc.health.v1, from src/grpc/health.proto
+import health_pb2_grpc  # noqa: E402
 
 
 def stub(srv, **opts):
@@ -273,6 +277,42 @@ def test_requests_that_are_not_grpc():
         ch, s = stub(srv)
         eq(s.Unary(pb.EchoRequest(text="still"), timeout=5).text, "still")
         ch.close()
+
+
+def test_health_check_and_watch():
+    H = health_pb2.HealthCheckResponse
+    with Server() as srv:
+        ch, s = stub(srv)
+        health = health_pb2_grpc.HealthStub(ch)
+        check_ = lambda name: health.Check(health_pb2.HealthCheckRequest(service=name),
+                                           timeout=5).status  # noqa: E731
+        eq(check_(""), H.SERVING, "the server as a whole")
+        eq(check_("weave.test.Echo"), H.SERVING, "a registered service")
+        eq(check_("grpc.health.v1.Health"), H.SERVING, "the health service itself")
+        code, _ = status_of(lambda: check_("no.Such"))
+        eq(code, grpc.StatusCode.NOT_FOUND, "an unknown service")
+
+        watch = health.Watch(health_pb2.HealthCheckRequest(service="weave.test.Echo"), timeout=30)
+        eq(next(watch).status, H.SERVING, "Watch starts with the status")
+        s.SetHealth(pb.EchoRequest(text="weave.test.Echo", status=H.NOT_SERVING), timeout=5)
+        eq(next(watch).status, H.NOT_SERVING, "Watch sees the change")
+        eq(check_("weave.test.Echo"), H.NOT_SERVING, "and so does Check")
+        s.SetHealth(pb.EchoRequest(text="weave.test.Echo", status=H.SERVING), timeout=5)
+        eq(next(watch).status, H.SERVING, "and the change back")
+        watch.cancel()
+
+        unknown = health.Watch(health_pb2.HealthCheckRequest(service="later.Service"), timeout=30)
+        eq(next(unknown).status, H.SERVICE_UNKNOWN, "Watch on a service nobody serves yet")
+        s.SetHealth(pb.EchoRequest(text="later.Service", status=H.SERVING), timeout=5)
+        eq(next(unknown).status, H.SERVING, "...until it is set")
+
+        # the stop: NOT_SERVING, then the stream ends, and the server exits 0
+        srv.signal()
+        eq(next(unknown).status, H.NOT_SERVING, "a stopping server is not serving")
+        check(next(unknown, None) is None, "the stream ends at the stop")
+        eq(unknown.code(), grpc.StatusCode.OK)
+        ch.close()
+        eq(srv.wait(15), 0, "exit status after the stop")
 
 
 if __name__ == "__main__":
