@@ -12,6 +12,9 @@
 
 /* call.h declares its functions with default visibility: keep them out of
  * libweave.so's exports */
+#include "grpc/grpc_internal.h"
+#include "weave/buf.h"
+#include "weave/grpc.h"
 #pragma GCC visibility push(hidden)
 #include "grpc/call.h"
 #pragma GCC visibility pop

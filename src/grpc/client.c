@@ -32,6 +32,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "grpc/grpc_internal.h"
+#include "weave/buf.h"
+#include "weave/grpc.h"
 #pragma GCC visibility push(hidden)
 #include "grpc/call.h"
 #pragma GCC visibility pop
