@@ -142,6 +142,8 @@ int grpc_call_pack(wv_grpc_call *c, const ProtobufCMessage *msg, uint8_t **out, 
 int wv_grpc_recv(wv_grpc_call *c, ProtobufCMessage **msg)
 {
     *msg = NULL;
+    if (c->shard != wv_shard_id())
+        return wv_fail(-EXDEV, "%s: a call used from another shard than its own", c->path + 1);
     if (c->last) {
         protobuf_c_message_free_unpacked(c->last, NULL);
         c->last = NULL;
@@ -205,6 +207,8 @@ int wv_grpc_recv(wv_grpc_call *c, ProtobufCMessage **msg)
 
 int wv_grpc_send(wv_grpc_call *c, const ProtobufCMessage *msg)
 {
+    if (c->shard != wv_shard_id())
+        return wv_fail(-EXDEV, "%s: a call used from another shard than its own", c->path + 1);
     if (c->send_closed)
         return wv_fail(-EPIPE, "%s: sending after the end", c->path + 1);
     uint8_t *wire;
