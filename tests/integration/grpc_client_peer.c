@@ -273,7 +273,7 @@ static int big(void)
     req.blob.len = size;
     for (size_t i = 0; i < size; i++)
         req.blob.data[i] = (uint8_t)(i * 7 + (i >> 12));
-    req.text = "big";
+    req.text = nargs > 1 ? args[1] : "big";
     ProtobufCMessage *resp;
     int rc = wv_grpc_unary(ch, svc, "Unary", &req.base, &resp, NULL);
     printf("rc %d code %d\n", rc, wv_grpc_code_from_errno(rc));
