@@ -518,7 +518,10 @@ static void conn_die(gconn *c, int err, const char *why)
         call_detach(g);
     }
     gsub *sub = c->sub;
-    if (sub) {
+    if (sub && c->goaway) {
+        /* a connection being drained: the sub has moved on */
+        pulse(&sub->changed);
+    } else if (sub) {
         if (sub->conn == c)
             sub->conn = NULL;
         if (was_ready) {
