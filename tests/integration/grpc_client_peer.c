@@ -366,6 +366,35 @@ static int killed(void)
     return 0;
 }
 
+/* a call in flight when the server stops gracefully (GOAWAY) ends well */
+static int drain_call(void *arg)
+{
+    Echo__EchoRequest req = ECHO__ECHO_REQUEST__INIT;
+    req.text = arg;
+    req.sleep_ms = 1500;
+    ProtobufCMessage *resp;
+    int rc = wv_grpc_unary(ch, svc, "Unary", &req.base, &resp, NULL);
+    printf("drained %s rc %d\n", (char *)arg, rc);
+    if (rc == 0)
+        wv_grpc_free(resp);
+    else
+        printf("errmsg %s\n", wv_errmsg());
+    return 0;
+}
+
+static int goaway(void)
+{
+    wv_group *g = wv_group_new();
+    wv_group_spawn(g, drain_call, "g0", NULL);
+    wv_group_spawn(g, drain_call, "g1", NULL);
+    wv_sleep_ms(300);
+    printf("in flight\n");
+    fflush(stdout);
+    wv_group_join(g);
+    wv_group_free(g);
+    return 0;
+}
+
 static int run(void *arg)
 {
     (void)arg;
@@ -388,6 +417,8 @@ static int run(void *arg)
         rc = big();
     else if (!strcmp(scenario, "concurrent"))
         rc = concurrent();
+    else if (!strcmp(scenario, "goaway"))
+        rc = goaway();
     else if (!strcmp(scenario, "killed"))
         rc = killed();
     else {

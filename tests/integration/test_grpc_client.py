@@ -20,6 +20,7 @@ checked:
   sees one peer address);
 - the server killed mid-call: the calls in flight fail UNAVAILABLE, a call
   while it is down too, and a call after it is back succeeds (reconnect);
+- a graceful stop of the server (GOAWAY): the calls in flight finish;
 - TLS with a self-signed certificate made with openssl (ca_file), h2 by
   ALPN.
 """
@@ -252,8 +253,16 @@ def serve_child(port):
     with tempfile.TemporaryDirectory() as tmp:
         generate(tmp)
         server = start_server(port, State())
+        stopped = threading.Event()
+
+        def on_term(sig, frame):  # a graceful stop: GOAWAY, calls in flight finish
+            server.stop(grace=5).wait()
+            stopped.set()
+
+        signal.signal(signal.SIGTERM, on_term)
         print("ready", flush=True)
-        server.wait_for_termination()
+        while not stopped.is_set():
+            time.sleep(0.05)
 
 
 def spawn_server(port):
@@ -292,6 +301,28 @@ def test_killed():
     check("killed: a call while down fails UNAVAILABLE", "while down code 14" in lines, lines)
     check("killed: a call after the restart reconnects",
           "after restart rc 0" in lines and "reply back" in lines, lines)
+
+
+def test_goaway():
+    port = free_port()
+    srv = spawn_server(port)
+    p = subprocess.Popen([PEER, "http://127.0.0.1:%d" % port, "goaway"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    lines = []
+    try:
+        for raw in p.stdout:
+            ln = raw.decode().rstrip("\n")
+            lines.append(ln)
+            if ln == "in flight":
+                srv.send_signal(signal.SIGTERM)
+        p.wait(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+        srv.kill()
+        srv.wait()
+    check("goaway: calls in flight at a graceful stop finish",
+          "drained g0 rc 0" in lines and "drained g1 rc 0" in lines, lines)
 
 
 def make_cert(tmp):
@@ -338,7 +369,8 @@ def main():
                  (test_deadline, (url, state)), (test_cancel, (url, state)),
                  (test_streams, (url,)), (test_big, ("127.0.0.1:%d" % port,)),
                  (test_gzip, ("http://127.0.0.1:%d" % gz_port,)),
-                 (test_concurrent, (url, state)), (test_killed, ()), (test_tls, (tmp,))]
+                 (test_concurrent, (url, state)), (test_killed, ()), (test_goaway, ()),
+                 (test_tls, (tmp,))]
         only = os.environ.get("GRPC_CLIENT_TESTS")
         for test, args in tests:
             if only and test.__name__ not in only.split(","):
