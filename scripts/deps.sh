@@ -108,7 +108,9 @@ TEST_PACKAGES=(
     # gRPC's Python side as the oracle for the generated C: grpc_tools.protoc
     # compiles the chapter's service.proto for Python and protobuf packs the
     # messages our C must match (tests/integration/test_grpc_proto.py);
-    # grpcio, the chapter's gRPC library, names the method paths
+    # grpcio, the chapter's gRPC library, names the method paths, and serves
+    # the Echo service weave's gRPC client calls (test_grpc_client.py; its
+    # TLS case makes a self-signed certificate with openssl, above)
     python3-grpcio python3-grpc-tools python3-protobuf
 )
 

@@ -1,5 +1,5 @@
 /*
- * weave gRPC: services on HTTP/2, messages from protobuf-c.
+ * weave gRPC: services and clients on HTTP/2, messages from protobuf-c.
  *
  * A service is the descriptor protoc-c generates from a .proto file (the
  * build's weave_protobuf_c() makes it, docs/grpc.md) and one handler per
@@ -21,6 +21,19 @@
  *     };
  *     wv_grpc_service(router, &my_service__descriptor, my_service, 1, NULL);
  *
+ * and a client calls it with the fiber's deadline and cancellation:
+ *
+ *     wv_grpc_channel *ch = wv_grpc_channel_new("http://127.0.0.1:50051", NULL);
+ *     HelloRequest req = HELLO_REQUEST__INIT;
+ *     req.name = "weave";
+ *     ProtobufCMessage *resp;
+ *     int rc = wv_grpc_unary(ch, &my_service__descriptor, "SayHello", &req.base,
+ *                            &resp, NULL);
+ *     if (rc < 0)                        // wv_grpc_code_of(rc): the status code,
+ *         return rc;                     // wv_errmsg(): "MyService/SayHello: ..."
+ *     puts(((HelloResponse *)resp)->message);
+ *     wv_grpc_free(resp);
+ *
  * The model.
  *
  *  - gRPC rides on weave's HTTP/2 (weave/h2.h): wv_grpc_service adds a
@@ -41,20 +54,28 @@
  *    message. The status goes in the trailers (or alone, "Trailers-Only",
  *    when nothing was sent), with the trailing metadata.
  *  - Deadlines: a call's grpc-timeout becomes the handler fiber's
- *    deadline, so every wait inside it (a database query, an HTTP call)
- *    ends with -ETIMEDOUT when the client's time is up. A client that
- *    resets its stream (it cancelled, or its deadline passed) cancels the
- *    handler's fiber: its waits return -ECANCELED.
+ *    deadline, so every wait inside it (a database query, another gRPC
+ *    call) ends with -ETIMEDOUT when the client's time is up; the client
+ *    sends its fiber's remaining time (and the call's own timeout_ms) as
+ *    grpc-timeout. Cancellation goes both ways: a client that resets its
+ *    stream (or whose deadline passes) cancels the handler's fiber; a
+ *    cancelled client fiber resets its stream (RST_STREAM CANCEL).
  *  - Messages over max_recv bytes (default 4 MiB, as gRPC's) are refused
  *    with RESOURCE_EXHAUSTED before they are buffered. Messages may be
  *    gzip-compressed: weave reads gzip and identity, and compresses what
  *    it sends only when asked (compress) and the peer accepts gzip.
+ *  - The client keeps one HTTP/2 connection per channel per shard,
+ *    multiplexing every call of the shard's fibers on it; it connects on
+ *    the first call, reconnects with backoff after a failure, and fails the
+ *    calls in flight with UNAVAILABLE (-EAGAIN) when the connection dies.
  *
- * Errors of the calls below:
+ * Errors of the calls below, besides a status received (its code's errno):
  *   -EINVAL    a method the service descriptor does not have, a bad
  *              metadata name or value, a message of the wrong type
  *   -EPERM     called outside a fiber
  *   -EXDEV     a call used from a fiber of another shard
+ *   -EPIPE     wv_grpc_send after wv_grpc_close_send, or after the server
+ *              ended the call
  *   -ENOMEM    out of memory
  */
 #ifndef WEAVE_GRPC_H
@@ -114,41 +135,51 @@ const char *wv_grpc_code_name(int code);
  *   UNAUTHENTICATED; anything else (-EIO, -EREMOTEIO) UNKNOWN.
  *
  * wv_grpc_errno_of(code) is the first errno of the code's list (UNKNOWN:
- * -EREMOTEIO, UNAVAILABLE: -EAGAIN, RESOURCE_EXHAUSTED: -ENOSPC, ...), so
- * wv_grpc_code_from_errno gives the code back exactly, for all 17.
+ * -EREMOTEIO, UNAVAILABLE: -EAGAIN, RESOURCE_EXHAUSTED: -ENOSPC, ...): what
+ * a client call returns for a status it received, so wv_grpc_code_of()
+ * gives the code back exactly, for all 17.
  */
 int wv_grpc_code_from_errno(int err);
 int wv_grpc_errno_of(int code);
 
+/* The status code of a client call's error return (wv_grpc_code_from_errno). */
+static inline int wv_grpc_code_of(int err)
+{
+    return wv_grpc_code_from_errno(err);
+}
+
 /* ---------------------------------------------------------- the call */
 
-/* A call in progress, as a handler sees it. Used from its own shard's
- * fibers only. */
+/* A call in progress: the server's side in a handler, the client's from
+ * wv_grpc_call_start. Used from its own shard's fibers only. */
 typedef struct wv_grpc_call wv_grpc_call;
 
 /*
  * The next message from the peer: 1 and *msg (of the method's request
- * type), 0 once the peer has half-closed (no more messages), or an error:
- * -ECANCELED or -ETIMEDOUT as the fiber's, -ENOSPC (RESOURCE_EXHAUSTED)
- * for a message over max_recv, -EPROTO (INTERNAL) for a message that does
- * not unpack or a broken framing, -ECONNRESET when the peer reset the
- * stream. *msg belongs to the call: valid until the next wv_grpc_recv or
- * the call's end.
+ * type on a server, its response type on a client), 0 once the peer has
+ * half-closed (no more messages), or an error: -ECANCELED or -ETIMEDOUT
+ * as the fiber's, -ENOSPC (RESOURCE_EXHAUSTED) for a message over
+ * max_recv, -EPROTO (INTERNAL) for a message that does not unpack or a
+ * broken framing, -ECONNRESET when a client reset the stream (server), the
+ * status the server ended with (client). *msg belongs to the call: valid
+ * until the next wv_grpc_recv or the call's end.
  */
 int wv_grpc_recv(wv_grpc_call *call, ProtobufCMessage **msg);
 
 /*
- * Send a message (of the method's response type), waiting while HTTP/2
- * flow control holds the stream's buffer full (a slow peer stalls this
- * call, never memory). The response headers (with the metadata added by
- * then) go out with the first.
+ * Send a message (of the method's response type on a server, its request
+ * type on a client), waiting while HTTP/2 flow control holds the stream's
+ * buffer full (a slow peer stalls this call, never memory). On a server the
+ * response headers (with the metadata added by then) go out with the first.
  */
 int wv_grpc_send(wv_grpc_call *call, const ProtobufCMessage *msg);
 
 /*
- * Metadata the peer sent (the request's header fields). *out is the value
- * of the first field of that name (lower case), "-bin" values
- * base64-decoded, valid until the call ends; 0, or -ENOENT.
+ * Metadata the peer sent: a server's request metadata, a client's
+ * response headers, then (once wv_grpc_recv has returned 0 or an error)
+ * its trailers as well. *out is the value of the first field of that
+ * name (lower case), "-bin" values base64-decoded, valid until the call
+ * ends; 0, or -ENOENT.
  */
 int wv_grpc_metadata(wv_grpc_call *call, const char *name, wv_str *out);
 
@@ -158,9 +189,10 @@ int wv_grpc_metadata_count(const wv_grpc_call *call);
 void wv_grpc_metadata_at(const wv_grpc_call *call, int i, wv_str *name, wv_str *value);
 
 /*
- * Metadata to send: initial metadata (the response headers) until the
- * first wv_grpc_send, trailing metadata any time before the handler
- * returns (wv_grpc_trailer). name: lower case 0-9 a-z _ - .,
+ * Metadata to send. A server adds initial metadata (the response
+ * headers) until its first wv_grpc_send, and trailing metadata any time
+ * before the handler returns (wv_grpc_trailer); a client gives its
+ * request metadata in wv_grpc_call_opts. name: lower case 0-9 a-z _ - .,
  * not reserved (grpc-*, content-type, te, :pseudo...); a name ending in
  * "-bin" takes any bytes (sent base64), others printable ASCII.
  * 0, -EINVAL (wv_errmsg says why), -EALREADY (headers already sent).
@@ -253,6 +285,91 @@ int wv_grpc_health(wv_router *r);
 /* Set a service's status ("" for the whole server), from any thread;
  * watchers on every shard see the change. 0, -EINVAL, -ENOMEM. */
 int wv_grpc_health_set(const char *service, int status);
+
+/* ----------------------------------------------------------- calling */
+
+/* A target: where calls go, and a connection to it per shard. */
+typedef struct wv_grpc_channel wv_grpc_channel;
+
+typedef struct wv_grpc_channel_opts {
+    const char *ca_file;        /* https: CAs to trust (PEM); NULL = the system's */
+    bool insecure;              /* https: do not verify the certificate (tests only) */
+    int64_t connect_timeout_ms; /* 0 = 10000 */
+    size_t max_recv;            /* a response message's bytes at most; 0 = 4 MiB */
+    size_t max_send;            /* a request message's bytes at most; 0 = no limit
+                                 * but gRPC's framing's (4 GiB), as grpcio's; more
+                                 * is -ENOSPC (RESOURCE_EXHAUSTED), nothing sent */
+    bool compress;              /* gzip request messages (the server must accept gzip) */
+    /* reconnecting after a failure: waits base_ms * 2^n (random, up to
+     * max_ms) between attempts; calls meanwhile fail UNAVAILABLE at once
+     * unless wait_for_ready. 0 = 100 and 10000 */
+    int64_t backoff_base_ms, backoff_max_ms;
+} wv_grpc_channel_opts;
+
+/*
+ * A channel to target: "http://host:port" (h2c with prior knowledge),
+ * "https://host:port" (TLS, h2 by ALPN), or "host:port" (as http://).
+ * Nothing connects until a call. Made once and used from every shard;
+ * free it after the runtime has stopped. NULL on a bad target (wv_errmsg)
+ * or OOM.
+ */
+wv_grpc_channel *wv_grpc_channel_new(const char *target, const wv_grpc_channel_opts *opts);
+void wv_grpc_channel_free(wv_grpc_channel *ch);
+
+/* A metadata field to send: value_len 0 = strlen(value). */
+typedef struct wv_grpc_md {
+    const char *name;
+    const void *value;
+    size_t value_len;
+} wv_grpc_md;
+
+/* Per call (wv_grpc_call_opts); all zero = defaults. */
+typedef struct wv_grpc_call_opts {
+    const wv_grpc_md *metadata; /* request metadata */
+    size_t nmetadata;
+    int64_t timeout_ms;  /* this call at most (the fiber's deadline applies too); 0 = that only */
+    bool wait_for_ready; /* while the channel is reconnecting, wait (within the deadline)
+                          * instead of failing UNAVAILABLE at once */
+} wv_grpc_call_opts;
+
+/*
+ * A unary call: send req, wait for the response. 0 and *resp (the
+ * method's output type; free it with wv_grpc_free), or a negative errno:
+ * the status the server ended with (wv_grpc_code_of(rc) is it, wv_errmsg
+ * "Service/Method: CODE: message"), -ETIMEDOUT (DEADLINE_EXCEEDED) when
+ * the deadline passed, -ECANCELED when the fiber was cancelled, -EAGAIN
+ * (UNAVAILABLE) when the server cannot be reached or the connection died.
+ */
+int wv_grpc_unary(wv_grpc_channel *ch, const ProtobufCServiceDescriptor *svc, const char *method,
+                  const ProtobufCMessage *req, ProtobufCMessage **resp,
+                  const wv_grpc_call_opts *opts);
+
+/* Free a message wv_grpc_unary returned. */
+void wv_grpc_free(ProtobufCMessage *msg);
+
+/*
+ * A streaming call (or a unary one, by hand): the stream opens with the
+ * request metadata; then wv_grpc_send, wv_grpc_close_send when there is no
+ * more to send, wv_grpc_recv until 0, and wv_grpc_call_end for the status.
+ */
+int wv_grpc_call_start(wv_grpc_channel *ch, const ProtobufCServiceDescriptor *svc,
+                       const char *method, const wv_grpc_call_opts *opts, wv_grpc_call **out);
+
+/* No more messages from this side (half-close). */
+int wv_grpc_close_send(wv_grpc_call *call);
+
+/*
+ * End the call and free it: if the server's status is not in yet, this
+ * waits for it (unless messages are still arriving unread: then the call
+ * is cancelled, RST_STREAM CANCEL, and ends CANCELLED). 0 for OK, or the
+ * status's errno as wv_grpc_unary's. Pass code/message (may be NULL) to
+ * get them; *message is malloc'd, free it.
+ */
+int wv_grpc_call_end(wv_grpc_call *call, int *code, char **message);
+
+/* Cancel a client call now (RST_STREAM CANCEL): the server sees
+ * CANCELLED, and this side's waits return -ECANCELED. */
+void wv_grpc_cancel(wv_grpc_call *call);
 
 #ifdef __cplusplus
 }
