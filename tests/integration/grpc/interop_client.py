@@ -13,7 +13,7 @@ Exit 0 and "PASS NAME" on stdout when the case passes; exit 1 and
 import argparse
 import queue
 import sys
-import threading
+import time
 
 import grpc
 
@@ -155,8 +155,11 @@ def timeout_on_sleeping_server(stub, channel):
 
 
 def cancel_after_begin(stub, channel):
+    # cancelled 100 ms after the start, when the HEADERS are surely out, so
+    # that the server sees the cancellation (RST_STREAM) of a call it began
     pipe = Pipe()
     future = stub.StreamingInputCall.future(pipe, timeout=TIMEOUT)
+    time.sleep(0.1)
     future.cancel()
     pipe.close()
     check(future.cancelled(), "the call is not cancelled")
