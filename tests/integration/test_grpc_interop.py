@@ -196,8 +196,12 @@ class PeerServer:
         self.logs = tempfile.mkdtemp(prefix="weave-grpc-server-")
         self.out = open(os.path.join(self.logs, "stdout"), "wb")
         self.err = open(os.path.join(self.logs, "stderr"), "wb")
-        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=self.out,
-                                     stderr=self.err, start_new_session=True)
+        try:
+            self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=self.out,
+                                         stderr=self.err, start_new_session=True)
+        except OSError as e:
+            shutil.rmtree(self.logs, True)
+            raise Failure("server %s cannot start (%s): %s" % (name, e, " ".join(self.argv))) from None
         deadline = time.monotonic() + 30
         while True:
             if self.proc.poll() is not None:
@@ -287,6 +291,8 @@ def run_case(client, server_name, case):
     try:
         r = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                            timeout=CLIENT_TIMEOUT)
+    except OSError as e:
+        raise Failure("client %s cannot start (%s): %s" % (client, e, " ".join(argv))) from None
     except subprocess.TimeoutExpired as e:
         raise Failure("client %s still running after %d s: %s\n%s" % (
             client, CLIENT_TIMEOUT, " ".join(argv), e.stderr or ""))
