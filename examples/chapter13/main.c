@@ -42,5 +42,7 @@ int main(int argc, char **argv)
     sections(app);
     s13_5_2_frontend(app); /* last: its static files take every other path */
 
-    return wv_app_run(app);
+    int status = wv_app_run(app);
+    s13_6_2_grpc_free();
+    return status;
 }

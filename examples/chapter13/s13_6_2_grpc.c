@@ -19,13 +19,29 @@
  * Beside it, gRPC's standard health service (grpc.health.v1), which
  * Kubernetes' gRPC probes call.
  *
- * The chapter's Python client and server (server.py, client.py) call this
- * and are called by it in tests/integration/test_chapter13_grpc.py.
+ * And the chapter's client, as a route: GET /grpc/hello?name=Python calls
+ * SayHello with weave's gRPC client,
+ *
+ *     async with grpc.aio.insecure_channel('localhost:50051') as channel:
+ *         stub = service_pb2_grpc.MyServiceStub(channel)
+ *         response = await stub.SayHello(service_pb2.HelloRequest(name="Python"))
+ *
+ * on --grpc-target / GRPC_TARGET (host:port, http://host:port or
+ * https://host:port; by default this service's own --grpc-port), and
+ * answers {"message": "Hello, Python!"}. The call carries the request's
+ * deadline (X-Request-Timeout-Ms) as grpc-timeout; 504 when it runs out,
+ * 502 with the status when the call fails, 503 when there is no target.
+ *
+ * The chapter's Python client and server (grpc/server.py, grpc/client.py)
+ * call this and are called by it in tests/integration/test_chapter13_grpc.py.
  */
 #include <stdio.h>
 #include <stdlib.h>
 
+#include <string.h>
+
 #include <weave/grpc.h>
+#include <weave/json.h>
 
 #include "chapter13.h"
 #include "service.pb-c.h"
@@ -35,7 +51,12 @@ void s13_6_2_grpc_options(wv_app *app)
     wv_app_option(app, "grpc-port", "GRPC_PORT", WV_OPT_INT, "0",
                   "serve the chapter's gRPC MyService on this port (0: not served; the book "
                   "uses 50051)");
+    wv_app_option(app, "grpc-target", "GRPC_TARGET", WV_OPT_STRING, NULL,
+                  "the MyService GET /grpc/hello calls: host:port, http:// or https:// "
+                  "(default: this service's own --grpc-port)");
 }
+
+static wv_grpc_channel *channel; /* what GET /grpc/hello calls, or NULL */
 
 static int say_hello(wv_grpc_call *call, const ProtobufCMessage *in, ProtobufCMessage *out)
 {
@@ -51,9 +72,55 @@ static const wv_grpc_method my_service[] = {
     {"SayHello", .unary = say_hello},
 };
 
+/* GET /grpc/hello?name=: response = await stub.SayHello(HelloRequest(name=...)) */
+static int grpc_hello(wv_req *req, wv_res *res)
+{
+    if (!channel)
+        return detail_error(res, 503, "no gRPC target: set --grpc-target or --grpc-port");
+    wv_str name = {"Python", 6};
+    wv_req_query_param(req, "name", &name);
+    HelloRequest hello = HELLO_REQUEST__INIT;
+    hello.name = wv_req_alloc(req, name.n + 1);
+    if (!hello.name)
+        return -ENOMEM;
+    memcpy(hello.name, name.p, name.n);
+    hello.name[name.n] = 0;
+    ProtobufCMessage *reply;
+    int rc = wv_grpc_unary(channel, &my_service__descriptor, "SayHello", &hello.base, &reply, NULL);
+    if (rc == -ETIMEDOUT || rc == -ECANCELED)
+        return rc; /* 504, 503 */
+    if (rc < 0)
+        return detail_error(res, 502, wv_errmsg());
+    wv_json *j = wv_res_json_writer(res);
+    wv_json_object_begin(j);
+    wv_json_key(j, "message");
+    wv_json_string(j, ((HelloResponse *)reply)->message);
+    wv_json_object_end(j);
+    wv_grpc_free(reply);
+    return wv_res_json_send(res, 200);
+}
+
+void s13_6_2_grpc_free(void)
+{
+    wv_grpc_channel_free(channel);
+    channel = NULL;
+}
+
 void s13_6_2_grpc(wv_app *app)
 {
     int64_t port = wv_app_int(app, "grpc-port");
+    const char *target = wv_app_str(app, "grpc-target");
+    char own[64];
+    if (!target && port > 0) {
+        snprintf(own, sizeof own, "%s://localhost:%d",
+                 wv_app_str(app, "tls-cert") ? "https" : "http", (int)port);
+        target = own;
+    }
+    if (target && !(channel = wv_grpc_channel_new(target, NULL))) {
+        fprintf(stderr, "chapter13: --grpc-target %s: %s\n", target, wv_errmsg());
+        exit(2);
+    }
+    wv_get(app, "/grpc/hello", grpc_hello);
     if (port <= 0)
         return;
     wv_router *r = wv_app_listen(app, "grpc", (int)port);

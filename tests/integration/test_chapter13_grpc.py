@@ -1,12 +1,16 @@
-"""§13.6.2 live: the chapter's service (examples/chapter13) serves
-MyService.SayHello on --grpc-port, and the chapter's own Python client
-(examples/chapter13/grpc/client.py, with the code grpc_tools.protoc
+"""§13.6.2 live, both ways. The chapter's service (examples/chapter13)
+serves MyService.SayHello on --grpc-port, and the chapter's own Python
+client (examples/chapter13/grpc/client.py, with the code grpc_tools.protoc
 generates from examples/chapter13/service.proto) calls it and prints the
-book's line; grpc.health.v1 answers SERVING for it. The 1-second wait runs in the call's fiber: 50 callers at once
+book's line; GET /grpc/hello calls SayHello with weave's client, on the
+book's own server.py (--grpc-target) or on the service itself, carrying the
+request's deadline (504), 502 when the target cannot be reached, 503 with
+no target; grpc.health.v1 answers SERVING for it. The 1-second wait runs in the call's fiber: 50 callers at once
 all finish together; a caller's deadline ends its wait; over TLS when the
 service has a certificate; off unless a port is given, and a port out of
 range refused."""
 import concurrent.futures
+import json
 import os
 import shutil
 import subprocess
@@ -139,6 +143,71 @@ def test_no_grpc_port_unless_asked():
     try:
         r = subprocess.run([c13.BIN, "--help"], capture_output=True, text=True, timeout=10)
         check("--grpc-port" in r.stdout and "GRPC_PORT" in r.stdout, "--help lists --grpc-port")
+    finally:
+        c13.stop(proc)
+
+
+def get_json(port, path, headers=None):
+    st, _, body = c13.req(port, "GET", path, headers=headers)
+    return st, json.loads(body) if body else None
+
+
+def test_get_grpc_hello_calls_the_services_own_grpc_port():
+    with Chapter13(delay_ms=300) as svc:
+        t0 = time.monotonic()
+        eq(get_json(svc.port, "/grpc/hello?name=weave"), (200, {"message": "Hello, weave!"}))
+        check(time.monotonic() - t0 >= 0.3, "the 300 ms wait did not happen")
+        eq(get_json(svc.port, "/grpc/hello"), (200, {"message": "Hello, Python!"}),
+           "the book's name by default")
+
+
+def test_weave_calls_the_books_server_py():
+    port = free_port()
+    server = subprocess.Popen([sys.executable, os.path.join(EXAMPLE, "grpc", "server.py")],
+                              env=dict(os.environ, PYTHONPATH=GEN, GRPC_PORT=str(port)),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = server.stdout.readline()
+        check(line.startswith("listening on"), "server.py did not start: %r %r", line,
+              server.stderr.read() if server.poll() is not None else "")
+        proc, hport = c13.start(WEB, 0, args=("--grpc-target", "localhost:%d" % port))
+        try:
+            t0 = time.monotonic()
+            eq(get_json(hport, "/grpc/hello?name=weave"), (200, {"message": "Hello, weave!"}))
+            check(time.monotonic() - t0 >= 1.0, "server.py's 1-second wait did not happen")
+            # the caller's 300 ms reach server.py as grpc-timeout: 504, not 1 s later
+            t0 = time.monotonic()
+            st, body = get_json(hport, "/grpc/hello", {"X-Request-Timeout-Ms": "300"})
+            eq(st, 504, "a deadline shorter than server.py's wait (%r)" % body)
+            check(time.monotonic() - t0 < 0.9, "the deadline did not cut the call short")
+            # many at once share one connection and wait together
+            with concurrent.futures.ThreadPoolExecutor(20) as pool:
+                t0 = time.monotonic()
+                got = list(pool.map(lambda i: get_json(hport, "/grpc/hello?name=n%d" % i),
+                                    range(20)))
+            eq(got, [(200, {"message": "Hello, n%d!" % i}) for i in range(20)])
+            check(time.monotonic() - t0 < 10, "the calls did not wait concurrently")
+        finally:
+            c13.stop(proc)
+    finally:
+        server.kill()
+        server.wait()
+
+
+def test_grpc_hello_without_a_reachable_target():
+    proc, port = c13.start(WEB, 0)
+    try:
+        st, body = get_json(port, "/grpc/hello")
+        eq(st, 503, "no target")
+        check("--grpc-target" in body["detail"], "the detail says what to set: %r", body)
+    finally:
+        c13.stop(proc)
+    closed = free_port()
+    proc, port = c13.start(WEB, 0, args=("--grpc-target", "127.0.0.1:%d" % closed))
+    try:
+        st, body = get_json(port, "/grpc/hello")
+        eq(st, 502, "nothing listens there")
+        check("UNAVAILABLE" in body["detail"], "the detail names the status: %r", body)
     finally:
         c13.stop(proc)
 

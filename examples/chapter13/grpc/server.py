@@ -3,6 +3,8 @@
 # tests can run it beside other servers. Generate service_pb2 and
 # service_pb2_grpc first, from examples/chapter13/service.proto:
 #     python3 -m grpc_tools.protoc -I.. --python_out=. --grpc_python_out=. ../service.proto
+# weave's GET /grpc/hello calls it when the service is started with
+# --grpc-target localhost:50051.
 from concurrent import futures
 import grpc
 import service_pb2
