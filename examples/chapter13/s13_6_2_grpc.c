@@ -17,7 +17,8 @@
  * or cancellation ends the wait with DEADLINE_EXCEEDED or CANCELLED.
  *
  * Beside it, gRPC's standard health service (grpc.health.v1), which
- * Kubernetes' gRPC probes call.
+ * Kubernetes' gRPC probes call, and server reflection, so that grpcurl and
+ * Postman can list MyService and call it without the .proto.
  *
  * And the chapter's client, as a route: GET /grpc/hello?name=Python calls
  * SayHello with weave's gRPC client,
@@ -124,11 +125,12 @@ void s13_6_2_grpc(wv_app *app)
     if (port <= 0)
         return;
     wv_router *r = wv_app_listen(app, "grpc", (int)port);
-    /* and gRPC's health service, for probes and load balancers */
+    /* and gRPC's health service, for probes and load balancers, and server
+     * reflection, for grpcurl and Postman */
     if (!r ||
         wv_grpc_service(r, &my_service__descriptor, my_service,
                         sizeof my_service / sizeof *my_service, NULL) < 0 ||
-        wv_grpc_health(r) < 0) {
+        wv_grpc_health(r) < 0 || wv_grpc_reflection(r) < 0) {
         fprintf(stderr, "chapter13: gRPC on port %lld: %s\n", (long long)port, wv_errmsg());
         exit(2);
     }

@@ -286,6 +286,26 @@ int wv_grpc_health(wv_router *r);
  * watchers on every shard see the change. 0, -EINVAL, -ENOMEM. */
 int wv_grpc_health_set(const char *service, int status);
 
+/* -------------------------------------------------------- reflection */
+
+/*
+ * Serve gRPC server reflection (grpc.reflection.v1alpha.ServerReflection,
+ * what grpcurl and Postman ask) on r: the services wv_grpc_service has
+ * registered in this process, and the .proto files that define them and
+ * what they import, found by file name or by a symbol ("pkg.Service",
+ * "pkg.Service.Method", "pkg.Message", "pkg.Enum"). The files are those
+ * weave_protobuf_c compiled into the program (and the library's own). A
+ * name nobody has is an error response NOT_FOUND on the stream, which
+ * goes on. Errors as wv_grpc_service.
+ */
+int wv_grpc_reflection(wv_router *r);
+
+/* For the code weave_protobuf_c generates: a .proto's descriptor set (a
+ * serialized FileDescriptorSet), registered when the program starts; set
+ * stays valid for the process's life. Files already known by name are
+ * skipped. Safe before the runtime starts and from any thread. */
+void wv_grpc_reflection_register(const uint8_t *set, size_t n);
+
 /* ----------------------------------------------------------- calling */
 
 /* A target: where calls go, and a connection to it per shard. */

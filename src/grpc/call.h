@@ -87,6 +87,10 @@ int grpc_call_pack(wv_grpc_call *c, const ProtobufCMessage *msg, uint8_t **out, 
  * unless wv_grpc_health_set said otherwise (health.c). 0 or -ENOMEM. */
 int grpc_health_registered(const char *service);
 
+/* A service wv_grpc_service registered, for reflection's list_services
+ * (reflection.c). 0 or -ENOMEM. */
+int grpc_reflection_listed(const char *service);
+
 #pragma GCC visibility pop
 
 #endif

@@ -362,7 +362,7 @@ int wv_grpc_service(wv_router *r, const ProtobufCServiceDescriptor *svc,
                 rt->stream = methods[i].unary ? NULL : methods[i].stream;
             }
     }
-    if (grpc_health_registered(svc->name) < 0) {
+    if (grpc_health_registered(svc->name) < 0 || grpc_reflection_listed(svc->name) < 0) {
         free(s);
         return -ENOMEM;
     }

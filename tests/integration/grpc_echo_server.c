@@ -14,7 +14,7 @@
  *                 with -ECANCELED / -ETIMEDOUT so far
  *   Missing       no handler: UNIMPLEMENTED
  *   SetHealth     wv_grpc_health_set(text, status) for grpc.health.v1,
- *                 which the server also serves
+ *                 which the server also serves, with server reflection
  *
  * PORT (0 = any; "listening on PORT" is printed), COMPRESS=1 to gzip
  * replies for clients that accept it, MAX_RECV bytes per request message.
@@ -186,7 +186,7 @@ static int serve(void *arg)
     };
     if (wv_grpc_service(r, &weave__test__echo__descriptor, echo_methods,
                         sizeof echo_methods / sizeof *echo_methods, &so) < 0 ||
-        wv_grpc_health(r) < 0) {
+        wv_grpc_health(r) < 0 || wv_grpc_reflection(r) < 0) {
         fprintf(stderr, "grpc_echo_server: %s\n", wv_errmsg());
         return 1;
     }

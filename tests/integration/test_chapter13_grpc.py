@@ -30,11 +30,16 @@ GEN = tempfile.mkdtemp(prefix="weave-c13-grpc-")
 subprocess.run([sys.executable, "-m", "grpc_tools.protoc", "-I", EXAMPLE, "--python_out=" + GEN,
                 "--grpc_python_out=" + GEN, os.path.join(EXAMPLE, "service.proto")], check=True)
 sys.path.insert(0, GEN)
-subprocess.run([sys.executable, "-m", "grpc_tools.protoc", "-I", os.path.join(ROOT, "src", "grpc"),
-                "--python_out=" + GEN, "--grpc_python_out=" + GEN,
-                os.path.join(ROOT, "src", "grpc", "health.proto")], check=True)
+for lib_proto in ("health.proto", "reflection.proto"):
+    subprocess.run([sys.executable, "-m", "grpc_tools.protoc", "-I",
+                    os.path.join(ROOT, "src", "grpc"), "--python_out=" + GEN,
+                    "--grpc_python_out=" + GEN, os.path.join(ROOT, "src", "grpc", lib_proto)],
+                   check=True)
 import health_pb2  # noqa: E402
 import health_pb2_grpc  # noqa: E402
+import reflection_pb2  # noqa: E402
+import reflection_pb2_grpc  # noqa: E402
+from google.protobuf import descriptor_pb2  # noqa: E402
 import service_pb2  # noqa: E402
 import service_pb2_grpc  # noqa: E402
 
@@ -92,6 +97,21 @@ def test_the_health_service_answers_for_my_service():
             for name in ("", "MyService"):
                 eq(health.Check(health_pb2.HealthCheckRequest(service=name), timeout=5).status,
                    health_pb2.HealthCheckResponse.SERVING, "health of %r" % name)
+
+
+def test_reflection_lists_my_service_and_gives_service_proto():
+    with Chapter13(delay_ms=0) as svc:
+        with grpc.insecure_channel("127.0.0.1:%d" % svc.grpc_port) as ch:
+            refl = reflection_pb2_grpc.ServerReflectionStub(ch)
+            asks = [reflection_pb2.ServerReflectionRequest(list_services=""),
+                    reflection_pb2.ServerReflectionRequest(file_containing_symbol="MyService")]
+            listed, described = list(refl.ServerReflectionInfo(iter(asks), timeout=10))
+            check("MyService" in {s.name for s in listed.list_services_response.service},
+                  "MyService listed: %r", listed)
+            f = descriptor_pb2.FileDescriptorProto.FromString(
+                described.file_descriptor_response.file_descriptor_proto[0])
+            eq((f.name, f.service[0].name, f.service[0].method[0].name),
+               ("service.proto", "MyService", "SayHello"))
 
 
 def test_a_callers_deadline_ends_the_wait():

@@ -5,8 +5,10 @@ call every kind of method on it (unary, server, client and bidirectional
 streaming, a true ping-pong), with metadata both ways, statuses with
 non-ASCII messages, deadlines the handler sees as its fiber's, cancellation,
 message size limits, gzip, many calls at once on one connection, TLS by
-ALPN, what a non-gRPC request gets, and grpc.health.v1 (Check, Watch,
-NOT_SERVING at the stop). The server must exit 0 and
+ALPN, what a non-gRPC request gets, grpc.health.v1 (Check, Watch,
+NOT_SERVING at the stop), and server reflection, used as grpcurl does: the
+services listed, their .proto files fetched, and a call made with message
+classes built from those files alone. The server must exit 0 and
 sanitizer-clean after each test (httptest.Server)."""
 import os
 import queue
@@ -27,7 +29,8 @@ httptest.BIN = os.path.join(os.environ.get("BUILD_DIR", "build/release"), "grpc_
 PROTO_DIR = os.path.join(ROOT, "tests", "integration", "grpc_echo")
 GEN = tempfile.mkdtemp(prefix="weave-grpc-echo-")
 HEALTH_DIR = os.path.join(ROOT, "src", "grpc")
-for d, f in ((PROTO_DIR, "echo.proto"), (HEALTH_DIR, "health.proto")):
+for d, f in ((PROTO_DIR, "echo.proto"), (HEALTH_DIR, "health.proto"),
+             (HEALTH_DIR, "reflection.proto")):
     subprocess.run([sys.executable, "-m", "grpc_tools.protoc", "-I", d, "--python_out=" + GEN,
                     "--grpc_python_out=" + GEN, os.path.join(d, f)], check=True)
 sys.path.insert(0, GEN)
@@ -35,6 +38,9 @@ import echo_pb2 as pb  # noqa: E402
 import echo_pb2_grpc as pbg  # noqa: E402
 import health_pb2  # noqa: E402 - grpc.health.v1, from src/grpc/health.proto
 import health_pb2_grpc  # noqa: E402
+import reflection_pb2  # noqa: E402 - grpc.reflection.v1alpha, from src/grpc/reflection.proto
+import reflection_pb2_grpc  # noqa: E402
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory  # noqa: E402
 
 
 def stub(srv, **opts):
@@ -313,6 +319,70 @@ def test_health_check_and_watch():
         eq(unknown.code(), grpc.StatusCode.OK)
         ch.close()
         eq(srv.wait(15), 0, "exit status after the stop")
+
+
+def test_server_reflection_describes_and_calls_a_service():
+    with Server() as srv:
+        ch, _ = stub(srv)
+        q = queue.Queue()
+
+        def requests():
+            while True:
+                item = q.get()
+                if item is None:
+                    return
+                yield item
+
+        answers = reflection_pb2_grpc.ServerReflectionStub(ch).ServerReflectionInfo(requests(),
+                                                                                    timeout=20)
+
+        def ask(**kw):
+            q.put(reflection_pb2.ServerReflectionRequest(host="h", **kw))
+            return next(answers)
+
+        listed = {s.name for s in ask(list_services="").list_services_response.service}
+        check({"weave.test.Echo", "grpc.health.v1.Health",
+               "grpc.reflection.v1alpha.ServerReflection"} <= listed, "services: %r", listed)
+
+        r = ask(file_containing_symbol="weave.test.Echo")
+        eq(r.valid_host, "h")
+        eq(r.original_request.file_containing_symbol, "weave.test.Echo")
+        files = [descriptor_pb2.FileDescriptorProto.FromString(b)
+                 for b in r.file_descriptor_response.file_descriptor_proto]
+        eq(files[0].name, "echo.proto")
+        eq([m.name for m in files[0].service[0].method][:4],
+           ["Unary", "ServerStream", "ClientStream", "Bidi"])
+        check(files[0].service[0].method[1].server_streaming, "streaming is described")
+        for sym in ("weave.test.Echo.Unary", "weave.test.EchoRequest", ".weave.test.EchoReply"):
+            eq(ask(file_containing_symbol=sym).file_descriptor_response.file_descriptor_proto[0],
+               r.file_descriptor_response.file_descriptor_proto[0], sym)
+        health = ask(file_by_filename="health.proto").file_descriptor_response
+        eq(descriptor_pb2.FileDescriptorProto.FromString(health.file_descriptor_proto[0]).package,
+           "grpc.health.v1")
+        nested = ask(file_containing_symbol="grpc.health.v1.HealthCheckResponse.ServingStatus")
+        eq(len(nested.file_descriptor_response.file_descriptor_proto), 1, "a nested enum")
+
+        # what is not there: an error on the stream, which goes on
+        for kw in ({"file_containing_symbol": "no.Such"}, {"file_by_filename": "nope.proto"},
+                   {"all_extension_numbers_of_type": "no.Such"}):
+            eq(ask(**kw).error_response.error_code, grpc.StatusCode.NOT_FOUND.value[0], kw)
+        eq(ask(all_extension_numbers_of_type="weave.test.EchoRequest")
+           .all_extension_numbers_response.base_type_name, "weave.test.EchoRequest")
+        q.put(None)
+        check(next(answers, None) is None, "the stream ends with the requests")
+
+        # a call made from the reflected files alone, as grpcurl does
+        pool = descriptor_pool.DescriptorPool()
+        for f in reversed(files):
+            pool.Add(f)
+        factory = message_factory.MessageFactory(pool)
+        req_cls = factory.GetPrototype(pool.FindMessageTypeByName("weave.test.EchoRequest"))
+        rep_cls = factory.GetPrototype(pool.FindMessageTypeByName("weave.test.EchoReply"))
+        call = ch.unary_unary("/weave.test.Echo/Unary",
+                              request_serializer=req_cls.SerializeToString,
+                              response_deserializer=rep_cls.FromString)
+        eq(call(req_cls(text="reflected"), timeout=5).text, "reflected")
+        ch.close()
 
 
 if __name__ == "__main__":
