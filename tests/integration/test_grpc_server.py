@@ -56,6 +56,21 @@ def status_of(fn):
     return grpc.StatusCode.OK, None
 
 
+def feeder():
+    """A queue, and the request iterator that sends what is put on it (until
+    None), for streams whose next request waits on the last answer."""
+    q = queue.Queue()
+
+    def requests():
+        while True:
+            item = q.get()
+            if item is None:
+                return
+            yield item
+
+    return q, requests
+
+
 def stats(s):
     text = s.Stats(pb.EchoRequest(), timeout=5).text
     return dict(kv.split("=") for kv in text.split())
@@ -129,15 +144,7 @@ def test_bidirectional_ping_pong_interleaves():
     server must answer each message as it arrives, not at the end."""
     with Server() as srv:
         ch, s = stub(srv)
-        q = queue.Queue()
-
-        def requests():
-            while True:
-                item = q.get()
-                if item is None:
-                    return
-                yield item
-
+        q, requests = feeder()
         q.put(pb.EchoRequest(text="ping0"))
         replies = s.Bidi(requests(), timeout=10)
         for i in range(50):
@@ -324,15 +331,7 @@ def test_health_check_and_watch():
 def test_server_reflection_describes_and_calls_a_service():
     with Server() as srv:
         ch, _ = stub(srv)
-        q = queue.Queue()
-
-        def requests():
-            while True:
-                item = q.get()
-                if item is None:
-                    return
-                yield item
-
+        q, requests = feeder()
         answers = reflection_pb2_grpc.ServerReflectionStub(ch).ServerReflectionInfo(requests(),
                                                                                     timeout=20)
 
