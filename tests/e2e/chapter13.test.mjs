@@ -20,6 +20,7 @@ import {
   check,
   checkNoProblems,
   checkPageRenders,
+  checkEchoCard,
   checkWebSockets,
   finish,
   launchPage,
@@ -57,17 +58,7 @@ await check('GET /data lists its items', async () => {
   return `${await items.count()} items`;
 });
 
-await check('POST /echo: Send echoes the typed text back', async () => {
-  const text = `Hello from headless Chromium (run ${Math.random().toString(16).slice(2, 6)})`;
-  const echo = panel('POST /echo');
-  await echo.locator('[data-testid=echo-input]').fill(text);
-  await echo.locator('[data-testid=echo-send]').click();
-  const result = echo.locator('[data-testid=echo-result]');
-  await result.waitFor();
-  assert((await result.textContent()) === text, `echoed "${await result.textContent()}"`);
-  const meta = await echo.locator('[data-testid=result-meta]').textContent();
-  assert(meta.includes('text/plain'), `content type not shown as text/plain: "${meta}"`);
-});
+await checkEchoCard(page);
 
 for (const [route, message] of [
   ['GET /hello', 'Hello, Prometheus!'],

@@ -197,6 +197,21 @@ export async function checkPageRenders(page, baseUrl, sections, delayMs) {
   });
 }
 
+// POST /echo through its card: the text typed comes back, as text/plain.
+export async function checkEchoCard(page) {
+  await check('POST /echo: Send echoes the typed text back', async () => {
+    const text = `Hello from headless Chromium (run ${Math.random().toString(16).slice(2, 6)})`;
+    const echo = panel(page, 'POST /echo');
+    await echo.locator('[data-testid=echo-input]').fill(text);
+    await echo.locator('[data-testid=echo-send]').click();
+    const result = echo.locator('[data-testid=echo-result]');
+    await result.waitFor();
+    assert((await result.textContent()) === text, `echoed "${await result.textContent()}"`);
+    const meta = await echo.locator('[data-testid=result-meta]').textContent();
+    assert(meta.includes('text/plain'), `content type not shown as text/plain: "${meta}"`);
+  });
+}
+
 export const chat = (p) => p.locator('[data-testid=route-panel][data-route="WS /ws/chat"]');
 export async function chatMe(p) {
   const me = chat(p).locator('[data-testid=chat-me]:not([data-me=""])');
