@@ -6,18 +6,21 @@ below:
   (Debian's python3-grpcio, /usr/bin/python3);
 - grpc-js: tests/integration/node/grpc_interop.js (@grpc/grpc-js, pinned in
   tests/integration/node/package.json; `npm ci` there when missing);
-- grpcio-tls: the grpcio pair over TLS, with a throwaway CA made by openssl.
+- weave: tests/integration/grpc_interop_peer.c, weave's gRPC server and
+  client (built in $BUILD_DIR, build/release unless set);
+- grpcio-tls, weave-tls: those over TLS, with a throwaway CA made by openssl
+  (the clients claim the name localhost, which the certificate has).
 
 Every case of CASES runs for every (client, server) in PAIRS. A server is
 started once, on a free loopback port, when its first case runs (ready once
 a TCP connection to the port succeeds), must still be running after each
 case, and at the end is stopped with SIGTERM and must exit 0 with no
 sanitizer report in its stderr. A client is one process per case: exit 0
-passes, anything else fails with its output.
+with no sanitizer report in its output passes, anything else fails with its
+output.
 
-To add an implementation (weave's server and client), add its command lines
-to SERVERS and CLIENTS ({port}, {host}, {case}, {tls_dir} are filled in) and
-its pairs to PAIRS. A peer that is missing (node, grpcio, the binary) fails
+To add an implementation, add its command lines to SERVERS and CLIENTS
+({port}, {host}, {case}, {tls_dir} are filled in) and its pairs to PAIRS. A peer that is missing (node, grpcio, the binary) fails
 its tests with the reason; nothing is skipped.
 
 Run: /usr/bin/python3 tests/integration/test_grpc_interop.py [SUBSTRING...]
@@ -43,6 +46,8 @@ from httptest import Failure, check  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 GRPC_DIR = os.path.join(HERE, "grpc")
 NODE_DIR = os.path.join(HERE, "node")
+BUILD_DIR = os.environ.get("BUILD_DIR", "build/release")
+WEAVE_PEER = os.path.join(BUILD_DIR, "grpc_interop_peer")
 PY = "/usr/bin/python3"
 HOST = "127.0.0.1"
 CLIENT_TIMEOUT = 90  # seconds for one client process (its calls have 30 s deadlines)
@@ -79,6 +84,15 @@ SERVERS = {
                  "--key_file", "{tls_dir}/server.key"],
         "needs": ["grpcio", "tls"],
     },
+    "weave": {
+        "argv": [WEAVE_PEER, "server", "--port", "{port}"],
+        "needs": ["weave"],
+    },
+    "weave-tls": {
+        "argv": [WEAVE_PEER, "server", "--port", "{port}", "--use_tls",
+                 "--cert_file", "{tls_dir}/server.pem", "--key_file", "{tls_dir}/server.key"],
+        "needs": ["weave", "tls"],
+    },
 }
 
 # name -> {"argv": the command that runs {case} against {host}:{port}, "needs": [...]}
@@ -99,6 +113,17 @@ CLIENTS = {
                  "--ca_file", "{tls_dir}/ca.pem", "--server_host_override", "localhost"],
         "needs": ["grpcio", "tls"],
     },
+    "weave": {
+        "argv": [WEAVE_PEER, "client", "--server_host", "{host}", "--server_port", "{port}",
+                 "--test_case", "{case}"],
+        "needs": ["weave"],
+    },
+    "weave-tls": {
+        "argv": [WEAVE_PEER, "client", "--server_host", "{host}", "--server_port", "{port}",
+                 "--test_case", "{case}", "--use_tls", "--ca_file", "{tls_dir}/ca.pem",
+                 "--server_host_override", "localhost"],
+        "needs": ["weave", "tls"],
+    },
 }
 
 # (client, server): the peers proven against each other
@@ -106,6 +131,14 @@ PAIRS = [
     ("grpcio", "grpc-js"),
     ("grpc-js", "grpcio"),
     ("grpcio-tls", "grpcio-tls"),
+    ("weave", "grpcio"),
+    ("weave", "grpc-js"),
+    ("grpcio", "weave"),
+    ("grpc-js", "weave"),
+    ("weave", "weave"),
+    ("grpcio-tls", "weave-tls"),
+    ("weave-tls", "grpcio-tls"),
+    ("weave-tls", "weave-tls"),
 ]
 
 
@@ -163,7 +196,12 @@ def _need_tls():
     _tls_dir = d
 
 
-NEEDS = {"grpcio": _need_grpcio, "node": _need_node, "tls": _need_tls}
+def _need_weave():
+    check(os.path.exists(WEAVE_PEER), "no %s (cmake --build %s --target grpc_interop_peer; "
+          "BUILD_DIR picks the build)", WEAVE_PEER, BUILD_DIR)
+
+
+NEEDS = {"grpcio": _need_grpcio, "node": _need_node, "tls": _need_tls, "weave": _need_weave}
 
 
 def need(what):
@@ -298,6 +336,9 @@ def run_case(client, server_name, case):
             client, CLIENT_TIMEOUT, " ".join(argv), e.stderr or ""))
     check(r.returncode == 0, "client %s against server %s, exit %s: %s\n%s%s", client,
           server_name, r.returncode, " ".join(argv), r.stdout, r.stderr)
+    for marker in httptest.SANITIZER_MARKERS:
+        check(marker not in r.stdout + r.stderr, "client %s: a sanitizer report: %s\n%s%s",
+              client, " ".join(argv), r.stdout, r.stderr)
     srv.check_alive()
 
 
