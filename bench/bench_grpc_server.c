@@ -62,8 +62,8 @@ static int serve(void *arg)
         fprintf(stderr, "bench_grpc_server: %s\n", wv_errmsg());
         return 1;
     }
-    int rc = wv_http_serve(r, &(wv_http_opts){.port = p ? atoi(p) : 50051,
-                                              .max_connections = 20000});
+    int rc =
+        wv_http_serve(r, &(wv_http_opts){.port = p ? atoi(p) : 50051, .max_connections = 20000});
     if (rc < 0)
         fprintf(stderr, "bench_grpc_server: %s\n", wv_errmsg());
     wv_router_free(r);

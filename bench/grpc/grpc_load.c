@@ -28,9 +28,10 @@
  * taking over SECONDS (default 120).
  *
  * On success it prints one line to stdout:
- *   calls=N messages=N secs=S cpu_s=C
+ *   calls=N messages=N secs=S cpu_s=C data_frames=N
  * secs from the first call's start to the last call's end, cpu_s this
- * process's own CPU time (user + system) over the same window.
+ * process's own CPU time (user + system) over the same window, data_frames
+ * the HTTP/2 DATA frames (with payload) the answers came in.
  */
 #include <errno.h>
 #include <limits.h>
@@ -74,7 +75,7 @@ typedef struct call {
 struct conn {
     int fd;
     nghttp2_session *s;
-    call *calls; /* STREAMS slots */
+    call *calls;      /* STREAMS slots */
     uint8_t *pending; /* bytes nghttp2 gave that the socket did not take */
     size_t pending_n, pending_off, pending_cap;
     bool want_out;
@@ -90,7 +91,7 @@ static uint8_t request[128];
 static size_t request_n;
 static uint8_t expected[MSG_MAX]; /* the unary answer, framed as protobuf */
 static size_t expected_n;
-static long started, done, messages;
+static long started, done, messages, data_frames;
 static bool stopping; /* -d: the time is up, start no more calls */
 static int ep;
 
@@ -142,8 +143,8 @@ static size_t put_varint(uint8_t *p, uint64_t v)
 
 /* ---------------------------------------------------------------- calls */
 
-static ssize_t read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len,
-                         uint32_t *flags, nghttp2_data_source *src, void *user)
+static ssize_t read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len, uint32_t *flags,
+                         nghttp2_data_source *src, void *user)
 {
     call *k = src->ptr;
     size_t n = request_n - k->sent;
@@ -156,9 +157,11 @@ static ssize_t read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t le
     return (ssize_t)n;
 }
 
-#define NV(n, v)                                                                      \
-    {(uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, strlen(v),                        \
-     NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE}
+#define NV(n, v)                                                                                   \
+    {                                                                                              \
+        (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, strlen(v),                                  \
+            NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE                           \
+    }
 
 static void start_call(conn *c, call *k)
 {
@@ -217,8 +220,7 @@ static int on_data(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t 
             len--;
             if (k->prefix_n == 5) {
                 if (k->prefix[0] != 0)
-                    die("a compressed message (flag %u): the client asked for none",
-                        k->prefix[0]);
+                    die("a compressed message (flag %u): the client asked for none", k->prefix[0]);
                 k->msg_len = (uint32_t)k->prefix[1] << 24 | (uint32_t)k->prefix[2] << 16 |
                              (uint32_t)k->prefix[3] << 8 | k->prefix[4];
                 if (k->msg_len > MSG_MAX)
@@ -254,6 +256,15 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *
         k->grpc_status = atoi((const char *)v);
     else if (nlen == 12 && !memcmp(n, "content-type", 12))
         k->grpc_type = vlen >= 16 && !memcmp(v, "application/grpc", 16);
+    return 0;
+}
+
+/* DATA frames with payload that carried the answers: how the server framed
+ * its messages (one a frame, or several together), printed beside the count */
+static int on_frame(nghttp2_session *s, const nghttp2_frame *f, void *user)
+{
+    if (f->hd.type == NGHTTP2_DATA && f->hd.length > 0)
+        data_frames++;
     return 0;
 }
 
@@ -377,6 +388,7 @@ static void open_conn(conn *c)
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data);
     nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
     nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_close);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame);
     if (nghttp2_session_client_new(&c->s, cb, c) != 0)
         die("nghttp2_session_client_new failed");
     nghttp2_session_callbacks_del(cb);
@@ -411,16 +423,35 @@ int main(int argc, char **argv)
     int opt;
     while ((opt = getopt(argc, argv, "p:k:c:m:n:s:N:T:d:")) != -1) {
         switch (opt) {
-        case 'p': port = atoi(optarg); break;
-        case 'k': kind = optarg; break;
-        case 'c': conns = atoi(optarg); break;
-        case 'm': streams = atoi(optarg); break;
-        case 'n': n_calls = atol(optarg), n_given = true; break;
-        case 's': count = atol(optarg); break;
-        case 'N': name = optarg; break;
-        case 'T': limit = atof(optarg); break;
-        case 'd': duration = atof(optarg); break;
-        default: usage();
+        case 'p':
+            port = atoi(optarg);
+            break;
+        case 'k':
+            kind = optarg;
+            break;
+        case 'c':
+            conns = atoi(optarg);
+            break;
+        case 'm':
+            streams = atoi(optarg);
+            break;
+        case 'n':
+            n_calls = atol(optarg), n_given = true;
+            break;
+        case 's':
+            count = atol(optarg);
+            break;
+        case 'N':
+            name = optarg;
+            break;
+        case 'T':
+            limit = atof(optarg);
+            break;
+        case 'd':
+            duration = atof(optarg);
+            break;
+        default:
+            usage();
         }
     }
     if (port <= 0 || !kind || conns <= 0 || streams <= 0 || n_calls <= 0 || count < 0 ||
@@ -507,6 +538,7 @@ int main(int argc, char **argv)
         free(cs[i].pending);
     }
     free(cs);
-    printf("calls=%ld messages=%ld secs=%.6f cpu_s=%.6f\n", done, messages, secs, cpu);
+    printf("calls=%ld messages=%ld secs=%.6f cpu_s=%.6f data_frames=%ld\n", done, messages, secs,
+           cpu, data_frames);
     return 0;
 }
