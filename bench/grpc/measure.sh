@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# bench/grpc/measure.sh: one grpc_load run of bench/run_grpc.sh against a
+# server that is already running. Prints `value=<n>` (what bench_run in
+# ../lib.sh reads) and appends the run's details, as key=value pairs, to
+# INFO_FILE.
+#
+#   measure.sh KIND SECS PID PORT INFO_FILE
+#
+#   KIND   unary   value = calls/s of SayHello
+#          stream  value = messages/s of StreamHello (COUNT messages a call)
+#   SECS   grpc_load -d: start calls for this long, then let those in flight end
+#   PID    the server process measured (CPU of all its threads)
+#   PORT   where it listens (h2c, 127.0.0.1)
+#
+# Environment: GRPC_LOAD (the grpc_load binary), CONNS and STREAMS (grpc_load
+# -c and -m: calls in flight = CONNS * STREAMS), COUNT (messages a stream
+# call), LOADGEN_CPU (default 1: the CPU grpc_load is pinned to).
+#
+# grpc_load checks every call itself (HTTP 200, application/grpc, grpc-status
+# 0, every message byte for byte, their count) and exits 1 at the first that
+# is wrong; this script then fails too, and also when PID died or was
+# replaced during the run.
+#
+# INFO_FILE gets one line per run: value, calls, messages, secs, server_cpu
+# and loadgen_cpu (% of one core over the run), server_us and loadgen_us (CPU
+# µs per call for unary, per message for stream), rss_kb (the server's VmRSS
+# after), msgs_per_frame (messages per HTTP/2 DATA frame the server sent:
+# 1 when it frames each on its own, more when it packs several in one).
+set -euo pipefail
+
+die()
+{
+    echo "measure.sh: $*" >&2
+    exit 1
+}
+
+[[ $# -eq 5 ]] || die "usage: measure.sh KIND SECS PID PORT INFO_FILE"
+kind=$1 secs=$2 pid=$3 port=$4 info=$5
+case $kind in
+unary | stream) ;;
+*) die "unknown kind '$kind'" ;;
+esac
+: "${GRPC_LOAD:?}" "${CONNS:?}" "${STREAMS:?}" "${COUNT:?}"
+hz=$(getconf CLK_TCK)
+
+# utime + stime (fields 14, 15; all threads) of process $1, in clock ticks.
+proc_cpu()
+{
+    awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"
+}
+
+[[ -r /proc/$pid/stat ]] || die "the server (pid $pid) is not running"
+start_time=$(awk '{ sub(/^.*\) /, ""); print $20 }' "/proc/$pid/stat")
+
+s0=$(proc_cpu "$pid")
+rc=0
+out=$(taskset -c "${LOADGEN_CPU:-1}" "$GRPC_LOAD" -p "$port" -k "$kind" -c "$CONNS" \
+    -m "$STREAMS" -s "$COUNT" -d "$secs" -T "$((${secs%.*} + 60))") || rc=$?
+s1=$(proc_cpu "$pid" 2>/dev/null) || die "the server (pid $pid) died during the run"
+rss=$(awk '$1 == "VmRSS:" { print $2 }' "/proc/$pid/status")
+printf '%s\n' "$out" >&2 # shown by bench_run on failure or with BENCH_VERBOSE=1
+
+[[ $rc == 0 ]] || die "grpc_load exited with status $rc"
+[[ $(awk '{ sub(/^.*\) /, ""); print $20 }' "/proc/$pid/stat") == "$start_time" ]] ||
+    die "the server (pid $pid) was replaced during the run"
+
+# calls=N messages=N secs=S cpu_s=C data_frames=N
+read -r calls messages wall cpu frames < <(sed -n \
+    's/^calls=\([0-9]*\) messages=\([0-9]*\) secs=\([0-9.]*\) cpu_s=\([0-9.]*\) data_frames=\([0-9]*\)$/\1 \2 \3 \4 \5/p' \
+    <<<"$out") || true
+[[ -n ${frames:-} ]] || die "could not read grpc_load's report"
+((calls > 0)) || die "no call was made"
+
+result=$(awk -v kind="$kind" -v calls="$calls" -v msgs="$messages" -v secs="$wall" \
+    -v cpu="$cpu" -v frames="$frames" -v hz="$hz" -v ds="$((s1 - s0))" -v rss="${rss:-0}" 'BEGIN {
+    per = kind == "unary" ? calls : msgs
+    printf "value=%.4f calls=%d messages=%d secs=%.3f server_cpu=%.0f loadgen_cpu=%.0f" \
+        " server_us=%.3f loadgen_us=%.3f rss_kb=%d msgs_per_frame=%.2f\n", per / secs, calls,
+        msgs, secs, 100 * ds / hz / secs, 100 * cpu / secs, ds / hz * 1e6 / per, cpu * 1e6 / per,
+        rss, frames ? msgs / frames : 0
+}')
+[[ $result == value=* ]] || die "could not compute the figure"
+echo "$result" >>"$info"
+echo "${result%% *}"
