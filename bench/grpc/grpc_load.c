@@ -6,11 +6,16 @@
  * until CALLS calls are done.
  *
  *   grpc_load -p PORT -k unary|stream [-c CONNS] [-m STREAMS] [-n CALLS]
- *             [-d SECONDS] [-s COUNT] [-N NAME] [-T SECONDS]
+ *             [-d SECONDS] [-r RATE] [-s COUNT] [-N NAME] [-T SECONDS]
  *
  *   -n CALLS   calls in all (default 100000; no limit with -d alone)
  *   -d SECONDS start calls for this long, then let those in flight end
  *              (with -n too: whichever comes first)
+ *   -r RATE    start RATE calls a second in all, the i-th at i / RATE s
+ *              from the start (0, the default: a call ending starts the
+ *              next); calls in flight stay at most CONNS x STREAMS, so a
+ *              server that cannot keep up gets fewer (the caller checks the
+ *              rate reached: calls / secs)
  *   -c, -m     connections (default 8), calls in flight on each (default 8)
  *
  *   -k unary   /bench.BenchService/SayHello {name: NAME}; the answer must be
@@ -93,6 +98,9 @@ static uint8_t expected[MSG_MAX]; /* the unary answer, framed as protobuf */
 static size_t expected_n;
 static long started, done, messages, data_frames;
 static bool stopping; /* -d: the time is up, start no more calls */
+static double rate;   /* -r: calls started a second in all (0: as fast as answered) */
+static call **idle;   /* -r: the slots free for the next calls, a stack */
+static int idle_n;
 static int ep;
 
 static void die(const char *fmt, ...)
@@ -288,7 +296,9 @@ static int on_close(nghttp2_session *s, int32_t id, uint32_t err, void *user)
         die("a call got %ld messages, not %ld", k->messages, want);
     k->busy = false;
     done++;
-    if (started < n_calls && !stopping)
+    if (rate > 0)
+        idle[idle_n++] = k; /* the main loop starts the next when it is due */
+    else if (started < n_calls && !stopping)
         start_call(k->c, k);
     return 0;
 }
@@ -403,6 +413,8 @@ static void open_conn(conn *c)
     c->calls = calloc((size_t)streams, sizeof *c->calls);
     if (!c->calls)
         die("out of memory");
+    for (int j = 0; j < streams; j++)
+        c->calls[j].c = c;
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
     if (epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev) < 0)
         die("epoll_ctl: %s", strerror(errno));
@@ -411,7 +423,7 @@ static void open_conn(conn *c)
 static void usage(void)
 {
     fprintf(stderr, "usage: grpc_load -p PORT -k unary|stream [-c CONNS] [-m STREAMS] "
-                    "[-n CALLS] [-d SECONDS] [-s COUNT] [-N NAME] [-T SECONDS]\n");
+                    "[-n CALLS] [-d SECONDS] [-r RATE] [-s COUNT] [-N NAME] [-T SECONDS]\n");
     exit(2);
 }
 
@@ -421,7 +433,7 @@ int main(int argc, char **argv)
     bool n_given = false;
     double limit = 120, duration = 0;
     int opt;
-    while ((opt = getopt(argc, argv, "p:k:c:m:n:s:N:T:d:")) != -1) {
+    while ((opt = getopt(argc, argv, "p:k:c:m:n:s:N:T:d:r:")) != -1) {
         switch (opt) {
         case 'p':
             port = atoi(optarg);
@@ -450,12 +462,15 @@ int main(int argc, char **argv)
         case 'd':
             duration = atof(optarg);
             break;
+        case 'r':
+            rate = atof(optarg);
+            break;
         default:
             usage();
         }
     }
     if (port <= 0 || !kind || conns <= 0 || streams <= 0 || n_calls <= 0 || count < 0 ||
-        duration < 0 || strlen(name) > 64)
+        duration < 0 || rate < 0 || strlen(name) > 64)
         usage();
     if (duration > 0 && !n_given)
         n_calls = LONG_MAX;
@@ -496,17 +511,47 @@ int main(int argc, char **argv)
         open_conn(&cs[i]);
 
     double t0 = now(), cpu0 = cpu_now();
-    for (int j = 0; j < streams; j++)
-        for (int i = 0; i < conns && started < n_calls; i++)
-            start_call(&cs[i], &cs[i].calls[j]);
-    for (int i = 0; i < conns; i++)
-        flush(&cs[i]);
+    if (rate > 0) {
+        /* every slot idle, popped connection by connection */
+        if (!(idle = calloc((size_t)conns * (size_t)streams, sizeof *idle)))
+            die("out of memory");
+        for (int j = streams - 1; j >= 0; j--)
+            for (int i = conns - 1; i >= 0; i--)
+                idle[idle_n++] = &cs[i].calls[j];
+    } else {
+        for (int j = 0; j < streams; j++)
+            for (int i = 0; i < conns && started < n_calls; i++)
+                start_call(&cs[i], &cs[i].calls[j]);
+        for (int i = 0; i < conns; i++)
+            flush(&cs[i]);
+    }
 
     struct epoll_event evs[256];
     double last_progress = t0;
     long last_done = 0;
     while (done < started || (started < n_calls && !stopping)) {
-        int n = epoll_wait(ep, evs, 256, 1000);
+        int wait_ms = 1000;
+        if (rate > 0 && !stopping) {
+            /* the calls due by now: the i-th (from 0) at t0 + i / rate */
+            double at = now() - t0;
+            long due = (long)(at * rate) + 1;
+            if (due > n_calls)
+                due = n_calls;
+            bool any = false;
+            while (started < due && idle_n > 0) {
+                call *k = idle[--idle_n];
+                start_call(k->c, k);
+                any = true;
+            }
+            if (any)
+                for (int i = 0; i < conns; i++)
+                    flush(&cs[i]);
+            if (started < n_calls && idle_n > 0) {
+                double next = (double)started / rate - (now() - t0);
+                wait_ms = next <= 0 ? 0 : (int)(next * 1000) + 1;
+            }
+        }
+        int n = epoll_wait(ep, evs, 256, wait_ms);
         if (n < 0 && errno != EINTR)
             die("epoll_wait: %s", strerror(errno));
         for (int i = 0; i < n; i++) {
@@ -538,6 +583,7 @@ int main(int argc, char **argv)
         free(cs[i].pending);
     }
     free(cs);
+    free(idle);
     printf("calls=%ld messages=%ld secs=%.6f cpu_s=%.6f data_frames=%ld\n", done, messages, secs,
            cpu, data_frames);
     return 0;
