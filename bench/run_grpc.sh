@@ -7,10 +7,18 @@
 #                      calls in flight (8 connections x 8 streams): weave
 #                      against grpc.aio (Python grpcio, Debian's)
 #   grpc.unary_node    the same against @grpc/grpc-js (Node)
+#   grpc.unary_cpu     server CPU µs per SayHello call at a fixed rate every
+#                      server keeps (GRPC_RATE, default 4,000 calls/s), the
+#                      same 64 slots: weave against grpc.aio
+#   grpc.unary_cpu_node  the same against grpc-js
 #   grpc.stream        messages/s of StreamHello, server streaming (COUNT
 #                      messages a call, default 100), 64 calls in flight:
 #                      weave against grpc.aio
 #   grpc.stream_node   the same against @grpc/grpc-js
+#   grpc.stream_cpu    server CPU µs per message at a fixed rate of StreamHello
+#                      calls (GRPC_STREAM_RATE, default 100 calls/s, 10,000
+#                      messages/s): weave against grpc.aio
+#   grpc.stream_cpu_node  the same against grpc-js
 # Weave is build/release/bench_grpc_server (WEAVE_SHARDS=1); the anchors
 # bench/grpc/aio_server.py (the book's server.py: grpc.aio.server, async
 # handlers, asyncio.run; /usr/bin/python3) and bench/grpc/grpcjs_server.js
@@ -28,10 +36,13 @@
 #   BENCH_ROUNDS=n    override the number of rounds
 #   BENCH_VERBOSE=1   show what every run prints (grpc_load's report)
 #   BENCH_KEEP=1      keep the temp dir (generated code, server logs, per-run details)
-#   GRPC_FIGURES="unary unary_node stream stream_node"
+#   GRPC_FIGURES="unary unary_node unary_cpu unary_cpu_node stream stream_node
+#                 stream_cpu stream_cpu_node"
 #                     run only these figures ("grpc." in front is allowed)
 #   GRPC_SECS=s       the length of a run (default 3, 10 with BENCH_LONG=1)
 #   GRPC_COUNT=n      messages a StreamHello call (default 100)
+#   GRPC_RATE=n       calls/s of grpc.unary_cpu (default 4000)
+#   GRPC_STREAM_RATE=n  StreamHello calls/s of grpc.stream_cpu (default 100)
 #   GRPC_CONNS=n, GRPC_STREAMS=n
 #                     connections, and calls in flight on each (default 8 x 8)
 #
@@ -74,6 +85,8 @@ if [[ ${BENCH_LONG:-0} == 1 ]]; then
 else
     secs=${GRPC_SECS:-3}
 fi
+unary_rate=${GRPC_RATE:-4000}
+stream_rate=${GRPC_STREAM_RATE:-100}
 warm_secs=1 # one untimed run per server and kind before its first timed one
 loadgen_limit=90 # the client at or over this % of its core: it was the limit
 
@@ -174,7 +187,7 @@ warm_up()
     local name=$1 kind v
     for kind in unary stream; do
         [[ -z ${down[$name]:-} ]] || return 0
-        if ! v=$(bench_run "$measure" "$kind" "$warm_secs" "${pid[$name]}" "${port[$name]}" \
+        if ! v=$(bench_run "$measure" "$kind" "$warm_secs" 0 "${pid[$name]}" "${port[$name]}" \
             "$tmp/info/warmup_$kind.$name"); then
             down[$name]="its $kind warm-up run failed:"$'\n'"$v"
         fi
@@ -210,14 +223,15 @@ info_pcts()
 
 declare -A samples=() failed=()
 
-# figure NAME UNIT KIND PER SERVER...: SERVER... (weave first) take turns,
+# figure NAME UNIT KIND PER RATE BETTER SERVER...: SERVER... (weave first)
+# take turns (measure.sh KIND, at RATE calls/s, 0: as fast as answered),
 # BENCH_ROUNDS runs each; then one BENCH line per anchor: NAME for grpc.aio
 # (the suite's first anchor), NAME_node for grpc-js. A server that fails a
 # run is not run again; its lines fail.
 figure()
 {
-    local name=$1 unit=$2 kind=$3 per=$4 s v r i lab line
-    shift 4
+    local name=$1 unit=$2 kind=$3 per=$4 rate=$5 better=$6 s v r i lab line
+    shift 6
     local servers=("$@")
     for s in "${servers[@]}"; do
         samples[$name.$s]=
@@ -226,7 +240,7 @@ figure()
     for ((r = 0; r < BENCH_ROUNDS; r++)); do
         for s in "${servers[@]}"; do
             [[ -z ${failed[$name.$s]} ]] || continue
-            if v=$(bench_run "$measure" "$kind" "$secs" "${pid[$s]}" "${port[$s]}" \
+            if v=$(bench_run "$measure" "$kind" "$secs" "$rate" "${pid[$s]}" "${port[$s]}" \
                 "$tmp/info/$name.$s"); then
                 samples[$name.$s]+=" $v"
             else
@@ -245,7 +259,7 @@ figure()
         fi
     done
     echo "${line%;}"
-    cpu_lines "$name" "$per" "${servers[@]}"
+    cpu_lines "$name" "$per" "$rate" "${servers[@]}"
     for ((i = 1; i < ${#servers[@]}; i++)); do
         s=${servers[$i]}
         lab=$name
@@ -257,39 +271,50 @@ figure()
         else
             # shellcheck disable=SC2086
             bench_line "$lab" "$(bench_median ${samples[$name.weave]})" "$unit" "${label[$s]}" \
-                "$(bench_median ${samples[$name.$s]})" higher
+                "$(bench_median ${samples[$name.$s]})" "$better"
         fi
     done
 }
 
-# cpu_lines NAME PER SERVER...: for every server whose runs of NAME all
+# join WORDS...: them, separated by ", ".
+join()
+{
+    local IFS=$'\x1f' j
+    j="$*"
+    echo "${j//$'\x1f'/, }"
+}
+
+# cpu_lines NAME PER RATE SERVER...: for every server whose runs of NAME all
 # succeeded, the CPU the server (all its threads) and grpc_load used in each
-# run, in % of one core and in µs per PER; then which of them was the limit.
+# run, in % of one core and in µs per PER; then, for a run as fast as
+# answered (RATE 0), what set the pace, and how each framed its messages.
 cpu_lines()
 {
-    local name=$1 per=$2 s sc wc bound=() idle=()
-    shift 2
+    local name=$1 per=$2 rate=$3 s sc wc bound=() idle=()
+    shift 3
     for s in "$@"; do
         [[ -z ${failed[$name.$s]} ]] || continue
         echo "# $name ${label[$s]}, per run: server CPU $(info_pcts "$name" "$s" server_cpu) of" \
             "CPU 0 ($(info_runs "$name" "$s" server_us) µs a $per), grpc_load" \
             "$(info_pcts "$name" "$s" loadgen_cpu) of CPU 1 ($(info_runs "$name" "$s" \
-                loadgen_us) µs a $per); $(info_values "$name" "$s" calls | tr '\n' ' ')calls;" \
+                loadgen_us) µs a $per); $(info_values "$name" "$s" calls | tr '\n' ' ')calls" \
+            "($(info_runs "$name" "$s" rps) a second);" \
             "$(info_runs "$name" "$s" msgs_per_frame) messages a DATA frame; server RSS" \
             "$(info_runs "$name" "$s" rss_kb) kB"
+        ((rate == 0)) || continue
         sc=$(info_median "$name" "$s" server_cpu)
         wc=$(info_median "$name" "$s" loadgen_cpu)
         if awk -v w="$wc" -v l="$loadgen_limit" 'BEGIN { exit !(w >= l) }'; then
-            bound+=("${label[$s]} (grpc_load $wc%, server $sc%)")
+            bound+=("${label[$s]} (grpc_load $(printf '%.0f' "$wc")%, server $(printf '%.0f' "$sc")%)")
         elif awk -v s="$sc" 'BEGIN { exit !(s < 80) }'; then
-            idle+=("${label[$s]} (server $sc%, grpc_load $wc%)")
+            idle+=("${label[$s]} (server $(printf '%.0f' "$sc")%, grpc_load $(printf '%.0f' "$wc")%)")
         fi
     done
     if ((${#bound[@]})); then
         echo "# $name: the load client, not the server, was the limit (grpc_load >=" \
-            "$loadgen_limit% of its core, medians) for ${bound[*]}: a lower bound for that server"
+            "$loadgen_limit% of its core, medians) for $(join "${bound[@]}"): a lower bound for that server"
     fi
-    if [[ $per == message ]]; then
+    if [[ $per == message && $rate == 0 ]]; then
         line="# $name framing (messages a DATA frame, medians):"
         for s in "$@"; do
             [[ -z ${failed[$name.$s]} ]] || continue
@@ -300,7 +325,7 @@ cpu_lines()
             "own: the figure includes that (docs/benchmarking.md, \"The gRPC suite\")"
     fi
     if ((${#idle[@]})); then
-        echo "# $name: neither side used its core for ${idle[*]} (medians): the round trip" \
+        echo "# $name: the server used under 80% of its core for $(join "${idle[@]}") (medians): the round trip" \
             "with $((CONNS * STREAMS)) calls in flight set the pace (wake-ups, the machine's other load)"
     fi
 }
@@ -321,20 +346,21 @@ target()
     fi
 }
 
-# fig KIND UNIT PER AIO_GOAL NODE_GOAL: grpc.KIND and grpc.KIND_node, those wanted.
+# fig FIGURE KIND UNIT PER RATE BETTER AIO_GOAL NODE_GOAL: grpc.FIGURE and
+# grpc.FIGURE_node, those wanted (a goal: the target's ratio, "" for none).
 fig()
 {
-    local kind=$1 unit=$2 per=$3 aio_goal=$4 node_goal=$5 a=()
-    [[ " ${wanted[*]} " != *" $kind "* ]] || a+=(aio)
-    [[ " ${wanted[*]} " != *" ${kind}_node "* ]] || a+=(grpcjs)
+    local f=$1 kind=$2 unit=$3 per=$4 rate=$5 better=$6 aio_goal=$7 node_goal=$8 a=()
+    [[ " ${wanted[*]} " != *" $f "* ]] || a+=(aio)
+    [[ " ${wanted[*]} " != *" ${f}_node "* ]] || a+=(grpcjs)
     ((${#a[@]})) || return 0
-    figure "grpc.$kind" "$unit" "$kind" "$per" weave "${a[@]}"
-    [[ " ${a[*]} " != *" aio "* || -z $aio_goal ]] || target "grpc.$kind" "grpc.$kind" aio "$aio_goal"
+    figure "grpc.$f" "$unit" "$kind" "$per" "$rate" "$better" weave "${a[@]}"
+    [[ " ${a[*]} " != *" aio "* || -z $aio_goal ]] || target "grpc.$f" "grpc.$f" aio "$aio_goal"
     [[ " ${a[*]} " != *" grpcjs "* || -z $node_goal ]] ||
-        target "grpc.${kind}_node" "grpc.$kind" grpcjs "$node_goal"
+        target "grpc.${f}_node" "grpc.$f" grpcjs "$node_goal"
 }
 
-figures=(unary unary_node stream stream_node)
+figures=(unary unary_node unary_cpu unary_cpu_node stream stream_node stream_cpu stream_cpu_node)
 wanted=()
 for f in ${GRPC_FIGURES:-${figures[*]}}; do
     f=${f#grpc.}
@@ -394,7 +420,10 @@ echo "# load: grpc_load, the same client for every server: h2c with prior knowle
     "$CONNS connections x $STREAMS calls in flight ($((CONNS * STREAMS)) calls in flight), a" \
     "call ending starts the next, for $secs s a run, then the calls in flight end; unary:" \
     "SayHello {name: \"bench\"} -> \"Hello, bench!\"; stream: StreamHello {name: \"bench\"," \
-    "count: $COUNT} -> $COUNT messages \"Hello, bench! <i>\"; every call checked (HTTP 200," \
+    "count: $COUNT} -> $COUNT messages \"Hello, bench! <i>\"; the _cpu figures start calls at a" \
+    "fixed rate instead ($unary_rate SayHello, $stream_rate StreamHello calls/s; a run under" \
+    "95% of it fails) and take the server's CPU (every thread's, /proc/PID/task/*/schedstat)" \
+    "per call or message; every call checked (HTTP 200," \
     "application/grpc, grpc-status 0, every message byte for byte and their count); one" \
     "untimed ${warm_secs} s run of each kind per server first; grpcio's client checks each server" \
     "before and after${GRPC_FIGURES:+; only: ${wanted[*]}}"
@@ -431,8 +460,10 @@ if [[ -n ${down[weave]:-} ]]; then
     exit 1
 fi
 
-fig unary calls/s call 10 3
-fig stream msgs/s message 10 ""
+fig unary unary calls/s call 0 higher 10 3
+fig unary_cpu unary us call "$unary_rate" lower "" ""
+fig stream stream msgs/s message 0 higher 10 ""
+fig stream_cpu stream us message "$stream_rate" lower "" ""
 
 # After the runs: every server measured still answers right.
 for s in weave aio grpcjs; do

@@ -4,11 +4,17 @@
 # ../lib.sh reads) and appends the run's details, as key=value pairs, to
 # INFO_FILE.
 #
-#   measure.sh KIND SECS PID PORT INFO_FILE
+#   measure.sh KIND SECS RATE PID PORT INFO_FILE
 #
-#   KIND   unary   value = calls/s of SayHello
-#          stream  value = messages/s of StreamHello (COUNT messages a call)
+#   KIND   unary   SayHello calls
+#          stream  StreamHello calls, COUNT messages each
 #   SECS   grpc_load -d: start calls for this long, then let those in flight end
+#   RATE   0       as fast as answered: value = calls/s (unary) or
+#                  messages/s (stream)
+#          n       n calls a second (grpc_load -r): value = the server's CPU
+#                  µs per call (unary) or per message (stream). The run fails
+#                  when it reached under 95% of n calls/s: the server did not
+#                  keep up, and its CPU would not be at the rate asked for.
 #   PID    the server process measured (CPU of all its threads)
 #   PORT   where it listens (h2c, 127.0.0.1)
 #
@@ -21,7 +27,7 @@
 # is wrong; this script then fails too, and also when PID died or was
 # replaced during the run.
 #
-# INFO_FILE gets one line per run: value, calls, messages, secs, server_cpu
+# INFO_FILE gets one line per run: value, rps (calls a second), calls, messages, secs, server_cpu
 # and loadgen_cpu (% of one core over the run), server_us and loadgen_us (CPU
 # µs per call for unary, per message for stream), rss_kb (the server's VmRSS
 # after), msgs_per_frame (messages per HTTP/2 DATA frame the server sent:
@@ -34,28 +40,34 @@ die()
     exit 1
 }
 
-[[ $# -eq 5 ]] || die "usage: measure.sh KIND SECS PID PORT INFO_FILE"
-kind=$1 secs=$2 pid=$3 port=$4 info=$5
+[[ $# -eq 6 ]] || die "usage: measure.sh KIND SECS RATE PID PORT INFO_FILE"
+kind=$1 secs=$2 rate=$3 pid=$4 port=$5 info=$6
 case $kind in
 unary | stream) ;;
 *) die "unknown kind '$kind'" ;;
 esac
 : "${GRPC_LOAD:?}" "${CONNS:?}" "${STREAMS:?}" "${COUNT:?}"
-hz=$(getconf CLK_TCK)
 
-# utime + stime (fields 14, 15; all threads) of process $1, in clock ticks.
+# The CPU time of process $1, all its threads, in ns: the scheduler's own
+# count (the first field of /proc/PID/task/TID/schedstat), where utime +
+# stime in /proc/PID/stat count clock ticks (10 ms), too coarse for a server
+# that spends a tenth of a second in a run. (A thread that exits during the
+# run takes its time with it; the servers here keep theirs.)
 proc_cpu()
 {
-    awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"
+    local f
+    f=(/proc/"$1"/task/*/schedstat)
+    [[ -r ${f[0]} ]] || return 1
+    awk '{ s += $1 } END { printf "%.0f\n", s }' "${f[@]}"
 }
 
 [[ -r /proc/$pid/stat ]] || die "the server (pid $pid) is not running"
 start_time=$(awk '{ sub(/^.*\) /, ""); print $20 }' "/proc/$pid/stat")
 
-s0=$(proc_cpu "$pid")
+s0=$(proc_cpu "$pid") || die "the server (pid $pid) is not running"
 rc=0
 out=$(taskset -c "${LOADGEN_CPU:-1}" "$GRPC_LOAD" -p "$port" -k "$kind" -c "$CONNS" \
-    -m "$STREAMS" -s "$COUNT" -d "$secs" -T "$((${secs%.*} + 60))") || rc=$?
+    -m "$STREAMS" -s "$COUNT" -d "$secs" -r "$rate" -T "$((${secs%.*} + 60))") || rc=$?
 s1=$(proc_cpu "$pid" 2>/dev/null) || die "the server (pid $pid) died during the run"
 rss=$(awk '$1 == "VmRSS:" { print $2 }' "/proc/$pid/status")
 printf '%s\n' "$out" >&2 # shown by bench_run on failure or with BENCH_VERBOSE=1
@@ -70,13 +82,19 @@ read -r calls messages wall cpu frames < <(sed -n \
     <<<"$out") || true
 [[ -n ${frames:-} ]] || die "could not read grpc_load's report"
 ((calls > 0)) || die "no call was made"
+if [[ $rate != 0 ]]; then
+    awk -v n="$calls" -v s="$wall" -v want="$rate" 'BEGIN { exit !(n / s >= 0.95 * want) }' ||
+        die "the run reached $(awk -v n="$calls" -v s="$wall" 'BEGIN { printf "%.0f", n / s }')" \
+            "calls/s, under 95% of the fixed rate $rate: the server did not keep up"
+fi
 
-result=$(awk -v kind="$kind" -v calls="$calls" -v msgs="$messages" -v secs="$wall" \
-    -v cpu="$cpu" -v frames="$frames" -v hz="$hz" -v ds="$((s1 - s0))" -v rss="${rss:-0}" 'BEGIN {
+result=$(awk -v kind="$kind" -v rate="$rate" -v calls="$calls" -v msgs="$messages" -v secs="$wall" \
+    -v cpu="$cpu" -v frames="$frames" -v ds="$(((s1 - s0) / 1000))" -v rss="${rss:-0}" 'BEGIN {
     per = kind == "unary" ? calls : msgs
-    printf "value=%.4f calls=%d messages=%d secs=%.3f server_cpu=%.0f loadgen_cpu=%.0f" \
-        " server_us=%.3f loadgen_us=%.3f rss_kb=%d msgs_per_frame=%.2f\n", per / secs, calls,
-        msgs, secs, 100 * ds / hz / secs, 100 * cpu / secs, ds / hz * 1e6 / per, cpu * 1e6 / per,
+    value = rate == 0 ? per / secs : ds / per
+    printf "value=%.4f rps=%.1f calls=%.0f messages=%.0f secs=%.3f server_cpu=%.0f loadgen_cpu=%.0f" \
+        " server_us=%.3f loadgen_us=%.3f rss_kb=%.0f msgs_per_frame=%.2f\n", value, calls / secs, calls,
+        msgs, secs, 100 * ds / 1e6 / secs, 100 * cpu / secs, ds / per, cpu * 1e6 / per,
         rss, frames ? msgs / frames : 0
 }')
 [[ $result == value=* ]] || die "could not compute the figure"
