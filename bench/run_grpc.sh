@@ -39,7 +39,7 @@
 #   GRPC_FIGURES="unary unary_node unary_cpu unary_cpu_node stream stream_node
 #                 stream_cpu stream_cpu_node"
 #                     run only these figures ("grpc." in front is allowed)
-#   GRPC_SECS=s       the length of a run (default 3, 10 with BENCH_LONG=1)
+#   GRPC_SECS=s       the length of a run (default 3, 5 with BENCH_LONG=1)
 #   GRPC_COUNT=n      messages a StreamHello call (default 100)
 #   GRPC_RATE=n       calls/s of grpc.unary_cpu (default 4000)
 #   GRPC_STREAM_RATE=n  StreamHello calls/s of grpc.stream_cpu (default 100)
@@ -81,7 +81,7 @@ fi
 
 export CONNS=${GRPC_CONNS:-8} STREAMS=${GRPC_STREAMS:-8} COUNT=${GRPC_COUNT:-100}
 if [[ ${BENCH_LONG:-0} == 1 ]]; then
-    secs=${GRPC_SECS:-10}
+    secs=${GRPC_SECS:-5}
 else
     secs=${GRPC_SECS:-3}
 fi

@@ -31,7 +31,8 @@
 # and loadgen_cpu (% of one core over the run), server_us and loadgen_us (CPU
 # µs per call for unary, per message for stream), rss_kb (the server's VmRSS
 # after), msgs_per_frame (messages per HTTP/2 DATA frame the server sent:
-# 1 when it frames each on its own, more when it packs several in one).
+# 1 when it frames each on its own, more when it packs several in one),
+# cpu_src (where the server's CPU came from: schedstat, or ticks).
 set -euo pipefail
 
 die()
@@ -52,7 +53,7 @@ esac
 # count (the first field of /proc/PID/task/TID/schedstat), where utime +
 # stime in /proc/PID/stat count clock ticks (10 ms), too coarse for a server
 # that spends a tenth of a second in a run. (A thread that exits during the
-# run takes its time with it; the servers here keep theirs.)
+# run takes its time with it: see proc_ticks.)
 proc_cpu()
 {
     local f
@@ -61,14 +62,26 @@ proc_cpu()
     awk '{ s += $1 } END { printf "%.0f\n", s }' "${f[@]}"
 }
 
+# utime + stime of process $1 in clock ticks (/proc/PID/stat: every thread,
+# those that exited too). When they add up to clearly more than proc_cpu's
+# count (a thread exited during the run, as grpcio's C-core may retire one),
+# the run's server CPU is taken from them instead.
+proc_ticks()
+{
+    awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"
+}
+hz=$(getconf CLK_TCK)
+
 [[ -r /proc/$pid/stat ]] || die "the server (pid $pid) is not running"
 start_time=$(awk '{ sub(/^.*\) /, ""); print $20 }' "/proc/$pid/stat")
 
 s0=$(proc_cpu "$pid") || die "the server (pid $pid) is not running"
+t0=$(proc_ticks "$pid")
 rc=0
 out=$(taskset -c "${LOADGEN_CPU:-1}" "$GRPC_LOAD" -p "$port" -k "$kind" -c "$CONNS" \
     -m "$STREAMS" -s "$COUNT" -d "$secs" -r "$rate" -T "$((${secs%.*} + 60))") || rc=$?
 s1=$(proc_cpu "$pid" 2>/dev/null) || die "the server (pid $pid) died during the run"
+t1=$(proc_ticks "$pid" 2>/dev/null) || die "the server (pid $pid) died during the run"
 rss=$(awk '$1 == "VmRSS:" { print $2 }' "/proc/$pid/status")
 printf '%s\n' "$out" >&2 # shown by bench_run on failure or with BENCH_VERBOSE=1
 
@@ -89,13 +102,15 @@ if [[ $rate != 0 ]]; then
 fi
 
 result=$(awk -v kind="$kind" -v rate="$rate" -v calls="$calls" -v msgs="$messages" -v secs="$wall" \
-    -v cpu="$cpu" -v frames="$frames" -v ds="$(((s1 - s0) / 1000))" -v rss="${rss:-0}" 'BEGIN {
+    -v cpu="$cpu" -v frames="$frames" -v dsched="$(((s1 - s0) / 1000))" -v dticks="$((t1 - t0))" -v hz="$hz" -v rss="${rss:-0}" 'BEGIN {
     per = kind == "unary" ? calls : msgs
+    ds = dsched; src = "schedstat"                     # µs
+    if (dticks * 1e6 / hz > dsched * 1.05 + 20000) { ds = dticks * 1e6 / hz; src = "ticks" }
     value = rate == 0 ? per / secs : ds / per
     printf "value=%.4f rps=%.1f calls=%.0f messages=%.0f secs=%.3f server_cpu=%.0f loadgen_cpu=%.0f" \
-        " server_us=%.3f loadgen_us=%.3f rss_kb=%.0f msgs_per_frame=%.2f\n", value, calls / secs, calls,
+        " server_us=%.3f loadgen_us=%.3f rss_kb=%.0f msgs_per_frame=%.2f cpu_src=%s\n", value, calls / secs, calls,
         msgs, secs, 100 * ds / 1e6 / secs, 100 * cpu / secs, ds / per, cpu * 1e6 / per,
-        rss, frames ? msgs / frames : 0
+        rss, frames ? msgs / frames : 0, src
 }')
 [[ $result == value=* ]] || die "could not compute the figure"
 echo "$result" >>"$info"
