@@ -165,6 +165,11 @@ BENCH_PACKAGES=(
     # confluent_kafka as the anchors; librabbitmq (librabbitmq-dev, a build
     # package) for its C anchor, librdkafka's mock cluster for the Kafka figures
     rabbitmq-server python3-aio-pika python3-confluent-kafka
+    # the gRPC suite (bench/run_grpc.sh): grpcio's grpc.aio server as the
+    # anchor (bench/grpc/aio_server.py) and its client as the checker
+    # (bench/grpc/check.py), grpc_tools.protoc to compile bench.proto for
+    # both; the grpc-js anchor comes from npm (bench/grpc/package.json)
+    python3-grpcio python3-grpc-tools python3-protobuf
 )
 
 usage()
@@ -201,8 +206,8 @@ for pkg in "${PACKAGES[@]}"; do
 done
 
 # Node.js and npm build the chapter 13 page (scripts/build_web.sh), run the
-# browser test and the Node WebSocket and S3 peers (test), the Node ws anchor
-# (bench) and s3rver (test, bench). Any node on PATH will do (e.g. a newer
+# browser test and the Node WebSocket and S3 peers (test), the Node ws and
+# grpc-js anchors (bench) and s3rver (test, bench). Any node on PATH will do (e.g. a newer
 # one from NodeSource); only when there is no npm at all, take Debian's.
 if ! command -v npm >/dev/null 2>&1; then
     missing+=(nodejs npm)
