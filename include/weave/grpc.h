@@ -175,18 +175,24 @@ int wv_grpc_recv(wv_grpc_call *call, ProtobufCMessage **msg);
 int wv_grpc_send(wv_grpc_call *call, const ProtobufCMessage *msg);
 
 /*
- * Metadata the peer sent: a server's request metadata, a client's
- * response headers, then (once wv_grpc_recv has returned 0 or an error)
- * its trailers as well. *out is the value of the first field of that
- * name (lower case), "-bin" values base64-decoded, valid until the call
- * ends; 0, or -ENOENT.
+ * Metadata the peer sent: a server's request metadata; a client's
+ * response headers, then its trailers as they arrive (all of them by the
+ * time wv_grpc_recv has returned 0 or an error). *out is the value of the
+ * first field of that name (lower case), "-bin" values base64-decoded,
+ * valid until the call ends; 0, or -ENOENT. wv_grpc_trailing_metadata
+ * looks among a client's trailers only (gRPC's trailing_metadata(); a
+ * Trailers-Only response's fields are trailers).
  */
 int wv_grpc_metadata(wv_grpc_call *call, const char *name, wv_str *out);
+int wv_grpc_trailing_metadata(wv_grpc_call *call, const char *name, wv_str *out);
 
 /* Every field of it, in order, as received (-bin values still base64):
- * a count, and the i-th field. */
+ * a count, and the i-th field. The first wv_grpc_metadata_headers() of
+ * them are the headers (initial metadata), the rest a client's trailers;
+ * a server's are all headers. */
 int wv_grpc_metadata_count(const wv_grpc_call *call);
 void wv_grpc_metadata_at(const wv_grpc_call *call, int i, wv_str *name, wv_str *value);
+int wv_grpc_metadata_headers(const wv_grpc_call *call);
 
 /*
  * Metadata to send. A server adds initial metadata (the response
@@ -314,6 +320,11 @@ typedef struct wv_grpc_channel wv_grpc_channel;
 typedef struct wv_grpc_channel_opts {
     const char *ca_file;        /* https: CAs to trust (PEM); NULL = the system's */
     bool insecure;              /* https: do not verify the certificate (tests only) */
+    const char *server_name;    /* https: the name sent (SNI) and checked in the certificate,
+                                 * instead of the target's host (gRPC's
+                                 * ssl_target_name_override); NULL = the host */
+    const char *authority;      /* :authority sent, instead of the target's host:port
+                                 * (gRPC's default_authority); NULL = host:port */
     int64_t connect_timeout_ms; /* 0 = 10000 */
     size_t max_recv;            /* a response message's bytes at most; 0 = 4 MiB */
     size_t max_send;            /* a request message's bytes at most; 0 = no limit

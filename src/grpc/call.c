@@ -33,6 +33,7 @@ int grpc_call_init(wv_grpc_call *c, const ProtobufCServiceDescriptor *svc,
     c->method = method;
     c->server = server;
     c->shard = wv_shard_id();
+    c->md_trailers_from = -1;
     c->recv_type = server ? method->input : method->output;
     c->send_type = server ? method->output : method->input;
     c->max_recv = max_recv ? max_recv : GRPC_DEFAULT_MAX_MESSAGE;
@@ -144,10 +145,15 @@ void wv_grpc_metadata_at(const wv_grpc_call *call, int i, wv_str *name, wv_str *
     *value = call->md[i][1];
 }
 
-int wv_grpc_metadata(wv_grpc_call *call, const char *name, wv_str *out)
+int wv_grpc_metadata_headers(const wv_grpc_call *call)
+{
+    return call->md_trailers_from < 0 ? call->nmd : call->md_trailers_from;
+}
+
+static int find_md(wv_grpc_call *call, int from, const char *name, wv_str *out)
 {
     size_t nn = strlen(name);
-    for (int i = 0; i < call->nmd; i++) {
+    for (int i = from; i < call->nmd; i++) {
         wv_str n, v;
         wv_grpc_metadata_at(call, i, &n, &v);
         if (n.n != nn || memcmp(n.p, name, nn) != 0)
@@ -166,6 +172,16 @@ int wv_grpc_metadata(wv_grpc_call *call, const char *name, wv_str *out)
         return 0;
     }
     return -ENOENT;
+}
+
+int wv_grpc_metadata(wv_grpc_call *call, const char *name, wv_str *out)
+{
+    return find_md(call, 0, name, out);
+}
+
+int wv_grpc_trailing_metadata(wv_grpc_call *call, const char *name, wv_str *out)
+{
+    return call->md_trailers_from < 0 ? -ENOENT : find_md(call, call->md_trailers_from, name, out);
 }
 
 /* ------------------------------------------------------------ messages */

@@ -55,6 +55,7 @@ struct wv_grpc_call {
      * wv_grpc_metadata handed out stays put while more fields arrive */
     wv_str (*md)[2];
     int nmd, capmd;
+    int md_trailers_from; /* the first trailer's index (client); -1: none yet */
     /* memory that lives as long as the call */
     grpc_block *blocks;
 };

@@ -58,7 +58,8 @@ struct wv_grpc_channel {
     char *host; /* without brackets */
     int port;
     bool tls;
-    char *authority; /* host:port as :authority ([v6]:port) */
+    char *authority;   /* host:port as :authority ([v6]:port), or the opts' */
+    char *server_name; /* TLS: the name checked, or NULL for the host */
     wv_tls_ctx *tls_ctx;
     int64_t connect_timeout_ms, backoff_base_ms, backoff_max_ms;
     size_t max_recv, max_send;
@@ -356,6 +357,11 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
     }
     if (namelen > 0 && n[0] == ':')
         return 0;
+    /* a second block is the trailers; a first that ends the stream is
+     * Trailers-Only: its fields are the trailers too */
+    if (g->base.md_trailers_from < 0 &&
+        (frame->headers.cat == NGHTTP2_HCAT_HEADERS || (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)))
+        g->base.md_trailers_from = g->base.nmd;
     if (grpc_call_md_add(&g->base, n, namelen, v, valuelen) < 0)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     if (namelen == 12 && memcmp(n, "content-type", 12) == 0) {
@@ -608,6 +614,7 @@ static int conn_main(void *arg)
     char why[MSG_MAX];
     int64_t old = wv_deadline_set(wv_after_ms(ch->connect_timeout_ms));
     wv_dial_opts d = {.tls = ch->tls ? ch->tls_ctx : NULL,
+                      .server_name = ch->server_name,
                       .connect_timeout_ms = ch->connect_timeout_ms};
     int rc = wv_dial_host(ch->host, ch->port, &d, &c->s);
     wv_deadline_set(old);
@@ -1319,9 +1326,15 @@ wv_grpc_channel *wv_grpc_channel_new(const char *target, const wv_grpc_channel_o
     ch->port = u.port;
     ch->tls = tls;
     bool v6 = strchr(u.host, ':') != NULL;
-    if (asprintf(&ch->authority, v6 ? "[%s]:%d" : "%s:%d", u.host, u.port) < 0)
+    if (o.authority ? !(ch->authority = strdup(o.authority))
+                    : asprintf(&ch->authority, v6 ? "[%s]:%d" : "%s:%d", u.host, u.port) < 0)
         ch->authority = NULL;
     wv_url_free(&u);
+    if (o.server_name && !(ch->server_name = strdup(o.server_name))) {
+        wv_grpc_channel_free(ch);
+        wv_fail(-ENOMEM, "grpc: out of memory");
+        return NULL;
+    }
     ch->connect_timeout_ms = o.connect_timeout_ms > 0 ? o.connect_timeout_ms : DEFAULT_CONNECT_MS;
     ch->backoff_base_ms = o.backoff_base_ms > 0 ? o.backoff_base_ms : DEFAULT_BACKOFF_BASE_MS;
     ch->backoff_max_ms = o.backoff_max_ms > 0 ? o.backoff_max_ms : DEFAULT_BACKOFF_MAX_MS;
@@ -1356,5 +1369,6 @@ void wv_grpc_channel_free(wv_grpc_channel *ch)
         wv_tls_ctx_free(ch->tls_ctx);
     free(ch->host);
     free(ch->authority);
+    free(ch->server_name);
     free(ch);
 }

@@ -15,9 +15,9 @@
  * NAME" and exits 0, or "FAIL NAME: why" on stderr and exits 1; 2 for bad
  * arguments.
  *
- * The client's TLS name: weave's channel checks the target's host, so
- * --server_host_override NAME makes the target https://NAME:PORT (NAME must
- * resolve to the server, as "localhost" does for 127.0.0.1).
+ * --server_host_override NAME: the client connects to --server_host and
+ * checks the certificate for NAME (wv_grpc_channel_opts.server_name) and
+ * sends NAME as :authority, as gRPC's ssl_target_name_override does.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -681,9 +681,23 @@ static int status_code_and_message(void)
 
 static const unsigned char trailing_value[] = {0xab, 0xab, 0xab};
 
+/* Is `name` among the response headers (not the trailers)? */
+static bool in_headers(wv_grpc_call *c, const char *name)
+{
+    int n = wv_grpc_metadata_headers(c);
+    for (int i = 0; i < n; i++) {
+        wv_str fn, fv;
+        wv_grpc_metadata_at(c, i, &fn, &fv);
+        if (fn.n == strlen(name) && !memcmp(fn.p, name, fn.n))
+            return true;
+    }
+    return false;
+}
+
 static int check_initial(wv_grpc_call *c, const char *what)
 {
     wv_str v;
+    CHECK(in_headers(c, ECHO_INITIAL), "%s: no %s in the response headers", what, ECHO_INITIAL);
     CHECK(wv_grpc_metadata(c, ECHO_INITIAL, &v) == 0, "%s: no %s in the response's metadata", what,
           ECHO_INITIAL);
     CHECK(v.n == strlen(ECHO_INITIAL_VALUE) && !memcmp(v.p, ECHO_INITIAL_VALUE, v.n),
@@ -695,19 +709,19 @@ static int check_initial(wv_grpc_call *c, const char *what)
 static int check_trailing(wv_grpc_call *c, const char *what)
 {
     wv_str v;
-    CHECK(wv_grpc_metadata(c, ECHO_TRAILING, &v) == 0, "%s: no %s in the trailing metadata", what,
-          ECHO_TRAILING);
+    CHECK(wv_grpc_trailing_metadata(c, ECHO_TRAILING, &v) == 0,
+          "%s: no %s in the trailing metadata", what, ECHO_TRAILING);
+    CHECK(!in_headers(c, ECHO_TRAILING), "%s: %s in the response headers", what, ECHO_TRAILING);
     CHECK(v.n == sizeof trailing_value && !memcmp(v.p, trailing_value, v.n),
           "%s: %s is %zu bytes, expected ab ab ab", what, ECHO_TRAILING, v.n);
     return 0;
 }
 
 /*
- * weave's client keeps the response headers and the trailers in one list
- * (wv_grpc_metadata), so UnaryCall's echoes are checked to be there, not
- * where. FullDuplexCall's initial metadata is checked after the first
- * response and before the half-close, when the server cannot have sent its
- * trailers yet: there the initial echo must be, and the trailing one not.
+ * The initial echo must be in the response headers and the trailing one
+ * in the trailers (wv_grpc_metadata_headers splits them). FullDuplexCall's
+ * initial metadata is also checked after the first response and before
+ * the half-close, when the server cannot have sent its trailers yet.
  */
 static int custom_metadata(void)
 {
@@ -993,12 +1007,15 @@ static int client_main(const flags *f)
     if (parse_bool(f->use_tls, &tls) < 0)
         return usage("--use_tls: not a boolean: %s", f->use_tls);
     const char *host = f->server_host ? f->server_host : "127.0.0.1";
-    if (f->override)
-        host = f->override; /* the name TLS checks is the target's (see the top) */
-    char target[600];
+    char target[600], authority[600];
     snprintf(target, sizeof target, "%s://%s%s%s:%d", tls ? "https" : "http",
              strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "", port);
-    ch = wv_grpc_channel_new(target, &(wv_grpc_channel_opts){.ca_file = tls ? f->ca_file : NULL});
+    if (f->override)
+        snprintf(authority, sizeof authority, "%s:%d", f->override, port);
+    ch = wv_grpc_channel_new(target,
+                             &(wv_grpc_channel_opts){.ca_file = tls ? f->ca_file : NULL,
+                                                     .server_name = f->override,
+                                                     .authority = f->override ? authority : NULL});
     if (!ch) {
         fprintf(stderr, "FAIL %s: channel %s: %s\n", f->test_case, target, wv_errmsg());
         return 1;
