@@ -30,8 +30,11 @@ extern "C" {
 /*
  * Serve HTTP/2 on stream s, a connection of the HTTP server `conn`, until
  * the peer closes it, a protocol error or abuse closes it (GOAWAY with the
- * reason), it stays idle past the server's idle timeout, or the server's
- * graceful stop has finished its streams (GOAWAY first). `pre` holds bytes
+ * reason: the RFC 9113 code, ENHANCE_YOUR_CALM for floods), it stays idle
+ * past the server's idle timeout, or the server's graceful stop has
+ * finished its streams (GOAWAY first). Streams that only wait on the peer
+ * while no handler runs are reset once it has sent nothing for the
+ * server's body timeout. `pre` holds bytes
  * already read from s (the preface the server sniffed), n of them. The
  * caller still owns s and closes it after. Returns 0 once the connection
  * is over, or -ENOMEM when the session cannot be made.

@@ -487,6 +487,8 @@ typedef struct wv_http_conn_limits {
     int max_streams;           /* requests in flight on one connection */
     int64_t header_timeout_ms; /* a new connection's first request */
     int64_t idle_timeout_ms;   /* a connection with nothing in flight */
+    int64_t body_timeout_ms;   /* a request body's silence (and, over HTTP/2, a
+                                * connection's whose streams all wait on the peer) */
 } wv_http_conn_limits;
 
 void wv_http_conn_limits_of(const wv_http_conn *conn, wv_http_conn_limits *out);

@@ -23,9 +23,18 @@
  * All of them are fibers of one shard, so the session needs no lock.
  * Abuse ends the connection with GOAWAY: more than RESET_LIMIT
  * RST_STREAMs from the peer within RESET_WINDOW_MS (rapid reset,
- * CVE-2023-44487) is ENHANCE_YOUR_CALM; a handler per stream is never
- * started beyond max_streams running at once (a stream past it is
- * refused), so resets cannot pile up handlers either.
+ * CVE-2023-44487) or more than EMPTY_LIMIT empty DATA frames that do not
+ * end their stream (CVE-2019-9518) is ENHANCE_YOUR_CALM, and so are
+ * nghttp2's own flood checks (PING and SETTINGS ACKs piling up,
+ * CONTINUATION floods); a handler per stream is never started beyond
+ * max_streams running at once (a stream past it is refused), so resets
+ * cannot pile up handlers either.
+ *
+ * Timeouts: a connection with no stream is closed after the idle timeout;
+ * one whose open streams all wait on the peer (no handler running: a body
+ * or a header block never finished, a response's tail held by the peer's
+ * window) has its streams reset once the peer has sent nothing for the
+ * body timeout; a handler reading a body has the body timeout of its own.
  */
 #include <nghttp2/nghttp2.h>
 #include <stdio.h>
@@ -42,11 +51,18 @@ enum {
     CONN_WINDOW = 1024 * 1024, /* the connection's receive window */
     RESET_LIMIT = 200,
     RESET_WINDOW_MS = 10000,
+    EMPTY_LIMIT = 1000,             /* empty DATA frames without END_STREAM per RESET_WINDOW_MS */
     GOODBYE_MS = 1000,              /* to send a GOAWAY that ends a connection */
     DISCARD_MAX = 16 * 1024 * 1024, /* request body left unread: dropped up to this, then RST */
 };
 
 typedef struct h2conn h2conn;
+
+/* a count of events within a time window (resets, empty DATA frames) */
+typedef struct rate {
+    int n;
+    int64_t from;
+} rate;
 
 typedef struct h2stream {
     h2conn *hc;
@@ -89,14 +105,14 @@ struct h2conn {
     wv_group *fibers; /* the writer and the streams */
     wv_event kick;    /* the writer has something to look at */
     wv_event writer_done;
-    bool dead;          /* the stream failed: nothing more goes out */
-    bool session_over;  /* the writer saw nothing left to read or write */
-    bool stopping;      /* the server's graceful stop: no new streams */
-    int running;        /* stream fibers running handlers */
-    int open;           /* streams nghttp2 has not closed */
-    h2stream *streams;  /* every stream not yet freed */
-    int resets;         /* RST_STREAMs from the peer in this window */
-    int64_t reset_from; /* when the window began */
+    bool dead;         /* the stream failed: nothing more goes out */
+    bool session_over; /* the writer saw nothing left to read or write */
+    bool stopping;     /* the server's graceful stop: no new streams */
+    int running;       /* stream fibers running handlers */
+    int open;          /* streams nghttp2 has not closed */
+    h2stream *streams; /* every stream not yet freed */
+    rate resets;       /* RST_STREAMs from the peer */
+    rate empties;      /* empty DATA frames without END_STREAM */
 };
 
 static void kick(h2conn *hc)
@@ -536,16 +552,18 @@ static void start_stream(h2conn *hc, h2stream *st, bool end_stream)
     }
 }
 
-static void count_reset(h2conn *hc)
+/* One more of what r counts; past limit within RESET_WINDOW_MS, the
+ * connection ends with GOAWAY ENHANCE_YOUR_CALM (once). */
+static void count_abuse(h2conn *hc, rate *r, int limit, const char *what)
 {
     int64_t now = wv_now_coarse();
-    if (now - hc->reset_from > (int64_t)RESET_WINDOW_MS * 1000000) {
-        hc->reset_from = now;
-        hc->resets = 0;
+    if (now - r->from > (int64_t)RESET_WINDOW_MS * 1000000) {
+        r->from = now;
+        r->n = 0;
     }
-    if (++hc->resets > RESET_LIMIT) {
-        wv_warn("HTTP/2: %d stream resets within %d s from a client: GOAWAY ENHANCE_YOUR_CALM",
-                hc->resets, RESET_WINDOW_MS / 1000);
+    if (++r->n == limit + 1) {
+        wv_warn("HTTP/2: %d %s within %d s from a client: GOAWAY ENHANCE_YOUR_CALM", r->n, what,
+                RESET_WINDOW_MS / 1000);
         terminate(hc, NGHTTP2_ENHANCE_YOUR_CALM);
     }
 }
@@ -554,9 +572,12 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
 {
     h2conn *hc = user;
     if (frame->hd.type == NGHTTP2_RST_STREAM) {
-        count_reset(hc);
+        count_abuse(hc, &hc->resets, RESET_LIMIT, "stream resets");
         return 0;
     }
+    if (frame->hd.type == NGHTTP2_DATA && frame->hd.length == frame->data.padlen &&
+        !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
+        count_abuse(hc, &hc->empties, EMPTY_LIMIT, "empty DATA frames");
     if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA)
         return 0;
     h2stream *st = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
@@ -720,8 +741,8 @@ static bool feed(h2conn *hc, const void *p, size_t n)
     ssize_t rv = nghttp2_session_mem_recv(hc->session, p, n);
     if (rv < 0) {
         wv_debug("HTTP/2: %s", nghttp2_strerror((int)rv));
-        terminate(hc,
-                  rv == NGHTTP2_ERR_FLOODED ? NGHTTP2_ENHANCE_YOUR_CALM : NGHTTP2_PROTOCOL_ERROR);
+        bool flood = rv == NGHTTP2_ERR_FLOODED || rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS;
+        terminate(hc, flood ? NGHTTP2_ENHANCE_YOUR_CALM : NGHTTP2_PROTOCOL_ERROR);
         return false;
     }
     kick(hc);
@@ -743,9 +764,22 @@ static void peer_done(h2conn *hc)
     kick(hc);
 }
 
+/* The peer sent nothing for the body timeout while every open stream
+ * waited on it: reset them (NO_ERROR for one whose response is out, RFC
+ * 9113 8.1; CANCEL otherwise). */
+static void expire_waiting(h2conn *hc)
+{
+    for (h2stream *st = hc->streams; st; st = st->next)
+        if (!st->closed && !st->running)
+            nghttp2_submit_rst_stream(hc->session, NGHTTP2_FLAG_NONE, st->id,
+                                      st->sent_end ? NGHTTP2_NO_ERROR : NGHTTP2_CANCEL);
+    kick(hc);
+}
+
 int wv_h2_serve(wv_http_conn *conn, wv_stream *s, const void *pre, size_t n)
 {
-    h2conn hc = {.conn = conn, .s = s, .reset_from = wv_now_coarse()};
+    h2conn hc = {.conn = conn, .s = s};
+    hc.resets.from = hc.empties.from = wv_now_coarse();
     wv_http_conn_limits_of(conn, &hc.lim);
     if (hc.lim.max_streams <= 0)
         hc.lim.max_streams = 100;
@@ -764,16 +798,24 @@ int wv_h2_serve(wv_http_conn *conn, wv_stream *s, const void *pre, size_t n)
     bool ok = n == 0 || feed(&hc, pre, n);
     bool first = true; /* the first request's wait is the head's */
     while (ok && !hc.dead && nghttp2_session_want_read(hc.session)) {
-        /* a connection with nothing in flight may sit idle only so long */
+        /* a connection with nothing in flight may sit idle only so long,
+         * and one whose streams all wait on the peer only so long too */
         bool idle = hc.open == 0 && hc.running == 0;
-        int64_t wait = first ? hc.lim.header_timeout_ms : hc.lim.idle_timeout_ms;
-        int64_t old = wv_deadline_set(idle ? wv_after_ms(wait) : WV_NEVER);
+        bool owed = !idle && hc.running == 0;
+        int64_t wait = idle && first ? hc.lim.header_timeout_ms
+                       : idle        ? hc.lim.idle_timeout_ms
+                                     : hc.lim.body_timeout_ms;
+        int64_t old = wv_deadline_set(idle || owed ? wv_after_ms(wait) : WV_NEVER);
         ssize_t got = wv_stream_read(s, buf, READ_BUF);
         wv_deadline_set(old);
         first = false;
         if (got == -ETIMEDOUT && idle) {
             terminate(&hc, NGHTTP2_NO_ERROR); /* idle: GOAWAY, then close */
             break;
+        }
+        if (got == -ETIMEDOUT && owed) {
+            expire_waiting(&hc);
+            continue;
         }
         if (got == 0) {
             peer_done(&hc);

@@ -638,7 +638,8 @@ void wv_http_conn_limits_of(const wv_http_conn *hc, wv_http_conn_limits *out)
                                  .max_headers = s->o.max_headers,
                                  .max_streams = s->o.h2_max_streams,
                                  .header_timeout_ms = s->o.header_timeout_ms,
-                                 .idle_timeout_ms = s->o.idle_timeout_ms};
+                                 .idle_timeout_ms = s->o.idle_timeout_ms,
+                                 .body_timeout_ms = s->o.body_timeout_ms};
 }
 
 static int shard_serve(void *arg)
