@@ -456,24 +456,29 @@ static int stream_main(void *arg)
 
 /* ---------------------------------------------------------- callbacks */
 
-static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame, void *user)
+/* A request stream nghttp2 has opened: ours from here to its end. */
+static h2stream *stream_new(h2conn *hc, int32_t id)
 {
-    (void)user;
-    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
-        return 0;
     h2stream *st = calloc(1, sizeof *st);
     if (!st)
-        return NGHTTP2_ERR_CALLBACK_FAILURE;
-    h2conn *hc = user;
+        return NULL;
     st->hc = hc;
-    st->id = frame->hd.stream_id;
+    st->id = id;
     st->next = hc->streams;
     if (hc->streams)
         hc->streams->prev = st;
     hc->streams = st;
     hc->open++;
-    nghttp2_session_set_stream_user_data(session, st->id, st);
-    return 0;
+    nghttp2_session_set_stream_user_data(hc->session, id, st);
+    return st;
+}
+
+static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame, void *user)
+{
+    (void)session;
+    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return 0;
+    return stream_new(user, frame->hd.stream_id) ? 0 : NGHTTP2_ERR_CALLBACK_FAILURE;
 }
 
 static int keep_text(h2stream *st, const uint8_t *p, size_t n, size_t *at)
@@ -484,16 +489,13 @@ static int keep_text(h2stream *st, const uint8_t *p, size_t n, size_t *at)
     return 0;
 }
 
-static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name,
-                     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
-                     void *user)
+/* One field of a request head into the stream: pseudo-headers to their
+ * slots, the others in order; past the limits, only the verdict (431). */
+static int keep_field(h2stream *st, const uint8_t *name, size_t namelen, const uint8_t *value,
+                      size_t valuelen)
 {
-    (void)flags;
-    h2conn *hc = user;
-    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
-        return 0; /* trailers: checked by nghttp2, not kept */
-    h2stream *st = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
-    if (!st || st->too_large)
+    h2conn *hc = st->hc;
+    if (st->too_large)
         return 0;
     st->header_bytes += namelen + valuelen + 32; /* RFC 9113 6.5.2's accounting */
     if (st->header_bytes > hc->lim.max_head || st->nfields >= hc->lim.max_headers) {
@@ -503,7 +505,7 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
     size_t at = 0, vat = 0;
     if (namelen > 0 && name[0] == ':') {
         if (keep_text(st, value, valuelen, &vat) < 0)
-            return NGHTTP2_ERR_CALLBACK_FAILURE;
+            return -ENOMEM;
         size_t *slot = NULL;
         if (namelen == 7 && !memcmp(name, ":method", 7))
             slot = st->method, st->has_method = true;
@@ -521,18 +523,31 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
         int cap = st->capfields ? st->capfields * 2 : 16;
         void *p = realloc(st->offs, (size_t)cap * sizeof *st->offs);
         if (!p)
-            return NGHTTP2_ERR_CALLBACK_FAILURE;
+            return -ENOMEM;
         st->offs = p;
         st->capfields = cap;
     }
     if (keep_text(st, name, namelen, &at) < 0 || keep_text(st, value, valuelen, &vat) < 0)
-        return NGHTTP2_ERR_CALLBACK_FAILURE;
+        return -ENOMEM;
     size_t *o = st->offs[st->nfields++];
     o[0] = at;
     o[1] = namelen;
     o[2] = vat;
     o[3] = valuelen;
     return 0;
+}
+
+static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name,
+                     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
+                     void *user)
+{
+    (void)flags, (void)user;
+    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return 0; /* trailers: checked by nghttp2, not kept */
+    h2stream *st = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+    if (!st)
+        return 0;
+    return keep_field(st, name, namelen, value, valuelen) < 0 ? NGHTTP2_ERR_CALLBACK_FAILURE : 0;
 }
 
 /* A request head is complete: its handler's fiber, unless too many run. */
@@ -776,7 +791,61 @@ static void expire_waiting(h2conn *hc)
     kick(hc);
 }
 
-int wv_h2_serve(wv_http_conn *conn, wv_stream *s, const void *pre, size_t n)
+/* Fields HTTP/2 has no place for (RFC 9113 8.2.2), and Host, which is
+ * :authority there. */
+static bool hop_by_hop(wv_str name, wv_str value)
+{
+    static const char *const drop[] = {
+        "connection",       "upgrade",           "http2-settings", "keep-alive",
+        "proxy-connection", "transfer-encoding", "host",           NULL};
+    for (int i = 0; drop[i]; i++)
+        if (wv_str_ieq(name, (wv_str){drop[i], strlen(drop[i])}))
+            return true;
+    return wv_str_ieq(name, WV_STR("te")) && !wv_str_ieq(value, WV_STR("trailers"));
+}
+
+/* h2c by Upgrade: the HTTP/1.1 request is stream 1, half-closed (remote)
+ * already, its handler started like any other's. */
+static int upgrade(h2conn *hc, const wv_http_exchange *first, const void *settings, size_t len)
+{
+    bool head = wv_str_eq_cstr(first->method, "HEAD");
+    int rv = nghttp2_session_upgrade2(hc->session, settings, len, head, NULL);
+    if (rv != 0)
+        return wv_fail(-EPROTO, "h2c upgrade: %s", nghttp2_strerror(rv));
+    h2stream *st = stream_new(hc, 1);
+    if (!st)
+        return -ENOMEM;
+    struct {
+        const char *name;
+        wv_str value;
+    } pseudo[] = {{":method", first->method},
+                  {":path", first->target},
+                  {":scheme", WV_STR("http")},
+                  {":authority", first->authority}};
+    for (size_t i = 0; i < sizeof pseudo / sizeof *pseudo; i++)
+        if (keep_field(st, (const uint8_t *)pseudo[i].name, strlen(pseudo[i].name),
+                       (const uint8_t *)pseudo[i].value.p, pseudo[i].value.n) < 0)
+            return -ENOMEM;
+    char lower[256];
+    for (int i = 0; i < first->nheaders; i++) {
+        wv_str name = first->headers[i].name, value = first->headers[i].value;
+        if (hop_by_hop(name, value))
+            continue;
+        if (name.n > sizeof lower) {
+            st->too_large = true; /* no such field fits in max_head anyway */
+            continue;
+        }
+        for (size_t k = 0; k < name.n; k++)
+            lower[k] = (char)(name.p[k] >= 'A' && name.p[k] <= 'Z' ? name.p[k] + 32 : name.p[k]);
+        if (keep_field(st, (const uint8_t *)lower, name.n, (const uint8_t *)value.p, value.n) < 0)
+            return -ENOMEM;
+    }
+    start_stream(hc, st, true);
+    return 0;
+}
+
+static int serve(wv_http_conn *conn, wv_stream *s, const void *pre, size_t n,
+                 const wv_http_exchange *first, const void *settings, size_t settings_len)
 {
     h2conn hc = {.conn = conn, .s = s};
     hc.resets.from = hc.empties.from = wv_now_coarse();
@@ -795,20 +864,26 @@ int wv_h2_serve(wv_http_conn *conn, wv_stream *s, const void *pre, size_t n)
     }
     wv_group_spawn(hc.fibers, writer_main, &hc, &(wv_spawn_opts){.name = "h2-writer"});
     wv_http_conn_on_stop(conn, on_server_stop, &hc);
-    bool ok = n == 0 || feed(&hc, pre, n);
-    bool first = true; /* the first request's wait is the head's */
+    bool ok = true;
+    if (first && upgrade(&hc, first, settings, settings_len) < 0) {
+        wv_debug("HTTP/2: %s", wv_errmsg());
+        terminate(&hc, NGHTTP2_PROTOCOL_ERROR);
+        ok = false;
+    }
+    ok = ok && (n == 0 || feed(&hc, pre, n));
+    bool fresh = first == NULL; /* a new connection's first wait is the head's */
     while (ok && !hc.dead && nghttp2_session_want_read(hc.session)) {
         /* a connection with nothing in flight may sit idle only so long,
          * and one whose streams all wait on the peer only so long too */
         bool idle = hc.open == 0 && hc.running == 0;
         bool owed = !idle && hc.running == 0;
-        int64_t wait = idle && first ? hc.lim.header_timeout_ms
+        int64_t wait = idle && fresh ? hc.lim.header_timeout_ms
                        : idle        ? hc.lim.idle_timeout_ms
                                      : hc.lim.body_timeout_ms;
         int64_t old = wv_deadline_set(idle || owed ? wv_after_ms(wait) : WV_NEVER);
         ssize_t got = wv_stream_read(s, buf, READ_BUF);
         wv_deadline_set(old);
-        first = false;
+        fresh = false;
         if (got == -ETIMEDOUT && idle) {
             terminate(&hc, NGHTTP2_NO_ERROR); /* idle: GOAWAY, then close */
             break;
@@ -849,4 +924,15 @@ int wv_h2_serve(wv_http_conn *conn, wv_stream *s, const void *pre, size_t n)
     nghttp2_session_del(hc.session);
     free(buf);
     return 0;
+}
+
+int wv_h2_serve(wv_http_conn *conn, wv_stream *s, const void *pre, size_t n)
+{
+    return serve(conn, s, pre, n, NULL, NULL, 0);
+}
+
+int wv_h2_serve_upgraded(wv_http_conn *conn, wv_stream *s, const wv_http_exchange *first,
+                         const void *settings, size_t settings_len, const void *pre, size_t n)
+{
+    return serve(conn, s, pre, n, first, settings, settings_len);
 }

@@ -6,7 +6,7 @@
  * HEADER_TIMEOUT_MS, BODY_TIMEOUT_MS, IDLE_TIMEOUT_MS, DRAIN_TIMEOUT_MS,
  * MAX_CONNECTIONS, ACCESS_LOG (common|json), STATIC_DIR (served at /static),
  * TLS_CERT and TLS_KEY (PEM files: serve HTTPS, ALPN h2 and http/1.1),
- * TLS_RESUMPTION=0 (no session resumption).
+ * TLS_RESUMPTION=0 (no session resumption), NO_H2=1 (HTTP/1.1 only).
  * CORS allows http://localhost:8000 and http://allowed.example, with
  * credentials.
  */
@@ -463,6 +463,7 @@ static int serve(void *arg)
         .idle_timeout_ms = env_num("IDLE_TIMEOUT_MS", 0),
         .drain_timeout_ms = env_num("DRAIN_TIMEOUT_MS", 0),
         .max_connections = (int)env_num("MAX_CONNECTIONS", 0),
+        .no_h2 = env_num("NO_H2", 0) != 0,
         .access_log = log && !strcmp(log, "json")     ? WV_ACCESS_LOG_JSON
                       : log && !strcmp(log, "common") ? WV_ACCESS_LOG_COMMON
                                                       : WV_ACCESS_LOG_OFF,
