@@ -76,6 +76,9 @@ typedef struct h2stream {
     size_t method[2], path[2], authority[2];
     bool has_method, has_path, has_authority;
     bool head_end_stream; /* the request had no body */
+    wv_buf trl;           /* the request's trailers: "name\0value\0" pairs */
+    size_t trl_bytes;     /* their size by RFC 9113 6.5.2's accounting */
+    bool trl_over;        /* past max_head: the body's end is an error */
     /* the request body */
     wv_buf in;
     size_t in_off;
@@ -157,6 +160,7 @@ static void stream_free(h2stream *st)
     if (st->next)
         st->next->prev = st->prev;
     wv_buf_free(&st->hdr);
+    wv_buf_free(&st->trl);
     wv_buf_free(&st->in);
     wv_buf_free(&st->out);
     free(st->offs);
@@ -189,6 +193,9 @@ static ssize_t op_read(void *x, void *buf, size_t n)
             kick(st->hc);
             return (ssize_t)k;
         }
+        if (st->in_end && st->trl_over)
+            return wv_fail(-EMSGSIZE, "the request's trailers exceed %zu bytes",
+                           st->hc->lim.max_head);
         if (st->in_end)
             return 0;
         if (st->closed || st->hc->dead)
@@ -358,12 +365,32 @@ static void op_abort(void *x)
     kick(st->hc);
 }
 
+/* A trailer field of the request, once its body has ended. */
+static wv_str op_trailer(void *x, const char *name)
+{
+    h2stream *st = x;
+    wv_str want = {name, strlen(name)};
+    if (!st->trl.n)
+        return (wv_str){NULL, 0};
+    const char *p = st->trl.p, *end = p + st->trl.n;
+    while (p < end) {
+        size_t nn = strlen(p);
+        const char *v = p + nn + 1;
+        size_t vn = strlen(v);
+        if (wv_str_ieq((wv_str){p, nn}, want))
+            return (wv_str){v, vn};
+        p = v + vn + 1;
+    }
+    return (wv_str){NULL, 0};
+}
+
 static const wv_http_exchange_ops exchange_ops = {.read = op_read,
                                                   .head = op_head,
                                                   .write = op_write,
                                                   .end = op_end,
                                                   .abort = op_abort,
-                                                  .trailers = op_trailers};
+                                                  .trailers = op_trailers,
+                                                  .trailer = op_trailer};
 
 /* ------------------------------------------------------ stream fibers */
 
@@ -541,11 +568,27 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
                      size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
                      void *user)
 {
-    (void)flags, (void)user;
-    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
-        return 0; /* trailers: checked by nghttp2, not kept */
+    (void)flags;
+    if (frame->hd.type != NGHTTP2_HEADERS)
+        return 0;
     h2stream *st = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
     if (!st)
+        return 0;
+    if (frame->headers.cat == NGHTTP2_HCAT_HEADERS) {
+        /* the request's trailers (nghttp2 has checked them), kept for
+         * wv_req_trailer within max_head; past it, the body's read fails */
+        h2conn *hc = user;
+        st->trl_bytes += namelen + valuelen + 32;
+        if (st->trl_bytes > hc->lim.max_head)
+            st->trl_over = true;
+        if (st->trl_over || !st->running)
+            return 0;
+        if (wv_buf_append(&st->trl, name, namelen) < 0 || wv_buf_append(&st->trl, "", 1) < 0 ||
+            wv_buf_append(&st->trl, value, valuelen) < 0 || wv_buf_append(&st->trl, "", 1) < 0)
+            return NGHTTP2_ERR_CALLBACK_FAILURE;
+        return 0;
+    }
+    if (frame->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
     return keep_field(st, name, namelen, value, valuelen) < 0 ? NGHTTP2_ERR_CALLBACK_FAILURE : 0;
 }

@@ -140,6 +140,39 @@ static int echo(wv_req *req, wv_res *res)
     return wv_res_send(res, 200, type, body.p, body.n);
 }
 
+/* POST /trailers-in: reads the body (streamed, or whole with ?whole=1)
+ * and answers its length and the request's trailers x-checksum and
+ * grpc-status (wv_req_trailer), "-" for one absent; whether x-checksum
+ * could be seen before the body's end too. */
+static int trailers_in(wv_req *req, wv_res *res)
+{
+    bool early = wv_req_trailer(req, "x-checksum").p != NULL;
+    int64_t whole;
+    int rc = wv_req_query_i64(req, "whole", 0, &whole);
+    if (rc < 0)
+        return rc;
+    long long total = 0;
+    if (whole) {
+        wv_str body;
+        if ((rc = wv_req_body(req, &body)) < 0)
+            return rc;
+        total = (long long)body.n;
+    } else {
+        char buf[8192];
+        ssize_t n;
+        while ((n = wv_req_read(req, buf, sizeof buf)) > 0)
+            total += n;
+        if (n < 0)
+            return (int)n;
+    }
+    wv_str sum = wv_req_trailer(req, "X-Checksum"), st = wv_req_trailer(req, "grpc-status");
+    char out[512];
+    snprintf(out, sizeof out, "%lld %.*s %.*s %s", total, sum.p ? (int)sum.n : 1,
+             sum.p ? sum.p : "-", st.p ? (int)st.n : 1, st.p ? st.p : "-",
+             early ? "early" : "after");
+    return wv_res_text(res, 200, out);
+}
+
 /* POST /upload: streams the body, answers its length and a checksum;
  * ?body_timeout_ms=T gives the body T ms instead of the server's bound */
 static int upload(wv_req *req, wv_res *res)
@@ -428,6 +461,7 @@ static int serve(void *arg)
     wv_get(r, "/cancelled", cancelled);
     wv_post(r, "/echo", echo);
     wv_post(r, "/upload", upload);
+    wv_post(r, "/trailers-in", trailers_in);
     wv_get(r, "/users/{id}", user);
     wv_get(r, "/files/{path...}", files);
     wv_get(r, "/query", query);
