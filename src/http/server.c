@@ -506,8 +506,9 @@ static ssize_t base64url_decode(wv_str v, uint8_t *out, size_t cap)
 static bool serve_h2c_upgrade(conn *c, wv_req *req)
 {
     http_server *s = c->srv;
-    if (s->o.tls || s->o.no_h2 || !req->h.upgrade || req->h.chunked || req->h.content_length > 0)
-        return false;
+    if (s->o.tls || s->o.no_h2 || s->stopping || !req->h.upgrade || req->h.chunked ||
+        req->h.content_length > 0)
+        return false; /* stopping: answered over HTTP/1.1 with Connection: close */
     bool h2c = false, named = false;
     int nsettings = 0;
     wv_str settings = {0};

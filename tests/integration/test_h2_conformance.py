@@ -302,6 +302,32 @@ def test_frames_on_closed_streams():
     c.close()
 
 
+
+def test_frames_after_a_reset():
+    """RFC 9113 5.1 (closed): frames that arrive on a stream after the
+    server reset it MUST be ignored (they may have been in flight); a DATA
+    after the client's own RST_STREAM is a frame on a closed stream, which
+    an endpoint MAY treat as a connection error STREAM_CLOSED, and nghttp2
+    does."""
+    s = server()
+    for what, late in [("DATA", lambda c: frame(DATA, END_STREAM, 1, b"late")),
+                       ("HEADERS", lambda c: frame(HEADERS, END_HEADERS | END_STREAM, 1,
+                                                   c.enc.encode([("x-t", "1")]))),
+                       ("WINDOW_UPDATE", lambda c: window_update(1, 5))]:
+        c = fresh(s)
+        c.send(c.headers(1, request(extra=[("connection", "x")]), end_stream=False))
+        c.pump(lambda: c.resets(1))
+        eq(c.resets(1), [PROTOCOL_ERROR], "the server's reset")
+        c.send(late(c))
+        c.pump(lambda: False, timeout=0.2)
+        c.expect_serving("%s after the server's reset" % what)
+        c.close()
+    c = fresh(s)
+    c.get(1, "/sleep?ms=500", end_stream=False)
+    c.send(frame(RST_STREAM, 0, 1, (CANCEL).to_bytes(4, "big")), frame(DATA, 0, 1, b"late"))
+    c.expect_goaway(STREAM_CLOSED, "DATA after the client's reset")
+
+
 def test_a_client_stream_with_an_even_id_is_a_connection_protocol_error():
     """RFC 9113 5.1.1: a client's streams are odd-numbered."""
     s = server()
