@@ -34,7 +34,8 @@
  * one whose open streams all wait on the peer (no handler running: a body
  * or a header block never finished, a response's tail held by the peer's
  * window) has its streams reset once the peer has sent nothing for the
- * body timeout; a handler reading a body has the body timeout of its own.
+ * body timeout (noticed within two of them); a handler reading a body has
+ * the body timeout of its own.
  */
 #include <nghttp2/nghttp2.h>
 #include <stdio.h>
@@ -919,11 +920,10 @@ static int serve(wv_http_conn *conn, wv_stream *s, const void *pre, size_t n,
         /* a connection with nothing in flight may sit idle only so long,
          * and one whose streams all wait on the peer only so long too */
         bool idle = hc.open == 0 && hc.running == 0;
-        bool owed = !idle && hc.running == 0;
         int64_t wait = idle && fresh ? hc.lim.header_timeout_ms
                        : idle        ? hc.lim.idle_timeout_ms
                                      : hc.lim.body_timeout_ms;
-        int64_t old = wv_deadline_set(idle || owed ? wv_after_ms(wait) : WV_NEVER);
+        int64_t old = wv_deadline_set(wv_after_ms(wait));
         ssize_t got = wv_stream_read(s, buf, READ_BUF);
         wv_deadline_set(old);
         fresh = false;
@@ -931,8 +931,13 @@ static int serve(wv_http_conn *conn, wv_stream *s, const void *pre, size_t n,
             terminate(&hc, NGHTTP2_NO_ERROR); /* idle: GOAWAY, then close */
             break;
         }
-        if (got == -ETIMEDOUT && owed) {
-            expire_waiting(&hc);
+        if (got == -ETIMEDOUT) {
+            /* silent for the body timeout: streams that only wait on the
+             * peer now (no handler running) go; with handlers running,
+             * look again after another one (a handler that ends does not
+             * wake this read) */
+            if (hc.running == 0 && hc.open > 0)
+                expire_waiting(&hc);
             continue;
         }
         if (got == 0) {

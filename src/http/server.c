@@ -507,8 +507,9 @@ static bool serve_h2c_upgrade(conn *c, wv_req *req)
 {
     http_server *s = c->srv;
     if (s->o.tls || s->o.no_h2 || s->stopping || !req->h.upgrade || req->h.chunked ||
-        req->h.content_length > 0)
-        return false; /* stopping: answered over HTTP/1.1 with Connection: close */
+        req->h.content_length > 0 || req->h.target.n == 0 || req->h.target.p[0] != '/')
+        return false; /* stopping: answered over HTTP/1.1 with Connection: close;
+                       * an absolute-form target: not a :path */
     bool h2c = false, named = false;
     int nsettings = 0;
     wv_str settings = {0};

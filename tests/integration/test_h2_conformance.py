@@ -77,7 +77,7 @@ class Raw:
         self.body = {}        # sid -> bytes
         self.ended = set()    # sids the server ended
         self.blocks = []      # raw header block payloads, in order
-        self.ack = ack        # answer the server's SETTINGS and PINGs
+        self.ack = ack        # answer the server's SETTINGS and PINGs, give DATA's window back
         self.send(PREFACE + (first or settings()))
 
     def send(self, *data):
@@ -111,7 +111,7 @@ class Raw:
                 self.ended.add(sid)
         elif kind == DATA:
             self.body[sid] = self.body.get(sid, b"") + payload
-            if payload:  # give the window back at once
+            if payload and self.ack:  # give the window back at once
                 self.send(window_update(0, len(payload)), window_update(sid, len(payload)))
             if flags & END_STREAM:
                 self.ended.add(sid)
@@ -604,10 +604,11 @@ def test_ping_settings_and_empty_data_floods_end_the_connection_and_memory_stays
 def test_a_stream_never_finished_is_closed_at_the_body_timeout_and_others_are_served():
     """A request whose body never ends: its handler's read times out
     (body_timeout_ms, 800 here: 408); a request whose handler never reads
-    its unfinished body is answered, then reset when the client has sent
-    nothing for the body timeout (RST_STREAM NO_ERROR, RFC 9113 8.1); a
-    header block never finished gets its stream reset the same way. Other
-    streams on the connection are served meanwhile."""
+    its unfinished body is answered, then reset once no handler runs and
+    the client has sent nothing for the body timeout (RST_STREAM NO_ERROR,
+    RFC 9113 8.1; within two body timeouts of the handler's end); a header
+    block never finished gets its stream reset the same way (CANCEL).
+    Other streams on the connection are served meanwhile."""
     s = server()
     c = fresh(s)
     t0 = time.monotonic()
@@ -624,6 +625,17 @@ def test_a_stream_never_finished_is_closed_at_the_body_timeout_and_others_are_se
     c.pump(lambda: c.resets(3) and (c.resets(1) or 1 in c.ended), timeout=4)
     eq(c.resets(3), [NO_ERROR], "the unfinished GET's reset")
     c.expect_serving("after unfinished streams")
+    c.close()
+    # a client that says nothing at all once its unfinished request is
+    # answered (no SETTINGS ACK, no WINDOW_UPDATE): reset all the same
+    c = Raw(s.port, ack=False)
+    c.get(1, "/sleep?ms=300", end_stream=False)
+    t0 = time.monotonic()
+    c.pump(lambda: c.resets(1) or c.closed, timeout=4)
+    eq((c.status.get(1), c.body.get(1), c.resets(1)), (200, b'{"slept":true}', [NO_ERROR]),
+       "a silent client's unfinished request")
+    took = time.monotonic() - t0
+    check(took < 0.3 + 2 * 0.8 + 0.5, "reset after %.2f s", took)
     c.close()
     # a header block that never ends (no SETTINGS ACK either: it would be
     # a frame inside the block)

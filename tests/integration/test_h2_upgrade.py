@@ -177,6 +177,13 @@ def test_requests_missing_part_of_the_handshake_are_served_over_http11():
         head, rest = read_head(c)
         check(head.startswith("HTTP/1.1 200 "), "%s: %r", what, head)
         c.close()
+    # an absolute-form target has no :path to become: HTTP/1.1
+    c = socket.create_connection((HOST, s.port), timeout=5)
+    c.sendall(b"GET http://localhost/plaintext HTTP/1.1\r\nHost: localhost\r\nConnection: "
+              b"Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: " + good + b"\r\n\r\n")
+    head, _ = read_head(c)
+    check(head.startswith("HTTP/1.1 200 "), "absolute-form: %r", head)
+    c.close()
     # Upgrade lists h2c among others: taken
     c = socket.create_connection((HOST, s.port), timeout=5)
     c.sendall(b"GET /plaintext HTTP/1.1\r\nHost: localhost\r\nConnection: HTTP2-Settings, "
