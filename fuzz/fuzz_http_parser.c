@@ -120,13 +120,17 @@ static void check_same(const result *a, const char *abuf, const result *b, const
 }
 
 /* Decode in[0..len) fed as [0, split) and [split, len); returns the last
- * result and fills out/out_n with the data. */
+ * result and fills out/out_n with the data. With trl, the decoder keeps
+ * the trailer lines and they go there (trl_n bytes). */
 static int decode(const char *in, size_t len, size_t split, char *out, size_t *out_n,
-                  size_t *consumed)
+                  size_t *consumed, char *trl, size_t *trl_n)
 {
     http_chunked d;
     http_chunked_init(&d);
+    d.keep_trailers = trl != NULL;
     *out_n = *consumed = 0;
+    if (trl_n)
+        *trl_n = 0;
     int rc = HTTP_CHUNK_MORE;
     size_t bounds[2] = {split, len}, from = 0;
     for (int piece = 0; piece < 2 && rc == HTTP_CHUNK_MORE; piece++) {
@@ -140,6 +144,12 @@ static int decode(const char *in, size_t len, size_t split, char *out, size_t *o
             CHECK(used <= n - at);
             at += used;
             *consumed += used;
+            if (rc == HTTP_CHUNK_TRAILER) {
+                CHECK(trl && data_n > 0 && data >= b && data + data_n <= b + n);
+                memcpy(trl + *trl_n, data, data_n);
+                *trl_n += data_n;
+                continue;
+            }
             if (rc != HTTP_CHUNK_DATA)
                 break;
             CHECK(data_n > 0 && data >= b && data + data_n <= b + n);
@@ -158,16 +168,28 @@ static int decode(const char *in, size_t len, size_t split, char *out, size_t *o
 
 static void fuzz_chunked(const char *body, size_t n, size_t split)
 {
-    char *a = malloc(n + 1), *b = malloc(n + 1);
-    CHECK(a && b);
-    size_t an, bn, ac, bc;
-    int ra = decode(body, n, n, a, &an, &ac);
-    int rb = decode(body, n, split < n ? split : n, b, &bn, &bc);
+    char *a = malloc(n + 1), *b = malloc(n + 1), *k = malloc(n + 1);
+    char *ta = malloc(n + 1), *tb = malloc(n + 1);
+    CHECK(a && b && k && ta && tb);
+    size_t an, bn, kn, ac, bc, kc, tan, tbn;
+    int ra = decode(body, n, n, a, &an, &ac, NULL, NULL);
+    int rb = decode(body, n, split < n ? split : n, b, &bn, &bc, NULL, NULL);
     CHECK(ra == rb && an == bn && memcmp(a, b, an) == 0);
     if (ra == HTTP_CHUNK_DONE)
         CHECK(ac == bc);
+    /* keeping the trailers changes nothing else, and they come out the
+     * same whatever the split */
+    int rk = decode(body, n, n, k, &kn, &kc, ta, &tan);
+    int rt = decode(body, n, split < n ? split : n, k, &kn, &kc, tb, &tbn);
+    CHECK(rk == ra && rt == ra && kn == an && memcmp(k, a, an) == 0);
+    if (ra == HTTP_CHUNK_DONE)
+        CHECK(kc == ac && tan == tbn && memcmp(ta, tb, tan) == 0 &&
+              (tan == 0 || (ta[tan - 2] == '\r' && ta[tan - 1] == '\n')));
     free(a);
     free(b);
+    free(k);
+    free(ta);
+    free(tb);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

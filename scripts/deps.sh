@@ -64,8 +64,9 @@ TEST_PACKAGES=(
     # tests' certificates (tests/unit/test_tls.c, test_ws_client.py)
     curl openssl
     # HTTP/2 peers (tests/integration/test_h2*.py): nghttp with many streams on
-    # one connection, and Python's h2 driving frames by hand (flow control,
-    # resets, a bad preface)
+    # one connection, h2load's thousands of requests, and Python's h2 (and its
+    # hpack) driving frames by hand (flow control, resets, a bad preface, the
+    # RFC 9113 error cases)
     nghttp2-client python3-h2
     # ss: a free port for the tests' PostgreSQL (scripts/test.sh)
     iproute2

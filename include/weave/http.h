@@ -213,6 +213,15 @@ wv_str wv_req_route(const wv_req *req);
 /* The first header of that name (case-insensitive); .p is NULL if absent. */
 wv_str wv_req_header(const wv_req *req, const char *name);
 
+/* A trailer field the client sent after the request body (case-insensitive
+ * name; .p is NULL if absent): over HTTP/2 a HEADERS frame ending the
+ * stream, over HTTP/1.1 the fields after a chunked body's last chunk (at
+ * most max_head bytes of them, or the body's read fails with -EMSGSIZE).
+ * Known once the body has been read to its end: after wv_req_read returned
+ * 0 or wv_req_body returned; before that, and for a body left unread, none.
+ * The value stays valid for the request's life. */
+wv_str wv_req_trailer(const wv_req *req, const char *name);
+
 /* Header count and the i-th header, in arrival order. */
 int wv_req_header_count(const wv_req *req);
 void wv_req_header_at(const wv_req *req, int i, wv_str *name, wv_str *value);
@@ -453,6 +462,10 @@ typedef struct wv_http_exchange_ops {
      * copied before it returns) end it, in place of end. NULL: the
      * protocol takes no trailers; end is called and they are dropped. */
     int (*trailers)(void *x, const wv_http_field *fields, int nfields);
+    /* The request's trailer field of that name (any case), asked only once
+     * read has returned 0; .p NULL when absent. The value stays valid until
+     * wv_http_exchange_run returns. NULL: the protocol keeps none. */
+    wv_str (*trailer)(void *x, const char *name);
 } wv_http_exchange_ops;
 
 typedef struct wv_http_exchange {
@@ -487,6 +500,8 @@ typedef struct wv_http_conn_limits {
     int max_streams;           /* requests in flight on one connection */
     int64_t header_timeout_ms; /* a new connection's first request */
     int64_t idle_timeout_ms;   /* a connection with nothing in flight */
+    int64_t body_timeout_ms;   /* a request body's silence (and, over HTTP/2, a
+                                * connection's whose streams all wait on the peer) */
 } wv_http_conn_limits;
 
 void wv_http_conn_limits_of(const wv_http_conn *conn, wv_http_conn_limits *out);

@@ -23,9 +23,19 @@
  * All of them are fibers of one shard, so the session needs no lock.
  * Abuse ends the connection with GOAWAY: more than RESET_LIMIT
  * RST_STREAMs from the peer within RESET_WINDOW_MS (rapid reset,
- * CVE-2023-44487) is ENHANCE_YOUR_CALM; a handler per stream is never
- * started beyond max_streams running at once (a stream past it is
- * refused), so resets cannot pile up handlers either.
+ * CVE-2023-44487) or more than EMPTY_LIMIT empty DATA frames that do not
+ * end their stream (CVE-2019-9518) is ENHANCE_YOUR_CALM, and so are
+ * nghttp2's own flood checks (PING and SETTINGS ACKs piling up,
+ * CONTINUATION floods); a handler per stream is never started beyond
+ * max_streams running at once (a stream past it is refused), so resets
+ * cannot pile up handlers either.
+ *
+ * Timeouts: a connection with no stream is closed after the idle timeout;
+ * one whose open streams all wait on the peer (no handler running: a body
+ * or a header block never finished, a response's tail held by the peer's
+ * window) has its streams reset once the peer has sent nothing for the
+ * body timeout (noticed within two of them); a handler reading a body has
+ * the body timeout of its own.
  */
 #include <nghttp2/nghttp2.h>
 #include <stdio.h>
@@ -42,11 +52,18 @@ enum {
     CONN_WINDOW = 1024 * 1024, /* the connection's receive window */
     RESET_LIMIT = 200,
     RESET_WINDOW_MS = 10000,
+    EMPTY_LIMIT = 1000,             /* empty DATA frames without END_STREAM per RESET_WINDOW_MS */
     GOODBYE_MS = 1000,              /* to send a GOAWAY that ends a connection */
     DISCARD_MAX = 16 * 1024 * 1024, /* request body left unread: dropped up to this, then RST */
 };
 
 typedef struct h2conn h2conn;
+
+/* a count of events within a time window (resets, empty DATA frames) */
+typedef struct rate {
+    int n;
+    int64_t from;
+} rate;
 
 typedef struct h2stream {
     h2conn *hc;
@@ -60,6 +77,9 @@ typedef struct h2stream {
     size_t method[2], path[2], authority[2];
     bool has_method, has_path, has_authority;
     bool head_end_stream; /* the request had no body */
+    wv_buf trl;           /* the request's trailers: "name\0value\0" pairs */
+    size_t trl_bytes;     /* their size by RFC 9113 6.5.2's accounting */
+    bool trl_over;        /* past max_head: the body's end is an error */
     /* the request body */
     wv_buf in;
     size_t in_off;
@@ -89,14 +109,14 @@ struct h2conn {
     wv_group *fibers; /* the writer and the streams */
     wv_event kick;    /* the writer has something to look at */
     wv_event writer_done;
-    bool dead;          /* the stream failed: nothing more goes out */
-    bool session_over;  /* the writer saw nothing left to read or write */
-    bool stopping;      /* the server's graceful stop: no new streams */
-    int running;        /* stream fibers running handlers */
-    int open;           /* streams nghttp2 has not closed */
-    h2stream *streams;  /* every stream not yet freed */
-    int resets;         /* RST_STREAMs from the peer in this window */
-    int64_t reset_from; /* when the window began */
+    bool dead;         /* the stream failed: nothing more goes out */
+    bool session_over; /* the writer saw nothing left to read or write */
+    bool stopping;     /* the server's graceful stop: no new streams */
+    int running;       /* stream fibers running handlers */
+    int open;          /* streams nghttp2 has not closed */
+    h2stream *streams; /* every stream not yet freed */
+    rate resets;       /* RST_STREAMs from the peer */
+    rate empties;      /* empty DATA frames without END_STREAM */
 };
 
 static void kick(h2conn *hc)
@@ -141,6 +161,7 @@ static void stream_free(h2stream *st)
     if (st->next)
         st->next->prev = st->prev;
     wv_buf_free(&st->hdr);
+    wv_buf_free(&st->trl);
     wv_buf_free(&st->in);
     wv_buf_free(&st->out);
     free(st->offs);
@@ -173,6 +194,9 @@ static ssize_t op_read(void *x, void *buf, size_t n)
             kick(st->hc);
             return (ssize_t)k;
         }
+        if (st->in_end && st->trl_over)
+            return wv_fail(-EMSGSIZE, "the request's trailers exceed %zu bytes",
+                           st->hc->lim.max_head);
         if (st->in_end)
             return 0;
         if (st->closed || st->hc->dead)
@@ -342,12 +366,32 @@ static void op_abort(void *x)
     kick(st->hc);
 }
 
+/* A trailer field of the request, once its body has ended. */
+static wv_str op_trailer(void *x, const char *name)
+{
+    h2stream *st = x;
+    wv_str want = {name, strlen(name)};
+    if (!st->trl.n)
+        return (wv_str){NULL, 0};
+    const char *p = st->trl.p, *end = p + st->trl.n;
+    while (p < end) {
+        size_t nn = strlen(p);
+        const char *v = p + nn + 1;
+        size_t vn = strlen(v);
+        if (wv_str_ieq((wv_str){p, nn}, want))
+            return (wv_str){v, vn};
+        p = v + vn + 1;
+    }
+    return (wv_str){NULL, 0};
+}
+
 static const wv_http_exchange_ops exchange_ops = {.read = op_read,
                                                   .head = op_head,
                                                   .write = op_write,
                                                   .end = op_end,
                                                   .abort = op_abort,
-                                                  .trailers = op_trailers};
+                                                  .trailers = op_trailers,
+                                                  .trailer = op_trailer};
 
 /* ------------------------------------------------------ stream fibers */
 
@@ -440,24 +484,29 @@ static int stream_main(void *arg)
 
 /* ---------------------------------------------------------- callbacks */
 
-static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame, void *user)
+/* A request stream nghttp2 has opened: ours from here to its end. */
+static h2stream *stream_new(h2conn *hc, int32_t id)
 {
-    (void)user;
-    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
-        return 0;
     h2stream *st = calloc(1, sizeof *st);
     if (!st)
-        return NGHTTP2_ERR_CALLBACK_FAILURE;
-    h2conn *hc = user;
+        return NULL;
     st->hc = hc;
-    st->id = frame->hd.stream_id;
+    st->id = id;
     st->next = hc->streams;
     if (hc->streams)
         hc->streams->prev = st;
     hc->streams = st;
     hc->open++;
-    nghttp2_session_set_stream_user_data(session, st->id, st);
-    return 0;
+    nghttp2_session_set_stream_user_data(hc->session, id, st);
+    return st;
+}
+
+static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame, void *user)
+{
+    (void)session;
+    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return 0;
+    return stream_new(user, frame->hd.stream_id) ? 0 : NGHTTP2_ERR_CALLBACK_FAILURE;
 }
 
 static int keep_text(h2stream *st, const uint8_t *p, size_t n, size_t *at)
@@ -468,16 +517,13 @@ static int keep_text(h2stream *st, const uint8_t *p, size_t n, size_t *at)
     return 0;
 }
 
-static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name,
-                     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
-                     void *user)
+/* One field of a request head into the stream: pseudo-headers to their
+ * slots, the others in order; past the limits, only the verdict (431). */
+static int keep_field(h2stream *st, const uint8_t *name, size_t namelen, const uint8_t *value,
+                      size_t valuelen)
 {
-    (void)flags;
-    h2conn *hc = user;
-    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
-        return 0; /* trailers: checked by nghttp2, not kept */
-    h2stream *st = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
-    if (!st || st->too_large)
+    h2conn *hc = st->hc;
+    if (st->too_large)
         return 0;
     st->header_bytes += namelen + valuelen + 32; /* RFC 9113 6.5.2's accounting */
     if (st->header_bytes > hc->lim.max_head || st->nfields >= hc->lim.max_headers) {
@@ -487,7 +533,7 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
     size_t at = 0, vat = 0;
     if (namelen > 0 && name[0] == ':') {
         if (keep_text(st, value, valuelen, &vat) < 0)
-            return NGHTTP2_ERR_CALLBACK_FAILURE;
+            return -ENOMEM;
         size_t *slot = NULL;
         if (namelen == 7 && !memcmp(name, ":method", 7))
             slot = st->method, st->has_method = true;
@@ -505,18 +551,47 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
         int cap = st->capfields ? st->capfields * 2 : 16;
         void *p = realloc(st->offs, (size_t)cap * sizeof *st->offs);
         if (!p)
-            return NGHTTP2_ERR_CALLBACK_FAILURE;
+            return -ENOMEM;
         st->offs = p;
         st->capfields = cap;
     }
     if (keep_text(st, name, namelen, &at) < 0 || keep_text(st, value, valuelen, &vat) < 0)
-        return NGHTTP2_ERR_CALLBACK_FAILURE;
+        return -ENOMEM;
     size_t *o = st->offs[st->nfields++];
     o[0] = at;
     o[1] = namelen;
     o[2] = vat;
     o[3] = valuelen;
     return 0;
+}
+
+static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name,
+                     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
+                     void *user)
+{
+    (void)flags;
+    if (frame->hd.type != NGHTTP2_HEADERS)
+        return 0;
+    h2stream *st = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+    if (!st)
+        return 0;
+    if (frame->headers.cat == NGHTTP2_HCAT_HEADERS) {
+        /* the request's trailers (nghttp2 has checked them), kept for
+         * wv_req_trailer within max_head; past it, the body's read fails */
+        h2conn *hc = user;
+        st->trl_bytes += namelen + valuelen + 32;
+        if (st->trl_bytes > hc->lim.max_head)
+            st->trl_over = true;
+        if (st->trl_over || !st->running)
+            return 0;
+        if (wv_buf_append(&st->trl, name, namelen) < 0 || wv_buf_append(&st->trl, "", 1) < 0 ||
+            wv_buf_append(&st->trl, value, valuelen) < 0 || wv_buf_append(&st->trl, "", 1) < 0)
+            return NGHTTP2_ERR_CALLBACK_FAILURE;
+        return 0;
+    }
+    if (frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return 0;
+    return keep_field(st, name, namelen, value, valuelen) < 0 ? NGHTTP2_ERR_CALLBACK_FAILURE : 0;
 }
 
 /* A request head is complete: its handler's fiber, unless too many run. */
@@ -536,16 +611,18 @@ static void start_stream(h2conn *hc, h2stream *st, bool end_stream)
     }
 }
 
-static void count_reset(h2conn *hc)
+/* One more of what r counts; past limit within RESET_WINDOW_MS, the
+ * connection ends with GOAWAY ENHANCE_YOUR_CALM (once). */
+static void count_abuse(h2conn *hc, rate *r, int limit, const char *what)
 {
     int64_t now = wv_now_coarse();
-    if (now - hc->reset_from > (int64_t)RESET_WINDOW_MS * 1000000) {
-        hc->reset_from = now;
-        hc->resets = 0;
+    if (now - r->from > (int64_t)RESET_WINDOW_MS * 1000000) {
+        r->from = now;
+        r->n = 0;
     }
-    if (++hc->resets > RESET_LIMIT) {
-        wv_warn("HTTP/2: %d stream resets within %d s from a client: GOAWAY ENHANCE_YOUR_CALM",
-                hc->resets, RESET_WINDOW_MS / 1000);
+    if (++r->n == limit + 1) {
+        wv_warn("HTTP/2: %d %s within %d s from a client: GOAWAY ENHANCE_YOUR_CALM", r->n, what,
+                RESET_WINDOW_MS / 1000);
         terminate(hc, NGHTTP2_ENHANCE_YOUR_CALM);
     }
 }
@@ -554,9 +631,12 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
 {
     h2conn *hc = user;
     if (frame->hd.type == NGHTTP2_RST_STREAM) {
-        count_reset(hc);
+        count_abuse(hc, &hc->resets, RESET_LIMIT, "stream resets");
         return 0;
     }
+    if (frame->hd.type == NGHTTP2_DATA && frame->hd.length == frame->data.padlen &&
+        !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
+        count_abuse(hc, &hc->empties, EMPTY_LIMIT, "empty DATA frames");
     if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA)
         return 0;
     h2stream *st = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
@@ -720,8 +800,8 @@ static bool feed(h2conn *hc, const void *p, size_t n)
     ssize_t rv = nghttp2_session_mem_recv(hc->session, p, n);
     if (rv < 0) {
         wv_debug("HTTP/2: %s", nghttp2_strerror((int)rv));
-        terminate(hc,
-                  rv == NGHTTP2_ERR_FLOODED ? NGHTTP2_ENHANCE_YOUR_CALM : NGHTTP2_PROTOCOL_ERROR);
+        bool flood = rv == NGHTTP2_ERR_FLOODED || rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS;
+        terminate(hc, flood ? NGHTTP2_ENHANCE_YOUR_CALM : NGHTTP2_PROTOCOL_ERROR);
         return false;
     }
     kick(hc);
@@ -743,9 +823,76 @@ static void peer_done(h2conn *hc)
     kick(hc);
 }
 
-int wv_h2_serve(wv_http_conn *conn, wv_stream *s, const void *pre, size_t n)
+/* The peer sent nothing for the body timeout while every open stream
+ * waited on it: reset them (NO_ERROR for one whose response is out, RFC
+ * 9113 8.1; CANCEL otherwise). */
+static void expire_waiting(h2conn *hc)
 {
-    h2conn hc = {.conn = conn, .s = s, .reset_from = wv_now_coarse()};
+    for (h2stream *st = hc->streams; st; st = st->next)
+        if (!st->closed && !st->running)
+            nghttp2_submit_rst_stream(hc->session, NGHTTP2_FLAG_NONE, st->id,
+                                      st->sent_end ? NGHTTP2_NO_ERROR : NGHTTP2_CANCEL);
+    kick(hc);
+}
+
+/* Fields HTTP/2 has no place for (RFC 9113 8.2.2), and Host, which is
+ * :authority there. */
+static bool hop_by_hop(wv_str name, wv_str value)
+{
+    static const char *const drop[] = {
+        "connection",       "upgrade",           "http2-settings", "keep-alive",
+        "proxy-connection", "transfer-encoding", "host",           NULL};
+    for (int i = 0; drop[i]; i++)
+        if (wv_str_ieq(name, (wv_str){drop[i], strlen(drop[i])}))
+            return true;
+    return wv_str_ieq(name, WV_STR("te")) && !wv_str_ieq(value, WV_STR("trailers"));
+}
+
+/* h2c by Upgrade: the HTTP/1.1 request is stream 1, half-closed (remote)
+ * already, its handler started like any other's. */
+static int upgrade(h2conn *hc, const wv_http_exchange *first, const void *settings, size_t len)
+{
+    bool head = wv_str_eq_cstr(first->method, "HEAD");
+    int rv = nghttp2_session_upgrade2(hc->session, settings, len, head, NULL);
+    if (rv != 0)
+        return wv_fail(-EPROTO, "h2c upgrade: %s", nghttp2_strerror(rv));
+    h2stream *st = stream_new(hc, 1);
+    if (!st)
+        return -ENOMEM;
+    struct {
+        const char *name;
+        wv_str value;
+    } pseudo[] = {{":method", first->method},
+                  {":path", first->target},
+                  {":scheme", WV_STR("http")},
+                  {":authority", first->authority}};
+    for (size_t i = 0; i < sizeof pseudo / sizeof *pseudo; i++)
+        if (keep_field(st, (const uint8_t *)pseudo[i].name, strlen(pseudo[i].name),
+                       (const uint8_t *)pseudo[i].value.p, pseudo[i].value.n) < 0)
+            return -ENOMEM;
+    char lower[256];
+    for (int i = 0; i < first->nheaders; i++) {
+        wv_str name = first->headers[i].name, value = first->headers[i].value;
+        if (hop_by_hop(name, value))
+            continue;
+        if (name.n > sizeof lower) {
+            st->too_large = true; /* no such field fits in max_head anyway */
+            continue;
+        }
+        for (size_t k = 0; k < name.n; k++)
+            lower[k] = (char)(name.p[k] >= 'A' && name.p[k] <= 'Z' ? name.p[k] + 32 : name.p[k]);
+        if (keep_field(st, (const uint8_t *)lower, name.n, (const uint8_t *)value.p, value.n) < 0)
+            return -ENOMEM;
+    }
+    start_stream(hc, st, true);
+    return 0;
+}
+
+static int serve(wv_http_conn *conn, wv_stream *s, const void *pre, size_t n,
+                 const wv_http_exchange *first, const void *settings, size_t settings_len)
+{
+    h2conn hc = {.conn = conn, .s = s};
+    hc.resets.from = hc.empties.from = wv_now_coarse();
     wv_http_conn_limits_of(conn, &hc.lim);
     if (hc.lim.max_streams <= 0)
         hc.lim.max_streams = 100;
@@ -761,19 +908,37 @@ int wv_h2_serve(wv_http_conn *conn, wv_stream *s, const void *pre, size_t n)
     }
     wv_group_spawn(hc.fibers, writer_main, &hc, &(wv_spawn_opts){.name = "h2-writer"});
     wv_http_conn_on_stop(conn, on_server_stop, &hc);
-    bool ok = n == 0 || feed(&hc, pre, n);
-    bool first = true; /* the first request's wait is the head's */
+    bool ok = true;
+    if (first && upgrade(&hc, first, settings, settings_len) < 0) {
+        wv_debug("HTTP/2: %s", wv_errmsg());
+        terminate(&hc, NGHTTP2_PROTOCOL_ERROR);
+        ok = false;
+    }
+    ok = ok && (n == 0 || feed(&hc, pre, n));
+    bool fresh = first == NULL; /* a new connection's first wait is the head's */
     while (ok && !hc.dead && nghttp2_session_want_read(hc.session)) {
-        /* a connection with nothing in flight may sit idle only so long */
+        /* a connection with nothing in flight may sit idle only so long,
+         * and one whose streams all wait on the peer only so long too */
         bool idle = hc.open == 0 && hc.running == 0;
-        int64_t wait = first ? hc.lim.header_timeout_ms : hc.lim.idle_timeout_ms;
-        int64_t old = wv_deadline_set(idle ? wv_after_ms(wait) : WV_NEVER);
+        int64_t wait = idle && fresh ? hc.lim.header_timeout_ms
+                       : idle        ? hc.lim.idle_timeout_ms
+                                     : hc.lim.body_timeout_ms;
+        int64_t old = wv_deadline_set(wv_after_ms(wait));
         ssize_t got = wv_stream_read(s, buf, READ_BUF);
         wv_deadline_set(old);
-        first = false;
+        fresh = false;
         if (got == -ETIMEDOUT && idle) {
             terminate(&hc, NGHTTP2_NO_ERROR); /* idle: GOAWAY, then close */
             break;
+        }
+        if (got == -ETIMEDOUT) {
+            /* silent for the body timeout: streams that only wait on the
+             * peer now (no handler running) go; with handlers running,
+             * look again after another one (a handler that ends does not
+             * wake this read) */
+            if (hc.running == 0 && hc.open > 0)
+                expire_waiting(&hc);
+            continue;
         }
         if (got == 0) {
             peer_done(&hc);
@@ -807,4 +972,15 @@ int wv_h2_serve(wv_http_conn *conn, wv_stream *s, const void *pre, size_t n)
     nghttp2_session_del(hc.session);
     free(buf);
     return 0;
+}
+
+int wv_h2_serve(wv_http_conn *conn, wv_stream *s, const void *pre, size_t n)
+{
+    return serve(conn, s, pre, n, NULL, NULL, 0);
+}
+
+int wv_h2_serve_upgraded(wv_http_conn *conn, wv_stream *s, const wv_http_exchange *first,
+                         const void *settings, size_t settings_len, const void *pre, size_t n)
+{
+    return serve(conn, s, pre, n, first, settings, settings_len);
 }

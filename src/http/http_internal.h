@@ -89,6 +89,7 @@ struct wv_req {
     size_t pending_skip;   /* chunked: framing after them, already decoded */
     wv_buf body;           /* a body that had to be copied (chunked, or too big) */
     wv_str body_view;      /* the whole body, once read */
+    wv_buf trailer_lines;  /* chunked: the trailer section's "Name: value\r\n" lines */
     /* id */
     wv_str id;
     bool id_from_client;

@@ -901,7 +901,14 @@ int http_chunked_feed(http_chunked *d, const char *in, size_t len, size_t *consu
         *consumed = 0;
         return HTTP_E_BAD_REQUEST;
     }
+    size_t trailer_from = SIZE_MAX; /* keep_trailers: where this call's trailer bytes began */
     while (i < len) {
+        if (d->keep_trailers && d->state >= CH_TRAILER_START && d->state <= CH_TRAILER_LF) {
+            if (d->state == CH_TRAILER_START && in[i] == '\r' && trailer_from != SIZE_MAX)
+                break; /* the field lines so far first; the final CRLF next call */
+            if (trailer_from == SIZE_MAX && !(d->state == CH_TRAILER_START && in[i] == '\r'))
+                trailer_from = i;
+        }
         if (d->state == CH_DATA) {
             size_t n = len - i < d->remaining ? len - i : (size_t)d->remaining;
             *data = in + i;
@@ -1055,6 +1062,12 @@ int http_chunked_feed(http_chunked *d, const char *in, size_t len, size_t *consu
         default:
             return chunk_fail(d, "chunked decoder in an unknown state", i, consumed);
         }
+    }
+    if (trailer_from != SIZE_MAX) {
+        *data = in + trailer_from;
+        *data_len = i - trailer_from;
+        *consumed = i;
+        return HTTP_CHUNK_TRAILER;
     }
     *consumed = len;
     return HTTP_CHUNK_MORE;

@@ -97,9 +97,11 @@ int http_parse_request(const char *buf, size_t len, const http_limits *lim, http
 
 /* Chunked transfer-coding decoder (RFC 9112 7.1), sans-I/O and zero-copy.
  * Zero-initialise one (or call http_chunked_init) per body. Chunk extensions
- * are checked and ignored; trailer fields are checked and discarded. */
+ * are checked and ignored; trailer fields are checked and discarded, or
+ * handed out as HTTP_CHUNK_TRAILER slices when keep_trailers is set. */
 typedef struct http_chunked {
     int state;
+    bool keep_trailers;   /* return the trailer section's bytes (HTTP_CHUNK_TRAILER) */
     uint64_t remaining;   /* data bytes left in the current chunk */
     size_t trailer_bytes; /* bytes of the trailer section seen so far */
     size_t line_bytes;    /* bytes of the current chunk-size line seen so far */
@@ -109,6 +111,7 @@ typedef struct http_chunked {
 #define HTTP_CHUNK_MORE        0
 #define HTTP_CHUNK_DATA        1
 #define HTTP_CHUNK_DONE        2
+#define HTTP_CHUNK_TRAILER     3
 #define HTTP_CHUNK_LINE_MAX    4096  /* a chunk-size line (size + extensions) longer -> 400 */
 #define HTTP_CHUNK_TRAILER_MAX 65536 /* a trailer section longer -> 400 */
 
@@ -120,12 +123,16 @@ void http_chunked_init(http_chunked *d);
  *   HTTP_CHUNK_MORE (0): everything in `in` was consumed, feed more;
  *   HTTP_CHUNK_DONE (2): the last chunk and the trailer section have been consumed; bytes of
  *                        `in` after *consumed belong to the next message;
+ *   HTTP_CHUNK_TRAILER (3): only with keep_trailers: (*data, *data_len) is a slice of `in`
+ *                        holding bytes of the trailer section's field lines ("Name: value"
+ *                        lines with their CRLFs, checked; never empty; a line may span
+ *                        several slices), the final CRLF excluded;
  *   HTTP_E_BAD_REQUEST: malformed (bad hex, size overflow past 2^63-1, missing CRLF, bad
  *                       chunk-ext, chunk-size line over HTTP_CHUNK_LINE_MAX, trailer section
  *                       over HTTP_CHUNK_TRAILER_MAX, bare LF); d->why says which. The decoder
  *                       stays failed.
  * *consumed = bytes of `in` used by this call (always set). data/data_len are set only for
- * HTTP_CHUNK_DATA.
+ * HTTP_CHUNK_DATA and HTTP_CHUNK_TRAILER.
  */
 int http_chunked_feed(http_chunked *d, const char *in, size_t len, size_t *consumed,
                       const char **data, size_t *data_len);

@@ -35,6 +35,7 @@ void req_finish(wv_req *req)
         free(b);
     }
     wv_buf_free(&req->body);
+    wv_buf_free(&req->trailer_lines);
 }
 
 void *wv_req_alloc(wv_req *req, size_t n)
@@ -118,6 +119,35 @@ int64_t wv_req_start(const wv_req *req)
 bool wv_req_is_tls(const wv_req *req)
 {
     return wv_stream_is_tls(req->c->s);
+}
+
+wv_str wv_req_trailer(const wv_req *req, const char *name)
+{
+    if (!req->body_done)
+        return (wv_str){NULL, 0};
+    if (req->x)
+        return req->x->ops->trailer ? req->x->ops->trailer(req->x->x, name) : (wv_str){NULL, 0};
+    /* "Name: value\r\n" lines the chunked decoder checked */
+    wv_str want = {name, strlen(name)};
+    if (!req->trailer_lines.n)
+        return (wv_str){NULL, 0};
+    const char *p = req->trailer_lines.p, *end = p + req->trailer_lines.n;
+    while (p < end) {
+        const char *eol = memchr(p, '\r', (size_t)(end - p));
+        const char *colon = memchr(p, ':', (size_t)(end - p));
+        if (!eol || !colon || colon > eol)
+            break;
+        if (wv_str_ieq((wv_str){p, (size_t)(colon - p)}, want)) {
+            const char *v = colon + 1, *ve = eol;
+            while (v < ve && (*v == ' ' || *v == '\t'))
+                v++;
+            while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+                ve--;
+            return (wv_str){v, (size_t)(ve - v)};
+        }
+        p = eol + 2;
+    }
+    return (wv_str){NULL, 0};
 }
 
 wv_str wv_req_header(const wv_req *req, const char *name)
@@ -552,7 +582,19 @@ static ssize_t read_chunked(wv_req *req, void *buf, size_t n)
         if (have > 0 && req->pending == 0) {
             size_t used = 0, dlen = 0;
             const char *data = NULL;
+            req->chunk.keep_trailers = true;
             int r = http_chunked_feed(&req->chunk, p, have, &used, &data, &dlen);
+            if (r == HTTP_CHUNK_TRAILER) {
+                /* kept for wv_req_trailer, within the head's limit */
+                req->trailer_lines.limit = c->srv->o.max_head;
+                if (wv_buf_append(&req->trailer_lines, data, dlen) < 0) {
+                    req->body_refused = true;
+                    return wv_fail(-EMSGSIZE, "the request's trailers exceed %zu bytes",
+                                   c->srv->o.max_head);
+                }
+                consume_after_head(req, used);
+                continue;
+            }
             if (r == HTTP_CHUNK_DATA && req->chunk_limit &&
                 req->chunk.remaining + dlen > req->chunk_limit - req->chunk_total) {
                 /* the chunk's declared size alone is past the limit:

@@ -444,6 +444,123 @@ static void serve_h2(conn *c)
     c->linger = true; /* the peer reads the GOAWAY before our close */
 }
 
+/* ------------------------------------------------- h2c by Upgrade */
+
+/* Does the comma-separated list v hold token tok (ASCII case ignored)? */
+static bool list_has(wv_str v, const char *tok)
+{
+    size_t n = strlen(tok), i = 0;
+    while (i < v.n) {
+        while (i < v.n && (v.p[i] == ' ' || v.p[i] == '\t' || v.p[i] == ','))
+            i++;
+        size_t from = i;
+        while (i < v.n && v.p[i] != ',')
+            i++;
+        size_t to = i;
+        while (to > from && (v.p[to - 1] == ' ' || v.p[to - 1] == '\t'))
+            to--;
+        if (wv_str_ieq((wv_str){v.p + from, to - from}, (wv_str){tok, n}))
+            return true;
+    }
+    return false;
+}
+
+/* base64url without padding (RFC 4648 5; RFC 7540 3.2.1) into out (cap
+ * bytes): the length, or -1 when v is not that. */
+static ssize_t base64url_decode(wv_str v, uint8_t *out, size_t cap)
+{
+    uint32_t acc = 0;
+    int bits = 0;
+    size_t n = 0;
+    for (size_t i = 0; i < v.n; i++) {
+        char ch = v.p[i];
+        int d = ch >= 'A' && ch <= 'Z'                      ? ch - 'A'
+                : ch >= 'a' && ch <= 'z'                    ? ch - 'a' + 26
+                : ch >= '0' && ch <= '9'                    ? ch - '0' + 52
+                : ch == '-'                                 ? 62
+                : ch == '_'                                 ? 63
+                : ch == '=' && i + 2 >= v.n && v.n % 4 == 0 ? -2
+                                                            : -1;
+        if (d == -2)
+            break; /* padding, tolerated at the end */
+        if (d < 0)
+            return -1;
+        acc = acc << 6 | (uint32_t)d;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (n == cap)
+                return -1;
+            out[n++] = (uint8_t)(acc >> bits);
+        }
+    }
+    return bits >= 6 ? -1 : (ssize_t)n; /* a lone 6-bit group is no byte */
+}
+
+/* RFC 7540 3.2: a cleartext HTTP/1.1 request with "Upgrade: h2c", one
+ * HTTP2-Settings field, and both named in Connection becomes stream 1 of an
+ * HTTP/2 connection after a 101. Only a request without a body: one with a
+ * body would have to be read whole first, so it is served over HTTP/1.1,
+ * the Upgrade ignored (as TLS connections and no_h2 servers ignore it).
+ * True when the connection was HTTP/2's and is over now. */
+static bool serve_h2c_upgrade(conn *c, wv_req *req)
+{
+    http_server *s = c->srv;
+    if (s->o.tls || s->o.no_h2 || s->stopping || !req->h.upgrade || req->h.chunked ||
+        req->h.content_length > 0 || req->h.target.n == 0 || req->h.target.p[0] != '/')
+        return false; /* stopping: answered over HTTP/1.1 with Connection: close;
+                       * an absolute-form target: not a :path */
+    bool h2c = false, named = false;
+    int nsettings = 0;
+    wv_str settings = {0};
+    for (int i = 0; i < req->h.nheaders; i++) {
+        const http_header *f = &req->h.headers[i];
+        if (wv_str_ieq(f->name, WV_STR("upgrade")))
+            h2c = h2c || list_has(f->value, "h2c");
+        else if (wv_str_ieq(f->name, WV_STR("connection")))
+            named = named || list_has(f->value, "http2-settings");
+        else if (wv_str_ieq(f->name, WV_STR("http2-settings")))
+            settings = f->value, nsettings++;
+    }
+    uint8_t payload[1024]; /* 170 settings: more than HTTP/2 has */
+    ssize_t len =
+        h2c && named && nsettings == 1 ? base64url_decode(settings, payload, sizeof payload) : -1;
+    if (len < 0 || len % 6 != 0)
+        return false;
+    wv_http_field *fields = malloc((size_t)(req->h.nheaders + 1) * sizeof *fields);
+    if (!fields)
+        return false;
+    for (int i = 0; i < req->h.nheaders; i++)
+        fields[i] = (wv_http_field){req->h.headers[i].name, req->h.headers[i].value};
+    if (res_flush(c) < 0) { /* pipelined answers before it go first */
+        free(fields);
+        return true;
+    }
+    static const char switching[] = "HTTP/1.1 101 Switching Protocols\r\n"
+                                    "Connection: Upgrade\r\nUpgrade: h2c\r\n\r\n";
+    if (wv_stream_write(c->s, switching, sizeof switching - 1) < 0) {
+        free(fields);
+        c->dead = true;
+        return true;
+    }
+    wv_http_exchange first = {.method = req->h.method,
+                              .target = req->h.target,
+                              .authority = req->h.host,
+                              .headers = fields,
+                              .nheaders = req->h.nheaders,
+                              .content_length = -1,
+                              .no_body = true,
+                              .version = 20};
+    size_t at = c->rstart + req->head_len, have = c->rlen - at;
+    c->h2 = true;
+    wv_h2_serve_upgraded((wv_http_conn *)c, c->s, &first, payload, (size_t)len,
+                         have ? c->rbuf + at : NULL, have);
+    free(fields);
+    c->rstart = c->rlen = 0;
+    c->linger = true; /* the peer reads the GOAWAY before our close */
+    return true;
+}
+
 static int conn_serve(void *arg)
 {
     conn *c = arg;
@@ -485,6 +602,10 @@ static int conn_serve(void *arg)
         }
         if (!req.start_ns)
             req.start_ns = wv_now();
+        if (serve_h2c_upgrade(c, &req)) {
+            req_finish(&req);
+            break;
+        }
         bool keep = serve_request(c, &req);
         c->served = true;
         c->rstart += req.head_len;
@@ -638,7 +759,8 @@ void wv_http_conn_limits_of(const wv_http_conn *hc, wv_http_conn_limits *out)
                                  .max_headers = s->o.max_headers,
                                  .max_streams = s->o.h2_max_streams,
                                  .header_timeout_ms = s->o.header_timeout_ms,
-                                 .idle_timeout_ms = s->o.idle_timeout_ms};
+                                 .idle_timeout_ms = s->o.idle_timeout_ms,
+                                 .body_timeout_ms = s->o.body_timeout_ms};
 }
 
 static int shard_serve(void *arg)

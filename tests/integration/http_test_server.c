@@ -6,7 +6,7 @@
  * HEADER_TIMEOUT_MS, BODY_TIMEOUT_MS, IDLE_TIMEOUT_MS, DRAIN_TIMEOUT_MS,
  * MAX_CONNECTIONS, ACCESS_LOG (common|json), STATIC_DIR (served at /static),
  * TLS_CERT and TLS_KEY (PEM files: serve HTTPS, ALPN h2 and http/1.1),
- * TLS_RESUMPTION=0 (no session resumption).
+ * TLS_RESUMPTION=0 (no session resumption), NO_H2=1 (HTTP/1.1 only).
  * CORS allows http://localhost:8000 and http://allowed.example, with
  * credentials.
  */
@@ -138,6 +138,39 @@ static int echo(wv_req *req, wv_res *res)
     if (ct.p && ct.n < sizeof type)
         snprintf(type, sizeof type, "%.*s", (int)ct.n, ct.p);
     return wv_res_send(res, 200, type, body.p, body.n);
+}
+
+/* POST /trailers-in: reads the body (streamed, or whole with ?whole=1)
+ * and answers its length and the request's trailers x-checksum and
+ * grpc-status (wv_req_trailer), "-" for one absent; whether x-checksum
+ * could be seen before the body's end too. */
+static int trailers_in(wv_req *req, wv_res *res)
+{
+    bool early = wv_req_trailer(req, "x-checksum").p != NULL;
+    int64_t whole;
+    int rc = wv_req_query_i64(req, "whole", 0, &whole);
+    if (rc < 0)
+        return rc;
+    long long total = 0;
+    if (whole) {
+        wv_str body;
+        if ((rc = wv_req_body(req, &body)) < 0)
+            return rc;
+        total = (long long)body.n;
+    } else {
+        char buf[8192];
+        ssize_t n;
+        while ((n = wv_req_read(req, buf, sizeof buf)) > 0)
+            total += n;
+        if (n < 0)
+            return (int)n;
+    }
+    wv_str sum = wv_req_trailer(req, "X-Checksum"), st = wv_req_trailer(req, "grpc-status");
+    char out[512];
+    snprintf(out, sizeof out, "%lld %.*s %.*s %s", total, sum.p ? (int)sum.n : 1,
+             sum.p ? sum.p : "-", st.p ? (int)st.n : 1, st.p ? st.p : "-",
+             early ? "early" : "after");
+    return wv_res_text(res, 200, out);
 }
 
 /* POST /upload: streams the body, answers its length and a checksum;
@@ -428,6 +461,7 @@ static int serve(void *arg)
     wv_get(r, "/cancelled", cancelled);
     wv_post(r, "/echo", echo);
     wv_post(r, "/upload", upload);
+    wv_post(r, "/trailers-in", trailers_in);
     wv_get(r, "/users/{id}", user);
     wv_get(r, "/files/{path...}", files);
     wv_get(r, "/query", query);
@@ -463,6 +497,7 @@ static int serve(void *arg)
         .idle_timeout_ms = env_num("IDLE_TIMEOUT_MS", 0),
         .drain_timeout_ms = env_num("DRAIN_TIMEOUT_MS", 0),
         .max_connections = (int)env_num("MAX_CONNECTIONS", 0),
+        .no_h2 = env_num("NO_H2", 0) != 0,
         .access_log = log && !strcmp(log, "json")     ? WV_ACCESS_LOG_JSON
                       : log && !strcmp(log, "common") ? WV_ACCESS_LOG_COMMON
                                                       : WV_ACCESS_LOG_OFF,

@@ -23,7 +23,7 @@ import h2.events
 import h2.settings
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from httptest import HOST, Server, check, eq, run  # noqa: E402
+from httptest import HOST, Server, build, check, chunked, eq, run  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CERTS = tempfile.mkdtemp(prefix="weave-h2-")
@@ -467,6 +467,71 @@ def test_http11_chunked_trailers_only_when_te_trailers_was_sent():
             r = c.request("GET", "/trailers-whole", headers=[("TE", "trailers")])
             eq((r.framing, r.body, r.trailers), ("length", b"whole", []),
                "a whole body drops them")
+
+
+def test_request_trailers_reach_the_handler_over_http2():
+    with Server() as s:
+        p = Peer(s.port)
+        sids = {}
+        for whole in (0, 1):
+            sid = p.h2.get_next_available_stream_id()
+            p.h2.send_headers(sid, [(":method", "POST"), (":path", "/trailers-in?whole=%d" % whole),
+                                    (":scheme", "http"), (":authority", "localhost"),
+                                    ("te", "trailers")])
+            p.h2.send_data(sid, b"x" * 1000)
+            p.h2.send_headers(sid, [("x-checksum", "abc%d" % whole), ("grpc-status", "0")],
+                              end_stream=True)
+            sids[whole] = sid
+        plain = p.h2.get_next_available_stream_id()  # no trailers
+        p.h2.send_headers(plain, [(":method", "POST"), (":path", "/trailers-in"),
+                                  (":scheme", "http"), (":authority", "localhost")])
+        p.h2.send_data(plain, b"yy", end_stream=True)
+        p.flush()
+        ok = p.pump(lambda: all(sid in p.ended for sid in list(sids.values()) + [plain]))
+        check(ok, "the streams did not end")
+        eq(p.data[sids[0]], b"1000 abc0 0 after", "streamed body's trailers")
+        eq(p.data[sids[1]], b"1000 abc1 0 after", "whole body's trailers")
+        eq(p.data[plain], b"2 - - after", "no trailers")
+        p.close()
+    with Server(MAX_HEAD=1024) as s:  # trailers past max_head: the body's read fails
+        p = Peer(s.port)
+        sid = p.h2.get_next_available_stream_id()
+        p.h2.send_headers(sid, [(":method", "POST"), (":path", "/trailers-in"),
+                                (":scheme", "http"), (":authority", "localhost")])
+        p.h2.send_data(sid, b"x")
+        p.h2.send_headers(sid, [("x-big", "v" * 2000)], end_stream=True)
+        p.flush()
+        ok = p.pump(lambda: sid in p.ended)
+        check(ok, "the stream did not end")
+        eq(p.status[sid], 413, "trailers past max_head")
+        p.close()
+
+
+def test_request_trailers_reach_the_handler_over_http11_chunked():
+    with Server() as s:
+        with s.conn() as c:
+            for whole in (0, 1):
+                body = chunked([b"x" * 700, b"y" * 300],
+                               trailers=[("X-Checksum", "abc%d" % whole), ("grpc-status", "0")])
+                r = c.request("POST", "/trailers-in?whole=%d" % whole,
+                              headers=[("Transfer-Encoding", "chunked")], body=body)
+                eq((r.status, r.body), (200, b"1000 abc%d 0 after" % whole), "chunked trailers")
+            # sent a few bytes at a time: lines split across reads
+            body = chunked([b"z" * 5], trailers=[("x-checksum", "split"), ("Grpc-Status", "3")])
+            c.send(build("POST", "/trailers-in", [("Transfer-Encoding", "chunked")]))
+            for i in range(0, len(body), 3):
+                c.send(body[i:i + 3])
+                time.sleep(0.005)
+            r = c.read_response()
+            eq((r.status, r.body), (200, b"5 split 3 after"), "trailers in pieces")
+            r = c.request("POST", "/trailers-in", body=b"plain")
+            eq((r.status, r.body), (200, b"5 - - after"), "a Content-Length body")
+    with Server(MAX_HEAD=1024) as s:
+        with s.conn() as c:
+            body = chunked([b"x"], trailers=[("x-big", "v" * 2000)])
+            r = c.request("POST", "/trailers-in", headers=[("Transfer-Encoding", "chunked")],
+                          body=body)
+            eq(r.status, 413, "trailers past max_head")
 
 
 # ------------------------------------------------------------ cancelling

@@ -1217,6 +1217,47 @@ static void test_chunked_returns_data_as_slices_of_the_input(void **state)
     assert_int_equal(used, 0);
 }
 
+/* keep_trailers: the field lines come back as slices, whole or byte by
+ * byte, and the body still ends where it does without them. */
+static void test_chunked_keeps_trailer_lines_when_asked_in_any_split(void **state)
+{
+    (void)state;
+    static const char in[] = "2\r\nab\r\n0\r\nX-Sum: 7\r\ngrpc-status: 0\r\n\r\nNEXT";
+    size_t len = sizeof in - 5; /* up to the next message */
+    static const size_t steps[] = {1, 2, 3, 5, 7, sizeof in - 1};
+    for (size_t k = 0; k < sizeof steps / sizeof *steps; k++) {
+        size_t step = steps[k];
+        http_chunked d = {.keep_trailers = true};
+        char body[8] = {0}, lines[64] = {0};
+        size_t nbody = 0, nlines = 0, at = 0;
+        int rc = HTTP_CHUNK_MORE;
+        while (rc != HTTP_CHUNK_DONE) {
+            size_t to = at + step < sizeof in - 1 ? at + step : sizeof in - 1, used = 0, n = 0;
+            const char *data = NULL;
+            rc = http_chunked_feed(&d, in + at, to - at, &used, &data, &n);
+            assert_true(rc >= 0);
+            if (rc == HTTP_CHUNK_DATA) {
+                memcpy(body + nbody, data, n);
+                nbody += n;
+            } else if (rc == HTTP_CHUNK_TRAILER) {
+                assert_true(n > 0);
+                memcpy(lines + nlines, data, n);
+                nlines += n;
+            }
+            at += used;
+        }
+        assert_int_equal(at, len);
+        assert_string_equal(body, "ab");
+        assert_string_equal(lines, "X-Sum: 7\r\ngrpc-status: 0\r\n");
+    }
+    /* no trailers: nothing comes back but the end */
+    http_chunked d = {.keep_trailers = true};
+    size_t used, n;
+    const char *data;
+    assert_int_equal(http_chunked_feed(&d, "0\r\n\r\n", 5, &used, &data, &n), HTTP_CHUNK_DONE);
+    assert_int_equal(used, 5);
+}
+
 static void test_chunked_trailer_section_over_64k_returns_400(void **state)
 {
     (void)state;
@@ -1368,6 +1409,7 @@ int main(void)
         cmocka_unit_test(test_chunked_decoder_table),
         cmocka_unit_test(test_chunked_decoder_split_at_every_byte_decodes_the_same),
         cmocka_unit_test(test_chunked_size_overflow_returns_400),
+        cmocka_unit_test(test_chunked_keeps_trailer_lines_when_asked_in_any_split),
         cmocka_unit_test(test_chunked_missing_crlf_after_data_returns_400),
         cmocka_unit_test(test_chunked_returns_data_as_slices_of_the_input),
         cmocka_unit_test(test_chunked_trailer_section_over_64k_returns_400),
