@@ -55,6 +55,9 @@ enum {
     EMPTY_LIMIT = 1000,             /* empty DATA frames without END_STREAM per RESET_WINDOW_MS */
     GOODBYE_MS = 1000,              /* to send a GOAWAY that ends a connection */
     DISCARD_MAX = 16 * 1024 * 1024, /* request body left unread: dropped up to this, then RST */
+    SPARE_MAX = 32,                 /* ended streams kept for reuse, per connection */
+    SPARE_BUF_MAX = 16 * 1024,      /* ...with buffers no larger than this */
+    LOCAL_FIELDS = 32,              /* header fields handled without an allocation */
 };
 
 typedef struct h2conn h2conn;
@@ -64,6 +67,114 @@ typedef struct rate {
     int n;
     int64_t from;
 } rate;
+
+/*
+ * nghttp2's allocations for one connection (nghttp2_mem), with the small
+ * ones kept for reuse: a request's stream, header and frame objects are
+ * freed and made again for the next one, and glibc's malloc is a good part
+ * of a request's cost. Blocks up to 1 KiB come from five size classes,
+ * each a list of at most MEM_KEEP freed blocks; larger ones go to malloc.
+ * Every block starts with its class (a max_align_t's worth).
+ */
+enum { MEM_CLASSES = 5, MEM_MIN = 64, MEM_KEEP = 64, MEM_BIG = MEM_CLASSES };
+
+typedef union mblock {
+    union mblock *next; /* while kept */
+    unsigned cls;       /* while in use */
+    max_align_t align;
+} mblock;
+
+typedef struct h2mem {
+    mblock *free[MEM_CLASSES];
+    int nfree[MEM_CLASSES];
+} h2mem;
+
+static unsigned mem_class(size_t n)
+{
+    unsigned c = 0;
+    for (size_t cap = MEM_MIN; c < MEM_CLASSES; c++, cap *= 2)
+        if (n <= cap)
+            return c;
+    return MEM_BIG;
+}
+
+static size_t mem_cap(unsigned c)
+{
+    return (size_t)MEM_MIN << c;
+}
+
+static void *mem_malloc(size_t n, void *user)
+{
+    h2mem *m = user;
+    unsigned c = mem_class(n);
+    mblock *b;
+    if (c < MEM_CLASSES && (b = m->free[c])) {
+        m->free[c] = b->next;
+        m->nfree[c]--;
+    } else if (!(b = malloc(sizeof *b + (c < MEM_CLASSES ? mem_cap(c) : n)))) {
+        return NULL;
+    }
+    b->cls = c;
+    return b + 1;
+}
+
+static void mem_free(void *p, void *user)
+{
+    if (!p)
+        return;
+    h2mem *m = user;
+    mblock *b = (mblock *)p - 1;
+    unsigned c = b->cls;
+    if (c < MEM_CLASSES && m->nfree[c] < MEM_KEEP) {
+        b->next = m->free[c];
+        m->free[c] = b;
+        m->nfree[c]++;
+        return;
+    }
+    free(b);
+}
+
+static void *mem_calloc(size_t k, size_t n, void *user)
+{
+    if (n && k > SIZE_MAX / n)
+        return NULL;
+    void *p = mem_malloc(k * n, user);
+    if (p)
+        memset(p, 0, k * n);
+    return p;
+}
+
+static void *mem_realloc(void *p, size_t n, void *user)
+{
+    if (!p)
+        return mem_malloc(n, user);
+    mblock *b = (mblock *)p - 1;
+    if (b->cls < MEM_CLASSES && n <= mem_cap(b->cls))
+        return p;
+    if (b->cls == MEM_BIG && mem_class(n) == MEM_BIG) {
+        mblock *nb = realloc(b, sizeof *nb + n);
+        return nb ? nb + 1 : NULL;
+    }
+    void *q = mem_malloc(n, user);
+    if (!q)
+        return NULL;
+    /* a class block holds its class's bytes; a big one more than any
+     * class, so at least the n a smaller class block can take */
+    size_t old = b->cls < MEM_CLASSES ? mem_cap(b->cls) : n;
+    memcpy(q, p, old < n ? old : n);
+    mem_free(p, user);
+    return q;
+}
+
+static void mem_release(h2mem *m)
+{
+    for (int c = 0; c < MEM_CLASSES; c++)
+        while (m->free[c]) {
+            mblock *b = m->free[c];
+            m->free[c] = b->next;
+            free(b);
+        }
+}
 
 typedef struct h2stream {
     h2conn *hc;
@@ -102,6 +213,7 @@ typedef struct h2stream {
 } h2stream;
 
 struct h2conn {
+    h2mem mem; /* first: nghttp2's allocator gets the connection */
     wv_http_conn *conn;
     wv_stream *s;
     nghttp2_session *session;
@@ -115,8 +227,10 @@ struct h2conn {
     int running;       /* stream fibers running handlers */
     int open;          /* streams nghttp2 has not closed */
     h2stream *streams; /* every stream not yet freed */
-    rate resets;       /* RST_STREAMs from the peer */
-    rate empties;      /* empty DATA frames without END_STREAM */
+    h2stream *spare;   /* ended streams, buffers kept, for the next ones */
+    int nspare;
+    rate resets;  /* RST_STREAMs from the peer */
+    rate empties; /* empty DATA frames without END_STREAM */
 };
 
 static void kick(h2conn *hc)
@@ -151,6 +265,19 @@ static void terminate(h2conn *hc, uint32_t code)
     kick(hc);
 }
 
+static void stream_destroy(h2stream *st)
+{
+    wv_buf_free(&st->hdr);
+    wv_buf_free(&st->trl);
+    wv_buf_free(&st->in);
+    wv_buf_free(&st->out);
+    free(st->offs);
+    free(st->trailers);
+    free(st);
+}
+
+/* A stream is over: off the connection's list, and kept for the next one
+ * (with its buffers, unless they grew large) or freed. */
 static void stream_free(h2stream *st)
 {
     h2conn *hc = st->hc;
@@ -160,13 +287,16 @@ static void stream_free(h2stream *st)
         hc->streams = st->next;
     if (st->next)
         st->next->prev = st->prev;
-    wv_buf_free(&st->hdr);
-    wv_buf_free(&st->trl);
-    wv_buf_free(&st->in);
-    wv_buf_free(&st->out);
-    free(st->offs);
     free(st->trailers);
-    free(st);
+    st->trailers = NULL;
+    if (hc->nspare >= SPARE_MAX || st->hdr.cap > SPARE_BUF_MAX || st->trl.cap > SPARE_BUF_MAX ||
+        st->in.cap > SPARE_BUF_MAX || st->out.cap > OUT_CAP) {
+        stream_destroy(st);
+        return;
+    }
+    st->next = hc->spare;
+    hc->spare = st;
+    hc->nspare++;
 }
 
 static wv_str field(const h2stream *st, const size_t at[2])
@@ -250,7 +380,8 @@ static int op_head(void *x, int status, const wv_http_field *fields, int nfields
     h2stream *st = x;
     if (st->closed || st->hc->dead)
         return gone();
-    nghttp2_nv *nv = malloc((size_t)(nfields + 1) * sizeof *nv);
+    nghttp2_nv local[LOCAL_FIELDS + 1];
+    nghttp2_nv *nv = nfields <= LOCAL_FIELDS ? local : malloc((size_t)(nfields + 1) * sizeof *nv);
     if (!nv)
         return -ENOMEM;
     unsigned st3 = (unsigned)status % 1000; /* wv_res_send keeps it in 100..999 */
@@ -264,7 +395,8 @@ static int op_head(void *x, int status, const wv_http_field *fields, int nfields
     /* nghttp2 copies the fields */
     int rv = nghttp2_submit_response(st->hc->session, st->id, nv, (size_t)nfields + 1,
                                      end ? NULL : &body);
-    free(nv);
+    if (nv != local)
+        free(nv);
     if (rv != 0)
         return wv_fail(-EPROTO, "HTTP/2 response head: %s", nghttp2_strerror(rv));
     st->submitted = true;
@@ -416,7 +548,9 @@ static int stream_handle(void *arg)
 {
     h2stream *st = arg;
     h2conn *hc = st->hc;
-    wv_http_field *fields = malloc((size_t)(st->nfields ? st->nfields : 1) * sizeof *fields);
+    wv_http_field local[LOCAL_FIELDS];
+    wv_http_field *fields =
+        st->nfields <= LOCAL_FIELDS ? local : malloc((size_t)st->nfields * sizeof *fields);
     if (!fields || st->too_large || !st->has_method) {
         int status = st->too_large ? 431 : !fields ? 503 : 400;
         op_head(st, status, NULL, 0, true);
@@ -438,7 +572,8 @@ static int stream_handle(void *arg)
         };
         wv_http_exchange_run(hc->conn, &ex);
     }
-    free(fields);
+    if (fields != local)
+        free(fields);
     return 0;
 }
 
@@ -487,9 +622,23 @@ static int stream_main(void *arg)
 /* A request stream nghttp2 has opened: ours from here to its end. */
 static h2stream *stream_new(h2conn *hc, int32_t id)
 {
-    h2stream *st = calloc(1, sizeof *st);
-    if (!st)
+    h2stream *st = hc->spare;
+    if (st) {
+        hc->spare = st->next;
+        hc->nspare--;
+        /* everything zero again but the buffers, emptied */
+        h2stream keep = *st;
+        memset(st, 0, sizeof *st);
+        st->hdr = keep.hdr;
+        st->trl = keep.trl;
+        st->in = keep.in;
+        st->out = keep.out;
+        st->hdr.n = st->trl.n = st->in.n = st->out.n = 0;
+        st->offs = keep.offs;
+        st->capfields = keep.capfields;
+    } else if (!(st = calloc(1, sizeof *st))) {
         return NULL;
+    }
     st->hc = hc;
     st->id = id;
     st->next = hc->streams;
@@ -509,12 +658,14 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
     return stream_new(user, frame->hd.stream_id) ? 0 : NGHTTP2_ERR_CALLBACK_FAILURE;
 }
 
-static int keep_text(h2stream *st, const uint8_t *p, size_t n, size_t *at)
+/* Copy p[0..n) and a NUL into the head's buffer, which has room (the
+ * caller reserved it); *at is where it starts. */
+static void keep_text(h2stream *st, const uint8_t *p, size_t n, size_t *at)
 {
     *at = st->hdr.n;
-    if (wv_buf_append(&st->hdr, p, n) < 0 || wv_buf_append(&st->hdr, "", 1) < 0)
-        return -ENOMEM;
-    return 0;
+    memcpy(st->hdr.p + st->hdr.n, p, n);
+    st->hdr.p[st->hdr.n + n] = 0;
+    st->hdr.n += n + 1;
 }
 
 /* One field of a request head into the stream: pseudo-headers to their
@@ -531,9 +682,13 @@ static int keep_field(h2stream *st, const uint8_t *name, size_t namelen, const u
         return 0;
     }
     size_t at = 0, vat = 0;
-    if (namelen > 0 && name[0] == ':') {
-        if (keep_text(st, value, valuelen, &vat) < 0)
-            return -ENOMEM;
+    bool pseudo = namelen > 0 && name[0] == ':';
+    /* one reservation for what this field keeps (sizes are bounded by
+     * max_head above) */
+    if (wv_buf_reserve(&st->hdr, (pseudo ? 0 : namelen + 1) + valuelen + 1) < 0)
+        return -ENOMEM;
+    if (pseudo) {
+        keep_text(st, value, valuelen, &vat);
         size_t *slot = NULL;
         if (namelen == 7 && !memcmp(name, ":method", 7))
             slot = st->method, st->has_method = true;
@@ -555,8 +710,8 @@ static int keep_field(h2stream *st, const uint8_t *name, size_t namelen, const u
         st->offs = p;
         st->capfields = cap;
     }
-    if (keep_text(st, name, namelen, &at) < 0 || keep_text(st, value, valuelen, &vat) < 0)
-        return -ENOMEM;
+    keep_text(st, name, namelen, &at);
+    keep_text(st, value, valuelen, &vat);
     size_t *o = st->offs[st->nfields++];
     o[0] = at;
     o[1] = namelen;
@@ -778,7 +933,12 @@ static int session_new(h2conn *hc)
     }
     nghttp2_option_set_no_auto_window_update(opt, 1);
     nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
-    int rv = nghttp2_session_server_new2(&hc->session, cb, hc, opt);
+    nghttp2_mem mem = {.mem_user_data = &hc->mem,
+                       .malloc = mem_malloc,
+                       .free = mem_free,
+                       .calloc = mem_calloc,
+                       .realloc = mem_realloc};
+    int rv = nghttp2_session_server_new3(&hc->session, cb, hc, opt, &mem);
     nghttp2_option_del(opt);
     nghttp2_session_callbacks_del(cb);
     if (rv != 0)
@@ -904,6 +1064,7 @@ static int serve(wv_http_conn *conn, wv_stream *s, const void *pre, size_t n,
         wv_group_free(hc.fibers);
         if (hc.session)
             nghttp2_session_del(hc.session);
+        mem_release(&hc.mem);
         return -ENOMEM;
     }
     wv_group_spawn(hc.fibers, writer_main, &hc, &(wv_spawn_opts){.name = "h2-writer"});
@@ -969,7 +1130,13 @@ static int serve(wv_http_conn *conn, wv_stream *s, const void *pre, size_t n,
     hc.dead = true;
     while (hc.streams) /* those nghttp2 had not closed */
         stream_free(hc.streams);
+    while (hc.spare) {
+        h2stream *st = hc.spare;
+        hc.spare = st->next;
+        stream_destroy(st);
+    }
     nghttp2_session_del(hc.session);
+    mem_release(&hc.mem);
     free(buf);
     return 0;
 }

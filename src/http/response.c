@@ -266,6 +266,17 @@ static bool exchange_no_body(const wv_res *res)
 
 /* The head through the exchange (HTTP/2): the same fields put_head
  * writes, as name-value pairs with lower-case names. end: no body. */
+/* u in decimal, written to end at `end`; returns where it starts (no
+ * printf: a head is built per response). */
+static char *decimal(uint64_t u, char *end)
+{
+    do {
+        *--end = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    return end;
+}
+
 static int put_head_exchange(wv_res *res, int status, const char *ctype, int64_t body_len, bool end)
 {
     http_server *s = res->c->srv;
@@ -292,8 +303,8 @@ static int put_head_exchange(wv_res *res, int status, const char *ctype, int64_t
     if (ctype)
         f[n++] = (wv_http_field){WV_STR("content-type"), {ctype, strlen(ctype)}};
     if (body_len >= 0 && !no_body) {
-        int k = snprintf(len, 24, "%lld", (long long)body_len);
-        f[n++] = (wv_http_field){WV_STR("content-length"), {len, (size_t)k}};
+        char *d = decimal((uint64_t)body_len, len + 24);
+        f[n++] = (wv_http_field){WV_STR("content-length"), {d, (size_t)(len + 24 - d)}};
     }
     if (req->id.n)
         f[n++] = (wv_http_field){WV_STR("x-request-id"), req->id};
@@ -362,12 +373,7 @@ static int put_head(wv_res *res, int status, const char *ctype, int64_t body_len
         p = put(p, "\r\n", 2);
     }
     if (body_len >= 0 && !no_body) {
-        char digits[20], *d = digits + sizeof digits;
-        uint64_t u = (uint64_t)body_len;
-        do {
-            *--d = (char)('0' + u % 10);
-            u /= 10;
-        } while (u);
+        char digits[20], *d = decimal((uint64_t)body_len, digits + sizeof digits);
         p = put(p, "Content-Length: ", 16);
         p = put(p, d, (size_t)(digits + sizeof digits - d));
         p = put(p, "\r\n", 2);
