@@ -502,8 +502,10 @@ static ssize_t base64url_decode(wv_str v, uint8_t *out, size_t cap)
  * HTTP/2 connection after a 101. Only a request without a body: one with a
  * body would have to be read whole first, so it is served over HTTP/1.1,
  * the Upgrade ignored (as TLS connections and no_h2 servers ignore it).
- * True when the connection was HTTP/2's and is over now. */
-static bool serve_h2c_upgrade(conn *c, wv_req *req)
+ * True when the connection was HTTP/2's and is over now. Never inlined:
+ * its buffers would deepen every request's stack, and a connection's
+ * memory is the stack it touches. */
+__attribute__((noinline)) static bool serve_h2c_upgrade(conn *c, wv_req *req)
 {
     http_server *s = c->srv;
     if (s->o.tls || s->o.no_h2 || s->stopping || !req->h.upgrade || req->h.chunked ||
@@ -602,7 +604,7 @@ static int conn_serve(void *arg)
         }
         if (!req.start_ns)
             req.start_ns = wv_now();
-        if (serve_h2c_upgrade(c, &req)) {
+        if (req.h.upgrade && serve_h2c_upgrade(c, &req)) {
             req_finish(&req);
             break;
         }
