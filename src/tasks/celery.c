@@ -29,14 +29,15 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <locale.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <unistd.h>
 
-#include "json/json_internal.h"
 #include "weave/rt.h"
 
 static const wv_str null_text = {"null", 4};
@@ -295,6 +296,48 @@ static int put_utf8(wv_buf *b, uint32_t c)
 
 /* ------------------------------------------------------------ Python's json.dumps */
 
+/* Number text uses '.', whatever LC_NUMERIC the program set. */
+static locale_t c_locale;
+static pthread_once_t c_locale_once = PTHREAD_ONCE_INIT;
+
+static void make_c_locale(void)
+{
+    c_locale = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
+}
+
+static double strtod_c(const char *s)
+{
+    pthread_once(&c_locale_once, make_c_locale);
+    return c_locale ? strtod_l(s, NULL, c_locale) : strtod(s, NULL);
+}
+
+/* The length of the valid UTF-8 sequence at p (p[0] >= 0x80), or -1. */
+static int utf8_sequence(const unsigned char *p, const unsigned char *end)
+{
+    unsigned c = p[0], lo = 0x80, hi = 0xbf;
+    int need;
+    if (c >= 0xc2 && c <= 0xdf) {
+        need = 2;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        need = 3;
+        lo = c == 0xe0 ? 0xa0 : 0x80; /* overlong */
+        hi = c == 0xed ? 0x9f : 0xbf; /* surrogates */
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        need = 4;
+        lo = c == 0xf0 ? 0x90 : 0x80; /* overlong */
+        hi = c == 0xf4 ? 0x8f : 0xbf; /* past U+10FFFF */
+    } else {
+        return -1;
+    }
+    for (int i = 1; i < need; i++) {
+        if (p + i >= end || p[i] < lo || p[i] > hi)
+            return -1;
+        lo = 0x80;
+        hi = 0xbf;
+    }
+    return need;
+}
+
 static int py_cp(wv_buf *b, uint32_t c)
 {
     switch (c) {
@@ -331,7 +374,7 @@ static int py_string(wv_buf *b, const char *s, size_t n)
     int rc = wv_buf_append(b, "\"", 1);
     while (rc == 0 && p < end) {
         if (*p >= 0x80) {
-            int len = json_utf8_sequence(p, end);
+            int len = utf8_sequence(p, end);
             if (len < 0)
                 return wv_fail(-EINVAL, "celery: a string is not valid UTF-8");
             const char *q = (const char *)p;
@@ -369,7 +412,7 @@ static int py_float(wv_buf *b, double x)
                 digits[nd++] = *q;
         exp10 = atoi(q + 1);
         snprintf(tmp, sizeof tmp, "%c.%.*se%d", digits[0], nd - 1, digits + 1, exp10);
-        if (strtod_l(tmp, NULL, json_c_locale()) == fabs(x))
+        if (strtod_c(tmp) == fabs(x))
             break;
     }
     while (nd > 1 && digits[nd - 1] == '0')
@@ -410,7 +453,7 @@ static int py_number(wv_buf *b, wv_str num)
         return wv_buf_append(b, num.p, num.n);
     memcpy(tmp, num.p, num.n);
     tmp[num.n] = 0;
-    return py_float(b, strtod_l(tmp, NULL, json_c_locale()));
+    return py_float(b, strtod_c(tmp));
 }
 
 /* Seconds as a Python producer passes them: integral values as ints. */
