@@ -439,11 +439,27 @@ static int py_float(wv_buf *b, double x)
     return rc ? rc : wv_buf_append(b, ".0", 2);
 }
 
+static bool is_float_text(wv_str num)
+{
+    return memchr(num.p, '.', num.n) || memchr(num.p, 'e', num.n) || memchr(num.p, 'E', num.n);
+}
+
+/* Whether a float's text is past double's range (Python reads inf). */
+static bool float_overflows(wv_str num)
+{
+    char tmp[512];
+    if (!is_float_text(num) || num.n >= sizeof tmp)
+        return false;
+    memcpy(tmp, num.p, num.n);
+    tmp[num.n] = 0;
+    return isinf(strtod_c(tmp));
+}
+
 /* A JSON number as Python prints it after json.loads: an int (any size)
  * as written but for "-0", a float through float's repr_state. */
 static int py_number(wv_buf *b, wv_str num)
 {
-    if (!memchr(num.p, '.', num.n) && !memchr(num.p, 'e', num.n) && !memchr(num.p, 'E', num.n)) {
+    if (!is_float_text(num)) {
         if (num.n == 2 && num.p[0] == '-' && num.p[1] == '0')
             return wv_buf_append(b, "0", 1);
         return wv_buf_append(b, num.p, num.n);
@@ -453,7 +469,11 @@ static int py_number(wv_buf *b, wv_str num)
         return wv_buf_append(b, num.p, num.n);
     memcpy(tmp, num.p, num.n);
     tmp[num.n] = 0;
-    return py_float(b, strtod_c(tmp));
+    double x = strtod_c(tmp);
+    /* past double's range: Python reads inf and json.dumps writes Infinity,
+     * which is not JSON (weave's reader refuses it); the text stays, and
+     * Python reads it as the same inf */
+    return isinf(x) ? wv_buf_append(b, num.p, num.n) : py_float(b, x);
 }
 
 /* Seconds as a Python producer passes them: integral values as ints. */
@@ -703,8 +723,8 @@ static void repr_value(repr_state *r, wv_str v, bool top, bool as_list)
     int rc = py_number(&num, v);
     if (rc)
         r->err = rc;
-    else if (num.n >= 8 && memcmp(num.p + num.n - 8, "Infinity", 8) == 0)
-        repr_scalar(r, num.p[0] == '-' ? "-inf" : "inf", num.p[0] == '-' ? 4 : 3); /* str(1e400) */
+    else if (float_overflows(v)) /* str(float("1e400")) */
+        repr_scalar(r, v.p[0] == '-' ? "-inf" : "inf", v.p[0] == '-' ? 4 : 3);
     else
         repr_scalar(r, num.p, num.n);
     wv_buf_free(&num);
@@ -817,6 +837,8 @@ int celery_iso8601_parse(const char *s, size_t n, int64_t *ns)
         return -EINVAL;
     int64_t secs =
         days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + sec - offset;
+    if (secs <= INT64_MIN / 1000000000 || secs >= INT64_MAX / 1000000000)
+        return -ERANGE; /* before 1677 or after 2262 */
     *ns = secs * 1000000000 + frac;
     return 0;
 }

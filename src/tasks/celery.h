@@ -257,7 +257,8 @@ int celery_uuid4(char out[CELERY_UUID_LEN + 1]);
 
 /* ISO 8601 as Celery writes it ("2026-12-07T12:00:00.123456+00:00"; a
  * space for the T, "Z", no offset (UTC), 1 to 9 fraction digits also
- * read) to ns since the epoch. 0 or -EINVAL. */
+ * read) to ns since the epoch. 0, -EINVAL, or -ERANGE for a date that
+ * int64_t ns cannot hold (before 1677-09-22 or after 2262-04-10). */
 int celery_iso8601_parse(const char *s, size_t n, int64_t *ns);
 
 /* Python's datetime.isoformat() of the instant: with "+00:00" when utc_offset,

@@ -455,6 +455,8 @@ static void test_celery_pyjson_writes_as_json_dumps(void **state)
         {"[\"\\/\\u0041\xc3\xa9\xf0\x9f\x98\x80\\u007f\\u001f\"]",
          "[\"/A\\u00e9\\ud83d\\ude00\\u007f\\u001f\"]"},
         {"[2.50, -0, -0.0, 1E2]", "[2.5, 0, -0.0, 100.0]"},
+        /* Python would write Infinity, which is not JSON: the text stays */
+        {"[1e400, -1E999]", "[1e400, -1E999]"},
     };
     for (size_t i = 0; i < ARRAY_LEN(table); i++) {
         wv_buf out = {0};
@@ -504,6 +506,9 @@ static void test_celery_iso8601_both_ways(void **state)
         if (celery_iso8601_parse(bad[i], strlen(bad[i]), &ns) != -EINVAL)
             fail_msg("\"%s\" was accepted", bad[i]);
     }
+    int64_t far;
+    assert_int_equal(celery_iso8601_parse("0433-12-07T23:50:04", 19, &far), -ERANGE);
+    assert_int_equal(celery_iso8601_parse("2263-01-01T00:00:00", 19, &far), -ERANGE);
     int64_t leap;
     assert_int_equal(celery_iso8601_parse("2024-02-29T00:00:00", 19, &leap), 0);
 
