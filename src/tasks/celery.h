@@ -118,9 +118,10 @@ int celery_task_decode_parts(const char *body, size_t body_len, const char *head
 void celery_task_free(celery_task *t);
 
 /*
- * What a producer sends. Zero-initialised means: no id (a fresh uuid4),
- * args [] and kwargs {}, no eta or expiry... so set what matters after
- * celery_task_msg_init(), which sets the "none" values that are not zero.
+ * What a producer sends. Start from celery_task_msg_init(): no id (a
+ * fresh uuid4), args [] and kwargs {}, no eta, expiry, time limits or
+ * group index (their "none" is not 0, so a struct that is only zeroed
+ * sends time limits of 0 and group_index 0), then set what matters.
  * JSON inputs (args, kwargs, callbacks, ...) are checked (strict JSON, the
  * right type) and rewritten the way Python's json.dumps writes them.
  */
