@@ -85,6 +85,9 @@ TEST_PACKAGES=(
     # peers, and pylibmc (libmemcached's placement, from Python: test_memcache)
     redis-server redis-tools memcached libmemcached-tools libmemcached-dev
     python3-redis python3-pymemcache python3-pylibmc
+    # Celery 5.2 and kombu, which capture the task messages and results the
+    # Celery codec's tests compare against (tests/unit/celery_fixtures/capture.py)
+    python3-celery
     # the HTTP client's HTTP/2 peers: nghttpd, over TLS (ALPN h2) and h2c with
     # prior knowledge, and nginx, HTTP/2 and HTTP/1.1 over TLS and plain
     # (tests/unit/test_httpc.c)
