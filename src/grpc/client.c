@@ -457,7 +457,8 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
     g->closed = true;
     if (error_code == NGHTTP2_REFUSED_STREAM && g->replayable && !g->retried && !g->got_head) {
         /* refused (RST_STREAM REFUSED_STREAM, or above a GOAWAY's last
-         * stream): the server never saw it; once more on a new connection */
+         * stream): the server never saw it; once more, on the channel's
+         * connection (a new one after a GOAWAY) */
         g->retry_pending = true;
         g->closed = false;
         call_detach(g);

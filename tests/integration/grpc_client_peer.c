@@ -97,6 +97,21 @@ static int unary(void)
     return 0;
 }
 
+/* One wv_grpc_unary of Unary(text ARG0): "once rc N code C reply TEXT". */
+static int once(void)
+{
+    Echo__EchoRequest req = ECHO__ECHO_REQUEST__INIT;
+    req.text = nargs > 0 ? args[0] : "once";
+    ProtobufCMessage *resp = NULL;
+    int rc = wv_grpc_unary(ch, svc, "Unary", &req.base, &resp,
+                           &(wv_grpc_call_opts){.timeout_ms = 10000});
+    printf("once rc %d code %d reply %s\n", rc, wv_grpc_code_from_errno(rc),
+           rc == 0 ? ((Echo__EchoReply *)resp)->text : "-");
+    if (rc == 0)
+        wv_grpc_free(resp);
+    return 0;
+}
+
 static int status(void)
 {
     Echo__EchoRequest req = ECHO__ECHO_REQUEST__INIT;
@@ -399,7 +414,9 @@ static int run(void *arg)
 {
     (void)arg;
     int rc;
-    if (!strcmp(scenario, "unary"))
+    if (!strcmp(scenario, "once"))
+        rc = once();
+    else if (!strcmp(scenario, "unary"))
         rc = unary();
     else if (!strcmp(scenario, "status"))
         rc = status();

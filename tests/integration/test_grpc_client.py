@@ -27,6 +27,7 @@ checked:
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -325,6 +326,106 @@ def test_goaway():
           "drained g0 rc 0" in lines and "drained g1 rc 0" in lines, lines)
 
 
+class RawServer:
+    """An HTTP/2 server written frame by frame with Python's h2, for what a
+    grpcio server will not do on purpose. mode "refuse-first": the first
+    stream is refused (RST_STREAM REFUSED_STREAM), later ones are served;
+    "goaway-first": the first connection answers the first request's
+    HEADERS with GOAWAY(last_stream_id 0), later ones serve; "refuse-all":
+    every stream on every connection is refused. Serving is Unary's echo."""
+
+    def __init__(self, port, mode):
+        import socket
+        self.mode, self.connections, self.streams = mode, 0, 0
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", port))
+        self.sock.listen(16)
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self.serve, args=(conn, self.connections),
+                             daemon=True).start()
+
+    def serve(self, sock, nth):
+        import h2.config
+        import h2.connection
+        import h2.errors
+        import h2.events
+        import client_pb2 as pb2
+        h2c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
+        h2c.initiate_connection()
+        sock.sendall(h2c.data_to_send())
+        bodies = {}
+        try:
+            while True:
+                data = sock.recv(65536)
+                if not data:
+                    return
+                for ev in h2c.receive_data(data):
+                    if isinstance(ev, h2.events.RequestReceived):
+                        self.streams += 1
+                        if self.mode == "goaway-first" and nth == 1:
+                            h2c.close_connection(last_stream_id=0)
+                            sock.sendall(h2c.data_to_send())
+                            return
+                        if self.mode == "refuse-all" or (self.mode == "refuse-first" and
+                                                         self.streams == 1):
+                            h2c.reset_stream(ev.stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
+                        else:
+                            bodies[ev.stream_id] = b""
+                    elif isinstance(ev, h2.events.DataReceived):
+                        h2c.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+                        if ev.stream_id in bodies:
+                            bodies[ev.stream_id] += ev.data
+                    elif isinstance(ev, h2.events.StreamEnded) and ev.stream_id in bodies:
+                        body = bodies.pop(ev.stream_id)
+                        req = pb2.EchoRequest.FromString(body[5:])
+                        reply = pb2.EchoReply(text=req.text).SerializeToString()
+                        h2c.send_headers(ev.stream_id, [(":status", "200"),
+                                                        ("content-type", "application/grpc")])
+                        h2c.send_data(ev.stream_id, b"\0" + struct.pack(">I", len(reply)) + reply)
+                        h2c.send_headers(ev.stream_id, [("grpc-status", "0")], end_stream=True)
+                sock.sendall(h2c.data_to_send())
+        except OSError:
+            return
+        finally:
+            sock.close()
+
+    def close(self):
+        self.sock.close()
+
+
+def test_refused_streams_retried_once(tmp):
+    """A stream the server refused (RST_STREAM REFUSED_STREAM, or above a
+    GOAWAY's last stream) never reached it: the client sends it again, once
+    (after a GOAWAY on a new connection); refused twice, the call fails
+    UNAVAILABLE."""
+    generate(tmp)
+    for mode, want in (("refuse-first", "once rc 0 code 0 reply again"),
+                       ("goaway-first", "once rc 0 code 0 reply again"),
+                       ("refuse-all", "once rc -11 code 14")):
+        port = free_port()
+        srv = RawServer(port, mode)
+        try:
+            out = peer("http://127.0.0.1:%d" % port, "once", "again")
+        finally:
+            srv.close()
+        got = line(out, "once ")
+        check("refused (%s): %s" % (mode, want), got is not None and got.startswith(want), out)
+        check("refused (%s): the server saw two streams" % mode, srv.streams == 2,
+              (srv.streams, srv.connections))
+        if mode == "goaway-first":
+            check("refused (goaway-first): the retry on a new connection", srv.connections == 2,
+                  srv.connections)
+
+
 def make_cert(tmp):
     key, cert = os.path.join(tmp, "key.pem"), os.path.join(tmp, "cert.pem")
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
@@ -370,7 +471,7 @@ def main():
                  (test_streams, (url,)), (test_big, ("127.0.0.1:%d" % port,)),
                  (test_gzip, ("http://127.0.0.1:%d" % gz_port,)),
                  (test_concurrent, (url, state)), (test_killed, ()), (test_goaway, ()),
-                 (test_tls, (tmp,))]
+                 (test_refused_streams_retried_once, (tmp,)), (test_tls, (tmp,))]
         only = os.environ.get("GRPC_CLIENT_TESTS")
         for test, args in tests:
             if only and test.__name__ not in only.split(","):
