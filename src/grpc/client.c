@@ -36,13 +36,13 @@
 #include "weave/buf.h"
 #include "weave/grpc.h"
 #include "grpc/call.h"
+#include "h2io/h2io.h"
 
 #include "weave/net.h"
 #include "weave/rt.h"
 
 enum {
     READ_BUF = 16384,
-    WRITE_BATCH = 64 * 1024,
     OUT_CAP = 64 * 1024,            /* a stream's send buffer */
     STREAM_WINDOW = 1024 * 1024,    /* a stream's receive window */
     CONN_WINDOW = 16 * 1024 * 1024, /* the connection's */
@@ -548,27 +548,10 @@ static int writer_main(void *arg)
     wv_buf batch = {0};
     while (c->state != C_DEAD) {
         wv_event_clear(&c->kick);
-        for (;;) {
-            const uint8_t *data;
-            ssize_t n = 0;
-            while (batch.n < WRITE_BATCH && (n = nghttp2_session_mem_send(c->session, &data)) > 0)
-                if (wv_buf_append(&batch, data, (size_t)n) < 0)
-                    n = -1;
-            if (n < 0) {
-                c->write_failed = true;
-                break;
-            }
-            if (batch.n == 0)
-                break;
-            ssize_t w = wv_stream_write(c->s, batch.p, batch.n);
-            batch.n = 0;
-            if (w < 0) {
-                c->write_failed = true;
-                break;
-            }
-        }
-        if (c->write_failed)
+        if (h2_flush(c->session, c->s, &batch) < 0) {
+            c->write_failed = true;
             break;
+        }
         if (wv_event_wait(&c->kick) < 0)
             break;
     }

@@ -9,7 +9,7 @@
  *    the stream and feeds the session; its callbacks only record what
  *    came and wake fibers, they never suspend;
  *  - the writer: a fiber that drains mem_send into batches of up to
- *    WRITE_BATCH bytes and writes them, woken by `kick` whenever anything
+ *    H2_WRITE_BATCH bytes and writes them, woken by `kick` whenever anything
  *    may have become sendable;
  *  - one fiber per request stream, started once its head is complete,
  *    running the route through wv_http_exchange_run. Its response body
@@ -43,11 +43,11 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "h2io/h2io.h"
 #include "weave/h2.h"
 
 enum {
     READ_BUF = 16384,
-    WRITE_BATCH = 64 * 1024,
     OUT_CAP = 64 * 1024,       /* a stream's response buffer */
     CONN_WINDOW = 1024 * 1024, /* the connection's receive window */
     RESET_LIMIT = 200,
@@ -879,27 +879,10 @@ static int writer_main(void *arg)
     wv_buf batch = {0};
     while (!hc->dead) {
         wv_event_clear(&hc->kick);
-        for (;;) {
-            const uint8_t *data;
-            ssize_t n = 0;
-            while (batch.n < WRITE_BATCH && (n = nghttp2_session_mem_send(hc->session, &data)) > 0)
-                if (wv_buf_append(&batch, data, (size_t)n) < 0)
-                    n = -1;
-            if (n < 0) {
-                hc->dead = true;
-                break;
-            }
-            if (batch.n == 0)
-                break;
-            ssize_t w = wv_stream_write(hc->s, batch.p, batch.n);
-            batch.n = 0;
-            if (w < 0) {
-                hc->dead = true;
-                break;
-            }
-        }
-        if (hc->dead)
+        if (h2_flush(hc->session, hc->s, &batch) < 0) {
+            hc->dead = true;
             break;
+        }
         if (!nghttp2_session_want_read(hc->session) && !nghttp2_session_want_write(hc->session)) {
             hc->session_over = true;
             break;
