@@ -1,9 +1,9 @@
 /*
- * src/tasks/celery.h: Celery's wire format, sans-I/O and private until the
- * worker and producer exist. Bytes in, fields out, and back; nothing here
- * touches a socket. What it reads and writes is what Celery 5.2 with kombu
- * 5.2 put on the wire (tests/unit/celery_fixtures/ holds captured
- * messages; docs/tasks.md describes the format):
+ * src/tasks/celery.h: Celery's wire format, sans-I/O and private (the
+ * worker and producer on it are tasks.c, include/weave/tasks.h). Bytes in, fields out, and back;
+ * nothing here touches a socket. What it reads and writes is what Celery 5.2 with kombu 5.2 put on
+ * the wire (tests/unit/celery_fixtures/ holds captured messages; docs/tasks.md describes the
+ * format):
  *
  *   - A task message, protocol 2: headers (lang, task, id, shadow, eta,
  *     expires, group, group_index, retries, timelimit, root_id, parent_id,

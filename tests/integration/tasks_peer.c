@@ -1,0 +1,194 @@
+/*
+ * weave's task queues as a command, for tests/integration/test_tasks_celery.py,
+ * which runs it beside Python Celery on one Redis. The broker is
+ * $TASKS_BROKER, the result backend $TASKS_BACKEND (the broker when unset).
+ *
+ *   tasks_peer worker [acks_late] [VISIBILITY_MS]
+ *       one shard's worker with tasks.add (the sum of two numbers),
+ *       tasks.async_add (sleeps 1 s in its fiber, then adds), tasks.fail
+ *       (ValueError with its argument), tasks.echo (its first argument),
+ *       tasks.sleep (sleeps its argument in seconds, says "running <id>" on
+ *       stdout first, returns the argument); "ready" once it consumes;
+ *       SIGTERM: warm shutdown, exit 0
+ *   tasks_peer send NAME ARGS_JSON [COUNTDOWN_MS [EXPIRES_MS]]
+ *       prints the id
+ *   tasks_peer result ID
+ *       waits up to 20 s: prints the result's JSON, or "ExcType: message" on
+ *       stderr and exits 2 for a failure
+ *
+ * Exit 0 on success; else 1 with wv_errmsg() on stderr.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <weave/tasks.h>
+
+static int argc_;
+static char **argv_;
+
+static int num(const wv_json_val *v, double *d, int64_t *i, bool *is_int)
+{
+    *is_int = wv_json_as_i64(v, i) == 0;
+    return wv_json_as_double(v, d);
+}
+
+static int add_now(wv_task *task)
+{
+    const wv_json_val *a = wv_task_args(task);
+    double x, y;
+    int64_t xi, yi;
+    bool xint, yint;
+    if (num(wv_json_array_at(a, 0), &x, &xi, &xint) < 0 ||
+        num(wv_json_array_at(a, 1), &y, &yi, &yint) < 0)
+        return wv_task_fail(task, "TypeError", "add takes two numbers");
+    if (xint && yint)
+        wv_json_int(wv_task_result(task), (long long)(xi + yi));
+    else
+        wv_json_double(wv_task_result(task), x + y);
+    return 0;
+}
+
+static int async_add(wv_task *task)
+{
+    int rc = wv_sleep_ms(1000);
+    return rc < 0 ? rc : add_now(task);
+}
+
+static int fail(wv_task *task)
+{
+    const char *s = "no message";
+    wv_json_as_string(wv_json_array_at(wv_task_args(task), 0), &s, NULL);
+    return wv_task_fail(task, "ValueError", "%s", s);
+}
+
+static int echo(wv_task *task)
+{
+    const char *s = NULL;
+    size_t n = 0;
+    if (wv_json_as_string(wv_json_array_at(wv_task_args(task), 0), &s, &n) == 0)
+        wv_json_stringn(wv_task_result(task), s, n);
+    return 0;
+}
+
+static int sleep_task(wv_task *task)
+{
+    double secs = 0;
+    wv_json_as_double(wv_json_array_at(wv_task_args(task), 0), &secs);
+    printf("running %s\n", wv_task_id(task));
+    fflush(stdout);
+    int rc = wv_sleep_ms((int64_t)(secs * 1000));
+    if (rc < 0)
+        return rc;
+    wv_json_double(wv_task_result(task), secs);
+    return 0;
+}
+
+static const char *broker(void)
+{
+    const char *b = getenv("TASKS_BROKER");
+    return b ? b : "redis://127.0.0.1:6379/0";
+}
+
+static const char *backend(void)
+{
+    const char *b = getenv("TASKS_BACKEND");
+    return b ? b : broker();
+}
+
+static int worker(void)
+{
+    wv_tasks_opts o = {.backend = backend()};
+    for (int i = 2; i < argc_; i++) {
+        if (strcmp(argv_[i], "acks_late") == 0)
+            o.acks_late = true;
+        else
+            o.visibility_timeout_ms = atoll(argv_[i]);
+    }
+    wv_tasks *t;
+    int rc = wv_tasks_open(broker(), &o, &t);
+    if (rc < 0)
+        return rc;
+    wv_tasks_register(t, "tasks.add", add_now, NULL);
+    wv_tasks_register(t, "tasks.async_add", async_add, NULL);
+    wv_tasks_register(t, "tasks.fail", fail, NULL);
+    wv_tasks_register(t, "tasks.echo", echo, NULL);
+    wv_tasks_register(t, "tasks.sleep", sleep_task, NULL);
+    printf("ready\n");
+    fflush(stdout);
+    rc = wv_tasks_work(t);
+    wv_tasks_close(t);
+    return rc;
+}
+
+static int send_cmd(void)
+{
+    if (argc_ < 4)
+        return -EINVAL;
+    wv_task_send_opts o = {0};
+    if (argc_ > 4)
+        o.countdown_ms = atoll(argv_[4]);
+    if (argc_ > 5)
+        o.expires_ms = atoll(argv_[5]);
+    wv_tasks *t;
+    int rc = wv_tasks_open(broker(), &(wv_tasks_opts){.backend = backend()}, &t);
+    if (rc < 0)
+        return rc;
+    char id[37];
+    rc = wv_tasks_send(t, argv_[2], argv_[3], &o, id);
+    if (rc == 0)
+        printf("%s\n", id);
+    wv_tasks_close(t);
+    return rc;
+}
+
+static int result_cmd(void)
+{
+    if (argc_ < 3)
+        return -EINVAL;
+    wv_tasks *t;
+    int rc = wv_tasks_open(broker(), &(wv_tasks_opts){.backend = backend()}, &t);
+    if (rc < 0)
+        return rc;
+    wv_buf out = {0};
+    int64_t old = wv_deadline_set(wv_after_ms(20000));
+    rc = wv_tasks_result(t, argv_[2], &out);
+    wv_deadline_set(old);
+    if (rc == 0)
+        printf("%.*s\n", (int)out.n, out.p);
+    wv_buf_free(&out);
+    wv_tasks_close(t);
+    return rc;
+}
+
+static int run(void *arg)
+{
+    (void)arg;
+    int rc = -EINVAL;
+    if (argc_ >= 2 && strcmp(argv_[1], "worker") == 0)
+        rc = worker();
+    else if (argc_ >= 2 && strcmp(argv_[1], "send") == 0)
+        rc = send_cmd();
+    else if (argc_ >= 2 && strcmp(argv_[1], "result") == 0)
+        rc = result_cmd();
+    else
+        fprintf(stderr, "usage: tasks_peer worker|send|result ...\n");
+    if (rc == -EREMOTEIO) {
+        fprintf(stderr, "%s\n", wv_errmsg());
+        return 2;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "tasks_peer: %s (%s)\n", wv_strerror(rc), wv_errmsg());
+        return 1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    argc_ = argc;
+    argv_ = argv;
+    int rc = wv_main(&(wv_main_opts){.shards = 1}, run, NULL);
+    return rc < 0 ? 1 : rc;
+}

@@ -1,0 +1,210 @@
+#!/usr/bin/python3
+"""weave's task queues (include/weave/tasks.h) beside real Python Celery
+5.2.6 (kombu 5.2.4, Debian's python3-celery on /usr/bin/python3) on one
+throwaway redis-server (scripts/redis_test_server.sh, a free port).
+
+weave's side is tests/integration/tasks_peer.c. Checked: a task sent by
+Python (delay) runs in the C worker and Python reads its result; a task
+sent from C runs in a Python worker and C reads its result (and Python's
+AsyncResult reads one the C worker stored); FAILURE arrives in Python as
+the ValueError raised; 100 one-second tasks on one C shard run at once;
+with acks_late a task whose worker is killed mid-task runs again in the
+next worker after the visibility timeout; an expired task is REVOKED and
+not run; a countdown is honoured.
+
+This file is also the Python worker's app module (-A test_tasks_celery).
+"""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from celery import Celery  # noqa: E402
+
+URL = os.environ.get("TASKS_BROKER", "redis://127.0.0.1:6379/0")
+app = Celery("tasks", broker=URL, backend=URL)
+app.conf.worker_hijack_root_logger = False
+
+
+@app.task(name="tasks.add")
+def add(x, y):
+    return x + y
+
+
+@app.task(name="tasks.fail")
+def fail(what):
+    raise ValueError(what)
+
+
+if __name__ == "__main__":
+    import httptest  # noqa: E402 - the integration tests' runner
+    from httptest import check, eq, free_port  # noqa: E402
+
+    ROOT = os.path.dirname(os.path.dirname(HERE))
+    BUILD = os.environ.get("BUILD_DIR", "build/release")
+    PEER = os.path.abspath(os.path.join(BUILD, "tasks_peer"))
+    CTL = os.path.join(ROOT, "scripts", "redis_test_server.sh")
+    DIR = tempfile.mkdtemp(prefix="weave-tasks-it-")
+    URL = subprocess.run(["bash", CTL, "start", DIR, str(free_port())], check=True,
+                         capture_output=True, text=True, timeout=60).stdout.strip() + "/0"
+    os.environ["TASKS_BROKER"] = URL
+    app.conf.broker_url = URL
+    app.conf.result_backend = URL
+    import redis  # noqa: E402
+    R = redis.Redis.from_url(URL)
+
+    def peer(*args, timeout=30):
+        p = subprocess.run([PEER, *args], capture_output=True, text=True, timeout=timeout)
+        return p.returncode, p.stdout.strip(), p.stderr.strip()
+
+    class Worker:
+        def __init__(self, *args):
+            self.p = subprocess.Popen([PEER, "worker", *args], stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True)
+            eq(self.p.stdout.readline().strip(), "ready", "worker banner")
+
+        def line(self):
+            return self.p.stdout.readline().strip()
+
+        def stop(self):
+            self.p.terminate()
+            rc = self.p.wait(timeout=20)
+            err = self.p.stderr.read()
+            for bad in httptest.SANITIZER_MARKERS:
+                check(bad not in err, err[-3000:])
+            eq(rc, 0, "worker exit status: " + err[-2000:])
+
+        def kill(self):
+            self.p.kill()
+            self.p.wait()
+
+    def py_worker():
+        env = dict(os.environ, C_FORCE_ROOT="1", TASKS_BROKER=URL)
+        return subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "test_tasks_celery", "worker", "-P", "solo",
+             "--without-heartbeat", "--without-gossip", "--without-mingle", "-l", "info"],
+            cwd=HERE, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def test_python_delay_runs_in_c_worker():
+        w = Worker()
+        try:
+            eq(add.delay(2, 3).get(timeout=10), 5, "add.delay(2, 3)")
+            eq(add.delay(2.5, 1).get(timeout=10), 3.5, "floats")
+            r = app.send_task("tasks.echo", ("h\u00e9llo",))
+            eq(r.get(timeout=10), "h\u00e9llo", "echo")
+            check(R.sismember("_kombu.binding.celery", "celery\x06\x16\x06\x16celery"),
+                  "binding declared by Python")
+        finally:
+            w.stop()
+
+    def test_c_producer_python_worker():
+        p = py_worker()
+        try:
+            rc, tid, err = peer("send", "tasks.add", "[2, 3]")
+            eq(rc, 0, err)
+            check(R.sismember("_kombu.binding.celery", "celery\x06\x16\x06\x16celery"),
+                  "binding declared by C")
+            rc, out, err = peer("result", tid)
+            eq((rc, out), (0, "5"), "C reads the Python worker's result: " + err)
+            eq(app.AsyncResult(tid).get(timeout=10), 5, "Python reads it too")
+        finally:
+            p.terminate()
+            p.wait(timeout=20)
+        # a C worker's result read by Python's AsyncResult
+        w = Worker()
+        try:
+            rc, tid, err = peer("send", "tasks.add", "[20, 22]")
+            eq(app.AsyncResult(tid).get(timeout=10), 42, "AsyncResult of a C-stored result")
+        finally:
+            w.stop()
+
+    def test_failure_is_value_error():
+        w = Worker()
+        try:
+            r = fail.delay("bad input")
+            try:
+                r.get(timeout=10)
+                check(False, "no exception")
+            except ValueError as e:
+                eq(str(e), "bad input", "message")
+            eq(r.state, "FAILURE", "state")
+            rc, tid, err = peer("send", "tasks.fail", '["from C"]')
+            rc, out, err = peer("result", tid)
+            eq((rc, err), (2, "ValueError: from C"), "C sees the failure")
+            r = app.send_task("tasks.nope", (1,))
+            try:
+                r.get(timeout=10)
+                check(False, "no exception")
+            except Exception as e:  # noqa: BLE001
+                eq(type(e).__name__, "NotRegistered", "unknown task")
+        finally:
+            w.stop()
+
+    def test_hundred_async_tasks_run_concurrently():
+        w = Worker()
+        try:
+            t0 = time.monotonic()
+            rs = [app.send_task("tasks.async_add", (i, 1)) for i in range(100)]
+            eq([r.get(timeout=60) for r in rs], [i + 1 for i in range(100)], "results")
+            dt = time.monotonic() - t0
+            check(dt < 30, "100 one-second tasks took %.1f s: not concurrent" % dt)
+        finally:
+            w.stop()
+
+    def test_acks_late_redelivered_after_kill():
+        R.delete("unacked", "unacked_index")
+        w = Worker("acks_late", "2000")
+        r = app.send_task("tasks.sleep", (3,))
+        eq(w.line(), "running " + r.id, "started")
+        check(R.hexists("unacked", R.zrange("unacked_index", 0, -1)[0]), "recorded unacked")
+        w.kill()
+        w2 = Worker("acks_late", "2000")
+        try:
+            eq(r.get(timeout=30), 3.0, "ran again")
+            eq(R.hlen("unacked"), 0, "acked")
+        finally:
+            w2.stop()
+
+    def test_expires_and_countdown():
+        # sent with no worker running: it expires in the queue
+        r = app.send_task("tasks.add", (1, 2), expires=1)
+        time.sleep(1.5)
+        w = Worker()
+        try:
+            try:
+                r.get(timeout=10)
+                check(False, "expired task ran")
+            except Exception as e:  # noqa: BLE001
+                eq(type(e).__name__, "TaskRevokedError", "revoked")
+            eq(r.state, "REVOKED", "state")
+            t0 = time.monotonic()
+            r = app.send_task("tasks.add", (1, 2), countdown=2)
+            time.sleep(1)
+            eq(r.state, "PENDING", "not run before its countdown")
+            eq(r.get(timeout=10), 3, "run after it")
+            check(time.monotonic() - t0 >= 2, "countdown")
+            rc, tid, err = peer("send", "tasks.add", "[3, 4]", "1500")
+            t0 = time.monotonic()
+            rc, out, err = peer("result", tid)
+            eq(out, "7", err)
+            check(time.monotonic() - t0 >= 1.0, "C countdown honoured")
+        finally:
+            w.stop()
+
+    code = 1
+    try:
+        httptest.run(globals())
+    except SystemExit as e:
+        code = e.code
+    finally:
+        subprocess.run(["bash", CTL, "stop", DIR], capture_output=True)
+        shutil.rmtree(DIR, ignore_errors=True)
+    # not through the interpreter's teardown: Celery's result objects would
+    # try to reach the stopped server as they are collected
+    sys.stdout.flush()
+    os._exit(code)
