@@ -296,3 +296,41 @@ bench_verdict_fail()
     echo "# $1: did not pass: $2"
     BENCH_FAILED=1
 }
+
+# The details a suite's measure.sh wrote for each run, one file per figure
+# and server: "$tmp/info/FIGURE.SERVER", lines of "key=value" words.
+#
+# info_values FIGURE SERVER KEY [SCALE]: KEY of every run, one per line,
+# divided by SCALE when one is given.
+info_values()
+{
+    local v
+    v=$(sed -n "s/^\(.*[[:space:]]\)\{0,1\}$3=\([^[:space:]]*\).*/\2/p" "$tmp/info/$1.$2" \
+        2>/dev/null)
+    [[ -n $v ]] || return 0
+    if [[ -n ${4:-} ]]; then awk -v s="$4" '{ print $1 / s }' <<<"$v"; else echo "$v"; fi
+}
+
+# info_median FIGURE SERVER KEY [SCALE]: their median, formatted ("?" when none).
+info_median()
+{
+    local v
+    mapfile -t v < <(info_values "$@")
+    if ((${#v[@]})); then bench_fmt "$(bench_median "${v[@]}")"; else echo "?"; fi
+}
+
+# info_runs FIGURE SERVER KEY: every run's KEY, formatted, on one line.
+info_runs()
+{
+    local v
+    mapfile -t v < <(info_values "$@")
+    if ((${#v[@]})); then bench_fmt_all "${v[@]}"; else echo "?"; fi
+}
+
+# info_pcts FIGURE SERVER KEY: every run's KEY, a percentage, as "92% 90%".
+info_pcts()
+{
+    local v
+    mapfile -t v < <(info_values "$@")
+    if ((${#v[@]})); then printf '%.0f%% ' "${v[@]}" | sed 's/ $//'; else echo "?"; fi
+}

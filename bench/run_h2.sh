@@ -215,36 +215,6 @@ warm_up()
     fi
 }
 
-# info_values FIGURE SERVER KEY: KEY of every run of SERVER in FIGURE, one per line.
-info_values()
-{
-    sed -n "s/^\(.*[[:space:]]\)\{0,1\}$3=\([^[:space:]]*\).*/\2/p" "$tmp/info/$1.$2" 2>/dev/null
-}
-
-# info_median FIGURE SERVER KEY: their median, formatted ("?" when none).
-info_median()
-{
-    local v
-    mapfile -t v < <(info_values "$@")
-    if ((${#v[@]})); then bench_fmt "$(bench_median "${v[@]}")"; else echo "?"; fi
-}
-
-# info_runs FIGURE SERVER KEY: every run's KEY, formatted, on one line.
-info_runs()
-{
-    local v
-    mapfile -t v < <(info_values "$@")
-    if ((${#v[@]})); then bench_fmt_all "${v[@]}"; else echo "?"; fi
-}
-
-# info_pcts FIGURE SERVER KEY: every run's KEY, a percentage, as "92% 90%".
-info_pcts()
-{
-    local v
-    mapfile -t v < <(info_values "$@")
-    if ((${#v[@]})); then printf '%.0f%% ' "${v[@]}" | sed 's/ $//'; else echo "?"; fi
-}
-
 declare -A samples=() failed=()
 
 # figure NAME UNIT BETTER MODE REQUESTS RPS SERVER...: SERVER... (weave first)

@@ -300,22 +300,6 @@ lwan_pinned()
     fi
 }
 
-# info_values FIGURE SERVER KEY [SCALE]: KEY of every run of SERVER in FIGURE
-# (measure.sh's details), divided by SCALE, one per line.
-info_values()
-{
-    sed -n "s/^\(.*[[:space:]]\)\{0,1\}$3=\([^[:space:]]*\).*/\2/p" "$tmp/info/$1.$2" 2>/dev/null |
-        awk -v s="${4:-1}" '{ print $1 / s }'
-}
-
-# info_median FIGURE SERVER KEY [SCALE]: their median, formatted.
-info_median()
-{
-    local v
-    mapfile -t v < <(info_values "$@")
-    if ((${#v[@]})); then bench_fmt "$(bench_median "${v[@]}")"; else echo "?"; fi
-}
-
 # info_percent FIGURE SERVER KEY: the median of a percentage, as "57%".
 info_percent()
 {

@@ -236,20 +236,6 @@ tls_check()
     tls_info[$name.h2load]=$(sed -n 's/^New, TLSv1.3, Cipher is \(.*\)/\1/p' <<<"$out" | head -n 1)
 }
 
-# info_values FIGURE SERVER KEY: KEY of every run of SERVER in FIGURE, one per line.
-info_values()
-{
-    sed -n "s/^\(.*[[:space:]]\)\{0,1\}$3=\([^[:space:]]*\).*/\2/p" "$tmp/info/$1.$2" 2>/dev/null
-}
-
-# info_median FIGURE SERVER KEY: their median, formatted ("?" when none).
-info_median()
-{
-    local v
-    mapfile -t v < <(info_values "$@")
-    if ((${#v[@]})); then bench_fmt "$(bench_median "${v[@]}")"; else echo "?"; fi
-}
-
 # info_pct FIGURE SERVER KEY: the median of a percentage, as "57%".
 info_pct()
 {
