@@ -115,6 +115,8 @@ typedef struct wv_tasks_opts {
     bool acks_late;                /* worker: ack after the task ran (see above) */
     int64_t visibility_timeout_ms; /* 0 = 3,600,000 (kombu's) */
     int64_t result_expires_ms;     /* 0 = 86,400,000 (Celery's result_expires) */
+    const char *dead_letter;       /* Redis: a list that gets the messages that do not
+                                      decode (NULL: they are dropped, with a log line) */
 } wv_tasks_opts;
 
 /* A client on the calling shard, for broker (redis:// or rediss://, as

@@ -103,6 +103,8 @@ static int worker(void)
     for (int i = 2; i < argc_; i++) {
         if (strcmp(argv_[i], "acks_late") == 0)
             o.acks_late = true;
+        else if (strncmp(argv_[i], "dead=", 5) == 0)
+            o.dead_letter = argv_[i] + 5;
         else
             o.visibility_timeout_ms = atoll(argv_[i]);
     }

@@ -196,6 +196,26 @@ if __name__ == "__main__":
         finally:
             w.stop()
 
+    def test_malformed_messages_dead_lettered():
+        R.delete("celery.dead")
+        w = Worker("dead=celery.dead")
+        try:
+            no_id = '{"body": "W1tdLCB7fSwge31d", "headers": {"task": "tasks.add"}}'
+            bad = [b"not json", b"{}", b'{"body": 5}', b"\xff\xfe",
+                   b'{"body": "gAN9cQAu", "content-type": "application/x-python-serialize", '
+                   b'"content-encoding": "binary", "headers": {}, "properties": '
+                   b'{"body_encoding": "base64", "delivery_tag": "x"}}',
+                   no_id.encode()]
+            for b in bad:
+                R.lpush("celery", b)
+            deadline = time.monotonic() + 10
+            while R.llen("celery.dead") < len(bad) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            eq(sorted(R.lrange("celery.dead", 0, -1)), sorted(bad), "all dead-lettered as sent")
+            eq(add.delay(2, 3).get(timeout=10), 5, "the worker goes on")
+        finally:
+            w.stop()
+
     code = 1
     try:
         httptest.run(globals())

@@ -1,0 +1,107 @@
+/*
+ * src/tasks/transport.h: the seam between the task-queue logic every broker
+ * shares (tasks.c: the worker's slots, ETA holds, time limits, results,
+ * warm shutdown, the producer) and one broker's way of moving messages
+ * (redis.c: kombu's Redis transport; more transports sit beside it). Private
+ * to src/tasks.
+ *
+ * A transport moves Celery messages (celery.h's struct, whatever the wire
+ * form) between producers and workers; a backend stores and finds results.
+ * Both belong to the shard that opened them, as every weave client.
+ */
+#ifndef WEAVE_TASKS_TRANSPORT_H
+#define WEAVE_TASKS_TRANSPORT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "tasks/celery.h"
+#include "weave/rt.h"
+
+#pragma GCC visibility push(hidden)
+
+/* What wv_tasks_open resolved from wv_tasks_opts, for the transports. */
+typedef struct tasks_cfg {
+    const char *queue;         /* the client's queue */
+    int concurrency;           /* tasks at once on the shard (AMQP: the prefetch) */
+    int64_t vt_ms;             /* visibility timeout (Redis) */
+    int64_t result_expires_ms; /* backend: how long results live */
+    const char *dead_letter;   /* where undecodable messages go; NULL: dropped */
+} tasks_cfg;
+
+/* One message taken from a queue: the decoded message and the transport's
+ * handle on it. */
+typedef struct tasks_msg {
+    celery_task msg;
+    uint64_t tag;  /* the transport's delivery tag when it is a number (AMQP) */
+    bool held;     /* Redis: recorded in unacked */
+    void *channel; /* the transport's: what the delivery came on */
+} tasks_msg;
+
+typedef struct tasks_transport tasks_transport;
+
+typedef struct tasks_transport_ops {
+    /* Send m to queue. */
+    int (*send)(tasks_transport *tr, const celery_task_msg *m, const char *queue);
+    /* Take the next message of queue within timeout_ms: 1 with *out filled
+     * (tasks.c frees out->msg), 0 when none came, or -errno. A message
+     * that does not decode is the transport's to log and dead-letter; take
+     * then returns 0. */
+    int (*take)(tasks_transport *tr, const char *queue, int64_t timeout_ms, tasks_msg *out);
+    /* Make m survive the worker until ack (Redis: kombu's unacked record;
+     * AMQP: nothing, the delivery stays unacked). NULL: nothing to do. */
+    int (*hold)(tasks_transport *tr, tasks_msg *m);
+    /* Done with m: it is not delivered again. */
+    int (*ack)(tasks_transport *tr, tasks_msg *m);
+    /* Give m back to its queue now, to be taken again. */
+    int (*requeue)(tasks_transport *tr, tasks_msg *m);
+    /* Refuse m: to the dead-letter path where the broker has one (AMQP:
+     * basic.reject without requeue), else acked. */
+    int (*reject)(tasks_transport *tr, tasks_msg *m);
+    /* The transport's upkeep while a worker runs (Redis: restoring
+     * unacked messages of dead workers), in a fiber of its own, until
+     * `stopping` is closed. NULL: none. */
+    int (*upkeep)(tasks_transport *tr, wv_chan *stopping);
+    void (*close)(tasks_transport *tr);
+} tasks_transport_ops;
+
+struct tasks_transport {
+    const tasks_transport_ops *ops;
+};
+
+typedef struct tasks_backend tasks_backend;
+
+typedef struct tasks_backend_ops {
+    /* Store m for the task req (whose reply_to and correlation_id an RPC
+     * backend answers to). */
+    int (*store)(tasks_backend *b, const celery_result_msg *m, const celery_task *req);
+    /* Wait for task id's meta: call seen(meta, n, arg) for each one found
+     * (stored already, or arriving) until it returns 1 (final) or < 0; that
+     * value is returned (1 or the error), -ETIMEDOUT at the fiber's deadline. */
+    int (*wait)(tasks_backend *b, const char *id,
+                int (*seen)(const char *meta, size_t n, void *arg), void *arg);
+    /* The reply_to a producer puts in its messages (RPC), or NULL. */
+    const char *(*reply_to)(tasks_backend *b);
+    void (*close)(tasks_backend *b);
+} tasks_backend_ops;
+
+struct tasks_backend {
+    const tasks_backend_ops *ops;
+};
+
+/* The transports and backends, by URL scheme (redis.c, ...). */
+int tasks_redis_open(const char *url, const tasks_cfg *cfg, tasks_transport **out);
+/* A Redis result backend; on the transport's connections when tr is a
+ * Redis transport for the same URL (NULL otherwise). */
+int tasks_redis_backend_open(const char *url, const tasks_cfg *cfg, tasks_transport *tr,
+                             tasks_backend **out);
+
+/* The wall clock in ns (Celery's times are UTC wall-clock times). */
+int64_t tasks_real_ns(void);
+
+/* s[0..n) as a JSON string written as Python's json.dumps writes it. */
+int tasks_py_string(const char *s, size_t n, wv_buf *out);
+
+#pragma GCC visibility pop
+
+#endif
