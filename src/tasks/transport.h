@@ -62,6 +62,20 @@ typedef struct tasks_transport_ops {
      * unacked messages of dead workers), in a fiber of its own, until
      * `stopping` is closed. NULL: none. */
     int (*upkeep)(tasks_transport *tr, wv_chan *stopping);
+    /* Broadcasts: publish body (JSON text) with headers (a JSON object
+     * text, NULL for {}) to the fanout or topic exchange `exchange` under
+     * routing_key, as kombu publishes Celery's events (exchange "celeryev",
+     * topic, routing keys "task.started", ...) and remote-control commands
+     * (exchange "celery.pidbox", fanout). NULL: the transport has none. */
+    int (*publish)(tasks_transport *tr, const char *exchange, const char *type,
+                   const char *routing_key, const char *body, size_t body_len, const char *headers);
+    /* Receive what is published on exchange (`type` "fanout" or "topic",
+     * bound with binding_key): call got(body, n, arg) for each message until
+     * `stopping` is closed or got returns < 0. A worker's remote control
+     * (revoke) listens on "celery.pidbox". NULL: none. */
+    int (*listen)(tasks_transport *tr, const char *exchange, const char *type,
+                  const char *binding_key, wv_chan *stopping,
+                  int (*got)(const char *body, size_t n, void *arg), void *arg);
     void (*close)(tasks_transport *tr);
 } tasks_transport_ops;
 
