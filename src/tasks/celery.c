@@ -1550,3 +1550,69 @@ int celery_result_encode(const celery_result_msg *m, wv_buf *out)
         out->n = start;
     return rc;
 }
+
+/* ------------------------------------------------------------ other envelopes */
+
+int celery_envelope_encode(const char *body, size_t body_len, const char *headers,
+                           int delivery_mode, const char *exchange, const char *routing_key,
+                           wv_buf *out)
+{
+    char tag[CELERY_UUID_LEN + 1];
+    int rc = celery_uuid4(tag);
+    if (rc < 0)
+        return rc;
+    size_t start = out->n;
+    rc = wv_buf_puts(out, "{\"body\": \"");
+    rc = rc ? rc : b64_append(out, (const unsigned char *)body, body_len);
+    rc = rc ? rc
+            : wv_buf_puts(out, "\", \"content-encoding\": \"utf-8\", \"content-type\": "
+                               "\"application/json\", \"headers\": ");
+    rc =
+        rc ? rc : (headers ? celery_pyjson(headers, strlen(headers), out) : wv_buf_puts(out, "{}"));
+    rc = rc ? rc : wv_buf_printf(out, ", \"properties\": {\"delivery_mode\": %d", delivery_mode);
+    rc = rc ? rc : wv_buf_puts(out, ", \"delivery_info\": {\"exchange\": ");
+    rc = rc ? rc : py_cstring(out, exchange);
+    rc = rc ? rc : wv_buf_puts(out, ", \"routing_key\": ");
+    rc = rc ? rc : py_cstring(out, routing_key);
+    rc = rc ? rc
+            : wv_buf_puts(out, "}, \"priority\": 0, \"body_encoding\": \"base64\", "
+                               "\"delivery_tag\": ");
+    rc = rc ? rc : py_cstring(out, tag);
+    rc = rc ? rc : wv_buf_puts(out, "}}");
+    if (rc < 0)
+        out->n = start;
+    return rc;
+}
+
+int celery_envelope_body(const char *text, size_t n, wv_buf *body)
+{
+    wv_json_doc *doc = NULL;
+    int rc = wv_json_parse(text, n, &doc);
+    if (rc < 0)
+        return rc == -ENOMEM ? rc : wv_fail(-EBADMSG, "celery: an envelope that is not JSON");
+    const wv_json_val *root = wv_json_doc_root(doc);
+    const char *b = NULL, *ct = "application/json", *enc = "";
+    size_t bn = 0;
+    const wv_json_val *ctv = wv_json_get(root, "content-type");
+    const wv_json_val *encv = wv_json_get(wv_json_get(root, "properties"), "body_encoding");
+    if (wv_json_as_string(wv_json_get(root, "body"), &b, &bn) < 0 ||
+        (ctv && wv_json_as_string(ctv, &ct, NULL) < 0) ||
+        (encv && wv_json_as_string(encv, &enc, NULL) < 0)) {
+        rc = wv_fail(-EBADMSG, "celery: an envelope without a string body");
+    } else if (strcmp(ct, "application/json") != 0) {
+        rc = wv_fail(-ENOTSUP, "celery: content-type %.64s: only application/json", ct);
+    } else if (strcmp(enc, "base64") == 0) {
+        rc = wv_buf_reserve(body, bn / 4 * 3 + 1);
+        long got = rc < 0 ? -1 : b64_decode(b, bn, body->p + body->n);
+        if (rc == 0 && got < 0)
+            rc = wv_fail(-EBADMSG, "celery: envelope.body: not base64");
+        else if (rc == 0)
+            body->n += (size_t)got;
+    } else if (*enc) {
+        rc = wv_fail(-ENOTSUP, "celery: body_encoding %.32s: only base64 or none", enc);
+    } else {
+        rc = wv_buf_append(body, b, bn);
+    }
+    wv_json_doc_free(doc);
+    return rc;
+}

@@ -251,6 +251,21 @@ typedef struct celery_result_msg {
  * 0, -EINVAL (no task id, bad result JSON), -ENOMEM. */
 int celery_result_encode(const celery_result_msg *m, wv_buf *out);
 
+/* ------------------------------------------------------------ other envelopes */
+
+/* kombu's Redis envelope around a message that is not a task (events,
+ * remote-control commands): body (JSON text) as base64, headers (a JSON
+ * object text; NULL: {}), properties with delivery_mode, delivery_info
+ * {exchange, routing_key}, priority 0 and a fresh delivery tag; appended to
+ * out. 0, -EINVAL (headers not JSON), -ENOMEM. */
+int celery_envelope_encode(const char *body, size_t body_len, const char *headers,
+                           int delivery_mode, const char *exchange, const char *routing_key,
+                           wv_buf *out);
+
+/* The body of such an envelope (base64 decoded), appended to body. 0,
+ * -EBADMSG, -ENOTSUP (not application/json, another body encoding). */
+int celery_envelope_body(const char *text, size_t n, wv_buf *body);
+
 /* ------------------------------------------------------------ pieces */
 
 /* A fresh uuid4 (getrandom) as 36 characters and a NUL. 0 or -errno. */

@@ -18,6 +18,7 @@ typedef struct redis_tr {
     tasks_transport base;
     wv_redis *r;
     char *url;
+    int db; /* the URL's database: kombu's fanout channels are "/<db>.<exchange>" */
     int64_t vt_ms;
     char *dead_letter;
     wv_buf env; /* take's buffer */
@@ -34,11 +35,26 @@ static const tasks_transport_ops redis_tr_ops;
 
 /* ------------------------------------------------------------ sending */
 
+/* kombu's priority steps: a message of priority p (0..9) goes to the list
+ * of the step at or below it, "<queue>\x06\x16<step>" (step 0: the queue's
+ * own list), and BRPOP reads the lists in step order, so 0 comes first. */
+static const int STEPS[] = {0, 3, 6, 9};
+
+static int q_for_pri(const char *queue, int64_t pri, wv_buf *out)
+{
+    int step = 0;
+    for (size_t i = 0; i < sizeof STEPS / sizeof STEPS[0]; i++)
+        if (pri >= STEPS[i])
+            step = STEPS[i];
+    return step ? wv_buf_printf(out, "%s" SEP "%d", queue, step) : wv_buf_puts(out, queue);
+}
+
 static int rt_send(tasks_transport *tr, const celery_task_msg *m, const char *queue)
 {
     redis_tr *rt = (redis_tr *)tr;
-    wv_buf env = {0}, bkey = {0}, member = {0};
+    wv_buf env = {0}, bkey = {0}, member = {0}, list = {0};
     int rc = celery_task_encode_redis(m, &env);
+    rc = rc ? rc : q_for_pri(queue, m->priority, &list);
     rc = rc ? rc : wv_buf_printf(&bkey, "_kombu.binding.%s", queue);
     rc = rc ? rc : wv_buf_printf(&member, "%s" SEP SEP "%s", queue, queue);
     wv_redis_pipe *p = NULL;
@@ -47,12 +63,12 @@ static int rt_send(tasks_transport *tr, const celery_task_msg *m, const char *qu
     if (rc == 0) {
         wv_redis_pipe_addv(p, 3,
                            (wv_str[]){WV_STR("SADD"), {bkey.p, bkey.n}, {member.p, member.n}});
-        wv_redis_pipe_addv(p, 3,
-                           (wv_str[]){WV_STR("LPUSH"), {queue, strlen(queue)}, {env.p, env.n}});
+        wv_redis_pipe_addv(p, 3, (wv_str[]){WV_STR("LPUSH"), {list.p, list.n}, {env.p, env.n}});
         rc = wv_redis_pipe_exec(p);
         wv_redis_pipe_free(p);
     }
     wv_buf_free(&env);
+    wv_buf_free(&list);
     wv_buf_free(&bkey);
     wv_buf_free(&member);
     return rc;
@@ -63,9 +79,16 @@ static int rt_send(tasks_transport *tr, const celery_task_msg *m, const char *qu
 static int rt_take(tasks_transport *tr, const char *queue, int64_t timeout_ms, tasks_msg *out)
 {
     redis_tr *rt = (redis_tr *)tr;
-    wv_str q = {queue, strlen(queue)};
+    char names[3][256];
+    wv_str q[4] = {{queue, strlen(queue)}};
+    for (int i = 1; i < 4; i++) {
+        int n = snprintf(names[i - 1], sizeof names[0], "%s" SEP "%d", queue, STEPS[i]);
+        if (n < 0 || (size_t)n >= sizeof names[0])
+            return wv_fail(-ENAMETOOLONG, "tasks: queue name %.32s...: too long", queue);
+        q[i] = (wv_str){names[i - 1], (size_t)n};
+    }
     wv_buf_reset(&rt->env);
-    int got = wv_redis_brpop(rt->r, 1, &q, timeout_ms, NULL, &rt->env);
+    int got = wv_redis_brpop(rt->r, 4, q, timeout_ms, NULL, &rt->env);
     if (got <= 0)
         return got;
     int rc = celery_task_decode_redis(rt->env.p, rt->env.n, &out->msg);
@@ -328,6 +351,81 @@ static int rt_upkeep(tasks_transport *tr, wv_chan *stopping)
     return 0;
 }
 
+/* ------------------------------------------------------------ broadcasts */
+
+/* kombu's fanout on Redis: PUBLISH on "/<db>.<exchange>/<routing key>" (or
+ * "/<db>.<exchange>" without a key); Celery makes its topic exchanges
+ * (celeryev) fanout ones on Redis. */
+static int topic(redis_tr *rt, const char *exchange, const char *key, wv_buf *out)
+{
+    return key && *key ? wv_buf_printf(out, "/%d.%s/%s", rt->db, exchange, key)
+                       : wv_buf_printf(out, "/%d.%s", rt->db, exchange);
+}
+
+static int rt_publish(tasks_transport *tr, const char *exchange, const char *type,
+                      const char *routing_key, const char *body, size_t body_len,
+                      const char *headers)
+{
+    (void)type;
+    redis_tr *rt = (redis_tr *)tr;
+    wv_buf env = {0}, ch = {0};
+    /* events are transient (delivery_mode 1), commands persistent, as Celery sends them */
+    int mode = strcmp(exchange, "celeryev") == 0 ? 1 : 2;
+    int rc = celery_envelope_encode(body, body_len, headers, mode, exchange, routing_key, &env);
+    rc = rc ? rc : topic(rt, exchange, routing_key, &ch);
+    if (rc == 0)
+        rc = wv_redis_cmdv(rt->r, NULL, 3,
+                           (wv_str[]){WV_STR("PUBLISH"), {ch.p, ch.n}, {env.p, env.n}});
+    wv_buf_free(&env);
+    wv_buf_free(&ch);
+    return rc;
+}
+
+static int rt_listen(tasks_transport *tr, const char *exchange, const char *type,
+                     const char *binding_key, wv_chan *stopping,
+                     int (*got)(const char *body, size_t n, void *arg), void *arg)
+{
+    (void)type;
+    redis_tr *rt = (redis_tr *)tr;
+    wv_buf ch = {0}, body = {0};
+    int rc = topic(rt, exchange, binding_key, &ch);
+    for (size_t i = 0; rc == 0 && i < ch.n; i++)
+        if (ch.p[i] == '#')
+            ch.p[i] = '*'; /* AMQP's "any words" as a Redis glob */
+    wv_redis_sub *sub = NULL;
+    if (rc == 0)
+        rc = wv_redis_subscribe(rt->r, &sub);
+    if (rc == 0)
+        rc = binding_key && *binding_key ? wv_redis_sub_psubscribe(sub, 1, &(wv_str){ch.p, ch.n})
+                                         : wv_redis_sub_subscribe(sub, 1, &(wv_str){ch.p, ch.n});
+    while (rc == 0) {
+        int x;
+        wv_redis_msg *m = NULL;
+        wv_select_case cs[2] = {{stopping, WV_RECV, &x, 0},
+                                {wv_redis_sub_chan(sub), WV_RECV, &m, 0}};
+        int i = wv_chan_select(cs, 2, WV_NEVER);
+        if (i < 0) {
+            rc = i;
+        } else if (i == 0 || cs[1].result < 0) {
+            break;
+        } else {
+            wv_buf_reset(&body);
+            int d = celery_envelope_body(m->payload.p, m->payload.n, &body);
+            if (d < 0)
+                wv_warn("tasks: a message on %.*s that does not decode: %s (%s)", (int)ch.n, ch.p,
+                        wv_strerror(d), wv_errmsg());
+            else
+                rc = got(body.p, body.n, arg) < 0 ? 1 : 0;
+            wv_redis_msg_free(m);
+        }
+    }
+    if (sub)
+        wv_redis_sub_close(sub);
+    wv_buf_free(&ch);
+    wv_buf_free(&body);
+    return rc < 0 ? rc : 0;
+}
+
 static void rt_close(tasks_transport *tr)
 {
     redis_tr *rt = (redis_tr *)tr;
@@ -346,6 +444,8 @@ static const tasks_transport_ops redis_tr_ops = {
     .requeue = rt_requeue,
     .reject = rt_reject,
     .upkeep = rt_upkeep,
+    .publish = rt_publish,
+    .listen = rt_listen,
     .close = rt_close,
 };
 
@@ -357,6 +457,10 @@ int tasks_redis_open(const char *url, const tasks_cfg *cfg, tasks_transport **ou
     rt->base.ops = &redis_tr_ops;
     rt->vt_ms = cfg->vt_ms;
     rt->url = strdup(url);
+    /* redis://[user:pass@]host[:port][/db][?...] */
+    const char *path = strstr(url, "://");
+    path = path ? strchr(path + 3, '/') : NULL;
+    rt->db = path ? atoi(path + 1) : 0;
     rt->dead_letter = cfg->dead_letter ? strdup(cfg->dead_letter) : NULL;
     int rc = rt->url && (rt->dead_letter || !cfg->dead_letter) ? 0 : -ENOMEM;
     if (rc == 0)
@@ -436,6 +540,17 @@ static int rb_wait(tasks_backend *b, const char *id, int (*seen)(const char *, s
     return rc;
 }
 
+static int rb_peek(tasks_backend *b, const char *id, wv_buf *meta)
+{
+    redis_be *rb = (redis_be *)b;
+    wv_buf key = {0};
+    int rc = wv_buf_printf(&key, "celery-task-meta-%s", id);
+    if (rc == 0)
+        rc = wv_redis_get(rb->r, (wv_str){key.p, key.n}, meta);
+    wv_buf_free(&key);
+    return rc;
+}
+
 static const char *rb_reply_to(tasks_backend *b)
 {
     (void)b;
@@ -454,6 +569,7 @@ static const tasks_backend_ops redis_be_ops = {
     .store = rb_store,
     .wait = rb_wait,
     .reply_to = rb_reply_to,
+    .peek = rb_peek,
     .close = rb_close,
 };
 

@@ -96,6 +96,9 @@ typedef struct tasks_backend_ops {
                 int (*seen)(const char *meta, size_t n, void *arg), void *arg);
     /* The reply_to a producer puts in its messages (RPC), or NULL. */
     const char *(*reply_to)(tasks_backend *b);
+    /* Task id's meta as stored now, appended to meta: 1, or 0 when there
+     * is none. NULL: the backend cannot look one up (RPC). */
+    int (*peek)(tasks_backend *b, const char *id, wv_buf *meta);
     void (*close)(tasks_backend *b);
 } tasks_backend_ops;
 

@@ -3,6 +3,15 @@
 5.2.6 (kombu 5.2.4, Debian's python3-celery on /usr/bin/python3) on one
 throwaway redis-server (scripts/redis_test_server.sh, a free port).
 
+Also: retries (RETRY stored, the same id sent again, FAILURE once
+max_retries is passed), STARTED with track_started and wv_tasks_state,
+hard and soft time limits (a task that ignores its deadline is
+cancelled), revocation both ways (Python's app.control.revoke obeyed by
+the C worker, also with terminate; C's revoke obeyed by a Python worker),
+task and worker events read by Celery's own event receiver and State (as
+Flower reads them), kombu's priority lists, and malformed messages sent to
+the dead-letter list.
+
 weave's side is tests/integration/tasks_peer.c. Checked: a task sent by
 Python (delay) runs in the C worker and Python reads its result; a task
 sent from C runs in a Python worker and C reads its result (and Python's
@@ -213,6 +222,174 @@ if __name__ == "__main__":
                 time.sleep(0.05)
             eq(sorted(R.lrange("celery.dead", 0, -1)), sorted(bad), "all dead-lettered as sent")
             eq(add.delay(2, 3).get(timeout=10), 5, "the worker goes on")
+        finally:
+            w.stop()
+
+    def wait_state(r, state, secs=10):
+        end = time.monotonic() + secs
+        while r.state != state and time.monotonic() < end:
+            time.sleep(0.05)
+        return r.state
+
+    def test_retry_with_countdown_and_max_retries():
+        w = Worker("track_started")
+        try:
+            r = app.send_task("tasks.flaky", ())
+            eq(wait_state(r, "RETRY"), "RETRY", "RETRY stored between attempts")
+            eq(r.info.__class__.__name__, "ValueError", "RETRY's exception")
+            try:
+                r.get(timeout=10)
+                check(False, "no exception")
+            except ValueError as e:
+                eq(str(e), "boom 2", "FAILURE once max_retries (2) is passed")
+            r = app.send_task("tasks.flaky", (), {"ok_at": 3})
+            eq(r.get(timeout=10), 3, "succeeds on its third retry")
+            # the same id each time, as Celery's retry
+            eq(R.llen("celery"), 0, "nothing left queued")
+        finally:
+            w.stop()
+
+    def test_started_state_and_lookup():
+        w = Worker("track_started", "name=cw1@test")
+        try:
+            rc, out, err = peer("state", "0b1e3a1e-0000-4000-8000-000000000000")
+            eq((rc, out), (0, "PENDING"), "an unknown id is PENDING: " + err)
+            r = app.send_task("tasks.sleep", (1.5,))
+            eq(w.line(), "running " + r.id, "started")
+            eq(wait_state(r, "STARTED"), "STARTED", "STARTED stored")
+            eq(r.info.get("hostname"), "cw1@test", "STARTED names the worker")
+            check(isinstance(r.info.get("pid"), int), "and its pid")
+            rc, out, err = peer("state", r.id)
+            eq(out, "STARTED", "C sees STARTED")
+            r.get(timeout=10)
+            rc, out, err = peer("state", r.id)
+            eq(out, "SUCCESS 1.5", "C sees SUCCESS and the result")
+            r = fail.delay("nope")
+            wait_state(r, "FAILURE")
+            rc, out, err = peer("state", r.id)
+            eq(out, "FAILURE ValueError: nope", "C sees FAILURE")
+        finally:
+            w.stop()
+
+    def test_time_limits():
+        w = Worker()
+        try:
+            rc, tid, err = peer("send", "tasks.stubborn", "[]", "hard=1000")
+            eq(w.line(), "running " + tid, "started")
+            rc, out, err = peer("result", tid)
+            eq(rc, 2, "hard limit: a failure")
+            check(err.startswith("TimeLimitExceeded"), err)
+            eq(app.AsyncResult(tid).state, "FAILURE", "Python sees FAILURE")
+            rc, tid, err = peer("send", "tasks.patient", "[]", "soft=300")
+            rc, out, err = peer("result", tid)
+            check(rc == 2 and err.startswith("SoftTimeLimitExceeded"), err)
+            r = app.send_task("tasks.stubborn", time_limit=1)
+            eq(w.line(), "running " + r.id, "started")
+            try:
+                r.get(timeout=10)
+                check(False, "no exception")
+            except Exception as e:  # noqa: BLE001
+                eq(type(e).__name__, "TimeLimitExceeded", "Python's time_limit")
+            eq(add.delay(1, 1).get(timeout=10), 2, "the worker goes on")
+        finally:
+            w.stop()
+
+    def test_revoke_both_ways():
+        w = Worker()
+        try:
+            time.sleep(0.5)  # the worker's remote-control subscription
+            r = add.apply_async((1, 2), countdown=2)
+            app.control.revoke(r.id)
+            try:
+                r.get(timeout=10)
+                check(False, "a revoked task ran")
+            except Exception as e:  # noqa: BLE001
+                eq(type(e).__name__, "TaskRevokedError", "revoked before it ran")
+            r = app.send_task("tasks.stubborn")
+            eq(w.line(), "running " + r.id, "started")
+            app.control.revoke(r.id, terminate=True)
+            eq(wait_state(r, "REVOKED"), "REVOKED", "terminated while running")
+            eq(add.delay(2, 2).get(timeout=10), 4, "the worker goes on")
+        finally:
+            w.stop()
+        p = py_worker()
+        try:
+            deadline = time.monotonic() + 20
+            while not app.control.ping(timeout=0.5) and time.monotonic() < deadline:
+                pass
+            rc, tid, err = peer("send", "tasks.add", "[5, 5]", "2000")
+            rc, out, err = peer("revoke", tid)
+            eq(rc, 0, err)
+            r = app.AsyncResult(tid)
+            eq(wait_state(r, "REVOKED", 15), "REVOKED", "a Python worker obeys C's revoke")
+        finally:
+            p.terminate()
+            p.wait(timeout=20)
+
+    def test_events_seen_by_celery():
+        import threading
+        state = app.events.State()
+        seen = []
+
+        def on_event(e):
+            seen.append(e["type"])
+            state.event(e)
+
+        conn = app.connection()
+        recv = app.events.Receiver(conn, handlers={"*": on_event})
+        th = threading.Thread(target=lambda: recv.capture(limit=None, timeout=None), daemon=True)
+        th.start()
+        time.sleep(1)
+        w = Worker("events", "name=cw2@test")
+        try:
+            ok = add.delay(2, 3)
+            eq(ok.get(timeout=10), 5, "result")
+            bad = fail.delay("evt")
+            try:
+                bad.get(timeout=10)
+            except ValueError:
+                pass
+            end = time.monotonic() + 10
+            while time.monotonic() < end and (
+                    state.tasks.get(bad.id) is None or state.tasks[bad.id].state != "FAILURE"
+                    or "worker-heartbeat" not in seen):
+                time.sleep(0.1)
+            t = state.tasks.get(ok.id)
+            check(t is not None, "the task is known from events")
+            eq((t.state, t.name, t.result, t.args), ("SUCCESS", "tasks.add", "5", "(2, 3)"),
+               "task-received and task-succeeded")
+            eq(state.tasks[bad.id].state, "FAILURE", "task-failed")
+            eq(state.tasks[bad.id].exception, "ValueError('evt')", "its exception")
+            check("cw2@test" in state.workers and state.workers["cw2@test"].alive,
+                  "the worker is alive in Celery's state: %s" % list(state.workers))
+            for ty in ("task-received", "task-started", "task-succeeded", "task-failed",
+                       "worker-online", "worker-heartbeat"):
+                check(ty in seen, ty + " seen")
+        finally:
+            w.stop()
+            recv.should_stop = True
+            th.join(timeout=5)
+            conn.release()
+        end = time.monotonic() + 5
+        while "worker-offline" not in seen and time.monotonic() < end:
+            time.sleep(0.1)
+        check("worker-offline" in seen, "worker-offline at the warm shutdown")
+
+    def test_priorities_are_kombus_lists():
+        R.delete("celery", "celery\x06\x163", "celery\x06\x169")
+        rc, tid, err = peer("send", "tasks.add", "[4, 4]", "priority=5")
+        eq(R.llen("celery\x06\x163"), 1, "priority 5 on kombu's step-3 list")
+        p = py_worker()
+        try:
+            eq(app.AsyncResult(tid).get(timeout=15), 8, "a Python worker takes it")
+        finally:
+            p.terminate()
+            p.wait(timeout=20)
+        r = add.apply_async((1, 1), priority=9)
+        eq(R.llen("celery\x06\x169"), 1, "Python's priority 9")
+        w = Worker()
+        try:
+            eq(r.get(timeout=10), 2, "the C worker takes it")
         finally:
             w.stop()
 
