@@ -21,7 +21,6 @@ typedef struct redis_tr {
     int db; /* the URL's database: kombu's fanout channels are "/<db>.<exchange>" */
     int64_t vt_ms;
     char *dead_letter;
-    wv_buf env; /* take's buffer */
 } redis_tr;
 
 typedef struct redis_be {
@@ -87,21 +86,22 @@ static int rt_take(tasks_transport *tr, const char *queue, int64_t timeout_ms, t
             return wv_fail(-ENAMETOOLONG, "tasks: queue name %.32s...: too long", queue);
         q[i] = (wv_str){names[i - 1], (size_t)n};
     }
-    wv_buf_reset(&rt->env);
-    int got = wv_redis_brpop(rt->r, 4, q, timeout_ms, NULL, &rt->env);
-    if (got <= 0)
-        return got;
-    int rc = celery_task_decode_redis(rt->env.p, rt->env.n, &out->msg);
-    if (rc == 0)
-        return 1;
+    wv_buf env = {0};
+    int got = wv_redis_brpop(rt->r, 4, q, timeout_ms, NULL, &env);
+    int rc = got <= 0 ? got : celery_task_decode_redis(env.p, env.n, &out->msg);
+    if (got <= 0 || rc == 0) {
+        wv_buf_free(&env);
+        return got <= 0 ? got : 1;
+    }
     wv_error("tasks: a message on %s that does not decode: %s (%s); %s", queue, wv_strerror(rc),
              wv_errmsg(), rt->dead_letter ? "dead-lettered" : "dropped");
     if (rt->dead_letter) {
-        wv_str dl = {rt->dead_letter, strlen(rt->dead_letter)}, v = {rt->env.p, rt->env.n};
+        wv_str dl = {rt->dead_letter, strlen(rt->dead_letter)}, v = {env.p, env.n};
         rc = wv_redis_cmdv(rt->r, NULL, 3, (wv_str[]){WV_STR("LPUSH"), dl, v});
         if (rc < 0)
             wv_error("tasks: LPUSH %s: %s (%s)", rt->dead_letter, wv_strerror(rc), wv_errmsg());
     }
+    wv_buf_free(&env);
     return 0;
 }
 
@@ -430,7 +430,6 @@ static void rt_close(tasks_transport *tr)
 {
     redis_tr *rt = (redis_tr *)tr;
     wv_redis_close(rt->r);
-    wv_buf_free(&rt->env);
     free(rt->url);
     free(rt->dead_letter);
     free(rt);
@@ -439,6 +438,7 @@ static void rt_close(tasks_transport *tr)
 static const tasks_transport_ops redis_tr_ops = {
     .send = rt_send,
     .take = rt_take,
+    .concurrent_take = true,
     .hold = rt_hold,
     .ack = rt_ack,
     .requeue = rt_requeue,

@@ -49,6 +49,7 @@ struct wv_tasks {
     /* while working */
     wv_chan *slots;    /* a token per running task: a semaphore */
     wv_chan *stopping; /* closed at warm shutdown: held tasks give back */
+    wv_group *tasks;   /* the task fibers */
     wv_task *running;  /* the tasks in their body, for revoke(terminate) */
     int64_t processed;
     revoked_id *revoked; /* oldest first */
@@ -975,25 +976,14 @@ static int upkeep(void *arg)
     return t->tr->ops->upkeep(t->tr, t->stopping);
 }
 
-int wv_tasks_work(wv_tasks *t)
+/* One of the worker's takers: while fewer than concurrency tasks run, take
+ * a message and start its task. Several takers (on a transport that allows
+ * it) keep several takes in flight, so a worker is not bound by the
+ * broker's round trip. */
+static int taker(void *arg)
 {
-    if (!t)
-        return -EINVAL;
-    if (wv_shard_id() < 0)
-        return wv_fail(-EPERM, "tasks: work from a fiber");
-    if (wv_shard_id() != t->shard)
-        return wv_fail(-EXDEV, "tasks: a client of shard %d used on shard %d", t->shard,
-                       wv_shard_id());
-    t->slots = wv_chan_new(1, (size_t)t->cfg.concurrency);
-    t->stopping = wv_chan_new(sizeof(int), 0);
-    wv_group *g = wv_group_new(), *rg = wv_group_new();
-    int rc = t->slots && t->stopping && g && rg ? 0 : -ENOMEM;
-    if (rc == 0 && t->tr->ops->upkeep)
-        rc = wv_group_spawn(rg, upkeep, t, &(wv_spawn_opts){.name = "tasks-upkeep"});
-    if (rc == 0 && t->tr->ops->listen)
-        rc = wv_group_spawn(rg, control, t, &(wv_spawn_opts){.name = "tasks-control"});
-    if (rc == 0 && t->tr->ops->publish)
-        rc = wv_group_spawn(rg, heartbeat, t, &(wv_spawn_opts){.name = "tasks-heartbeat"});
+    wv_tasks *t = arg;
+    int rc = 0;
     while (rc == 0 && !wv_stopping()) {
         char one = 1;
         if ((rc = wv_chan_send(t->slots, &one)) < 0)
@@ -1009,7 +999,7 @@ int wv_tasks_work(wv_tasks *t)
          * cutting off a take (which could lose the message taken) */
         int got = t->tr->ops->take(t->tr, t->queue, 1000, &task->m);
         if (got == 1) {
-            rc = handle(t, task, g);
+            rc = handle(t, task, t->tasks);
             continue;
         }
         slot_release(task);
@@ -1020,9 +1010,39 @@ int wv_tasks_work(wv_tasks *t)
                 break;
             }
             wv_warn("tasks: taking from %s: %s (%s)", t->queue, wv_strerror(got), wv_errmsg());
-            if ((rc = wv_sleep_ms(1000)) < 0)
-                break;
+            rc = wv_sleep_ms(1000);
         }
+    }
+    return rc;
+}
+
+int wv_tasks_work(wv_tasks *t)
+{
+    if (!t)
+        return -EINVAL;
+    if (wv_shard_id() < 0)
+        return wv_fail(-EPERM, "tasks: work from a fiber");
+    if (wv_shard_id() != t->shard)
+        return wv_fail(-EXDEV, "tasks: a client of shard %d used on shard %d", t->shard,
+                       wv_shard_id());
+    t->slots = wv_chan_new(1, (size_t)t->cfg.concurrency);
+    t->stopping = wv_chan_new(sizeof(int), 0);
+    wv_group *g = wv_group_new(), *rg = wv_group_new(), *tg = wv_group_new();
+    int rc = t->slots && t->stopping && g && rg && tg ? 0 : -ENOMEM;
+    if (rc == 0 && t->tr->ops->upkeep)
+        rc = wv_group_spawn(rg, upkeep, t, &(wv_spawn_opts){.name = "tasks-upkeep"});
+    if (rc == 0 && t->tr->ops->listen)
+        rc = wv_group_spawn(rg, control, t, &(wv_spawn_opts){.name = "tasks-control"});
+    if (rc == 0 && t->tr->ops->publish)
+        rc = wv_group_spawn(rg, heartbeat, t, &(wv_spawn_opts){.name = "tasks-heartbeat"});
+    int takers =
+        t->tr->ops->concurrent_take ? (t->cfg.concurrency < 8 ? t->cfg.concurrency : 8) : 1;
+    t->tasks = g;
+    for (int i = 0; rc == 0 && i < takers; i++)
+        rc = wv_group_spawn(tg, taker, t, &(wv_spawn_opts){.name = "tasks-take"});
+    if (tg) {
+        int jr = wv_group_join(tg);
+        rc = rc ? rc : jr;
     }
     if (t->stopping)
         wv_chan_close(t->stopping);
@@ -1034,6 +1054,7 @@ int wv_tasks_work(wv_tasks *t)
         wv_group_join(rg);
     if (!wv_cancelled())
         event_worker(t, "worker-offline");
+    wv_group_free(tg);
     wv_group_free(g);
     wv_group_free(rg);
     wv_chan_free(t->slots);

@@ -48,6 +48,9 @@ typedef struct tasks_transport_ops {
      * that does not decode is the transport's to log and dead-letter; take
      * then returns 0. */
     int (*take)(tasks_transport *tr, const char *queue, int64_t timeout_ms, tasks_msg *out);
+    /* take may be called by several fibers at once (the worker then keeps
+     * up to 8 takes in flight); false: one at a time. */
+    bool concurrent_take;
     /* Make m survive the worker until ack (Redis: kombu's unacked record;
      * AMQP: nothing, the delivery stays unacked). NULL: nothing to do. */
     int (*hold)(tasks_transport *tr, tasks_msg *m);
