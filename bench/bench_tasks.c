@@ -7,27 +7,31 @@
  * worker on the same Redis) between a `produce` and a `wait`
  * (bench/tasks/one_run.sh).
  *
- *   bench_tasks produce URL TASK N IDS HOLD [FIBERS]
- *       send N messages of TASK (below) to the queue "celery" with
- *       wv_tasks_send, from FIBERS (64) fibers of one shard, the queue
- *       empty and no worker running; write "<id> <expected result>" per
- *       task to the file IDS, in the order sent; then check that the queue
- *       holds exactly N messages and RENAME it to HOLD, out of every
- *       worker's sight
+ *   bench_tasks produce URL TASK WARM N IDS [FIBERS]
+ *       into an empty database (no worker running): send WARM messages of
+ *       TASK (below) to the queue "celery" with wv_tasks_send from FIBERS
+ *       (64) fibers of one shard, check that the queue holds exactly them
+ *       and RENAME it to bench.warm; then the same with N more messages,
+ *       renamed to bench.hold: both out of every worker's sight. Writes
+ *       "<id> <expected result>" per task to the file IDS, in the order
+ *       sent.
  *   bench_tasks worker URL CONCURRENCY [acks_late]
  *       one shard's worker (wv_tasks_work, results to URL too) with
  *       tasks.noop and tasks.async_add, at most CONCURRENCY tasks at once;
  *       says "ready" on stdout once it consumes; SIGTERM: warm shutdown
- *   bench_tasks wait URL N IDS HOLD rate|seconds [TIMEOUT_S]
+ *   bench_tasks wait URL WARM N IDS rate|seconds [TIMEOUT_S]
  *       PSUBSCRIBE celery-task-meta-* (the result backend publishes every
- *       result it stores there, Celery's and weave's alike), then start the
- *       clock and RENAME HOLD back to "celery" (one atomic command: the
- *       idle worker's BRPOP wakes with all N messages there), count the
- *       results published until N have come (a FAILURE ends the run), stop
- *       the clock; then GET every one of the N ids' celery-task-meta key:
- *       each must be SUCCESS with the expected result, and the queue must
- *       be empty. value=<tasks per second> (rate) or value=<seconds>
- *       (seconds) from the release to the N-th result stored.
+ *       result it stores there, Celery's and weave's alike); RENAME
+ *       bench.warm back to "celery" (one atomic command: the idle worker's
+ *       BRPOP wakes with all of them there) and wait for their WARM
+ *       results; then start the clock, release bench.hold the same way,
+ *       count the results published until N more have come (a FAILURE ends
+ *       the run) and stop the clock. Afterwards GET the celery-task-meta
+ *       key of every one of the WARM + N ids: each must be SUCCESS with the
+ *       expected result, and the queue must be empty. value=<tasks per
+ *       second> (rate) or value=<seconds> (seconds) from the release of
+ *       bench.hold to its N-th result stored. Everything within TIMEOUT_S
+ *       (600).
  *
  * TASK is noop (tasks.noop, no arguments, result null) or async_add
  * (tasks.async_add, arguments [i, 1] for the i-th message: sleeps 1 s in
@@ -57,6 +61,7 @@
 enum { FIBERS = 64, VERIFY_BATCH = 500, ID_LEN = 36, TIMEOUT_S = 600 };
 
 static const char QUEUE[] = "celery"; /* Celery's default queue, weave's too */
+static const char WARM_KEY[] = "bench.warm", HOLD_KEY[] = "bench.hold"; /* held lists */
 
 static int argc_;
 static char **argv_;
@@ -182,11 +187,12 @@ static int produce_fiber(void *arg)
     return 0;
 }
 
-/* The integer reply of a command, or a negative errno. */
+/* The integer reply of a command (with one key, or none), or a negative
+ * errno. */
 static long long int_cmd(wv_redis *r, const char *cmd, const char *key)
 {
     wv_redis_reply *rep = NULL;
-    int rc = wv_redis_cmd(r, &rep, cmd, key);
+    int rc = key ? wv_redis_cmd(r, &rep, cmd, key) : wv_redis_cmd(r, &rep, cmd);
     long long v = rc < 0 ? rc : rep && rep->type == WV_REDIS_INT ? rep->integer : -EPROTO;
     wv_redis_reply_free(rep);
     return v;
@@ -197,33 +203,17 @@ static int rename_key(wv_redis *r, const char *from, const char *to)
     return wv_redis_cmd(r, NULL, "RENAME", from, to);
 }
 
-static int produce(const char *url, const char *task_kind, long n, const char *ids,
-                   const char *hold, int fibers)
+/* Messages [from, to) of b from `fibers` fibers, then the queue (which must
+ * hold just them) renamed to `hold`. */
+static int send_held(wv_tasks *t, wv_redis *r, batch *b, const char *name, long from, long to,
+                     int fibers, const char *hold)
 {
-    bool add = strcmp(task_kind, "async_add") == 0;
-    if (!add && strcmp(task_kind, "noop") != 0)
-        return wv_fail(-EINVAL, "TASK is noop or async_add, not %s", task_kind);
-    const char *name = add ? "tasks.async_add" : "tasks.noop";
-    wv_redis *r = NULL;
-    wv_tasks *t = NULL;
-    batch b = {0};
     producer *p = calloc((size_t)fibers, sizeof *p);
-    int rc = p ? batch_alloc(&b, n, add) : -ENOMEM;
-    if (rc == 0)
-        rc = wv_redis_open(url, NULL, &r);
-    if (rc == 0)
-        rc = wv_tasks_open(url, &(wv_tasks_opts){.backend = url}, &t);
-    long long queued = rc < 0 ? rc : int_cmd(r, "LLEN", QUEUE);
-    long long held = rc < 0 ? rc : int_cmd(r, "EXISTS", hold);
-    if (rc == 0 && (queued != 0 || held != 0))
-        rc = wv_fail(-EEXIST, "the queue holds %lld messages and %s %s: not a fresh database",
-                     queued, hold, held ? "exists" : "does not exist");
-    int64_t t0 = now_ns();
-    wv_group *g = rc == 0 ? wv_group_new() : NULL;
-    if (rc == 0 && !g)
-        rc = -ENOMEM;
+    wv_group *g = p ? wv_group_new() : NULL;
+    int rc = g ? 0 : -ENOMEM;
+    long n = to - from;
     for (int i = 0; rc == 0 && i < fibers; i++) {
-        p[i] = (producer){t, &b, name, n * i / fibers, n * (i + 1) / fibers, 0};
+        p[i] = (producer){t, b, name, from + n * i / fibers, from + n * (i + 1) / fibers, 0};
         rc = wv_group_spawn(g, produce_fiber, &p[i], NULL);
     }
     if (g) {
@@ -233,20 +223,47 @@ static int produce(const char *url, const char *task_kind, long n, const char *i
     }
     for (int i = 0; rc == 0 && i < fibers; i++)
         rc = p[i].rc;
-    double secs = (double)(now_ns() - t0) / 1e9;
-    if (rc == 0 && (queued = int_cmd(r, "LLEN", QUEUE)) != n)
+    free(p);
+    long long queued = rc < 0 ? rc : int_cmd(r, "LLEN", QUEUE);
+    if (rc == 0 && queued != n)
         rc = wv_fail(-EPROTO, "after sending %ld the queue holds %lld", n, queued);
+    return rc < 0 ? rc : rename_key(r, QUEUE, hold);
+}
+
+static int produce(const char *url, const char *task_kind, long warm, long n, const char *ids,
+                   int fibers)
+{
+    bool add = strcmp(task_kind, "async_add") == 0;
+    if (!add && strcmp(task_kind, "noop") != 0)
+        return wv_fail(-EINVAL, "TASK is noop or async_add, not %s", task_kind);
+    const char *name = add ? "tasks.async_add" : "tasks.noop";
+    wv_redis *r = NULL;
+    wv_tasks *t = NULL;
+    batch b = {0};
+    int rc = batch_alloc(&b, warm + n, add);
     if (rc == 0)
-        rc = rename_key(r, QUEUE, hold);
+        rc = wv_redis_open(url, NULL, &r);
+    if (rc == 0)
+        rc = wv_tasks_open(url, &(wv_tasks_opts){.backend = url}, &t);
+    long long keys = rc < 0 ? rc : int_cmd(r, "DBSIZE", NULL);
+    if (rc == 0 && keys != 0)
+        rc = wv_fail(-EEXIST, "the database holds %lld keys: produce into an empty one", keys);
+    int64_t t0 = now_ns();
+    if (rc == 0 && warm > 0)
+        rc = send_held(t, r, &b, name, 0, warm, fibers, WARM_KEY);
+    if (rc == 0)
+        rc = send_held(t, r, &b, name, warm, warm + n, fibers, HOLD_KEY);
+    double secs = (double)(now_ns() - t0) / 1e9;
     if (rc == 0)
         rc = write_ids(&b, ids);
     if (rc == 0)
-        fprintf(stderr, "# produced %ld %s messages in %.2f s (%d fibers, %.0f/s), held in %s\n", n,
-                name, secs, fibers, (double)n / secs, hold);
+        fprintf(stderr,
+                "# produced %ld + %ld %s messages in %.2f s (%d fibers, %.0f/s), held in %s and "
+                "%s\n",
+                warm, n, name, secs, fibers, (double)(warm + n) / secs, WARM_KEY, HOLD_KEY);
     wv_tasks_close(t);
     wv_redis_close(r);
     free(b.id);
-    free(p);
     return rc;
 }
 
@@ -317,11 +334,37 @@ static void print_cpu(const char *name, double a, double b, double wall, long n)
     printf("%s_us=%.1f\n", name, used >= 0 ? used * 1e6 / (double)n : -1);
 }
 
-static int wait_results(const char *url, long n, const char *ids, const char *hold, bool seconds,
+/* RENAME hold back to the queue, then count the results published until
+ * `count` have come (0 with *got == count), a FAILURE, or the deadline. */
+static int release(wv_redis *r, wv_redis_sub *sub, const char *hold, long count, int64_t until,
+                   long *got)
+{
+    long long held = int_cmd(r, "LLEN", hold), queued = int_cmd(r, "LLEN", QUEUE);
+    if (held != count || queued != 0)
+        return wv_fail(-EPROTO,
+                       "before the release %s holds %lld and the queue %lld, not %ld and 0", hold,
+                       held, queued, count);
+    int rc = rename_key(r, hold, QUEUE);
+    *got = 0;
+    while (rc == 0 && *got < count) {
+        wv_redis_msg *m;
+        if ((rc = wv_redis_sub_recv(sub, &m, until)) < 0)
+            return wv_fail(rc, "%ld of the %ld results of %s in time: %s", *got, count, hold,
+                           wv_strerror(rc));
+        if (!memmem(m->payload.p, m->payload.n, "\"SUCCESS\"", 9))
+            rc = wv_fail(-EPROTO, "a result that is not SUCCESS: %.*s", (int)m->payload.n,
+                         m->payload.p);
+        ++*got;
+        wv_redis_msg_free(m);
+    }
+    return rc;
+}
+
+static int wait_results(const char *url, long warm, long n, const char *ids, bool seconds,
                         int timeout_s)
 {
     batch b = {0};
-    int rc = read_ids(&b, ids, n);
+    int rc = read_ids(&b, ids, warm + n);
     wv_redis *r = NULL;
     wv_redis_sub *sub = NULL;
     if (rc == 0)
@@ -330,41 +373,28 @@ static int wait_results(const char *url, long n, const char *ids, const char *ho
         rc = wv_redis_subscribe(r, &sub);
     if (rc == 0)
         rc = wv_redis_sub_psubscribe(sub, 1, (wv_str[]){WV_STR("celery-task-meta-*")});
-    long long queued = rc < 0 ? rc : int_cmd(r, "LLEN", QUEUE);
-    long long held = rc < 0 ? rc : int_cmd(r, "LLEN", hold);
-    if (rc == 0 && (queued != 0 || held != n))
-        rc = wv_fail(-EPROTO, "before the release the queue holds %lld and %s %lld, not 0 and %ld",
-                     queued, hold, held, n);
-    double w0 = cpu_of("TASKS_WORKER_PID"), r0 = cpu_of("TASKS_REDIS_PID");
-    int64_t t0 = now_ns(), t1 = t0;
-    if (rc == 0)
-        rc = rename_key(r, hold, QUEUE);
-    long got = 0;
     int64_t until = wv_after_ms((int64_t)timeout_s * 1000);
-    while (rc == 0 && got < n) {
-        wv_redis_msg *m;
-        if ((rc = wv_redis_sub_recv(sub, &m, until)) < 0) {
-            rc = wv_fail(rc, "%ld of %ld results after %d s: %s", got, n, timeout_s,
-                         wv_strerror(rc));
-            break;
-        }
-        if (!memmem(m->payload.p, m->payload.n, "\"SUCCESS\"", 9))
-            rc = wv_fail(-EPROTO, "a result that is not SUCCESS: %.*s", (int)m->payload.n,
-                         m->payload.p);
-        got++;
-        wv_redis_msg_free(m);
-    }
-    t1 = now_ns();
+    long got = 0;
+    if (rc == 0 && warm > 0)
+        rc = release(r, sub, WARM_KEY, warm, until, &got);
+    double w0 = cpu_of("TASKS_WORKER_PID"), r0 = cpu_of("TASKS_REDIS_PID");
+    int64_t t0 = now_ns();
+    if (rc == 0)
+        rc = release(r, sub, HOLD_KEY, n, until, &got);
+    int64_t t1 = now_ns();
     double w1 = cpu_of("TASKS_WORKER_PID"), r1 = cpu_of("TASKS_REDIS_PID");
     wv_redis_sub_close(sub);
     if (rc == 0)
         rc = verify(r, &b);
-    if (rc == 0 && (queued = int_cmd(r, "LLEN", QUEUE)) != 0)
+    long long queued = rc < 0 ? rc : int_cmd(r, "LLEN", QUEUE);
+    if (rc == 0 && queued != 0)
         rc = wv_fail(-EPROTO, "%lld messages left in the queue after every result", queued);
     double wall = (double)(t1 - t0) / 1e9;
     if (rc == 0) {
-        fprintf(stderr, "# %ld tasks, every result checked in the backend, in %.3f s: %.0f/s\n", n,
-                wall, (double)n / wall);
+        fprintf(stderr,
+                "# %ld tasks after %ld of warm-up, every result checked in the backend, in "
+                "%.3f s: %.0f/s\n",
+                n, warm, wall, (double)n / wall);
         print_cpu("worker", w0, w1, wall, n);
         print_cpu("redis", r0, r1, wall, n);
         printf("value=%.4f\n", seconds ? wall : (double)n / wall);
@@ -381,9 +411,9 @@ static bool usage_shown;
 static int usage(void)
 {
     usage_shown = true;
-    fprintf(stderr, "usage: bench_tasks produce URL noop|async_add N IDS HOLD [FIBERS]\n"
+    fprintf(stderr, "usage: bench_tasks produce URL noop|async_add WARM N IDS [FIBERS]\n"
                     "       bench_tasks worker URL CONCURRENCY [acks_late]\n"
-                    "       bench_tasks wait URL N IDS HOLD rate|seconds [TIMEOUT_S]\n");
+                    "       bench_tasks wait URL WARM N IDS rate|seconds [TIMEOUT_S]\n");
     return -EINVAL;
 }
 
@@ -393,19 +423,20 @@ static int run(void *arg)
     const char *mode = argc_ > 1 ? argv_[1] : "";
     int rc;
     if (strcmp(mode, "produce") == 0 && argc_ >= 7) {
-        long n = atol(argv_[4]);
+        long warm = atol(argv_[4]), n = atol(argv_[5]);
         int fibers = argc_ > 7 ? atoi(argv_[7]) : FIBERS;
-        rc = n > 0 && fibers > 0 ? produce(argv_[2], argv_[3], n, argv_[5], argv_[6], fibers)
-                                 : usage();
+        rc = warm >= 0 && n > 0 && fibers > 0
+                 ? produce(argv_[2], argv_[3], warm, n, argv_[6], fibers)
+                 : usage();
     } else if (strcmp(mode, "worker") == 0 && argc_ >= 4) {
         int c = atoi(argv_[3]);
         rc = c > 0 ? worker(argv_[2], c, argc_ > 4 && strcmp(argv_[4], "acks_late") == 0) : usage();
     } else if (strcmp(mode, "wait") == 0 && argc_ >= 7) {
-        long n = atol(argv_[3]);
+        long warm = atol(argv_[3]), n = atol(argv_[4]);
         int timeout_s = argc_ > 7 ? atoi(argv_[7]) : TIMEOUT_S;
         bool secs = strcmp(argv_[6], "seconds") == 0;
-        rc = n > 0 && timeout_s > 0 && (secs || strcmp(argv_[6], "rate") == 0)
-                 ? wait_results(argv_[2], n, argv_[4], argv_[5], secs, timeout_s)
+        rc = warm >= 0 && n > 0 && timeout_s > 0 && (secs || strcmp(argv_[6], "rate") == 0)
+                 ? wait_results(argv_[2], warm, n, argv_[5], secs, timeout_s)
                  : usage();
     } else {
         rc = usage();

@@ -21,20 +21,22 @@
 #                 TASKS_SLEEP_ANCHORS="gevent threads" adds -P threads
 #                 -c 1000 (tasks.sleep_celery_threads).
 #
-# The producer, the same for every side: bench_tasks produce sends the N
-# messages with wv_tasks_send (64 fibers) to the queue "celery" while no
-# worker runs (byte for byte the messages kombu writes: docs/tasks.md) and
-# renames the list out of sight; then the worker starts and says it is
-# ready (its start-up is not timed), and bench_tasks wait renames the list
-# back (one atomic RENAME, which wakes the idle worker's BRPOP with all N
-# messages there) and starts the clock. So no producer sets the pace and
-# every worker starts from the same full queue. The clock stops when the
-# N-th result is published by the backend (Celery's Redis backend and
-# weave's both SET the result and PUBLISH it on its key's channel; the
-# waiter PSUBSCRIBEs to them before the release); then every one of the N
-# results is read back from the backend (SUCCESS, the expected value, the
-# right id) and the queue must be empty, or the run fails: nothing is
-# counted that did not happen. bench/tasks/redis_run.sh is one such run.
+# The producer, the same for every side: bench_tasks produce sends N/10
+# warm-up messages, then the N timed ones, with wv_tasks_send (64 fibers)
+# to the queue "celery" while no worker runs (byte for byte the messages
+# kombu writes: docs/tasks.md), renaming each batch out of sight; then the
+# worker starts and says it is ready (its start-up is not timed), and
+# bench_tasks wait renames the warm-up back and waits for its results,
+# then renames the timed batch back (one atomic RENAME, which wakes the
+# idle worker's BRPOP with all N messages there) and starts the clock. So
+# no producer sets the pace and every worker starts from the same full
+# queue. The clock stops when the N-th result is published by the backend
+# (Celery's Redis backend and weave's both SET the result and PUBLISH it on
+# its key's channel; the waiter PSUBSCRIBEs to them before the release);
+# then every one of the results is read back from the backend (SUCCESS,
+# the expected value, the right id) and the queue must be empty, or the run
+# fails: nothing is counted that did not happen. bench/tasks/redis_run.sh
+# is one such run.
 #
 # Pinning: the worker (weave's, or Celery's with every thread of its pool)
 # on CPU 0 (taskset -c 0); redis-server (scripts/redis_test_server.sh, a
@@ -182,9 +184,11 @@ echo "# Redis $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p') at $ur
     "(scripts/redis_test_server.sh: no persistence), broker and result backend alike, FLUSHALL" \
     "before every run"
 echo "# producer (every side): bench_tasks produce, wv_tasks_send from 64 fibers into the" \
-    "queue while no worker runs, the list then held under another key; the clock starts when" \
-    "the waiter RENAMEs it back to the idle worker's queue and stops at the last result" \
-    "stored; all N results are then read back from the backend and checked"
+    "queue while no worker runs, N/10 warm-up messages and then N, each batch then held under" \
+    "a key of its own; once the worker is ready, the waiter RENAMEs the warm-up back to its" \
+    "queue and waits for its results, then starts the clock, RENAMEs the N back and stops" \
+    "the clock at their last result stored; every result is then read back from the backend" \
+    "and checked"
 echo "# anchors: Celery $(pkgver python3-celery) (kombu $(pkgver python3-kombu), redis-py" \
     "$(pkgver python3-redis)$([[ $need_gevent == 1 ]] && echo ", gevent $(pkgver python3-gevent)"))" \
     "on $py: celery -A celery_app worker -l WARNING --without-heartbeat --without-gossip" \
@@ -197,9 +201,10 @@ bench_load_begin
 
 # ------------------------------------------------------------ helpers
 
-# redis_side VAR FIGURE SIDE TASK N UNIT -- WORKER...: VAR=(a run of
-# WORKER on a freshly produced queue, redis_run.sh, its notes (worker_cpu=
-# ...) kept by cache/note.sh in $tmp/info/FIGURE.SIDE)
+# redis_side VAR FIGURE SIDE TASK N UNIT -- WORKER...: VAR=(one run of
+# WORKER, tasks/redis_run.sh: N tasks timed after N/10 of warm-up, on a
+# freshly produced queue; its notes (worker_cpu= ...) kept by cache/note.sh
+# in $tmp/info/FIGURE.SIDE)
 redis_side()
 {
     local -n redis_side_out=$1
@@ -207,7 +212,8 @@ redis_side()
     shift 7
     # shellcheck disable=SC2034 # a nameref: sets the caller's array
     redis_side_out=("$here/cache/note.sh" "$tmp/info/$fig.$side" "$side" --
-        "$here/tasks/redis_run.sh" "$bench" "$url" "$task" "$n" "$unit" "$BENCH_TIMEOUT" -- "$@")
+        "$here/tasks/redis_run.sh" "$bench" "$url" "$task" $((n / 10)) "$n" "$unit"
+        "$BENCH_TIMEOUT" -- "$@")
 }
 
 # celery_worker VAR POOL CONCURRENCY: VAR=(the Celery worker command)
@@ -308,8 +314,8 @@ for g in "${wanted[@]}"; do
     case $g in
         redis)
             fig=tasks.redis
-            echo "# $fig: $redis_n messages of tasks.noop, results stored, from the release of" \
-                "the queue to the last result stored"
+            echo "# $fig: $redis_n messages of tasks.noop (after $((redis_n / 10)) of warm-up)," \
+                "results stored, tasks/s from the release of the queue to the last result stored"
             sides=(weave)
             redis_side run_weave "$fig" weave noop "$redis_n" rate -- \
                 "$bench" worker "$url" "$weave_conc"
@@ -337,8 +343,9 @@ for g in "${wanted[@]}"; do
             ;;
         sleep)
             fig=tasks.sleep
-            echo "# $fig: $sleep_n messages of tasks.async_add (sleep 1 s, return x + y)," \
-                "seconds from the release of the queue to the last result stored"
+            echo "# $fig: $sleep_n messages of tasks.async_add (sleep 1 s, return x + y; after" \
+                "$((sleep_n / 10)) of warm-up), seconds from the release of the queue to the last" \
+                "result stored"
             redis_side run_weave "$fig" weave async_add "$sleep_n" seconds -- \
                 "$bench" worker "$url" "$sleep_n"
             anchors=()

@@ -3,21 +3,23 @@
 # for every side: N messages produced while no worker runs, one worker
 # started, the queue released to it, every result waited for and checked.
 #
-#   redis_run.sh BENCH_TASKS URL TASK N UNIT TIMEOUT_S -- WORKER_CMD...
+#   redis_run.sh BENCH_TASKS URL TASK WARM N UNIT TIMEOUT_S -- WORKER_CMD...
 #
 #  1. FLUSHALL: the suite's own throwaway server, the same empty database
 #     for every run;
-#  2. `bench_tasks produce` (CPU 1) sends the N messages of TASK (noop or
-#     async_add) to the queue "celery" and renames it out of sight
-#     (bench.hold);
+#  2. `bench_tasks produce` (CPU 1) sends WARM, then N messages of TASK
+#     (noop or async_add) to the queue "celery", each batch then renamed
+#     out of sight (bench.warm, bench.hold);
 #  3. WORKER_CMD starts on CPU 0 (taskset -c 0, every thread it makes); the
 #     run waits until it says "ready" (a line of its output, at most 60 s):
 #     its start-up is not timed;
-#  4. `bench_tasks wait` (CPU 1) renames bench.hold back to "celery" (the
-#     clock starts), waits for the N-th result published by the backend
-#     (the clock stops), then checks every result in the backend and that
-#     the queue is empty; it prints value= in UNIT (rate: tasks/s;
-#     seconds) and the worker's and Redis's CPU over the timed window;
+#  4. `bench_tasks wait` (CPU 1) renames bench.warm back to "celery" and
+#     waits for its WARM results (the warm-up), then renames bench.hold
+#     back (the clock starts) and waits for the N-th result published by
+#     the backend (the clock stops); then it checks every result in the
+#     backend and that the queue is empty, and prints value= in UNIT
+#     (rate: tasks/s; seconds) and the worker's and Redis's CPU over the
+#     timed window;
 #  5. the worker gets SIGTERM (warm shutdown) and must exit 0 within 30 s.
 #
 # stdout is the waiter's (bench_run in ../lib.sh reads its value= line);
@@ -26,8 +28,8 @@
 # CPU), and whatever the worker reads (TASKS_BROKER, ...).
 set -euo pipefail
 
-bench=$1 url=$2 task=$3 n=$4 unit=$5 timeout_s=$6
-shift 6
+bench=$1 url=$2 task=$3 warm=$4 n=$5 unit=$6 timeout_s=$7
+shift 7
 [[ ${1:-} == -- ]] && shift
 
 dir=$(mktemp -d /tmp/weave-bench-tasks-run.XXXXXX)
@@ -62,7 +64,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 redis-cli -u "$url" flushall >/dev/null
-taskset -c 1 "$bench" produce "$url" "$task" "$n" "$dir/ids" bench.hold >&2
+taskset -c 1 "$bench" produce "$url" "$task" "$warm" "$n" "$dir/ids" >&2
 
 taskset -c 0 "$@" >"$dir/worker.log" 2>&1 &
 wpid=$!
@@ -73,6 +75,6 @@ for ((i = 0; i < 600; i++)); do
 done
 ((i < 600)) || fail "the worker was not ready after 60 s"
 
-TASKS_WORKER_PID=$wpid taskset -c 1 "$bench" wait "$url" "$n" "$dir/ids" bench.hold "$unit" \
+TASKS_WORKER_PID=$wpid taskset -c 1 "$bench" wait "$url" "$warm" "$n" "$dir/ids" "$unit" \
     "$timeout_s" || fail "the waiter failed"
 stop_worker || fail "the worker's warm shutdown failed (exit status $wrc)"
