@@ -36,13 +36,13 @@
  * TASK is noop (tasks.noop, no arguments, result null) or async_add
  * (tasks.async_add, arguments [i, 1] for the i-th message: sleeps 1 s in
  * its fiber, returns i + 1). Before value=, `wait` prints what
- * bench/cache/note.sh collects for the suite's CPU lines: worker_cpu= and
- * redis_cpu=, the CPU the worker (every thread of the process in
- * TASKS_WORKER_PID) and redis-server (TASKS_REDIS_PID) used between the
- * release and the N-th result, in % of one core (-1 when unknown), and
- * worker_us= and redis_us=, the same in CPU µs per task. Lines starting
- * with '#' (on stderr) describe the run. Exit status 1 when anything did
- * not happen as it should.
+ * bench/cache/note.sh collects for the suite's CPU lines: worker_cpu=,
+ * redis_cpu= and waiter_cpu=, the CPU the worker (every thread of the
+ * process in TASKS_WORKER_PID), redis-server (TASKS_REDIS_PID) and the
+ * waiter itself used between the release and the N-th result, in % of one
+ * core (-1 when unknown), and worker_us=, redis_us= and waiter_us=, the
+ * same in CPU µs per task. Lines starting with '#' (on stderr) describe
+ * the run. Exit status 1 when anything did not happen as it should.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -377,12 +377,12 @@ static int wait_results(const char *url, long warm, long n, const char *ids, boo
     long got = 0;
     if (rc == 0 && warm > 0)
         rc = release(r, sub, WARM_KEY, warm, until, &got);
-    double w0 = cpu_of("TASKS_WORKER_PID"), r0 = cpu_of("TASKS_REDIS_PID");
+    double w0 = cpu_of("TASKS_WORKER_PID"), r0 = cpu_of("TASKS_REDIS_PID"), s0 = own_cpu_seconds();
     int64_t t0 = now_ns();
     if (rc == 0)
         rc = release(r, sub, HOLD_KEY, n, until, &got);
     int64_t t1 = now_ns();
-    double w1 = cpu_of("TASKS_WORKER_PID"), r1 = cpu_of("TASKS_REDIS_PID");
+    double w1 = cpu_of("TASKS_WORKER_PID"), r1 = cpu_of("TASKS_REDIS_PID"), s1 = own_cpu_seconds();
     wv_redis_sub_close(sub);
     if (rc == 0)
         rc = verify(r, &b);
@@ -397,6 +397,7 @@ static int wait_results(const char *url, long warm, long n, const char *ids, boo
                 n, warm, wall, (double)n / wall);
         print_cpu("worker", w0, w1, wall, n);
         print_cpu("redis", r0, r1, wall, n);
+        print_cpu("waiter", s0, s1, wall, n);
         printf("value=%.4f\n", seconds ? wall : (double)n / wall);
     }
     wv_redis_close(r);

@@ -43,8 +43,10 @@
 # throwaway one), the producer and the waiter on CPU 1: the figures need
 # both cores. Weave and its anchors take turns, run after run (A B C A B C),
 # each run a fresh worker on a flushed database. After every figure a '#'
-# line gives, per side and run, the worker's CPU and Redis's over the timed
-# window (in % of one core and in µs per task).
+# line gives, per side and run, the CPU of the worker, of Redis and of the
+# waiter over the timed window (in % of one core; the worker's also in µs
+# per task): CPU 1 near 100% (Redis + waiter) would mean the figure is
+# that core's ceiling, not the worker's.
 #
 # Like for like: a Celery worker (kombu's Redis transport) records every
 # message in Redis (ZADD unacked_index + HSET unacked) when it takes it and
@@ -80,13 +82,13 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$here/..
+BENCH_TIMEOUT=${BENCH_TIMEOUT:-300} # a Celery tasks.sleep run takes about 30 s
 # shellcheck source=lib.sh
 . "$here/lib.sh"
 
 build=${BUILD_DIR:-$root/build/release}
 bench=$build/bench_tasks
 py=/usr/bin/python3 # Debian's, with celery and gevent
-BENCH_TIMEOUT=${BENCH_TIMEOUT:-300}
 
 read -r -a wanted <<<"${TASKS_FIGURES:-redis sleep}"
 read -r -a redis_anchors <<<"${TASKS_REDIS_ANCHORS:-solo threads}"
@@ -268,10 +270,12 @@ cpu_line()
         out+="${out:+; }$side: worker $(info_pcts "$fig" "$side" worker_cpu)"
         out+=" [$(info_median "$fig" "$side" worker_cpu)], $(info_runs "$fig" "$side" worker_us)"
         out+=" µs/task [$(info_median "$fig" "$side" worker_us)], redis"
-        out+=" $(info_pcts "$fig" "$side" redis_cpu) [$(info_median "$fig" "$side" redis_cpu)]"
+        out+=" $(info_pcts "$fig" "$side" redis_cpu) [$(info_median "$fig" "$side" redis_cpu)],"
+        out+=" waiter $(info_pcts "$fig" "$side" waiter_cpu)"
     done
-    echo "# $fig CPU in each run's timed window, every run [median]: the worker (CPU 0) and" \
-        "redis-server (CPU 1) in % of one core, the worker in CPU µs per task: $out"
+    echo "# $fig CPU in each run's timed window, every run [median]: the worker (CPU 0)," \
+        "redis-server and the waiter (CPU 1) in % of one core, the worker in CPU µs per task:" \
+        "$out"
 }
 
 # best_anchor FIGURE BETTER SIDE...: the name of the anchor side with the
