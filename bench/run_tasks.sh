@@ -76,6 +76,7 @@
 #   TASKS_THREADS=c        -P threads concurrency for tasks.redis (8)
 #   TASKS_GEVENT=c         -P gevent (and tasks.sleep's -P threads)
 #                          concurrency (1000)
+#   TASKS_PREFETCH=m       Celery's worker_prefetch_multiplier (4, its default)
 #   TASKS_WEAVE_CONCURRENCY=c          weave's tasks.redis concurrency (16)
 #   TASKS_ACKS_LATE=0      leave out the acks_late runs
 set -euo pipefail
@@ -194,7 +195,7 @@ echo "# producer (every side): bench_tasks produce, wv_tasks_send from 64 fibers
 echo "# anchors: Celery $(pkgver python3-celery) (kombu $(pkgver python3-kombu), redis-py" \
     "$(pkgver python3-redis)$([[ $need_gevent == 1 ]] && echo ", gevent $(pkgver python3-gevent)"))" \
     "on $py: celery -A celery_app worker -l WARNING --without-heartbeat --without-gossip" \
-    "--without-mingle, worker_disable_rate_limits, prefetch multiplier 4 (Celery's default)" \
+    "--without-mingle, worker_disable_rate_limits, prefetch multiplier ${TASKS_PREFETCH:-4}" \
     "(bench/tasks/celery_app.py); -P threads -c $threads for tasks.redis; -P gevent -c $gevent" \
     "for tasks.sleep"
 echo "# weave: bench_tasks worker, 1 shard, tasks.redis concurrency $weave_conc, tasks.sleep" \
