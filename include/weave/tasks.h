@@ -93,9 +93,11 @@
  *  - A message whose `expires` has passed is not run: REVOKED
  *    (TaskRevokedError "expired"), acked. One with an `eta` (countdown) is
  *    held unacked (recorded) until then. One for a task name nobody
- *    registered is logged, rejected (on Redis: acked) and stored as
- *    FAILURE NotRegistered, as a Python worker does. One that does not
- *    decode is logged and dropped (or kept in opts.dead_letter).
+ *    registered is logged, rejected (on Redis: acked, and kept in
+ *    opts.dead_letter when there is one) and stored as FAILURE
+ *    NotRegistered, as a Python worker does. One that does not decode is
+ *    logged and dropped (or kept in opts.dead_letter). A protocol 1
+ *    message (Celery 3, or task_protocol = 1) is run, as Celery 5 runs it.
  *  - Results (opts.backend set, and the message not ignore_result) are
  *    Celery's Redis backend's: SET celery-task-meta-<id> PX
  *    result_expires, and PUBLISH on the channel of the same name. STARTED
@@ -140,7 +142,8 @@ typedef struct wv_tasks_opts {
     int64_t visibility_timeout_ms; /* 0 = 3,600,000 (kombu's) */
     int64_t result_expires_ms;     /* 0 = 86,400,000 (Celery's result_expires) */
     const char *dead_letter;       /* Redis: a list that gets the messages that do not
-                                      decode (NULL: they are dropped, with a log line) */
+                                      decode and those for unregistered tasks, as they
+                                      came (NULL: dropped, with a log line) */
     bool track_started;            /* worker: store STARTED when a task starts (Celery's
                                       task_track_started) */
     bool events;                   /* worker: send task and worker events (celery -E) */

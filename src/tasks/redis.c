@@ -297,10 +297,18 @@ static int rt_requeue(tasks_transport *tr, tasks_msg *m)
     return rc;
 }
 
-/* kombu's Redis transport has no dead letters: a rejected message is acked. */
+/* kombu's Redis transport has no dead letters: a rejected message is acked,
+ * and kept as it came on the dead-letter list when the client has one. */
 static int rt_reject(tasks_transport *tr, tasks_msg *m)
 {
-    return rt_ack(tr, m);
+    redis_tr *rt = (redis_tr *)tr;
+    int rc = 0;
+    if (rt->dead_letter) {
+        wv_str dl = {rt->dead_letter, strlen(rt->dead_letter)},
+               v = {m->msg.envelope.p, m->msg.envelope.n};
+        rc = wv_redis_cmdv(rt->r, NULL, 3, (wv_str[]){WV_STR("LPUSH"), dl, v});
+    }
+    return rc < 0 ? rc : rt_ack(tr, m);
 }
 
 static const char RELEASE_LUA[] =

@@ -222,6 +222,27 @@ if __name__ == "__main__":
                 time.sleep(0.05)
             eq(sorted(R.lrange("celery.dead", 0, -1)), sorted(bad), "all dead-lettered as sent")
             eq(add.delay(2, 3).get(timeout=10), 5, "the worker goes on")
+            # an unknown task: FAILURE NotRegistered, and its message dead-lettered
+            r = app.send_task("tasks.nope", (1,))
+            try:
+                r.get(timeout=10)
+                check(False, "no exception")
+            except Exception as e:  # noqa: BLE001
+                eq(type(e).__name__, "NotRegistered", "unknown task")
+            eq(R.llen("celery.dead"), len(bad) + 1, "its message dead-lettered")
+            check(r.id.encode() in R.lindex("celery.dead", 0), "the unknown task's message")
+            # wrong argument types: the task's own TypeError
+            try:
+                add.delay("2", [3]).get(timeout=10)
+                check(False, "no exception")
+            except TypeError as e:
+                eq(str(e), "add takes two numbers", "wrong argument types")
+            # protocol 1 (Celery 3's body), as Celery 5 still runs it
+            app.conf.task_protocol = 1
+            try:
+                eq(add.delay(20, 22).get(timeout=10), 42, "a protocol 1 message runs")
+            finally:
+                app.conf.task_protocol = 2
         finally:
             w.stop()
 
@@ -392,6 +413,61 @@ if __name__ == "__main__":
             eq(r.get(timeout=10), 2, "the C worker takes it")
         finally:
             w.stop()
+
+    def test_worker_killed_with_acks_late_loses_nothing():
+        """SIGKILL a worker with 10 tasks running (acks_late): a second
+        worker runs all 10 again after the visibility timeout, and the tasks
+        queued meanwhile; every one succeeds."""
+        R.delete("unacked", "unacked_index", "celery")
+        a = Worker("acks_late", "2000")
+        first = [app.send_task("tasks.sleep", (2,)) for _ in range(10)]
+        started = {a.line().split()[1] for _ in first}
+        eq(started, {r.id for r in first}, "worker A started all 10")
+        eq(R.hlen("unacked"), 10, "all 10 recorded unacked")
+        a.kill()
+        later = [app.send_task("tasks.add", (i, i)) for i in range(20)]
+        b = Worker("acks_late", "2000")
+        try:
+            again = set()
+            while len(again) < 10:
+                again.add(b.line().split()[1])
+            eq(again, started, "worker B ran A's 10 again")
+            results = [r.get(timeout=30) for r in first] + [r.get(timeout=30) for r in later]
+            eq(results, [2.0] * 10 + [2 * i for i in range(20)], "every result")
+            eq(R.hlen("unacked"), 0, "nothing left unacked")
+            print("enqueued 30, started 40 (10 by the killed worker), succeeded 30, "
+                  "redelivered 10, lost 0")
+        finally:
+            b.stop()
+
+    def test_broker_restarted_mid_run():
+        """Redis (with an append-only file) killed and started again while a
+        worker with acks_late runs 20 one-second tasks: the worker
+        reconnects, and every task sent before, during and after succeeds."""
+        rdir = os.path.join(DIR, "persistent")
+        rurl = subprocess.run(["bash", CTL, "start", rdir, str(free_port())], check=True,
+                              capture_output=True, text=True, timeout=60,
+                              env=dict(os.environ, REDIS_APPENDONLY="1")).stdout.strip() + "/0"
+        papp = Celery("tasks", broker=rurl, backend=rurl)
+        old = os.environ["TASKS_BROKER"]
+        os.environ["TASKS_BROKER"] = rurl
+        w = Worker("acks_late", "3000")
+        os.environ["TASKS_BROKER"] = old
+        try:
+            before = [papp.send_task("tasks.async_add", (i, 1)) for i in range(20)]
+            time.sleep(0.5)
+            subprocess.run(["bash", CTL, "kill", rdir], check=True, timeout=30)
+            time.sleep(1.5)
+            subprocess.run(["bash", CTL, "restart", rdir], check=True, timeout=30)
+            after = [papp.send_task("tasks.add", (i, 2)) for i in range(10)]
+            eq([r.get(timeout=60) for r in before], [i + 1 for i in range(20)],
+               "the tasks running when the broker died")
+            eq([r.get(timeout=30) for r in after], [i + 2 for i in range(10)],
+               "the tasks sent after it came back")
+            print("enqueued 30 around a broker crash, succeeded 30, lost 0")
+        finally:
+            w.stop()
+            subprocess.run(["bash", CTL, "stop", rdir], capture_output=True)
 
     code = 1
     try:
