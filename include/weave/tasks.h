@@ -53,6 +53,16 @@
  *    their queue (RPUSH: taken next) the records older than the visibility
  *    timeout, at start and then every min(visibility_timeout / 2, 10 s),
  *    under kombu's lock `unacked_mutex` (SET NX PX 300 s).
+ *    Celery's reject_on_worker_lost has no switch here: it chooses, for a
+ *    pool child that dies while its parent worker lives on, between acking
+ *    the message (FAILURE WorkerLostError) and giving it back. A C worker
+ *    runs its tasks in its own process, so a worker lost is the whole
+ *    process gone: with acks_late its messages always come back (as with
+ *    reject_on_worker_lost=True), and without it they were acked already.
+ *    A task that must not run twice should not use acks_late.
+ *  - Prefetch: a shard takes a message only while fewer than concurrency
+ *    tasks run on it (Celery's prefetch multiplier of 1, per shard), with up
+ *    to 8 takes in flight at once on Redis.
  *  - A task returning 0 is SUCCESS with the value written to
  *    wv_task_result (null when none). A negative errno is FAILURE with the
  *    Python exception Python itself raises for that errno (PEP 3151:
@@ -73,6 +83,11 @@
  *    the fiber is cancelled (its waits fail with -ECANCELED), even a task
  *    that ignores its deadline, and the task is FAILURE TimeLimitExceeded
  *    (celery.exceptions); the worker goes on.
+ *  - Chains (chain(a.s(), b.s())), callbacks (link) and errbacks
+ *    (link_error) that Python producers attach are sent on by the worker
+ *    as Celery's does: the result goes first in the next step's args; an
+ *    errback gets the failed task's id. Groups and chords as follow-ups
+ *    are not (logged).
  *  - Retries: wv_task_retry sends the task again (same id, retries + 1,
  *    due after its countdown) and the worker stores RETRY; past
  *    max_retries the task fails instead, as Celery's self.retry().

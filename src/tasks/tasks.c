@@ -295,14 +295,17 @@ static const char *exc_for_errno(int rc)
     }
 }
 
-static void store(wv_task *task, const celery_result_msg *m)
+static void store(wv_task *task, const celery_result_msg *in)
 {
     wv_tasks *t = task->t;
     if (!t->backend || task->m.msg.ignore_result)
         return;
-    int rc = t->backend->ops->store(t->backend, m, &task->m.msg);
+    celery_result_msg m = *in;
+    m.group_id = task->m.msg.group.n ? task->m.msg.group.p : NULL;
+    m.parent_id = task->m.msg.parent_id.n ? task->m.msg.parent_id.p : NULL;
+    int rc = t->backend->ops->store(t->backend, &m, &task->m.msg);
     if (rc < 0)
-        wv_error("tasks: storing the result of %s: %s (%s)", m->task_id, wv_strerror(rc),
+        wv_error("tasks: storing the result of %s: %s (%s)", m.task_id, wv_strerror(rc),
                  wv_errmsg());
 }
 
@@ -757,6 +760,26 @@ static void revoked(wv_task *task, const char *why)
     }
 }
 
+static int emit_follow_up(const celery_task_msg *m, const char *queue, void *arg)
+{
+    wv_task *task = arg;
+    celery_task_msg c = *m;
+    c.exchange = "";
+    c.routing_key = queue ? queue : task->t->queue;
+    return task->t->tr->ops->send(task->t->tr, &c, c.routing_key);
+}
+
+/* Chains, callbacks (link) and errbacks (link_error), as Celery's tracer
+ * sends them. */
+static void follow_ups(wv_task *task, bool success, const char *value, size_t n)
+{
+    const celery_task *msg = &task->m.msg;
+    int rc = celery_follow_ups(msg, success, value, n, emit_follow_up, task);
+    if (rc < 0)
+        wv_error("tasks: %s[%s]: sending what follows it: %s (%s)", msg->task.p, msg->id.p,
+                 wv_strerror(rc), wv_errmsg());
+}
+
 /* The task's own fiber: its function, under the soft limit as deadline. */
 static int body_fiber(void *arg)
 {
@@ -860,6 +883,10 @@ static void run(wv_task *task)
                                .result_len = task->wrote ? task->result.n : 0,
                                .date_done_ns = tasks_real_ns()};
         store(task, &m);
+        if (task->wrote)
+            follow_ups(task, true, task->result.p, task->result.n);
+        else
+            follow_ups(task, true, "null", 4);
         if (events_on(t)) {
             event e = {0};
             event_begin(t, &e, msg->id.p);
@@ -904,6 +931,10 @@ static void run(wv_task *task)
             text = *m ? m : wv_strerror(rc);
         }
         store_exc(task, CELERY_FAILURE, type, module, text);
+        wv_buf quoted = {0};
+        if (tasks_py_string(msg->id.p, msg->id.n, &quoted) == 0)
+            follow_ups(task, false, quoted.p, quoted.n);
+        wv_buf_free(&quoted);
         event_exc(task, "task-failed", type, text);
         wv_info("tasks: %s[%s] failed: %s: %s", msg->task.p, msg->id.p, type, text);
     }

@@ -23,6 +23,7 @@ not run; a countdown is honoured.
 
 This file is also the Python worker's app module (-A test_tasks_celery).
 """
+import json
 import os
 import shutil
 import subprocess
@@ -440,6 +441,8 @@ if __name__ == "__main__":
         finally:
             b.stop()
 
+    KEEP = []
+
     def test_broker_restarted_mid_run():
         """Redis (with an append-only file) killed and started again while a
         worker with acks_late runs 20 one-second tasks: the worker
@@ -465,9 +468,59 @@ if __name__ == "__main__":
             eq([r.get(timeout=30) for r in after], [i + 2 for i in range(10)],
                "the tasks sent after it came back")
             print("enqueued 30 around a broker crash, succeeded 30, lost 0")
+            # kept until the process ends: collected, they would reach for
+            # the server this test stops
+            KEEP.extend([papp] + before + after)
         finally:
             w.stop()
             subprocess.run(["bash", CTL, "stop", rdir], capture_output=True)
+
+    def test_chains_callbacks_and_errbacks():
+        from celery import chain
+        w = Worker()
+        try:
+            res = chain(add.s(2, 3), add.s(4), add.s(5)).apply_async()
+            eq(res.get(timeout=15), 14, "a chain of three, each step on the C worker")
+            eq(res.parent.get(timeout=5), 9, "its middle step, under the id Python chose")
+            eq(res.parent.parent.get(timeout=5), 5, "its first")
+            r = add.apply_async((1, 1), link=add.si(100, 1))
+            eq(r.get(timeout=10), 2, "the linked task's own result")
+            deadline = time.monotonic() + 10
+            linked = []
+            while not linked and time.monotonic() < deadline:
+                for k in R.scan_iter("celery-task-meta-*"):
+                    meta = json.loads(R.get(k))
+                    if meta.get("result") == 101 and meta.get("parent_id") == r.id:
+                        linked.append(meta)
+                time.sleep(0.05)
+            check(linked, "the callback (immutable) ran with parent_id the task's id")
+            r = add.apply_async((1, 2), link=add.s(10))
+            r.get(timeout=10)
+            deadline = time.monotonic() + 10
+            got = None
+            while got is None and time.monotonic() < deadline:
+                for k in R.scan_iter("celery-task-meta-*"):
+                    meta = json.loads(R.get(k))
+                    if meta.get("parent_id") == r.id and meta.get("status") == "SUCCESS":
+                        got = meta["result"]
+                time.sleep(0.05)
+            eq(got, 13, "the callback got the result first: add(3, 10)")
+            r = fail.apply_async(("x",), link_error=app.signature("tasks.echo"))
+            try:
+                r.get(timeout=10)
+            except ValueError:
+                pass
+            deadline = time.monotonic() + 10
+            got = None
+            while got is None and time.monotonic() < deadline:
+                for k in R.scan_iter("celery-task-meta-*"):
+                    meta = json.loads(R.get(k))
+                    if meta.get("parent_id") == r.id:
+                        got = meta["result"]
+                time.sleep(0.05)
+            eq(got, r.id, "the errback got the failed task's id")
+        finally:
+            w.stop()
 
     code = 1
     try:

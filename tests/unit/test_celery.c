@@ -686,6 +686,28 @@ static void test_celery_result_refusals(void **state)
     }
 }
 
+/* A chained task's meta names its parent (and group) before task_id, as
+ * Celery's backend writes it. */
+static void test_celery_result_meta_names_parent_and_group(void **state)
+{
+    (void)state;
+    celery_result_msg m = {.status = CELERY_STARTED,
+                           .task_id = "t1",
+                           .pid = 7,
+                           .hostname = "w@h",
+                           .date_done_ns = CELERY_NO_TIME,
+                           .group_id = "g1",
+                           .parent_id = "p1"};
+    wv_buf out = {0};
+    assert_int_equal(celery_result_encode(&m, &out), 0);
+    const char want[] = "{\"status\": \"STARTED\", \"result\": {\"pid\": 7, \"hostname\": "
+                        "\"w@h\"}, \"traceback\": null, \"children\": [], \"date_done\": null, "
+                        "\"group_id\": \"g1\", \"parent_id\": \"p1\", \"task_id\": \"t1\"}";
+    assert_int_equal(out.n, strlen(want));
+    assert_memory_equal(out.p, want, out.n);
+    wv_buf_free(&out);
+}
+
 /* kombu's envelope around a remote-control command, as captured from
  * Python's app.control.revoke() over Redis, but for the delivery tag. */
 static void test_celery_envelope_of_a_command_is_kombus(void **state)
@@ -741,6 +763,7 @@ int main(void)
         cmocka_unit_test(test_celery_malformed_messages_are_refused),
         cmocka_unit_test(test_celery_result_refusals),
         cmocka_unit_test(test_celery_envelope_of_a_command_is_kombus),
+        cmocka_unit_test(test_celery_result_meta_names_parent_and_group),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
