@@ -195,6 +195,11 @@ const wv_json_val *wv_task_args(const wv_task *task);
 const wv_json_val *wv_task_kwargs(const wv_task *task);
 void *wv_task_data(const wv_task *task);
 
+/* The message's headers (a JSON object: Celery's own and any custom ones a
+ * producer added, as Python's task.request sees them), valid while the task
+ * runs; NULL for a protocol 1 message. */
+const wv_json_val *wv_task_headers(const wv_task *task);
+
 /* The writer of the task's return value: write one JSON value. Nothing
  * written is null. */
 wv_json *wv_task_result(wv_task *task);
@@ -235,6 +240,8 @@ typedef struct wv_task_send_opts {
     int64_t time_limit_ms;      /* hard: the task is cancelled; 0 = none */
     int64_t soft_time_limit_ms; /* soft: the task's deadline; 0 = none */
     bool ignore_result;         /* the worker stores no result */
+    const char *headers;        /* custom headers, a JSON object text (Celery's
+                                   apply_async(headers=...)); NULL = none */
 } wv_task_send_opts;
 
 /* Send task `name` with args_json (a JSON array text; NULL = []): 0 with

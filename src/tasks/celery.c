@@ -974,6 +974,7 @@ static int decode_v2(celery_task *t, const wv_json_val *h, wv_str root)
     t->chord = raw_or_null(member(embed, "chord"));
     if (!h)
         return bad("celery: %s: protocol 2 body without headers", "message");
+    t->headers = h;
     int rc;
     if ((rc = get_str(h, "headers", "task", &t->task)) < 0 ||
         (rc = get_str(h, "headers", "id", &t->id)) < 0 ||
@@ -1281,6 +1282,38 @@ static int encode_body(const celery_task_msg *m, wv_buf *b)
 }
 
 /* The headers object; id is the task's id. */
+/* The members of the JSON object text h, each after ", ", as json.dumps
+ * writes them; none may be one of Celery's own headers. */
+static int custom_headers(const char *h, wv_buf *b)
+{
+    static const char *const own[] = {"lang",     "task",       "id",      "shadow",
+                                      "eta",      "expires",    "group",   "group_index",
+                                      "retries",  "timelimit",  "root_id", "parent_id",
+                                      "argsrepr", "kwargsrepr", "origin",  "ignore_result"};
+    wv_json_doc *doc = NULL;
+    int rc = wv_json_parse(h, strlen(h), &doc);
+    const wv_json_val *root = wv_json_doc_root(doc);
+    if (rc < 0 || wv_json_type_of(root) != WV_JSON_OBJECT) {
+        wv_json_doc_free(doc);
+        return rc == -ENOMEM ? rc : wv_fail(-EINVAL, "celery: headers: not a JSON object");
+    }
+    for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
+        if (wv_json_get(root, own[i])) {
+            wv_json_doc_free(doc);
+            return wv_fail(-EINVAL, "celery: headers: \"%s\" is Celery's own", own[i]);
+        }
+    wv_json_doc_free(doc);
+    wv_buf py = {0};
+    rc = celery_pyjson(h, strlen(h), &py);
+    /* "{}" adds nothing; else "{a, b}" becomes ", a, b" */
+    if (rc == 0 && py.n > 2) {
+        rc = wv_buf_puts(b, ", ");
+        rc = rc ? rc : wv_buf_append(b, py.p + 1, py.n - 2);
+    }
+    wv_buf_free(&py);
+    return rc;
+}
+
 static int encode_headers(const celery_task_msg *m, const char *id, wv_buf *b)
 {
     wv_buf shown = {0};
@@ -1338,7 +1371,10 @@ static int encode_headers(const celery_task_msg *m, const char *id, wv_buf *b)
     rc = rc ? rc : wv_buf_puts(b, ", \"origin\": ");
     rc = rc ? rc : py_cstring(b, m->origin ? m->origin : origin);
     rc = rc ? rc : wv_buf_puts(b, ", \"ignore_result\": ");
-    rc = rc ? rc : wv_buf_puts(b, m->ignore_result ? "true}" : "false}");
+    rc = rc ? rc : wv_buf_puts(b, m->ignore_result ? "true" : "false");
+    if (rc == 0 && m->headers)
+        rc = custom_headers(m->headers, b);
+    rc = rc ? rc : wv_buf_puts(b, "}");
     return rc;
 }
 

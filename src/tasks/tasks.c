@@ -225,6 +225,11 @@ const wv_json_val *wv_task_kwargs(const wv_task *task)
     return wv_json_doc_root(task->kwargs);
 }
 
+const wv_json_val *wv_task_headers(const wv_task *task)
+{
+    return task->m.msg.headers;
+}
+
 void *wv_task_data(const wv_task *task)
 {
     return task->reg ? task->reg->data : NULL;
@@ -1135,6 +1140,7 @@ int wv_tasks_send(wv_tasks *t, const char *name, const char *args_json,
         m.soft_time_limit = (double)o.soft_time_limit_ms / 1000.0;
     m.priority = o.priority;
     m.ignore_result = o.ignore_result;
+    m.headers = o.headers;
     if (o.expires_ms > 0) {
         m.expires_ns = now + o.expires_ms * 1000000;
         m.expiration_ms = o.expires_ms;
