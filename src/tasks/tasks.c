@@ -959,6 +959,12 @@ static int task_fiber(void *arg)
 {
     wv_task *task = arg;
     wv_tasks *t = task->t;
+    const celery_task *msg = &task->m.msg;
+    int rc;
+    if ((!task->has_slot || t->acks_late) && t->tr->ops->hold &&
+        (rc = t->tr->ops->hold(t->tr, &task->m)) < 0)
+        wv_error("tasks: recording %s unacked: %s (%s)", msg->id.p, wv_strerror(rc), wv_errmsg());
+    event_received(task);
     if (task->m.msg.eta_ns != CELERY_NO_TIME) {
         /* held until due; at warm shutdown back to its queue */
         int64_t wait_ms = (task->m.msg.eta_ns - tasks_real_ns()) / 1000000;
@@ -990,14 +996,10 @@ static int handle(wv_tasks *t, wv_task *task, wv_group *g)
     for (int i = 0; i < t->nregs; i++)
         if (strcmp(t->regs[i].name, msg->task.p) == 0)
             task->reg = &t->regs[i];
-    event_received(task);
-    bool held = msg->eta_ns != CELERY_NO_TIME && msg->eta_ns > tasks_real_ns();
-    if (held)
-        slot_release(task); /* it takes one when due */
-    int rc;
-    if ((held || t->acks_late) && t->tr->ops->hold && (rc = t->tr->ops->hold(t->tr, &task->m)) < 0)
-        wv_error("tasks: recording %s unacked: %s (%s)", msg->id.p, wv_strerror(rc), wv_errmsg());
-    rc = wv_group_spawn(g, task_fiber, task, &(wv_spawn_opts){.name = "task"});
+    if (msg->eta_ns != CELERY_NO_TIME && msg->eta_ns > tasks_real_ns())
+        slot_release(task); /* held: it takes one when due */
+    /* recorded (hold) in its own fiber, so the taker takes the next at once */
+    int rc = wv_group_spawn(g, task_fiber, task, &(wv_spawn_opts){.name = "task"});
     if (rc < 0) {
         requeue(task);
         slot_release(task);
