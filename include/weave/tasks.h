@@ -139,6 +139,7 @@
 #include <stdint.h>
 
 #include "weave/buf.h"
+#include "weave/db.h"
 #include "weave/json.h"
 #include "weave/rt.h"
 
@@ -241,6 +242,23 @@ typedef struct wv_task_send_opts {
  * its id (a uuid4) in id. opts may be NULL; id may be NULL. */
 int wv_tasks_send(wv_tasks *t, const char *name, const char *args_json,
                   const wv_task_send_opts *opts, char id[37]);
+
+/*
+ * Enqueue task `name` in the database transaction tx (from wv_db_begin or
+ * wv_db_transaction, on PostgreSQL or SQLite): the task exists if and only
+ * if tx commits, so it runs exactly when the work it follows up on was
+ * saved (the transactional outbox). A worker consumes it from a client
+ * opened on the same database's URL (wv_tasks_open("postgres://...")),
+ * which also created the table: open one (a worker, or any client) before
+ * the first enqueue, or the statement fails (-EINVAL, no such table) and
+ * with it tx. args_json and opts as wv_tasks_send (opts->queue NULL is
+ * "celery"); 0 with the id (a uuid4) in id (may be NULL). On PostgreSQL the
+ * workers are woken (NOTIFY) when tx commits. A database handle instead of
+ * a transaction enqueues at once. Errors: -EINVAL (bad arguments, a JSON
+ * text that is not an array/object), the database's (include/weave/db.h).
+ */
+int wv_task_enqueue(wv_db *tx, const char *name, const char *args_json,
+                    const wv_task_send_opts *opts, char id[37]);
 
 /*
  * Wait for task id's result (within the fiber's deadline), from the
