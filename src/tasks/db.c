@@ -27,13 +27,14 @@
  *                                       --   NULL: no delivery pending (acked)
  *       locked_until <time>,            -- taken: the lease (visibility timeout)
  *       lock_token   TEXT,              -- the delivery holding the lease
- *       locked_by    TEXT,              -- "host:pid" of the worker that took it
+ *       locked_by    TEXT,              -- the client that took it: "host:pid:random"
  *       rejected     TEXT,              -- why a worker refused it (kept)
  *       created_at   <time> NOT NULL,
  *       updated_at   <time> NOT NULL
  *   );
  *   CREATE INDEX weave_tasks_due ON weave_tasks (queue, run_at) WHERE run_at IS NOT NULL;
  *   CREATE INDEX weave_tasks_done ON weave_tasks (updated_at) WHERE run_at IS NULL;
+ *   CREATE INDEX weave_tasks_locked ON weave_tasks (locked_by) WHERE lock_token IS NOT NULL;
  *
  * The message is stored as its parts (body and headers, celery.h's AMQP
  * form), so the worker (tasks.c) reads it exactly as from any broker: ETA,
@@ -68,9 +69,12 @@
  *    reason in `rejected`, kept for inspection (never purged); a row that
  *    does not decode is also stored FAILURE (kombu.exceptions.DecodeError)
  *    so that a wait for it ends.
- *  - a worker that dies leaves its lease, which expires: the row is taken
- *    again after the visibility timeout (at-least-once).
- *  - upkeep deletes done rows (not rejected ones) older than
+ *  - while a worker runs, its upkeep renews the leases it holds every
+ *    third of the visibility timeout (one UPDATE by locked_by), so a task
+ *    may run longer than the timeout without being taken twice; a worker
+ *    that dies stops renewing, its leases expire, and its rows are taken
+ *    again within the visibility timeout (at-least-once).
+ *  - upkeep also deletes done rows (not rejected ones) older than
  *    result_expires.
  *
  * Wakeups. PostgreSQL: a send (and a requeue) runs pg_notify('weave_tasks',
@@ -124,6 +128,9 @@
 #define DONE_INDEX_SQL                                                                             \
     "CREATE INDEX IF NOT EXISTS weave_tasks_done ON weave_tasks (updated_at) "                     \
     "WHERE run_at IS NULL"
+#define LOCKED_INDEX_SQL                                                                           \
+    "CREATE INDEX IF NOT EXISTS weave_tasks_locked ON weave_tasks (locked_by) "                    \
+    "WHERE lock_token IS NOT NULL"
 
 /* PostgreSQL: a statement that also notifies `channel` with the column
  * `col` of each row it wrote (a data-modifying CTE: one round trip). */
@@ -171,6 +178,10 @@
     "updated_at) VALUES ($1, '', $2, $3, '', '', $4, $5, $5) ON CONFLICT (id) DO UPDATE SET "      \
     "state = excluded.state, result = excluded.result, updated_at = excluded.updated_at"
 
+/* The leases of the deliveries a live client holds: $1 client, $2 new end */
+#define RENEW_SQL                                                                                  \
+    "UPDATE weave_tasks SET locked_until = $2 WHERE locked_by = $1 AND lock_token IS NOT NULL"
+
 #define PURGE_SQL                                                                                  \
     "DELETE FROM weave_tasks WHERE run_at IS NULL AND rejected IS NULL AND updated_at < $1"
 
@@ -195,7 +206,7 @@ typedef struct db_core {
     wv_pg_conn *listen; /* PostgreSQL: LISTENs; NULL while reconnecting */
     wv_group *listener; /* its fiber */
     waiter *waiters;
-    char worker[96]; /* host:pid */
+    char worker[96]; /* host:pid:random, this client's name on its leases */
 } db_core;
 
 typedef struct db_tr {
@@ -326,7 +337,9 @@ static int create_schema(wv_db *tx, void *arg)
         rc = wv_db_exec(tx, pg ? TABLE_SQL("TIMESTAMPTZ") : TABLE_SQL("TEXT"));
     if (rc >= 0)
         rc = wv_db_exec(tx, DUE_INDEX_SQL);
-    return rc < 0 ? rc : wv_db_exec(tx, DONE_INDEX_SQL);
+    if (rc >= 0)
+        rc = wv_db_exec(tx, DONE_INDEX_SQL);
+    return rc < 0 ? rc : wv_db_exec(tx, LOCKED_INDEX_SQL);
 }
 
 static void core_release(db_core *c)
@@ -348,8 +361,15 @@ static int core_open(const char *url, db_core **out)
     c->refs = 1;
     char host[64] = "";
     gethostname(host, sizeof host - 1);
-    snprintf(c->worker, sizeof c->worker, "%s:%d", host, (int)getpid());
-    int rc = (c->url = strdup(url)) ? 0 : -ENOMEM;
+    char uuid[CELERY_UUID_LEN + 1];
+    int rc = celery_uuid4(uuid);
+    if (rc < 0) {
+        free(c);
+        return rc;
+    }
+    /* unique per client, even when a container restarts as the same pid */
+    snprintf(c->worker, sizeof c->worker, "%s:%d:%.8s", host, (int)getpid(), uuid);
+    rc = (c->url = strdup(url)) ? 0 : -ENOMEM;
     if (rc == 0)
         rc = wv_db_open(url, NULL, &c->db);
     if (rc == 0) {
@@ -637,20 +657,38 @@ static int dt_reject(tasks_transport *tr, tasks_msg *m)
                       false);
 }
 
-/* Done rows past result_expires go. */
+/* While the worker runs: the leases of the deliveries it holds renewed
+ * every third of the visibility timeout, so a task may run longer than
+ * the timeout and a dead worker's tasks still come back within it; and
+ * done rows past result_expires deleted. */
 static int dt_upkeep(tasks_transport *tr, wv_chan *stopping)
 {
     db_tr *t = (db_tr *)tr;
-    int64_t period = t->result_expires_ms / 2 < PURGE_MS ? t->result_expires_ms / 2 : PURGE_MS;
-    if (period < 1000)
-        period = 1000;
+    db_core *c = t->core;
+    int64_t renew_ms = t->vt_ms / 3 > 100 ? t->vt_ms / 3 : 100;
+    int64_t purge_ms = t->result_expires_ms / 2 < PURGE_MS ? t->result_expires_ms / 2 : PURGE_MS;
+    if (purge_ms < 1000)
+        purge_ms = 1000;
+    int64_t next_renew = wv_after_ms(renew_ms), next_purge = wv_now();
     for (;;) {
-        int rc =
-            wv_db_exec(t->core->db, PURGE_SQL, wv_db_time(now_us() - t->result_expires_ms * 1000));
-        if (rc < 0)
-            wv_warn("tasks: purging old rows: %s (%s)", wv_strerror(rc), wv_errmsg());
+        int64_t now = wv_now();
+        if (now >= next_renew) {
+            int rc = wv_db_exec(c->db, RENEW_SQL, wv_db_text(c->worker),
+                                wv_db_time(now_us() + t->vt_ms * 1000));
+            if (rc < 0)
+                wv_warn("tasks: renewing leases: %s (%s)", wv_strerror(rc), wv_errmsg());
+            next_renew = wv_after_ms(renew_ms);
+        }
+        if (now >= next_purge) {
+            int rc =
+                wv_db_exec(c->db, PURGE_SQL, wv_db_time(now_us() - t->result_expires_ms * 1000));
+            if (rc < 0)
+                wv_warn("tasks: purging old rows: %s (%s)", wv_strerror(rc), wv_errmsg());
+            next_purge = wv_after_ms(purge_ms);
+        }
         int x;
-        if (wv_chan_recv_until(stopping, &x, wv_after_ms(period)) != -ETIMEDOUT)
+        int64_t at = next_renew < next_purge ? next_renew : next_purge;
+        if (wv_chan_recv_until(stopping, &x, at) != -ETIMEDOUT)
             break;
     }
     return 0;

@@ -6,7 +6,8 @@
  * nothing and one that commits runs; results (SUCCESS, FAILURE) in the
  * task's row, which an ack keeps with a backend and deletes without one; an
  * ETA is not run before it; a worker that died holding a lease has its task
- * taken again once the lease expires; a message sent again under the same
+ * taken again once the lease expires, while a live worker renews the lease
+ * of a task longer than the visibility timeout; a message sent again under the same
  * id (Celery's retry) is not acked by the stale delivery; rows that do not
  * decode are rejected and kept, and the worker goes on; two clients
  * sharing a queue run each of 300 tasks once.
@@ -104,6 +105,19 @@ static int fail_task(wv_task *task)
     return wv_task_fail(task, "ValueError", "no good");
 }
 
+/* Sleeps its first argument (ms), returns it. */
+static int sleep_task(wv_task *task)
+{
+    record(task);
+    int64_t ms = 0;
+    wv_json_as_i64(wv_json_array_at(wv_task_args(task), 0), &ms);
+    int rc = wv_sleep_ms(ms);
+    if (rc < 0)
+        return rc;
+    wv_json_int(wv_task_result(task), ms);
+    return 0;
+}
+
 /* ------------------------------------------------------------ the runner */
 
 typedef int case_fn(void);
@@ -190,6 +204,7 @@ static int worker_start(worker *w, const wv_tasks_opts *opts)
     }
     wv_tasks_register(w->t, "t.add", add, NULL);
     wv_tasks_register(w->t, "t.fail", fail_task, NULL);
+    wv_tasks_register(w->t, "t.sleep", sleep_task, NULL);
     w->g = wv_group_new();
     return wv_group_spawn(w->g, work, w->t, NULL);
 }
@@ -453,6 +468,31 @@ static int dead_worker_lease_expires(void)
 }
 BOTH(dead_worker_lease_expires)
 
+/* A task longer than the visibility timeout: its worker renews the lease
+ * while it runs, so nobody (not even that worker) takes it again. */
+static int long_task_keeps_its_lease(void)
+{
+    worker w;
+    wv_tasks_opts o = with_results();
+    o.acks_late = true;
+    o.visibility_timeout_ms = 300;
+    REQUIRE_EQ(worker_start(&w, &o), 0);
+    wv_db *db;
+    REQUIRE_EQ(wv_db_open(url, NULL, &db), 0);
+    char id[37], v[64];
+    CHECK_EQ(wv_task_enqueue(db, "t.sleep", "[1500]", NULL, id), 0);
+    wv_buf out = {0};
+    CHECK_EQ(result(w.t, id, &out), 0);
+    CHECK(out.n == 4 && memcmp(out.p, "1500", 4) == 0);
+    CHECK_EQ(times_run(id), 1);
+    CHECK_STR_EQ(column(db, "attempts", id, v, sizeof v), "1");
+    wv_buf_free(&out);
+    wv_db_close(db);
+    worker_stop(&w);
+    return 0;
+}
+BOTH(long_task_keeps_its_lease)
+
 /* Celery's retry sends the same id again while the first delivery is
  * still held: the stale delivery's ack must not consume the new one. */
 static int resend_same_id_survives_stale_ack(void)
@@ -623,6 +663,7 @@ int main(void)
         BOTH_TESTS(results_live_in_the_row),
         BOTH_TESTS(eta_is_not_run_before),
         BOTH_TESTS(dead_worker_lease_expires),
+        BOTH_TESTS(long_task_keeps_its_lease),
         BOTH_TESTS(resend_same_id_survives_stale_ack),
         BOTH_TESTS(bad_rows_rejected_worker_goes_on),
         BOTH_TESTS(two_clients_each_task_once),
