@@ -1,8 +1,9 @@
 /*
- * weave's task queues: Celery-compatible workers and producers over Redis.
- * A task sent by Python's `add.delay(2, 3)` runs in a C worker, a task sent
- * from C runs in a Python Celery worker, and results go both ways through
- * Celery's Redis result backend (Celery 5.2, kombu 5.2; docs/tasks.md).
+ * weave's task queues: Celery-compatible workers and producers over Redis,
+ * or over a table in PostgreSQL or SQLite (below). A task sent by Python's
+ * `add.delay(2, 3)` runs in a C worker, a task sent from C runs in a Python
+ * Celery worker, and results go both ways through Celery's Redis result
+ * backend (Celery 5.2, kombu 5.2; docs/tasks.md).
  *
  *     static int add(wv_task *task)
  *     {
@@ -126,10 +127,29 @@
  *    cancels its tasks; their acks_late records are restored by the next
  *    worker after the visibility timeout.
  *
+ * The database queue (a broker URL that wv_db_open takes: postgres://,
+ * postgresql://, sqlite:...; docs/tasks.md has the table and the SQL).
+ * The queue is the table weave_tasks (created by wv_tasks_open when
+ * missing), a task is a row holding the message (body and headers, so all
+ * of the above holds unchanged), and wv_task_enqueue inserts it in the
+ * caller's own transaction: the task exists if and only if that
+ * transaction commits (a transactional outbox). Workers take a row in one
+ * short statement (PostgreSQL: FOR UPDATE SKIP LOCKED; SQLite: UPDATE ...
+ * RETURNING, one writer at a time) that leases it for the visibility
+ * timeout; a running worker renews its leases, a dead one's expire and its
+ * rows are taken again. PostgreSQL wakes workers with LISTEN/NOTIFY (sent
+ * at commit, so a rolled-back enqueue wakes nobody) with a 1 s poll
+ * behind; SQLite polls every 200 ms. With opts.backend the same URL,
+ * results are stored in the rows (and an ack keeps the row until
+ * result_expires); without a backend an ack deletes it. A row that does
+ * not decode, or a task nobody registered, is kept with the reason in its
+ * `rejected` column. Delivery is at-least-once with acks_late.
+ *
  * Errors are negative errno values with wv_errmsg() saying why: -EINVAL,
- * -EPROTONOSUPPORT (a broker URL that is not redis:// or rediss://), -EPERM
- * (outside a fiber), -EXDEV (from another shard), the Redis client's
- * (-ECONNREFUSED, -ETIMEDOUT, -ECANCELED, ...), and -EREMOTEIO for a task
+ * -EPROTONOSUPPORT (a broker URL that is not redis://, rediss://,
+ * postgres://, postgresql:// or sqlite:), -EPERM
+ * (outside a fiber), -EXDEV (from another shard), the Redis client's or
+ * the database's (-ECONNREFUSED, -ETIMEDOUT, -ECANCELED, ...), and -EREMOTEIO for a task
  * that failed (wv_tasks_result).
  */
 #ifndef WEAVE_TASKS_H
@@ -151,11 +171,12 @@ typedef struct wv_tasks wv_tasks; /* a task-queue client of one shard */
 typedef struct wv_task wv_task;   /* a task a worker is running */
 
 typedef struct wv_tasks_opts {
-    const char *backend;           /* results: redis://...; NULL = results not stored */
+    const char *backend;           /* results: redis://, postgres://, sqlite:... (the broker's
+                                      URL: in the queue's rows); NULL = results not stored */
     const char *queue;             /* NULL = "celery" */
     int concurrency;               /* worker: tasks running at once on this shard; 0 = 16 */
     bool acks_late;                /* worker: ack after the task ran (see above) */
-    int64_t visibility_timeout_ms; /* 0 = 3,600,000 (kombu's) */
+    int64_t visibility_timeout_ms; /* 0 = 3,600,000 (kombu's); a database queue's lease */
     int64_t result_expires_ms;     /* 0 = 86,400,000 (Celery's result_expires) */
     const char *dead_letter;       /* Redis: a list that gets the messages that do not
                                       decode and those for unregistered tasks, as they
@@ -167,8 +188,11 @@ typedef struct wv_tasks_opts {
 } wv_tasks_opts;
 
 /* A client on the calling shard, for broker (redis:// or rediss://, as
- * include/weave/redis.h reads them; -EPROTONOSUPPORT otherwise). It dials
- * the broker (and the backend) at once. opts may be NULL. */
+ * include/weave/redis.h reads them; postgres://, postgresql:// or sqlite:,
+ * as wv_db_open does, with a pool of its own and, on PostgreSQL, one
+ * connection for LISTEN; -EPROTONOSUPPORT otherwise). It dials the broker
+ * (and the backend) at once, and creates a database queue's table when
+ * missing. opts may be NULL. */
 int wv_tasks_open(const char *broker, const wv_tasks_opts *opts, wv_tasks **out);
 
 /* Close the client (not while wv_tasks_work runs). NULL is ignored. */

@@ -517,8 +517,8 @@ static int decode_row(db_tr *t, wv_db_rows *row, const char *queue, const char *
         rc =
             celery_task_decode_parts(body, body_n, headers, headers_n, props.p, props.n, &out->msg);
         if (rc == 0 && strcmp(out->msg.id.p, id) != 0) {
-            celery_task_free(&out->msg);
             rc = wv_fail(-EBADMSG, "the headers' id %s is not the row's", out->msg.id.p);
+            celery_task_free(&out->msg);
         }
         if (rc < 0 && rc != -ENOMEM)
             wv_buf_printf(&why, "does not decode: %s",
