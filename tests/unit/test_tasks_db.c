@@ -10,7 +10,8 @@
  * of a task longer than the visibility timeout; a message sent again under the same
  * id (Celery's retry) is not acked by the stale delivery; rows that do not
  * decode are rejected and kept, and the worker goes on; two clients
- * sharing a queue run each of 300 tasks once.
+ * sharing a queue run each of 300 tasks once; on PostgreSQL, a LISTEN
+ * connection killed on the server is made again.
  */
 #include "harness.h"
 
@@ -625,6 +626,48 @@ static int two_clients_each_task_once(void)
 }
 BOTH(two_clients_each_task_once)
 
+/* PostgreSQL: the LISTEN connection killed on the server; the client makes
+ * it again and tasks still run. */
+static int listen_connection_comes_back(void)
+{
+    worker w;
+    wv_tasks_opts o = with_results();
+    REQUIRE_EQ(worker_start(&w, &o), 0);
+    wv_db *db;
+    REQUIRE_EQ(wv_db_open(url, NULL, &db), 0);
+    static const char listeners[] = "SELECT count(*) FROM pg_stat_activity WHERE pid <> "
+                                    "pg_backend_pid() AND query LIKE 'LISTEN %weave_tasks_done%'";
+    int64_t n = 0;
+    CHECK_EQ(wv_db_query_int_argv(db, &n, listeners, NULL, 0), 0);
+    CHECK_EQ(n, 1);
+    CHECK_EQ(wv_db_query_int(db, &n,
+                             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                             "WHERE pid <> pg_backend_pid() AND query LIKE 'LISTEN %'"),
+             0);
+    CHECK_EQ(n, 1);
+    char id[37];
+    CHECK_EQ(wv_task_enqueue(db, "t.add", "[7, 8]", NULL, id), 0);
+    wv_buf out = {0};
+    CHECK_EQ(result(w.t, id, &out), 0);
+    CHECK(out.n == 2 && memcmp(out.p, "15", 2) == 0);
+    for (int i = 0; i < 500 && (wv_db_query_int_argv(db, &n, listeners, NULL, 0) < 0 || n < 1); i++)
+        wv_sleep_ms(10);
+    CHECK_EQ(n, 1); /* listening again */
+    CHECK_EQ(wv_task_enqueue(db, "t.add", "[1, 1]", NULL, id), 0);
+    CHECK_EQ(result(w.t, id, &out), 0);
+    CHECK(out.n == 1 && memcmp(out.p, "2", 1) == 0);
+    wv_buf_free(&out);
+    wv_db_close(db);
+    worker_stop(&w);
+    return 0;
+}
+
+static void test_postgres_listen_connection_comes_back(void **state)
+{
+    (void)state;
+    on_postgres(listen_connection_comes_back);
+}
+
 static int open_refuses(void)
 {
     wv_tasks *t = (wv_tasks *)1;
@@ -667,6 +710,7 @@ int main(void)
         BOTH_TESTS(resend_same_id_survives_stale_ack),
         BOTH_TESTS(bad_rows_rejected_worker_goes_on),
         BOTH_TESTS(two_clients_each_task_once),
+        cmocka_unit_test(test_postgres_listen_connection_comes_back),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
