@@ -27,7 +27,7 @@
  *                                       --   NULL: no delivery pending (acked)
  *       locked_until <time>,            -- taken: the lease (visibility timeout)
  *       lock_token   TEXT,              -- the delivery holding the lease
- *       locked_by    TEXT,              -- the client that took it: "host:pid:random"
+ *       locked_by    TEXT,              -- who took it last: "host:pid:random"
  *       rejected     TEXT,              -- why a worker refused it (kept)
  *       created_at   <time> NOT NULL,
  *       updated_at   <time> NOT NULL
