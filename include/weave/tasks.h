@@ -143,13 +143,14 @@
  * results are stored in the rows (and an ack keeps the row until
  * result_expires); without a backend an ack deletes it. A row that does
  * not decode, or a task nobody registered, is kept with the reason in its
- * `rejected` column. Delivery is at-least-once with acks_late.
+ * `rejected` column. Delivery is at-least-once with acks_late. Not on a
+ * database queue: priorities, events and remote control (revocation).
  *
  * Errors are negative errno values with wv_errmsg() saying why: -EINVAL,
  * -EPROTONOSUPPORT (a broker URL that is not redis://, rediss://,
- * postgres://, postgresql:// or sqlite:), -EPERM
- * (outside a fiber), -EXDEV (from another shard), the Redis client's or
- * the database's (-ECONNREFUSED, -ETIMEDOUT, -ECANCELED, ...), and -EREMOTEIO for a task
+ * postgres://, postgresql:// or sqlite:), -EPERM (outside a fiber), -EXDEV
+ * (from another shard), the Redis client's or the database's
+ * (-ECONNREFUSED, -ETIMEDOUT, -ECANCELED, ...), and -EREMOTEIO for a task
  * that failed (wv_tasks_result).
  */
 #ifndef WEAVE_TASKS_H

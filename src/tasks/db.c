@@ -704,6 +704,8 @@ static void dt_close(tasks_transport *tr)
 static const tasks_transport_ops db_tr_ops = {
     .send = dt_send,
     .take = dt_take,
+    /* one taker: a take is one statement, and an idle taker polls */
+    .concurrent_take = false,
     .ack = dt_ack,
     .requeue = dt_requeue,
     .reject = dt_reject,
@@ -750,6 +752,27 @@ static int db_store(tasks_backend *b, const celery_result_msg *m, const celery_t
     return rc < 0 ? rc : 0;
 }
 
+/* The result column of task id's row: 1 with meta appended, 0 when none. */
+static int read_meta(db_core *c, const char *id, wv_buf *meta)
+{
+    wv_db_rows *row = NULL;
+    int rc = wv_db_query_row(c->db, &row, "SELECT result FROM weave_tasks WHERE id = $1",
+                             wv_db_text(id));
+    const char *text;
+    size_t n;
+    if (rc == 0)
+        rc = wv_db_get_text(row, 0, 0, &text, &n) == 0 ? 1 : 0;
+    if (rc == 1 && (rc = wv_buf_append(meta, text, n)) == 0)
+        rc = 1;
+    wv_db_rows_free(row);
+    return rc == -ENOENT ? 0 : rc;
+}
+
+static int db_peek(tasks_backend *b, const char *id, wv_buf *meta)
+{
+    return read_meta(((db_be *)b)->core, id, meta);
+}
+
 static int db_wait(tasks_backend *b, const char *id, int (*seen)(const char *, size_t, void *),
                    void *arg)
 {
@@ -757,19 +780,14 @@ static int db_wait(tasks_backend *b, const char *id, int (*seen)(const char *, s
     db_core *c = be->core;
     waiter w = {.kind = WAIT_DONE, .key = id};
     add_waiter(c, &w);
+    wv_buf meta = {0};
     int rc;
     for (;;) {
         wv_event_clear(&w.ev);
-        wv_db_rows *row = NULL;
-        rc = wv_db_query_row(c->db, &row, "SELECT result FROM weave_tasks WHERE id = $1",
-                             wv_db_text(id));
-        const char *meta;
-        size_t n;
-        if (rc == 0 && wv_db_get_text(row, 0, 0, &meta, &n) == 0)
-            rc = seen(meta, n, arg);
-        else if (rc == -ENOENT)
-            rc = 0;
-        wv_db_rows_free(row);
+        wv_buf_reset(&meta);
+        rc = read_meta(c, id, &meta);
+        if (rc == 1)
+            rc = seen(meta.p, meta.n, arg);
         if (rc != 0)
             break;
         rc = wait_until(&w.ev, wv_after_ms(c->pg ? POLL_PG_MS : POLL_SQLITE_MS));
@@ -777,6 +795,7 @@ static int db_wait(tasks_backend *b, const char *id, int (*seen)(const char *, s
             break;
     }
     remove_waiter(c, &w);
+    wv_buf_free(&meta);
     return rc;
 }
 
@@ -797,6 +816,7 @@ static const tasks_backend_ops db_be_ops = {
     .store = db_store,
     .wait = db_wait,
     .reply_to = db_reply_to,
+    .peek = db_peek,
     .close = db_be_close,
 };
 

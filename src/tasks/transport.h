@@ -3,8 +3,7 @@
  * shares (tasks.c: the worker's slots, ETA holds, time limits, results,
  * warm shutdown, the producer) and one broker's way of moving messages
  * (redis.c: kombu's Redis transport; db.c: a table in PostgreSQL or
- * SQLite; more transports sit beside them). Private
- * to src/tasks.
+ * SQLite; more transports sit beside them). Private to src/tasks.
  *
  * A transport moves Celery messages (celery.h's struct, whatever the wire
  * form) between producers and workers; a backend stores and finds results.

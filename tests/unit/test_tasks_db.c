@@ -8,7 +8,8 @@
  * ETA is not run before it; a worker that died holding a lease has its task
  * taken again once the lease expires, while a live worker renews the lease
  * of a task longer than the visibility timeout; a message sent again under the same
- * id (Celery's retry) is not acked by the stale delivery; rows that do not
+ * id (Celery's retry) is not acked by the stale delivery, and
+ * wv_task_retry reuses the row (RETRY, then SUCCESS); rows that do not
  * decode are rejected and kept, and the worker goes on; two clients
  * sharing a queue run each of 300 tasks once; on PostgreSQL, a LISTEN
  * connection killed on the server is made again.
@@ -119,6 +120,18 @@ static int sleep_task(wv_task *task)
     return 0;
 }
 
+/* Retries once (200 ms later), then returns its retry count. */
+static int flaky(wv_task *task)
+{
+    record(task);
+    if (wv_task_retries(task) == 0)
+        return wv_task_retry(task, &(wv_task_retry_opts){.countdown_ms = 200,
+                                                         .exc_type = "ConnectionError",
+                                                         .exc_message = "not yet"});
+    wv_json_int(wv_task_result(task), wv_task_retries(task));
+    return 0;
+}
+
 /* ------------------------------------------------------------ the runner */
 
 typedef int case_fn(void);
@@ -206,6 +219,7 @@ static int worker_start(worker *w, const wv_tasks_opts *opts)
     wv_tasks_register(w->t, "t.add", add, NULL);
     wv_tasks_register(w->t, "t.fail", fail_task, NULL);
     wv_tasks_register(w->t, "t.sleep", sleep_task, NULL);
+    wv_tasks_register(w->t, "t.flaky", flaky, NULL);
     w->g = wv_group_new();
     return wv_group_spawn(w->g, work, w->t, NULL);
 }
@@ -533,6 +547,54 @@ static int resend_same_id_survives_stale_ack(void)
 }
 BOTH(resend_same_id_survives_stale_ack)
 
+/* wv_task_retry on a database queue: the same row, sent again with its
+ * countdown; RETRY in between, then SUCCESS; with acks_late the first
+ * delivery's ack does not consume the retried message. */
+static int retry_reuses_the_row(void)
+{
+    for (int late = 0; late < 2; late++) {
+        memset(&seen, 0, sizeof seen);
+        worker w;
+        wv_tasks_opts o = with_results();
+        o.acks_late = late;
+        REQUIRE_EQ(worker_start(&w, &o), 0);
+        wv_db *db;
+        REQUIRE_EQ(wv_db_open(url, NULL, &db), 0);
+        char id[37], v[512];
+        CHECK_EQ(wv_task_enqueue(db, "t.flaky", "[]", NULL, id), 0);
+        /* RETRY is stored between the two runs */
+        wv_task_state st = WV_TASK_PENDING;
+        wv_buf out = {0};
+        for (int i = 0; i < 500 && st == WV_TASK_PENDING; i++) {
+            wv_buf_reset(&out);
+            CHECK_EQ(wv_tasks_state(w.t, id, &st, &out), 0);
+            if (st == WV_TASK_PENDING)
+                wv_sleep_ms(5);
+        }
+        CHECK(st == WV_TASK_RETRY || st == WV_TASK_SUCCESS);
+        if (st == WV_TASK_RETRY)
+            CHECK(out.n >= 16 && memcmp(out.p, "ConnectionError:", 16) == 0);
+        CHECK_EQ(result(w.t, id, &out), 0);
+        CHECK(out.n == 1 && memcmp(out.p, "1", 1) == 0);
+        CHECK_EQ(times_run(id), 2);
+        CHECK(seen.n == 2 && seen.at_us[1] - seen.at_us[0] >= 200000);
+        CHECK_EQ(wv_tasks_state(w.t, id, &st, &out), 0);
+        CHECK_EQ(st, WV_TASK_SUCCESS);
+        CHECK_EQ(count_rows(db, "1 = 1"), 1);
+        CHECK_STR_EQ(column(db, "attempts", id, v, sizeof v), "2");
+        CHECK(strstr(column(db, "headers", id, v, sizeof v), "\"retries\": 1") != NULL);
+        for (int i = 0; i < 500 && strcmp(column(db, "run_at", id, v, sizeof v), "") != 0; i++)
+            wv_sleep_ms(10);
+        CHECK_STR_EQ(column(db, "run_at", id, v, sizeof v), "");
+        wv_buf_free(&out);
+        CHECK(wv_db_exec(db, "DELETE FROM weave_tasks") >= 0);
+        wv_db_close(db);
+        worker_stop(&w);
+    }
+    return 0;
+}
+BOTH(retry_reuses_the_row)
+
 static int bad_rows_rejected_worker_goes_on(void)
 {
     worker w;
@@ -708,6 +770,7 @@ int main(void)
         BOTH_TESTS(dead_worker_lease_expires),
         BOTH_TESTS(long_task_keeps_its_lease),
         BOTH_TESTS(resend_same_id_survives_stale_ack),
+        BOTH_TESTS(retry_reuses_the_row),
         BOTH_TESTS(bad_rows_rejected_worker_goes_on),
         BOTH_TESTS(two_clients_each_task_once),
         cmocka_unit_test(test_postgres_listen_connection_comes_back),
