@@ -74,8 +74,9 @@
  *    may run longer than the timeout without being taken twice; a worker
  *    that dies stops renewing, its leases expire, and its rows are taken
  *    again within the visibility timeout (at-least-once).
- *  - upkeep also deletes done rows (not rejected ones) older than
- *    result_expires.
+ *  - done rows (not rejected ones) older than result_expires are
+ *    deleted, at most once a minute, by a worker's upkeep and by a
+ *    backend as it stores results.
  *
  * Wakeups. PostgreSQL: a send (and a requeue) runs pg_notify('weave_tasks',
  * queue) in the same statement, and storing a result pg_notify(
@@ -206,14 +207,15 @@ typedef struct db_core {
     wv_pg_conn *listen; /* PostgreSQL: LISTENs; NULL while reconnecting */
     wv_group *listener; /* its fiber */
     waiter *waiters;
-    char worker[96]; /* host:pid:random, this client's name on its leases */
+    int64_t result_expires_ms;
+    int64_t next_purge; /* wv_now() time */
+    char worker[96];    /* host:pid:random, this client's name on its leases */
 } db_core;
 
 typedef struct db_tr {
     tasks_transport base;
     db_core *core;
     int64_t vt_ms;
-    int64_t result_expires_ms;
     bool keep_rows; /* the result backend is this table */
 } db_tr;
 
@@ -353,12 +355,13 @@ static void core_release(db_core *c)
     free(c);
 }
 
-static int core_open(const char *url, db_core **out)
+static int core_open(const char *url, const tasks_cfg *cfg, db_core **out)
 {
     db_core *c = calloc(1, sizeof *c);
     if (!c)
         return -ENOMEM;
     c->refs = 1;
+    c->result_expires_ms = cfg->result_expires_ms;
     char host[64] = "";
     gethostname(host, sizeof host - 1);
     char uuid[CELERY_UUID_LEN + 1];
@@ -657,37 +660,42 @@ static int dt_reject(tasks_transport *tr, tasks_msg *m)
                       false);
 }
 
+/* Done rows (not rejected ones) past result_expires deleted, at most
+ * every min(result_expires / 2, 60 s): by a worker's upkeep, and by a
+ * backend as it stores (a backend beside another broker has no upkeep). */
+static void purge(db_core *c)
+{
+    int64_t now = wv_now();
+    if (now < c->next_purge)
+        return;
+    int64_t period = c->result_expires_ms / 2 < PURGE_MS ? c->result_expires_ms / 2 : PURGE_MS;
+    c->next_purge = now + (period > 1000 ? period : 1000) * 1000000;
+    int rc = wv_db_exec(c->db, PURGE_SQL, wv_db_time(now_us() - c->result_expires_ms * 1000));
+    if (rc < 0)
+        wv_warn("tasks: purging old rows: %s (%s)", wv_strerror(rc), wv_errmsg());
+}
+
 /* While the worker runs: the leases of the deliveries it holds renewed
  * every third of the visibility timeout, so a task may run longer than
  * the timeout and a dead worker's tasks still come back within it; and
- * done rows past result_expires deleted. */
+ * old rows purged. */
 static int dt_upkeep(tasks_transport *tr, wv_chan *stopping)
 {
     db_tr *t = (db_tr *)tr;
     db_core *c = t->core;
     int64_t renew_ms = t->vt_ms / 3 > 100 ? t->vt_ms / 3 : 100;
-    int64_t purge_ms = t->result_expires_ms / 2 < PURGE_MS ? t->result_expires_ms / 2 : PURGE_MS;
-    if (purge_ms < 1000)
-        purge_ms = 1000;
-    int64_t next_renew = wv_after_ms(renew_ms), next_purge = wv_now();
+    int64_t next_renew = wv_after_ms(renew_ms);
     for (;;) {
-        int64_t now = wv_now();
-        if (now >= next_renew) {
+        if (wv_now() >= next_renew) {
             int rc = wv_db_exec(c->db, RENEW_SQL, wv_db_text(c->worker),
                                 wv_db_time(now_us() + t->vt_ms * 1000));
             if (rc < 0)
                 wv_warn("tasks: renewing leases: %s (%s)", wv_strerror(rc), wv_errmsg());
             next_renew = wv_after_ms(renew_ms);
         }
-        if (now >= next_purge) {
-            int rc =
-                wv_db_exec(c->db, PURGE_SQL, wv_db_time(now_us() - t->result_expires_ms * 1000));
-            if (rc < 0)
-                wv_warn("tasks: purging old rows: %s (%s)", wv_strerror(rc), wv_errmsg());
-            next_purge = wv_after_ms(purge_ms);
-        }
+        purge(c);
         int x;
-        int64_t at = next_renew < next_purge ? next_renew : next_purge;
+        int64_t at = next_renew < c->next_purge ? next_renew : c->next_purge;
         if (wv_chan_recv_until(stopping, &x, at) != -ETIMEDOUT)
             break;
     }
@@ -720,8 +728,7 @@ int tasks_db_open(const char *url, const tasks_cfg *cfg, tasks_transport **out)
         return -ENOMEM;
     t->base.ops = &db_tr_ops;
     t->vt_ms = cfg->vt_ms;
-    t->result_expires_ms = cfg->result_expires_ms;
-    int rc = core_open(url, &t->core);
+    int rc = core_open(url, cfg, &t->core);
     if (rc < 0) {
         free(t);
         return rc;
@@ -749,6 +756,8 @@ static int db_store(tasks_backend *b, const celery_result_msg *m, const celery_t
     wv_buf_free(&meta);
     if (rc >= 0 && !c->pg)
         wake(c, WAIT_DONE, m->task_id);
+    if (rc >= 0)
+        purge(c);
     return rc < 0 ? rc : 0;
 }
 
@@ -823,7 +832,6 @@ static const tasks_backend_ops db_be_ops = {
 int tasks_db_backend_open(const char *url, const tasks_cfg *cfg, tasks_transport *tr,
                           tasks_backend **out)
 {
-    (void)cfg;
     db_be *be = calloc(1, sizeof *be);
     if (!be)
         return -ENOMEM;
@@ -835,7 +843,7 @@ int tasks_db_backend_open(const char *url, const tasks_cfg *cfg, tasks_transport
         be->core->refs++;
         t->keep_rows = true;
     } else {
-        int rc = core_open(url, &be->core);
+        int rc = core_open(url, cfg, &be->core);
         if (rc < 0) {
             free(be);
             return rc;

@@ -10,7 +10,8 @@
  * of a task longer than the visibility timeout; a message sent again under the same
  * id (Celery's retry) is not acked by the stale delivery, and
  * wv_task_retry reuses the row (RETRY, then SUCCESS); rows that do not
- * decode are rejected and kept, and the worker goes on; two clients
+ * decode are rejected and kept, and the worker goes on; done rows are
+ * purged after result_expires, rejected ones kept; two clients
  * sharing a queue run each of 300 tasks once; on PostgreSQL, a LISTEN
  * connection killed on the server is made again.
  */
@@ -654,6 +655,34 @@ static int bad_rows_rejected_worker_goes_on(void)
 }
 BOTH(bad_rows_rejected_worker_goes_on)
 
+/* Done rows go once result_expires has passed; rejected ones stay. */
+static int old_rows_purged_rejected_kept(void)
+{
+    worker w;
+    wv_tasks_opts o = with_results();
+    o.result_expires_ms = 1000;
+    REQUIRE_EQ(worker_start(&w, &o), 0);
+    wv_db *db;
+    REQUIRE_EQ(wv_db_open(url, NULL, &db), 0);
+    char done[37], refused[37], v[64];
+    CHECK_EQ(wv_task_enqueue(db, "t.add", "[1, 2]", NULL, done), 0);
+    CHECK_EQ(wv_task_enqueue(db, "t.nobody", "[]", NULL, refused), 0);
+    wv_buf out = {0};
+    CHECK_EQ(result(w.t, done, &out), 0);
+    CHECK_EQ(result(w.t, refused, &out), -EREMOTEIO);
+    CHECK_STR_EQ(column(db, "state", done, v, sizeof v), "SUCCESS");
+    for (int i = 0; i < 1000 && strcmp(column(db, "state", done, v, sizeof v), "?") != 0; i++)
+        wv_sleep_ms(10);
+    CHECK_STR_EQ(column(db, "state", done, v, sizeof v), "?");
+    CHECK_STR_EQ(column(db, "state", refused, v, sizeof v), "FAILURE");
+    CHECK_STR_EQ(column(db, "rejected", refused, v, sizeof v), "rejected by the worker");
+    wv_buf_free(&out);
+    wv_db_close(db);
+    worker_stop(&w);
+    return 0;
+}
+BOTH(old_rows_purged_rejected_kept)
+
 /* Two clients on one queue (each with 4 tasks at once): 300 tasks, each
  * run once. */
 static int two_clients_each_task_once(void)
@@ -772,6 +801,7 @@ int main(void)
         BOTH_TESTS(resend_same_id_survives_stale_ack),
         BOTH_TESTS(retry_reuses_the_row),
         BOTH_TESTS(bad_rows_rejected_worker_goes_on),
+        BOTH_TESTS(old_rows_purged_rejected_kept),
         BOTH_TESTS(two_clients_each_task_once),
         cmocka_unit_test(test_postgres_listen_connection_comes_back),
     };
