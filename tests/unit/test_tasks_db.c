@@ -11,7 +11,8 @@
  * id (Celery's retry) is not acked by the stale delivery, and
  * wv_task_retry reuses the row (RETRY, then SUCCESS); rows that do not
  * decode are rejected and kept, and the worker goes on; done rows are
- * purged after result_expires, rejected ones kept; two clients
+ * purged after result_expires, rejected ones kept; results kept in another
+ * database than the queue's; two clients
  * sharing a queue run each of 300 tasks once; on PostgreSQL, a LISTEN
  * connection killed on the server is made again.
  */
@@ -759,6 +760,42 @@ static void test_postgres_listen_connection_comes_back(void **state)
     on_postgres(listen_connection_comes_back);
 }
 
+/* The backend on another database than the queue: a row per result there
+ * (queue ''), and the queue's row deleted at the ack. */
+static int results_in_another_database(void)
+{
+    char results_url[600];
+    snprintf(results_url, sizeof results_url, "sqlite://%s/results.db", tmpdir);
+    worker w;
+    wv_tasks_opts o = {.backend = results_url};
+    REQUIRE_EQ(worker_start(&w, &o), 0);
+    char id[37], v[512];
+    CHECK_EQ(wv_tasks_send(w.t, "t.add", "[4, 5]", NULL, id), 0);
+    wv_buf out = {0};
+    CHECK_EQ(result(w.t, id, &out), 0);
+    CHECK(out.n == 1 && memcmp(out.p, "9", 1) == 0);
+    wv_db *queue_db, *results_db;
+    REQUIRE_EQ(wv_db_open(url, NULL, &queue_db), 0);
+    REQUIRE_EQ(wv_db_open(results_url, NULL, &results_db), 0);
+    for (int i = 0; i < 500 && strcmp(column(queue_db, "state", id, v, sizeof v), "?") != 0; i++)
+        wv_sleep_ms(10);
+    CHECK_STR_EQ(column(queue_db, "state", id, v, sizeof v), "?");
+    CHECK_STR_EQ(column(results_db, "state", id, v, sizeof v), "SUCCESS");
+    CHECK_STR_EQ(column(results_db, "queue", id, v, sizeof v), "");
+    CHECK_STR_EQ(column(results_db, "name", id, v, sizeof v), "t.add");
+    wv_buf_free(&out);
+    wv_db_close(queue_db);
+    wv_db_close(results_db);
+    worker_stop(&w);
+    return 0;
+}
+
+static void test_sqlite_results_in_another_database(void **state)
+{
+    (void)state;
+    on_sqlite(results_in_another_database);
+}
+
 static int open_refuses(void)
 {
     wv_tasks *t = (wv_tasks *)1;
@@ -804,6 +841,8 @@ int main(void)
         BOTH_TESTS(old_rows_purged_rejected_kept),
         BOTH_TESTS(two_clients_each_task_once),
         cmocka_unit_test(test_postgres_listen_connection_comes_back),
+        cmocka_unit_test_setup_teardown(test_sqlite_results_in_another_database, make_tmpdir,
+                                        remove_tmpdir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
