@@ -143,8 +143,9 @@
  * results are stored in the rows (and an ack keeps the row until
  * result_expires); without a backend an ack deletes it. A row that does
  * not decode, or a task nobody registered, is kept with the reason in its
- * `rejected` column. Delivery is at-least-once with acks_late. Not on a
- * database queue: priorities, events and remote control (revocation).
+ * `rejected` column. Delivery is at-least-once with acks_late. Events and
+ * remote control (wv_tasks_revoke) travel as NOTIFY on PostgreSQL, between
+ * weave clients; SQLite has neither (-ENOTSUP). Priorities are not read.
  *
  * Errors are negative errno values with wv_errmsg() saying why: -EINVAL,
  * -EPROTONOSUPPORT (a broker URL that is not redis://, rediss://,

@@ -92,6 +92,13 @@
  * result on the same client wakes its own takes and waits at once. Either
  * way a take sleeps no longer than until the next ETA it saw.
  *
+ * Broadcasts (Celery's events, remote control: wv_tasks_revoke) travel on
+ * PostgreSQL as NOTIFY weave_tasks_bcast, "<exchange>\n<routing key>\n
+ * <body>" (under 8000 bytes, NOTIFY's limit), to every client's LISTEN
+ * connection, matched to each listen() by exchange and (topic) binding
+ * key; at most once, as Redis pub/sub. SQLite has none: its transport
+ * leaves publish and listen out.
+ *
  * The clock is the clients' wall clock (Celery's ETA is too).
  */
 #include <errno.h>
@@ -107,6 +114,12 @@
 
 #define NOTIFY_QUEUE "weave_tasks"
 #define NOTIFY_DONE  "weave_tasks_done"
+#define NOTIFY_BCAST "weave_tasks_bcast"
+
+/* A broadcast's payload at most (PostgreSQL refuses 8000 bytes or more). */
+#define BCAST_MAX 7999
+/* Broadcasts queued for one listen() before the newest are dropped. */
+#define BCAST_QUEUE 1024
 
 /* How often a take or a wait looks again without a wakeup. */
 #define POLL_PG_MS     1000
@@ -198,6 +211,14 @@ typedef struct waiter {
     wv_event ev;
 } waiter;
 
+/* A listen() on the broadcast channel: what it is bound to, and its
+ * queue of bodies (malloc'd, NUL-terminated). */
+typedef struct bcast_sub {
+    struct bcast_sub *next;
+    const char *exchange, *type, *binding_key;
+    wv_chan *q;
+} bcast_sub;
+
 /* What a transport and a backend on the same database share. */
 typedef struct db_core {
     int refs;
@@ -207,6 +228,7 @@ typedef struct db_core {
     wv_pg_conn *listen; /* PostgreSQL: LISTENs; NULL while reconnecting */
     wv_group *listener; /* its fiber */
     waiter *waiters;
+    bcast_sub *subs;
     int64_t result_expires_ms;
     int64_t next_purge; /* wv_now() time */
     char worker[96];    /* host:pid:random, this client's name on its leases */
@@ -224,7 +246,12 @@ typedef struct db_be {
     db_core *core;
 } db_be;
 
-static const tasks_transport_ops db_tr_ops;
+static const tasks_transport_ops db_tr_ops_pg, db_tr_ops_sqlite;
+
+static bool is_db_tr(const tasks_transport *tr)
+{
+    return tr && (tr->ops == &db_tr_ops_pg || tr->ops == &db_tr_ops_sqlite);
+}
 
 bool tasks_db_url(const char *url)
 {
@@ -272,6 +299,61 @@ static int wait_until(wv_event *ev, int64_t at)
     return rc == -ETIMEDOUT ? 0 : rc;
 }
 
+/* AMQP's topic match of a routing key against a binding key: words
+ * between dots, "*" exactly one word, "#" zero or more. NULL: no words
+ * left. */
+static bool topic_match(const char *key, const char *rk)
+{
+    if (!key)
+        return !rk;
+    const char *kdot = strchr(key, '.'), *knext = kdot ? kdot + 1 : NULL;
+    size_t kn = kdot ? (size_t)(kdot - key) : strlen(key);
+    if (kn == 1 && key[0] == '#') {
+        for (const char *r = rk;;) { /* # as no word, then one more each time */
+            if (topic_match(knext, r))
+                return true;
+            if (!r)
+                return false;
+            const char *rdot = strchr(r, '.');
+            r = rdot ? rdot + 1 : NULL;
+        }
+    }
+    if (!rk)
+        return false;
+    const char *rdot = strchr(rk, '.');
+    size_t rn = rdot ? (size_t)(rdot - rk) : strlen(rk);
+    if (!(kn == 1 && key[0] == '*') && (kn != rn || memcmp(key, rk, kn) != 0))
+        return false;
+    return topic_match(knext, rdot ? rdot + 1 : NULL);
+}
+
+/* A broadcast "<exchange>\n<routing key>\n<body>" to the listen()s bound
+ * to it. */
+static void deliver(db_core *c, const char *payload)
+{
+    const char *nl1 = strchr(payload, '\n'), *nl2 = nl1 ? strchr(nl1 + 1, '\n') : NULL;
+    if (!nl2)
+        return;
+    char rk[256];
+    size_t ex_n = (size_t)(nl1 - payload), rk_n = (size_t)(nl2 - nl1 - 1);
+    if (rk_n >= sizeof rk)
+        return;
+    memcpy(rk, nl1 + 1, rk_n);
+    rk[rk_n] = 0;
+    for (bcast_sub *s = c->subs; s; s = s->next) {
+        if (strlen(s->exchange) != ex_n || memcmp(s->exchange, payload, ex_n) != 0)
+            continue;
+        if (strcmp(s->type, "fanout") != 0 && !topic_match(s->binding_key, rk))
+            continue;
+        char *body = strdup(nl2 + 1);
+        if (body && wv_chan_try_send(s->q, &body) < 0) {
+            wv_warn("tasks: a broadcast on %s dropped: its listener is %d behind", s->exchange,
+                    BCAST_QUEUE);
+            free(body);
+        }
+    }
+}
+
 static int listen_connect(db_core *c, wv_pg_conn **out)
 {
     wv_pg_conn *conn;
@@ -281,6 +363,8 @@ static int listen_connect(db_core *c, wv_pg_conn **out)
     rc = wv_pg_listen(conn, NOTIFY_QUEUE);
     if (rc == 0)
         rc = wv_pg_listen(conn, NOTIFY_DONE);
+    if (rc == 0)
+        rc = wv_pg_listen(conn, NOTIFY_BCAST);
     if (rc < 0) {
         wv_pg_close(conn);
         return rc;
@@ -313,8 +397,11 @@ static int listener(void *arg)
         wv_pg_notification *n;
         int rc = wv_pg_notification_recv(c->listen, &n);
         if (rc == 0) {
-            int kind = strcmp(n->channel, NOTIFY_DONE) == 0 ? WAIT_DONE : WAIT_QUEUE;
-            wake(c, kind, n->payload ? n->payload : "");
+            const char *payload = n->payload ? n->payload : "";
+            if (strcmp(n->channel, NOTIFY_BCAST) == 0)
+                deliver(c, payload);
+            else
+                wake(c, strcmp(n->channel, NOTIFY_DONE) == 0 ? WAIT_DONE : WAIT_QUEUE, payload);
             wv_pg_notification_free(n);
         } else if (rc == -ECANCELED || wv_cancelled()) {
             break;
@@ -702,6 +789,72 @@ static int dt_upkeep(tasks_transport *tr, wv_chan *stopping)
     return 0;
 }
 
+/* PostgreSQL: a broadcast is a NOTIFY on weave_tasks_bcast, read by every
+ * client's LISTEN connection (at most once: one missed while a connection
+ * is being made again is lost, as on Redis pub/sub). The headers are not
+ * carried: listen() hands over bodies only. */
+static int dt_publish(tasks_transport *tr, const char *exchange, const char *type,
+                      const char *routing_key, const char *body, size_t body_len,
+                      const char *headers)
+{
+    (void)type;
+    (void)headers;
+    db_tr *t = (db_tr *)tr;
+    const char *rk = routing_key ? routing_key : "";
+    if (strchr(exchange, '\n') || strchr(rk, '\n') || memchr(body, 0, body_len))
+        return wv_fail(-EINVAL, "tasks: a broadcast with a newline in its exchange or key");
+    wv_buf payload = {0};
+    int rc = wv_buf_printf(&payload, "%s\n%s\n", exchange, rk);
+    rc = rc ? rc : wv_buf_append(&payload, body, body_len);
+    if (rc == 0 && payload.n > BCAST_MAX)
+        rc = wv_fail(-EMSGSIZE, "tasks: a broadcast of %zu bytes: NOTIFY carries %d at most",
+                     payload.n, BCAST_MAX);
+    if (rc == 0)
+        rc = wv_db_exec(t->core->db, "SELECT pg_notify('" NOTIFY_BCAST "', $1)",
+                        wv_db_textn(payload.p, payload.n));
+    wv_buf_free(&payload);
+    return rc < 0 ? rc : 0;
+}
+
+static int dt_listen(tasks_transport *tr, const char *exchange, const char *type,
+                     const char *binding_key, wv_chan *stopping,
+                     int (*got)(const char *body, size_t n, void *arg), void *arg)
+{
+    db_core *c = ((db_tr *)tr)->core;
+    bcast_sub sub = {.exchange = exchange,
+                     .type = type ? type : "fanout",
+                     .binding_key = binding_key ? binding_key : "",
+                     .q = wv_chan_new(sizeof(char *), BCAST_QUEUE)};
+    if (!sub.q)
+        return -ENOMEM;
+    sub.next = c->subs;
+    c->subs = &sub;
+    int rc = 0;
+    while (rc == 0) {
+        int x;
+        char *body = NULL;
+        wv_select_case cs[2] = {{stopping, WV_RECV, &x, 0}, {sub.q, WV_RECV, &body, 0}};
+        int i = wv_chan_select(cs, 2, WV_NEVER);
+        if (i < 0)
+            rc = i;
+        else if (i == 0)
+            break;
+        else if (got(body, strlen(body), arg) < 0)
+            rc = 1;
+        free(body);
+    }
+    for (bcast_sub **p = &c->subs; *p; p = &(*p)->next)
+        if (*p == &sub) {
+            *p = sub.next;
+            break;
+        }
+    char *left;
+    while (wv_chan_try_recv(sub.q, &left) == 0)
+        free(left);
+    wv_chan_free(sub.q);
+    return rc < 0 ? rc : 0;
+}
+
 static void dt_close(tasks_transport *tr)
 {
     db_tr *t = (db_tr *)tr;
@@ -709,10 +862,24 @@ static void dt_close(tasks_transport *tr)
     free(t);
 }
 
-static const tasks_transport_ops db_tr_ops = {
+static const tasks_transport_ops db_tr_ops_pg = {
     .send = dt_send,
     .take = dt_take,
     /* one taker: a take is one statement, and an idle taker polls */
+    .concurrent_take = false,
+    .ack = dt_ack,
+    .requeue = dt_requeue,
+    .reject = dt_reject,
+    .upkeep = dt_upkeep,
+    .publish = dt_publish,
+    .listen = dt_listen,
+    .close = dt_close,
+};
+
+/* SQLite has nothing to broadcast with: no events, no remote control. */
+static const tasks_transport_ops db_tr_ops_sqlite = {
+    .send = dt_send,
+    .take = dt_take,
     .concurrent_take = false,
     .ack = dt_ack,
     .requeue = dt_requeue,
@@ -726,13 +893,13 @@ int tasks_db_open(const char *url, const tasks_cfg *cfg, tasks_transport **out)
     db_tr *t = calloc(1, sizeof *t);
     if (!t)
         return -ENOMEM;
-    t->base.ops = &db_tr_ops;
     t->vt_ms = cfg->vt_ms;
     int rc = core_open(url, cfg, &t->core);
     if (rc < 0) {
         free(t);
         return rc;
     }
+    t->base.ops = t->core->pg ? &db_tr_ops_pg : &db_tr_ops_sqlite;
     *out = &t->base;
     return 0;
 }
@@ -836,7 +1003,7 @@ int tasks_db_backend_open(const char *url, const tasks_cfg *cfg, tasks_transport
     if (!be)
         return -ENOMEM;
     be->base.ops = &db_be_ops;
-    if (tr && tr->ops == &db_tr_ops && strcmp(((db_tr *)tr)->core->url, url) == 0) {
+    if (is_db_tr(tr) && strcmp(((db_tr *)tr)->core->url, url) == 0) {
         /* results in the queue's own rows, which acks then keep */
         db_tr *t = (db_tr *)tr;
         be->core = t->core;

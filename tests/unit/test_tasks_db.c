@@ -12,7 +12,8 @@
  * wv_task_retry reuses the row (RETRY, then SUCCESS); rows that do not
  * decode are rejected and kept, and the worker goes on; done rows are
  * purged after result_expires, rejected ones kept; results kept in another
- * database than the queue's; two clients
+ * database than the queue's; broadcasts over NOTIFY on PostgreSQL
+ * (topic and fanout) and wv_tasks_revoke on them; two clients
  * sharing a queue run each of 300 tasks once; on PostgreSQL, a LISTEN
  * connection killed on the server is made again.
  */
@@ -728,7 +729,7 @@ static int listen_connection_comes_back(void)
     wv_db *db;
     REQUIRE_EQ(wv_db_open(url, NULL, &db), 0);
     static const char listeners[] = "SELECT count(*) FROM pg_stat_activity WHERE pid <> "
-                                    "pg_backend_pid() AND query LIKE 'LISTEN %weave_tasks_done%'";
+                                    "pg_backend_pid() AND query LIKE 'LISTEN %weave_tasks%'";
     int64_t n = 0;
     CHECK_EQ(wv_db_query_int_argv(db, &n, listeners, NULL, 0), 0);
     CHECK_EQ(n, 1);
@@ -796,6 +797,121 @@ static void test_sqlite_results_in_another_database(void **state)
     on_sqlite(results_in_another_database);
 }
 
+/* PostgreSQL carries broadcasts (NOTIFY): a topic listener gets the
+ * routing keys its binding matches, a fanout one everything. */
+typedef struct heard {
+    tasks_transport *tr;
+    const char *exchange, *type, *key;
+    wv_chan *stopping;
+    char got[8][64];
+    int n;
+} heard;
+
+static int hear(const char *body, size_t n, void *arg)
+{
+    heard *h = arg;
+    if (h->n < 8)
+        snprintf(h->got[h->n++], 64, "%.*s", (int)n, body);
+    return 0;
+}
+
+static int listen_fiber(void *arg)
+{
+    heard *h = arg;
+    return h->tr->ops->listen(h->tr, h->exchange, h->type, h->key, h->stopping, hear, h);
+}
+
+static int broadcasts_over_notify(void)
+{
+    tasks_transport *a = raw_transport(60000), *b = raw_transport(60000);
+    REQUIRE(a != NULL && b != NULL);
+    REQUIRE(a->ops->publish != NULL && a->ops->listen != NULL);
+    wv_chan *stopping = wv_chan_new(sizeof(int), 0);
+    heard topic = {b, "celeryev", "topic", "task.#", stopping, {{0}}, 0};
+    heard fan = {b, "celery.pidbox", "fanout", "", stopping, {{0}}, 0};
+    wv_group *g = wv_group_new();
+    CHECK_EQ(wv_group_spawn(g, listen_fiber, &topic, NULL), 0);
+    CHECK_EQ(wv_group_spawn(g, listen_fiber, &fan, NULL), 0);
+    wv_sleep_ms(50); /* both listening */
+    static const struct {
+        const char *ex, *type, *rk, *body;
+    } sent[] = {
+        {"celeryev", "topic", "task.started", "{\"n\": 1}"},
+        {"celeryev", "topic", "worker.heartbeat", "{\"n\": 2}"},
+        {"celeryev", "topic", "task", "{\"n\": 3}"},
+        {"celery.pidbox", "fanout", "", "{\"method\": \"revoke\"}"},
+        {"celeryev", "topic", "task.a.b", "{\"n\": 4}"},
+    };
+    for (size_t i = 0; i < ARRAY_LEN(sent); i++)
+        CHECK_EQ(a->ops->publish(a, sent[i].ex, sent[i].type, sent[i].rk, sent[i].body,
+                                 strlen(sent[i].body), NULL),
+                 0);
+    for (int i = 0; i < 500 && (topic.n < 3 || fan.n < 1); i++)
+        wv_sleep_ms(10);
+    wv_sleep_ms(50); /* nothing more comes */
+    CHECK_EQ(topic.n, 3);
+    CHECK_STR_EQ(topic.got[0], "{\"n\": 1}");
+    CHECK_STR_EQ(topic.got[1], "{\"n\": 3}");
+    CHECK_STR_EQ(topic.got[2], "{\"n\": 4}");
+    CHECK_EQ(fan.n, 1);
+    CHECK_STR_EQ(fan.got[0], "{\"method\": \"revoke\"}");
+    /* NOTIFY's payload limit */
+    static char big[9000];
+    memset(big, 'x', sizeof big);
+    CHECK_EQ(a->ops->publish(a, "celeryev", "topic", "task.x", big, sizeof big, NULL), -EMSGSIZE);
+    wv_chan_close(stopping);
+    CHECK_EQ(wv_group_join(g), 0);
+    wv_group_free(g);
+    wv_chan_free(stopping);
+    a->ops->close(a);
+    b->ops->close(b);
+    return 0;
+}
+
+static void test_postgres_broadcasts_over_notify(void **state)
+{
+    (void)state;
+    on_postgres(broadcasts_over_notify);
+}
+
+/* wv_tasks_revoke on PostgreSQL: a task waiting for its ETA is REVOKED
+ * instead of run, a running one is terminated. On SQLite: -ENOTSUP. */
+static int revoke_by_id(void)
+{
+    worker w;
+    wv_tasks_opts o = with_results();
+    REQUIRE_EQ(worker_start(&w, &o), 0);
+    wv_db *db;
+    REQUIRE_EQ(wv_db_open(url, NULL, &db), 0);
+    char later[37], running[37];
+    CHECK_EQ(
+        wv_task_enqueue(db, "t.add", "[1, 2]", &(wv_task_send_opts){.countdown_ms = 500}, later),
+        0);
+    if (strncmp(url, "sqlite", 6) == 0) {
+        CHECK_EQ(wv_tasks_revoke(w.t, later, false), -ENOTSUP);
+        wv_db_close(db);
+        worker_stop(&w);
+        return 0;
+    }
+    CHECK_EQ(wv_tasks_revoke(w.t, later, false), 0);
+    CHECK_EQ(wv_task_enqueue(db, "t.sleep", "[20000]", NULL, running), 0);
+    for (int i = 0; i < 500 && times_run(running) == 0; i++)
+        wv_sleep_ms(10);
+    CHECK_EQ(times_run(running), 1);
+    CHECK_EQ(wv_tasks_revoke(w.t, running, true), 0);
+    wv_buf out = {0};
+    CHECK_EQ(result(w.t, running, &out), -EREMOTEIO);
+    CHECK_STR_EQ(wv_errmsg(), "TaskRevokedError: terminated");
+    CHECK_EQ(result(w.t, later, &out), -EREMOTEIO);
+    CHECK_STR_EQ(wv_errmsg(), "TaskRevokedError: revoked");
+    CHECK_EQ(times_run(later), 0);
+    wv_buf_free(&out);
+    wv_db_close(db);
+    worker_stop(&w);
+    return 0;
+}
+BOTH(revoke_by_id)
+
 static int open_refuses(void)
 {
     wv_tasks *t = (wv_tasks *)1;
@@ -841,6 +957,8 @@ int main(void)
         BOTH_TESTS(old_rows_purged_rejected_kept),
         BOTH_TESTS(two_clients_each_task_once),
         cmocka_unit_test(test_postgres_listen_connection_comes_back),
+        cmocka_unit_test(test_postgres_broadcasts_over_notify),
+        BOTH_TESTS(revoke_by_id),
         cmocka_unit_test_setup_teardown(test_sqlite_results_in_another_database, make_tmpdir,
                                         remove_tmpdir),
     };
