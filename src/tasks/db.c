@@ -465,6 +465,7 @@ static int core_open(const char *url, const tasks_cfg *cfg, db_core **out)
     if (rc == 0) {
         c->pg = strcmp(wv_db_backend(c->db), "postgres") == 0;
         rc = wv_db_transaction(c->db, create_schema, &c->pg);
+        rc = rc < 0 ? rc : 0;
     }
     if (rc == 0 && c->pg) {
         /* LISTEN before the first look at the table: nothing committed
@@ -801,8 +802,9 @@ static int dt_publish(tasks_transport *tr, const char *exchange, const char *typ
     (void)headers;
     db_tr *t = (db_tr *)tr;
     const char *rk = routing_key ? routing_key : "";
-    if (strchr(exchange, '\n') || strchr(rk, '\n') || memchr(body, 0, body_len))
-        return wv_fail(-EINVAL, "tasks: a broadcast with a newline in its exchange or key");
+    if (strchr(exchange, '\n') || strchr(rk, '\n') || (body_len && memchr(body, 0, body_len)))
+        return wv_fail(-EINVAL, "tasks: a broadcast with a newline in its exchange or key, "
+                                "or a NUL in its body");
     wv_buf payload = {0};
     int rc = wv_buf_printf(&payload, "%s\n%s\n", exchange, rk);
     rc = rc ? rc : wv_buf_append(&payload, body, body_len);
