@@ -864,31 +864,17 @@ static void dt_close(tasks_transport *tr)
     free(t);
 }
 
-static const tasks_transport_ops db_tr_ops_pg = {
-    .send = dt_send,
-    .take = dt_take,
-    /* one taker: a take is one statement, and an idle taker polls */
-    .concurrent_take = false,
-    .ack = dt_ack,
-    .requeue = dt_requeue,
-    .reject = dt_reject,
-    .upkeep = dt_upkeep,
-    .publish = dt_publish,
-    .listen = dt_listen,
-    .close = dt_close,
-};
+/* One taker (concurrent_take false): a take is one statement, and an idle
+ * taker polls. */
+#define DB_TR_OPS                                                                                  \
+    .send = dt_send, .take = dt_take, .concurrent_take = false, .ack = dt_ack,                     \
+    .requeue = dt_requeue, .reject = dt_reject, .upkeep = dt_upkeep, .close = dt_close
+
+static const tasks_transport_ops db_tr_ops_pg = {DB_TR_OPS, .publish = dt_publish,
+                                                 .listen = dt_listen};
 
 /* SQLite has nothing to broadcast with: no events, no remote control. */
-static const tasks_transport_ops db_tr_ops_sqlite = {
-    .send = dt_send,
-    .take = dt_take,
-    .concurrent_take = false,
-    .ack = dt_ack,
-    .requeue = dt_requeue,
-    .reject = dt_reject,
-    .upkeep = dt_upkeep,
-    .close = dt_close,
-};
+static const tasks_transport_ops db_tr_ops_sqlite = {DB_TR_OPS};
 
 int tasks_db_open(const char *url, const tasks_cfg *cfg, tasks_transport **out)
 {
