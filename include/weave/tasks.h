@@ -1,8 +1,9 @@
 /*
- * weave's task queues: Celery-compatible workers and producers over Redis.
- * A task sent by Python's `add.delay(2, 3)` runs in a C worker, a task sent
- * from C runs in a Python Celery worker, and results go both ways through
- * Celery's Redis result backend (Celery 5.2, kombu 5.2; docs/tasks.md).
+ * weave's task queues: Celery-compatible workers and producers over Redis,
+ * or over a table in PostgreSQL or SQLite (below). A task sent by Python's
+ * `add.delay(2, 3)` runs in a C worker, a task sent from C runs in a Python
+ * Celery worker, and results go both ways through Celery's Redis result
+ * backend (Celery 5.2, kombu 5.2; docs/tasks.md).
  *
  *     static int add(wv_task *task)
  *     {
@@ -126,9 +127,30 @@
  *    cancels its tasks; their acks_late records are restored by the next
  *    worker after the visibility timeout.
  *
+ * The database queue (a broker URL that wv_db_open takes: postgres://,
+ * postgresql://, sqlite:...; docs/tasks.md has the table and the SQL).
+ * The queue is the table weave_tasks (created by wv_tasks_open when
+ * missing), a task is a row holding the message (body and headers, so all
+ * of the above holds unchanged), and wv_task_enqueue inserts it in the
+ * caller's own transaction: the task exists if and only if that
+ * transaction commits (a transactional outbox). Workers take a row in one
+ * short statement (PostgreSQL: FOR UPDATE SKIP LOCKED; SQLite: UPDATE ...
+ * RETURNING, one writer at a time) that leases it for the visibility
+ * timeout; a running worker renews its leases, a dead one's expire and its
+ * rows are taken again. PostgreSQL wakes workers with LISTEN/NOTIFY (sent
+ * at commit, so a rolled-back enqueue wakes nobody) with a 1 s poll
+ * behind; SQLite polls every 200 ms. With opts.backend the same URL,
+ * results are stored in the rows (and an ack keeps the row until
+ * result_expires); without a backend an ack deletes it. A row that does
+ * not decode, or a task nobody registered, is kept with the reason in its
+ * `rejected` column. Delivery is at-least-once with acks_late. Events and
+ * remote control (wv_tasks_revoke) travel as NOTIFY on PostgreSQL, between
+ * weave clients; SQLite has neither (-ENOTSUP). Priorities are not read.
+ *
  * Errors are negative errno values with wv_errmsg() saying why: -EINVAL,
- * -EPROTONOSUPPORT (a broker URL that is not redis:// or rediss://), -EPERM
- * (outside a fiber), -EXDEV (from another shard), the Redis client's
+ * -EPROTONOSUPPORT (a broker URL that is not redis://, rediss://,
+ * postgres://, postgresql:// or sqlite:), -EPERM (outside a fiber), -EXDEV
+ * (from another shard), the Redis client's or the database's
  * (-ECONNREFUSED, -ETIMEDOUT, -ECANCELED, ...), and -EREMOTEIO for a task
  * that failed (wv_tasks_result).
  */
@@ -139,6 +161,7 @@
 #include <stdint.h>
 
 #include "weave/buf.h"
+#include "weave/db.h"
 #include "weave/json.h"
 #include "weave/rt.h"
 
@@ -150,11 +173,12 @@ typedef struct wv_tasks wv_tasks; /* a task-queue client of one shard */
 typedef struct wv_task wv_task;   /* a task a worker is running */
 
 typedef struct wv_tasks_opts {
-    const char *backend;           /* results: redis://...; NULL = results not stored */
+    const char *backend;           /* results: redis://, postgres://, sqlite:... (the broker's
+                                      URL: in the queue's rows); NULL = results not stored */
     const char *queue;             /* NULL = "celery" */
     int concurrency;               /* worker: tasks running at once on this shard; 0 = 16 */
     bool acks_late;                /* worker: ack after the task ran (see above) */
-    int64_t visibility_timeout_ms; /* 0 = 3,600,000 (kombu's) */
+    int64_t visibility_timeout_ms; /* 0 = 3,600,000 (kombu's); a database queue's lease */
     int64_t result_expires_ms;     /* 0 = 86,400,000 (Celery's result_expires) */
     const char *dead_letter;       /* Redis: a list that gets the messages that do not
                                       decode and those for unregistered tasks, as they
@@ -166,8 +190,11 @@ typedef struct wv_tasks_opts {
 } wv_tasks_opts;
 
 /* A client on the calling shard, for broker (redis:// or rediss://, as
- * include/weave/redis.h reads them; -EPROTONOSUPPORT otherwise). It dials
- * the broker (and the backend) at once. opts may be NULL. */
+ * include/weave/redis.h reads them; postgres://, postgresql:// or sqlite:,
+ * as wv_db_open does, with a pool of its own and, on PostgreSQL, one
+ * connection for LISTEN; -EPROTONOSUPPORT otherwise). It dials the broker
+ * (and the backend) at once, and creates a database queue's table when
+ * missing. opts may be NULL. */
 int wv_tasks_open(const char *broker, const wv_tasks_opts *opts, wv_tasks **out);
 
 /* Close the client (not while wv_tasks_work runs). NULL is ignored. */
@@ -248,6 +275,23 @@ typedef struct wv_task_send_opts {
  * its id (a uuid4) in id. opts may be NULL; id may be NULL. */
 int wv_tasks_send(wv_tasks *t, const char *name, const char *args_json,
                   const wv_task_send_opts *opts, char id[37]);
+
+/*
+ * Enqueue task `name` in the database transaction tx (from wv_db_begin or
+ * wv_db_transaction, on PostgreSQL or SQLite): the task exists if and only
+ * if tx commits, so it runs exactly when the work it follows up on was
+ * saved (the transactional outbox). A worker consumes it from a client
+ * opened on the same database's URL (wv_tasks_open("postgres://...")),
+ * which also created the table: open one (a worker, or any client) before
+ * the first enqueue, or the statement fails (-EINVAL, no such table) and
+ * with it tx. args_json and opts as wv_tasks_send (opts->queue NULL is
+ * "celery"); 0 with the id (a uuid4) in id (may be NULL). On PostgreSQL the
+ * workers are woken (NOTIFY) when tx commits. A database handle instead of
+ * a transaction enqueues at once. Errors: -EINVAL (bad arguments, a JSON
+ * text that is not an array/object), the database's (include/weave/db.h).
+ */
+int wv_task_enqueue(wv_db *tx, const char *name, const char *args_json,
+                    const wv_task_send_opts *opts, char id[37]);
 
 /*
  * Wait for task id's result (within the fiber's deadline), from the

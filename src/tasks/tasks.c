@@ -111,11 +111,13 @@ int wv_tasks_open(const char *broker, const wv_tasks_opts *opts, wv_tasks **out)
     wv_tasks_opts o = opts ? *opts : (wv_tasks_opts){0};
     if (!broker)
         return wv_fail(-EINVAL, "tasks: no broker URL");
-    if (!redis_url(broker))
-        return wv_fail(-EPROTONOSUPPORT, "tasks: broker %.16s...: only redis:// and rediss://",
-                       broker);
-    if (o.backend && !redis_url(o.backend))
-        return wv_fail(-EPROTONOSUPPORT, "tasks: result backend: only redis:// and rediss://");
+    if (!redis_url(broker) && !tasks_db_url(broker))
+        return wv_fail(
+            -EPROTONOSUPPORT,
+            "tasks: broker %.16s...: only redis://, rediss://, postgres:// and sqlite:", broker);
+    if (o.backend && !redis_url(o.backend) && !tasks_db_url(o.backend))
+        return wv_fail(-EPROTONOSUPPORT,
+                       "tasks: result backend: only redis://, rediss://, postgres:// and sqlite:");
     if (o.concurrency < 0 || o.visibility_timeout_ms < 0 || o.result_expires_ms < 0)
         return wv_fail(-EINVAL, "tasks: negative option");
     if (wv_shard_id() < 0)
@@ -152,9 +154,12 @@ int wv_tasks_open(const char *broker, const wv_tasks_opts *opts, wv_tasks **out)
     };
     int rc = t->queue && (t->dead_letter || !o.dead_letter) ? 0 : -ENOMEM;
     if (rc == 0)
-        rc = tasks_redis_open(broker, &t->cfg, &t->tr);
+        rc = tasks_db_url(broker) ? tasks_db_open(broker, &t->cfg, &t->tr)
+                                  : tasks_redis_open(broker, &t->cfg, &t->tr);
     if (rc == 0 && o.backend)
-        rc = tasks_redis_backend_open(o.backend, &t->cfg, t->tr, &t->backend);
+        rc = tasks_db_url(o.backend)
+                 ? tasks_db_backend_open(o.backend, &t->cfg, t->tr, &t->backend)
+                 : tasks_redis_backend_open(o.backend, &t->cfg, t->tr, &t->backend);
     if (rc < 0) {
         wv_tasks_close(t);
         return rc;

@@ -2,8 +2,8 @@
  * src/tasks/transport.h: the seam between the task-queue logic every broker
  * shares (tasks.c: the worker's slots, ETA holds, time limits, results,
  * warm shutdown, the producer) and one broker's way of moving messages
- * (redis.c: kombu's Redis transport; more transports sit beside it). Private
- * to src/tasks.
+ * (redis.c: kombu's Redis transport; db.c: a table in PostgreSQL or
+ * SQLite; more transports sit beside them). Private to src/tasks.
  *
  * A transport moves Celery messages (celery.h's struct, whatever the wire
  * form) between producers and workers; a backend stores and finds results.
@@ -115,6 +115,15 @@ int tasks_redis_open(const char *url, const tasks_cfg *cfg, tasks_transport **ou
  * Redis transport for the same URL (NULL otherwise). */
 int tasks_redis_backend_open(const char *url, const tasks_cfg *cfg, tasks_transport *tr,
                              tasks_backend **out);
+
+/* A task queue and result backend in a database table (db.c): for the
+ * URLs wv_db_open takes (postgres://, postgresql://, sqlite:...). The
+ * backend stores results in the queue's own rows when tr is a database
+ * transport on the same URL. */
+bool tasks_db_url(const char *url);
+int tasks_db_open(const char *url, const tasks_cfg *cfg, tasks_transport **out);
+int tasks_db_backend_open(const char *url, const tasks_cfg *cfg, tasks_transport *tr,
+                          tasks_backend **out);
 
 /* The wall clock in ns (Celery's times are UTC wall-clock times). */
 int64_t tasks_real_ns(void);
