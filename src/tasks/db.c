@@ -524,29 +524,12 @@ int wv_task_enqueue(wv_db *tx, const char *name, const char *args_json,
 {
     if (!tx || !name || !*name)
         return -EINVAL;
-    wv_task_send_opts o = opts ? *opts : (wv_task_send_opts){0};
-    const char *queue = o.queue ? o.queue : "celery";
+    const char *queue = opts && opts->queue ? opts->queue : "celery";
     char tid[CELERY_UUID_LEN + 1];
-    int rc = celery_uuid4(tid);
+    celery_task_msg m;
+    int rc = tasks_msg_from_opts(&m, name, args_json, opts, queue, tid);
     if (rc < 0)
         return rc;
-    celery_task_msg m;
-    celery_task_msg_init(&m);
-    m.task = name;
-    m.id = tid;
-    m.args = args_json;
-    m.args_len = args_json ? strlen(args_json) : 0;
-    m.kwargs = o.kwargs;
-    m.kwargs_len = o.kwargs ? strlen(o.kwargs) : 0;
-    int64_t now = tasks_real_ns();
-    if (o.countdown_ms > 0)
-        m.eta_ns = now + o.countdown_ms * 1000000;
-    if (o.expires_ms > 0) {
-        m.expires_ns = now + o.expires_ms * 1000000;
-        m.expiration_ms = o.expires_ms;
-    }
-    m.exchange = "";
-    m.routing_key = queue;
     rc = insert_msg(tx, strcmp(wv_db_backend(tx), "postgres") == 0, &m, queue);
     if (rc == 0 && id)
         memcpy(id, tid, sizeof tid);

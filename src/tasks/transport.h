@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "tasks/celery.h"
+#include "weave/tasks.h"
 #include "weave/rt.h"
 
 #pragma GCC visibility push(hidden)
@@ -124,6 +125,13 @@ bool tasks_db_url(const char *url);
 int tasks_db_open(const char *url, const tasks_cfg *cfg, tasks_transport **out);
 int tasks_db_backend_open(const char *url, const tasks_cfg *cfg, tasks_transport *tr,
                           tasks_backend **out);
+
+/* A producer's message from wv_task_send_opts (NULL: defaults) for task
+ * `name` on `queue`, under a fresh id written to tid: 0, or -EINVAL (an
+ * option out of range), -errno (no randomness). m points into its inputs. */
+int tasks_msg_from_opts(celery_task_msg *m, const char *name, const char *args_json,
+                        const wv_task_send_opts *opts, const char *queue,
+                        char tid[CELERY_UUID_LEN + 1]);
 
 /* The wall clock in ns (Celery's times are UTC wall-clock times). */
 int64_t tasks_real_ns(void);
