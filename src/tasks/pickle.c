@@ -85,11 +85,11 @@ enum {
     OP_READONLY_BUFFER = 0x98,
 };
 
-#define FRAME_HEADER     9             /* FRAME and its 8-byte length */
-#define FRAME_SIZE_MIN   4             /* a shorter frame loses its header */
+#define FRAME_HEADER      9           /* FRAME and its 8-byte length */
+#define FRAME_SIZE_MIN    4           /* a shorter frame loses its header */
 #define FRAME_SIZE_TARGET (64u << 10) /* a frame is cut once this long */
-#define BATCHSIZE        1000          /* items per APPENDS or SETITEMS */
-#define NO_FRAME         SIZE_MAX
+#define BATCHSIZE         1000        /* items per APPENDS or SETITEMS */
+#define NO_FRAME          SIZE_MAX
 
 /* ================================================================ writer */
 
@@ -373,8 +373,8 @@ static member *dict_members(const wv_json_val *v, size_t *count, int *err)
         member e;
         e.val = wv_json_object_at(v, i, &e.key, &e.len);
         size_t j = hash_bytes(e.key, e.len, 0) & (cap - 1);
-        while (slot[j] && !(out[slot[j] - 1].len == e.len &&
-                            memcmp(out[slot[j] - 1].key, e.key, e.len) == 0))
+        while (slot[j] &&
+               !(out[slot[j] - 1].len == e.len && memcmp(out[slot[j] - 1].key, e.key, e.len) == 0))
             j = (j + 1) & (cap - 1);
         if (slot[j]) {
             out[slot[j] - 1].val = e.val;
@@ -447,9 +447,11 @@ static void save(writer *w, const wv_json_val *v, int depth)
     case WV_JSON_NUMBER:
         if (wv_json_as_i64(v, &i) == 0) {
             save_int(w, i);
-        } else if (wv_json_as_double(v, &d) < 0 || !(fabs(d) < 0x1p63)) {
-            w->err = wv_fail(-ERANGE, "pickle: a number of magnitude 2^63 or more (an int or a "
-                                      "float? write integers within int64)");
+        } else if (wv_json_as_number_text(v, &s, &n) == 0 && !memchr(s, '.', n) &&
+                   !memchr(s, 'e', n) && !memchr(s, 'E', n)) {
+            w->err = wv_fail(-ERANGE, "pickle: %.*s: an integer beyond int64", (int)n, s);
+        } else if (wv_json_as_double(v, &d) < 0) {
+            w->err = wv_fail(-ERANGE, "pickle: a float beyond double's range");
         } else {
             save_float(w, d);
         }
@@ -794,8 +796,8 @@ static int not_plain_global(reader *r)
 {
     if (r->sp >= 2 && r->stack[r->sp - 2]->type == N_STR && r->stack[r->sp - 1]->type == N_STR) {
         node *m = r->stack[r->sp - 2], *n = r->stack[r->sp - 1];
-        return wv_fail(-ENOTSUP, "pickle: %.*s.%.*s is not a plain type", (int)m->u.s.n,
-                       m->u.s.p, (int)n->u.s.n, n->u.s.p);
+        return wv_fail(-ENOTSUP, "pickle: %.*s.%.*s is not a plain type", (int)m->u.s.n, m->u.s.p,
+                       (int)n->u.s.n, n->u.s.p);
     }
     return wv_fail(-ENOTSUP, "pickle: a reference to a Python global is not a plain type");
 }
@@ -809,8 +811,7 @@ static int unsupported(reader *r, int op)
     case OP_INST: {
         /* "module\nname\n" */
         const unsigned char *nl1 = memchr(r->p, '\n', (size_t)(r->end - r->p));
-        const unsigned char *nl2 =
-            nl1 ? memchr(nl1 + 1, '\n', (size_t)(r->end - nl1 - 1)) : NULL;
+        const unsigned char *nl2 = nl1 ? memchr(nl1 + 1, '\n', (size_t)(r->end - nl1 - 1)) : NULL;
         if (!nl2)
             return bad("truncated GLOBAL");
         return wv_fail(-ENOTSUP, "pickle: %.*s.%.*s is not a plain type", (int)(nl1 - r->p),
@@ -839,8 +840,9 @@ static int unsupported(reader *r, int op)
     case OP_PUT:
         return wv_fail(-ENOTSUP, "pickle: protocol 0's text opcodes are not read");
     default:
-        return wv_fail(-ENOTSUP, "pickle: an object built by reduce, persistent id or extension "
-                                 "(opcode 0x%02x) is not a plain type",
+        return wv_fail(-ENOTSUP,
+                       "pickle: an object built by reduce, persistent id or extension "
+                       "(opcode 0x%02x) is not a plain type",
                        op);
     }
 }
@@ -996,16 +998,16 @@ static int check_utf8(const char *s, size_t n)
             p++;
             continue;
         }
-        int need = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3
-                                              : c >= 0xf0 && c <= 0xf4 ? 4
-                                                                       : 0;
+        int need = c >= 0xc2 && c <= 0xdf   ? 2
+                   : c >= 0xe0 && c <= 0xef ? 3
+                   : c >= 0xf0 && c <= 0xf4 ? 4
+                                            : 0;
         if (!need || end - p < need)
             return bad("a string that is not UTF-8");
         for (int k = 1; k < need; k++)
             if ((p[k] & 0xc0) != 0x80)
                 return bad("a string that is not UTF-8");
-        if ((c == 0xe0 && p[1] < 0xa0) || (c == 0xf0 && p[1] < 0x90) ||
-            (c == 0xf4 && p[1] > 0x8f))
+        if ((c == 0xe0 && p[1] < 0xa0) || (c == 0xf0 && p[1] < 0x90) || (c == 0xf4 && p[1] > 0x8f))
             return bad("a string that is not UTF-8");
         if (c == 0xed && p[1] >= 0xa0)
             return wv_fail(-ENOTSUP, "pickle: a string with a lone surrogate has no JSON form");

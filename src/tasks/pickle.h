@@ -13,9 +13,10 @@
  * memo references (BINGET) CPython writes for a str object seen twice: the
  * empty string and one-character strings below U+0100 are singletons in
  * CPython, and json.loads makes equal object keys of one document one
- * object (tests/unit/pickle_fixtures/ holds what Python wrote). A number
- * whose magnitude is 2^63 or more is refused (-ERANGE): the JSON reader
- * cannot tell 9223372036854775808 (a Python int) from 9.3e18 (a float).
+ * object (tests/unit/pickle_fixtures/ holds what Python wrote). An
+ * integer beyond int64 (written without '.', 'e' or 'E', as json.loads
+ * tells them apart) and a float beyond double's range (1e400, which
+ * json.loads reads as inf) are refused with -ERANGE.
  *
  * Reading: the subset of pickle those types need (any protocol 2 to 5
  * writes them with), and the lists, tuples and dicts CPython builds from
@@ -47,8 +48,8 @@
 #define PICKLE_MAX_JSON  (64u << 20) /* the JSON text written from one, at most */
 #define PICKLE_MAX_DEPTH WV_JSON_MAX_DEPTH
 
-/* Append to *out the pickle of v (one JSON value). 0; -ERANGE (a number of
- * magnitude 2^63 or more), -EINVAL (v NULL, or nested deeper than
+/* Append to *out the pickle of v (one JSON value). 0; -ERANGE (an integer
+ * beyond int64, a float beyond double), -EINVAL (v NULL, or nested deeper than
  * PICKLE_MAX_DEPTH), -ENOMEM. On failure *out holds a partial pickle. */
 int pickle_dumps(const wv_json_val *v, wv_buf *out);
 
