@@ -426,7 +426,8 @@ static void save(writer *w, const wv_json_val *v, int depth)
 {
     if (w->err)
         return;
-    if (depth >= PICKLE_MAX_DEPTH) {
+    wv_json_type t = wv_json_type_of(v);
+    if ((t == WV_JSON_ARRAY || t == WV_JSON_OBJECT) && depth >= PICKLE_MAX_DEPTH) {
         w->err = wv_fail(-EINVAL, "pickle: nested deeper than %d", PICKLE_MAX_DEPTH);
         return;
     }
@@ -436,7 +437,7 @@ static void save(writer *w, const wv_json_val *v, int depth)
     bool b;
     const char *s;
     size_t n;
-    switch (wv_json_type_of(v)) {
+    switch (t) {
     case WV_JSON_NULL:
         put_byte(w, OP_NONE);
         break;
@@ -1018,7 +1019,7 @@ static int check_utf8(const char *s, size_t n)
 
 static int write_json(reader *r, wv_json *j, const node *x, int depth)
 {
-    if (depth > PICKLE_MAX_DEPTH)
+    if (x->type >= N_LIST && depth >= PICKLE_MAX_DEPTH)
         return wv_fail(-ENOTSUP, "pickle: nested deeper than %d (or a list that holds itself)",
                        PICKLE_MAX_DEPTH);
     if (j->out->n > PICKLE_MAX_JSON)
@@ -1063,6 +1064,8 @@ static int write_json(reader *r, wv_json *j, const node *x, int depth)
         wv_json_object_end(j);
         break;
     }
+    if (rc == 0 && j->out->n > PICKLE_MAX_JSON)
+        rc = wv_fail(-EMSGSIZE, "pickle: its JSON is over %u bytes", PICKLE_MAX_JSON);
     return rc ? rc : j->err;
 }
 

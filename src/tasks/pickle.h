@@ -21,7 +21,9 @@
  * Reading: the subset of pickle those types need (any protocol 2 to 5
  * writes them with), and the lists, tuples and dicts CPython builds from
  * it, back to JSON text: tuples become arrays, ints must fit int64, dict
- * keys must be str, floats must be finite, strings valid UTF-8. A pickle of
+ * keys must be str, floats must be finite, strings valid UTF-8 (U+0000
+ * is written \u0000, which is JSON but which wv_json_parse refuses). A
+ * pickle of
  * anything else (bytes, a set, a class instance such as datetime, a
  * reference to a global, a big int) is refused with -ENOTSUP and wv_errmsg()
  * naming it ("pickle: datetime.datetime is not a plain type"); bytes that
@@ -45,7 +47,7 @@
 #pragma GCC visibility push(hidden)
 
 #define PICKLE_MAX_BYTES (16u << 20) /* a pickle read, at most */
-#define PICKLE_MAX_JSON  (64u << 20) /* the JSON text written from one, at most */
+#define PICKLE_MAX_JSON  (16u << 20) /* the JSON text written from one, at most */
 #define PICKLE_MAX_DEPTH WV_JSON_MAX_DEPTH
 
 /* Append to *out the pickle of v (one JSON value). 0; -ERANGE (an integer
