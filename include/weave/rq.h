@@ -35,42 +35,49 @@
  *    strings str, arrays list (a tuple, for args itself), objects dict.
  *    Integers (numbers written without '.', 'e' or 'E', as json.loads
  *    tells them) must fit in int64 and floats in a double: -ERANGE
- *    otherwise. What a job returns is read
- *    back when it is one of those types (a tuple reads as an array); any
- *    other Python object (bytes, a set, a datetime, a class instance, an
- *    int beyond int64, a NaN) is -ENOTSUP with wv_errmsg() naming it.
+ *    otherwise. What a job returns is read back when it is one of those
+ *    types (a tuple reads as an array; a str holding U+0000 comes out as
+ *    \u0000, which is JSON but which wv_json_parse refuses); any other
+ *    Python object (bytes, a set, a datetime, a class instance, an int
+ *    beyond int64, a NaN) is -ENOTSUP with wv_errmsg() naming it.
  *  - Results: RQ 1.12+ on Redis 5 or later keeps them in a stream,
- *    rq:results:<id> (XADD, at most 10 entries; the latest counts): type 1
- *    (successful) with return_value, base64 of its pickle (absent for
- *    None), 2 (failed) with exc_string, base64 of the zlib'd traceback, 3
- *    (stopped). On older servers a worker writes `result` and `exc_info`
- *    into the job's hash instead; both are read. wv_rq_result waits with
- *    XREAD BLOCK on the stream (RQ publishes nothing else to wait on), a
- *    second at a time so that a job that is cancelled or deleted meanwhile
- *    is noticed, within the fiber's deadline.
+ *    rq:results:<id> (XADD, trimmed to about 10 entries; the latest
+ *    counts), written in the transaction that sets the job's status:
+ *    type 1 (successful) with return_value, base64 of its pickle (absent
+ *    for None), 2 (failed) with exc_string, base64 of the zlib'd
+ *    traceback, 3 (stopped). On older servers a worker writes `result`
+ *    and `exc_info` into the job's hash instead; both are read.
+ *    wv_rq_result waits with XREAD BLOCK on the stream (RQ publishes
+ *    nothing else to wait on), a second at a time so that a job that is
+ *    cancelled or deleted meanwhile is noticed, within the fiber's
+ *    deadline.
  *  - The description, when opts.description is NULL, is RQ's
  *    get_call_string: each argument's Python repr cut at 75 characters
- *    ("..." added), then "key=repr" for kwargs, sorted. It is exact for
- *    everything but the rare non-ASCII characters Python's repr escapes
- *    as unprintable: weave escapes the C1 controls, U+00A0, U+00AD, the
- *    Unicode spaces, separators, format characters and private use areas,
- *    and writes every other character (unassigned code points included,
- *    which Python escapes) as is.
+ *    ("..." added), then "key=repr" for kwargs, sorted. Python's repr
+ *    escapes the characters str.isprintable() refuses; weave's table of
+ *    them is exact for every character Unicode 14 (Python 3.11's)
+ *    assigns, and writes unassigned code points as is where Python
+ *    escapes them.
  *  - Not done: dependencies (depends_on), retries, callbacks (on_success),
  *    scheduling (enqueue_at, enqueue_in), another serializer than pickle,
  *    methods of instances (the None in the job tuple), and running jobs:
  *    the workers are Python's.
  *
- * Errors are negative errno values with wv_errmsg() saying why: -EINVAL
- * (bad arguments: args not a JSON array, kwargs or meta not an object,
- * a negative ttl), -ERANGE (an integer beyond int64), -EPROTONOSUPPORT (a URL
- * that is not redis:// or rediss://), -EPERM (outside a fiber), -EXDEV
- * (from another shard), the Redis client's (-ECONNREFUSED, -ETIMEDOUT,
- * -ECANCELED, ...), and for results: -ENOENT (no such job: never
- * enqueued, expired, or deleted by result_ttl 0), -EREMOTEIO (the job
- * failed: wv_errmsg() is the exception's line, "ValueError: boom"),
- * -ECANCELED (stopped or cancelled), -ENOTSUP (a result that is not plain),
- * -EBADMSG (a job hash or result RQ would not have written).
+ * Errors are negative errno values with wv_errmsg() saying why:
+ *
+ *   -EINVAL          bad arguments: args not a JSON array, kwargs or meta
+ *                    not an object, a negative ttl, an empty job id
+ *   -ERANGE          an integer beyond int64, a float beyond double
+ *   -EPROTONOSUPPORT a URL that is not redis:// or rediss://
+ *   -EPERM, -EXDEV   outside a fiber, from another shard
+ *   -ENOENT          no such job: never enqueued, expired, or deleted once
+ *                    it succeeded (no_result)
+ *   -EREMOTEIO       the job failed: wv_errmsg() is the exception's line
+ *                    of its traceback, "ValueError: boom"
+ *   -ECANCELED       the job was stopped or cancelled
+ *   -ENOTSUP         a result that is not plain
+ *   -EBADMSG         a job hash or result RQ would not have written
+ *   and the Redis client's (-ECONNREFUSED, -ETIMEDOUT, -ECANCELED, ...).
  */
 #ifndef WEAVE_RQ_H
 #define WEAVE_RQ_H
