@@ -72,6 +72,16 @@ void wv_rq_close(wv_rq *rq)
     free(rq);
 }
 
+/* prefix + id appended to b, NUL-terminated (for wv_redis_cmd). */
+static int key_of(wv_buf *b, const char *prefix, const char *id)
+{
+    int rc = wv_buf_printf(b, "%s%s", prefix, id);
+    rc = rc ? rc : wv_buf_append(b, "", 1);
+    if (rc == 0)
+        b->n--;
+    return rc;
+}
+
 static int check_shard(const wv_rq *rq)
 {
     if (wv_shard_id() == rq->shard)
@@ -467,7 +477,7 @@ int wv_rq_status(wv_rq *rq, const char *id, wv_rq_state *state)
         return -EINVAL;
     int rc = check_shard(rq);
     wv_buf key = {0};
-    rc = rc ? rc : wv_buf_printf(&key, "rq:job:%s", id);
+    rc = rc ? rc : key_of(&key, "rq:job:", id);
     wv_redis_reply *rep = NULL;
     rc = rc ? rc : wv_redis_cmd(rq->r, &rep, "HGET", key.p, "status");
     rc = rc ? rc : parse_state(rep, id, state);
@@ -598,7 +608,7 @@ static int ended(wv_rq *rq, const char *id, const wv_redis_reply *hm, wv_buf *js
     /* the stream entry was written in the same transaction as the status */
     wv_buf key = {0};
     wv_redis_reply *x = NULL;
-    int got = wv_buf_printf(&key, "rq:results:%s", id);
+    int got = key_of(&key, "rq:results:", id);
     got = got ? got : wv_redis_cmd(rq->r, &x, "XREVRANGE", key.p, "+", "-", "COUNT", "1");
     wv_buf_free(&key);
     if (got < 0) {
@@ -628,8 +638,8 @@ int wv_rq_result(wv_rq *rq, const char *id, wv_buf *json)
         return -EINVAL;
     int rc = check_shard(rq);
     wv_buf jkey = {0}, skey = {0};
-    rc = rc ? rc : wv_buf_printf(&jkey, "rq:job:%s", id);
-    rc = rc ? rc : wv_buf_printf(&skey, "rq:results:%s", id);
+    rc = rc ? rc : key_of(&jkey, "rq:job:", id);
+    rc = rc ? rc : key_of(&skey, "rq:results:", id);
     int out = 0;
     while (rc == 0) {
         /* the stream's last id first: what is added after it wakes XREAD */
