@@ -68,7 +68,6 @@
  *   -EINVAL          bad arguments: args not a JSON array, kwargs or meta
  *                    not an object, a negative ttl, an empty job id
  *   -ERANGE          an integer beyond int64, a float beyond double
- *   -EPROTONOSUPPORT a URL that is not redis:// or rediss://
  *   -EPERM, -EXDEV   outside a fiber, from another shard
  *   -ENOENT          no such job: never enqueued, expired, or deleted once
  *                    it succeeded (no_result)
@@ -98,9 +97,9 @@ typedef struct wv_rq_opts {
     const char *queue; /* NULL = "default" (RQ's) */
 } wv_rq_opts;
 
-/* A client on the calling shard for url (redis:// or rediss://, as
- * include/weave/redis.h reads them; -EPROTONOSUPPORT otherwise). It dials
- * at once. opts may be NULL. */
+/* A client on the calling shard for url, any URL wv_redis_open takes
+ * (redis://, rediss://, unix://; include/weave/redis.h), and with its
+ * errors. It dials at once. opts may be NULL. */
 int wv_rq_open(const char *url, const wv_rq_opts *opts, wv_rq **out);
 
 /* Close the client. NULL is ignored. */

@@ -29,11 +29,6 @@ struct wv_rq {
     int shard;
 };
 
-static bool redis_url(const char *u)
-{
-    return u && (strncmp(u, "redis://", 8) == 0 || strncmp(u, "rediss://", 9) == 0);
-}
-
 int wv_rq_open(const char *url, const wv_rq_opts *opts, wv_rq **out)
 {
     if (!out)
@@ -41,8 +36,6 @@ int wv_rq_open(const char *url, const wv_rq_opts *opts, wv_rq **out)
     *out = NULL;
     if (!url)
         return wv_fail(-EINVAL, "rq: no Redis URL");
-    if (!redis_url(url))
-        return wv_fail(-EPROTONOSUPPORT, "rq: %.16s...: only redis:// and rediss://", url);
     if (wv_shard_id() < 0)
         return wv_fail(-EPERM, "rq: open it from a fiber");
     const char *queue = opts && opts->queue ? opts->queue : DEFAULT_QUEUE;

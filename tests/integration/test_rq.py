@@ -20,10 +20,8 @@ This file is also the worker's module of job functions (test_rq.add, ...).
 import datetime
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -73,18 +71,15 @@ def my_meta():
 
 if __name__ == "__main__":
     import httptest  # noqa: E402 - the integration tests' runner
-    from httptest import check, eq, free_port  # noqa: E402
+    from httptest import check, eq  # noqa: E402
     import redis  # noqa: E402
     from rq import Queue  # noqa: E402
     from rq.job import Job  # noqa: E402
 
-    ROOT = os.path.dirname(os.path.dirname(HERE))
     BUILD = os.environ.get("BUILD_DIR", "build/release")
     PEER = os.path.abspath(os.path.join(BUILD, "rq_peer"))
-    CTL = os.path.join(ROOT, "scripts", "redis_test_server.sh")
-    DIR = tempfile.mkdtemp(prefix="weave-rq-it-")
-    URL = subprocess.run(["bash", CTL, "start", DIR, str(free_port())], check=True,
-                         capture_output=True, text=True, timeout=60).stdout.strip() + "/0"
+    REDIS = httptest.RedisServer("weave-rq-it-")
+    URL = REDIS.url
     R = redis.Redis.from_url(URL)
 
     def peer(*args, timeout=30):
@@ -262,7 +257,6 @@ if __name__ == "__main__":
     except SystemExit as e:
         code = e.code
     finally:
-        subprocess.run(["bash", CTL, "stop", DIR], capture_output=True)
-        shutil.rmtree(DIR, ignore_errors=True)
+        REDIS.stop()
     sys.stdout.flush()
     os._exit(code)

@@ -18,21 +18,9 @@
 
 static char *fixture(const char *name, size_t *n)
 {
-    const char *root = getenv("WEAVE_SOURCE_DIR");
-    char path[4096];
-    snprintf(path, sizeof path, "%s/tests/unit/pickle_fixtures/%s", root ? root : ".", name);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        fail_msg("cannot open %s (set WEAVE_SOURCE_DIR)", path);
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)len + 1);
-    assert_int_equal(fread(buf, 1, (size_t)len, f), (size_t)len);
-    fclose(f);
-    buf[len] = 0;
-    *n = (size_t)len;
-    return buf;
+    char path[512];
+    snprintf(path, sizeof path, "tests/unit/pickle_fixtures/%s", name);
+    return read_source_file(path, n);
 }
 
 static char *fixture_named(const char *fmt, const char *name, size_t *n)
