@@ -19,7 +19,8 @@
  * The model.
  *
  *  - A client (wv_rq) belongs to the shard that opened it, as wv_redis;
- *    open one per shard.
+ *    open one per shard, or make one over the shard's own Redis client
+ *    (wv_rq_with), which then carries its commands too.
  *  - A job is what RQ 1.13's Queue.enqueue writes, in one MULTI/EXEC: the
  *    queue's key added to the set rq:queues, the hash rq:job:<id> (status
  *    "queued", created_at, data, origin, description, enqueued_at,
@@ -85,6 +86,7 @@
 #include <stdint.h>
 
 #include "weave/buf.h"
+#include "weave/redis.h"
 #include "weave/rt.h"
 
 #ifdef __cplusplus
@@ -102,7 +104,13 @@ typedef struct wv_rq_opts {
  * errors. It dials at once. opts may be NULL. */
 int wv_rq_open(const char *url, const wv_rq_opts *opts, wv_rq **out);
 
-/* Close the client. NULL is ignored. */
+/* A client on the calling shard over r, a Redis client of that shard the
+ * caller keeps (wv_app_redis's, say): it must outlive the RQ client, which
+ * does not close it. opts may be NULL. */
+int wv_rq_with(wv_redis *r, const wv_rq_opts *opts, wv_rq **out);
+
+/* Close the client (and its Redis client, when wv_rq_open made it). NULL
+ * is ignored. */
 void wv_rq_close(wv_rq *rq);
 
 /* What RQ's Queue.enqueue takes, besides the function and its arguments.

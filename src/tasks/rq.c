@@ -25,17 +25,17 @@
 
 struct wv_rq {
     wv_redis *r;
+    bool owns_r; /* opened by wv_rq_open, closed by wv_rq_close */
     char *queue;
     int shard;
 };
 
-int wv_rq_open(const char *url, const wv_rq_opts *opts, wv_rq **out)
+/* A client without its connection yet. */
+static int rq_new(const wv_rq_opts *opts, wv_rq **out)
 {
     if (!out)
         return -EINVAL;
     *out = NULL;
-    if (!url)
-        return wv_fail(-EINVAL, "rq: no Redis URL");
     if (wv_shard_id() < 0)
         return wv_fail(-EPERM, "rq: open it from a fiber");
     const char *queue = opts && opts->queue ? opts->queue : DEFAULT_QUEUE;
@@ -47,20 +47,42 @@ int wv_rq_open(const char *url, const wv_rq_opts *opts, wv_rq **out)
         return -ENOMEM;
     }
     rq->shard = wv_shard_id();
-    int rc = wv_redis_open(url, NULL, &rq->r);
-    if (rc < 0) {
-        wv_rq_close(rq);
-        return rc;
-    }
     *out = rq;
     return 0;
+}
+
+int wv_rq_open(const char *url, const wv_rq_opts *opts, wv_rq **out)
+{
+    if (!url)
+        return wv_fail(-EINVAL, "rq: no Redis URL");
+    int rc = rq_new(opts, out);
+    if (rc < 0)
+        return rc;
+    (*out)->owns_r = true;
+    rc = wv_redis_open(url, NULL, &(*out)->r);
+    if (rc < 0) {
+        wv_rq_close(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+int wv_rq_with(wv_redis *r, const wv_rq_opts *opts, wv_rq **out)
+{
+    if (!r)
+        return wv_fail(-EINVAL, "rq: no Redis client");
+    int rc = rq_new(opts, out);
+    if (rc == 0)
+        (*out)->r = r;
+    return rc;
 }
 
 void wv_rq_close(wv_rq *rq)
 {
     if (!rq)
         return;
-    wv_redis_close(rq->r);
+    if (rq->owns_r)
+        wv_redis_close(rq->r);
     free(rq->queue);
     free(rq);
 }
@@ -241,8 +263,9 @@ static int call_string(wv_buf *b, const char *func, const wv_json_val *args,
         rc = wv_buf_printf(&one, "%s=", k);
         rc = rc ? rc : py_repr_cut(&one, v);
         rc = rc ? rc : wv_buf_append(&one, "", 1);
-        kw[i] = one.p;
-        if (rc < 0)
+        if (rc == 0)
+            kw[i] = one.p; /* freed below */
+        else
             wv_buf_free(&one);
     }
     if (rc == 0 && nkw > 0)

@@ -11,6 +11,9 @@
  *   rq_peer result ID [WAIT_MS]
  *       waits up to WAIT_MS (20 s): prints the result's JSON
  *
+ * With $RQ_SHARED set, the client is made with wv_rq_with over a Redis
+ * client the peer opened (and pings after wv_rq_close).
+ *
  * Exit 0 on success; else 1 with "ENAME: wv_errmsg()" on stderr (ENOENT,
  * EREMOTEIO, ECANCELED, ENOTSUP, ETIMEDOUT, EINVAL, ERANGE, or the errno's
  * text).
@@ -133,7 +136,10 @@ static int run(void *arg)
 {
     (void)arg;
     wv_rq *rq;
-    int rc = wv_rq_open(url(), NULL, &rq);
+    wv_redis *shared = NULL; /* $RQ_SHARED: over a Redis client the peer keeps */
+    int rc = getenv("RQ_SHARED") ? wv_redis_open(url(), NULL, &shared) : 0;
+    if (rc == 0)
+        rc = shared ? wv_rq_with(shared, NULL, &rq) : wv_rq_open(url(), NULL, &rq);
     if (rc == 0) {
         const char *cmd = argc_ >= 2 ? argv_[1] : "";
         if (strcmp(cmd, "enqueue") == 0)
@@ -145,6 +151,12 @@ static int run(void *arg)
         else
             rc = wv_fail(-EINVAL, "usage: rq_peer enqueue|status|result ...");
         wv_rq_close(rq);
+    }
+    if (shared) {
+        /* still usable after wv_rq_close: the RQ client did not close it */
+        int ping = wv_redis_ping(shared);
+        rc = rc < 0 ? rc : ping;
+        wv_redis_close(shared);
     }
     if (rc < 0) {
         fprintf(stderr, "%s: %s\n", errname(rc), wv_errmsg());

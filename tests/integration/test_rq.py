@@ -242,6 +242,17 @@ if __name__ == "__main__":
         eq((waiter.returncode, out.strip()), (0, "42"), err)
         check(time.monotonic() - t0 < 10, "woken by the result")
 
+    def test_over_a_redis_client_the_caller_keeps():
+        env = dict(os.environ, RQ_URL=URL, RQ_SHARED="1")
+        p = subprocess.run([PEER, "enqueue", "test_rq.add", "[40, 2]"], capture_output=True,
+                           text=True, timeout=30, env=env)
+        eq(p.returncode, 0, p.stderr)
+        jid = p.stdout.strip()
+        burst()
+        p = subprocess.run([PEER, "result", jid], capture_output=True, text=True, timeout=30,
+                           env=env)
+        eq((p.returncode, p.stdout.strip()), (0, "42"), p.stderr)
+
     def test_refused_arguments():
         for args, opts, want in (('{"a": 1}', [], "EINVAL"), ("[1e400]", [], "ERANGE"),
                                  ("[9223372036854775808]", [], "ERANGE"),
