@@ -327,8 +327,9 @@ static int check_ttl(int64_t v, const char *what)
 typedef struct fields {
     wv_str argv[48];
     int argc;
-    char num[4][24];
+    char num[4][24]; /* the numbers' text, which argv points into */
     int nnum;
+    char created[32], enqueued[32];
 } fields;
 
 static void field(fields *f, const char *name, const void *p, size_t n)
@@ -349,6 +350,122 @@ static void field_i(fields *f, const char *name, int64_t v)
     field_s(f, name, num);
 }
 
+/* What one enqueue writes, made before anything is sent. */
+typedef struct job {
+    const char *id, *queue;
+    wv_buf data, desc, meta, qkey, jkey, dependents, dependencies;
+    char uuid[CELERY_UUID_LEN + 1];
+} job;
+
+static void job_free(job *j)
+{
+    wv_buf_free(&j->data);
+    wv_buf_free(&j->desc);
+    wv_buf_free(&j->meta);
+    wv_buf_free(&j->qkey);
+    wv_buf_free(&j->jkey);
+    wv_buf_free(&j->dependents);
+    wv_buf_free(&j->dependencies);
+}
+
+/* The job's data (its pickled call, zlib'd), meta, description and keys. */
+static int job_make(const char *func, const char *args_json, const wv_rq_job_opts *o, job *j)
+{
+    wv_json_doc *args = NULL, *kwargs = NULL, *meta = NULL;
+    wv_buf pk = {0};
+    int rc = parse_opt(args_json, WV_JSON_ARRAY, "args", &args);
+    rc = rc ? rc : parse_opt(o->kwargs, WV_JSON_OBJECT, "kwargs", &kwargs);
+    rc = rc ? rc : parse_opt(o->meta, WV_JSON_OBJECT, "meta", &meta);
+    const wv_json_val *a = wv_json_doc_root(args), *kw = wv_json_doc_root(kwargs);
+    rc = rc ? rc : pickle_dumps_call(func, a, kw, &pk);
+    rc = rc ? rc : zlib_compress(&pk, &j->data);
+    if (rc == 0 && meta && wv_json_object_len(wv_json_doc_root(meta)) > 0) /* `if self.meta` */
+        rc = pickle_dumps(wv_json_doc_root(meta), &j->meta);
+    if (rc == 0)
+        rc = o->description ? wv_buf_puts(&j->desc, o->description)
+                            : call_string(&j->desc, func, a, kw);
+    if (rc == 0 && !o->job_id)
+        rc = celery_uuid4(j->uuid);
+    j->id = o->job_id ? o->job_id : j->uuid;
+    rc = rc ? rc : wv_buf_printf(&j->qkey, "rq:queue:%s", j->queue);
+    rc = rc ? rc : wv_buf_printf(&j->jkey, "rq:job:%s", j->id);
+    rc = rc ? rc : wv_buf_printf(&j->dependents, "rq:job:%s:dependents", j->id);
+    rc = rc ? rc : wv_buf_printf(&j->dependencies, "rq:job:%s:dependencies", j->id);
+    wv_json_doc_free(args);
+    wv_json_doc_free(kwargs);
+    wv_json_doc_free(meta);
+    wv_buf_free(&pk);
+    return rc;
+}
+
+static wv_str str_of(const wv_buf *b)
+{
+    return (wv_str){b->p, b->n};
+}
+
+/* The hash's fields in Job.to_dict's order, after "HSET key". */
+static void hash_fields(const job *j, const wv_rq_job_opts *o, fields *f)
+{
+    utc_now(f->created);
+    utc_now(f->enqueued);
+    field_s(f, "created_at", f->created);
+    field(f, "data", j->data.p, j->data.n);
+    field_s(f, "success_callback_name", "");
+    field_s(f, "failure_callback_name", "");
+    field_s(f, "started_at", "");
+    field_s(f, "ended_at", "");
+    field_s(f, "last_heartbeat", "");
+    field_s(f, "worker_name", "");
+    field_s(f, "origin", j->queue);
+    field(f, "description", j->desc.p, j->desc.n);
+    field_s(f, "enqueued_at", f->enqueued);
+    field_i(f, "timeout", o->timeout_s ? o->timeout_s : DEFAULT_TIMEOUT);
+    if (o->no_result)
+        field_s(f, "result_ttl", "0");
+    else if (o->result_ttl_s)
+        field_i(f, "result_ttl", o->result_ttl_s);
+    if (o->failure_ttl_s)
+        field_i(f, "failure_ttl", o->failure_ttl_s);
+    field_s(f, "status", "queued");
+    if (j->meta.n)
+        field(f, "meta", j->meta.p, j->meta.n);
+    if (o->ttl_s)
+        field_i(f, "ttl", o->ttl_s);
+}
+
+/* Queue.enqueue_job's commands, in one MULTI/EXEC. */
+static int job_write(wv_rq *rq, const job *j, const wv_rq_job_opts *o)
+{
+    wv_redis_pipe *p;
+    int rc = wv_redis_pipe_new(rq->r, true, &p);
+    if (rc < 0)
+        return rc;
+    wv_str key = str_of(&j->jkey), queue = str_of(&j->qkey);
+    fields f = {.argc = 2, .argv = {WV_STR("HSET"), key}};
+    hash_fields(j, o, &f);
+    rc = wv_redis_pipe_addv(p, 3, (wv_str[]){WV_STR("SADD"), WV_STR("rq:queues"), queue});
+    rc = rc ? rc
+            : wv_redis_pipe_addv(
+                  p, 4, (wv_str[]){WV_STR("HSET"), key, WV_STR("status"), WV_STR("queued")});
+    rc = rc ? rc : wv_redis_pipe_addv(p, f.argc, f.argv);
+    if (o->ttl_s) { /* Job.cleanup(ttl): the job and its dependency keys */
+        char ttl[24];
+        snprintf(ttl, sizeof ttl, "%lld", (long long)o->ttl_s);
+        wv_str t = {ttl, strlen(ttl)};
+        rc = rc ? rc : wv_redis_pipe_addv(p, 3, (wv_str[]){WV_STR("EXPIRE"), key, t});
+        rc = rc ? rc
+                : wv_redis_pipe_addv(p, 3, (wv_str[]){WV_STR("EXPIRE"), str_of(&j->dependents), t});
+        rc = rc ? rc
+                : wv_redis_pipe_addv(p, 3,
+                                     (wv_str[]){WV_STR("EXPIRE"), str_of(&j->dependencies), t});
+    }
+    wv_str push = o->at_front ? WV_STR("LPUSH") : WV_STR("RPUSH");
+    rc = rc ? rc : wv_redis_pipe_addv(p, 3, (wv_str[]){push, queue, {j->id, strlen(j->id)}});
+    rc = rc ? rc : wv_redis_pipe_exec(p); /* nothing is sent unless every command was added */
+    wv_redis_pipe_free(p);
+    return rc;
+}
+
 int wv_rq_enqueue(wv_rq *rq, const char *func, const char *args_json, const wv_rq_job_opts *opts,
                   char id[37])
 {
@@ -358,102 +475,21 @@ int wv_rq_enqueue(wv_rq *rq, const char *func, const char *args_json, const wv_r
     if (rc < 0)
         return rc;
     wv_rq_job_opts o = opts ? *opts : (wv_rq_job_opts){0};
-    if (o.timeout_s < -1 || (rc = check_ttl(o.result_ttl_s, "result_ttl")) < 0 ||
+    if (o.timeout_s < -1)
+        return wv_fail(-EINVAL, "rq: timeout: seconds, or -1");
+    if ((rc = check_ttl(o.result_ttl_s, "result_ttl")) < 0 ||
         (rc = check_ttl(o.failure_ttl_s, "failure_ttl")) < 0)
-        return rc ? rc : wv_fail(-EINVAL, "rq: timeout: seconds, or -1");
+        return rc;
     if (o.ttl_s < 0)
         return wv_fail(-EINVAL, "rq: ttl: seconds (RQ refuses 0 or less)");
     if (o.job_id && !*o.job_id)
         return wv_fail(-EINVAL, "rq: an empty job id");
-    const char *queue = o.queue ? o.queue : rq->queue;
-
-    wv_json_doc *args = NULL, *kwargs = NULL, *meta = NULL;
-    wv_buf pk = {0}, data = {0}, desc = {0}, meta_pk = {0}, qkey = {0}, jkey = {0}, dkey = {0};
-    char jid[CELERY_UUID_LEN + 1] = "";
-    rc = parse_opt(args_json, WV_JSON_ARRAY, "args", &args);
-    rc = rc ? rc : parse_opt(o.kwargs, WV_JSON_OBJECT, "kwargs", &kwargs);
-    rc = rc ? rc : parse_opt(o.meta, WV_JSON_OBJECT, "meta", &meta);
-    const wv_json_val *a = wv_json_doc_root(args), *kw = wv_json_doc_root(kwargs);
-    rc = rc ? rc : pickle_dumps_call(func, a, kw, &pk);
-    rc = rc ? rc : zlib_compress(&pk, &data);
-    if (rc == 0 && meta && wv_json_object_len(wv_json_doc_root(meta)) > 0) /* `if self.meta` */
-        rc = pickle_dumps(wv_json_doc_root(meta), &meta_pk);
-    if (rc == 0)
-        rc = o.description ? wv_buf_puts(&desc, o.description) : call_string(&desc, func, a, kw);
-    if (rc == 0 && !o.job_id)
-        rc = celery_uuid4(jid);
-    const char *job_id = o.job_id ? o.job_id : jid;
-    rc = rc ? rc : wv_buf_printf(&qkey, "rq:queue:%s", queue);
-    rc = rc ? rc : wv_buf_printf(&jkey, "rq:job:%s", job_id);
-    /* Job.dependents_key and dependencies_key, one after the other */
-    rc = rc ? rc
-            : wv_buf_printf(&dkey, "rq:job:%s:dependentsrq:job:%s:dependencies", job_id, job_id);
-
-    wv_redis_pipe *p = NULL;
-    if (rc == 0)
-        rc = wv_redis_pipe_new(rq->r, true, &p);
-    if (rc == 0) {
-        char created[32], enqueued[32];
-        utc_now(created);
-        utc_now(enqueued);
-        wv_str job = {jkey.p, jkey.n};
-        fields f = {.argc = 2, .argv = {WV_STR("HSET"), job}};
-        field_s(&f, "created_at", created);
-        field(&f, "data", data.p, data.n);
-        field_s(&f, "success_callback_name", "");
-        field_s(&f, "failure_callback_name", "");
-        field_s(&f, "started_at", "");
-        field_s(&f, "ended_at", "");
-        field_s(&f, "last_heartbeat", "");
-        field_s(&f, "worker_name", "");
-        field_s(&f, "origin", queue);
-        field(&f, "description", desc.p, desc.n);
-        field_s(&f, "enqueued_at", enqueued);
-        field_i(&f, "timeout", o.timeout_s ? o.timeout_s : DEFAULT_TIMEOUT);
-        if (o.no_result)
-            field_s(&f, "result_ttl", "0");
-        else if (o.result_ttl_s)
-            field_i(&f, "result_ttl", o.result_ttl_s);
-        if (o.failure_ttl_s)
-            field_i(&f, "failure_ttl", o.failure_ttl_s);
-        field_s(&f, "status", "queued");
-        if (meta_pk.n)
-            field(&f, "meta", meta_pk.p, meta_pk.n);
-        if (o.ttl_s)
-            field_i(&f, "ttl", o.ttl_s);
-
-        wv_redis_pipe_addv(p, 3, (wv_str[]){WV_STR("SADD"), WV_STR("rq:queues"), {qkey.p, qkey.n}});
-        wv_redis_pipe_addv(p, 4,
-                           (wv_str[]){WV_STR("HSET"), job, WV_STR("status"), WV_STR("queued")});
-        wv_redis_pipe_addv(p, f.argc, f.argv);
-        if (o.ttl_s) { /* Job.cleanup(ttl): the job and its dependency keys */
-            char ttl[24];
-            snprintf(ttl, sizeof ttl, "%lld", (long long)o.ttl_s);
-            wv_str t = {ttl, strlen(ttl)};
-            wv_redis_pipe_addv(p, 3, (wv_str[]){WV_STR("EXPIRE"), job, t});
-            size_t dn = jkey.n + strlen(":dependents");
-            wv_redis_pipe_addv(p, 3, (wv_str[]){WV_STR("EXPIRE"), {dkey.p, dn}, t});
-            wv_redis_pipe_addv(p, 3, (wv_str[]){WV_STR("EXPIRE"), {dkey.p + dn, dkey.n - dn}, t});
-        }
-        wv_redis_pipe_addv(p, 3,
-                           (wv_str[]){o.at_front ? WV_STR("LPUSH") : WV_STR("RPUSH"),
-                                      {qkey.p, qkey.n},
-                                      {job_id, strlen(job_id)}});
-        rc = wv_redis_pipe_exec(p);
-        wv_redis_pipe_free(p);
-    }
+    job j = {.queue = o.queue ? o.queue : rq->queue};
+    rc = job_make(func, args_json, &o, &j);
+    rc = rc ? rc : job_write(rq, &j, &o);
     if (rc == 0 && id && !o.job_id)
-        memcpy(id, jid, sizeof jid);
-    wv_json_doc_free(args);
-    wv_json_doc_free(kwargs);
-    wv_json_doc_free(meta);
-    wv_buf_free(&pk);
-    wv_buf_free(&data);
-    wv_buf_free(&desc);
-    wv_buf_free(&meta_pk);
-    wv_buf_free(&qkey);
-    wv_buf_free(&jkey);
-    wv_buf_free(&dkey);
+        memcpy(id, j.uuid, sizeof j.uuid);
+    job_free(&j);
     return rc;
 }
 
