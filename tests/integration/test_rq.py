@@ -13,7 +13,8 @@ for the same call; non-ASCII strings, ints at the ends of int64, floats and
 nested dicts and lists round trip; a failure reads as the Python exception;
 results that are not plain (a datetime, an int past int64, bytes) are
 -ENOTSUP, not a crash; at_front, ttl, result_ttl=0, a cancelled job, a
-missing job and the deadline.
+missing job and the deadline; results in the job hash as older RQ keeps
+them; a client over a Redis client the caller keeps.
 
 This file is also the worker's module of job functions (test_rq.add, ...).
 """
@@ -195,6 +196,10 @@ if __name__ == "__main__":
             cid = enqueue("test_rq.same", json.dumps(args), "queue=descr")
             pj = Queue("descr", connection=R).enqueue_call("test_rq.same", args=tuple(args))
             eq(Job.fetch(cid, connection=R).description, pj.description, "description")
+        kw = {"z\u00e9": [1, "x" * 90], "a": {"k": None}, "a_b": True, "A": 1.25}
+        cid = enqueue("test_rq.echo", "[]", "queue=descr", "kwargs=" + json.dumps(kw))
+        pj = Queue("descr", connection=R).enqueue_call("test_rq.echo", kwargs=kw)
+        eq(Job.fetch(cid, connection=R).description, pj.description, "keyword arguments sorted")
 
     def test_results_that_are_not_plain():
         q = Queue(connection=R)
@@ -241,6 +246,25 @@ if __name__ == "__main__":
         out, err = waiter.communicate(timeout=30)
         eq((waiter.returncode, out.strip()), (0, "42"), err)
         check(time.monotonic() - t0 < 10, "woken by the result")
+
+    def test_results_in_the_job_hash_as_older_rq_keeps_them():
+        # RQ before 1.12, or on Redis before 5: `result` and `exc_info` in
+        # the job's hash (Job.save with include_result), no stream
+        import pickle
+        import zlib
+        ok = enqueue("test_rq.add", "[1, 1]", "queue=old")
+        R.hset("rq:job:" + ok, mapping={
+            "status": "finished", "result": pickle.dumps({"sum": 2, "t": (1, 1.5)}, protocol=5)})
+        eq(peer("result", ok)[1], '{"sum":2,"t":[1,1.5]}', "result from the hash")
+        none = enqueue("test_rq.add", "[1, 1]", "queue=old")
+        R.hset("rq:job:" + none, "status", "finished")
+        eq(peer("result", none)[1], "null", "None is not stored")
+        bad = enqueue("test_rq.add", "[1, 1]", "queue=old")
+        tb = "Traceback (most recent call last):\n  File \"x\"\nKeyError: 'k\u00e9y'\n"
+        R.hset("rq:job:" + bad, mapping={
+            "status": "failed", "exc_info": zlib.compress(tb.encode())})
+        rc, out, err = peer("result", bad)
+        eq((rc, err), (1, "EREMOTEIO: KeyError: 'k\u00e9y'"), "exc_info from the hash")
 
     def test_over_a_redis_client_the_caller_keeps():
         env = dict(os.environ, RQ_URL=URL, RQ_SHARED="1")
