@@ -657,6 +657,10 @@ static int ended(wv_rq *rq, const char *id, const wv_redis_reply *hm, wv_buf *js
     }
     if (st != WV_RQ_FINISHED && st != WV_RQ_FAILED && st != WV_RQ_STOPPED && st != WV_RQ_CANCELED)
         return 0;
+    if (st == WV_RQ_CANCELED) { /* Job.cancel writes no result: the stream's is an older run's */
+        *rc = wv_fail(-ECANCELED, "rq: job %s was canceled", id);
+        return 1;
+    }
     /* the stream entry was written in the same transaction as the status */
     wv_buf key = {0};
     wv_redis_reply *x = NULL;
