@@ -320,6 +320,15 @@ int celery_saferepr(const char *json, size_t n, bool as_list, size_t maxlen, wv_
 /* json[0..n) (strict JSON) rewritten as Python's json.dumps writes it. */
 int celery_pyjson(const char *json, size_t n, wv_buf *out);
 
+/* Python's repr of a float (float_repr_style "short"): the shortest digits
+ * that read back, fixed notation for exponents -4..15, else d.ddde+XX;
+ * NaN and Infinity as json.dumps writes them. */
+int celery_py_float(wv_buf *b, double x);
+
+/* Padded standard base64 (what Python's base64.b64encode writes) decoded
+ * into out, which has room for n / 4 * 3 bytes. The length, or -1. */
+long celery_b64_decode(const char *s, size_t n, char *out);
+
 #pragma GCC visibility pop
 
 #endif

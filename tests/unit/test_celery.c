@@ -18,19 +18,11 @@
 
 static char *fixture(const char *name, size_t *n)
 {
-    const char *root = getenv("WEAVE_SOURCE_DIR");
-    char path[4096];
-    snprintf(path, sizeof path, "%s/tests/unit/celery_fixtures/%s", root ? root : ".", name);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        fail_msg("cannot open %s (set WEAVE_SOURCE_DIR)", path);
-    char *buf = malloc(1 << 16);
-    size_t len = fread(buf, 1, (1 << 16) - 1, f);
-    fclose(f);
-    while (len && buf[len - 1] == '\n') /* capture.py ends each file with one */
-        len--;
-    buf[len] = 0;
-    *n = len;
+    char path[512];
+    snprintf(path, sizeof path, "tests/unit/celery_fixtures/%s", name);
+    char *buf = read_source_file(path, n);
+    while (*n && buf[*n - 1] == '\n') /* capture.py ends each file with one */
+        buf[--*n] = 0;
     return buf;
 }
 
