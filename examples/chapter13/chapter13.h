@@ -11,6 +11,10 @@
  * --async-delay-ms / ASYNC_DELAY_MS, 1000 by default, 0 allowed. */
 extern int64_t async_delay_ms;
 
+/* The service's database when DATABASE_URL is not set (the users, and the
+ * embedded task queue). */
+#define DEFAULT_DATABASE_URL "sqlite://chapter13.db"
+
 void s13_2_1_fastapi(wv_app *app);         /* GET /async-endpoint */
 void s13_2_2_django(wv_app *app);          /* GET /async-view/ */
 void s13_3_databases_options(wv_app *app); /* --database-url */

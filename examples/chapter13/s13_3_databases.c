@@ -269,7 +269,7 @@ static int create_schema(void *arg)
 
 void s13_3_databases_options(wv_app *app)
 {
-    wv_app_option(app, "database-url", "DATABASE_URL", WV_OPT_STRING, "sqlite://chapter13.db",
+    wv_app_option(app, "database-url", "DATABASE_URL", WV_OPT_STRING, DEFAULT_DATABASE_URL,
                   "the users' database: sqlite://FILE, sqlite::memory: (one per shard) or "
                   "postgres://user:password@host:port/db");
 }

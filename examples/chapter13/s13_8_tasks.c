@@ -21,13 +21,21 @@
  * --async-delay-ms in the task's own fiber, then x + y: a thousand of them
  * wait together in one worker) and tasks.add (at once).
  *
- *   --tasks-url / TASKS_URL          the broker: redis://..., amqp://...;
- *                                    unset: no task queue (503)
+ *   --tasks-url / TASKS_URL          the broker: redis://..., amqp://...,
+ *                                    postgres://... or sqlite://FILE; unset:
+ *                                    the embedded queue, a table in the
+ *                                    service's own database (DATABASE_URL,
+ *                                    the SQLite file by default), so `make
+ *                                    run` needs no broker (none with
+ *                                    sqlite::memory:, one database per
+ *                                    shard: 503)
  *   --tasks-backend / TASKS_BACKEND  where results go: redis://...;
- *                                    default: TASKS_URL when it is Redis,
- *                                    rpc:// with AMQP
+ *                                    default: TASKS_URL (a database queue
+ *                                    keeps them in its rows), rpc:// with
+ *                                    AMQP
  *   --worker / WORKER                run a worker in this process too (one
- *                                    per shard)
+ *                                    per shard); always on with the
+ *                                    embedded queue
  *   --worker-concurrency             tasks at once per shard (1000)
  *
  *   POST /tasks/add   {"x": 2, "y": 3[, "task": "async_add" | "add"]}
@@ -39,7 +47,8 @@
  *                     which only the producer's wait can read
  *
  * `chapter13 worker` runs only the workers, in a process of its own (no
- * HTTP), on the same options' variables: TASKS_URL, TASKS_BACKEND,
+ * HTTP), on the same options' variables: TASKS_URL (else DATABASE_URL,
+ * else the service's default SQLite file), TASKS_BACKEND,
  * WORKER_CONCURRENCY, ASYNC_DELAY_MS; SIGTERM is a warm shutdown.
  */
 #include <errno.h>
@@ -143,7 +152,8 @@ static wv_tasks *tasks_of(wv_req *req)
 {
     wv_tasks *t = wv_req_client(req, "tasks");
     if (!t)
-        wv_fail(-ECANCELED, "no task queue: set TASKS_URL (redis://... or amqp://...)");
+        wv_fail(-ECANCELED, "no task queue: set TASKS_URL (redis://..., amqp://..., "
+                            "postgres://...), or a DATABASE_URL that is not sqlite::memory:");
     return t;
 }
 
@@ -321,9 +331,17 @@ void s13_8_tasks(wv_app *app)
     cfg.backend = wv_app_str(app, "tasks-backend");
     cfg.concurrency = (int)wv_app_int(app, "worker-concurrency");
     cfg.delay_ms = async_delay_ms;
+    bool embedded = !cfg.url;
+    if (embedded) {
+        /* the service's own database; a private in-memory one per shard
+         * cannot be a queue every shard sees */
+        const char *db = wv_app_str(app, "database-url");
+        if (db && strcmp(db, "sqlite::memory:") != 0 && strcmp(db, "sqlite://:memory:") != 0)
+            cfg.url = db;
+    }
     if (cfg.url) {
         wv_app_client(app, "tasks", cfg.url, &tasks_client);
-        if (wv_app_bool(app, "worker")) {
+        if (embedded || wv_app_bool(app, "worker")) {
             wv_app_on_start(app, start_workers, app);
             wv_app_on_stop(app, stop_workers, NULL);
         }
@@ -366,6 +384,10 @@ int s13_8_worker_main(void)
     cfg.backend = getenv("TASKS_BACKEND");
     if (cfg.url && !*cfg.url)
         cfg.url = NULL; /* empty is unset, as the app's options read it */
+    if (!cfg.url) {
+        const char *db = getenv("DATABASE_URL");
+        cfg.url = db && *db ? db : DEFAULT_DATABASE_URL;
+    }
     if (cfg.backend && !*cfg.backend)
         cfg.backend = NULL;
     const char *c = getenv("WORKER_CONCURRENCY"), *d = getenv("ASYNC_DELAY_MS");
@@ -374,8 +396,7 @@ int s13_8_worker_main(void)
     if (d)
         cfg.delay_ms = atoll(d);
     if (!cfg.url || cfg.concurrency <= 0 || cfg.delay_ms < 0) {
-        fprintf(stderr, "chapter13 worker: set TASKS_URL (redis://... or amqp://...); "
-                        "WORKER_CONCURRENCY > 0, ASYNC_DELAY_MS >= 0\n");
+        fprintf(stderr, "chapter13 worker: WORKER_CONCURRENCY > 0, ASYNC_DELAY_MS >= 0\n");
         return 2;
     }
     int rc = wv_main(NULL, worker_main, NULL);

@@ -37,7 +37,7 @@ static const section chapter[] = {
      "examples/chapter13/s13_7_cloud.c", true},
     {"13.7.2", "Google Cloud Storage (S3_BUCKET=gs://...: the same /files routes)", "",
      "examples/chapter13/s13_7_cloud.c", true},
-    {"13.8.1", "Celery tasks (TASKS_URL; --worker or `chapter13 worker`)",
+    {"13.8.1", "Celery tasks (TASKS_URL, or a queue in the service's database)",
      "POST /tasks/add, GET /tasks/{id}", "examples/chapter13/s13_8_tasks.c", true},
     {"13.8.2", "Celery on RabbitMQ (TASKS_URL=amqp://...: the same /tasks routes)", "",
      "examples/chapter13/s13_8_tasks.c", false},

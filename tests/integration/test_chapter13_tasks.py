@@ -40,12 +40,14 @@ R = redis.Redis.from_url(URL)
 
 
 class Service:
-    def __init__(self, env=None, args=(), delay_ms=1000):
+    def __init__(self, env=None, args=(), delay_ms=1000, db="sqlite::memory:"):
         self.dir = tempfile.mkdtemp(prefix="weave-c13t-", dir=DIR)
         full = {"TASKS_URL": URL}
         full.update(env or {})
+        if db == "file":
+            db = "sqlite://" + os.path.join(self.dir, "c13.db")
         self.proc, self.port = start(self.dir, delay_ms, args=(
-            "--database-url", "sqlite::memory:", "--files-dir", self.dir) + tuple(args), env=full)
+            "--database-url", db, "--files-dir", self.dir) + tuple(args), env=full)
 
     def __enter__(self):
         return self
@@ -128,6 +130,22 @@ def test_bad_input_and_no_queue():
         check("TASKS_URL" in doc["detail"], doc)
 
 
+def test_the_embedded_queue_in_the_services_database():
+    """No TASKS_URL: the queue is a table in the service's SQLite file (what
+    `make run` does), with the service's own worker."""
+    with Service(env={"TASKS_URL": ""}, db="file") as s:
+        t0 = time.monotonic()
+        ids = [s.post({"x": i, "y": 3})[1]["id"] for i in range(20)]
+        done = [s.wait(i, timeout=30)[1] for i in ids]
+        eq([d["result"] for d in done], [i + 3 for i in range(20)], "every result")
+        check(all(d["state"] == "SUCCESS" for d in done), "all SUCCESS")
+        check(time.monotonic() - t0 >= 1.0, "after the one-second wait")
+        st, doc = s.post({"x": 1, "y": 2, "task": "add"})
+        eq(s.wait(doc["id"])[1]["result"], 3, "add")
+        st, _, body = req(s.port, "GET", "/readyz")
+        check(b"tasks" in body, "the queue in /readyz: %r" % body)
+
+
 def test_the_chapters_python_worker_runs_what_the_service_sends():
     R.flushdb()
     p = python_worker()
@@ -164,10 +182,10 @@ def test_chapter13_worker_answers_pythons_delay():
     finally:
         if w.poll() is None:
             w.kill()
-    r = subprocess.run([BIN, "worker"], env=dict(os.environ, TASKS_URL=""), capture_output=True,
-                       text=True, timeout=10)
-    eq(r.returncode, 2, "no TASKS_URL: a usage error")
-    check("TASKS_URL" in r.stderr, r.stderr)
+    r = subprocess.run([BIN, "worker"], env=dict(os.environ, WORKER_CONCURRENCY="0"),
+                       capture_output=True, text=True, timeout=10)
+    eq(r.returncode, 2, "a bad WORKER_CONCURRENCY: a usage error")
+    check("WORKER_CONCURRENCY" in r.stderr, r.stderr)
 
 
 if __name__ == "__main__":
