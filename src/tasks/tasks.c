@@ -76,6 +76,11 @@ static bool redis_url(const char *u)
     return has_scheme(u, "redis") || has_scheme(u, "rediss");
 }
 
+static bool amqp_url(const char *u)
+{
+    return has_scheme(u, "amqp") || has_scheme(u, "amqps");
+}
+
 int wv_tasks_open(const char *broker, const wv_tasks_opts *opts, wv_tasks **out)
 {
     if (!out)
@@ -84,11 +89,17 @@ int wv_tasks_open(const char *broker, const wv_tasks_opts *opts, wv_tasks **out)
     wv_tasks_opts o = opts ? *opts : (wv_tasks_opts){0};
     if (!broker)
         return wv_fail(-EINVAL, "tasks: no broker URL");
-    if (!redis_url(broker))
-        return wv_fail(-EPROTONOSUPPORT, "tasks: broker %.16s...: only redis:// and rediss://",
+    if (!redis_url(broker) && !amqp_url(broker))
+        return wv_fail(-EPROTONOSUPPORT,
+                       "tasks: broker %.16s...: only redis://, rediss://, amqp:// and amqps://",
                        broker);
-    if (o.backend && !redis_url(o.backend))
-        return wv_fail(-EPROTONOSUPPORT, "tasks: result backend: only redis:// and rediss://");
+    bool rpc = o.backend && has_scheme(o.backend, "rpc");
+    if (o.backend && !redis_url(o.backend) && !rpc)
+        return wv_fail(-EPROTONOSUPPORT, "tasks: result backend: only redis://, rediss:// and "
+                                         "rpc://");
+    if (rpc && !amqp_url(broker))
+        return wv_fail(-EPROTONOSUPPORT,
+                       "tasks: the rpc:// result backend needs an amqp:// or amqps:// broker");
     if (o.concurrency < 0 || o.visibility_timeout_ms < 0 || o.result_expires_ms < 0)
         return wv_fail(-EINVAL, "tasks: negative option");
     if (wv_shard_id() < 0)
@@ -109,9 +120,11 @@ int wv_tasks_open(const char *broker, const wv_tasks_opts *opts, wv_tasks **out)
     };
     int rc = t->queue && (t->dead_letter || !o.dead_letter) ? 0 : -ENOMEM;
     if (rc == 0)
-        rc = tasks_redis_open(broker, &t->cfg, &t->tr);
+        rc = amqp_url(broker) ? tasks_amqp_open(broker, &t->cfg, &t->tr)
+                              : tasks_redis_open(broker, &t->cfg, &t->tr);
     if (rc == 0 && o.backend)
-        rc = tasks_redis_backend_open(o.backend, &t->cfg, t->tr, &t->backend);
+        rc = rpc ? tasks_rpc_backend_open(o.backend, &t->cfg, t->tr, &t->backend)
+                 : tasks_redis_backend_open(o.backend, &t->cfg, t->tr, &t->backend);
     if (rc < 0) {
         wv_tasks_close(t);
         return rc;

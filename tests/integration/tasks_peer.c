@@ -1,9 +1,11 @@
 /*
  * weave's task queues as a command, for tests/integration/test_tasks_celery.py,
- * which runs it beside Python Celery on one Redis. The broker is
- * $TASKS_BROKER, the result backend $TASKS_BACKEND (the broker when unset).
+ * and tests/integration/test_tasks_amqp.py, which run it beside Python
+ * Celery on one Redis or RabbitMQ. The broker is $TASKS_BROKER, the result
+ * backend $TASKS_BACKEND (the broker when unset; "none" for none), the
+ * queue $TASKS_QUEUE (Celery's "celery" when unset).
  *
- *   tasks_peer worker [acks_late] [VISIBILITY_MS]
+ *   tasks_peer worker [acks_late] [dead=LIST] [conc=N] [VISIBILITY_MS]
  *       one shard's worker with tasks.add (the sum of two numbers),
  *       tasks.async_add (sleeps 1 s in its fiber, then adds), tasks.fail
  *       (ValueError with its argument), tasks.echo (its first argument),
@@ -15,6 +17,10 @@
  *   tasks_peer result ID
  *       waits up to 20 s: prints the result's JSON, or "ExcType: message" on
  *       stderr and exits 2 for a failure
+ *   tasks_peer call NAME ARGS_JSON [COUNT]
+ *       sends COUNT (1) tasks and waits for their results in the same
+ *       client (as the RPC backend needs): prints each id, then each
+ *       result as `result` does, in the order sent
  *
  * Exit 0 on success; else 1 with wv_errmsg() on stderr.
  */
@@ -94,17 +100,26 @@ static const char *broker(void)
 static const char *backend(void)
 {
     const char *b = getenv("TASKS_BACKEND");
+    if (b && strcmp(b, "none") == 0)
+        return NULL;
     return b ? b : broker();
+}
+
+static wv_tasks_opts base_opts(void)
+{
+    return (wv_tasks_opts){.backend = backend(), .queue = getenv("TASKS_QUEUE")};
 }
 
 static int worker(void)
 {
-    wv_tasks_opts o = {.backend = backend()};
+    wv_tasks_opts o = base_opts();
     for (int i = 2; i < argc_; i++) {
         if (strcmp(argv_[i], "acks_late") == 0)
             o.acks_late = true;
         else if (strncmp(argv_[i], "dead=", 5) == 0)
             o.dead_letter = argv_[i] + 5;
+        else if (strncmp(argv_[i], "conc=", 5) == 0)
+            o.concurrency = atoi(argv_[i] + 5);
         else
             o.visibility_timeout_ms = atoll(argv_[i]);
     }
@@ -134,7 +149,8 @@ static int send_cmd(void)
     if (argc_ > 5)
         o.expires_ms = atoll(argv_[5]);
     wv_tasks *t;
-    int rc = wv_tasks_open(broker(), &(wv_tasks_opts){.backend = backend()}, &t);
+    wv_tasks_opts bo = base_opts();
+    int rc = wv_tasks_open(broker(), &bo, &t);
     if (rc < 0)
         return rc;
     char id[37];
@@ -150,7 +166,8 @@ static int result_cmd(void)
     if (argc_ < 3)
         return -EINVAL;
     wv_tasks *t;
-    int rc = wv_tasks_open(broker(), &(wv_tasks_opts){.backend = backend()}, &t);
+    wv_tasks_opts bo = base_opts();
+    int rc = wv_tasks_open(broker(), &bo, &t);
     if (rc < 0)
         return rc;
     wv_buf out = {0};
@@ -160,6 +177,41 @@ static int result_cmd(void)
     if (rc == 0)
         printf("%.*s\n", (int)out.n, out.p);
     wv_buf_free(&out);
+    wv_tasks_close(t);
+    return rc;
+}
+
+static int call_cmd(void)
+{
+    if (argc_ < 4)
+        return -EINVAL;
+    int n = argc_ > 4 ? atoi(argv_[4]) : 1;
+    if (n < 1 || n > 10000)
+        return -EINVAL;
+    wv_tasks *t;
+    wv_tasks_opts bo = base_opts();
+    int rc = wv_tasks_open(broker(), &bo, &t);
+    if (rc < 0)
+        return rc;
+    char(*ids)[37] = calloc((size_t)n, sizeof *ids);
+    if (!ids)
+        rc = -ENOMEM;
+    for (int i = 0; rc == 0 && i < n; i++) {
+        rc = wv_tasks_send(t, argv_[2], argv_[3], NULL, ids[i]);
+        if (rc == 0)
+            printf("%s\n", ids[i]);
+    }
+    fflush(stdout);
+    int64_t old = wv_deadline_set(wv_after_ms(30000));
+    for (int i = 0; rc == 0 && i < n; i++) {
+        wv_buf out = {0};
+        rc = wv_tasks_result(t, ids[i], &out);
+        if (rc == 0)
+            printf("%.*s\n", (int)out.n, out.p);
+        wv_buf_free(&out);
+    }
+    wv_deadline_set(old);
+    free(ids);
     wv_tasks_close(t);
     return rc;
 }
@@ -174,8 +226,10 @@ static int run(void *arg)
         rc = send_cmd();
     else if (argc_ >= 2 && strcmp(argv_[1], "result") == 0)
         rc = result_cmd();
+    else if (argc_ >= 2 && strcmp(argv_[1], "call") == 0)
+        rc = call_cmd();
     else
-        fprintf(stderr, "usage: tasks_peer worker|send|result ...\n");
+        fprintf(stderr, "usage: tasks_peer worker|send|result|call ...\n");
     if (rc == -EREMOTEIO) {
         fprintf(stderr, "%s\n", wv_errmsg());
         return 2;
