@@ -5,12 +5,11 @@
  * docs/tasks.md ("Workers and producers over RabbitMQ").
  *
  * One connection per client, with a channel for topology, one for
- * publishing and one per consumed queue (its basic.qos is the worker's
- * concurrency, raised by one for every message held for its ETA, as
- * Celery's QoS does). A message a worker took is a `delivery`: the
- * broker's message and its consumer, on the transport's list until it is
- * settled (ack, requeue, reject), so that whatever tasks.c never settles
- * goes back to the broker when the client closes.
+ * publishing and one per consumed queue (its basic.qos, global as Celery
+ * sets it on RabbitMQ, is the worker's concurrency, raised by one for
+ * every message held for its ETA, as Celery's QoS does). A message a worker took is a `delivery`:
+ * the broker's message and its consumer, on the transport's list until it is settled (ack, requeue,
+ * reject), so that whatever tasks.c never settles goes back to the broker when the client closes.
  */
 #include <errno.h>
 #include <math.h>
@@ -439,7 +438,7 @@ static void qos_update(amqp_tr *at, queue_consumer *qc)
             want = 65535;
         if (want == qc->qos_applied)
             break;
-        int rc = wv_amqp_qos(qc->ch, (uint16_t)want);
+        int rc = wv_amqp_qos_channel(qc->ch, (uint16_t)want);
         if (rc < 0) {
             wv_warn("tasks: basic.qos %d on %s: %s (%s)", want, qc->queue, wv_strerror(rc),
                     wv_errmsg());
@@ -482,6 +481,10 @@ static int consumer_start(amqp_tr *at, const char *queue, queue_consumer **out)
         at->consumers = qc;
     }
     if (!qc->ch && (rc = wv_amqp_channel_open(at->conn, &qc->ch)) < 0)
+        return rc;
+    /* the channel's limit (global, as Celery sets it on RabbitMQ: a raise
+     * applies at once), not the consumer's default one */
+    if ((rc = wv_amqp_qos(qc->ch, 0)) < 0)
         return rc;
     qc->qos_applied = -1;
     qos_update(at, qc);
