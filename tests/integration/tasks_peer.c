@@ -18,9 +18,9 @@
  *       waits up to 20 s: prints the result's JSON, or "ExcType: message" on
  *       stderr and exits 2 for a failure
  *   tasks_peer call NAME ARGS_JSON [COUNT]
- *       sends COUNT (1) tasks and waits for their results in the same
- *       client (as the RPC backend needs): prints each id, then each
- *       result as `result` does, in the order sent
+ *       sends COUNT (1) tasks and waits up to 60 s for their results in
+ *       the same client (as the RPC backend needs): prints each id, then
+ *       each result as `result` does, in the order sent
  *
  * Exit 0 on success; else 1 with wv_errmsg() on stderr.
  */
@@ -202,7 +202,7 @@ static int call_cmd(void)
             printf("%s\n", ids[i]);
     }
     fflush(stdout);
-    int64_t old = wv_deadline_set(wv_after_ms(30000));
+    int64_t old = wv_deadline_set(wv_after_ms(60000));
     for (int i = 0; rc == 0 && i < n; i++) {
         wv_buf out = {0};
         rc = wv_tasks_result(t, ids[i], &out);

@@ -378,21 +378,32 @@ if __name__ == "__main__":
 
     def test_broker_restart_worker_reconnects():
         purge("celery")
-        w = Worker()
+        w = Worker("acks_late")
         try:
             rc, out, err = peer("call", "tasks.add", "[1, 1]")
             eq((rc, out.splitlines()[-1]), (0, "2"), "before: " + err)
+            # a task running while the node goes away: its ack cannot be
+            # sent, so RabbitMQ delivers it again once it is back
+            caller = subprocess.Popen([PEER, "call", "tasks.sleep", "[6]"],
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            tid = caller.stdout.readline().strip()
+            eq(w.line(), "running " + tid, "running before the stop")
             subprocess.run(["bash", CTL, "stop", NODE], check=True, capture_output=True,
                            timeout=120)
             time.sleep(1)
             subprocess.run(["bash", CTL, "restart", NODE], check=True, capture_output=True,
                            timeout=180)
             check(w.p.poll() is None, "worker alive through the restart")
+            eq(w.line(), "running " + tid, "delivered again after the restart")
+            out, err = caller.communicate(timeout=90)
+            eq((caller.returncode, out.strip()), (0, "6.0"),
+               "the caller reconnected and got the result: " + err)
             rc, out, err = peer("call", "tasks.add", "[20, 1]", "5", timeout=90)
             eq((rc, out.splitlines()[5:]), (0, ["21"] * 5), "after the restart: " + err)
         finally:
             err = w.stop()
-        print("  after the restart: 5 tasks sent, 5 results")
+        print("  across the restart: a running task run again and answered; "
+              "after it: 5 tasks sent, 5 results")
 
     code = 1
     try:
