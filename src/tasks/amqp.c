@@ -61,15 +61,6 @@ struct amqp_tr {
 
 static const tasks_transport_ops amqp_tr_ops;
 
-static char *dupstr(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *p = malloc(n);
-    if (p)
-        memcpy(p, s, n);
-    return p;
-}
-
 static bool listed(const name_item *l, const char *name)
 {
     for (; l; l = l->next)
@@ -88,6 +79,17 @@ static int list_add(name_item **l, const char *name)
     it->next = *l;
     *l = it;
     return 0;
+}
+
+static void list_remove(name_item **l, const char *name)
+{
+    for (; *l; l = &(*l)->next)
+        if (strcmp((*l)->name, name) == 0) {
+            name_item *gone = *l;
+            *l = gone->next;
+            free(gone);
+            return;
+        }
 }
 
 static void list_free(name_item *l)
@@ -473,7 +475,7 @@ static int consumer_start(amqp_tr *at, const char *queue, queue_consumer **out)
         return rc;
     if (!qc) {
         qc = calloc(1, sizeof *qc);
-        if (!qc || !(qc->queue = dupstr(queue))) {
+        if (!qc || !(qc->queue = strdup(queue))) {
             free(qc);
             return -ENOMEM;
         }
@@ -512,17 +514,15 @@ static int at_take(tasks_transport *tr, const char *queue, int64_t timeout_ms, t
     wv_deadline_set(old);
     if (rc == -ETIMEDOUT && !wv_cancelled())
         return 0;
-    if (rc == -EPIPE && qc) {
-        /* the broker cancelled it (its queue was deleted): start again */
-        wv_amqp_consumer_free(qc->c);
-        qc->c = NULL;
-        for (name_item **l = &at->queues; *l; l = &(*l)->next)
-            if (strcmp((*l)->name, queue) == 0) {
-                name_item *gone = *l;
-                *l = gone->next;
-                free(gone);
-                break;
-            }
+    if (rc < 0 && rc != -ETIMEDOUT && rc != -ECANCELED) {
+        /* the broker cancelled the consumer (its queue was deleted) or
+         * refused it (404: deleted before it started): declare the queue
+         * and consume again on the next take */
+        if (qc && rc == -EPIPE) {
+            wv_amqp_consumer_free(qc->c);
+            qc->c = NULL;
+        }
+        list_remove(&at->queues, queue);
     }
     if (rc < 0)
         return rc;
