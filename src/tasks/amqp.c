@@ -398,25 +398,31 @@ static int at_send(tasks_transport *tr, const celery_task_msg *m, const char *qu
     rc = rc ? rc : celery_task_encode_amqp(m, &a);
     rc = rc ? rc : wv_json_parse(a.headers.p, a.headers.n, &doc);
     rc = rc ? rc : tasks_amqp_json_fields(wv_json_doc_root(doc), &mem, &hs, &nh);
-    if (rc == 0) {
-        wv_amqp_publish_opts po = {
-            .content_type = a.content_type,
-            .content_encoding = a.content_encoding,
-            .correlation_id = a.correlation_id,
-            .reply_to = a.reply_to[0] ? a.reply_to : NULL,
-            .expiration = a.expiration[0] ? a.expiration : NULL,
-            .priority = (uint8_t)(a.priority < 0     ? 0
-                                  : a.priority > 255 ? 255
-                                                     : a.priority),
-            .transient = a.delivery_mode != 2,
-            .headers = hs,
-            .nheaders = nh,
-        };
-        /* the anonymous exchange, to the queue by name: Celery's way for a
-         * direct exchange */
-        const char *ex = m->exchange ? m->exchange : "";
-        rc = wv_amqp_publish(at->pub, ex, *ex ? (m->routing_key ? m->routing_key : queue) : queue,
-                             (wv_str){a.body.p, a.body.n}, &po);
+    int64_t prio = a.priority < 0 ? 0 : a.priority > 255 ? 255 : a.priority;
+    wv_amqp_publish_opts po = {
+        .mandatory = true,
+        .content_type = a.content_type,
+        .content_encoding = a.content_encoding,
+        .correlation_id = a.correlation_id,
+        .reply_to = a.reply_to[0] ? a.reply_to : NULL,
+        .expiration = a.expiration[0] ? a.expiration : NULL,
+        .priority = (uint8_t)prio,
+        .transient = a.delivery_mode != 2,
+        .headers = hs,
+        .nheaders = nh,
+    };
+    /* the anonymous exchange, to the queue by name: Celery's way for a
+     * direct exchange */
+    const char *ex = m->exchange ? m->exchange : "";
+    const char *rk = *ex && m->routing_key ? m->routing_key : queue;
+    /* mandatory: a queue deleted since it was declared here is declared
+     * again, rather than the message dropped (kombu would drop it) */
+    for (int attempt = 0; rc == 0 && attempt < 2; attempt++) {
+        rc = wv_amqp_publish(at->pub, ex, rk, (wv_str){a.body.p, a.body.n}, &po);
+        if (rc != -EHOSTUNREACH || attempt)
+            break;
+        list_remove(&at->queues, queue);
+        rc = declare_queue(at, queue);
     }
     tasks_amqp_fields_free(mem);
     wv_json_doc_free(doc);

@@ -4,7 +4,7 @@
  * when $WEAVE_TEST_AMQP_URL names a RabbitMQ node (scripts/test.sh starts
  * one), the transport's broadcasts: publish and listen on Celery's
  * remote-control (fanout) and events (topic) exchanges, declared as kombu
- * declares them. Celery itself on RabbitMQ is
+ * declares them; and a send to a queue deleted since it was declared. Celery itself on RabbitMQ is
  * tests/integration/test_tasks_amqp.py.
  */
 #include "harness.h"
@@ -233,6 +233,51 @@ static int broadcasts(void *arg)
     return 0;
 }
 
+/* A producer whose queue was deleted since it declared it declares it
+ * again (its publishes are mandatory) rather than lose the message. */
+static int send_after_delete(void *arg)
+{
+    (void)arg;
+    const char *q = "wvtasks.unit.deleted";
+    tasks_cfg cfg = {.queue = q, .concurrency = 4, .result_expires_ms = 60000};
+    tasks_transport *tr;
+    REQUIRE_EQ(tasks_amqp_open(amqp_url, &cfg, &tr), 0);
+    wv_amqp *c;
+    wv_amqp_channel *ch;
+    REQUIRE_EQ(wv_amqp_open(amqp_url, NULL, &c), 0);
+    REQUIRE_EQ(wv_amqp_channel_open(c, &ch), 0);
+    celery_task_msg m;
+    celery_task_msg_init(&m);
+    m.task = "tasks.add";
+    m.args = "[1, 2]";
+    m.args_len = 6;
+    CHECK_EQ(tr->ops->send(tr, &m, q), 0);
+    uint32_t n = 0;
+    CHECK_EQ(wv_amqp_queue_delete(ch, q, false, false, &n), 0);
+    CHECK_EQ(n, 1);
+    CHECK_EQ(tr->ops->send(tr, &m, q), 0);
+    wv_amqp_msg *got = NULL;
+    CHECK_EQ(wv_amqp_get(ch, q, true, &got), 1);
+    if (got)
+        CHECK(wv_str_eq(got->body, WV_STR("[[1, 2], {}, {\"callbacks\": null, \"errbacks\": null, "
+                                          "\"chain\": null, \"chord\": null}]")));
+    wv_amqp_msg_free(got);
+    wv_amqp_queue_delete(ch, q, false, false, NULL);
+    wv_amqp_exchange_delete(ch, q, false);
+    wv_amqp_close(c);
+    tr->ops->close(tr);
+    return 0;
+}
+
+static void test_send_declares_a_deleted_queue_again(void **state)
+{
+    (void)state;
+    if (!amqp_url)
+        skip();
+    assert_int_equal(run_in_rt(1, send_after_delete, NULL), 0);
+    assert_checks_passed();
+}
+
 static void test_broadcasts_reach_listeners_on_celery_exchanges(void **state)
 {
     (void)state;
@@ -250,6 +295,7 @@ int main(void)
         cmocka_unit_test(test_headers_table_reads_as_a_json_object),
         cmocka_unit_test(test_json_headers_become_typed_fields),
         cmocka_unit_test(test_broadcasts_reach_listeners_on_celery_exchanges),
+        cmocka_unit_test(test_send_declares_a_deleted_queue_again),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
