@@ -701,9 +701,15 @@ static int at_listen(tasks_transport *tr, const char *exchange, const char *type
         }
     }
     wv_amqp_consumer_free(c);
-    /* out of the connection's record too, or a reconnect declares it again */
-    if (ch && qi.name[0])
+    /* out of the connection's record too, or a reconnect declares it
+     * again; not for long (exclusive: it goes with the connection) */
+    if (ch && qi.name[0]) {
+        int64_t at_ns = wv_after_ms(2000), old = wv_deadline_set(at_ns);
+        if (old < at_ns)
+            wv_deadline_set(old);
         wv_amqp_queue_delete(ch, qi.name, false, false, NULL);
+        wv_deadline_set(old);
+    }
     wv_amqp_channel_close(ch);
     return rc;
 }

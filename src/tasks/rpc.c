@@ -270,8 +270,14 @@ static void rb_close(tasks_backend *b)
 {
     rpc_be *rb = (rpc_be *)b;
     wv_amqp_consumer_free(rb->c);
-    if (rb->declared && rb->ch)
+    if (rb->declared && rb->ch) {
+        /* not for long: with the broker away the queue goes by itself */
+        int64_t at = wv_after_ms(2000), old = wv_deadline_set(at);
+        if (old < at)
+            wv_deadline_set(old);
         wv_amqp_queue_delete(rb->ch, rb->oid, false, false, NULL);
+        wv_deadline_set(old);
+    }
     wv_amqp_channel_close(rb->ch);
     for (int i = 0; i < rb->nkept; i++) {
         free(rb->kept[i].id);
