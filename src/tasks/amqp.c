@@ -485,6 +485,7 @@ static int consumer_start(amqp_tr *at, const char *queue, queue_consumer **out)
             free(qc);
             return -ENOMEM;
         }
+        qc->qos_applied = -1;
         qc->next = at->consumers;
         at->consumers = qc;
     }
@@ -494,7 +495,6 @@ static int consumer_start(amqp_tr *at, const char *queue, queue_consumer **out)
      * applies at once), not the consumer's default one */
     if ((rc = wv_amqp_qos(qc->ch, 0)) < 0)
         return rc;
-    qc->qos_applied = -1;
     qos_update(at, qc);
     if (qc->qos_applied < 0)
         return wv_fail(-EIO, "tasks: basic.qos on %s failed", queue);
