@@ -154,6 +154,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     celery_task_free(&t);
 
+    /* the envelope of an event or command: its body, and back the same */
+    wv_buf eb = {0}, ee = {0}, eb2 = {0};
+    rc = celery_envelope_body(in, in_n, &eb);
+    CHECK(rc == 0 || rc == -EBADMSG || rc == -ENOTSUP || rc == -EMSGSIZE || rc == -ENOMEM);
+    if (rc == 0) {
+        CHECK(celery_envelope_encode(eb.p, eb.n, NULL, 2, "x", "", &ee) == 0);
+        CHECK(celery_envelope_body(ee.p, ee.n, &eb2) == 0);
+        CHECK(eb2.n == eb.n && (eb.n == 0 || memcmp(eb.p, eb2.p, eb.n) == 0));
+    }
+    wv_buf_free(&eb);
+    wv_buf_free(&ee);
+    wv_buf_free(&eb2);
+
     celery_result r;
     rc = celery_result_decode(text, n, &r);
     CHECK(rc == 0 || rc == -EBADMSG || rc == -EMSGSIZE);

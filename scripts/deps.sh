@@ -174,6 +174,10 @@ BENCH_PACKAGES=(
     # (bench/grpc/check.py), grpc_tools.protoc to compile bench.proto for
     # both; the grpc-js anchor comes from npm (bench/grpc/package.json)
     python3-grpcio python3-grpc-tools python3-protobuf
+    # the tasks suite (bench/run_tasks.sh): Celery 5.2's own workers as the
+    # anchors (bench/tasks/celery_app.py, on Redis above), and gevent for
+    # Celery's -P gevent pool, the anchor of tasks.sleep
+    python3-celery python3-gevent
 )
 
 usage()

@@ -11,6 +11,9 @@
 #       three masters on PORT, PORT+1, PORT+2, joined into one cluster
 #       (redis-cli --cluster create; every slot covered); prints
 #       redis://127.0.0.1:PORT
+#       With REDIS_APPENDONLY=1 in the environment the single server keeps
+#       an append-only file synced at every write (appendfsync always), so
+#       `kill` then `restart` loses nothing: a broker that crashes.
 #   scripts/redis_test_server.sh stop DIR        stop what DIR holds (harmless if nothing)
 #   scripts/redis_test_server.sh kill DIR        SIGKILL the single server (a crash)
 #   scripts/redis_test_server.sh restart DIR     start the single server again, same ports
@@ -74,9 +77,13 @@ start()
         port_free "$2"
         tls=(--tls-port "$2" --tls-cert-file "$3" --tls-key-file "$4" --tls-auth-clients no)
     fi
-    printf '%s\n' "$port" "${tls[@]}" >"$dir/args"
+    local keep=()
+    if [[ ${REDIS_APPENDONLY:-0} == 1 ]]; then
+        keep=(--appendonly yes --appendfsync always)
+    fi
+    printf '%s\n' "$port" "${tls[@]}" "${keep[@]}" >"$dir/args"
     one_server redis "$port" --enable-debug-command local --user app on ">app-secret" "~*" \
-        "&*" "+@all" "${tls[@]}"
+        "&*" "+@all" "${tls[@]}" "${keep[@]}"
     echo "redis://127.0.0.1:$port"
 }
 

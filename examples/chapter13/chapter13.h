@@ -27,6 +27,9 @@ void s13_6_2_grpc(wv_app *app);          /* MyService.SayHello on --grpc-port; G
 void s13_6_2_grpc_free(void);            /* after the app has run: its gRPC channel */
 void s13_7_cloud_options(wv_app *app);   /* --s3-bucket, --files-dir, --files-max-bytes */
 void s13_7_cloud(wv_app *app);           /* POST, GET /files; GET, DELETE /files/{name} */
+void s13_8_tasks_options(wv_app *app);   /* --tasks-url, --tasks-backend, --worker */
+void s13_8_tasks(wv_app *app);           /* POST /tasks/add, GET /tasks/{id}; the worker */
+int s13_8_worker_main(void);             /* `chapter13 worker`: the workers alone */
 void s13_9_caching_options(wv_app *app); /* --cache-url, --redis-url, --memcached-servers */
 void s13_9_caching(wv_app *app);         /* PUT, GET, DELETE /cache/{key} */
 void s13_10_events_options(wv_app *app); /* --events-stream */

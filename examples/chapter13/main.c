@@ -4,8 +4,10 @@
  * table in the README maps them); this file wires them into one app.
  *
  *     chapter13 --help          every option, its variable and default
+ *     chapter13 worker          the task workers alone (s13_8_tasks.c)
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "chapter13.h"
 
@@ -13,6 +15,8 @@ int64_t async_delay_ms = 1000;
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "worker") == 0)
+        return s13_8_worker_main();
     wv_app *app = wv_app_new(argc, argv);
     wv_app_option(app, "async-delay-ms", "ASYNC_DELAY_MS", WV_OPT_INT, "1000",
                   "the simulated work of the chapter's handlers (asyncio.sleep(1))");
@@ -24,6 +28,7 @@ int main(int argc, char **argv)
     s13_6_1_rest_options(app);
     s13_6_2_grpc_options(app);
     s13_7_cloud_options(app);
+    s13_8_tasks_options(app);
     s13_9_caching_options(app);
     s13_10_events_options(app);
     async_delay_ms = wv_app_int(app, "async-delay-ms");
@@ -36,6 +41,7 @@ int main(int argc, char **argv)
     s13_6_1_rest(app);
     s13_6_2_grpc(app);
     s13_7_cloud(app);
+    s13_8_tasks(app);
     s13_9_caching(app);
     s13_10_events(app);
     s13_11_1_prometheus(app);

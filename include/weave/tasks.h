@@ -40,10 +40,12 @@
  *    others run.
  *  - On Redis, messages are kombu's Redis transport's, as Python's Celery
  *    writes and reads them: a queue is a Redis list, producers LPUSH,
- *    workers BRPOP;
- *    a producer also adds the queue's binding to _kombu.binding.<queue> as
- *    Celery declares a queue when it publishes. Priorities other than 0
- *    (kombu's extra lists "<queue>\x06\x16<n>") are not read.
+ *    workers BRPOP; a producer also adds the queue's binding to
+ *    _kombu.binding.<queue> as Celery declares a queue when it publishes.
+ *    A priority p goes to
+ *    kombu's list for the step at or below it ("<queue>\x06\x16<3|6|9>",
+ *    0..2 the queue's own list) and a worker BRPOPs them in step order, so
+ *    on Redis 0 is taken first, as with Celery.
  *  - Acknowledgement as kombu's virtual transport does it on Redis: a
  *    message that must survive the worker is recorded in the hash `unacked`
  *    (delivery tag -> [envelope, exchange, routing_key]) with its time in
@@ -55,6 +57,13 @@
  *    their queue (RPUSH: taken next) the records older than the visibility
  *    timeout, at start and then every min(visibility_timeout / 2, 10 s),
  *    under kombu's lock `unacked_mutex` (SET NX PX 300 s).
+ *    Celery's reject_on_worker_lost has no switch here: it chooses, for a
+ *    pool child that dies while its parent worker lives on, between acking
+ *    the message (FAILURE WorkerLostError) and giving it back. A C worker
+ *    runs its tasks in its own process, so a worker lost is the whole
+ *    process gone: with acks_late its messages always come back (as with
+ *    reject_on_worker_lost=True), and without it they were acked already.
+ *    A task that must not run twice should not use acks_late.
  *  - On RabbitMQ (amqp://, amqps://) messages are kombu's py-amqp
  *    transport's: Celery's durable queue and direct exchange of the same
  *    name, published through the default exchange, headers as a field
@@ -65,6 +74,9 @@
  *    the broker at once (no visibility timeout). A connection that drops is
  *    dialed again, its queues declared and consumers started again.
  *    Celery's "amqp://host//" names the vhost "/".
+ *  - Prefetch: a shard takes a message only while fewer than concurrency
+ *    tasks run on it (Celery's prefetch multiplier of 1, per shard), with up
+ *    to 8 takes in flight at once on Redis.
  *  - A task returning 0 is SUCCESS with the value written to
  *    wv_task_result (null when none). A negative errno is FAILURE with the
  *    Python exception Python itself raises for that errno (PEP 3151:
@@ -78,19 +90,46 @@
  *    NotImplementedError, any other OSError; its message is wv_errmsg() (or
  *    strerror when empty). wv_task_fail names the exception exactly. The
  *    names are builtins, which Celery rebuilds into the real exception.
- *  - The message's hard time limit (time_limit) is the task fiber's
- *    deadline; a task that fails with -ETIMEDOUT once it has passed is
- *    FAILURE TimeLimitExceeded (celery.exceptions), as in Celery. The soft
- *    limit is not enforced.
+ *  - Time limits (the message's timelimit: [hard, soft]). The task's
+ *    function runs in a fiber whose deadline is the soft limit (or the
+ *    hard one), so its waits fail with -ETIMEDOUT once it passes; a task
+ *    that returns that is FAILURE SoftTimeLimitExceeded. At the hard limit
+ *    the fiber is cancelled (its waits fail with -ECANCELED), even a task
+ *    that ignores its deadline, and the task is FAILURE TimeLimitExceeded
+ *    (celery.exceptions); the worker goes on.
+ *  - Chains (chain(a.s(), b.s())), callbacks (link) and errbacks
+ *    (link_error) that Python producers attach are sent on by the worker
+ *    as Celery's does: the result goes first in the next step's args; an
+ *    errback gets the failed task's id. Groups and chords as follow-ups
+ *    are not (logged).
+ *  - Retries: wv_task_retry sends the task again (same id, retries + 1,
+ *    due after its countdown) and the worker stores RETRY; past
+ *    max_retries the task fails instead, as Celery's self.retry().
+ *  - Revocation: a worker listens on Celery's remote-control broadcast
+ *    (celery.pidbox; on Redis the channel "/<db>.celery.pidbox"), so
+ *    Python's app.control.revoke(id) (and wv_tasks_revoke) reaches it: a
+ *    revoked task is REVOKED when it comes up instead of running, and a
+ *    running one is cancelled when the revoke says terminate. The
+ *    commands enable_events and disable_events are obeyed too; others are
+ *    ignored, and nothing is replied (`celery inspect` and ping get no
+ *    answer from a C worker).
+ *  - Events (opts.events, or enable_events): task-received, task-started,
+ *    task-succeeded, task-failed, task-retried, task-revoked, and
+ *    worker-online, worker-heartbeat (every 2 s), worker-offline, with
+ *    Celery's fields, on its event exchange celeryev (on Redis PUBLISH to
+ *    "/<db>.celeryev/<type with dots>"), so `celery events`, Flower and
+ *    app.events.State follow C workers. The traceback field is empty.
  *  - A message whose `expires` has passed is not run: REVOKED
  *    (TaskRevokedError "expired"), acked. One with an `eta` (countdown) is
  *    held unacked (recorded) until then. One for a task name nobody
- *    registered is logged and stored as FAILURE NotRegistered, as a Python
- *    worker does, and rejected: on RabbitMQ basic.reject without requeue
- *    (dead-lettered when the queue has x-dead-letter-exchange), on Redis
- *    acked. One that does not decode is logged and dropped (Redis: pushed
- *    to opts.dead_letter when set; RabbitMQ: rejected, so dead-lettered
- *    as above).
+ *    registered is logged, rejected and stored as FAILURE NotRegistered,
+ *    as a Python worker does: on Redis acked (and kept in opts.dead_letter
+ *    when there is one), on RabbitMQ basic.reject without requeue
+ *    (dead-lettered when the queue has x-dead-letter-exchange). One that
+ *    does not decode is logged and dropped (Redis: kept in
+ *    opts.dead_letter; RabbitMQ: rejected, so dead-lettered as above). A
+ *    protocol 1 message (Celery 3, or task_protocol = 1) is run, as
+ *    Celery 5 runs it.
  *  - Results (opts.backend set, and the message not ignore_result) are
  *    Celery's Redis backend's: SET celery-task-meta-<id> PX
  *    result_expires, and PUBLISH on the channel of the same name. Or, with
@@ -98,7 +137,8 @@
  *    puts its own reply queue in every message's reply_to and the worker
  *    publishes the result there; only the client that sent a task can read
  *    its result, and a result published while the broker restarts is lost.
- *    STARTED is not stored (Celery's task_track_started is off by default).
+ *    STARTED ({"pid", "hostname"}) is stored only with opts.track_started,
+ *    as Celery's task_track_started (off by default).
  *  - Warm shutdown: once the runtime is asked to stop (wv_stop, SIGTERM),
  *    the worker takes no more messages (within a second: BRPOP polls with
  *    a 1 s timeout so that a message is never lost to a cut-off BRPOP;
@@ -143,8 +183,13 @@ typedef struct wv_tasks_opts {
     int64_t visibility_timeout_ms; /* Redis: 0 = 3,600,000 (kombu's) */
     int64_t result_expires_ms;     /* 0 = 86,400,000 (Celery's result_expires) */
     const char *dead_letter;       /* Redis: a list that gets the messages that do not
-                                      decode (NULL: they are dropped, with a log line);
-                                      RabbitMQ: unused (the queue's dead-letter exchange) */
+                                      decode and those for unregistered tasks, as they
+                                      came (NULL: dropped, with a log line); RabbitMQ:
+                                      unused (the queue's dead-letter exchange) */
+    bool track_started;            /* worker: store STARTED when a task starts (Celery's
+                                      task_track_started) */
+    bool events;                   /* worker: send task and worker events (celery -E) */
+    const char *hostname;          /* worker: its node name; NULL = "celery@<host name>" */
 } wv_tasks_opts;
 
 /* A client on the calling shard, for broker (redis:// or rediss://, as
@@ -186,13 +231,38 @@ wv_json *wv_task_result(wv_task *task);
  * "ValueError") and the message: returns -EREMOTEIO for the task to return. */
 int wv_task_fail(wv_task *task, const char *exc_type, const char *fmt, ...) WV_PRINTF(3, 4);
 
+typedef struct wv_task_retry_opts {
+    int64_t countdown_ms;    /* 0 = 180,000 (Celery's default_retry_delay) */
+    int max_retries;         /* 0 = 3 (Celery's default); negative: no limit */
+    const char *exc_type;    /* the exception retried for (the RETRY state's, and
+                                FAILURE's once retries run out); NULL: none */
+    const char *exc_message; /* its message */
+} wv_task_retry_opts;
+
+/*
+ * Celery's self.retry(): send the task again (same id, args and kwargs,
+ * retries + 1, due after the countdown) and return -EAGAIN for the task to
+ * return; the worker then stores RETRY (with exc_type and exc_message) and
+ * acks this delivery. When retries would pass max_retries nothing is sent
+ * and it returns -EREMOTEIO: FAILURE with exc_type and exc_message, or
+ * MaxRetriesExceededError (celery.exceptions) without them. Another
+ * negative errno: the retry could not be sent (the task fails with it).
+ */
+int wv_task_retry(wv_task *task, const wv_task_retry_opts *opts);
+
 /* ---------------------------------------------------------------- producer */
 
 typedef struct wv_task_send_opts {
-    const char *kwargs;   /* JSON object text; NULL = {} */
-    int64_t countdown_ms; /* 0 = now */
-    int64_t expires_ms;   /* 0 = never */
-    const char *queue;    /* NULL = the client's */
+    const char *kwargs;         /* JSON object text; NULL = {} */
+    int64_t countdown_ms;       /* 0 = now */
+    int64_t eta_ms;             /* wall-clock ms since the epoch (instead of a
+                                   countdown); 0 = none */
+    int64_t expires_ms;         /* 0 = never */
+    const char *queue;          /* NULL = the client's */
+    int priority;               /* 0..9; on Redis 0 is taken first, as kombu's lists */
+    int64_t time_limit_ms;      /* hard: the task is cancelled; 0 = none */
+    int64_t soft_time_limit_ms; /* soft: the task's deadline; 0 = none */
+    bool ignore_result;         /* the worker stores no result */
 } wv_task_send_opts;
 
 /* Send task `name` with args_json (a JSON array text; NULL = []): 0 with
@@ -208,6 +278,37 @@ int wv_tasks_send(wv_tasks *t, const char *name, const char *args_json,
  * passes first; -EINVAL without a backend.
  */
 int wv_tasks_result(wv_tasks *t, const char *id, wv_buf *result);
+
+/* Task states, as Celery names them (wv_tasks_state_name). */
+typedef enum wv_task_state {
+    WV_TASK_PENDING, /* unknown, or not started (STARTED is stored only with track_started) */
+    WV_TASK_STARTED,
+    WV_TASK_RETRY,
+    WV_TASK_FAILURE,
+    WV_TASK_SUCCESS,
+    WV_TASK_REVOKED,
+} wv_task_state;
+
+const char *wv_tasks_state_name(wv_task_state s);
+
+/*
+ * Task id's state now, without waiting: 0 with *state set and, for
+ * SUCCESS, the return value's JSON text appended to *result (FAILURE,
+ * RETRY, REVOKED: "ExcType: message" appended); PENDING when the backend
+ * has nothing for it. -ENOTSUP for a backend that cannot look up one
+ * task (rpc://: use wv_tasks_result), -EINVAL without a backend.
+ */
+int wv_tasks_state(wv_tasks *t, const char *id, wv_task_state *state, wv_buf *result);
+
+/*
+ * Celery's app.control.revoke(id, terminate=...): broadcast to every
+ * worker (the celery.pidbox exchange) that task id is not to run. A worker
+ * that has not started it drops it when it comes (REVOKED, "revoked"); one
+ * running it cancels it when terminate (the task's operations fail with
+ * -ECANCELED; REVOKED, "terminated"), else lets it finish. Workers
+ * remember revoked ids for 3 hours (Celery's 10,800 s, at most 50,000).
+ */
+int wv_tasks_revoke(wv_tasks *t, const char *id, bool terminate);
 
 #ifdef __cplusplus
 }

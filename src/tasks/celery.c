@@ -1543,10 +1543,203 @@ int celery_result_encode(const celery_result_msg *m, wv_buf *out)
                  : wv_buf_puts(out, "[]");
     rc = rc ? rc : wv_buf_puts(out, ", \"date_done\": ");
     rc = rc ? rc : py_time(out, done ? m->date_done_ns : CELERY_NO_TIME, false);
+    if (rc == 0 && m->group_id && *m->group_id) {
+        rc = wv_buf_puts(out, ", \"group_id\": ");
+        rc = rc ? rc : py_cstring(out, m->group_id);
+    }
+    if (rc == 0 && m->parent_id && *m->parent_id) {
+        rc = wv_buf_puts(out, ", \"parent_id\": ");
+        rc = rc ? rc : py_cstring(out, m->parent_id);
+    }
     rc = rc ? rc : wv_buf_puts(out, ", \"task_id\": ");
     rc = rc ? rc : py_cstring(out, m->task_id);
     rc = rc ? rc : wv_buf_puts(out, "}");
     if (rc < 0)
         out->n = start;
     return rc;
+}
+
+/* ------------------------------------------------------------ other envelopes */
+
+int celery_envelope_encode(const char *body, size_t body_len, const char *headers,
+                           int delivery_mode, const char *exchange, const char *routing_key,
+                           wv_buf *out)
+{
+    char tag[CELERY_UUID_LEN + 1];
+    int rc = celery_uuid4(tag);
+    if (rc < 0)
+        return rc;
+    size_t start = out->n;
+    rc = wv_buf_puts(out, "{\"body\": \"");
+    rc = rc ? rc : b64_append(out, (const unsigned char *)body, body_len);
+    rc = rc ? rc
+            : wv_buf_puts(out, "\", \"content-encoding\": \"utf-8\", \"content-type\": "
+                               "\"application/json\", \"headers\": ");
+    rc =
+        rc ? rc : (headers ? celery_pyjson(headers, strlen(headers), out) : wv_buf_puts(out, "{}"));
+    rc = rc ? rc : wv_buf_printf(out, ", \"properties\": {\"delivery_mode\": %d", delivery_mode);
+    rc = rc ? rc : wv_buf_puts(out, ", \"delivery_info\": {\"exchange\": ");
+    rc = rc ? rc : py_cstring(out, exchange);
+    rc = rc ? rc : wv_buf_puts(out, ", \"routing_key\": ");
+    rc = rc ? rc : py_cstring(out, routing_key);
+    rc = rc ? rc
+            : wv_buf_puts(out, "}, \"priority\": 0, \"body_encoding\": \"base64\", "
+                               "\"delivery_tag\": ");
+    rc = rc ? rc : py_cstring(out, tag);
+    rc = rc ? rc : wv_buf_puts(out, "}}");
+    if (rc < 0)
+        out->n = start;
+    return rc;
+}
+
+int celery_envelope_body(const char *text, size_t n, wv_buf *body)
+{
+    wv_json_doc *doc = NULL;
+    int rc = wv_json_parse(text, n, &doc);
+    if (rc < 0)
+        return rc == -ENOMEM ? rc : wv_fail(-EBADMSG, "celery: an envelope that is not JSON");
+    const wv_json_val *root = wv_json_doc_root(doc);
+    const char *b = NULL, *ct = "application/json", *enc = "";
+    size_t bn = 0;
+    const wv_json_val *ctv = wv_json_get(root, "content-type");
+    const wv_json_val *encv = wv_json_get(wv_json_get(root, "properties"), "body_encoding");
+    if (wv_json_as_string(wv_json_get(root, "body"), &b, &bn) < 0 ||
+        (ctv && wv_json_as_string(ctv, &ct, NULL) < 0) ||
+        (encv && wv_json_as_string(encv, &enc, NULL) < 0)) {
+        rc = wv_fail(-EBADMSG, "celery: an envelope without a string body");
+    } else if (strcmp(ct, "application/json") != 0) {
+        rc = wv_fail(-ENOTSUP, "celery: content-type %.64s: only application/json", ct);
+    } else if (strcmp(enc, "base64") == 0) {
+        rc = wv_buf_reserve(body, bn / 4 * 3 + 1);
+        long got = rc < 0 ? -1 : b64_decode(b, bn, body->p + body->n);
+        if (rc == 0 && got < 0)
+            rc = wv_fail(-EBADMSG, "celery: envelope.body: not base64");
+        else if (rc == 0)
+            body->n += (size_t)got;
+    } else if (*enc) {
+        rc = wv_fail(-ENOTSUP, "celery: body_encoding %.32s: only base64 or none", enc);
+    } else {
+        rc = wv_buf_append(body, b, bn);
+    }
+    wv_json_doc_free(doc);
+    return rc;
+}
+
+/* ------------------------------------------------------------ follow-ups */
+
+static bool json_null(wv_str v)
+{
+    return v.n == 0 || wv_str_eq_cstr(v, "null");
+}
+
+/* One signature (raw JSON text of {"task", "args", "kwargs", "options",
+ * "subtask_type", "immutable"}) applied with `first` put before its args
+ * (unless it is immutable; NULL: nothing), and `chain` (JSON text or NULL)
+ * as the new message's chain. */
+static int apply_sig(const celery_task *t, wv_str sig, const char *first, size_t first_n,
+                     const char *chain, celery_emit_fn *emit, void *arg)
+{
+    wv_json_doc *doc = NULL;
+    int rc = wv_json_parse(sig.p, sig.n, &doc);
+    if (rc < 0)
+        return rc == -ENOMEM ? rc : wv_fail(-EBADMSG, "celery: a signature that is not JSON");
+    const wv_json_val *root = wv_json_doc_root(doc), *opts = wv_json_get(root, "options");
+    const char *name = NULL, *id = NULL, *reply_to = NULL, *queue = NULL;
+    bool immutable = false;
+    const wv_json_val *type = wv_json_get(root, "subtask_type");
+    wv_str args = member(sig, "args"), kwargs = member(sig, "kwargs");
+    if (wv_json_type_of(root) != WV_JSON_OBJECT ||
+        wv_json_get_string(root, "task", &name, NULL) < 0 || !*name) {
+        rc = wv_fail(-EBADMSG, "celery: a signature without a task name");
+    } else if (type && !wv_json_is_null(type)) {
+        const char *ts = "?";
+        wv_json_as_string(type, &ts, NULL);
+        rc = wv_fail(-ENOTSUP, "celery: a %.16s signature as a follow-up (only plain tasks)", ts);
+    } else if ((!json_null(args) && args.p[0] != '[') ||
+               (!json_null(kwargs) && kwargs.p[0] != '{')) {
+        rc = wv_fail(-EBADMSG, "celery: a signature's args or kwargs of the wrong type");
+    }
+    if (rc == 0) {
+        wv_json_get_bool(root, "immutable", &immutable);
+        wv_json_as_string(wv_json_get(opts, "task_id"), &id, NULL);
+        wv_json_as_string(wv_json_get(opts, "reply_to"), &reply_to, NULL);
+        wv_json_as_string(wv_json_get(opts, "queue"), &queue, NULL);
+    }
+    wv_buf a = {0};
+    rc = rc ? rc : wv_buf_puts(&a, "[");
+    bool any = false;
+    if (rc == 0 && first && !immutable) {
+        rc = wv_buf_append(&a, first, first_n);
+        any = true;
+    }
+    if (rc == 0 && !json_null(args)) {
+        const char *p = args.p + 1, *end = args.p + args.n;
+        wv_str v;
+        while (rc == 0 && next_item(&p, end, NULL, &v)) {
+            rc = any ? wv_buf_puts(&a, ", ") : 0;
+            rc = rc ? rc : wv_buf_append(&a, v.p, v.n);
+            any = true;
+        }
+    }
+    rc = rc ? rc : wv_buf_puts(&a, "]");
+    if (rc == 0) {
+        celery_task_msg m;
+        celery_task_msg_init(&m);
+        m.task = name;
+        m.id = id && *id ? id : NULL;
+        m.args = a.p;
+        m.args_len = a.n;
+        if (!json_null(kwargs)) {
+            m.kwargs = kwargs.p;
+            m.kwargs_len = kwargs.n;
+        }
+        m.chain = chain;
+        m.parent_id = t->id.p;
+        m.root_id = t->root_id.n ? t->root_id.p : t->id.p;
+        m.priority = t->priority;
+        m.reply_to = reply_to && *reply_to ? reply_to : NULL;
+        rc = emit(&m, queue && *queue ? queue : NULL, arg);
+    }
+    wv_buf_free(&a);
+    wv_json_doc_free(doc);
+    return rc;
+}
+
+int celery_follow_ups(const celery_task *t, bool success, const char *value, size_t n,
+                      celery_emit_fn *emit, void *arg)
+{
+    int rc = 0, first_rc = 0;
+    if (success && !json_null(t->chain) && t->chain.p[0] == '[') {
+        /* embed.chain is the rest of the chain reversed: its last is next */
+        const char *p = t->chain.p + 1, *end = t->chain.p + t->chain.n;
+        wv_str v, last = {0};
+        size_t count = 0;
+        while (next_item(&p, end, NULL, &v)) {
+            last = v;
+            count++;
+        }
+        wv_buf rest = {0};
+        if (count > 1) {
+            /* everything before the last element, as written */
+            rc = wv_buf_append(&rest, t->chain.p, (size_t)(last.p - t->chain.p));
+            while (rc == 0 && rest.n && (rest.p[rest.n - 1] == ' ' || rest.p[rest.n - 1] == ','))
+                rest.n--;
+            rc = rc ? rc : wv_buf_puts(&rest, "]");
+            rc = rc ? rc : wv_buf_append(&rest, "", 1);
+        }
+        if (rc == 0 && count)
+            rc = apply_sig(t, last, value, n, count > 1 ? rest.p : NULL, emit, arg);
+        wv_buf_free(&rest);
+        first_rc = rc;
+    }
+    wv_str list = success ? t->callbacks : t->errbacks;
+    if (!json_null(list) && list.p[0] == '[') {
+        const char *p = list.p + 1, *end = list.p + list.n;
+        wv_str sig;
+        while (next_item(&p, end, NULL, &sig)) {
+            rc = apply_sig(t, sig, value, n, NULL, emit, arg);
+            first_rc = first_rc ? first_rc : rc;
+        }
+    }
+    return first_rc;
 }

@@ -209,7 +209,8 @@ int celery_state_from_name(const char *s, size_t n);
  * FAILURE and RETRY carry result {"exc_type", "exc_message": [...],
  * "exc_module"} and the traceback's text; STARTED {"pid", "hostname"};
  * date_done is set for SUCCESS, FAILURE and REVOKED only (naive UTC,
- * Python's isoformat, microseconds left out when they are 0).
+ * Python's isoformat, microseconds left out when they are 0); "group_id"
+ * and "parent_id" come before "task_id" when the task had them.
  */
 typedef struct celery_result {
     celery_state status;
@@ -245,11 +246,49 @@ typedef struct celery_result_msg {
     const char *hostname;
     int64_t date_done_ns; /* SUCCESS, FAILURE, REVOKED (CELERY_NO_TIME: null) */
     const char *children; /* JSON array text; NULL: [] */
+    /* the request's group and parent (written when set, as Celery does) */
+    const char *group_id, *parent_id;
 } celery_result_msg;
 
 /* The meta JSON appended to out, written as Celery's backend writes it.
  * 0, -EINVAL (no task id, bad result JSON), -ENOMEM. */
 int celery_result_encode(const celery_result_msg *m, wv_buf *out);
+
+/* ------------------------------------------------------------ other envelopes */
+
+/* kombu's Redis envelope around a message that is not a task (events,
+ * remote-control commands): body (JSON text) as base64, headers (a JSON
+ * object text; NULL: {}), properties with delivery_mode, delivery_info
+ * {exchange, routing_key}, priority 0 and a fresh delivery tag; appended to
+ * out. 0, -EINVAL (headers not JSON), -ENOMEM. */
+int celery_envelope_encode(const char *body, size_t body_len, const char *headers,
+                           int delivery_mode, const char *exchange, const char *routing_key,
+                           wv_buf *out);
+
+/* The body of such an envelope (base64 decoded), appended to body. 0,
+ * -EBADMSG, -ENOTSUP (not application/json, another body encoding). */
+int celery_envelope_body(const char *text, size_t n, wv_buf *body);
+
+/* ------------------------------------------------------------ follow-ups */
+
+/* Called with each message a finished task sends on; queue is the
+ * signature's options.queue, or NULL. */
+typedef int celery_emit_fn(const celery_task_msg *m, const char *queue, void *arg);
+
+/*
+ * What a Python worker sends once task t has finished, as Celery 5.2's
+ * tracer does: on success (value: the result's JSON text) the next step of
+ * its chain (embed.chain's last signature, with the rest as its chain) and
+ * each callback (link), each with the result put before its own args
+ * unless the signature is immutable; on failure (value: the task id as a
+ * JSON string) each errback (link_error), the old way: the failed task's
+ * id before its args. Options kept: task_id, reply_to, queue; parent_id is
+ * t's id, root_id t's root. Group, chain and chord signatures as
+ * follow-ups are -ENOTSUP (the others are still sent). Returns the first
+ * failure of emit or of a signature (-EBADMSG), 0 when all went.
+ */
+int celery_follow_ups(const celery_task *t, bool success, const char *value, size_t n,
+                      celery_emit_fn *emit, void *arg);
 
 /* ------------------------------------------------------------ pieces */
 

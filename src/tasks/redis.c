@@ -18,9 +18,9 @@ typedef struct redis_tr {
     tasks_transport base;
     wv_redis *r;
     char *url;
+    int db; /* the URL's database: kombu's fanout channels are "/<db>.<exchange>" */
     int64_t vt_ms;
     char *dead_letter;
-    wv_buf env; /* take's buffer */
 } redis_tr;
 
 typedef struct redis_be {
@@ -34,11 +34,26 @@ static const tasks_transport_ops redis_tr_ops;
 
 /* ------------------------------------------------------------ sending */
 
+/* kombu's priority steps: a message of priority p (0..9) goes to the list
+ * of the step at or below it, "<queue>\x06\x16<step>" (step 0: the queue's
+ * own list), and BRPOP reads the lists in step order, so 0 comes first. */
+static const int STEPS[] = {0, 3, 6, 9};
+
+static int q_for_pri(const char *queue, int64_t pri, wv_buf *out)
+{
+    int step = 0;
+    for (size_t i = 0; i < sizeof STEPS / sizeof STEPS[0]; i++)
+        if (pri >= STEPS[i])
+            step = STEPS[i];
+    return step ? wv_buf_printf(out, "%s" SEP "%d", queue, step) : wv_buf_puts(out, queue);
+}
+
 static int rt_send(tasks_transport *tr, const celery_task_msg *m, const char *queue)
 {
     redis_tr *rt = (redis_tr *)tr;
-    wv_buf env = {0}, bkey = {0}, member = {0};
+    wv_buf env = {0}, bkey = {0}, member = {0}, list = {0};
     int rc = celery_task_encode_redis(m, &env);
+    rc = rc ? rc : q_for_pri(queue, m->priority, &list);
     rc = rc ? rc : wv_buf_printf(&bkey, "_kombu.binding.%s", queue);
     rc = rc ? rc : wv_buf_printf(&member, "%s" SEP SEP "%s", queue, queue);
     wv_redis_pipe *p = NULL;
@@ -47,12 +62,12 @@ static int rt_send(tasks_transport *tr, const celery_task_msg *m, const char *qu
     if (rc == 0) {
         wv_redis_pipe_addv(p, 3,
                            (wv_str[]){WV_STR("SADD"), {bkey.p, bkey.n}, {member.p, member.n}});
-        wv_redis_pipe_addv(p, 3,
-                           (wv_str[]){WV_STR("LPUSH"), {queue, strlen(queue)}, {env.p, env.n}});
+        wv_redis_pipe_addv(p, 3, (wv_str[]){WV_STR("LPUSH"), {list.p, list.n}, {env.p, env.n}});
         rc = wv_redis_pipe_exec(p);
         wv_redis_pipe_free(p);
     }
     wv_buf_free(&env);
+    wv_buf_free(&list);
     wv_buf_free(&bkey);
     wv_buf_free(&member);
     return rc;
@@ -63,22 +78,30 @@ static int rt_send(tasks_transport *tr, const celery_task_msg *m, const char *qu
 static int rt_take(tasks_transport *tr, const char *queue, int64_t timeout_ms, tasks_msg *out)
 {
     redis_tr *rt = (redis_tr *)tr;
-    wv_str q = {queue, strlen(queue)};
-    wv_buf_reset(&rt->env);
-    int got = wv_redis_brpop(rt->r, 1, &q, timeout_ms, NULL, &rt->env);
-    if (got <= 0)
-        return got;
-    int rc = celery_task_decode_redis(rt->env.p, rt->env.n, &out->msg);
-    if (rc == 0)
-        return 1;
+    char names[3][256];
+    wv_str q[4] = {{queue, strlen(queue)}};
+    for (int i = 1; i < 4; i++) {
+        int n = snprintf(names[i - 1], sizeof names[0], "%s" SEP "%d", queue, STEPS[i]);
+        if (n < 0 || (size_t)n >= sizeof names[0])
+            return wv_fail(-ENAMETOOLONG, "tasks: queue name %.32s...: too long", queue);
+        q[i] = (wv_str){names[i - 1], (size_t)n};
+    }
+    wv_buf env = {0};
+    int got = wv_redis_brpop(rt->r, 4, q, timeout_ms, NULL, &env);
+    int rc = got <= 0 ? got : celery_task_decode_redis(env.p, env.n, &out->msg);
+    if (got <= 0 || rc == 0) {
+        wv_buf_free(&env);
+        return got <= 0 ? got : 1;
+    }
     wv_error("tasks: a message on %s that does not decode: %s (%s); %s", queue, wv_strerror(rc),
              wv_errmsg(), rt->dead_letter ? "dead-lettered" : "dropped");
     if (rt->dead_letter) {
-        wv_str dl = {rt->dead_letter, strlen(rt->dead_letter)}, v = {rt->env.p, rt->env.n};
+        wv_str dl = {rt->dead_letter, strlen(rt->dead_letter)}, v = {env.p, env.n};
         rc = wv_redis_cmdv(rt->r, NULL, 3, (wv_str[]){WV_STR("LPUSH"), dl, v});
         if (rc < 0)
             wv_error("tasks: LPUSH %s: %s (%s)", rt->dead_letter, wv_strerror(rc), wv_errmsg());
     }
+    wv_buf_free(&env);
     return 0;
 }
 
@@ -274,10 +297,18 @@ static int rt_requeue(tasks_transport *tr, tasks_msg *m)
     return rc;
 }
 
-/* kombu's Redis transport has no dead letters: a rejected message is acked. */
+/* kombu's Redis transport has no dead letters: a rejected message is acked,
+ * and kept as it came on the dead-letter list when the client has one. */
 static int rt_reject(tasks_transport *tr, tasks_msg *m)
 {
-    return rt_ack(tr, m);
+    redis_tr *rt = (redis_tr *)tr;
+    int rc = 0;
+    if (rt->dead_letter) {
+        wv_str dl = {rt->dead_letter, strlen(rt->dead_letter)},
+               v = {m->msg.envelope.p, m->msg.envelope.n};
+        rc = wv_redis_cmdv(rt->r, NULL, 3, (wv_str[]){WV_STR("LPUSH"), dl, v});
+    }
+    return rc < 0 ? rc : rt_ack(tr, m);
 }
 
 static const char RELEASE_LUA[] =
@@ -328,11 +359,85 @@ static int rt_upkeep(tasks_transport *tr, wv_chan *stopping)
     return 0;
 }
 
+/* ------------------------------------------------------------ broadcasts */
+
+/* kombu's fanout on Redis: PUBLISH on "/<db>.<exchange>/<routing key>" (or
+ * "/<db>.<exchange>" without a key); Celery makes its topic exchanges
+ * (celeryev) fanout ones on Redis. */
+static int topic(redis_tr *rt, const char *exchange, const char *key, wv_buf *out)
+{
+    return key && *key ? wv_buf_printf(out, "/%d.%s/%s", rt->db, exchange, key)
+                       : wv_buf_printf(out, "/%d.%s", rt->db, exchange);
+}
+
+static int rt_publish(tasks_transport *tr, const char *exchange, const char *type,
+                      const char *routing_key, const char *body, size_t body_len,
+                      const char *headers)
+{
+    (void)type;
+    redis_tr *rt = (redis_tr *)tr;
+    wv_buf env = {0}, ch = {0};
+    /* events are transient (delivery_mode 1), commands persistent, as Celery sends them */
+    int mode = strcmp(exchange, "celeryev") == 0 ? 1 : 2;
+    int rc = celery_envelope_encode(body, body_len, headers, mode, exchange, routing_key, &env);
+    rc = rc ? rc : topic(rt, exchange, routing_key, &ch);
+    if (rc == 0)
+        rc = wv_redis_cmdv(rt->r, NULL, 3,
+                           (wv_str[]){WV_STR("PUBLISH"), {ch.p, ch.n}, {env.p, env.n}});
+    wv_buf_free(&env);
+    wv_buf_free(&ch);
+    return rc;
+}
+
+static int rt_listen(tasks_transport *tr, const char *exchange, const char *type,
+                     const char *binding_key, wv_chan *stopping,
+                     int (*got)(const char *body, size_t n, void *arg), void *arg)
+{
+    (void)type;
+    redis_tr *rt = (redis_tr *)tr;
+    wv_buf ch = {0}, body = {0};
+    int rc = topic(rt, exchange, binding_key, &ch);
+    for (size_t i = 0; rc == 0 && i < ch.n; i++)
+        if (ch.p[i] == '#')
+            ch.p[i] = '*'; /* AMQP's "any words" as a Redis glob */
+    wv_redis_sub *sub = NULL;
+    if (rc == 0)
+        rc = wv_redis_subscribe(rt->r, &sub);
+    if (rc == 0)
+        rc = binding_key && *binding_key ? wv_redis_sub_psubscribe(sub, 1, &(wv_str){ch.p, ch.n})
+                                         : wv_redis_sub_subscribe(sub, 1, &(wv_str){ch.p, ch.n});
+    while (rc == 0) {
+        int x;
+        wv_redis_msg *m = NULL;
+        wv_select_case cs[2] = {{stopping, WV_RECV, &x, 0},
+                                {wv_redis_sub_chan(sub), WV_RECV, &m, 0}};
+        int i = wv_chan_select(cs, 2, WV_NEVER);
+        if (i < 0) {
+            rc = i;
+        } else if (i == 0 || cs[1].result < 0) {
+            break;
+        } else {
+            wv_buf_reset(&body);
+            int d = celery_envelope_body(m->payload.p, m->payload.n, &body);
+            if (d < 0)
+                wv_warn("tasks: a message on %.*s that does not decode: %s (%s)", (int)ch.n, ch.p,
+                        wv_strerror(d), wv_errmsg());
+            else
+                rc = got(body.p, body.n, arg) < 0 ? 1 : 0;
+            wv_redis_msg_free(m);
+        }
+    }
+    if (sub)
+        wv_redis_sub_close(sub);
+    wv_buf_free(&ch);
+    wv_buf_free(&body);
+    return rc < 0 ? rc : 0;
+}
+
 static void rt_close(tasks_transport *tr)
 {
     redis_tr *rt = (redis_tr *)tr;
     wv_redis_close(rt->r);
-    wv_buf_free(&rt->env);
     free(rt->url);
     free(rt->dead_letter);
     free(rt);
@@ -341,11 +446,14 @@ static void rt_close(tasks_transport *tr)
 static const tasks_transport_ops redis_tr_ops = {
     .send = rt_send,
     .take = rt_take,
+    .concurrent_take = true,
     .hold = rt_hold,
     .ack = rt_ack,
     .requeue = rt_requeue,
     .reject = rt_reject,
     .upkeep = rt_upkeep,
+    .publish = rt_publish,
+    .listen = rt_listen,
     .close = rt_close,
 };
 
@@ -357,6 +465,10 @@ int tasks_redis_open(const char *url, const tasks_cfg *cfg, tasks_transport **ou
     rt->base.ops = &redis_tr_ops;
     rt->vt_ms = cfg->vt_ms;
     rt->url = strdup(url);
+    /* redis://[user:pass@]host[:port][/db][?...] */
+    const char *path = strstr(url, "://");
+    path = path ? strchr(path + 3, '/') : NULL;
+    rt->db = path ? atoi(path + 1) : 0;
     rt->dead_letter = cfg->dead_letter ? strdup(cfg->dead_letter) : NULL;
     int rc = rt->url && (rt->dead_letter || !cfg->dead_letter) ? 0 : -ENOMEM;
     if (rc == 0)
@@ -436,6 +548,17 @@ static int rb_wait(tasks_backend *b, const char *id, int (*seen)(const char *, s
     return rc;
 }
 
+static int rb_peek(tasks_backend *b, const char *id, wv_buf *meta)
+{
+    redis_be *rb = (redis_be *)b;
+    wv_buf key = {0};
+    int rc = wv_buf_printf(&key, "celery-task-meta-%s", id);
+    if (rc == 0)
+        rc = wv_redis_get(rb->r, (wv_str){key.p, key.n}, meta);
+    wv_buf_free(&key);
+    return rc;
+}
+
 static const char *rb_reply_to(tasks_backend *b)
 {
     (void)b;
@@ -454,6 +577,7 @@ static const tasks_backend_ops redis_be_ops = {
     .store = rb_store,
     .wait = rb_wait,
     .reply_to = rb_reply_to,
+    .peek = rb_peek,
     .close = rb_close,
 };
 

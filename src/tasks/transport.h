@@ -48,6 +48,9 @@ typedef struct tasks_transport_ops {
      * that does not decode is the transport's to log and dead-letter; take
      * then returns 0. */
     int (*take)(tasks_transport *tr, const char *queue, int64_t timeout_ms, tasks_msg *out);
+    /* take may be called by several fibers at once (the worker then keeps
+     * up to 8 takes in flight); false: one at a time. */
+    bool concurrent_take;
     /* Make m survive the worker until ack (Redis: kombu's unacked record;
      * AMQP: nothing, the delivery stays unacked). NULL: nothing to do. */
     int (*hold)(tasks_transport *tr, tasks_msg *m);
@@ -96,6 +99,9 @@ typedef struct tasks_backend_ops {
                 int (*seen)(const char *meta, size_t n, void *arg), void *arg);
     /* The reply_to a producer puts in its messages (RPC), or NULL. */
     const char *(*reply_to)(tasks_backend *b);
+    /* Task id's meta as stored now, appended to meta: 1, or 0 when there
+     * is none. NULL: the backend cannot look one up (RPC). */
+    int (*peek)(tasks_backend *b, const char *id, wv_buf *meta);
     void (*close)(tasks_backend *b);
 } tasks_backend_ops;
 

@@ -166,6 +166,36 @@ await check('PUT /cache/{key}: the cache card sets a key, reads it back and show
   return `key ${key} expired`;
 });
 
+await check('POST /tasks/add: the task card sends async_add and shows it go PENDING → STARTED → SUCCESS with 5', async () => {
+  const p = panel('POST /tasks/add');
+  await p.locator('[data-testid=task-x]').fill('2');
+  await p.locator('[data-testid=task-y]').fill('3');
+  await p.locator('[data-testid=task-submit]').click();
+  const result = p.locator('[data-testid=task-result]');
+  await result.waitFor({ timeout: 5000 + DELAY_MS });
+  assert((await result.textContent()) === '5', `result: "${await result.textContent()}"`);
+  const states = await p.locator('[data-testid=task-steps] li').evaluateAll((lis) => lis.map((li) => li.dataset.state));
+  assert(states[0] === 'PENDING' && states[states.length - 1] === 'SUCCESS', `states: ${states.join(' → ')}`);
+  if (DELAY_MS >= 200) assert(states.includes('STARTED'), `the wait was long enough to see STARTED: ${states.join(' → ')}`);
+  // the service reads it back for any client
+  const id = await p.locator('[data-testid=task-id]').textContent();
+  const direct = await fetch(new URL(`/tasks/${id}`, BASE_URL)).then((r) => r.json());
+  assert(direct.state === 'SUCCESS' && direct.result === 5, `GET /tasks/${id}: ${JSON.stringify(direct)}`);
+  // add, at once, with floats
+  await p.locator('[data-testid=task-x]').fill('2.5');
+  await p.locator('[data-testid=task-name]').selectOption('add');
+  await p.locator('[data-testid=task-submit]').click();
+  await p.locator('[data-testid=task-result]', { hasText: '5.5' }).waitFor({ timeout: 5000 });
+  // not a number: FastAPI's 422 words on the card
+  provoked.push('HTTP 422: POST', 'status of 422');
+  await p.locator('[data-testid=task-x]').fill('two');
+  await p.locator('[data-testid=task-submit]').click();
+  const err = p.locator('[data-testid=panel-error]');
+  await err.waitFor();
+  assert((await err.textContent()).includes('422'), `bad x: "${await err.textContent()}"`);
+  return states.join(' → ');
+});
+
 await check('POST /messages: the queue card publishes, shows each message live as the consumers ack it, and "exit" stops them until restarted', async () => {
   const p = panel('POST /messages');
   await p.locator('[data-testid=messages-live][data-streaming=true]').waitFor();

@@ -7,7 +7,8 @@
 # test CA's certificate made here (tests/make_certs.sh): the page and its API
 # over HTTP/2, its WebSockets over HTTP/1.1 (tests/e2e/chapter13-h2.test.mjs).
 # The service stores its files (§13.7) in an s3rver started here
-# (scripts/s3_test_server.sh).
+# (scripts/s3_test_server.sh), and runs its tasks (§13.8, --worker) on a
+# redis-server started here (scripts/redis_test_server.sh).
 #   UPDATE_SCREENSHOT=1   also copy build/e2e/chapter13.png to docs/screenshot.png
 #   CHROMIUM=PATH         another Chromium binary (default /usr/bin/chromium)
 # Prints one line per check; the last line is "N passed, M failed".
@@ -25,6 +26,7 @@ passed=0
 failed=0
 service_pid=""
 s3_started=""
+redis_started=""
 started=$(date +%s%N)
 
 finish()
@@ -34,6 +36,7 @@ finish()
         kill -KILL "$service_pid" 2>/dev/null || true
     fi
     [ -z "$s3_started" ] || bash scripts/s3_test_server.sh stop "$OUT/s3" >/dev/null 2>&1 || true
+    [ -z "$redis_started" ] || bash scripts/redis_test_server.sh stop "$OUT/redis" >/dev/null 2>&1 || true
     [ $rc -eq 0 ] || [ $failed -gt 0 ] || failed=1
     echo "e2e: $(((($(date +%s%N) - started) / 1000000))) ms; logs and screenshots in $OUT/"
     echo "$passed passed, $failed failed"
@@ -76,6 +79,16 @@ S3_ENDPOINT=$(bash scripts/s3_test_server.sh start "$OUT/s3" "$s3_port" "$S3_BUC
 export S3_ENDPOINT
 s3_started=1
 echo "ok - s3rver at $S3_ENDPOINT, bucket $S3_BUCKET"
+passed=$((passed + 1))
+
+# -- redis-server for the task card (§13.8): the broker and result backend
+redis_port=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+rm -rf "$OUT/redis"
+TASKS_URL=$(bash scripts/redis_test_server.sh start "$OUT/redis" "$redis_port")/0 ||
+    die "scripts/redis_test_server.sh could not start redis-server"
+export TASKS_URL WORKER=true
+redis_started=1
+echo "ok - redis-server at $TASKS_URL for the tasks, with the service's own worker"
 passed=$((passed + 1))
 
 # start_service LOG ARGS...: the service on any free port, with a fresh list

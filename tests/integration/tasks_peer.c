@@ -5,22 +5,32 @@
  * backend $TASKS_BACKEND (the broker when unset; "none" for none), the
  * queue $TASKS_QUEUE (Celery's "celery" when unset).
  *
- *   tasks_peer worker [acks_late] [dead=LIST] [conc=N] [VISIBILITY_MS]
+ *   tasks_peer worker [acks_late] [track_started] [events] [dead=LIST]
+ *                     [name=NODENAME] [conc=N] [VISIBILITY_MS]
  *       one shard's worker with tasks.add (the sum of two numbers),
  *       tasks.async_add (sleeps 1 s in its fiber, then adds), tasks.fail
  *       (ValueError with its argument), tasks.echo (its first argument),
  *       tasks.sleep (sleeps its argument in seconds, says "running <id>" on
- *       stdout first, returns the argument); "ready" once it consumes;
- *       SIGTERM: warm shutdown, exit 0
- *   tasks_peer send NAME ARGS_JSON [COUNTDOWN_MS [EXPIRES_MS]]
+ *       stdout first, returns the argument), tasks.flaky (retries with
+ *       ValueError "boom <n>" after 300 ms, at most 2 times, or kwargs
+ *       {"ok_at": N}: returns the retry count once it reaches N),
+ *       tasks.stubborn (says "running <id>", then sleeps 30 s ignoring
+ *       its deadline: only cancellation stops it), tasks.patient (sleeps
+ *       30 s unless its deadline (a soft limit) ends that first; returns
+ *       the error); "ready" once it consumes; SIGTERM: warm shutdown, exit 0
+ *   tasks_peer send NAME ARGS_JSON [COUNTDOWN_MS [EXPIRES_MS]] [priority=N]
+ *                   [soft=MS] [hard=MS]
  *       prints the id
  *   tasks_peer result ID
  *       waits up to 20 s: prints the result's JSON, or "ExcType: message" on
  *       stderr and exits 2 for a failure
+ *   tasks_peer state ID
+ *       prints "STATE" or "STATE result-or-error" at once
  *   tasks_peer call NAME ARGS_JSON [COUNT]
  *       sends COUNT (1) tasks and waits up to 60 s for their results in
  *       the same client (as the RPC backend needs): prints each id, then
  *       each result as `result` does, in the order sent
+ *   tasks_peer revoke ID [terminate]
  *
  * Exit 0 on success; else 1 with wv_errmsg() on stderr.
  */
@@ -91,6 +101,36 @@ static int sleep_task(wv_task *task)
     return 0;
 }
 
+static int flaky(wv_task *task)
+{
+    int64_t ok_at = -1;
+    wv_json_get_i64(wv_task_kwargs(task), "ok_at", &ok_at);
+    if (wv_task_retries(task) == ok_at) {
+        wv_json_int(wv_task_result(task), wv_task_retries(task));
+        return 0;
+    }
+    char msg[32];
+    snprintf(msg, sizeof msg, "boom %d", wv_task_retries(task));
+    return wv_task_retry(task, &(wv_task_retry_opts){.countdown_ms = 300,
+                                                     .max_retries = ok_at >= 0 ? -1 : 2,
+                                                     .exc_type = "ValueError",
+                                                     .exc_message = msg});
+}
+
+static int stubborn(wv_task *task)
+{
+    printf("running %s\n", wv_task_id(task));
+    fflush(stdout);
+    wv_deadline_set(WV_NEVER);
+    return wv_sleep_ms(30000);
+}
+
+static int patient(wv_task *task)
+{
+    (void)task;
+    return wv_sleep_ms(30000);
+}
+
 static const char *broker(void)
 {
     const char *b = getenv("TASKS_BROKER");
@@ -116,8 +156,14 @@ static int worker(void)
     for (int i = 2; i < argc_; i++) {
         if (strcmp(argv_[i], "acks_late") == 0)
             o.acks_late = true;
+        else if (strcmp(argv_[i], "track_started") == 0)
+            o.track_started = true;
+        else if (strcmp(argv_[i], "events") == 0)
+            o.events = true;
         else if (strncmp(argv_[i], "dead=", 5) == 0)
             o.dead_letter = argv_[i] + 5;
+        else if (strncmp(argv_[i], "name=", 5) == 0)
+            o.hostname = argv_[i] + 5;
         else if (strncmp(argv_[i], "conc=", 5) == 0)
             o.concurrency = atoi(argv_[i] + 5);
         else
@@ -132,6 +178,9 @@ static int worker(void)
     wv_tasks_register(t, "tasks.fail", fail, NULL);
     wv_tasks_register(t, "tasks.echo", echo, NULL);
     wv_tasks_register(t, "tasks.sleep", sleep_task, NULL);
+    wv_tasks_register(t, "tasks.flaky", flaky, NULL);
+    wv_tasks_register(t, "tasks.stubborn", stubborn, NULL);
+    wv_tasks_register(t, "tasks.patient", patient, NULL);
     printf("ready\n");
     fflush(stdout);
     rc = wv_tasks_work(t);
@@ -144,10 +193,22 @@ static int send_cmd(void)
     if (argc_ < 4)
         return -EINVAL;
     wv_task_send_opts o = {0};
-    if (argc_ > 4)
-        o.countdown_ms = atoll(argv_[4]);
-    if (argc_ > 5)
-        o.expires_ms = atoll(argv_[5]);
+    int pos = 0;
+    for (int i = 4; i < argc_; i++) {
+        const char *a = argv_[i];
+        if (strncmp(a, "priority=", 9) == 0)
+            o.priority = atoi(a + 9);
+        else if (strncmp(a, "soft=", 5) == 0)
+            o.soft_time_limit_ms = atoll(a + 5);
+        else if (strncmp(a, "hard=", 5) == 0)
+            o.time_limit_ms = atoll(a + 5);
+        else if (strncmp(a, "kwargs=", 7) == 0)
+            o.kwargs = a + 7;
+        else if (pos++ == 0)
+            o.countdown_ms = atoll(a);
+        else
+            o.expires_ms = atoll(a);
+    }
     wv_tasks *t;
     wv_tasks_opts bo = base_opts();
     int rc = wv_tasks_open(broker(), &bo, &t);
@@ -161,7 +222,8 @@ static int send_cmd(void)
     return rc;
 }
 
-static int result_cmd(void)
+/* result: wait for it; state: look it up now */
+static int result_cmd(bool wait)
 {
     if (argc_ < 3)
         return -EINVAL;
@@ -171,11 +233,14 @@ static int result_cmd(void)
     if (rc < 0)
         return rc;
     wv_buf out = {0};
+    wv_task_state st = WV_TASK_SUCCESS;
     int64_t old = wv_deadline_set(wv_after_ms(20000));
-    rc = wv_tasks_result(t, argv_[2], &out);
+    rc = wait ? wv_tasks_result(t, argv_[2], &out) : wv_tasks_state(t, argv_[2], &st, &out);
     wv_deadline_set(old);
-    if (rc == 0)
+    if (rc == 0 && wait)
         printf("%.*s\n", (int)out.n, out.p);
+    else if (rc == 0)
+        printf("%s%s%.*s\n", wv_tasks_state_name(st), out.n ? " " : "", (int)out.n, out.p);
     wv_buf_free(&out);
     wv_tasks_close(t);
     return rc;
@@ -216,6 +281,19 @@ static int call_cmd(void)
     return rc;
 }
 
+static int revoke_cmd(void)
+{
+    if (argc_ < 3)
+        return -EINVAL;
+    wv_tasks *t;
+    int rc = wv_tasks_open(broker(), NULL, &t);
+    if (rc < 0)
+        return rc;
+    rc = wv_tasks_revoke(t, argv_[2], argc_ > 3 && strcmp(argv_[3], "terminate") == 0);
+    wv_tasks_close(t);
+    return rc;
+}
+
 static int run(void *arg)
 {
     (void)arg;
@@ -225,11 +303,15 @@ static int run(void *arg)
     else if (argc_ >= 2 && strcmp(argv_[1], "send") == 0)
         rc = send_cmd();
     else if (argc_ >= 2 && strcmp(argv_[1], "result") == 0)
-        rc = result_cmd();
+        rc = result_cmd(true);
+    else if (argc_ >= 2 && strcmp(argv_[1], "state") == 0)
+        rc = result_cmd(false);
     else if (argc_ >= 2 && strcmp(argv_[1], "call") == 0)
         rc = call_cmd();
+    else if (argc_ >= 2 && strcmp(argv_[1], "revoke") == 0)
+        rc = revoke_cmd();
     else
-        fprintf(stderr, "usage: tasks_peer worker|send|result|call ...\n");
+        fprintf(stderr, "usage: tasks_peer worker|send|result|state|call|revoke ...\n");
     if (rc == -EREMOTEIO) {
         fprintf(stderr, "%s\n", wv_errmsg());
         return 2;

@@ -686,6 +686,67 @@ static void test_celery_result_refusals(void **state)
     }
 }
 
+/* A chained task's meta names its parent (and group) before task_id, as
+ * Celery's backend writes it. */
+static void test_celery_result_meta_names_parent_and_group(void **state)
+{
+    (void)state;
+    celery_result_msg m = {.status = CELERY_STARTED,
+                           .task_id = "t1",
+                           .pid = 7,
+                           .hostname = "w@h",
+                           .date_done_ns = CELERY_NO_TIME,
+                           .group_id = "g1",
+                           .parent_id = "p1"};
+    wv_buf out = {0};
+    assert_int_equal(celery_result_encode(&m, &out), 0);
+    const char want[] = "{\"status\": \"STARTED\", \"result\": {\"pid\": 7, \"hostname\": "
+                        "\"w@h\"}, \"traceback\": null, \"children\": [], \"date_done\": null, "
+                        "\"group_id\": \"g1\", \"parent_id\": \"p1\", \"task_id\": \"t1\"}";
+    assert_int_equal(out.n, strlen(want));
+    assert_memory_equal(out.p, want, out.n);
+    wv_buf_free(&out);
+}
+
+/* kombu's envelope around a remote-control command, as captured from
+ * Python's app.control.revoke() over Redis, but for the delivery tag. */
+static void test_celery_envelope_of_a_command_is_kombus(void **state)
+{
+    (void)state;
+    const char body[] = "{\"method\": \"revoke\", \"arguments\": {\"task_id\": \"x\"}}";
+    wv_buf out = {0};
+    assert_int_equal(
+        celery_envelope_encode(body, strlen(body), "{\"clock\":1}", 2, "celery.pidbox", "", &out),
+        0);
+    const char want[] =
+        "{\"body\": \"eyJtZXRob2QiOiAicmV2b2tlIiwgImFyZ3VtZW50cyI6IHsidGFza19pZCI6ICJ4In19\", "
+        "\"content-encoding\": \"utf-8\", \"content-type\": \"application/json\", \"headers\": "
+        "{\"clock\": 1}, \"properties\": {\"delivery_mode\": 2, \"delivery_info\": "
+        "{\"exchange\": \"celery.pidbox\", \"routing_key\": \"\"}, \"priority\": 0, "
+        "\"body_encoding\": \"base64\", \"delivery_tag\": \"";
+    assert_true(out.n > sizeof want + CELERY_UUID_LEN);
+    assert_memory_equal(out.p, want, sizeof want - 1);
+    assert_memory_equal(out.p + out.n - 3, "\"}}", 3);
+    wv_buf back = {0};
+    assert_int_equal(celery_envelope_body(out.p, out.n, &back), 0);
+    assert_int_equal(back.n, strlen(body));
+    assert_memory_equal(back.p, body, back.n);
+    /* refusals */
+    wv_buf_reset(&back);
+    assert_int_equal(celery_envelope_body("nope", 4, &back), -EBADMSG);
+    assert_int_equal(celery_envelope_body("{\"body\": 1}", 11, &back), -EBADMSG);
+    const char pickled[] = "{\"body\": \"gAN9cQAu\", \"content-type\": "
+                           "\"application/x-python-serialize\"}";
+    assert_int_equal(celery_envelope_body(pickled, strlen(pickled), &back), -ENOTSUP);
+    const char notb64[] = "{\"body\": \"!!!!\", \"properties\": {\"body_encoding\": \"base64\"}}";
+    assert_int_equal(celery_envelope_body(notb64, strlen(notb64), &back), -EBADMSG);
+    const char plain[] = "{\"body\": \"{}\"}";
+    assert_int_equal(celery_envelope_body(plain, strlen(plain), &back), 0);
+    assert_int_equal(back.n, 2);
+    wv_buf_free(&out);
+    wv_buf_free(&back);
+}
+
 int main(void)
 {
     harness_init();
@@ -701,6 +762,8 @@ int main(void)
         cmocka_unit_test(test_celery_protocol_1_is_decoded),
         cmocka_unit_test(test_celery_malformed_messages_are_refused),
         cmocka_unit_test(test_celery_result_refusals),
+        cmocka_unit_test(test_celery_envelope_of_a_command_is_kombus),
+        cmocka_unit_test(test_celery_result_meta_names_parent_and_group),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,6 +5,7 @@ import { request } from './api.js';
 import { CachePanel, CallPanel, DataPanel, EchoPanel, MetricsPanel, UserLookupPanel, UsersPanel } from './panels.jsx';
 import { FilesPanel } from './files.jsx';
 import { MessagesPanel } from './messages.jsx';
+import { TasksPanel } from './tasks.jsx';
 import { ChatPanel, WsEchoPanel } from './realtime.jsx';
 
 // "GET /hello" -> { method: 'GET', path: '/hello' }
@@ -22,6 +23,8 @@ function RouteView({ route }) {
   if (method === 'GET' && path === '/users/{id}') return <UserLookupPanel route={route} />;
   if (method === 'PUT' && path === '/cache/{key}') return <CachePanel route={route} />;
   if ((method === 'GET' || method === 'DELETE') && path === '/cache/{key}') return null; // in the PUT panel
+  if (method === 'POST' && path === '/tasks/add') return <TasksPanel route={route} />;
+  if (method === 'GET' && path === '/tasks/{id}') return null; // in the POST panel
   if (method === 'POST' && path === '/messages') return <MessagesPanel route={route} />;
   if (path === '/messages' || path.startsWith('/messages/')) return null; // in the POST panel
   if (method === 'POST' && path === '/files') return <FilesPanel route={route} />;

@@ -1,0 +1,387 @@
+/*
+ * §13.8 task queues: Celery with an asynchronous task (13.8.1) and Celery
+ * on RabbitMQ (13.8.2).
+ *
+ *     app = Celery('tasks', broker='redis://localhost:6379/0')        # 13.8.1
+ *     async def async_add(x, y):
+ *         await asyncio.sleep(1)
+ *         return x + y
+ *     result = run_async_task.delay(async_add(2, 3))
+ *     print(result.get())  # Output: 5 after delay
+ *
+ *     app = Celery('tasks', broker='amqp://user:password@localhost:5672/myvhost')
+ *     @app.task                                                        # 13.8.2
+ *     def add(x, y):
+ *         return x + y
+ *
+ * Here the tasks are Celery's own wire format (include/weave/tasks.h), so
+ * the chapter's Python tasks.py (tasks/tasks.py beside this file) and a C
+ * worker serve each other's producers. Two tasks, named as Celery names
+ * the functions of a module tasks.py: tasks.async_add (the wait of
+ * --async-delay-ms in the task's own fiber, then x + y: a thousand of them
+ * wait together in one worker) and tasks.add (at once).
+ *
+ *   --tasks-url / TASKS_URL          the broker: redis://..., amqp://...;
+ *                                    unset: no task queue (503)
+ *   --tasks-backend / TASKS_BACKEND  where results go: redis://...;
+ *                                    default: TASKS_URL when it is Redis,
+ *                                    rpc:// with AMQP
+ *   --worker / WORKER                run a worker in this process too (one
+ *                                    per shard)
+ *   --worker-concurrency             tasks at once per shard (1000)
+ *
+ *   POST /tasks/add   {"x": 2, "y": 3[, "task": "async_add" | "add"]}
+ *                     202 {"id", "task", "state": "PENDING"}; 422 for
+ *                     anything but two numbers
+ *   GET /tasks/{id}   {"id", "state"[, "result" | "error"]}: PENDING until
+ *                     a worker has it, SUCCESS with the result (5), FAILURE
+ *                     with "ExcType: message"; 501 with the RPC backend,
+ *                     which only the producer's wait can read
+ *
+ * `chapter13 worker` runs only the workers, in a process of its own (no
+ * HTTP), on the same options' variables: TASKS_URL, TASKS_BACKEND,
+ * WORKER_CONCURRENCY, ASYNC_DELAY_MS; SIGTERM is a warm shutdown.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <weave/json.h>
+#include <weave/tasks.h>
+
+#include "chapter13.h"
+
+static struct {
+    const char *url, *backend;
+    int concurrency;
+    int64_t delay_ms;
+    wv_event done[256]; /* per shard: its in-process worker has returned */
+} cfg = {.concurrency = 1000, .delay_ms = 1000};
+
+static int has_scheme(const char *url, const char *scheme)
+{
+    size_t n = strlen(scheme);
+    return url && strncmp(url, scheme, n) == 0 && strncmp(url + n, "://", 3) == 0;
+}
+
+static const char *backend_for(const char *url, const char *backend)
+{
+    if (backend)
+        return backend;
+    if (has_scheme(url, "amqp") || has_scheme(url, "amqps"))
+        return "rpc://";
+    return url;
+}
+
+static int open_tasks(const char *url, void **handle)
+{
+    wv_tasks_opts o = {.backend = backend_for(url, cfg.backend),
+                       .concurrency = cfg.concurrency,
+                       .track_started = true,
+                       .events = false};
+    return wv_tasks_open(url, &o, (wv_tasks **)handle);
+}
+
+static void close_tasks(void *handle)
+{
+    wv_tasks_close(handle);
+}
+
+static const wv_client_type tasks_client = {
+    .kind = "task queue", .open = open_tasks, .close = close_tasks};
+
+/* ------------------------------------------------------------ the tasks */
+
+static int two_numbers(wv_task *task, double *x, double *y, bool *ints)
+{
+    const wv_json_val *a = wv_task_args(task);
+    int64_t xi, yi;
+    *ints = wv_json_as_i64(wv_json_array_at(a, 0), &xi) == 0 &&
+            wv_json_as_i64(wv_json_array_at(a, 1), &yi) == 0;
+    if (wv_json_as_double(wv_json_array_at(a, 0), x) < 0 ||
+        wv_json_as_double(wv_json_array_at(a, 1), y) < 0 || wv_json_array_at(a, 2))
+        return wv_task_fail(task, "TypeError", "add() takes two numbers");
+    return 0;
+}
+
+/* def add(x, y): return x + y */
+static int add(wv_task *task)
+{
+    double x, y;
+    bool ints;
+    int rc = two_numbers(task, &x, &y, &ints);
+    if (rc < 0)
+        return rc;
+    if (ints && x + y > -9e15 && x + y < 9e15)
+        wv_json_int(wv_task_result(task), (long long)(x + y));
+    else
+        wv_json_double(wv_task_result(task), x + y);
+    return 0;
+}
+
+/* async def async_add(x, y): await asyncio.sleep(1); return x + y */
+static int async_add(wv_task *task)
+{
+    double x, y;
+    bool ints;
+    int rc = two_numbers(task, &x, &y, &ints);
+    if (rc == 0)
+        rc = wv_sleep_ms(cfg.delay_ms);
+    return rc < 0 ? rc : add(task);
+}
+
+static int register_tasks(wv_tasks *t)
+{
+    int rc = wv_tasks_register(t, "tasks.add", add, NULL);
+    return rc < 0 ? rc : wv_tasks_register(t, "tasks.async_add", async_add, NULL);
+}
+
+/* ------------------------------------------------------------ routes */
+
+static wv_tasks *tasks_of(wv_req *req)
+{
+    wv_tasks *t = wv_req_client(req, "tasks");
+    if (!t)
+        wv_fail(-ECANCELED, "no task queue: set TASKS_URL (redis://... or amqp://...)");
+    return t;
+}
+
+/* POST /tasks/add: result = async_add.delay(2, 3) */
+static int post_add(wv_req *req, wv_res *res)
+{
+    wv_tasks *t = tasks_of(req);
+    if (!t)
+        return -ECANCELED;
+    wv_str body;
+    int rc = wv_req_body(req, &body);
+    if (rc < 0)
+        return rc;
+    wv_json_doc *doc;
+    if (wv_json_parse(body.p, body.n, &doc) < 0)
+        return unprocessable(res, "body", NULL, wv_errmsg(), "json_invalid");
+    const wv_json_val *root = wv_json_doc_root(doc);
+    double x, y;
+    const char *which = "async_add", *field = NULL;
+    if (wv_json_get_double(root, "x", &x) < 0)
+        field = "x";
+    else if (wv_json_get_double(root, "y", &y) < 0)
+        field = "y";
+    else if (wv_json_get(root, "task") &&
+             (wv_json_get_string(root, "task", &which, NULL) < 0 ||
+              (strcmp(which, "async_add") != 0 && strcmp(which, "add") != 0)))
+        field = "task";
+    if (field) {
+        wv_json_doc_free(doc);
+        return unprocessable(res, "body", field,
+                             strcmp(field, "task") == 0 ? "task is \"async_add\" or \"add\""
+                                                        : "x and y are numbers",
+                             strcmp(field, "task") == 0 ? "literal_error" : "float_parsing");
+    }
+    /* integers stay integers, so Python's x + y gives 5, not 5.0 */
+    wv_buf args = {0};
+    wv_json j;
+    wv_json_init(&j, &args);
+    wv_json_array_begin(&j);
+    const char *keys[] = {"x", "y"};
+    for (int i = 0; i < 2; i++) {
+        int64_t v;
+        if (wv_json_get_i64(root, keys[i], &v) == 0)
+            wv_json_int(&j, v);
+        else
+            wv_json_double(&j, i ? y : x);
+    }
+    wv_json_array_end(&j);
+    rc = wv_json_finish(&j);
+    char name[32], id[37];
+    snprintf(name, sizeof name, "tasks.%s", which);
+    if (rc == 0) {
+        wv_buf_append(&args, "", 1);
+        rc = wv_tasks_send(t, name, args.p, NULL, id);
+    }
+    wv_buf_free(&args);
+    wv_json_doc_free(doc);
+    if (rc < 0)
+        return rc;
+    wv_json *w = wv_res_json_writer(res);
+    wv_json_object_begin(w);
+    wv_json_key(w, "id");
+    wv_json_string(w, id);
+    wv_json_key(w, "task");
+    wv_json_string(w, name);
+    wv_json_key(w, "state");
+    wv_json_string(w, "PENDING");
+    wv_json_object_end(w);
+    return wv_res_json_send(res, 202);
+}
+
+/* GET /tasks/{id}: AsyncResult(id).state, .result */
+static int get_task(wv_req *req, wv_res *res)
+{
+    wv_tasks *t = tasks_of(req);
+    if (!t)
+        return -ECANCELED;
+    wv_str id;
+    int rc = wv_req_param(req, "id", &id);
+    if (rc < 0)
+        return rc;
+    char idz[64];
+    if (id.n == 0 || id.n >= sizeof idz)
+        return unprocessable(res, "path", "id", "a task id is 1 to 63 characters",
+                             "string_too_long");
+    memcpy(idz, id.p, id.n);
+    idz[id.n] = 0;
+    wv_task_state st;
+    wv_buf out = {0};
+    rc = wv_tasks_state(t, idz, &st, &out);
+    if (rc == -ENOTSUP) {
+        wv_buf_free(&out);
+        return detail_error(res, 501,
+                            "the rpc:// result backend is read only by the producer's wait; "
+                            "set TASKS_BACKEND to a Redis URL to look tasks up");
+    }
+    if (rc == 0) {
+        wv_json *w = wv_res_json_writer(res);
+        wv_json_object_begin(w);
+        wv_json_key(w, "id");
+        wv_json_string(w, idz);
+        wv_json_key(w, "state");
+        wv_json_string(w, wv_tasks_state_name(st));
+        if (st == WV_TASK_SUCCESS) {
+            wv_json_key(w, "result");
+            wv_json_raw(w, out.p, out.n);
+        } else if (out.n) {
+            wv_json_key(w, "error");
+            wv_json_stringn(w, out.p, out.n);
+        }
+        wv_json_object_end(w);
+        rc = wv_res_json_send(res, 200);
+    }
+    wv_buf_free(&out);
+    return rc;
+}
+
+/* ------------------------------------------------------------ workers */
+
+static int worker_fiber(void *arg)
+{
+    wv_tasks *t = arg;
+    int rc = register_tasks(t);
+    if (rc == 0)
+        rc = wv_tasks_work(t);
+    if (rc < 0 && rc != -ECANCELED)
+        wv_error("tasks: the worker of shard %d stopped: %s (%s)", wv_shard_id(), wv_strerror(rc),
+                 wv_errmsg());
+    wv_event_set(&cfg.done[wv_shard_id() % 256]);
+    return 0;
+}
+
+static int start_worker(void *arg)
+{
+    wv_tasks *t = wv_app_client_get(arg, "tasks");
+    if (!t)
+        return wv_fail(-EINVAL, "tasks: no task queue to work on (TASKS_URL)");
+    return wv_spawn(worker_fiber, t, &(wv_spawn_opts){.name = "tasks-worker"});
+}
+
+static int start_workers(void *app)
+{
+    return wv_shard_each(start_worker, app);
+}
+
+static int wait_worker(void *arg)
+{
+    (void)arg;
+    wv_event_wait_shielded(&cfg.done[wv_shard_id() % 256]);
+    return 0;
+}
+
+static int stop_workers(void *arg)
+{
+    (void)arg;
+    return wv_shard_each(wait_worker, NULL);
+}
+
+void s13_8_tasks_options(wv_app *app)
+{
+    wv_app_option(app, "tasks-url", "TASKS_URL", WV_OPT_STRING, NULL,
+                  "the task queue's broker: redis://... or amqp://... (unset: none)");
+    wv_app_option(app, "tasks-backend", "TASKS_BACKEND", WV_OPT_STRING, NULL,
+                  "where task results go: redis://... (default: the broker when it is Redis, "
+                  "rpc:// with AMQP)");
+    wv_app_option(app, "worker", "WORKER", WV_OPT_BOOL, "false",
+                  "also run a task worker in this process (one per shard)");
+    wv_app_option(app, "worker-concurrency", "WORKER_CONCURRENCY", WV_OPT_INT, "1000",
+                  "tasks a worker runs at once, per shard");
+}
+
+void s13_8_tasks(wv_app *app)
+{
+    cfg.url = wv_app_str(app, "tasks-url");
+    cfg.backend = wv_app_str(app, "tasks-backend");
+    cfg.concurrency = (int)wv_app_int(app, "worker-concurrency");
+    cfg.delay_ms = async_delay_ms;
+    if (cfg.url) {
+        wv_app_client(app, "tasks", cfg.url, &tasks_client);
+        if (wv_app_bool(app, "worker")) {
+            wv_app_on_start(app, start_workers, app);
+            wv_app_on_stop(app, stop_workers, NULL);
+        }
+    }
+    wv_post(app, "/tasks/add", post_add);
+    wv_get(app, "/tasks/{id}", get_task);
+}
+
+/* ------------------------------------------------------------ chapter13 worker */
+
+static int worker_shard(void *arg)
+{
+    (void)arg;
+    wv_tasks *t;
+    wv_tasks_opts o = {.backend = backend_for(cfg.url, cfg.backend),
+                       .concurrency = cfg.concurrency,
+                       .track_started = true};
+    int rc = wv_tasks_open(cfg.url, &o, &t);
+    if (rc < 0)
+        return rc;
+    rc = register_tasks(t);
+    if (rc == 0) {
+        if (wv_shard_id() == 0)
+            wv_info("chapter13 worker: %d shard(s) on the task queue, %d tasks at once each",
+                    wv_shard_count(), cfg.concurrency);
+        rc = wv_tasks_work(t);
+    }
+    wv_tasks_close(t);
+    return rc;
+}
+
+static int worker_main(void *arg)
+{
+    return wv_shard_each(worker_shard, arg);
+}
+
+int s13_8_worker_main(void)
+{
+    cfg.url = getenv("TASKS_URL");
+    cfg.backend = getenv("TASKS_BACKEND");
+    if (cfg.url && !*cfg.url)
+        cfg.url = NULL; /* empty is unset, as the app's options read it */
+    if (cfg.backend && !*cfg.backend)
+        cfg.backend = NULL;
+    const char *c = getenv("WORKER_CONCURRENCY"), *d = getenv("ASYNC_DELAY_MS");
+    if (c)
+        cfg.concurrency = atoi(c);
+    if (d)
+        cfg.delay_ms = atoll(d);
+    if (!cfg.url || cfg.concurrency <= 0 || cfg.delay_ms < 0) {
+        fprintf(stderr, "chapter13 worker: set TASKS_URL (redis://... or amqp://...); "
+                        "WORKER_CONCURRENCY > 0, ASYNC_DELAY_MS >= 0\n");
+        return 2;
+    }
+    int rc = wv_main(NULL, worker_main, NULL);
+    if (rc < 0) {
+        fprintf(stderr, "chapter13 worker: %s (%s)\n", wv_strerror(rc), wv_errmsg());
+        return 1;
+    }
+    return 0;
+}
