@@ -20,7 +20,9 @@ message goes to the queue's dead-letter exchange; malformed messages
 (bad JSON, pickle, no id) are dead-lettered as sent and the worker goes
 on; a countdown is honoured and held ETA messages do not starve the
 prefetch; a queue deleted under a running worker is declared again and
-consumed; with acks_late, tasks running in a worker killed with SIGKILL
+consumed; Python's revoke (before a task runs, and terminating one that
+runs) obeyed by the C worker over celery.pidbox, C's revoke obeyed by a
+Python worker, and the C worker's events read by Celery's own receiver; with acks_late, tasks running in a worker killed with SIGKILL
 are redelivered by RabbitMQ to the next worker and run again (counts
 printed); the node stopped and started mid-run: the worker reconnects and
 runs what is sent afterwards; 100 one-second async tasks on one shard run
@@ -385,6 +387,84 @@ if __name__ == "__main__":
         finally:
             err = w.stop()
         check("cancelled by the broker" in err, "the cancel was logged: " + err[-500:])
+
+    def bound(exchange, timeout=10):
+        """Wait until a queue is bound to exchange (somebody listens)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if exchange + "\texchange" in ctl("list_bindings"):
+                return
+            time.sleep(0.1)
+        raise httptest.Failure("nobody listens on " + exchange)
+
+    def revoked(r):
+        try:
+            r.get(timeout=10)
+            return "ran"
+        except Exception as e:  # noqa: BLE001
+            return type(e).__name__
+
+    def test_revoke_and_events_over_amqp():
+        import threading
+        purge("celery")
+        state = app.events.State()
+        seen = []
+
+        def on_event(e):
+            seen.append(e["type"])
+            state.event(e)
+
+        conn = app.connection()
+        recv = app.events.Receiver(conn, handlers={"*": on_event})
+        th = threading.Thread(target=lambda: recv.capture(limit=None, timeout=None), daemon=True)
+        th.start()
+        bound("celeryev")  # Celery's receiver
+        w = Worker("events", "name=cwa@test")
+        try:
+            bound("celery.pidbox")  # the C worker's remote control
+            r = add.apply_async((1, 2), countdown=2)
+            app.control.revoke(r.id)
+            eq(revoked(r), "TaskRevokedError", "revoked by Python before it ran")
+            r = app.send_task("tasks.stubborn")
+            eq(w.line(), "running " + r.id, "started")
+            app.control.revoke(r.id, terminate=True)
+            eq(revoked(r), "TaskRevokedError", "terminated while running")
+            ok = add.delay(2, 3)
+            eq(ok.get(timeout=10), 5, "the worker goes on")
+            end = time.monotonic() + 10
+            while time.monotonic() < end and (
+                    state.tasks.get(ok.id) is None or state.tasks[ok.id].state != "SUCCESS"
+                    or "worker-heartbeat" not in seen):
+                time.sleep(0.1)
+            t = state.tasks.get(ok.id)
+            check(t is not None, "the task is known from events")
+            eq((t.state, t.name, t.result), ("SUCCESS", "tasks.add", "5"), "its events")
+            check("cwa@test" in state.workers and state.workers["cwa@test"].alive,
+                  "the worker is alive in Celery's state: %s" % list(state.workers))
+            for ty in ("task-received", "task-started", "task-succeeded", "task-revoked",
+                       "worker-online", "worker-heartbeat"):
+                check(ty in seen, ty + " seen")
+        finally:
+            w.stop()
+            recv.should_stop = True
+            th.join(timeout=5)
+            conn.release()
+        # C's revoke reaches a Python worker
+        p = py_worker()
+        try:
+            deadline = time.monotonic() + 20
+            while not app.control.ping(timeout=0.5) and time.monotonic() < deadline:
+                pass
+            rc, tid, err = peer("send", "tasks.add", "[5, 5]", "2000",
+                                env={"TASKS_BACKEND": "none"})
+            rc, out, err = peer("revoke", tid)
+            eq(rc, 0, err)
+            time.sleep(3)
+        finally:
+            p.terminate()
+            out = p.communicate(timeout=20)[0]
+        check("Discarding revoked task: tasks.add[%s]" % tid in out,
+              "the Python worker obeyed C's revoke: " + out[-1500:])
 
     def test_redis_backend_with_amqp_broker():
         rctl = os.path.join(ROOT, "scripts", "redis_test_server.sh")
