@@ -88,6 +88,11 @@ TEST_PACKAGES=(
     # Celery 5.2 and kombu, which capture the task messages and results the
     # Celery codec's tests compare against (tests/unit/celery_fixtures/capture.py)
     python3-celery
+    # python-rq 1.13, whose workers run the jobs the RQ producer enqueues and
+    # whose Job reads what it wrote (tests/integration/test_rq.py), and whose
+    # pickles the pickle codec's tests compare against
+    # (tests/unit/pickle_fixtures/capture.py)
+    python3-rq
     # the HTTP client's HTTP/2 peers: nghttpd, over TLS (ALPN h2) and h2c with
     # prior knowledge, and nginx, HTTP/2 and HTTP/1.1 over TLS and plain
     # (tests/unit/test_httpc.c)

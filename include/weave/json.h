@@ -181,6 +181,10 @@ int wv_json_as_i64(const wv_json_val *v, int64_t *out);
  * (1e400). */
 int wv_json_as_double(const wv_json_val *v, double *out);
 int wv_json_as_bool(const wv_json_val *v, bool *out);
+/* A number's text exactly as written (not NUL-terminated), valid while the
+ * document lives: to tell an integer past int64 (no '.', 'e' or 'E') from a
+ * float, as Python's json.loads does, or to keep every digit. */
+int wv_json_as_number_text(const wv_json_val *v, const char **text, size_t *len);
 
 /* Whether v is JSON null (false for NULL: a missing member is not null). */
 bool wv_json_is_null(const wv_json_val *v);

@@ -66,7 +66,9 @@ int64_t wv_now_coarse(void);
 /* ------------------------------------------------------------- the runtime */
 
 typedef struct wv_main_opts {
-    int shards;              /* loops/threads; 0 = $WEAVE_SHARDS, else one per CPU */
+    int shards;              /* loops/threads; 0 = $WEAVE_SHARDS, else one per CPU the
+                                process may use (its affinity, capped by its cgroup's
+                                CPU quota: a container's CPU limit, rounded up) */
     size_t stack_size;       /* default fiber stack; 0 = 128 KiB */
     int offload_threads;     /* blocking-work threads; 0 = 4 */
     bool no_signal_handling; /* leave SIGINT/SIGTERM alone */

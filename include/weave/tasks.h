@@ -1,9 +1,10 @@
 /*
  * weave's task queues: Celery-compatible workers and producers over Redis
- * or RabbitMQ. A task sent by Python's `add.delay(2, 3)` runs in a C
- * worker, a task sent from C runs in a Python Celery worker, and results go
- * both ways through Celery's Redis result backend or, with RabbitMQ, its
- * RPC backend (Celery 5.2, kombu 5.2; docs/tasks.md).
+ * or RabbitMQ, or over a table in PostgreSQL or SQLite (below). A task sent
+ * by Python's `add.delay(2, 3)` runs in a C worker, a task sent from C runs
+ * in a Python Celery worker, and results go both ways through Celery's
+ * Redis result backend or, with RabbitMQ, its RPC backend (Celery 5.2,
+ * kombu 5.2; docs/tasks.md).
  *
  *     static int add(wv_task *task)
  *     {
@@ -149,12 +150,33 @@
  *    cancels its tasks; their acks_late records are restored by the next
  *    worker after the visibility timeout.
  *
+ * The database queue (a broker URL that wv_db_open takes: postgres://,
+ * postgresql://, sqlite:...; docs/tasks.md has the table and the SQL).
+ * The queue is the table weave_tasks (created by wv_tasks_open when
+ * missing), a task is a row holding the message (body and headers, so all
+ * of the above holds unchanged), and wv_task_enqueue inserts it in the
+ * caller's own transaction: the task exists if and only if that
+ * transaction commits (a transactional outbox). Workers take a row in one
+ * short statement (PostgreSQL: FOR UPDATE SKIP LOCKED; SQLite: UPDATE ...
+ * RETURNING, one writer at a time) that leases it for the visibility
+ * timeout; a running worker renews its leases, a dead one's expire and its
+ * rows are taken again. PostgreSQL wakes workers with LISTEN/NOTIFY (sent
+ * at commit, so a rolled-back enqueue wakes nobody) with a 1 s poll
+ * behind; SQLite polls every 200 ms. With opts.backend the same URL,
+ * results are stored in the rows (and an ack keeps the row until
+ * result_expires); without a backend an ack deletes it. A row that does
+ * not decode, or a task nobody registered, is kept with the reason in its
+ * `rejected` column. Delivery is at-least-once with acks_late. Events and
+ * remote control (wv_tasks_revoke) travel as NOTIFY on PostgreSQL, between
+ * weave clients; SQLite has neither (-ENOTSUP). Priorities are not read.
+ *
  * Errors are negative errno values with wv_errmsg() saying why: -EINVAL,
- * -EPROTONOSUPPORT (a broker URL that is not redis://, rediss://, amqp://
- * or amqps://, a backend that is not redis://, rediss:// or rpc://, rpc://
- * with a Redis broker), -EPERM (outside a fiber), -EXDEV (from another
- * shard), the Redis or AMQP client's (-ECONNREFUSED, -EACCES, -ETIMEDOUT,
- * -ECANCELED, ...: include/weave/redis.h, include/weave/amqp.h), and
+ * -EPROTONOSUPPORT (a broker URL that is not redis://, rediss://, amqp://,
+ * amqps://, postgres://, postgresql:// or sqlite:, a backend that is not
+ * one of those or rpc://, rpc:// with a broker that is not AMQP), -EPERM
+ * (outside a fiber), -EXDEV (from another shard), the Redis, AMQP or
+ * database client's (-ECONNREFUSED, -EACCES, -ETIMEDOUT, -ECANCELED, ...:
+ * include/weave/redis.h, include/weave/amqp.h, include/weave/db.h), and
  * -EREMOTEIO for a task that failed (wv_tasks_result).
  */
 #ifndef WEAVE_TASKS_H
@@ -164,6 +186,7 @@
 #include <stdint.h>
 
 #include "weave/buf.h"
+#include "weave/db.h"
 #include "weave/json.h"
 #include "weave/rt.h"
 
@@ -175,12 +198,15 @@ typedef struct wv_tasks wv_tasks; /* a task-queue client of one shard */
 typedef struct wv_task wv_task;   /* a task a worker is running */
 
 typedef struct wv_tasks_opts {
-    const char *backend;           /* results: redis://... or rpc://; NULL = not stored */
+    const char *backend;           /* results: redis://, postgres://, sqlite:... (the broker's
+                                      URL: in the queue's rows), rpc:// (an AMQP broker);
+                                      NULL = results not stored */
     const char *queue;             /* NULL = "celery" */
     int concurrency;               /* worker: tasks running at once on this shard (RabbitMQ:
                                       the prefetch too); 0 = 16 */
     bool acks_late;                /* worker: ack after the task ran (see above) */
-    int64_t visibility_timeout_ms; /* Redis: 0 = 3,600,000 (kombu's) */
+    int64_t visibility_timeout_ms; /* 0 = 3,600,000 (kombu's); a database queue's lease;
+                                      unused on RabbitMQ */
     int64_t result_expires_ms;     /* 0 = 86,400,000 (Celery's result_expires) */
     const char *dead_letter;       /* Redis: a list that gets the messages that do not
                                       decode and those for unregistered tasks, as they
@@ -193,9 +219,12 @@ typedef struct wv_tasks_opts {
 } wv_tasks_opts;
 
 /* A client on the calling shard, for broker (redis:// or rediss://, as
- * include/weave/redis.h reads them, amqp:// or amqps:// as
- * include/weave/amqp.h does; -EPROTONOSUPPORT otherwise). It dials the
- * broker (and the backend) at once. opts may be NULL. */
+ * include/weave/redis.h reads them; amqp:// or amqps://, as
+ * include/weave/amqp.h does; postgres://, postgresql:// or sqlite:, as
+ * wv_db_open does, with a pool of its own and, on PostgreSQL, one
+ * connection for LISTEN; -EPROTONOSUPPORT otherwise). It dials the broker
+ * (and the backend) at once, and creates a database queue's table when
+ * missing. opts may be NULL. */
 int wv_tasks_open(const char *broker, const wv_tasks_opts *opts, wv_tasks **out);
 
 /* Close the client (not while wv_tasks_work runs). NULL is ignored. */
@@ -222,6 +251,11 @@ int wv_task_retries(const wv_task *task);
 const wv_json_val *wv_task_args(const wv_task *task);
 const wv_json_val *wv_task_kwargs(const wv_task *task);
 void *wv_task_data(const wv_task *task);
+
+/* The message's headers (a JSON object: Celery's own and any custom ones a
+ * producer added, as Python's task.request sees them), valid while the task
+ * runs; NULL for a protocol 1 message. */
+const wv_json_val *wv_task_headers(const wv_task *task);
 
 /* The writer of the task's return value: write one JSON value. Nothing
  * written is null. */
@@ -263,12 +297,31 @@ typedef struct wv_task_send_opts {
     int64_t time_limit_ms;      /* hard: the task is cancelled; 0 = none */
     int64_t soft_time_limit_ms; /* soft: the task's deadline; 0 = none */
     bool ignore_result;         /* the worker stores no result */
+    const char *headers;        /* custom headers, a JSON object text (Celery's
+                                   apply_async(headers=...)); NULL = none */
 } wv_task_send_opts;
 
 /* Send task `name` with args_json (a JSON array text; NULL = []): 0 with
  * its id (a uuid4) in id. opts may be NULL; id may be NULL. */
 int wv_tasks_send(wv_tasks *t, const char *name, const char *args_json,
                   const wv_task_send_opts *opts, char id[37]);
+
+/*
+ * Enqueue task `name` in the database transaction tx (from wv_db_begin or
+ * wv_db_transaction, on PostgreSQL or SQLite): the task exists if and only
+ * if tx commits, so it runs exactly when the work it follows up on was
+ * saved (the transactional outbox). A worker consumes it from a client
+ * opened on the same database's URL (wv_tasks_open("postgres://...")),
+ * which also created the table: open one (a worker, or any client) before
+ * the first enqueue, or the statement fails (-EINVAL, no such table) and
+ * with it tx. args_json and opts as wv_tasks_send (opts->queue NULL is
+ * "celery"); 0 with the id (a uuid4) in id (may be NULL). On PostgreSQL the
+ * workers are woken (NOTIFY) when tx commits. A database handle instead of
+ * a transaction enqueues at once. Errors: -EINVAL (bad arguments, a JSON
+ * text that is not an array/object), the database's (include/weave/db.h).
+ */
+int wv_task_enqueue(wv_db *tx, const char *name, const char *args_json,
+                    const wv_task_send_opts *opts, char id[37]);
 
 /*
  * Wait for task id's result (within the fiber's deadline), from the

@@ -608,6 +608,16 @@ static bool is_number(const jsmntok_t *t)
     return c == '-' || (c >= '0' && c <= '9');
 }
 
+int wv_json_as_number_text(const wv_json_val *v, const char **text, size_t *len)
+{
+    const jsmntok_t *t = token(v);
+    if (!is_number(t) || !text || !len)
+        return -EINVAL;
+    *text = text_of(t);
+    *len = (size_t)(t->end - t->start);
+    return 0;
+}
+
 int wv_json_as_i64(const wv_json_val *v, int64_t *out)
 {
     const jsmntok_t *t = token(v);

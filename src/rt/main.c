@@ -361,18 +361,6 @@ static void *shard_thread(void *p)
     return NULL;
 }
 
-static int cpu_count(void)
-{
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) == 0) {
-        int n = CPU_COUNT(&set);
-        if (n > 0)
-            return n;
-    }
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (int)n : 1;
-}
-
 static int shard_count_from(const wv_main_opts *o)
 {
     if (o->shards)
@@ -387,7 +375,7 @@ static int shard_count_from(const wv_main_opts *o)
         }
         return (int)n;
     }
-    return cpu_count();
+    return wv__cpu_count();
 }
 
 static void drain_mailbox(shard *sh)

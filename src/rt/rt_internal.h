@@ -289,6 +289,13 @@ extern _Atomic int wv__faults_armed;
 void log_init_from_env(void);
 void die(const char *fmt, ...) WV_PRINTF(1, 2) __attribute__((noreturn));
 
+/* cpus.c: the CPUs this process may use (affinity, capped by its cgroup's
+ * CPU quota, rounded up), and that quota alone, read from a cgroup file
+ * system mounted at sysfs for the process whose /proc/PID/cgroup is
+ * proc_cgroup (0: no limit), for the tests' fake trees. */
+int wv__cpu_count(void);
+int wv__cgroup_cpu_limit(const char *sysfs, const char *proc_cgroup);
+
 #pragma GCC visibility pop
 
 #endif

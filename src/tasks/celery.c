@@ -86,9 +86,7 @@ static int b64_append(wv_buf *b, const unsigned char *in, size_t n)
     return 0;
 }
 
-/* Padded standard base64 (what Python's base64.b64encode writes) into out,
- * which has room for n / 4 * 3 bytes. The length, or -1. */
-static long b64_decode(const char *s, size_t n, char *out)
+long celery_b64_decode(const char *s, size_t n, char *out)
 {
     if (n % 4)
         return -1;
@@ -392,9 +390,7 @@ static int py_cstring(wv_buf *b, const char *s)
     return s ? py_string(b, s, strlen(s)) : wv_buf_puts(b, "null");
 }
 
-/* Python's repr_state of a float (float_repr_style "short"): the shortest digits
- * that read back, fixed notation for exponents -4..15, else d.ddde+XX. */
-static int py_float(wv_buf *b, double x)
+int celery_py_float(wv_buf *b, double x)
 {
     if (isnan(x))
         return wv_buf_puts(b, "NaN");
@@ -473,7 +469,7 @@ static int py_number(wv_buf *b, wv_str num)
     /* past double's range: Python reads inf and json.dumps writes Infinity,
      * which is not JSON (weave's reader refuses it); the text stays, and
      * Python reads it as the same inf */
-    return isinf(x) ? wv_buf_append(b, num.p, num.n) : py_float(b, x);
+    return isinf(x) ? wv_buf_append(b, num.p, num.n) : celery_py_float(b, x);
 }
 
 /* Seconds as a Python producer passes them: integral values as ints. */
@@ -483,7 +479,7 @@ static int py_seconds(wv_buf *b, double s)
         return wv_buf_puts(b, "null");
     if (s == floor(s) && s < 1e15)
         return wv_buf_printf(b, "%lld", (long long)s);
-    return py_float(b, s);
+    return celery_py_float(b, s);
 }
 
 /* The checked JSON value v rewritten as json.dumps writes it. */
@@ -974,6 +970,7 @@ static int decode_v2(celery_task *t, const wv_json_val *h, wv_str root)
     t->chord = raw_or_null(member(embed, "chord"));
     if (!h)
         return bad("celery: %s: protocol 2 body without headers", "message");
+    t->headers = h;
     int rc;
     if ((rc = get_str(h, "headers", "task", &t->task)) < 0 ||
         (rc = get_str(h, "headers", "id", &t->id)) < 0 ||
@@ -1151,7 +1148,7 @@ int celery_task_decode_redis(const char *text, size_t n, celery_task *t)
     t->envelope = (wv_str){t->mem, n};
     char *bp = t->mem + n + 1;
     if (b64) {
-        long len = b64_decode(body.p, body.n, bp);
+        long len = celery_b64_decode(body.p, body.n, bp);
         if (len < 0) {
             rc = bad("celery: envelope.%s: not base64", "body");
             goto fail;
@@ -1281,6 +1278,38 @@ static int encode_body(const celery_task_msg *m, wv_buf *b)
 }
 
 /* The headers object; id is the task's id. */
+/* The members of the JSON object text h, each after ", ", as json.dumps
+ * writes them; none may be one of Celery's own headers. */
+static int custom_headers(const char *h, wv_buf *b)
+{
+    static const char *const own[] = {"lang",     "task",       "id",      "shadow",
+                                      "eta",      "expires",    "group",   "group_index",
+                                      "retries",  "timelimit",  "root_id", "parent_id",
+                                      "argsrepr", "kwargsrepr", "origin",  "ignore_result"};
+    wv_json_doc *doc = NULL;
+    int rc = wv_json_parse(h, strlen(h), &doc);
+    const wv_json_val *root = wv_json_doc_root(doc);
+    if (rc < 0 || wv_json_type_of(root) != WV_JSON_OBJECT) {
+        wv_json_doc_free(doc);
+        return rc == -ENOMEM ? rc : wv_fail(-EINVAL, "celery: headers: not a JSON object");
+    }
+    for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
+        if (wv_json_get(root, own[i])) {
+            wv_json_doc_free(doc);
+            return wv_fail(-EINVAL, "celery: headers: \"%s\" is Celery's own", own[i]);
+        }
+    wv_json_doc_free(doc);
+    wv_buf py = {0};
+    rc = celery_pyjson(h, strlen(h), &py);
+    /* "{}" adds nothing; else "{a, b}" becomes ", a, b" */
+    if (rc == 0 && py.n > 2) {
+        rc = wv_buf_puts(b, ", ");
+        rc = rc ? rc : wv_buf_append(b, py.p + 1, py.n - 2);
+    }
+    wv_buf_free(&py);
+    return rc;
+}
+
 static int encode_headers(const celery_task_msg *m, const char *id, wv_buf *b)
 {
     wv_buf shown = {0};
@@ -1338,7 +1367,10 @@ static int encode_headers(const celery_task_msg *m, const char *id, wv_buf *b)
     rc = rc ? rc : wv_buf_puts(b, ", \"origin\": ");
     rc = rc ? rc : py_cstring(b, m->origin ? m->origin : origin);
     rc = rc ? rc : wv_buf_puts(b, ", \"ignore_result\": ");
-    rc = rc ? rc : wv_buf_puts(b, m->ignore_result ? "true}" : "false}");
+    rc = rc ? rc : wv_buf_puts(b, m->ignore_result ? "true" : "false");
+    if (rc == 0 && m->headers)
+        rc = custom_headers(m->headers, b);
+    rc = rc ? rc : wv_buf_puts(b, "}");
     return rc;
 }
 
@@ -1611,7 +1643,7 @@ int celery_envelope_body(const char *text, size_t n, wv_buf *body)
         rc = wv_fail(-ENOTSUP, "celery: content-type %.64s: only application/json", ct);
     } else if (strcmp(enc, "base64") == 0) {
         rc = wv_buf_reserve(body, bn / 4 * 3 + 1);
-        long got = rc < 0 ? -1 : b64_decode(b, bn, body->p + body->n);
+        long got = rc < 0 ? -1 : celery_b64_decode(b, bn, body->p + body->n);
         if (rc == 0 && got < 0)
             rc = wv_fail(-EBADMSG, "celery: envelope.body: not base64");
         else if (rc == 0)

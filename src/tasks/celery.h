@@ -91,6 +91,8 @@ typedef struct celery_task {
     wv_str content_type, content_encoding, body_encoding;
     wv_str body;     /* the body's JSON text, decoded from base64 */
     wv_str envelope; /* the whole envelope as received, for requeueing and unacked storage */
+    const wv_json_val *headers; /* the headers object (Celery's and any custom ones); NULL
+                                   for protocol 1 */
     /* private */
     wv_json_doc *env_doc, *body_doc;
     char *mem; /* the envelope and body copies */
@@ -158,6 +160,9 @@ typedef struct celery_task_msg {
      * now, in whole ms: apply_async(expires=60) sends "60000"); a producer
      * setting expires_ns should set this too. */
     int64_t expiration_ms;
+    /* custom headers (apply_async(headers=...)): a JSON object text whose
+     * members follow Celery's own; a name Celery uses is -EINVAL */
+    const char *headers;
 } celery_task_msg;
 
 void celery_task_msg_init(celery_task_msg *m);
@@ -314,6 +319,15 @@ int celery_saferepr(const char *json, size_t n, bool as_list, size_t maxlen, wv_
 
 /* json[0..n) (strict JSON) rewritten as Python's json.dumps writes it. */
 int celery_pyjson(const char *json, size_t n, wv_buf *out);
+
+/* Python's repr of a float (float_repr_style "short"): the shortest digits
+ * that read back, fixed notation for exponents -4..15, else d.ddde+XX;
+ * NaN and Infinity as json.dumps writes them. */
+int celery_py_float(wv_buf *b, double x);
+
+/* Padded standard base64 (what Python's base64.b64encode writes) decoded
+ * into out, which has room for n / 4 * 3 bytes. The length, or -1. */
+long celery_b64_decode(const char *s, size_t n, char *out);
 
 #pragma GCC visibility pop
 

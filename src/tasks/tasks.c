@@ -116,14 +116,15 @@ int wv_tasks_open(const char *broker, const wv_tasks_opts *opts, wv_tasks **out)
     wv_tasks_opts o = opts ? *opts : (wv_tasks_opts){0};
     if (!broker)
         return wv_fail(-EINVAL, "tasks: no broker URL");
-    if (!redis_url(broker) && !amqp_url(broker))
+    if (!redis_url(broker) && !amqp_url(broker) && !tasks_db_url(broker))
         return wv_fail(-EPROTONOSUPPORT,
-                       "tasks: broker %.16s...: only redis://, rediss://, amqp:// and amqps://",
+                       "tasks: broker %.16s...: only redis://, rediss://, amqp://, amqps://, "
+                       "postgres:// and sqlite:",
                        broker);
     bool rpc = o.backend && has_scheme(o.backend, "rpc");
-    if (o.backend && !redis_url(o.backend) && !rpc)
-        return wv_fail(-EPROTONOSUPPORT, "tasks: result backend: only redis://, rediss:// and "
-                                         "rpc://");
+    if (o.backend && !redis_url(o.backend) && !tasks_db_url(o.backend) && !rpc)
+        return wv_fail(-EPROTONOSUPPORT, "tasks: result backend: only redis://, rediss://, "
+                                         "postgres://, sqlite: and rpc://");
     if (rpc && !amqp_url(broker))
         return wv_fail(-EPROTONOSUPPORT,
                        "tasks: the rpc:// result backend needs an amqp:// or amqps:// broker");
@@ -162,12 +163,18 @@ int wv_tasks_open(const char *broker, const wv_tasks_opts *opts, wv_tasks **out)
         .dead_letter = t->dead_letter,
     };
     int rc = t->queue && (t->dead_letter || !o.dead_letter) ? 0 : -ENOMEM;
-    if (rc == 0)
-        rc = amqp_url(broker) ? tasks_amqp_open(broker, &t->cfg, &t->tr)
-                              : tasks_redis_open(broker, &t->cfg, &t->tr);
-    if (rc == 0 && o.backend)
-        rc = rpc ? tasks_rpc_backend_open(o.backend, &t->cfg, t->tr, &t->backend)
-                 : tasks_redis_backend_open(o.backend, &t->cfg, t->tr, &t->backend);
+    if (rc == 0 && amqp_url(broker))
+        rc = tasks_amqp_open(broker, &t->cfg, &t->tr);
+    else if (rc == 0 && tasks_db_url(broker))
+        rc = tasks_db_open(broker, &t->cfg, &t->tr);
+    else if (rc == 0)
+        rc = tasks_redis_open(broker, &t->cfg, &t->tr);
+    if (rc == 0 && rpc)
+        rc = tasks_rpc_backend_open(o.backend, &t->cfg, t->tr, &t->backend);
+    else if (rc == 0 && o.backend && tasks_db_url(o.backend))
+        rc = tasks_db_backend_open(o.backend, &t->cfg, t->tr, &t->backend);
+    else if (rc == 0 && o.backend)
+        rc = tasks_redis_backend_open(o.backend, &t->cfg, t->tr, &t->backend);
     if (rc < 0) {
         wv_tasks_close(t);
         return rc;
@@ -236,6 +243,11 @@ const wv_json_val *wv_task_args(const wv_task *task)
 const wv_json_val *wv_task_kwargs(const wv_task *task)
 {
     return wv_json_doc_root(task->kwargs);
+}
+
+const wv_json_val *wv_task_headers(const wv_task *task)
+{
+    return task->m.msg.headers;
 }
 
 void *wv_task_data(const wv_task *task)
@@ -716,15 +728,8 @@ int wv_task_retry(wv_task *task, const wv_task_retry_opts *opts)
     const char *queue = msg->routing_key.n ? msg->routing_key.p : task->t->queue;
     m.exchange = "";
     m.routing_key = queue;
-    if (rc == 0)
-        rc = task->t->tr->ops->send(task->t->tr, &m, queue);
-    free(cb);
-    free(eb);
-    free(chain);
-    free(chord);
-    if (rc < 0)
-        return rc;
-    task->retrying = true;
+    /* RETRY is stored before the new message goes: a quick retry's SUCCESS
+     * must not be overwritten by this attempt's RETRY */
     snprintf(task->exc_type, sizeof task->exc_type, "%s", o.exc_type ? o.exc_type : "Retry");
     wv_buf_reset(&task->exc_msg);
     if (o.exc_type)
@@ -732,6 +737,26 @@ int wv_task_retry(wv_task *task, const wv_task_retry_opts *opts)
     else
         wv_buf_printf(&task->exc_msg, "Retry in %llds",
                       (long long)((o.countdown_ms > 0 ? o.countdown_ms : 180000) / 1000));
+    wv_buf_append(&task->exc_msg, "", 1);
+    if (rc == 0) {
+        celery_result_msg r = {.status = CELERY_RETRY,
+                               .task_id = msg->id.p,
+                               .exc_type = task->exc_type,
+                               .exc_module = o.exc_type ? NULL : "celery.exceptions",
+                               .exc_message = task->exc_msg.p ? task->exc_msg.p : "",
+                               .date_done_ns = CELERY_NO_TIME};
+        store(task, &r);
+        rc = task->t->tr->ops->send(task->t->tr, &m, queue);
+    }
+    free(cb);
+    free(eb);
+    free(chain);
+    free(chord);
+    if (rc < 0) {
+        task->exc_type[0] = 0;
+        return rc;
+    }
+    task->retrying = true;
     return -EAGAIN;
 }
 
@@ -912,16 +937,8 @@ static void run(wv_task *task)
             event_send(t, &e, "task-succeeded");
         }
     } else if (task->retrying && rc == -EAGAIN) {
-        wv_buf_append(&task->exc_msg, "", 1);
+        /* RETRY was stored by wv_task_retry, before it sent the retry */
         wv_info("tasks: %s[%s] retry: %s", msg->task.p, msg->id.p, task->exc_msg.p);
-        celery_result_msg m = {
-            .status = CELERY_RETRY,
-            .task_id = msg->id.p,
-            .exc_type = task->exc_type,
-            .exc_module = strcmp(task->exc_type, "Retry") == 0 ? "celery.exceptions" : NULL,
-            .exc_message = task->exc_msg.p,
-            .date_done_ns = CELERY_NO_TIME};
-        store(task, &m);
         event_exc(task, "task-retried", task->exc_type, task->exc_msg.p);
     } else {
         const char *type, *module = NULL;
@@ -967,6 +984,12 @@ static int task_fiber(void *arg)
 {
     wv_task *task = arg;
     wv_tasks *t = task->t;
+    const celery_task *msg = &task->m.msg;
+    int rc;
+    if ((!task->has_slot || t->acks_late) && t->tr->ops->hold &&
+        (rc = t->tr->ops->hold(t->tr, &task->m)) < 0)
+        wv_error("tasks: recording %s unacked: %s (%s)", msg->id.p, wv_strerror(rc), wv_errmsg());
+    event_received(task);
     if (task->m.msg.eta_ns != CELERY_NO_TIME) {
         /* held until due; at warm shutdown back to its queue */
         int64_t wait_ms = (task->m.msg.eta_ns - tasks_real_ns()) / 1000000;
@@ -998,14 +1021,10 @@ static int handle(wv_tasks *t, wv_task *task, wv_group *g)
     for (int i = 0; i < t->nregs; i++)
         if (strcmp(t->regs[i].name, msg->task.p) == 0)
             task->reg = &t->regs[i];
-    event_received(task);
-    bool held = msg->eta_ns != CELERY_NO_TIME && msg->eta_ns > tasks_real_ns();
-    if (held)
-        slot_release(task); /* it takes one when due */
-    int rc;
-    if ((held || t->acks_late) && t->tr->ops->hold && (rc = t->tr->ops->hold(t->tr, &task->m)) < 0)
-        wv_error("tasks: recording %s unacked: %s (%s)", msg->id.p, wv_strerror(rc), wv_errmsg());
-    rc = wv_group_spawn(g, task_fiber, task, &(wv_spawn_opts){.name = "task"});
+    if (msg->eta_ns != CELERY_NO_TIME && msg->eta_ns > tasks_real_ns())
+        slot_release(task); /* held: it takes one when due */
+    /* recorded (hold) in its own fiber, so the taker takes the next at once */
+    int rc = wv_group_spawn(g, task_fiber, task, &(wv_spawn_opts){.name = "task"});
     if (rc < 0) {
         requeue(task);
         slot_release(task);
@@ -1109,6 +1128,49 @@ int wv_tasks_work(wv_tasks *t)
 
 /* ------------------------------------------------------------ producer */
 
+int tasks_msg_from_opts(celery_task_msg *m, const char *name, const char *args_json,
+                        const wv_task_send_opts *opts, const char *queue,
+                        char tid[CELERY_UUID_LEN + 1])
+{
+    wv_task_send_opts o = opts ? *opts : (wv_task_send_opts){0};
+    if (o.priority < 0 || o.priority > 9 || o.countdown_ms < 0 || o.eta_ms < 0 ||
+        o.expires_ms < 0 || o.time_limit_ms < 0 || o.soft_time_limit_ms < 0)
+        return wv_fail(-EINVAL, "tasks: a send option out of range");
+    int rc = celery_uuid4(tid);
+    if (rc < 0)
+        return rc;
+    celery_task_msg_init(m);
+    m->task = name;
+    m->id = tid;
+    if (args_json) {
+        m->args = args_json;
+        m->args_len = strlen(args_json);
+    }
+    if (o.kwargs) {
+        m->kwargs = o.kwargs;
+        m->kwargs_len = strlen(o.kwargs);
+    }
+    int64_t now = tasks_real_ns();
+    if (o.countdown_ms > 0)
+        m->eta_ns = now + o.countdown_ms * 1000000;
+    else if (o.eta_ms > 0)
+        m->eta_ns = o.eta_ms * 1000000;
+    if (o.time_limit_ms > 0)
+        m->time_limit = (double)o.time_limit_ms / 1000.0;
+    if (o.soft_time_limit_ms > 0)
+        m->soft_time_limit = (double)o.soft_time_limit_ms / 1000.0;
+    m->priority = o.priority;
+    m->ignore_result = o.ignore_result;
+    m->headers = o.headers;
+    if (o.expires_ms > 0) {
+        m->expires_ns = now + o.expires_ms * 1000000;
+        m->expiration_ms = o.expires_ms;
+    }
+    m->exchange = "";
+    m->routing_key = queue;
+    return 0;
+}
+
 int wv_tasks_send(wv_tasks *t, const char *name, const char *args_json,
                   const wv_task_send_opts *opts, char id[37])
 {
@@ -1116,44 +1178,12 @@ int wv_tasks_send(wv_tasks *t, const char *name, const char *args_json,
         return -EINVAL;
     if (wv_shard_id() != t->shard)
         return wv_fail(wv_shard_id() < 0 ? -EPERM : -EXDEV, "tasks: send from the client's shard");
-    wv_task_send_opts o = opts ? *opts : (wv_task_send_opts){0};
-    const char *queue = o.queue ? o.queue : t->queue;
+    const char *queue = opts && opts->queue ? opts->queue : t->queue;
     char tid[CELERY_UUID_LEN + 1];
-    int rc = celery_uuid4(tid);
+    celery_task_msg m;
+    int rc = tasks_msg_from_opts(&m, name, args_json, opts, queue, tid);
     if (rc < 0)
         return rc;
-    celery_task_msg m;
-    celery_task_msg_init(&m);
-    m.task = name;
-    m.id = tid;
-    if (args_json) {
-        m.args = args_json;
-        m.args_len = strlen(args_json);
-    }
-    if (o.kwargs) {
-        m.kwargs = o.kwargs;
-        m.kwargs_len = strlen(o.kwargs);
-    }
-    if (o.priority < 0 || o.priority > 9 || o.countdown_ms < 0 || o.eta_ms < 0 ||
-        o.expires_ms < 0 || o.time_limit_ms < 0 || o.soft_time_limit_ms < 0)
-        return wv_fail(-EINVAL, "tasks: a send option out of range");
-    int64_t now = tasks_real_ns();
-    if (o.countdown_ms > 0)
-        m.eta_ns = now + o.countdown_ms * 1000000;
-    else if (o.eta_ms > 0)
-        m.eta_ns = o.eta_ms * 1000000;
-    if (o.time_limit_ms > 0)
-        m.time_limit = (double)o.time_limit_ms / 1000.0;
-    if (o.soft_time_limit_ms > 0)
-        m.soft_time_limit = (double)o.soft_time_limit_ms / 1000.0;
-    m.priority = o.priority;
-    m.ignore_result = o.ignore_result;
-    if (o.expires_ms > 0) {
-        m.expires_ns = now + o.expires_ms * 1000000;
-        m.expiration_ms = o.expires_ms;
-    }
-    m.exchange = "";
-    m.routing_key = queue;
     if (t->backend)
         m.reply_to = t->backend->ops->reply_to(t->backend);
     rc = t->tr->ops->send(t->tr, &m, queue);

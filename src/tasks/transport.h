@@ -2,8 +2,8 @@
  * src/tasks/transport.h: the seam between the task-queue logic every broker
  * shares (tasks.c: the worker's slots, ETA holds, time limits, results,
  * warm shutdown, the producer) and one broker's way of moving messages
- * (redis.c: kombu's Redis transport; more transports sit beside it). Private
- * to src/tasks.
+ * (redis.c: kombu's Redis transport; db.c: a table in PostgreSQL or
+ * SQLite; more transports sit beside them). Private to src/tasks.
  *
  * A transport moves Celery messages (celery.h's struct, whatever the wire
  * form) between producers and workers; a backend stores and finds results.
@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "tasks/celery.h"
+#include "weave/tasks.h"
 #include "weave/rt.h"
 
 #pragma GCC visibility push(hidden)
@@ -135,6 +136,22 @@ int tasks_amqp_json_fields(const struct wv_json_val *obj, void **mem, struct wv_
                            int *count);
 void tasks_amqp_fields_free(void *mem);
 int tasks_amqp_table_json(wv_str table, wv_buf *out);
+
+/* A task queue and result backend in a database table (db.c): for the
+ * URLs wv_db_open takes (postgres://, postgresql://, sqlite:...). The
+ * backend stores results in the queue's own rows when tr is a database
+ * transport on the same URL. */
+bool tasks_db_url(const char *url);
+int tasks_db_open(const char *url, const tasks_cfg *cfg, tasks_transport **out);
+int tasks_db_backend_open(const char *url, const tasks_cfg *cfg, tasks_transport *tr,
+                          tasks_backend **out);
+
+/* A producer's message from wv_task_send_opts (NULL: defaults) for task
+ * `name` on `queue`, under a fresh id written to tid: 0, or -EINVAL (an
+ * option out of range), -errno (no randomness). m points into its inputs. */
+int tasks_msg_from_opts(celery_task_msg *m, const char *name, const char *args_json,
+                        const wv_task_send_opts *opts, const char *queue,
+                        char tid[CELERY_UUID_LEN + 1]);
 
 /* The wall clock in ns (Celery's times are UTC wall-clock times). */
 int64_t tasks_real_ns(void);

@@ -23,10 +23,12 @@ import os
 import re
 import resource
 import select
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -219,6 +221,25 @@ def free_port():
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+class RedisServer:
+    """A throwaway Redis 7 on a free loopback port, in a temporary directory
+    of its own (scripts/redis_test_server.sh); .url is
+    redis://127.0.0.1:PORT/0. stop() stops it and removes the directory."""
+
+    CTL = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__)))), "scripts", "redis_test_server.sh")
+
+    def __init__(self, prefix="weave-redis-"):
+        self.dir = tempfile.mkdtemp(prefix=prefix)
+        self.url = subprocess.run(["bash", self.CTL, "start", self.dir, str(free_port())],
+                                  check=True, capture_output=True, text=True,
+                                  timeout=60).stdout.strip() + "/0"
+
+    def stop(self):
+        subprocess.run(["bash", self.CTL, "stop", self.dir], capture_output=True)
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def port_block(count):

@@ -15,11 +15,12 @@
  *       ValueError "boom <n>" after 300 ms, at most 2 times, or kwargs
  *       {"ok_at": N}: returns the retry count once it reaches N),
  *       tasks.stubborn (says "running <id>", then sleeps 30 s ignoring
- *       its deadline: only cancellation stops it), tasks.patient (sleeps
+ *       its deadline: only cancellation stops it), tasks.header (its
+ *       custom header "tenant"), tasks.patient (sleeps
  *       30 s unless its deadline (a soft limit) ends that first; returns
  *       the error); "ready" once it consumes; SIGTERM: warm shutdown, exit 0
  *   tasks_peer send NAME ARGS_JSON [COUNTDOWN_MS [EXPIRES_MS]] [priority=N]
- *                   [soft=MS] [hard=MS]
+ *                   [soft=MS] [hard=MS] [kwargs=JSON] [headers=JSON]
  *       prints the id
  *   tasks_peer result ID
  *       waits up to 20 s: prints the result's JSON, or "ExcType: message" on
@@ -117,6 +118,15 @@ static int flaky(wv_task *task)
                                                      .exc_message = msg});
 }
 
+static int header(wv_task *task)
+{
+    const char *s = NULL;
+    size_t n = 0;
+    if (wv_json_get_string(wv_task_headers(task), "tenant", &s, &n) == 0)
+        wv_json_stringn(wv_task_result(task), s, n);
+    return 0;
+}
+
 static int stubborn(wv_task *task)
 {
     printf("running %s\n", wv_task_id(task));
@@ -179,6 +189,7 @@ static int worker(void)
     wv_tasks_register(t, "tasks.echo", echo, NULL);
     wv_tasks_register(t, "tasks.sleep", sleep_task, NULL);
     wv_tasks_register(t, "tasks.flaky", flaky, NULL);
+    wv_tasks_register(t, "tasks.header", header, NULL);
     wv_tasks_register(t, "tasks.stubborn", stubborn, NULL);
     wv_tasks_register(t, "tasks.patient", patient, NULL);
     printf("ready\n");
@@ -204,6 +215,8 @@ static int send_cmd(void)
             o.time_limit_ms = atoll(a + 5);
         else if (strncmp(a, "kwargs=", 7) == 0)
             o.kwargs = a + 7;
+        else if (strncmp(a, "headers=", 8) == 0)
+            o.headers = a + 8;
         else if (pos++ == 0)
             o.countdown_ms = atoll(a);
         else

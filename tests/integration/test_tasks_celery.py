@@ -46,6 +46,11 @@ def add(x, y):
     return x + y
 
 
+@app.task(name="tasks.header", bind=True)
+def header(self):
+    return getattr(self.request, "tenant", None)
+
+
 @app.task(name="tasks.fail")
 def fail(what):
     raise ValueError(what)
@@ -440,6 +445,22 @@ if __name__ == "__main__":
                   "redelivered 10, lost 0")
         finally:
             b.stop()
+
+    def test_custom_headers_both_ways():
+        w = Worker()
+        try:
+            r = app.send_task("tasks.header", headers={"tenant": "acme"})
+            eq(r.get(timeout=10), "acme", "Python's custom header read by the C task")
+        finally:
+            w.stop()
+        p = py_worker()
+        try:
+            rc, tid, err = peer("send", "tasks.header", "[]", 'headers={"tenant": "h\u00e9"}')
+            eq(rc, 0, err)
+            eq(app.AsyncResult(tid).get(timeout=15), "h\u00e9", "C's custom header in Python")
+        finally:
+            p.terminate()
+            p.wait(timeout=20)
 
     KEEP = []
 

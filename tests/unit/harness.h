@@ -24,9 +24,9 @@
  *
  * Besides that: run_in_rt() (wv_main with a watchdog that prints every
  * thread's stack through gdb, when there is one, before it exits), timing helpers,
- * socket helpers, run_in_child() (fork, capture stderr, wait), and
- * harness_init() (unbuffered stdout, so a hang or crash still shows which
- * test was running).
+ * socket helpers, run_in_child() (fork, capture stderr, wait),
+ * read_source_file() (fixtures), and harness_init() (unbuffered stdout,
+ * so a hang or crash still shows which test was running).
  */
 #ifndef WEAVE_TESTS_UNIT_HARNESS_H
 #define WEAVE_TESTS_UNIT_HARNESS_H
@@ -200,6 +200,29 @@ static inline int run_in_rt(int shards, wv_fn *fn, void *arg)
 {
     wv_main_opts opts = {.shards = shards, .no_signal_handling = true};
     return run_in_rt_opts(&opts, fn, arg);
+}
+
+/* The file at path (relative to the source tree: $WEAVE_SOURCE_DIR, "."
+ * when unset) read whole into a malloc'ed block with a NUL after its *n
+ * bytes; the test fails when it cannot be read. For fixtures. */
+static inline char *read_source_file(const char *path, size_t *n)
+{
+    const char *root = getenv("WEAVE_SOURCE_DIR");
+    char full[4096];
+    snprintf(full, sizeof full, "%s/%s", root ? root : ".", path);
+    FILE *f = fopen(full, "rb");
+    if (!f)
+        fail_msg("cannot open %s (set WEAVE_SOURCE_DIR)", full);
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)len + 1);
+    if (!buf || len < 0 || fread(buf, 1, (size_t)len, f) != (size_t)len)
+        fail_msg("cannot read %s", full);
+    fclose(f);
+    buf[len] = 0;
+    *n = (size_t)len;
+    return buf;
 }
 
 /* Call first in main(). */

@@ -18,19 +18,11 @@
 
 static char *fixture(const char *name, size_t *n)
 {
-    const char *root = getenv("WEAVE_SOURCE_DIR");
-    char path[4096];
-    snprintf(path, sizeof path, "%s/tests/unit/celery_fixtures/%s", root ? root : ".", name);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        fail_msg("cannot open %s (set WEAVE_SOURCE_DIR)", path);
-    char *buf = malloc(1 << 16);
-    size_t len = fread(buf, 1, (1 << 16) - 1, f);
-    fclose(f);
-    while (len && buf[len - 1] == '\n') /* capture.py ends each file with one */
-        len--;
-    buf[len] = 0;
-    *n = len;
+    char path[512];
+    snprintf(path, sizeof path, "tests/unit/celery_fixtures/%s", name);
+    char *buf = read_source_file(path, n);
+    while (*n && buf[*n - 1] == '\n') /* capture.py ends each file with one */
+        buf[--*n] = 0;
     return buf;
 }
 
@@ -686,6 +678,49 @@ static void test_celery_result_refusals(void **state)
     }
 }
 
+/* apply_async(headers={"tenant": "acme", "n": 5}): after Celery's own, as
+ * Python writes them; one of Celery's names is refused. */
+static void test_celery_custom_headers_follow_celerys(void **state)
+{
+    (void)state;
+    celery_task_msg m;
+    celery_task_msg_init(&m);
+    m.task = "tasks.add";
+    m.id = "922e77b8-585a-472a-a676-8782ec85d29b";
+    m.origin = "gen20767@vm";
+    m.args = "[1,2]";
+    m.args_len = 5;
+    m.headers = "{\"tenant\":\"acme\",\"n\":5}";
+    celery_amqp_msg a = {0};
+    assert_int_equal(celery_task_encode_amqp(&m, &a), 0);
+    const char want[] =
+        "{\"lang\": \"py\", \"task\": \"tasks.add\", \"id\": "
+        "\"922e77b8-585a-472a-a676-8782ec85d29b\", \"shadow\": null, \"eta\": null, \"expires\": "
+        "null, \"group\": null, \"group_index\": null, \"retries\": 0, \"timelimit\": [null, "
+        "null], \"root_id\": \"922e77b8-585a-472a-a676-8782ec85d29b\", \"parent_id\": null, "
+        "\"argsrepr\": \"(1, 2)\", \"kwargsrepr\": \"{}\", \"origin\": \"gen20767@vm\", "
+        "\"ignore_result\": false, \"tenant\": \"acme\", \"n\": 5}";
+    assert_int_equal(a.headers.n, strlen(want));
+    assert_memory_equal(a.headers.p, want, a.headers.n);
+    celery_amqp_msg_free(&a);
+    /* and read back by the worker's decoder */
+    wv_buf env = {0};
+    assert_int_equal(celery_task_encode_redis(&m, &env), 0);
+    celery_task t;
+    assert_int_equal(celery_task_decode_redis(env.p, env.n, &t), 0);
+    const char *tenant = NULL;
+    assert_int_equal(wv_json_get_string(t.headers, "tenant", &tenant, NULL), 0);
+    assert_string_equal(tenant, "acme");
+    celery_task_free(&t);
+    wv_buf_free(&env);
+    m.headers = "{\"task\":\"other\"}";
+    memset(&a, 0, sizeof a);
+    assert_int_equal(celery_task_encode_amqp(&m, &a), -EINVAL);
+    m.headers = "[1]";
+    memset(&a, 0, sizeof a);
+    assert_int_equal(celery_task_encode_amqp(&m, &a), -EINVAL);
+}
+
 /* A chained task's meta names its parent (and group) before task_id, as
  * Celery's backend writes it. */
 static void test_celery_result_meta_names_parent_and_group(void **state)
@@ -764,6 +799,7 @@ int main(void)
         cmocka_unit_test(test_celery_result_refusals),
         cmocka_unit_test(test_celery_envelope_of_a_command_is_kombus),
         cmocka_unit_test(test_celery_result_meta_names_parent_and_group),
+        cmocka_unit_test(test_celery_custom_headers_follow_celerys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
