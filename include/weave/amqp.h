@@ -263,8 +263,16 @@ int wv_amqp_channel_open(wv_amqp *c, wv_amqp_channel **out);
 void wv_amqp_channel_close(wv_amqp_channel *ch);
 
 /* basic.qos: at most `prefetch` unacked messages per consumer of the
- * channel (0 = no limit). Kept across reconnects. */
+ * channel (0 = no limit). Kept across reconnects. RabbitMQ applies it to
+ * the consumers started after it only. */
 int wv_amqp_qos(wv_amqp_channel *ch, uint16_t prefetch);
+
+/* basic.qos with global set, as RabbitMQ reads it: at most `prefetch`
+ * unacked messages on the whole channel, its consumers together (0 = no
+ * limit), changed at once for the consumers already there (Celery's
+ * worker raises its prefetch this way while it holds ETA messages). Both
+ * limits hold when both are set. Kept across reconnects. */
+int wv_amqp_qos_channel(wv_amqp_channel *ch, uint16_t prefetch);
 
 /* ================================================================ topology */
 

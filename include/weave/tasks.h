@@ -1,9 +1,10 @@
 /*
- * weave's task queues: Celery-compatible workers and producers over Redis,
- * or over a table in PostgreSQL or SQLite (below). A task sent by Python's
- * `add.delay(2, 3)` runs in a C worker, a task sent from C runs in a Python
- * Celery worker, and results go both ways through Celery's Redis result
- * backend (Celery 5.2, kombu 5.2; docs/tasks.md).
+ * weave's task queues: Celery-compatible workers and producers over Redis
+ * or RabbitMQ, or over a table in PostgreSQL or SQLite (below). A task sent
+ * by Python's `add.delay(2, 3)` runs in a C worker, a task sent from C runs
+ * in a Python Celery worker, and results go both ways through Celery's
+ * Redis result backend or, with RabbitMQ, its RPC backend (Celery 5.2,
+ * kombu 5.2; docs/tasks.md).
  *
  *     static int add(wv_task *task)
  *     {
@@ -17,8 +18,9 @@
  *     }
  *
  *     wv_tasks *t;
- *     wv_tasks_open("redis://127.0.0.1:6379/0",
+ *     wv_tasks_open("redis://127.0.0.1:6379/0",   // or "amqp://guest:guest@host//"
  *                   &(wv_tasks_opts){.backend = "redis://127.0.0.1:6379/0"}, &t);
+ *                                             // with amqp://, also .backend = "rpc://"
  *     wv_tasks_register(t, "tasks.add", add, NULL);
  *     wv_tasks_work(t);                       // until the runtime stops
  *
@@ -33,13 +35,15 @@
  *
  *  - A client (wv_tasks) belongs to the shard that opened it; open one per
  *    shard, as wv_redis. wv_tasks_work runs one shard's worker: one fiber
- *    takes messages (BRPOP on the queue's list) while fewer than
- *    opts.concurrency tasks run, and each task runs in a fiber of its own,
- *    so a task that waits (I/O, a sleep) lets the others run.
- *  - Messages are kombu's Redis transport's, as Python's Celery writes and
- *    reads them: a queue is a Redis list, producers LPUSH, workers BRPOP;
- *    a producer also adds the queue's binding to _kombu.binding.<queue> as
- *    Celery declares a queue when it publishes. A priority p goes to
+ *    takes messages (BRPOP on the queue's list; on RabbitMQ a consumer)
+ *    while fewer than opts.concurrency tasks run, and each task runs in a
+ *    fiber of its own, so a task that waits (I/O, a sleep) lets the
+ *    others run.
+ *  - On Redis, messages are kombu's Redis transport's, as Python's Celery
+ *    writes and reads them: a queue is a Redis list, producers LPUSH,
+ *    workers BRPOP; a producer also adds the queue's binding to
+ *    _kombu.binding.<queue> as Celery declares a queue when it publishes.
+ *    A priority p goes to
  *    kombu's list for the step at or below it ("<queue>\x06\x16<3|6|9>",
  *    0..2 the queue's own list) and a worker BRPOPs them in step order, so
  *    on Redis 0 is taken first, as with Celery.
@@ -61,6 +65,16 @@
  *    process gone: with acks_late its messages always come back (as with
  *    reject_on_worker_lost=True), and without it they were acked already.
  *    A task that must not run twice should not use acks_late.
+ *  - On RabbitMQ (amqp://, amqps://) messages are kombu's py-amqp
+ *    transport's: Celery's durable queue and direct exchange of the same
+ *    name, published through the default exchange, headers as a field
+ *    table, consumed with manual acks and a prefetch (basic.qos, global) of
+ *    opts.concurrency, raised by one for each message held for its ETA, as
+ *    Celery does. Acks as on Redis (before the task runs, or after it with
+ *    acks_late); a worker that dies has its unacked messages redelivered by
+ *    the broker at once (no visibility timeout). A connection that drops is
+ *    dialed again, its queues declared and consumers started again.
+ *    Celery's "amqp://host//" names the vhost "/".
  *  - Prefetch: a shard takes a message only while fewer than concurrency
  *    tasks run on it (Celery's prefetch multiplier of 1, per shard), with up
  *    to 8 takes in flight at once on Redis.
@@ -109,19 +123,28 @@
  *  - A message whose `expires` has passed is not run: REVOKED
  *    (TaskRevokedError "expired"), acked. One with an `eta` (countdown) is
  *    held unacked (recorded) until then. One for a task name nobody
- *    registered is logged, rejected (on Redis: acked, and kept in
- *    opts.dead_letter when there is one) and stored as FAILURE
- *    NotRegistered, as a Python worker does. One that does not decode is
- *    logged and dropped (or kept in opts.dead_letter). A protocol 1
- *    message (Celery 3, or task_protocol = 1) is run, as Celery 5 runs it.
+ *    registered is logged, rejected and stored as FAILURE NotRegistered,
+ *    as a Python worker does: on Redis acked (and kept in opts.dead_letter
+ *    when there is one), on RabbitMQ basic.reject without requeue
+ *    (dead-lettered when the queue has x-dead-letter-exchange). One that
+ *    does not decode is logged and dropped (Redis: kept in
+ *    opts.dead_letter; RabbitMQ: rejected, so dead-lettered as above). A
+ *    protocol 1 message (Celery 3, or task_protocol = 1) is run, as
+ *    Celery 5 runs it.
  *  - Results (opts.backend set, and the message not ignore_result) are
  *    Celery's Redis backend's: SET celery-task-meta-<id> PX
- *    result_expires, and PUBLISH on the channel of the same name. STARTED
- *    ({"pid", "hostname"}) is stored only with opts.track_started, as
- *    Celery's task_track_started (off by default).
+ *    result_expires, and PUBLISH on the channel of the same name. Or, with
+ *    "rpc://" (an AMQP broker only), Celery's RPC backend's: the producer
+ *    puts its own reply queue in every message's reply_to and the worker
+ *    publishes the result there; only the client that sent a task can read
+ *    its result, and a result published while the broker restarts is lost.
+ *    STARTED ({"pid", "hostname"}) is stored only with opts.track_started,
+ *    as Celery's task_track_started (off by default).
  *  - Warm shutdown: once the runtime is asked to stop (wv_stop, SIGTERM),
  *    the worker takes no more messages (within a second: BRPOP polls with
- *    a 1 s timeout so that a message is never lost to a cut-off BRPOP),
+ *    a 1 s timeout so that a message is never lost to a cut-off BRPOP;
+ *    on RabbitMQ what was delivered and not taken goes back to the queue
+ *    when the client closes),
  *    puts the held ETA messages back on their queue, lets the running tasks
  *    finish and ack, and wv_tasks_work returns 0. A cancelled worker fiber
  *    cancels its tasks; their acks_late records are restored by the next
@@ -148,11 +171,13 @@
  * weave clients; SQLite has neither (-ENOTSUP). Priorities are not read.
  *
  * Errors are negative errno values with wv_errmsg() saying why: -EINVAL,
- * -EPROTONOSUPPORT (a broker URL that is not redis://, rediss://,
- * postgres://, postgresql:// or sqlite:), -EPERM (outside a fiber), -EXDEV
- * (from another shard), the Redis client's or the database's
- * (-ECONNREFUSED, -ETIMEDOUT, -ECANCELED, ...), and -EREMOTEIO for a task
- * that failed (wv_tasks_result).
+ * -EPROTONOSUPPORT (a broker URL that is not redis://, rediss://, amqp://,
+ * amqps://, postgres://, postgresql:// or sqlite:, a backend that is not
+ * one of those or rpc://, rpc:// with a broker that is not AMQP), -EPERM
+ * (outside a fiber), -EXDEV (from another shard), the Redis, AMQP or
+ * database client's (-ECONNREFUSED, -EACCES, -ETIMEDOUT, -ECANCELED, ...:
+ * include/weave/redis.h, include/weave/amqp.h, include/weave/db.h), and
+ * -EREMOTEIO for a task that failed (wv_tasks_result).
  */
 #ifndef WEAVE_TASKS_H
 #define WEAVE_TASKS_H
@@ -174,15 +199,19 @@ typedef struct wv_task wv_task;   /* a task a worker is running */
 
 typedef struct wv_tasks_opts {
     const char *backend;           /* results: redis://, postgres://, sqlite:... (the broker's
-                                      URL: in the queue's rows); NULL = results not stored */
+                                      URL: in the queue's rows), rpc:// (an AMQP broker);
+                                      NULL = results not stored */
     const char *queue;             /* NULL = "celery" */
-    int concurrency;               /* worker: tasks running at once on this shard; 0 = 16 */
+    int concurrency;               /* worker: tasks running at once on this shard (RabbitMQ:
+                                      the prefetch too); 0 = 16 */
     bool acks_late;                /* worker: ack after the task ran (see above) */
-    int64_t visibility_timeout_ms; /* 0 = 3,600,000 (kombu's); a database queue's lease */
+    int64_t visibility_timeout_ms; /* 0 = 3,600,000 (kombu's); a database queue's lease;
+                                      unused on RabbitMQ */
     int64_t result_expires_ms;     /* 0 = 86,400,000 (Celery's result_expires) */
     const char *dead_letter;       /* Redis: a list that gets the messages that do not
                                       decode and those for unregistered tasks, as they
-                                      came (NULL: dropped, with a log line) */
+                                      came (NULL: dropped, with a log line); RabbitMQ:
+                                      unused (the queue's dead-letter exchange) */
     bool track_started;            /* worker: store STARTED when a task starts (Celery's
                                       task_track_started) */
     bool events;                   /* worker: send task and worker events (celery -E) */
@@ -190,8 +219,9 @@ typedef struct wv_tasks_opts {
 } wv_tasks_opts;
 
 /* A client on the calling shard, for broker (redis:// or rediss://, as
- * include/weave/redis.h reads them; postgres://, postgresql:// or sqlite:,
- * as wv_db_open does, with a pool of its own and, on PostgreSQL, one
+ * include/weave/redis.h reads them; amqp:// or amqps://, as
+ * include/weave/amqp.h does; postgres://, postgresql:// or sqlite:, as
+ * wv_db_open does, with a pool of its own and, on PostgreSQL, one
  * connection for LISTEN; -EPROTONOSUPPORT otherwise). It dials the broker
  * (and the backend) at once, and creates a database queue's table when
  * missing. opts may be NULL. */

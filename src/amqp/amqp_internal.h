@@ -119,6 +119,8 @@ struct wv_amqp_channel {
     /* consumers */
     wv_amqp_consumer *consumers;
     uint16_t prefetch;
+    uint16_t prefetch_channel; /* basic.qos global: the channel's own limit */
+    bool has_prefetch_channel;
     bool reopen_wanted; /* closed by the broker with consumers: reopen soon */
     /* a channel.open whose caller left before the answer (its deadline):
      * the broker opens the channel all the same, so nobody may send

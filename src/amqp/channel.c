@@ -175,6 +175,9 @@ int amqp_chan_open_wire(wv_amqp_channel *ch)
     amqp_basic_qos_t qos = {.prefetch_count = ch->prefetch};
     if (rc == 0)
         rc = amqp_chan_rpc(ch, AMQP_BASIC_QOS_METHOD, &qos, AMQP_BASIC_QOS_OK_METHOD, 0, NULL);
+    amqp_basic_qos_t gqos = {.prefetch_count = ch->prefetch_channel, .global = true};
+    if (rc == 0 && ch->has_prefetch_channel)
+        rc = amqp_chan_rpc(ch, AMQP_BASIC_QOS_METHOD, &gqos, AMQP_BASIC_QOS_OK_METHOD, 0, NULL);
     for (wv_amqp_consumer *co = ch->consumers; rc == 0 && co; co = co->next) {
         if (co->ended || co->active)
             continue;
@@ -485,7 +488,7 @@ void wv_amqp_channel_close(wv_amqp_channel *ch)
     amqp_leave(c);
 }
 
-int wv_amqp_qos(wv_amqp_channel *ch, uint16_t prefetch)
+static int qos(wv_amqp_channel *ch, uint16_t prefetch, bool global)
 {
     wv_amqp *c = ch->conn;
     if (!c)
@@ -494,11 +497,25 @@ int wv_amqp_qos(wv_amqp_channel *ch, uint16_t prefetch)
     if (rc < 0)
         return rc;
     rc = amqp_chan_ready(ch);
-    amqp_basic_qos_t m = {.prefetch_count = prefetch};
+    amqp_basic_qos_t m = {.prefetch_count = prefetch, .global = global};
     if (rc == 0)
         rc = amqp_chan_rpc(ch, AMQP_BASIC_QOS_METHOD, &m, AMQP_BASIC_QOS_OK_METHOD, 0, NULL);
-    if (rc == 0)
+    if (rc == 0 && global) {
+        ch->prefetch_channel = prefetch;
+        ch->has_prefetch_channel = true;
+    } else if (rc == 0) {
         ch->prefetch = prefetch;
+    }
     amqp_leave(c);
     return rc;
+}
+
+int wv_amqp_qos(wv_amqp_channel *ch, uint16_t prefetch)
+{
+    return qos(ch, prefetch, false);
+}
+
+int wv_amqp_qos_channel(wv_amqp_channel *ch, uint16_t prefetch)
+{
+    return qos(ch, prefetch, true);
 }

@@ -103,6 +103,11 @@ static bool redis_url(const char *u)
     return has_scheme(u, "redis") || has_scheme(u, "rediss");
 }
 
+static bool amqp_url(const char *u)
+{
+    return has_scheme(u, "amqp") || has_scheme(u, "amqps");
+}
+
 int wv_tasks_open(const char *broker, const wv_tasks_opts *opts, wv_tasks **out)
 {
     if (!out)
@@ -111,13 +116,18 @@ int wv_tasks_open(const char *broker, const wv_tasks_opts *opts, wv_tasks **out)
     wv_tasks_opts o = opts ? *opts : (wv_tasks_opts){0};
     if (!broker)
         return wv_fail(-EINVAL, "tasks: no broker URL");
-    if (!redis_url(broker) && !tasks_db_url(broker))
-        return wv_fail(
-            -EPROTONOSUPPORT,
-            "tasks: broker %.16s...: only redis://, rediss://, postgres:// and sqlite:", broker);
-    if (o.backend && !redis_url(o.backend) && !tasks_db_url(o.backend))
+    if (!redis_url(broker) && !amqp_url(broker) && !tasks_db_url(broker))
         return wv_fail(-EPROTONOSUPPORT,
-                       "tasks: result backend: only redis://, rediss://, postgres:// and sqlite:");
+                       "tasks: broker %.16s...: only redis://, rediss://, amqp://, amqps://, "
+                       "postgres:// and sqlite:",
+                       broker);
+    bool rpc = o.backend && has_scheme(o.backend, "rpc");
+    if (o.backend && !redis_url(o.backend) && !tasks_db_url(o.backend) && !rpc)
+        return wv_fail(-EPROTONOSUPPORT, "tasks: result backend: only redis://, rediss://, "
+                                         "postgres://, sqlite: and rpc://");
+    if (rpc && !amqp_url(broker))
+        return wv_fail(-EPROTONOSUPPORT,
+                       "tasks: the rpc:// result backend needs an amqp:// or amqps:// broker");
     if (o.concurrency < 0 || o.visibility_timeout_ms < 0 || o.result_expires_ms < 0)
         return wv_fail(-EINVAL, "tasks: negative option");
     if (wv_shard_id() < 0)
@@ -153,13 +163,18 @@ int wv_tasks_open(const char *broker, const wv_tasks_opts *opts, wv_tasks **out)
         .dead_letter = t->dead_letter,
     };
     int rc = t->queue && (t->dead_letter || !o.dead_letter) ? 0 : -ENOMEM;
-    if (rc == 0)
-        rc = tasks_db_url(broker) ? tasks_db_open(broker, &t->cfg, &t->tr)
-                                  : tasks_redis_open(broker, &t->cfg, &t->tr);
-    if (rc == 0 && o.backend)
-        rc = tasks_db_url(o.backend)
-                 ? tasks_db_backend_open(o.backend, &t->cfg, t->tr, &t->backend)
-                 : tasks_redis_backend_open(o.backend, &t->cfg, t->tr, &t->backend);
+    if (rc == 0 && amqp_url(broker))
+        rc = tasks_amqp_open(broker, &t->cfg, &t->tr);
+    else if (rc == 0 && tasks_db_url(broker))
+        rc = tasks_db_open(broker, &t->cfg, &t->tr);
+    else if (rc == 0)
+        rc = tasks_redis_open(broker, &t->cfg, &t->tr);
+    if (rc == 0 && rpc)
+        rc = tasks_rpc_backend_open(o.backend, &t->cfg, t->tr, &t->backend);
+    else if (rc == 0 && o.backend && tasks_db_url(o.backend))
+        rc = tasks_db_backend_open(o.backend, &t->cfg, t->tr, &t->backend);
+    else if (rc == 0 && o.backend)
+        rc = tasks_redis_backend_open(o.backend, &t->cfg, t->tr, &t->backend);
     if (rc < 0) {
         wv_tasks_close(t);
         return rc;

@@ -117,6 +117,26 @@ int tasks_redis_open(const char *url, const tasks_cfg *cfg, tasks_transport **ou
 int tasks_redis_backend_open(const char *url, const tasks_cfg *cfg, tasks_transport *tr,
                              tasks_backend **out);
 
+/* kombu's py-amqp transport on RabbitMQ (amqp.c): amqp:// and amqps://. */
+int tasks_amqp_open(const char *url, const tasks_cfg *cfg, tasks_transport **out);
+/* Celery's RPC result backend (rpc.c: rpc://), on the connection of tr,
+ * which must be an AMQP transport (-EPROTONOSUPPORT otherwise). */
+int tasks_rpc_backend_open(const char *url, const tasks_cfg *cfg, tasks_transport *tr,
+                           tasks_backend **out);
+/* The AMQP transport's connection; NULL when tr is another transport. */
+struct wv_amqp *tasks_amqp_conn(tasks_transport *tr);
+
+/* Message headers both ways (amqp.c): a JSON object as AMQP fields (they
+ * point into the document; free *mem with tasks_amqp_fields_free), and an
+ * encoded table as a JSON object appended to out (-EBADMSG when it is not
+ * a table). */
+struct wv_json_val;
+struct wv_amqp_field;
+int tasks_amqp_json_fields(const struct wv_json_val *obj, void **mem, struct wv_amqp_field **out,
+                           int *count);
+void tasks_amqp_fields_free(void *mem);
+int tasks_amqp_table_json(wv_str table, wv_buf *out);
+
 /* A task queue and result backend in a database table (db.c): for the
  * URLs wv_db_open takes (postgres://, postgresql://, sqlite:...). The
  * backend stores results in the queue's own rows when tr is a database

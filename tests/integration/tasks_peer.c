@@ -1,10 +1,12 @@
 /*
  * weave's task queues as a command, for tests/integration/test_tasks_celery.py,
- * which runs it beside Python Celery on one Redis. The broker is
- * $TASKS_BROKER, the result backend $TASKS_BACKEND (the broker when unset).
+ * and tests/integration/test_tasks_amqp.py, which run it beside Python
+ * Celery on one Redis or RabbitMQ. The broker is $TASKS_BROKER, the result
+ * backend $TASKS_BACKEND (the broker when unset; "none" for none), the
+ * queue $TASKS_QUEUE (Celery's "celery" when unset).
  *
  *   tasks_peer worker [acks_late] [track_started] [events] [dead=LIST]
- *                     [name=NODENAME] [VISIBILITY_MS]
+ *                     [name=NODENAME] [conc=N] [VISIBILITY_MS]
  *       one shard's worker with tasks.add (the sum of two numbers),
  *       tasks.async_add (sleeps 1 s in its fiber, then adds), tasks.fail
  *       (ValueError with its argument), tasks.echo (its first argument),
@@ -25,6 +27,10 @@
  *       stderr and exits 2 for a failure
  *   tasks_peer state ID
  *       prints "STATE" or "STATE result-or-error" at once
+ *   tasks_peer call NAME ARGS_JSON [COUNT]
+ *       sends COUNT (1) tasks and waits up to 60 s for their results in
+ *       the same client (as the RPC backend needs): prints each id, then
+ *       each result as `result` does, in the order sent
  *   tasks_peer revoke ID [terminate]
  *
  * Exit 0 on success; else 1 with wv_errmsg() on stderr.
@@ -144,12 +150,19 @@ static const char *broker(void)
 static const char *backend(void)
 {
     const char *b = getenv("TASKS_BACKEND");
+    if (b && strcmp(b, "none") == 0)
+        return NULL;
     return b ? b : broker();
+}
+
+static wv_tasks_opts base_opts(void)
+{
+    return (wv_tasks_opts){.backend = backend(), .queue = getenv("TASKS_QUEUE")};
 }
 
 static int worker(void)
 {
-    wv_tasks_opts o = {.backend = backend()};
+    wv_tasks_opts o = base_opts();
     for (int i = 2; i < argc_; i++) {
         if (strcmp(argv_[i], "acks_late") == 0)
             o.acks_late = true;
@@ -161,6 +174,8 @@ static int worker(void)
             o.dead_letter = argv_[i] + 5;
         else if (strncmp(argv_[i], "name=", 5) == 0)
             o.hostname = argv_[i] + 5;
+        else if (strncmp(argv_[i], "conc=", 5) == 0)
+            o.concurrency = atoi(argv_[i] + 5);
         else
             o.visibility_timeout_ms = atoll(argv_[i]);
     }
@@ -208,7 +223,8 @@ static int send_cmd(void)
             o.expires_ms = atoll(a);
     }
     wv_tasks *t;
-    int rc = wv_tasks_open(broker(), &(wv_tasks_opts){.backend = backend()}, &t);
+    wv_tasks_opts bo = base_opts();
+    int rc = wv_tasks_open(broker(), &bo, &t);
     if (rc < 0)
         return rc;
     char id[37];
@@ -225,7 +241,8 @@ static int result_cmd(bool wait)
     if (argc_ < 3)
         return -EINVAL;
     wv_tasks *t;
-    int rc = wv_tasks_open(broker(), &(wv_tasks_opts){.backend = backend()}, &t);
+    wv_tasks_opts bo = base_opts();
+    int rc = wv_tasks_open(broker(), &bo, &t);
     if (rc < 0)
         return rc;
     wv_buf out = {0};
@@ -238,6 +255,41 @@ static int result_cmd(bool wait)
     else if (rc == 0)
         printf("%s%s%.*s\n", wv_tasks_state_name(st), out.n ? " " : "", (int)out.n, out.p);
     wv_buf_free(&out);
+    wv_tasks_close(t);
+    return rc;
+}
+
+static int call_cmd(void)
+{
+    if (argc_ < 4)
+        return -EINVAL;
+    int n = argc_ > 4 ? atoi(argv_[4]) : 1;
+    if (n < 1 || n > 10000)
+        return -EINVAL;
+    wv_tasks *t;
+    wv_tasks_opts bo = base_opts();
+    int rc = wv_tasks_open(broker(), &bo, &t);
+    if (rc < 0)
+        return rc;
+    char(*ids)[37] = calloc((size_t)n, sizeof *ids);
+    if (!ids)
+        rc = -ENOMEM;
+    for (int i = 0; rc == 0 && i < n; i++) {
+        rc = wv_tasks_send(t, argv_[2], argv_[3], NULL, ids[i]);
+        if (rc == 0)
+            printf("%s\n", ids[i]);
+    }
+    fflush(stdout);
+    int64_t old = wv_deadline_set(wv_after_ms(60000));
+    for (int i = 0; rc == 0 && i < n; i++) {
+        wv_buf out = {0};
+        rc = wv_tasks_result(t, ids[i], &out);
+        if (rc == 0)
+            printf("%.*s\n", (int)out.n, out.p);
+        wv_buf_free(&out);
+    }
+    wv_deadline_set(old);
+    free(ids);
     wv_tasks_close(t);
     return rc;
 }
@@ -267,10 +319,12 @@ static int run(void *arg)
         rc = result_cmd(true);
     else if (argc_ >= 2 && strcmp(argv_[1], "state") == 0)
         rc = result_cmd(false);
+    else if (argc_ >= 2 && strcmp(argv_[1], "call") == 0)
+        rc = call_cmd();
     else if (argc_ >= 2 && strcmp(argv_[1], "revoke") == 0)
         rc = revoke_cmd();
     else
-        fprintf(stderr, "usage: tasks_peer worker|send|result|state|revoke ...\n");
+        fprintf(stderr, "usage: tasks_peer worker|send|result|state|call|revoke ...\n");
     if (rc == -EREMOTEIO) {
         fprintf(stderr, "%s\n", wv_errmsg());
         return 2;

@@ -20,7 +20,7 @@ static int bad_urls(void *arg)
 {
     (void)arg;
     wv_tasks *t = (wv_tasks *)1;
-    CHECK_EQ(wv_tasks_open("amqp://guest@localhost//", NULL, &t), -EPROTONOSUPPORT);
+    CHECK_EQ(wv_tasks_open("amqps://", NULL, &t), -EINVAL); /* no host */
     CHECK(t == NULL);
     CHECK_EQ(wv_tasks_open("sqs://", NULL, &t), -EPROTONOSUPPORT);
     CHECK_EQ(wv_tasks_open(NULL, NULL, &t), -EINVAL);
@@ -34,6 +34,9 @@ static int bad_urls(void *arg)
     CHECK_EQ(wv_tasks_open("redis://127.0.0.1:1/0", NULL, NULL), -EINVAL);
     /* a broker nobody listens on: the dial's error */
     CHECK_EQ(wv_tasks_open("redis://127.0.0.1:1/0", NULL, &t), -ECONNREFUSED);
+    CHECK(t == NULL);
+    CHECK_EQ(wv_tasks_open("amqp://guest@127.0.0.1:1//", &(wv_tasks_opts){.backend = "rpc://"}, &t),
+             -ECONNREFUSED);
     CHECK(t == NULL);
     wv_tasks_close(NULL);
     return 0;
