@@ -40,7 +40,7 @@ static const section chapter[] = {
     {"13.8.1", "Celery tasks (TASKS_URL, or a queue in the service's database)",
      "POST /tasks/add, GET /tasks/{id}", "examples/chapter13/s13_8_tasks.c", true},
     {"13.8.2", "Celery on RabbitMQ (TASKS_URL=amqp://...: the same /tasks routes)", "",
-     "examples/chapter13/s13_8_tasks.c", false},
+     "examples/chapter13/s13_8_tasks.c", true},
     {"13.9.1", "Redis cache", "PUT /cache/{key}, GET /cache/{key}, DELETE /cache/{key}",
      "examples/chapter13/s13_9_caching.c", true},
     {"13.9.2", "Memcached (MEMCACHED_SERVERS: the same /cache routes)", "",

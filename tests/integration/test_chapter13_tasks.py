@@ -188,6 +188,50 @@ def test_chapter13_worker_answers_pythons_delay():
     check("WORKER_CONCURRENCY" in r.stderr, r.stderr)
 
 
+def amqp_url():
+    """The node scripts/test.sh started, in its second virtual host."""
+    base = os.environ.get("WEAVE_TEST_AMQP_URL")
+    assert base, "no WEAVE_TEST_AMQP_URL: scripts/test.sh starts RabbitMQ and sets it"
+    host = base.split("@", 1)[1].split("/", 1)[0]
+    return "amqp://weave:weave-secret@%s/weave%%2Ftest" % host
+
+
+def test_on_rabbitmq_13_8_2():
+    """§13.8.2's configuration, Celery on RabbitMQ with the RPC backend:
+    Python's add.delay(2, 3).get() answered by `chapter13 worker`, and the
+    service's POST /tasks/add run by its own worker, read back through a
+    Redis result backend (GET cannot read RPC results: 501)."""
+    from celery import Celery
+    url = amqp_url()
+    papp = Celery("tasks", broker=url, backend="rpc://")
+    w = subprocess.Popen([BIN, "worker"], env=dict(os.environ, TASKS_URL=url, SHARDS="1"),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        eq(papp.send_task("tasks.add", (2, 3)).get(timeout=20), 5, "add.delay(2, 3) on RabbitMQ")
+        t0 = time.monotonic()
+        eq(papp.send_task("tasks.async_add", (2, 3)).get(timeout=20), 5, "async_add")
+        check(time.monotonic() - t0 >= 1.0, "after the one-second wait")
+    finally:
+        w.send_signal(signal.SIGTERM)
+        eq(w.wait(timeout=20), 0, "the worker's exit status")
+    with Service(env={"TASKS_URL": url, "TASKS_BACKEND": URL}, args=("--worker",)) as s:
+        st, doc = s.post({"x": 2, "y": 3})
+        eq(st, 202, "POST on RabbitMQ")
+        st, done = s.wait(doc["id"], timeout=20)
+        eq((done["state"], done.get("result")), ("SUCCESS", 5), "through RabbitMQ")
+    with Service(env={"TASKS_URL": url, "TASKS_BACKEND": ""}) as s:
+        st, doc = s.post({"x": 1, "y": 1, "task": "add"})
+        eq(st, 202, "POST with the RPC backend")
+        st, got = s.get(doc["id"])
+        eq(st, 501, "GET cannot read an RPC result: %r" % got)
+    # the task the last service sent, with nobody left to run it
+    papp.connection_for_write().default_channel.queue_purge("celery")
+    KEEP.append(papp)
+
+
+KEEP = []
+
+
 if __name__ == "__main__":
     code = 1
     try:
