@@ -62,11 +62,11 @@ def fail(what):
 if __name__ == "__main__":
     import httptest  # noqa: E402 - the integration tests' runner
     from httptest import check, eq, free_port, port_block  # noqa: E402
+    import celerytest  # noqa: E402
+    from celerytest import Worker, peer  # noqa: E402
     import pika  # noqa: E402
 
     ROOT = os.path.dirname(os.path.dirname(HERE))
-    BUILD = os.environ.get("BUILD_DIR", "build/release")
-    PEER = os.path.abspath(os.path.join(BUILD, "tasks_peer"))
     CTL = os.environ.get("WEAVE_TEST_AMQP_CTL") or os.path.join(ROOT, "scripts",
                                                                  "rabbitmq_test_server.sh")
     DIR = tempfile.mkdtemp(prefix="weave-tasks-amqp-it-")
@@ -156,41 +156,8 @@ if __name__ == "__main__":
         conn.close()
         return got
 
-    def peer(*args, env=None, timeout=60):
-        p = subprocess.run([PEER, *args], capture_output=True, text=True, timeout=timeout,
-                           env=dict(os.environ, **(env or {})))
-        return p.returncode, p.stdout.strip(), p.stderr.strip()
-
-    class Worker:
-        def __init__(self, *args, env=None):
-            self.p = subprocess.Popen([PEER, "worker", *args], stdout=subprocess.PIPE,
-                                      stderr=subprocess.PIPE, text=True,
-                                      env=dict(os.environ, **(env or {})))
-            eq(self.p.stdout.readline().strip(), "ready", "worker banner")
-
-        def line(self):
-            return self.p.stdout.readline().strip()
-
-        def stop(self):
-            self.p.terminate()
-            rc = self.p.wait(timeout=30)
-            err = self.p.stderr.read()
-            for bad in httptest.SANITIZER_MARKERS:
-                check(bad not in err, err[-3000:])
-            eq(rc, 0, "worker exit status: " + err[-2000:])
-            return err
-
-        def kill(self):
-            self.p.kill()
-            self.p.wait()
-
     def py_worker():
-        env = dict(os.environ, C_FORCE_ROOT="1", TASKS_BROKER=URL)
-        return subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "test_tasks_amqp", "worker", "-P", "solo",
-             "-Q", "celery", "--without-heartbeat", "--without-gossip", "--without-mingle",
-             "-l", "info"],
-            cwd=HERE, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        return celerytest.py_worker("test_tasks_amqp", URL, "-Q", "celery")
 
     def test_python_delay_runs_in_c_worker():
         purge("celery")
@@ -405,19 +372,9 @@ if __name__ == "__main__":
             return type(e).__name__
 
     def test_revoke_and_events_over_amqp():
-        import threading
         purge("celery")
-        state = app.events.State()
-        seen = []
-
-        def on_event(e):
-            seen.append(e["type"])
-            state.event(e)
-
-        conn = app.connection()
-        recv = app.events.Receiver(conn, handlers={"*": on_event})
-        th = threading.Thread(target=lambda: recv.capture(limit=None, timeout=None), daemon=True)
-        th.start()
+        ev = celerytest.Events(app)
+        state, seen = ev.state, ev.seen
         bound("celeryev")  # Celery's receiver
         w = Worker("events", "name=cwa@test")
         try:
@@ -446,9 +403,7 @@ if __name__ == "__main__":
                 check(ty in seen, ty + " seen")
         finally:
             w.stop()
-            recv.should_stop = True
-            th.join(timeout=5)
-            conn.release()
+            ev.close()
         # C's revoke reaches a Python worker
         p = py_worker()
         try:
@@ -498,7 +453,7 @@ if __name__ == "__main__":
             eq((rc, out.splitlines()[-1]), (0, "2"), "before: " + err)
             # a task running while the node goes away: its ack cannot be
             # sent, so RabbitMQ delivers it again once it is back
-            caller = subprocess.Popen([PEER, "call", "tasks.sleep", "[6]"],
+            caller = subprocess.Popen([celerytest.PEER, "call", "tasks.sleep", "[6]"],
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             tid = caller.stdout.readline().strip()
             eq(w.line(), "running " + tid, "running before the stop")

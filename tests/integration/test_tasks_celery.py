@@ -59,10 +59,10 @@ def fail(what):
 if __name__ == "__main__":
     import httptest  # noqa: E402 - the integration tests' runner
     from httptest import check, eq, free_port  # noqa: E402
+    import celerytest  # noqa: E402
+    from celerytest import Worker, peer, wait_state  # noqa: E402
 
     ROOT = os.path.dirname(os.path.dirname(HERE))
-    BUILD = os.environ.get("BUILD_DIR", "build/release")
-    PEER = os.path.abspath(os.path.join(BUILD, "tasks_peer"))
     CTL = os.path.join(ROOT, "scripts", "redis_test_server.sh")
     DIR = tempfile.mkdtemp(prefix="weave-tasks-it-")
     URL = subprocess.run(["bash", CTL, "start", DIR, str(free_port())], check=True,
@@ -73,37 +73,8 @@ if __name__ == "__main__":
     import redis  # noqa: E402
     R = redis.Redis.from_url(URL)
 
-    def peer(*args, timeout=30):
-        p = subprocess.run([PEER, *args], capture_output=True, text=True, timeout=timeout)
-        return p.returncode, p.stdout.strip(), p.stderr.strip()
-
-    class Worker:
-        def __init__(self, *args):
-            self.p = subprocess.Popen([PEER, "worker", *args], stdout=subprocess.PIPE,
-                                      stderr=subprocess.PIPE, text=True)
-            eq(self.p.stdout.readline().strip(), "ready", "worker banner")
-
-        def line(self):
-            return self.p.stdout.readline().strip()
-
-        def stop(self):
-            self.p.terminate()
-            rc = self.p.wait(timeout=20)
-            err = self.p.stderr.read()
-            for bad in httptest.SANITIZER_MARKERS:
-                check(bad not in err, err[-3000:])
-            eq(rc, 0, "worker exit status: " + err[-2000:])
-
-        def kill(self):
-            self.p.kill()
-            self.p.wait()
-
     def py_worker():
-        env = dict(os.environ, C_FORCE_ROOT="1", TASKS_BROKER=URL)
-        return subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "test_tasks_celery", "worker", "-P", "solo",
-             "--without-heartbeat", "--without-gossip", "--without-mingle", "-l", "info"],
-            cwd=HERE, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        return celerytest.py_worker("test_tasks_celery", URL)
 
     def test_python_delay_runs_in_c_worker():
         w = Worker()
@@ -252,12 +223,6 @@ if __name__ == "__main__":
         finally:
             w.stop()
 
-    def wait_state(r, state, secs=10):
-        end = time.monotonic() + secs
-        while r.state != state and time.monotonic() < end:
-            time.sleep(0.05)
-        return r.state
-
     def test_retry_with_countdown_and_max_retries():
         w = Worker("track_started")
         try:
@@ -354,18 +319,8 @@ if __name__ == "__main__":
             p.wait(timeout=20)
 
     def test_events_seen_by_celery():
-        import threading
-        state = app.events.State()
-        seen = []
-
-        def on_event(e):
-            seen.append(e["type"])
-            state.event(e)
-
-        conn = app.connection()
-        recv = app.events.Receiver(conn, handlers={"*": on_event})
-        th = threading.Thread(target=lambda: recv.capture(limit=None, timeout=None), daemon=True)
-        th.start()
+        ev = celerytest.Events(app)
+        state, seen = ev.state, ev.seen
         time.sleep(1)
         w = Worker("events", "name=cw2@test")
         try:
@@ -394,9 +349,7 @@ if __name__ == "__main__":
                 check(ty in seen, ty + " seen")
         finally:
             w.stop()
-            recv.should_stop = True
-            th.join(timeout=5)
-            conn.release()
+            ev.close()
         end = time.monotonic() + 5
         while "worker-offline" not in seen and time.monotonic() < end:
             time.sleep(0.1)

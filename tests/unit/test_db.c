@@ -7,6 +7,7 @@
  * PostgreSQL dialect's SQL compared text for text), and the metrics.
  */
 #include "harness.h"
+#include "pg_harness.h"
 
 #include <dirent.h>
 #include <sys/stat.h>
@@ -102,31 +103,12 @@ static void run_db_both(db_body *body)
  * case fails, unless WEAVE_TEST_PG_SKIP=1. */
 static const char pg_schema_sql[] = "SET search_path TO weave_test_db";
 
-static int reset_pg_schema(void *arg)
-{
-    wv_db *db;
-    int rc = wv_db_open(arg, NULL, &db);
-    if (rc < 0)
-        fprintf(stderr, "open %s: %s\n", (const char *)arg, wv_errmsg());
-    REQUIRE_EQ(rc, 0);
-    CHECK(wv_db_exec(db, "DROP SCHEMA IF EXISTS weave_test_db CASCADE") >= 0);
-    CHECK(wv_db_exec(db, "CREATE SCHEMA weave_test_db") >= 0);
-    wv_db_close(db);
-    return 0;
-}
-
 static void run_db_pg(db_body *body)
 {
-    const char *url = getenv("WEAVE_TEST_PG_URL");
-    if (!url) {
-        const char *skip = getenv("WEAVE_TEST_PG_SKIP");
-        if (skip && strcmp(skip, "1") == 0)
-            return;
-        fail_msg("WEAVE_TEST_PG_URL is not set: make test starts a PostgreSQL "
-                 "(scripts/pg_test_server.sh), or set WEAVE_TEST_PG_SKIP=1");
-    }
-    assert_int_equal(run_in_rt(1, reset_pg_schema, (void *)url), 0);
-    assert_checks_passed();
+    const char *url = pg_test_url();
+    if (!url)
+        return;
+    pg_test_reset_schema(url, "weave_test_db");
     run_db_opts(body, url, (wv_db_opts){.on_connect = pg_schema_sql});
 }
 

@@ -18,6 +18,7 @@
  * connection killed on the server is made again.
  */
 #include "harness.h"
+#include "pg_harness.h"
 
 #include <dirent.h>
 
@@ -153,31 +154,12 @@ static void on_sqlite(case_fn *fn)
     assert_int_equal(rc, 0);
 }
 
-static int reset_pg_schema(void *arg)
-{
-    wv_db *db;
-    int rc = wv_db_open(arg, NULL, &db);
-    if (rc < 0)
-        fprintf(stderr, "open %s: %s\n", (const char *)arg, wv_errmsg());
-    REQUIRE_EQ(rc, 0);
-    CHECK(wv_db_exec(db, "DROP SCHEMA IF EXISTS weave_test_tasks CASCADE") >= 0);
-    CHECK(wv_db_exec(db, "CREATE SCHEMA weave_test_tasks") >= 0);
-    wv_db_close(db);
-    return 0;
-}
-
 static void on_postgres(case_fn *fn)
 {
-    const char *pg = getenv("WEAVE_TEST_PG_URL");
-    if (!pg) {
-        const char *skip = getenv("WEAVE_TEST_PG_SKIP");
-        if (skip && strcmp(skip, "1") == 0)
-            return;
-        fail_msg("WEAVE_TEST_PG_URL is not set: make test starts a PostgreSQL "
-                 "(scripts/pg_test_server.sh), or set WEAVE_TEST_PG_SKIP=1");
-    }
-    assert_int_equal(run_in_rt(1, reset_pg_schema, (void *)pg), 0);
-    assert_checks_passed();
+    const char *pg = pg_test_url();
+    if (!pg)
+        return;
+    pg_test_reset_schema(pg, "weave_test_tasks");
     /* every connection (the pool's and the LISTEN one) in the test's schema */
     snprintf(url, sizeof url, "%s%soptions=-csearch_path%%3Dweave_test_tasks", pg,
              strchr(pg, '?') ? "&" : "?");
