@@ -399,6 +399,9 @@ static int start_part(upload *up, up_slot *sl, int number)
     int rc = wv_group_spawn(up->g, part_fiber, sl, &(wv_spawn_opts){.name = name});
     if (rc < 0) {
         sl->busy = false;
+        /* a part that failed has cancelled the group: its error is the one */
+        if (rc == -ECANCELED && up->failed)
+            return wv_fail(up->failed, "%s", up->failed_msg);
         return wv_fail(rc, "%s: cannot start a fiber for part %d: %s", up->what, number,
                        wv_strerror(rc));
     }
@@ -682,6 +685,9 @@ static int start_range(download *dl, down_slot *sl, int64_t offset, int64_t len)
     sl->ready = false;
     sl->rc = 0;
     int rc = wv_group_spawn(dl->g, range_fiber, sl, &(wv_spawn_opts){.name = "s3-range"});
+    /* a range that failed has cancelled the group: its error is the one */
+    if (rc == -ECANCELED && dl->failed)
+        return wv_fail(dl->failed, "%s", dl->failed_msg);
     if (rc < 0)
         return wv_fail(rc, "%s: cannot start a fiber: %s", dl->what, wv_strerror(rc));
     return 0;
