@@ -4,7 +4,7 @@
 # shows the worker's output.
 # shellcheck shell=bash
 #
-#   run_dir                          $dir: the run's temp dir, removed at exit
+#   $dir                             the run's temp dir, removed at exit
 #   start_worker WAIT_READY CMD...   CMD on CPU 0 (taskset -c 0, every thread it
 #                                    makes), its output in $dir/worker.log, its pid
 #                                    in $wpid and $dir/worker.pid; with WAIT_READY=1
