@@ -181,8 +181,12 @@ BENCH_PACKAGES=(
     python3-grpcio python3-grpc-tools python3-protobuf
     # the tasks suite (bench/run_tasks.sh): Celery 5.2's own workers as the
     # anchors (bench/tasks/celery_app.py, on Redis above), and gevent for
-    # Celery's -P gevent pool, the anchor of tasks.sleep
-    python3-celery python3-gevent
+    # Celery's -P gevent pool, the anchor of tasks.sleep; py-amqp, kombu's
+    # RabbitMQ transport, for tasks.amqp's Celery side (python3-kombu pulls
+    # it in; named because the suite imports it). tasks.amqp also needs
+    # rabbitmq-server, tasks.outbox postgresql-15 and asyncpg (its Celery
+    # side's transactions): all above
+    python3-celery python3-gevent python3-amqp
 )
 
 usage()

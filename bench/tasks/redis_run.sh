@@ -32,48 +32,13 @@ bench=$1 url=$2 task=$3 warm=$4 n=$5 unit=$6 timeout_s=$7
 shift 7
 [[ ${1:-} == -- ]] && shift
 
-dir=$(mktemp -d /tmp/weave-bench-tasks-run.XXXXXX)
-wpid=''
-stop_worker()
-{
-    local i
-    [[ -n $wpid ]] || return 0
-    kill -TERM "$wpid" 2>/dev/null || true
-    for ((i = 0; i < 300; i++)); do
-        kill -0 "$wpid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$wpid" 2>/dev/null || true
-    wrc=0
-    wait "$wpid" || wrc=$?
-    wpid=''
-    return "$wrc"
-}
-fail()
-{
-    echo "redis_run.sh: $1; the worker's output ends:" >&2
-    tail -n 20 "$dir/worker.log" 2>/dev/null | sed 's/^/  /' >&2 || true
-    exit 1
-}
-cleanup()
-{
-    stop_worker || true
-    rm -rf "$dir"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# shellcheck source-path=SCRIPTDIR source=run_lib.sh
+. "$(dirname "$0")/run_lib.sh"
 
 redis-cli -u "$url" flushall >/dev/null
 taskset -c 1 "$bench" produce "$url" "$task" "$warm" "$n" "$dir/ids" >&2
 
-taskset -c 0 "$@" >"$dir/worker.log" 2>&1 &
-wpid=$!
-for ((i = 0; i < 600; i++)); do
-    grep -qE '(^|\] )ready$' "$dir/worker.log" && break
-    kill -0 "$wpid" 2>/dev/null || fail "the worker exited before it was ready"
-    sleep 0.1
-done
-((i < 600)) || fail "the worker was not ready after 60 s"
+start_worker 1 "$@"
 
 TASKS_WORKER_PID=$wpid taskset -c 1 "$bench" wait "$url" "$warm" "$n" "$dir/ids" "$unit" \
     "$timeout_s" || fail "the waiter failed"
