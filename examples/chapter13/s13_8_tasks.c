@@ -66,6 +66,7 @@ static struct {
     int concurrency;
     int64_t delay_ms;
     wv_event done[256]; /* per shard: its in-process worker has returned */
+    bool started[256];  /* per shard: it was started */
 } cfg = {.concurrency = 1000, .delay_ms = 1000};
 
 static int has_scheme(const char *url, const char *scheme)
@@ -291,7 +292,9 @@ static int start_worker(void *arg)
     wv_tasks *t = wv_app_client_get(arg, "tasks");
     if (!t)
         return wv_fail(-EINVAL, "tasks: no task queue to work on (TASKS_URL)");
-    return wv_spawn(worker_fiber, t, &(wv_spawn_opts){.name = "tasks-worker"});
+    int rc = wv_spawn(worker_fiber, t, &(wv_spawn_opts){.name = "tasks-worker"});
+    cfg.started[wv_shard_id() % 256] = rc == 0;
+    return rc;
 }
 
 static int start_workers(void *app)
@@ -299,10 +302,13 @@ static int start_workers(void *app)
     return wv_shard_each(start_worker, app);
 }
 
+/* A stop hook also runs when the start failed before the workers began
+ * (a database that cannot be opened): only a started worker is waited for. */
 static int wait_worker(void *arg)
 {
     (void)arg;
-    wv_event_wait_shielded(&cfg.done[wv_shard_id() % 256]);
+    if (cfg.started[wv_shard_id() % 256])
+        wv_event_wait_shielded(&cfg.done[wv_shard_id() % 256]);
     return 0;
 }
 
