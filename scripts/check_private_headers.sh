@@ -5,7 +5,8 @@
 # src/<other>/ includes it. Modules talk through the public headers in
 # include/weave/. The one exception is SHARED below: internal code that
 # several modules use and that is no public API (src/aws/: the AWS
-# request signer the S3 and Kinesis clients both sign with; src/h2io/: the
+# request signer the S3 and Kinesis clients both sign with; src/base64/:
+# base64 for gRPC metadata, memcached keys and Celery envelopes; src/h2io/: the
 # nghttp2 plumbing the HTTP/2 server and the gRPC client both drive). Scans src/*/*.c and src/*/*.h for #include "X/..." where X
 # is another directory under src/, prints each as
 #   src/ws/ws.c:12: includes http/http_internal.h (another module's private header)
@@ -15,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 shopt -s nullglob
 
-SHARED=(aws h2io)
+SHARED=(aws base64 h2io)
 
 bad=0
 for file in src/*/*.c src/*/*.h; do

@@ -5,6 +5,7 @@
  * so the decoder takes a final quantum of 2 or 3 chars with or without its
  * '=' padding.
  */
+#include "base64/base64.h"
 #include "grpc/grpc_internal.h"
 
 #include <errno.h>
@@ -51,33 +52,14 @@ int grpc_metadata_check_value(const char *v, size_t n)
 
 /* ------------------------------------------------------------ base64 */
 
-static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
 size_t grpc_base64_encoded_len(size_t n)
 {
-    return n / 3 * 4 + (n % 3 ? n % 3 + 1 : 0);
+    return wv__b64_encoded_len(n, false);
 }
 
 size_t grpc_base64_encode(const uint8_t *in, size_t n, char *out)
 {
-    size_t o = 0, i = 0;
-    for (; i + 3 <= n; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-        out[o++] = alphabet[v >> 18];
-        out[o++] = alphabet[v >> 12 & 63];
-        out[o++] = alphabet[v >> 6 & 63];
-        out[o++] = alphabet[v & 63];
-    }
-    if (n - i == 1) {
-        out[o++] = alphabet[in[i] >> 2];
-        out[o++] = alphabet[(in[i] & 3) << 4];
-    } else if (n - i == 2) {
-        uint32_t v = (uint32_t)in[i] << 8 | in[i + 1];
-        out[o++] = alphabet[v >> 10];
-        out[o++] = alphabet[v >> 4 & 63];
-        out[o++] = alphabet[(v & 15) << 2];
-    }
-    return o;
+    return wv__b64_encode(in, n, false, out);
 }
 
 size_t grpc_base64_decoded_max(size_t n)
@@ -85,52 +67,11 @@ size_t grpc_base64_decoded_max(size_t n)
     return n / 4 * 3 + 2;
 }
 
-static int sextet(char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
 int grpc_base64_decode(const char *in, size_t n, uint8_t *out, size_t *out_len)
 {
-    /* padding only as the end of a whole quantum: "xx==" or "xxx=" */
-    if (n % 4 == 0 && n >= 4) {
-        if (in[n - 1] == '=' && in[n - 2] == '=')
-            n -= 2;
-        else if (in[n - 1] == '=')
-            n -= 1;
-    }
-    if (n % 4 == 1)
+    long got = wv__b64_decode(in, n, true, out, grpc_base64_decoded_max(n));
+    if (got < 0)
         return -EINVAL;
-    size_t o = 0;
-    uint32_t acc = 0;
-    for (size_t i = 0; i < n; i++) {
-        int s = sextet(in[i]);
-        if (s < 0)
-            return -EINVAL;
-        acc = acc << 6 | (uint32_t)s;
-        if (i % 4 == 3) {
-            out[o++] = (uint8_t)(acc >> 16);
-            out[o++] = (uint8_t)(acc >> 8);
-            out[o++] = (uint8_t)acc;
-            acc = 0;
-        }
-    }
-    if (n % 4 == 2) {
-        out[o++] = (uint8_t)(acc >> 4);
-    } else if (n % 4 == 3) {
-        out[o++] = (uint8_t)(acc >> 10);
-        out[o++] = (uint8_t)(acc >> 2);
-    }
-    *out_len = o;
+    *out_len = (size_t)got;
     return 0;
 }

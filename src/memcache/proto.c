@@ -18,6 +18,8 @@
  */
 #include "memcache/proto.h"
 
+#include "base64/base64.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -47,65 +49,15 @@ static bool opaque_valid(const char *opaque)
 
 /* ------------------------------------------------------------ base64 */
 
-static const char base64_alphabet[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
 size_t mc_base64_encode(const void *in, size_t n, char *out)
 {
-    const unsigned char *p = in;
-    size_t o = 0;
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16;
-        if (i + 1 < n)
-            v |= (uint32_t)p[i + 1] << 8;
-        if (i + 2 < n)
-            v |= p[i + 2];
-        out[o++] = base64_alphabet[v >> 18 & 63];
-        out[o++] = base64_alphabet[v >> 12 & 63];
-        out[o++] = i + 1 < n ? base64_alphabet[v >> 6 & 63] : '=';
-        out[o++] = i + 2 < n ? base64_alphabet[v & 63] : '=';
-    }
-    return o;
-}
-
-static int base64_value(char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
+    return wv__b64_encode(in, n, true, out);
 }
 
 ssize_t mc_base64_decode(const char *in, size_t n, void *out, size_t cap)
 {
-    if (n % 4)
-        return -EINVAL;
-    unsigned char *o = out;
-    size_t len = 0;
-    for (size_t i = 0; i < n; i += 4) {
-        bool last = i + 4 == n;
-        int pad = last && in[i + 3] == '=' ? (in[i + 2] == '=' ? 2 : 1) : 0;
-        uint32_t v = 0;
-        for (int j = 0; j < 4; j++) {
-            int d = j >= 4 - pad ? 0 : base64_value(in[i + (size_t)j]);
-            if (d < 0)
-                return -EINVAL;
-            v = v << 6 | (uint32_t)d;
-        }
-        size_t bytes = 3 - (size_t)pad;
-        if (len + bytes > cap)
-            return -EINVAL;
-        for (size_t j = 0; j < bytes; j++)
-            o[len++] = (unsigned char)(v >> (16 - 8 * j));
-    }
-    return (ssize_t)len;
+    long got = wv__b64_decode(in, n, false, out, cap);
+    return got < 0 ? -EINVAL : (ssize_t)got;
 }
 
 /* ------------------------------------------------------------ request lines */

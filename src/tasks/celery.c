@@ -27,6 +27,8 @@
  */
 #include "tasks/celery.h"
 
+#include "base64/base64.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <locale.h>
@@ -44,74 +46,13 @@ static const wv_str null_text = {"null", 4};
 
 /* ------------------------------------------------------------ base64 */
 
-static const char b64_alphabet[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-static int b64_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
+/* in[0..n) as padded base64 (Python's base64.b64encode) appended to b. */
 static int b64_append(wv_buf *b, const unsigned char *in, size_t n)
 {
-    if (wv_buf_reserve(b, (n + 2) / 3 * 4) < 0)
+    if (wv_buf_reserve(b, wv__b64_encoded_len(n, true)) < 0)
         return -ENOMEM;
-    char *o = b->p + b->n;
-    size_t i = 0;
-    for (; i + 3 <= n; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-        *o++ = b64_alphabet[v >> 18];
-        *o++ = b64_alphabet[(v >> 12) & 63];
-        *o++ = b64_alphabet[(v >> 6) & 63];
-        *o++ = b64_alphabet[v & 63];
-    }
-    if (i < n) {
-        uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < n ? (uint32_t)in[i + 1] << 8 : 0);
-        *o++ = b64_alphabet[v >> 18];
-        *o++ = b64_alphabet[(v >> 12) & 63];
-        *o++ = i + 1 < n ? b64_alphabet[(v >> 6) & 63] : '=';
-        *o++ = '=';
-    }
-    b->n = (size_t)(o - b->p);
+    b->n += wv__b64_encode(in, n, true, b->p + b->n);
     return 0;
-}
-
-long celery_b64_decode(const char *s, size_t n, char *out)
-{
-    if (n % 4)
-        return -1;
-    size_t o = 0;
-    for (size_t i = 0; i < n; i += 4) {
-        int v[4];
-        int pad = 0;
-        for (int k = 0; k < 4; k++) {
-            unsigned char c = (unsigned char)s[i + k];
-            if (c == '=' && i + 4 == n && k >= 2) {
-                v[k] = 0;
-                pad++;
-            } else if (pad || (v[k] = b64_value(c)) < 0) {
-                return -1;
-            }
-        }
-        uint32_t w =
-            (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
-        out[o++] = (char)(w >> 16);
-        if (pad < 2)
-            out[o++] = (char)(w >> 8);
-        if (pad < 1)
-            out[o++] = (char)w;
-    }
-    return (long)o;
 }
 
 /* ------------------------------------------------------------ scanning checked JSON */
@@ -1148,7 +1089,7 @@ int celery_task_decode_redis(const char *text, size_t n, celery_task *t)
     t->envelope = (wv_str){t->mem, n};
     char *bp = t->mem + n + 1;
     if (b64) {
-        long len = celery_b64_decode(body.p, body.n, bp);
+        long len = wv__b64_decode(body.p, body.n, false, bp, body.n / 4 * 3);
         if (len < 0) {
             rc = bad("celery: envelope.%s: not base64", "body");
             goto fail;
@@ -1643,7 +1584,7 @@ int celery_envelope_body(const char *text, size_t n, wv_buf *body)
         rc = wv_fail(-ENOTSUP, "celery: content-type %.64s: only application/json", ct);
     } else if (strcmp(enc, "base64") == 0) {
         rc = wv_buf_reserve(body, bn / 4 * 3 + 1);
-        long got = rc < 0 ? -1 : celery_b64_decode(b, bn, body->p + body->n);
+        long got = rc < 0 ? -1 : wv__b64_decode(b, bn, false, body->p + body->n, bn / 4 * 3);
         if (rc == 0 && got < 0)
             rc = wv_fail(-EBADMSG, "celery: envelope.body: not base64");
         else if (rc == 0)

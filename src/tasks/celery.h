@@ -325,9 +325,6 @@ int celery_pyjson(const char *json, size_t n, wv_buf *out);
  * NaN and Infinity as json.dumps writes them. */
 int celery_py_float(wv_buf *b, double x);
 
-/* Padded standard base64 (what Python's base64.b64encode writes) decoded
- * into out, which has room for n / 4 * 3 bytes. The length, or -1. */
-long celery_b64_decode(const char *s, size_t n, char *out);
 
 #pragma GCC visibility pop
 

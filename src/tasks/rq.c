@@ -13,6 +13,7 @@
 #include <time.h>
 #include <zlib.h>
 
+#include "base64/base64.h"
 #include "tasks/celery.h"
 #include "tasks/pickle.h"
 #include "weave/json.h"
@@ -574,7 +575,7 @@ static int failed(const char *id, const char *zipped, size_t n, bool base64)
     if (base64) {
         if (wv_buf_reserve(&raw, n / 4 * 3 + 1) < 0)
             return -ENOMEM;
-        long len = celery_b64_decode(zipped, n, raw.p);
+        long len = wv__b64_decode(zipped, n, false, raw.p, n / 4 * 3);
         if (len < 0)
             rc = wv_fail(-EBADMSG, "rq: job %s: exc_string is not base64", id);
         raw.n = len < 0 ? 0 : (size_t)len;
@@ -628,7 +629,7 @@ static int stream_result(const wv_redis_reply *xrange, const char *id, wv_buf *j
         wv_buf pk = {0};
         long len = -1;
         if (wv_buf_reserve(&pk, rv->len / 4 * 3 + 1) == 0)
-            len = celery_b64_decode(rv->str, rv->len, pk.p);
+            len = wv__b64_decode(rv->str, rv->len, false, pk.p, rv->len / 4 * 3);
         if (len < 0)
             *rc = wv_fail(-EBADMSG, "rq: job %s: return_value is not base64", id);
         else
