@@ -325,7 +325,6 @@ int celery_pyjson(const char *json, size_t n, wv_buf *out);
  * NaN and Infinity as json.dumps writes them. */
 int celery_py_float(wv_buf *b, double x);
 
-
 #pragma GCC visibility pop
 
 #endif
