@@ -13,6 +13,9 @@
 #   make bench        deps-bench + build, every bench/run_*.sh
 #   make bench-rt     the same for bench/run_rt.sh alone (any bench-<suite>)
 #   make fuzz         deps-test, build (clang) and run every fuzzer for FUZZ_SECONDS each
+#   make image        the container image (Dockerfile) with podman, else docker:
+#                     IMAGE (weave-chapter13:latest), IMAGE_BUILD_FLAGS (e.g. --pull=never),
+#                     BUILD_CA_FILE (CA certificates for npm behind a TLS-inspecting proxy)
 #   make format       clang-format -i               make format-check
 #   make install      PREFIX=/usr/local: make lib, then install the library, headers,
 #                     weave.pc and the CMake package (runs ldconfig as root)
@@ -22,6 +25,11 @@ SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 
 PREFIX       ?= /usr/local
+comma        := ,
+IMAGE        ?= weave-chapter13:latest
+IMAGE_BUILD_FLAGS ?=
+# npm's own setting on this host, if any: the image build trusts what npm here trusts
+BUILD_CA_FILE ?= $(or $(NODE_EXTRA_CA_CERTS),$(shell npm config get cafile 2>/dev/null | grep '^/'))
 FUZZ_SECONDS ?= 60
 CMAKE        ?= cmake
 GENERATOR    ?= Ninja
@@ -30,7 +38,7 @@ GENERATOR    ?= Ninja
 FORMAT_DIRS := $(wildcard src include tests bench examples fuzz)
 
 .PHONY: deps deps-test deps-bench configure-release lib build debug asan test run bench fuzz \
-	format format-check install clean
+	image format format-check install clean
 
 deps:
 	bash scripts/deps.sh build
@@ -101,6 +109,22 @@ bench: deps-bench build
 bench-%: deps-bench build
 	@[ -f bench/run_$*.sh ] || { echo "no such suite: bench/run_$*.sh" >&2; exit 1; }
 	bash bench/run_$*.sh
+
+# podman first (no daemon), else docker (with BuildKit, for the secret
+# mount). podman builds in the Docker image format, whose HEALTHCHECK the OCI
+# format would drop, and runs RUN steps with chroot isolation, which needs no
+# nested cgroups (a CI container, a hybrid cgroup host).
+image:
+	@secret='$(if $(BUILD_CA_FILE),--secret id=ca$(comma)src=$(BUILD_CA_FILE))'; \
+	if command -v podman >/dev/null 2>&1; then \
+	    echo "podman build -t $(IMAGE) ."; \
+	    podman build --format docker --isolation chroot $$secret $(IMAGE_BUILD_FLAGS) -t $(IMAGE) .; \
+	elif command -v docker >/dev/null 2>&1; then \
+	    echo "docker build -t $(IMAGE) ."; \
+	    DOCKER_BUILDKIT=1 docker build $$secret $(IMAGE_BUILD_FLAGS) -t $(IMAGE) .; \
+	else \
+	    echo "make image: neither podman nor docker is installed (apt-get install podman)" >&2; exit 1; \
+	fi
 
 # Each fuzzer runs FUZZ_SECONDS. New corpus entries go to build/fuzz/corpus/<name>/
 # (fuzz/corpus/<name>/ is read as the seed corpus and never written);

@@ -121,6 +121,11 @@ TEST_PACKAGES=(
     # the Echo service weave's gRPC client calls (test_grpc_client.py; its
     # TLS case makes a self-signed certificate with openssl, above)
     python3-grpcio python3-grpc-tools python3-protobuf
+    # the container image's test (tests/deploy/test_image.sh): podman builds
+    # and runs it, on runc (podman's default crun cannot run on hosts with
+    # hybrid cgroups); debootstrap makes its Debian base image from Debian's
+    # archive when no registry is reachable (scripts/debian_base_image.sh)
+    podman runc debootstrap
 )
 
 BENCH_PACKAGES=(

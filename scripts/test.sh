@@ -16,6 +16,8 @@
 #   5. every fuzzer for FUZZ_TEST_SECONDS (15) after replaying its corpus
 #   6. tests/cross/run.sh (aarch64 under qemu-user, on x86-64 hosts)
 #   7. tests/integration/run.sh and tests/e2e/run.sh, if present and executable
+#   8. tests/deploy/run.sh: the container image built and run with podman, the
+#      Kubernetes manifests, pipelines, alert rules and compose file checked
 # Stops at the first failure with a non-zero exit. The last line is always
 # "N passed, M failed": N/M add up the ctest counts of both builds, 1 for the
 # install test, and for each integration/e2e script either the
@@ -240,7 +242,7 @@ if [ "$(uname -m)" = x86_64 ]; then
     run_script tests/cross/run.sh
 fi
 
-for script in tests/integration/run.sh tests/e2e/run.sh; do
+for script in tests/integration/run.sh tests/e2e/run.sh tests/deploy/run.sh; do
     if [ -f "$script" ] && [ -x "$script" ]; then
         run_script "$script"
     fi
