@@ -21,9 +21,12 @@
 # Needs node and npm; installs its npm packages (pipelines/package-lock.json)
 # with `npm ci` when node_modules is missing or older than the lock file.
 # Prints PASS/FAIL per check and ends with "N passed, M failed".
+# The perl edits below are single-quoted on purpose, and the validators are
+# called through a variable.
+# shellcheck disable=SC2016,SC2317
 set -uo pipefail
 
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 DIR=tests/deploy/pipelines
 CI=.github/workflows/ci.yml
 RELEASE=.github/workflows/release.yml
