@@ -7,7 +7,8 @@ check metrics` in the text format, OpenMetrics is answered when asked for,
 the runtime and process metrics are there, and the Grafana dashboard
 (deploy/grafana/weave-dashboard.json) parses, names only metrics the service
 exports (or, for the PostgreSQL client this run does not use, that the C code
-registers), and every panel's query is accepted by Prometheus."""
+registers), and every panel's query is accepted by Prometheus; the alerting
+rules the config names (deploy/prometheus/alerts.yml) load and evaluate."""
 import http.client
 import json
 import os
@@ -75,6 +76,8 @@ def start_prometheus(tmp, target_port):
     conf = conf.replace("scrape_interval: 5s", "scrape_interval: 1s")
     path = os.path.join(tmp, "prometheus.yml")
     open(path, "w").write(conf)
+    # the alerting rules it names, beside it
+    shutil.copy(os.path.join(ROOT, "deploy", "prometheus", "alerts.yml"), tmp)
     r = subprocess.run(["promtool", "check", "config", path], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
     port = free_port()
@@ -98,6 +101,23 @@ def prom_api(port, path, **params):
     doc = json.loads(urllib.request.urlopen(url, timeout=10).read())
     assert doc["status"] == "success", doc
     return doc["data"]
+
+
+def alert_rules_are_loaded(pport):
+    # every alert of deploy/prometheus/alerts.yml, evaluated by this server
+    want = set(re.findall(r"^\s*- alert: (\w+)", open(os.path.join(
+        ROOT, "deploy", "prometheus", "alerts.yml")).read(), re.M))
+    assert len(want) >= 5, want
+    deadline = time.time() + 30
+    while True:
+        groups = prom_api(pport, "rules", type="alert")["groups"]
+        rules = [r for g in groups for r in g["rules"]]
+        got = {r["name"] for r in rules}
+        healthy = all(r.get("health") == "ok" for r in rules) and rules
+        if got == want and healthy:
+            return
+        assert time.time() < deadline, (sorted(want), rules)
+        time.sleep(0.5)
 
 
 def query_value(port, q):
@@ -245,6 +265,7 @@ def main():
         case(exposition_passes_promtool, sport)
         case(openmetrics_when_asked, sport)
         case(dashboard_names_only_exported_metrics, sport, pport)
+        case(alert_rules_are_loaded, pport)
     finally:
         for p in (prom, svc):
             if p and p.poll() is None:
