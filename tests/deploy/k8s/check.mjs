@@ -16,6 +16,14 @@ const K8S = path.join(root, 'deploy/k8s');
 const TARGETS = { base: 'base', dev: 'overlays/dev', prod: 'overlays/prod' };
 
 let passed = 0, failed = 0;
+// a bug here, or a manifest too broken for a check to walk, still ends with
+// the summary line
+for (const event of ['uncaughtException', 'unhandledRejection'])
+    process.on(event, (e) => {
+        console.log(`FAIL - tests/deploy/k8s/check.mjs broke: ${String(e?.stack ?? e).split('\n').slice(0, 3).join(' ')}`);
+        console.log(`${passed} passed, ${failed + 1} failed`);
+        process.exit(1);
+    });
 const pass = (what) => {
     passed++;
     console.log(`PASS - ${what}`);
@@ -194,9 +202,12 @@ const prod = renders.prod ?? renders.base;
 async function mustReject(what, mutate, expect) {
     if (!prod)
         return fail(what, 'no rendering to break');
-    const objs = clone(prod);
-    const obj = mutate(objs);
-    const problems = await validate(obj);
+    let problems;
+    try {
+        problems = await validate(mutate(clone(prod)));
+    } catch (e) {
+        return fail(`rejected: ${what}`, `could not make the broken copy: ${errText(e)}`);
+    }
     const hit = problems.filter((p) => expect.test(p));
     hit.length ? pass(`rejected: ${what} (${hit[0]})`) : fail(`rejected: ${what}`, problems.length ? `other problems only: ${brief(problems)}` : 'accepted');
 }
@@ -289,7 +300,9 @@ for (const [name, objs] of Object.entries(renders)) {
         problems.length ? fail(`${name}: ${what}`, brief(problems)) : pass(`${name}: ${what}`);
     }
     const problems = overlayExpectations(objs, name);
-    problems.length ? fail(`${name}: the ${name} overlay's own settings`, brief(problems)) : pass(`${name}: the ${name === 'base' ? 'base' : `${name} overlay`}'s own settings (namespace, labels, replicas, ${name === 'dev' ? 'no HPA or PDB, debug logs' : 'HPA 2-10, PDB, ServiceMonitor, worker'})`);
+    const own = `${name}: the ${name === 'base' ? 'base' : `${name} overlay`}'s own settings`;
+    problems.length ? fail(own, brief(problems))
+        : pass(`${own} (namespace, labels, replicas, ${name === 'dev' ? 'no HPA or PDB, debug logs' : 'HPA 2-10, PDB, ServiceMonitor, worker'})`);
     if (help) {
         const p = helpCheck(objs, help, name === 'base' ? secretKeys : []);
         p.length ? fail(`${name}: every variable set is one \`chapter13 --help\` lists`, brief(p))
@@ -301,10 +314,14 @@ for (const [name, objs] of Object.entries(renders)) {
 function mustCatch(what, check, mutate, ctx = {}) {
     if (!prod)
         return fail(what, 'no rendering to break');
-    const objs = clone(prod);
-    mutate(objs);
-    const fn = checks[check];
-    const problems = fn(objs, { overlay: 'prod', help, image: null, ...ctx });
+    let problems;
+    try {
+        const objs = clone(prod);
+        mutate(objs);
+        problems = checks[check](objs, { overlay: 'prod', help, image: null, ...ctx });
+    } catch (e) {
+        return fail(`caught: ${what}`, `could not make the broken copy: ${errText(e)}`);
+    }
     problems.length ? pass(`caught: ${what} (${problems[0]})`) : fail(`caught: ${what}`, `"${check}" found nothing`);
 }
 const cm = (objs) => find(objs, 'ConfigMap', 'chapter13-config');
