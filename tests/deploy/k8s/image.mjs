@@ -155,7 +155,8 @@ export function parseInspect(text, source) {
     let healthcheck = null;
     if (hc?.Test && hc.Test[0] !== 'NONE')
         healthcheck = hc.Test.slice(1).join(' ');
-    return { user: c.User ? parseUser(c.User) : null, env, exposed, healthcheck, workdir: c.WorkingDir || '/', source };
+    const user = c.User || data.User; // podman repeats it beside Config
+    return { user: user ? parseUser(user) : null, env, exposed, healthcheck, workdir: c.WorkingDir || '/', source };
 }
 
 // ---------------------------------------------------------------- --help
