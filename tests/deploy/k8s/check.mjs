@@ -299,10 +299,10 @@ for (const [name, objs] of Object.entries(renders)) {
         const problems = fn(objs, ctx);
         problems.length ? fail(`${name}: ${what}`, brief(problems)) : pass(`${name}: ${what}`);
     }
-    const problems = overlayExpectations(objs, name);
+    const problems = overlayExpectations(objs, name, renders.base);
     const own = `${name}: the ${name === 'base' ? 'base' : `${name} overlay`}'s own settings`;
     problems.length ? fail(own, brief(problems))
-        : pass(`${own} (namespace, labels, replicas, ${name === 'dev' ? 'no HPA or PDB, debug logs' : 'HPA 2-10, PDB, ServiceMonitor, worker'})`);
+        : pass(`${own} (namespace, labels, replicas, ${name === 'dev' ? 'smaller limits, no HPA or PDB, debug logs' : 'HPA 2-10, PDB, ServiceMonitor, worker'})`);
     if (help) {
         const p = helpCheck(objs, help, name === 'base' ? secretKeys : []);
         p.length ? fail(`${name}: every variable set is one \`chapter13 --help\` lists`, brief(p))
@@ -368,6 +368,12 @@ mustCatch('the image busybox', 'the containers run the weave-chapter13 image',
     find(objs, 'HorizontalPodAutoscaler').spec.maxReplicas = 3;
     const p = overlayExpectations(objs, 'prod');
     p.length ? pass(`caught: an HPA of 2 to 3 replicas in prod (${p[0]})`) : fail('caught: an HPA of 2 to 3 replicas in prod', 'found nothing');
+}
+if (renders.dev && renders.base) {
+    const objs = clone(renders.dev);
+    find(objs, 'Deployment', 'chapter13').spec.template.spec.containers[0].resources.limits.cpu = '2';
+    const p = overlayExpectations(objs, 'dev', renders.base);
+    p.length ? pass(`caught: dev limits as large as the base's (${p[0]})`) : fail("caught: dev limits as large as the base's", 'found nothing');
 }
 if (help) {
     for (const [what, mutate] of [

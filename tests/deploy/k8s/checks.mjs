@@ -343,7 +343,7 @@ export const checks = {
 };
 
 // What each overlay is for, beyond the base.
-export function overlayExpectations(objs, overlay) {
+export function overlayExpectations(objs, overlay, baseObjs = null) {
     const out = [];
     const ns = { base: undefined, dev: 'weave-dev', prod: 'weave' }[overlay];
     const d = named(objs, 'Deployment', SERVER);
@@ -368,6 +368,10 @@ export function overlayExpectations(objs, overlay) {
                 out.push(`a ${kind} in dev (one pod: it would fight the replica count or block drains)`);
         if (named(objs, 'ConfigMap', 'chapter13-config')?.data?.LOG_LEVEL !== 'debug')
             out.push('LOG_LEVEL is not debug');
+        const baseD = baseObjs && named(baseObjs, 'Deployment', SERVER);
+        const lim = (x) => containers(x ?? {}).find((c) => c.name === SERVER)?.resources?.limits ?? {};
+        if (baseD && !(cpu(lim(d).cpu) < cpu(lim(baseD).cpu) && bytes(lim(d).memory) < bytes(lim(baseD).memory)))
+            out.push(`Deployment ${SERVER}: limits ${lim(d).cpu} CPU ${lim(d).memory} are not below the base's ${lim(baseD).cpu} CPU ${lim(baseD).memory}`);
     } else {
         if (d?.spec?.replicas !== 2)
             out.push(`Deployment ${SERVER}: replicas ${d?.spec?.replicas}, expected 2`);
