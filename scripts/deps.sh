@@ -126,6 +126,9 @@ TEST_PACKAGES=(
     # hybrid cgroups); debootstrap makes its Debian base image from Debian's
     # archive when no registry is reachable (scripts/debian_base_image.sh)
     podman runc debootstrap
+    # PyYAML: the checks of the alert rules, Grafana provisioning and
+    # compose.yaml (tests/deploy/monitoring/check.py)
+    python3-yaml
 )
 
 BENCH_PACKAGES=(

@@ -52,7 +52,8 @@ static const section chapter[] = {
     {"13.11.1", "Prometheus metrics", "GET /hello, GET /metrics",
      "examples/chapter13/s13_11_1_prometheus.c", true},
     {"13.11.2", "Grafana dashboard", "", "deploy/grafana/weave-dashboard.json", true},
-    {"13.12.1", "CI/CD to Docker and Kubernetes", "", "", false},
+    {"13.12.1", "CI/CD to Docker and Kubernetes (GitHub Actions)", "", "Dockerfile", true},
+    {"13.12.2", "CI/CD with GitLab CI", "", ".gitlab-ci.yml", true},
 };
 
 static int list(wv_req *req, wv_res *res)

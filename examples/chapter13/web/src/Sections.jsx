@@ -139,9 +139,11 @@ export default function Sections() {
       <div className="sections-head">
         <h2 id="sections-title">The chapter, section by section</h2>
         <p className="muted">
-          {state.phase === 'done'
-            ? `${live.length} of ${sections.length} sections of chapter 13 run in this service; the others are planned.`
-            : 'Every section of chapter 13 and the weave code that ports it.'}
+          {state.phase !== 'done'
+            ? 'Every section of chapter 13 and the weave code that ports it.'
+            : planned.length === 0
+              ? `All ${sections.length} sections of chapter 13 are ported: the routes run in this service, the deployment files are in the repository.`
+              : `${live.length} of ${sections.length} sections of chapter 13 run in this service; the others are planned.`}
         </p>
       </div>
 
