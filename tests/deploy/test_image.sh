@@ -42,29 +42,11 @@ LOCKED=(--read-only --tmpfs /tmp:rw,mode=1777
     --tmpfs /var/lib/weave:rw,mode=0750,U
     --cap-drop ALL --security-opt no-new-privileges)
 
-passed=0
-failed=0
 containers=()
 pg_dir=""
 started=$(date +%s)
-
-pass()
-{
-    echo "PASS - $*"
-    passed=$((passed + 1))
-}
-fail()
-{
-    echo "FAIL - $*"
-    failed=$((failed + 1))
-}
-# check DESCRIPTION COMMAND...: PASS if the command succeeds
-check()
-{
-    local what=$1
-    shift
-    if "$@"; then pass "$what"; else fail "$what"; fi
-}
+# shellcheck source=tests/deploy/lib.sh
+. tests/deploy/lib.sh
 
 finish()
 {

@@ -33,20 +33,8 @@ BIN=${CHAPTER13_BIN:-build/release/chapter13}
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/weave-monitoring-test.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
 
-passed=0
-failed=0
-
-pass()
-{
-    echo "PASS - $1"
-    passed=$((passed + 1))
-}
-
-fail()
-{
-    echo "FAIL - $1: $2"
-    failed=$((failed + 1))
-}
+# shellcheck source=tests/deploy/lib.sh
+. tests/deploy/lib.sh
 
 # The last lines of a command's output, on one line, for a FAIL reason.
 tail_of()

@@ -32,10 +32,8 @@ CI=.github/workflows/ci.yml
 RELEASE=.github/workflows/release.yml
 GITLAB=.gitlab-ci.yml
 
-passed=0
-failed=0
-pass() { echo "PASS - $1"; passed=$((passed + 1)); }
-fail() { echo "FAIL - $1: $2"; failed=$((failed + 1)); }
+# shellcheck source=tests/deploy/lib.sh
+. tests/deploy/lib.sh
 finish()
 {
     echo "$passed passed, $failed failed"
