@@ -998,15 +998,20 @@ static int task_fiber(void *arg)
             wv_chan_recv_until(t->stopping, &x, wv_after_ms(wait_ms)) != -ETIMEDOUT) {
             if (!wv_cancelled())
                 requeue(task);
+            slot_release(task);
             task_free(task);
             return 0;
         }
-        char one = 1;
-        if (wv_chan_send(t->slots, &one) < 0) {
-            task_free(task);
-            return 0;
+        /* one taken when it was due already kept the taker's slot: a
+         * second would wait for itself with concurrency 1 */
+        if (!task->has_slot) {
+            char one = 1;
+            if (wv_chan_send(t->slots, &one) < 0) {
+                task_free(task);
+                return 0;
+            }
+            task->has_slot = true;
         }
-        task->has_slot = true;
     }
     run(task);
     slot_release(task);
