@@ -216,6 +216,8 @@ typedef struct wv_tasks_opts {
                                       task_track_started) */
     bool events;                   /* worker: send task and worker events (celery -E) */
     const char *hostname;          /* worker: its node name; NULL = "celery@<host name>" */
+    int64_t depth_interval_ms;     /* worker: how often it samples its queue's depth
+                                      (weave_tasks_queue_depth); 0 = 5000 */
 } wv_tasks_opts;
 
 /* A client on the calling shard, for broker (redis:// or rediss://, as
