@@ -88,7 +88,12 @@
  * canceled"}, weave_pg_query_duration_seconds{db},
  * weave_pg_pool_connections{db,state="idle|busy"},
  * weave_pg_batches_total{db} (writes to the server, each one round trip),
- * weave_pg_cancels_total{db}, weave_pg_connects_total{db,status="ok|error"}.
+ * weave_pg_cancels_total{db}, weave_pg_connects_total{db,status="ok|error"};
+ * a pool's exhaustion: weave_pg_pool_max_connections{db} (max_size, summed
+ * over the pools of that name: one per shard), weave_pg_pool_waiters{db}
+ * (fibers waiting in wv_pg_pool_acquire now) and
+ * weave_pg_pool_acquire_timeouts_total{db} (waits ended by the fiber's
+ * deadline). wv_db on PostgreSQL is a pool named "default".
  */
 #ifndef WEAVE_PG_H
 #define WEAVE_PG_H

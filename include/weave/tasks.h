@@ -150,6 +150,15 @@
  *    cancels its tasks; their acks_late records are restored by the next
  *    worker after the visibility timeout.
  *
+ *  - Metrics (default registry; docs/tasks.md, Metrics):
+ *    weave_tasks_sent_total{task,queue}, weave_tasks_received_total{task,
+ *    queue}, weave_tasks_finished_total{task,state="SUCCESS|FAILURE|RETRY|
+ *    REVOKED|REJECTED"}, weave_tasks_duration_seconds{task} (the body's
+ *    time), weave_tasks_running{queue}, and weave_tasks_queue_depth{queue}:
+ *    the messages waiting in the broker, sampled by a worker every
+ *    opts.depth_interval_ms (Redis: the lists' lengths; RabbitMQ: the ready
+ *    messages; a database queue: the due rows).
+ *
  * The database queue (a broker URL that wv_db_open takes: postgres://,
  * postgresql://, sqlite:...; docs/tasks.md has the table and the SQL).
  * The queue is the table weave_tasks (created by wv_tasks_open when
@@ -216,6 +225,8 @@ typedef struct wv_tasks_opts {
                                       task_track_started) */
     bool events;                   /* worker: send task and worker events (celery -E) */
     const char *hostname;          /* worker: its node name; NULL = "celery@<host name>" */
+    int64_t depth_interval_ms;     /* worker: how often it samples its queue's depth
+                                      (weave_tasks_queue_depth); 0 = 5000 */
 } wv_tasks_opts;
 
 /* A client on the calling shard, for broker (redis:// or rediss://, as

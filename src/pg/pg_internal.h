@@ -53,6 +53,7 @@ typedef struct pg_metrics {
     wv_series *batches, *cancels;
     wv_series *connect_ok, *connect_error;
     wv_series *idle, *busy;
+    wv_series *max, *waiters, *acquire_timeouts; /* the pools' exhaustion */
 } pg_metrics;
 
 /* The series of the db label `name` (made once per name, kept forever);

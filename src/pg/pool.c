@@ -49,6 +49,7 @@ static int total(const wv_pg_pool *p)
 static void maybe_free(wv_pg_pool *p)
 {
     if (p->closing && total(p) == 0 && p->inside == 0) {
+        wv_gauge_add(p->m->max, -p->opts.max_size);
         free(p->url);
         free(p);
     }
@@ -81,6 +82,7 @@ int wv_pg_pool_new(const char *url, const wv_pg_pool_opts *opts, wv_pg_pool **ou
     snprintf(p->name, sizeof p->name, "%s", p->opts.conn.name ? p->opts.conn.name : "default");
     p->opts.conn.name = p->name;
     p->m = pg_metrics_for(p->name);
+    wv_gauge_add(p->m->max, p->opts.max_size);
     p->backoff_ms = p->opts.backoff_min_ms;
     *out = p;
     return 0;
@@ -150,7 +152,9 @@ static int wait_for_release(wv_pg_pool *p, int64_t until)
     if (until < own)
         wv_deadline_set(until);
     p->waiting++;
+    wv_gauge_inc(p->m->waiters);
     rc = wv_cond_wait(&p->cv, &p->mu);
+    wv_gauge_dec(p->m->waiters);
     p->waiting--;
     wv_deadline_set(own);
     wv_mutex_unlock(&p->mu);
@@ -216,6 +220,8 @@ static int acquire(wv_pg_pool *p, wv_pg_conn **out)
                            "%s (pool %s: next attempt in %lld ms)", p->last_msg, p->name,
                            (long long)((p->next_attempt - now) / 1000000));
         int rc = wait_for_release(p, total(p) < p->opts.max_size ? p->next_attempt : WV_NEVER);
+        if (rc == -ETIMEDOUT)
+            wv_counter_inc(p->m->acquire_timeouts);
         if (rc < 0)
             return wv_fail(rc, "pg pool %s: %s waiting for a connection (%d busy)", p->name,
                            rc == -ETIMEDOUT ? "timed out" : "cancelled", p->nbusy);

@@ -15,6 +15,7 @@
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static bool registered;
 static wv_metric *queries, *duration, *connections, *batches, *cancels, *connects;
+static wv_metric *max_conns, *waiters, *timeouts;
 
 typedef struct named {
     struct named *next;
@@ -64,6 +65,26 @@ static void register_families(void)
                                          .help = "PostgreSQL connection attempts, by outcome.",
                                          .labels = "db,status"},
                        &connects);
+    wv_metric_register(NULL,
+                       &(wv_metric_opts){.type = WV_METRIC_GAUGE,
+                                         .name = "weave_pg_pool_max_connections",
+                                         .help = "PostgreSQL pools' configured size (max_size), "
+                                                 "summed over the shards' pools.",
+                                         .labels = "db"},
+                       &max_conns);
+    wv_metric_register(NULL,
+                       &(wv_metric_opts){.type = WV_METRIC_GAUGE,
+                                         .name = "weave_pg_pool_waiters",
+                                         .help = "Fibers waiting for a PostgreSQL pool connection.",
+                                         .labels = "db"},
+                       &waiters);
+    wv_metric_register(NULL,
+                       &(wv_metric_opts){.type = WV_METRIC_COUNTER,
+                                         .name = "weave_pg_pool_acquire_timeouts_total",
+                                         .help = "Waits for a PostgreSQL pool connection that "
+                                                 "ended at the fiber's deadline.",
+                                         .labels = "db"},
+                       &timeouts);
 }
 
 static wv_series *series(wv_metric *f, const char *a, const char *b)
@@ -98,6 +119,9 @@ pg_metrics *pg_metrics_for(const char *name)
         m->cancels = series(cancels, n->name, NULL);
         m->connect_ok = series(connects, n->name, "ok");
         m->connect_error = series(connects, n->name, "error");
+        m->max = series(max_conns, n->name, NULL);
+        m->waiters = series(waiters, n->name, NULL);
+        m->acquire_timeouts = series(timeouts, n->name, NULL);
         n->next = all;
         all = n;
     }

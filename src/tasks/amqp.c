@@ -536,6 +536,7 @@ static int at_take(tasks_transport *tr, const char *queue, int64_t timeout_ms, t
     if (rc < 0) {
         wv_error("tasks: a message on %s that does not decode: %s (%s); rejected", queue,
                  wv_strerror(rc), wv_errmsg());
+        tasks_metrics_undecodable(queue);
         int r = wv_amqp_reject(m, false);
         if (r < 0)
             wv_error("tasks: reject: %s (%s)", wv_strerror(r), wv_errmsg());
@@ -737,6 +738,25 @@ static void at_close(tasks_transport *tr)
     free(at);
 }
 
+/* The queue's ready messages, from a passive queue.declare on a channel
+ * of its own (a queue deleted meanwhile closes that channel, 404, and no
+ * other). Messages delivered to consumers and not acked yet (a worker's
+ * prefetch, its held ETAs) are not counted. */
+static int at_depth(tasks_transport *tr, const char *queue, int64_t *out)
+{
+    amqp_tr *at = (amqp_tr *)tr;
+    wv_amqp_channel *ch;
+    int rc = wv_amqp_channel_open(at->conn, &ch);
+    if (rc < 0)
+        return rc;
+    wv_amqp_queue_info info;
+    rc = wv_amqp_queue_declare(ch, queue, &(wv_amqp_queue_opts){.passive = true}, &info);
+    wv_amqp_channel_close(ch);
+    if (rc == 0)
+        *out = info.messages;
+    return rc;
+}
+
 static const tasks_transport_ops amqp_tr_ops = {
     .send = at_send,
     .take = at_take,
@@ -746,6 +766,7 @@ static const tasks_transport_ops amqp_tr_ops = {
     .reject = at_reject,
     .publish = at_publish,
     .listen = at_listen,
+    .depth = at_depth,
     .close = at_close,
 };
 

@@ -172,6 +172,11 @@
     "SELECT min(run_at) FROM weave_tasks WHERE queue = $1 AND run_at IS NOT NULL "                 \
     "AND (locked_until IS NULL OR locked_until <= $2)"
 
+/* The due, unleased rows of a queue: its depth ($1 queue, $2 now). */
+#define DEPTH_SQL                                                                                  \
+    "SELECT count(*) FROM weave_tasks WHERE queue = $1 AND run_at <= $2 "                          \
+    "AND (locked_until IS NULL OR locked_until <= $2)"
+
 /* $1 id, $2 token, $3 now */
 #define DONE_SQL                                                                                   \
     "UPDATE weave_tasks SET run_at = NULL, locked_until = NULL, lock_token = NULL, "               \
@@ -615,6 +620,7 @@ static int decode_row(db_tr *t, wv_db_rows *row, const char *queue, const char *
     }
     wv_buf_append(&why, "", 1);
     wv_error("tasks: the message of %s on %s %s: rejected", id, queue, why.p);
+    tasks_metrics_undecodable(queue);
     int r = reject_row(t, id, token, why.p, true);
     if (r < 0)
         wv_error("tasks: rejecting %s: %s (%s)", id, wv_strerror(r), wv_errmsg());
@@ -781,6 +787,14 @@ static int dt_upkeep(tasks_transport *tr, wv_chan *stopping)
     return 0;
 }
 
+/* The rows a take would take now: due, and not leased (a row waiting for
+ * its ETA is not counted until it is due). */
+static int dt_depth(tasks_transport *tr, const char *queue, int64_t *out)
+{
+    db_tr *t = (db_tr *)tr;
+    return wv_db_query_int(t->core->db, out, DEPTH_SQL, wv_db_text(queue), wv_db_time(now_us()));
+}
+
 /* PostgreSQL: a broadcast is a NOTIFY on weave_tasks_bcast, read by every
  * client's LISTEN connection (at most once: one missed while a connection
  * is being made again is lost, as on Redis pub/sub). The headers are not
@@ -859,7 +873,8 @@ static void dt_close(tasks_transport *tr)
  * taker polls. */
 #define DB_TR_OPS                                                                                  \
     .send = dt_send, .take = dt_take, .concurrent_take = false, .ack = dt_ack,                     \
-    .requeue = dt_requeue, .reject = dt_reject, .upkeep = dt_upkeep, .close = dt_close
+    .requeue = dt_requeue, .reject = dt_reject, .upkeep = dt_upkeep, .depth = dt_depth,            \
+    .close = dt_close
 
 static const tasks_transport_ops db_tr_ops_pg = {DB_TR_OPS, .publish = dt_publish,
                                                  .listen = dt_listen};

@@ -95,6 +95,7 @@ static int rt_take(tasks_transport *tr, const char *queue, int64_t timeout_ms, t
     }
     wv_error("tasks: a message on %s that does not decode: %s (%s); %s", queue, wv_strerror(rc),
              wv_errmsg(), rt->dead_letter ? "dead-lettered" : "dropped");
+    tasks_metrics_undecodable(queue);
     if (rt->dead_letter) {
         wv_str dl = {rt->dead_letter, strlen(rt->dead_letter)}, v = {env.p, env.n};
         rc = wv_redis_cmdv(rt->r, NULL, 3, (wv_str[]){WV_STR("LPUSH"), dl, v});
@@ -359,6 +360,42 @@ static int rt_upkeep(tasks_transport *tr, wv_chan *stopping)
     return 0;
 }
 
+/* ------------------------------------------------------------ depth */
+
+/* The messages waiting in queue: the lengths of its lists (its own and
+ * kombu's priority steps'), in one pipeline. What workers took and hold
+ * (ETA, acks_late: the unacked hash) is not counted. */
+static int rt_depth(tasks_transport *tr, const char *queue, int64_t *out)
+{
+    redis_tr *rt = (redis_tr *)tr;
+    wv_redis_pipe *p;
+    int rc = wv_redis_pipe_new(rt->r, false, &p);
+    if (rc < 0)
+        return rc;
+    wv_buf name = {0};
+    for (size_t i = 0; rc == 0 && i < sizeof STEPS / sizeof STEPS[0]; i++) {
+        wv_buf_reset(&name);
+        rc = q_for_pri(queue, STEPS[i], &name);
+        if (rc == 0)
+            rc = wv_redis_pipe_addv(p, 2, (wv_str[]){WV_STR("LLEN"), {name.p, name.n}});
+    }
+    wv_buf_free(&name);
+    if (rc == 0)
+        rc = wv_redis_pipe_exec(p);
+    int64_t n = 0;
+    for (int i = 0; rc == 0 && i < wv_redis_pipe_count(p); i++) {
+        const wv_redis_reply *r = wv_redis_pipe_reply(p, i);
+        if (!r || r->type != WV_REDIS_INT)
+            rc = wv_fail(-EPROTO, "LLEN answered no integer");
+        else
+            n += r->integer;
+    }
+    wv_redis_pipe_free(p);
+    if (rc == 0)
+        *out = n;
+    return rc;
+}
+
 /* ------------------------------------------------------------ broadcasts */
 
 /* kombu's fanout on Redis: PUBLISH on "/<db>.<exchange>/<routing key>" (or
@@ -452,6 +489,7 @@ static const tasks_transport_ops redis_tr_ops = {
     .requeue = rt_requeue,
     .reject = rt_reject,
     .upkeep = rt_upkeep,
+    .depth = rt_depth,
     .publish = rt_publish,
     .listen = rt_listen,
     .close = rt_close,

@@ -22,12 +22,22 @@
 #define REVOKED_TTL_NS (10800 * (int64_t)1000000000)
 /* Celery's worker heartbeat interval (worker-heartbeat events). */
 #define HEARTBEAT_MS 2000
+/* How often a worker samples its queue's depth, unless told. */
+#define DEPTH_MS 5000
+/* (task, queue) pairs whose sent counter a client keeps at hand. */
+#define SENT_CACHE 32
 
 typedef struct task_reg {
     char *name;
     wv_task_fn *fn;
     void *data;
+    tasks_task_metrics m;
 } task_reg;
+
+typedef struct sent_series {
+    char *task, *queue;
+    wv_series *s;
+} sent_series;
 
 typedef struct revoked_id {
     char id[CELERY_UUID_LEN + 1];
@@ -46,11 +56,17 @@ struct wv_tasks {
     task_reg *regs;
     int nregs;
     int shard;
+    /* metrics: the unregistered tasks' series, and the sent counters seen */
+    tasks_task_metrics unreg;
+    sent_series sent[SENT_CACHE];
+    int nsent;
+    int64_t depth_ms; /* < 0: not sampled */
     /* while working */
     wv_chan *slots;    /* a token per running task: a semaphore */
     wv_chan *stopping; /* closed at warm shutdown: held tasks give back */
     wv_group *tasks;   /* the task fibers */
     wv_task *running;  /* the tasks in their body, for revoke(terminate) */
+    wv_series *nrunning, *depth;
     int64_t processed;
     revoked_id *revoked; /* oldest first */
     size_t nrevoked, caprevoked;
@@ -128,7 +144,8 @@ int wv_tasks_open(const char *broker, const wv_tasks_opts *opts, wv_tasks **out)
     if (rpc && !amqp_url(broker))
         return wv_fail(-EPROTONOSUPPORT,
                        "tasks: the rpc:// result backend needs an amqp:// or amqps:// broker");
-    if (o.concurrency < 0 || o.visibility_timeout_ms < 0 || o.result_expires_ms < 0)
+    if (o.concurrency < 0 || o.visibility_timeout_ms < 0 || o.result_expires_ms < 0 ||
+        o.depth_interval_ms < 0)
         return wv_fail(-EINVAL, "tasks: negative option");
     if (wv_shard_id() < 0)
         return wv_fail(-EPERM, "tasks: open it from a fiber");
@@ -136,6 +153,8 @@ int wv_tasks_open(const char *broker, const wv_tasks_opts *opts, wv_tasks **out)
     if (!t)
         return -ENOMEM;
     t->shard = wv_shard_id();
+    t->depth_ms = o.depth_interval_ms ? o.depth_interval_ms : DEPTH_MS;
+    tasks_metrics_init();
     t->queue = dupstr(o.queue ? o.queue : "celery");
     t->dead_letter = o.dead_letter ? dupstr(o.dead_letter) : NULL;
     t->acks_late = o.acks_late;
@@ -194,6 +213,10 @@ void wv_tasks_close(wv_tasks *t)
     for (int i = 0; i < t->nregs; i++)
         free(t->regs[i].name);
     free(t->regs);
+    for (int i = 0; i < t->nsent; i++) {
+        free(t->sent[i].task);
+        free(t->sent[i].queue);
+    }
     free(t->queue);
     free(t->dead_letter);
     free(t->revoked);
@@ -214,8 +237,35 @@ int wv_tasks_register(wv_tasks *t, const char *name, wv_task_fn *fn, void *data)
     char *n = dupstr(name);
     if (!n)
         return -ENOMEM;
-    r[t->nregs++] = (task_reg){n, fn, data};
+    r[t->nregs] = (task_reg){n, fn, data, {0}};
+    tasks_metrics_task(&r[t->nregs].m, n, t->queue);
+    t->nregs++;
     return 0;
+}
+
+/* Send m to queue, counted in weave_tasks_sent_total once it went. */
+static int send_msg(wv_tasks *t, const celery_task_msg *m, const char *queue)
+{
+    int rc = t->tr->ops->send(t->tr, m, queue);
+    if (rc < 0)
+        return rc;
+    for (int i = 0; i < t->nsent; i++)
+        if (strcmp(t->sent[i].task, m->task) == 0 && strcmp(t->sent[i].queue, queue) == 0) {
+            wv_counter_inc(t->sent[i].s);
+            return rc;
+        }
+    wv_series *s = tasks_metrics_sent(m->task, queue);
+    if (s && t->nsent < SENT_CACHE) {
+        char *a = dupstr(m->task), *b = dupstr(queue);
+        if (a && b)
+            t->sent[t->nsent++] = (sent_series){a, b, s};
+        else {
+            free(a);
+            free(b);
+        }
+    }
+    wv_counter_inc(s);
+    return rc;
 }
 
 /* ------------------------------------------------------------ in a task */
@@ -746,7 +796,7 @@ int wv_task_retry(wv_task *task, const wv_task_retry_opts *opts)
                                .exc_message = task->exc_msg.p ? task->exc_msg.p : "",
                                .date_done_ns = CELERY_NO_TIME};
         store(task, &r);
-        rc = task->t->tr->ops->send(task->t->tr, &m, queue);
+        rc = send_msg(task->t, &m, queue);
     }
     free(cb);
     free(eb);
@@ -804,7 +854,7 @@ static int emit_follow_up(const celery_task_msg *m, const char *queue, void *arg
     celery_task_msg c = *m;
     c.exchange = "";
     c.routing_key = queue ? queue : task->t->queue;
-    return task->t->tr->ops->send(task->t->tr, &c, c.routing_key);
+    return send_msg(task->t, &c, c.routing_key);
 }
 
 /* Chains, callbacks (link) and errbacks (link_error), as Celery's tracer
@@ -828,21 +878,35 @@ static int body_fiber(void *arg)
     return 0;
 }
 
+/* The task's series: its registration's, or the unregistered ones. */
+static const tasks_task_metrics *metrics_of(const wv_task *task)
+{
+    return task->reg ? &task->reg->m : &task->t->unreg;
+}
+
+static void finished(const wv_task *task, int state)
+{
+    wv_counter_inc(metrics_of(task)->finished[state]);
+}
+
 static void run(wv_task *task)
 {
     wv_tasks *t = task->t;
     const celery_task *msg = &task->m.msg;
     if (msg->expires_ns != CELERY_NO_TIME && tasks_real_ns() > msg->expires_ns) {
         revoked(task, "expired");
+        finished(task, TASKS_REVOKED);
         ack(task);
         return;
     }
     if (is_revoked(t, msg->id.p)) {
         revoked(task, "revoked");
+        finished(task, TASKS_REVOKED);
         ack(task);
         return;
     }
     if (!task->reg) {
+        finished(task, TASKS_REJECTED);
         wv_error("tasks: received unregistered task of type '%s' (id %s): rejected, FAILURE "
                  "NotRegistered",
                  msg->task.p, msg->id.p);
@@ -881,15 +945,19 @@ static void run(wv_task *task)
             t->running->prev = task;
         t->running = task;
         task->body_deadline = soft < hard ? soft : hard;
+        int64_t tb = wv_now();
         if (rc == 0)
             rc = wv_group_spawn(task->body, body_fiber, task, &(wv_spawn_opts){.name = "task"});
         if (rc == 0) {
+            wv_gauge_inc(t->nrunning);
             /* join cancels the body when the hard limit passes */
             int64_t old = wv_deadline_set(hard);
             int jr = wv_group_join(task->body);
             wv_deadline_set(old);
             hard_hit = jr == -ETIMEDOUT;
             rc = task->rc;
+            wv_gauge_dec(t->nrunning);
+            wv_histogram_observe(task->reg->m.duration, (double)(wv_now() - tb) / 1e9);
         }
         if (task->prev)
             task->prev->next = task->next;
@@ -903,7 +971,9 @@ static void run(wv_task *task)
     t->processed++;
     if (task->terminated) {
         revoked(task, "terminated");
+        finished(task, TASKS_REVOKED);
     } else if (hard_hit) {
+        finished(task, TASKS_FAILURE);
         char m[64];
         snprintf(m, sizeof m, "TimeLimitExceeded(%g,)", msg->time_limit);
         wv_error("tasks: hard time limit (%gs) exceeded for %s[%s]", msg->time_limit, msg->task.p,
@@ -921,6 +991,7 @@ static void run(wv_task *task)
                                .result_len = task->wrote ? task->result.n : 0,
                                .date_done_ns = tasks_real_ns()};
         store(task, &m);
+        finished(task, TASKS_SUCCESS);
         if (task->wrote)
             follow_ups(task, true, task->result.p, task->result.n);
         else
@@ -938,6 +1009,7 @@ static void run(wv_task *task)
         }
     } else if (task->retrying && rc == -EAGAIN) {
         /* RETRY was stored by wv_task_retry, before it sent the retry */
+        finished(task, TASKS_RETRY);
         wv_info("tasks: %s[%s] retry: %s", msg->task.p, msg->id.p, task->exc_msg.p);
         event_exc(task, "task-retried", task->exc_type, task->exc_msg.p);
     } else {
@@ -961,6 +1033,7 @@ static void run(wv_task *task)
             text = *m ? m : wv_strerror(rc);
         }
         store_exc(task, CELERY_FAILURE, type, module, text);
+        finished(task, TASKS_FAILURE);
         wv_buf quoted = {0};
         if (tasks_py_string(msg->id.p, msg->id.n, &quoted) == 0)
             follow_ups(task, false, quoted.p, quoted.n);
@@ -998,15 +1071,20 @@ static int task_fiber(void *arg)
             wv_chan_recv_until(t->stopping, &x, wv_after_ms(wait_ms)) != -ETIMEDOUT) {
             if (!wv_cancelled())
                 requeue(task);
+            slot_release(task);
             task_free(task);
             return 0;
         }
-        char one = 1;
-        if (wv_chan_send(t->slots, &one) < 0) {
-            task_free(task);
-            return 0;
+        /* one taken when it was due already kept the taker's slot: a
+         * second would wait for itself with concurrency 1 */
+        if (!task->has_slot) {
+            char one = 1;
+            if (wv_chan_send(t->slots, &one) < 0) {
+                task_free(task);
+                return 0;
+            }
+            task->has_slot = true;
         }
-        task->has_slot = true;
     }
     run(task);
     slot_release(task);
@@ -1021,6 +1099,9 @@ static int handle(wv_tasks *t, wv_task *task, wv_group *g)
     for (int i = 0; i < t->nregs; i++)
         if (strcmp(t->regs[i].name, msg->task.p) == 0)
             task->reg = &t->regs[i];
+    if (!task->reg && !t->unreg.received)
+        tasks_metrics_task(&t->unreg, TASKS_UNREGISTERED, t->queue);
+    wv_counter_inc(metrics_of(task)->received);
     if (msg->eta_ns != CELERY_NO_TIME && msg->eta_ns > tasks_real_ns())
         slot_release(task); /* held: it takes one when due */
     /* recorded (hold) in its own fiber, so the taker takes the next at once */
@@ -1037,6 +1118,28 @@ static int upkeep(void *arg)
 {
     wv_tasks *t = arg;
     return t->tr->ops->upkeep(t->tr, t->stopping);
+}
+
+/* The queue's depth into its gauge every depth_ms, from a fiber of its own:
+ * a scrape only reads the last sample, and never waits on the broker. */
+static int depth_sampler(void *arg)
+{
+    wv_tasks *t = arg;
+    bool failing = false;
+    for (;;) {
+        int64_t n = 0, old = wv_deadline_set(wv_after_ms(t->depth_ms < 5000 ? 5000 : t->depth_ms));
+        int rc = t->tr->ops->depth(t->tr, t->queue, &n);
+        wv_deadline_set(old);
+        if (rc == 0)
+            wv_gauge_set(t->depth, (double)n);
+        else if (!failing && !wv_cancelled())
+            wv_warn("tasks: the depth of %s: %s (%s)", t->queue, wv_strerror(rc), wv_errmsg());
+        failing = rc < 0;
+        int x;
+        if (wv_chan_recv_until(t->stopping, &x, wv_after_ms(t->depth_ms)) != -ETIMEDOUT)
+            break;
+    }
+    return 0;
 }
 
 /* One of the worker's takers: while fewer than concurrency tasks run, take
@@ -1092,8 +1195,11 @@ int wv_tasks_work(wv_tasks *t)
     t->stopping = wv_chan_new(sizeof(int), 0);
     wv_group *g = wv_group_new(), *rg = wv_group_new(), *tg = wv_group_new();
     int rc = t->slots && t->stopping && g && rg && tg ? 0 : -ENOMEM;
+    t->nrunning = tasks_metrics_running(t->queue);
     if (rc == 0 && t->tr->ops->upkeep)
         rc = wv_group_spawn(rg, upkeep, t, &(wv_spawn_opts){.name = "tasks-upkeep"});
+    if (rc == 0 && t->tr->ops->depth && (t->depth = tasks_metrics_depth(t->queue)))
+        rc = wv_group_spawn(rg, depth_sampler, t, &(wv_spawn_opts){.name = "tasks-depth"});
     if (rc == 0 && t->tr->ops->listen)
         rc = wv_group_spawn(rg, control, t, &(wv_spawn_opts){.name = "tasks-control"});
     if (rc == 0 && t->tr->ops->publish)
@@ -1186,7 +1292,7 @@ int wv_tasks_send(wv_tasks *t, const char *name, const char *args_json,
         return rc;
     if (t->backend)
         m.reply_to = t->backend->ops->reply_to(t->backend);
-    rc = t->tr->ops->send(t->tr, &m, queue);
+    rc = send_msg(t, &m, queue);
     if (rc == 0 && id)
         memcpy(id, tid, sizeof tid);
     return rc;

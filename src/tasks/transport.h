@@ -16,8 +16,9 @@
 #include <stdint.h>
 
 #include "tasks/celery.h"
-#include "weave/tasks.h"
+#include "weave/metrics.h"
 #include "weave/rt.h"
+#include "weave/tasks.h"
 
 #pragma GCC visibility push(hidden)
 
@@ -80,6 +81,10 @@ typedef struct tasks_transport_ops {
     int (*listen)(tasks_transport *tr, const char *exchange, const char *type,
                   const char *binding_key, wv_chan *stopping,
                   int (*got)(const char *body, size_t n, void *arg), void *arg);
+    /* Messages waiting in queue now (metrics.c's weave_tasks_queue_depth),
+     * in *out: 0 or -errno. A worker samples it every few seconds from a
+     * fiber of its own. NULL: the transport cannot count them. */
+    int (*depth)(tasks_transport *tr, const char *queue, int64_t *out);
     void (*close)(tasks_transport *tr);
 } tasks_transport_ops;
 
@@ -152,6 +157,40 @@ int tasks_db_backend_open(const char *url, const tasks_cfg *cfg, tasks_transport
 int tasks_msg_from_opts(celery_task_msg *m, const char *name, const char *args_json,
                         const wv_task_send_opts *opts, const char *queue,
                         char tid[CELERY_UUID_LEN + 1]);
+
+/* The metrics (metrics.c). A task's outcomes, as weave_tasks_finished_total
+ * labels them. */
+enum {
+    TASKS_SUCCESS,
+    TASKS_FAILURE,
+    TASKS_RETRY,
+    TASKS_REVOKED,
+    TASKS_REJECTED, /* unregistered, or not decodable: dead-lettered or dropped */
+    TASKS_NSTATES
+};
+
+/* The task label of messages for names no task was registered under, and
+ * of messages that do not decode (whose name is unknown). */
+#define TASKS_UNREGISTERED "(unregistered)"
+#define TASKS_UNDECODABLE  "(undecodable)"
+
+/* One task name's series on a worker's queue, resolved once. */
+typedef struct tasks_task_metrics {
+    wv_series *received;
+    wv_series *finished[TASKS_NSTATES];
+    wv_series *duration;
+} tasks_task_metrics;
+
+/* Register the families in the default registry (once). */
+void tasks_metrics_init(void);
+/* Resolve task's series (received on queue); NULL series when the registry
+ * refuses them (updates through those do nothing). */
+void tasks_metrics_task(tasks_task_metrics *m, const char *task, const char *queue);
+wv_series *tasks_metrics_sent(const char *task, const char *queue);
+wv_series *tasks_metrics_running(const char *queue);
+wv_series *tasks_metrics_depth(const char *queue);
+/* A message on queue that did not decode: received, and REJECTED. */
+void tasks_metrics_undecodable(const char *queue);
 
 /* The wall clock in ns (Celery's times are UTC wall-clock times). */
 int64_t tasks_real_ns(void);

@@ -155,8 +155,16 @@ WeaveHighLatencyP99 ~> ) > 2.5 ~> ) > 2
 WeaveEventLoopLag ~> ) > 0.1 ~> ) > 0.01
 WeaveTargetDown ~> up{service="chapter13"} ~> up
 WeaveNotReady ~> > 0.5 ~> > 0.3
-WeavePgPoolSaturated ~> >= 0.9 ~> >= 0
+WeavePgPoolExhausted ~> (weave_pg_pool_waiters) > 0 ~> (weave_pg_pool_waiters) >= 0
+WeavePgPoolExhausted ~> >= sum by (job, instance, db) (weave_pg_pool_max_connections) ~> >= 0
+WeavePgPoolExhausted ~> [2m])) > 0 ~> [2m])) >= 0
 WeaveDatabaseTimeouts ~> {status="timeout"} ~> {status=~"timeout|error"}
+WeaveTaskQueueBacklog ~> > 1000 ~> > 100
+WeaveTaskQueueBacklog ~> [10m])) >= 0 ~> [10m])) >= -10
+WeaveTaskFailures ~> ) > 0.1 ~> ) > 0.01
+WeaveTaskFailures ~> [5m])) > 0.05 ~> [5m])) > 0
+WeaveTaskFailures ~> {state!="RETRY"} ~> {}
+WeaveTaskFailures ~> {state=~"FAILURE|REJECTED"} ~> {state="FAILURE"}
 EOF
 fi
 

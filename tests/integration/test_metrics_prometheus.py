@@ -8,7 +8,10 @@ the runtime and process metrics are there, and the Grafana dashboard
 (deploy/grafana/weave-dashboard.json) parses, names only metrics the service
 exports (or, for the PostgreSQL client this run does not use, that the C code
 registers), and every panel's query is accepted by Prometheus; the alerting
-rules the config names (deploy/prometheus/alerts.yml) load and evaluate."""
+rules the config names (deploy/prometheus/alerts.yml) load and evaluate. A
+task sent to the service's embedded queue (a table in its SQLite file, with
+its in-process worker) is counted in the weave_tasks_* metrics, so the
+dashboard's Tasks row names metrics this run exports."""
 import http.client
 import json
 import os
@@ -213,14 +216,53 @@ def registered_in_source():
     return names
 
 
+def post(port, path, doc):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    c.request("POST", path, body=json.dumps(doc), headers={"Content-Type": "application/json"})
+    r = c.getresponse()
+    body = r.read()
+    c.close()
+    return r.status, body
+
+
+def samples(port):
+    """{sample line without its value: value} of the service's /metrics."""
+    _, _, body = get(port, "/metrics")
+    out = {}
+    for line in body.decode().splitlines():
+        if line and not line.startswith("#"):
+            key, value = line.rsplit(" ", 1)
+            out[key] = float(value)
+    return out
+
+
+def tasks_metrics_after_a_task(sport):
+    # the service's embedded queue (a table in its SQLite file) and its
+    # in-process worker: one task sent and run shows in the tasks metrics
+    st, body = post(sport, "/tasks/add", {"x": 2, "y": 3, "task": "add"})
+    assert st == 202, (st, body)
+    tid = json.loads(body)["id"]
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        st, _, body = get(sport, "/tasks/" + tid)
+        if json.loads(body).get("state") == "SUCCESS":
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("the task never succeeded: %r" % body)
+    got = samples(sport)
+    assert got.get('weave_tasks_sent_total{task="tasks.add",queue="celery"}') == 1, got
+    assert got.get('weave_tasks_received_total{task="tasks.add",queue="celery"}') == 1, got
+    assert got.get('weave_tasks_finished_total{task="tasks.add",state="SUCCESS"}') == 1, got
+    assert got.get('weave_tasks_duration_seconds_count{task="tasks.add"}') == 1, got
+    assert got.get('weave_tasks_running{queue="celery"}') == 0, got
+    assert 'weave_tasks_queue_depth{queue="celery"}' in got, sorted(got)
+
+
 def dashboard_names_only_exported_metrics(sport, pport):
     dash = json.load(open(os.path.join(ROOT, "deploy", "grafana", "weave-dashboard.json")))
     assert dash["panels"], "no panels"
-    _, _, body = get(sport, "/metrics")
-    exported = set()
-    for line in body.decode().splitlines():
-        if line and not line.startswith("#"):
-            exported.add(re.match(r"[a-zA-Z_:][a-zA-Z0-9_:]*", line).group(0))
+    exported = {re.match(r"[a-zA-Z_:][a-zA-Z0-9_:]*", k).group(0) for k in samples(sport)}
     registered = registered_in_source()
     # the parse of the sources found the families this service does export
     assert {"http_requests_total", "weave_rt_loop_lag_seconds_bucket"} <= registered, registered
@@ -246,7 +288,8 @@ def dashboard_names_only_exported_metrics(sport, pport):
     # only the PostgreSQL client's panels wait for a client this run lacks
     assert all(n.startswith("weave_pg_") for n in unused), unused
     for want in ("request rate", "error rate", "latency", "in flight", "lag", "fibers",
-                 "postgresql pool", "database statements"):
+                 "postgresql pool", "database statements", "task queue depth", "tasks running",
+                 "tasks finished"):
         assert any(want in t for t in titles), (want, titles)
 
 
@@ -264,6 +307,7 @@ def main():
         case(scrape_counts_exactly_the_traffic, sport, pport)
         case(exposition_passes_promtool, sport)
         case(openmetrics_when_asked, sport)
+        case(tasks_metrics_after_a_task, sport)
         case(dashboard_names_only_exported_metrics, sport, pport)
         case(alert_rules_are_loaded, pport)
     finally:

@@ -1889,6 +1889,62 @@ static void test_metrics_count_statements_and_connections(void **state)
     assert_checks_passed();
 }
 
+/* A pool of 2 with 5 fibers after it: the size, the fibers waiting, and a
+ * wait cut off by its deadline. */
+static int pool_exhaustion_body(void *arg)
+{
+    (void)arg;
+    const char *max = "weave_pg_pool_max_connections{db=\"exhaust_test\"} ";
+    const char *waiters = "weave_pg_pool_waiters{db=\"exhaust_test\"} ";
+    const char *timeouts = "weave_pg_pool_acquire_timeouts_total{db=\"exhaust_test\"} ";
+    wv_pg_pool *p;
+    REQUIRE_EQ(
+        wv_pg_pool_new(url, &(wv_pg_pool_opts){.max_size = 2, .conn.name = "exhaust_test"}, &p), 0);
+    CHECK(sample(max) == 2);
+    CHECK(sample(waiters) == 0);
+    CHECK(sample(timeouts) == 0);
+    wv_pg_conn *a, *b;
+    REQUIRE_EQ(wv_pg_pool_acquire(p, &a), 0);
+    REQUIRE_EQ(wv_pg_pool_acquire(p, &b), 0);
+    holder h[3];
+    wv_group *g = wv_group_new();
+    for (int i = 0; i < 3; i++) {
+        h[i] = (holder){.p = p, .ms = 5000};
+        wv_group_spawn(g, acquirer_fn, &h[i], NULL);
+    }
+    wv_sleep_ms(50);
+    CHECK(sample(waiters) == 3);
+    CHECK(sample("weave_pg_pool_connections{db=\"exhaust_test\",state=\"busy\"} ") == 2);
+    /* one more with a short deadline: it times out, the others wait on */
+    holder late = {.p = p, .ms = 50};
+    wv_group *lg = wv_group_new();
+    wv_group_spawn(lg, acquirer_fn, &late, NULL);
+    wv_group_join(lg);
+    wv_group_free(lg);
+    CHECK_EQ(late.rc, -ETIMEDOUT);
+    CHECK(sample(timeouts) == 1);
+    CHECK(sample(waiters) == 3);
+    /* the connections come back: every waiter gets one, none times out */
+    wv_pg_pool_release(p, a);
+    wv_pg_pool_release(p, b);
+    wv_group_join(g);
+    wv_group_free(g);
+    for (int i = 0; i < 3; i++)
+        CHECK_EQ(h[i].rc, 0);
+    CHECK(sample(waiters) == 0);
+    CHECK(sample(timeouts) == 1);
+    wv_pg_pool_free(p);
+    /* a pool gone no longer counts in the size */
+    CHECK(sample(max) == 0);
+    return 0;
+}
+
+static void test_metrics_show_pool_exhaustion(void **state)
+{
+    assert_int_equal(run_in_rt(1, pool_exhaustion_body, NULL), 0);
+    assert_checks_passed();
+}
+
 int main(void)
 {
     harness_init();
@@ -1939,6 +1995,7 @@ int main(void)
         cmocka_unit_test(test_listen_delivers_notifications_in_order_by_recv_or_as_a_channel),
         cmocka_unit_test(test_copy_in_and_out_move_bulk_data),
         cmocka_unit_test(test_metrics_count_statements_and_connections),
+        cmocka_unit_test(test_metrics_show_pool_exhaustion),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -24,6 +24,7 @@
 
 #include "tasks/transport.h"
 #include "weave/db.h"
+#include "weave/metrics.h"
 #include "weave/tasks.h"
 
 static char tmpdir[64];
@@ -580,6 +581,132 @@ static int retry_reuses_the_row(void)
 }
 BOTH(retry_reuses_the_row)
 
+/* The value of the sample whose line starts with the printf-made text in
+ * the default registry's exposition; -1 when there is none. */
+static double sample(const char *fmt, ...) WV_PRINTF(1, 2);
+static double sample(const char *fmt, ...)
+{
+    char line[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    strcat(line, " ");
+    wv_buf out = {0};
+    double v = -1;
+    if (wv_metrics_render(NULL, WV_METRICS_PROMETHEUS, &out) == 0 &&
+        wv_buf_append(&out, "", 1) == 0) {
+        const char *p = strstr(out.p, line);
+        if (p && (p == out.p || p[-1] == '\n'))
+            v = strtod(p + strlen(line), NULL);
+    }
+    wv_buf_free(&out);
+    return v;
+}
+
+/* Poll (5 s at most) until the sample reads want: what it read last. */
+#define SAMPLE_BECOMES(want, ...)                                                                  \
+    ({                                                                                             \
+        double v_ = -1;                                                                            \
+        for (int i_ = 0; i_ < 500 && (v_ = sample(__VA_ARGS__)) != (want); i_++)                   \
+            wv_sleep_ms(10);                                                                       \
+        v_;                                                                                        \
+    })
+
+/* The metrics a worker and a producer export (docs/tasks.md, Metrics):
+ * with its one slot taken by a long task, the queue's depth is what was
+ * sent; then every task's outcome is counted exactly once by state (one
+ * expired, one unregistered, two failing, one retried), with its
+ * received, sent (the retry too) and runtime. */
+static int metrics_count_every_outcome(void)
+{
+    const char *k = strncmp(url, "sqlite", 6) == 0 ? "sqlite" : "pg";
+    char q[32], ok[32], fail[32], flk[32], slp[32];
+    snprintf(q, sizeof q, "metrics_%s", k);
+    snprintf(ok, sizeof ok, "%s.ok", k);
+    snprintf(fail, sizeof fail, "%s.fail", k);
+    snprintf(flk, sizeof flk, "%s.flaky", k);
+    snprintf(slp, sizeof slp, "%s.sleep", k);
+    double rejected0 =
+        sample("weave_tasks_finished_total{task=\"(unregistered)\",state=\"REJECTED\"}");
+    rejected0 = rejected0 < 0 ? 0 : rejected0;
+
+    worker w = {0};
+    REQUIRE_EQ(
+        wv_tasks_open(
+            url,
+            &(wv_tasks_opts){.backend = url, .queue = q, .concurrency = 1, .depth_interval_ms = 50},
+            &w.t),
+        0);
+    wv_tasks_register(w.t, ok, add, NULL);
+    wv_tasks_register(w.t, fail, fail_task, NULL);
+    wv_tasks_register(w.t, flk, flaky, NULL);
+    wv_tasks_register(w.t, slp, sleep_task, NULL);
+    /* registered: at 0 before any work */
+    CHECK(sample("weave_tasks_finished_total{task=\"%s\",state=\"SUCCESS\"}", ok) == 0);
+    CHECK(sample("weave_tasks_received_total{task=\"%s\",queue=\"%s\"}", ok, q) == 0);
+    w.g = wv_group_new();
+    REQUIRE_EQ(wv_group_spawn(w.g, work, w.t, NULL), 0);
+    wv_tasks *p;
+    REQUIRE_EQ(wv_tasks_open(url, &(wv_tasks_opts){.backend = url, .queue = q}, &p), 0);
+
+    char ids[11][37];
+    CHECK_EQ(wv_tasks_send(p, slp, "[1500]", NULL, ids[0]), 0);
+    CHECK_EQ(SAMPLE_BECOMES(1, "weave_tasks_running{queue=\"%s\"}", q), 1);
+    for (int i = 1; i <= 5; i++)
+        CHECK_EQ(wv_tasks_send(p, ok, "[1, 2]", NULL, ids[i]), 0);
+    CHECK_EQ(wv_tasks_send(p, fail, "[]", NULL, ids[6]), 0);
+    CHECK_EQ(wv_tasks_send(p, fail, "[]", NULL, ids[7]), 0);
+    CHECK_EQ(wv_tasks_send(p, flk, "[]", NULL, ids[8]), 0);
+    CHECK_EQ(wv_tasks_send(p, "m.nobody", "[]", NULL, ids[9]), 0);
+    CHECK_EQ(wv_tasks_send(p, ok, "[1, 2]", &(wv_task_send_opts){.expires_ms = 1}, ids[10]), 0);
+    /* the slot is busy for 1.5 s: all ten wait in the table */
+    CHECK_EQ(SAMPLE_BECOMES(10, "weave_tasks_queue_depth{queue=\"%s\"}", q), 10);
+    CHECK(sample("weave_tasks_sent_total{task=\"%s\",queue=\"%s\"}", ok, q) == 6);
+    CHECK(sample("weave_tasks_received_total{task=\"%s\",queue=\"%s\"}", ok, q) == 0);
+
+    wv_buf out = {0};
+    CHECK_EQ(result(w.t, ids[0], &out), 0);
+    for (int i = 1; i <= 5; i++)
+        CHECK_EQ(result(w.t, ids[i], &out), 0);
+    CHECK_EQ(result(w.t, ids[6], &out), -EREMOTEIO);
+    CHECK_EQ(result(w.t, ids[7], &out), -EREMOTEIO);
+    CHECK_EQ(result(w.t, ids[8], &out), 0);
+    CHECK_EQ(result(w.t, ids[9], &out), -EREMOTEIO);
+    CHECK_EQ(result(w.t, ids[10], &out), -EREMOTEIO);
+    wv_buf_free(&out);
+
+    CHECK_EQ(SAMPLE_BECOMES(1, "weave_tasks_finished_total{task=\"%s\",state=\"SUCCESS\"}", flk),
+             1);
+    CHECK(sample("weave_tasks_finished_total{task=\"%s\",state=\"SUCCESS\"}", ok) == 5);
+    CHECK(sample("weave_tasks_finished_total{task=\"%s\",state=\"REVOKED\"}", ok) == 1);
+    CHECK(sample("weave_tasks_finished_total{task=\"%s\",state=\"FAILURE\"}", ok) == 0);
+    CHECK(sample("weave_tasks_finished_total{task=\"%s\",state=\"FAILURE\"}", fail) == 2);
+    CHECK(sample("weave_tasks_finished_total{task=\"%s\",state=\"SUCCESS\"}", fail) == 0);
+    CHECK(sample("weave_tasks_finished_total{task=\"%s\",state=\"RETRY\"}", flk) == 1);
+    CHECK(sample("weave_tasks_finished_total{task=\"%s\",state=\"SUCCESS\"}", slp) == 1);
+    CHECK(sample("weave_tasks_finished_total{task=\"(unregistered)\",state=\"REJECTED\"}") ==
+          rejected0 + 1);
+    CHECK(sample("weave_tasks_received_total{task=\"%s\",queue=\"%s\"}", ok, q) == 6);
+    CHECK(sample("weave_tasks_received_total{task=\"%s\",queue=\"%s\"}", flk, q) == 2);
+    CHECK(sample("weave_tasks_received_total{task=\"(unregistered)\",queue=\"%s\"}", q) == 1);
+    /* the retry is a message the worker sent */
+    CHECK(sample("weave_tasks_sent_total{task=\"%s\",queue=\"%s\"}", flk, q) == 2);
+    /* runtimes: every body that ran (not the expired one) */
+    CHECK(sample("weave_tasks_duration_seconds_count{task=\"%s\"}", ok) == 5);
+    CHECK(sample("weave_tasks_duration_seconds_count{task=\"%s\"}", flk) == 2);
+    double slept = sample("weave_tasks_duration_seconds_sum{task=\"%s\"}", slp);
+    CHECK(slept >= 1.5 && slept < 3);
+    CHECK(sample("weave_tasks_duration_seconds_bucket{task=\"%s\",le=\"1\"}", slp) == 0);
+    CHECK(sample("weave_tasks_duration_seconds_bucket{task=\"%s\",le=\"2.5\"}", slp) == 1);
+    CHECK(sample("weave_tasks_running{queue=\"%s\"}", q) == 0);
+    CHECK_EQ(SAMPLE_BECOMES(0, "weave_tasks_queue_depth{queue=\"%s\"}", q), 0);
+    wv_tasks_close(p);
+    worker_stop(&w);
+    return 0;
+}
+BOTH(metrics_count_every_outcome)
+
 static int bad_rows_rejected_worker_goes_on(void)
 {
     worker w;
@@ -596,6 +723,10 @@ static int bad_rows_rejected_worker_goes_on(void)
         {"not-its-id", "[[1, 2], {}, {}]", "{\"id\": \"another\", \"task\": \"t.add\"}"},
         {"body-shape", "5", "{\"id\": \"body-shape\", \"task\": \"t.add\"}"},
     };
+    const char *undecodable = "weave_tasks_finished_total{task=\"(undecodable)\","
+                              "state=\"REJECTED\"}";
+    double undecodable0 = sample("%s", undecodable);
+    undecodable0 = undecodable0 < 0 ? 0 : undecodable0;
     wv_db *tx;
     REQUIRE_EQ(wv_db_begin(db, &tx), 0);
     int64_t now = tasks_real_ns() / 1000;
@@ -624,6 +755,9 @@ static int bad_rows_rejected_worker_goes_on(void)
         CHECK_EQ(times_run(bad[i].id), 0);
     }
     CHECK_EQ(count_rows(db, "rejected IS NOT NULL"), ARRAY_LEN(bad));
+    CHECK(sample("%s", undecodable) == undecodable0 + ARRAY_LEN(bad));
+    CHECK(sample("weave_tasks_received_total{task=\"(undecodable)\",queue=\"celery\"}") >=
+          ARRAY_LEN(bad));
     /* a task nobody registered: FAILURE NotRegistered, rejected, kept */
     char unknown[37];
     CHECK_EQ(wv_task_enqueue(db, "t.nobody", "[]", NULL, unknown), 0);
@@ -941,6 +1075,7 @@ int main(void)
         cmocka_unit_test(test_postgres_listen_connection_comes_back),
         cmocka_unit_test(test_postgres_broadcasts_over_notify),
         BOTH_TESTS(revoke_by_id),
+        BOTH_TESTS(metrics_count_every_outcome),
         cmocka_unit_test_setup_teardown(test_sqlite_results_in_another_database, make_tmpdir,
                                         remove_tmpdir),
     };
