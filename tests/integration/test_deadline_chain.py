@@ -134,6 +134,7 @@ def chain(pg_url):
                  "GET http://127.0.0.1:%d/hop: the deadline passed after" % cport)
         assert detail.startswith(names), detail
         assert h.get("content-type") == "application/json", h
+        assert h.get("server-timing") == "deadline;dur=500", h
 
         got_b, got_c = seen(bport)[nb:], seen(cport)[nc:]
         assert len(got_b) == 1 and len(got_c) == 1, (got_b, got_c)
@@ -164,6 +165,11 @@ def chain(pg_url):
         detail = json.loads(body)["detail"]
         assert re.fullmatch(r"postgres: SELECT timed out: the deadline passed after \d+ ms "
                             r"\(cancelled on the server\)", detail), detail
+        # a budget above the server's cap (60 s) is taken as the cap, and said so
+        st, h, _, _ = get(cport, "/hop?sleep_ms=0", {"X-Request-Timeout-Ms": "999999"})
+        assert st == 200 and h.get("server-timing") == "deadline;dur=60000", (st, h)
+        st, h, _, _ = get(cport, "/hop?sleep_ms=0")
+        assert st == 200 and "server-timing" not in h, h
         st, _, body, _ = get(aport, "/hop", {"X-Request-Timeout-Ms": "soon"})
         assert st == 400 and b"X-Request-Timeout-Ms" in body, (st, body)
     finally:
