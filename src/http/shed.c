@@ -139,9 +139,12 @@ static int shed_before(wv_req *req, wv_res *res, void *arg)
     }
     wv_counter_inc(s->shed_total[why]);
     wv_res_header(res, "Retry-After", "1");
-    int rc = wv_res_send(res, 503, "application/json", overloaded, sizeof overloaded - 1);
-    sl->refused = req; /* set after the send: its `after` follows without a suspension */
-    return rc < 0 ? rc : 0;
+    wv_res_send(res, 503, "application/json", overloaded, sizeof overloaded - 1);
+    /* noted after the send, and 0 whatever it returned: routes.c then runs
+     * this request's `after` at once, with no suspension (an error
+     * returned here would be answered first, and could suspend) */
+    sl->refused = req;
+    return 0;
 }
 
 static void shed_after(wv_req *req, wv_res *res, void *arg)
