@@ -135,8 +135,9 @@ int wv_cors(wv_router *r, const wv_cors_opts *opts);
  * call it makes onwards with .from = req, which passes on what is left.
  * It never extends a deadline the fiber already has, nor past max_ms. A
  * value of 0 (the caller has given up) is answered 504 without running
- * the handler; one that is not a number of milliseconds, 400. Without the
- * header nothing changes. Installed outermost (wv_router_use_first), so
+ * the handler; one that is not a number of milliseconds, 400. The
+ * response says the budget taken (after max_ms) as "Server-Timing:
+ * deadline;dur=<ms>". Without the header nothing changes. Installed outermost (wv_router_use_first), so
  * other middleware runs under the deadline too; the fiber's deadline is
  * restored once the request is answered.
  */
@@ -150,6 +151,39 @@ typedef struct wv_deadline_opts {
 
 /* 0 or -ENOMEM. opts may be NULL; it is copied. */
 int wv_deadline_header(wv_router *r, const wv_deadline_opts *opts);
+
+/*
+ * Load shedding: refuse at once what the shard cannot take in time. A
+ * request that arrives while its shard already handles max_in_flight
+ * requests (of this middleware), or while the shard's event loop runs more
+ * than max_loop_lag_ms late, is answered 503 with "Retry-After: 1" and
+ * {"detail":"Service Unavailable: overloaded"} without running any other
+ * middleware or the handler; weave's HTTP client retries such an answer
+ * after the second (within its deadline), as a load balancer would send it
+ * elsewhere. Limits are per shard: each shard counts its own requests
+ * (a plain counter, no atomics) and samples its own loop's lag (a fiber
+ * per shard waking every 50 ms, started by the shard's first request; a
+ * stall is remembered for a few samples, and one still going on counts
+ * too). WebSockets and streams count as in flight while they last. The
+ * exempt paths are never refused nor counted: probes and scrapes must see
+ * an overloaded service. Each refusal counts in
+ * weave_http_shed_total{reason="in_flight|loop_lag"} (the default
+ * registry); refused requests run no other middleware, so
+ * http_requests_total does not see them when this is outermost.
+ * Installed outermost (wv_router_use_first): install it after the other
+ * middleware that must not run for a refused request. wv_app installs it
+ * from --max-in-flight and --max-loop-lag-ms.
+ */
+typedef struct wv_shed_opts {
+    int64_t max_in_flight;     /* per shard; 0 = no bound */
+    int64_t max_loop_lag_ms;   /* 0 = no bound */
+    const char *const *exempt; /* NULL-terminated exact paths; NULL =
+                                * "/healthz", "/readyz", "/metrics" */
+} wv_shed_opts;
+
+/* 0; -EINVAL (no router, a negative limit, or both limits 0; wv_errmsg
+ * says); -ENOMEM. opts and the strings are copied. */
+int wv_shed(wv_router *r, const wv_shed_opts *opts);
 
 /* -------------------------------------------------------------- server */
 

@@ -126,8 +126,9 @@ int amqp_chan_rpc(wv_amqp_channel *ch, uint32_t id, void *method, uint32_t want0
     rc = wv_event_wait(&r->ev);
     if (!r->done) {
         r->abandoned = true; /* the channel frees it when the answer comes */
-        return wv_fail(rc, "AMQP: %s: no answer in time (%s)", amqp_method_name(id),
-                       wv_strerror(rc));
+        return wv_fail(rc, "AMQP %s %s: no answer in time (%s)",
+                       ch->conn ? ch->conn->redacted : "(closed)", amqp_method_name(id),
+                       rc == -ETIMEDOUT ? "the deadline passed" : wv_strerror(rc));
     }
     rc = r->rc;
     if (rc < 0)

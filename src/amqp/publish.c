@@ -182,8 +182,9 @@ static int wait_room(wv_amqp_channel *ch)
             wv_event_clear(ev);
         rc = wv_event_wait(ev);
         if (rc < 0)
-            return wv_fail(rc, "AMQP: waiting to publish%s: %s",
-                           c->blocked ? " (the broker blocks publishers)" : "", wv_strerror(rc));
+            return wv_fail(rc, "AMQP %s: waiting to publish%s: %s", c->redacted,
+                           c->blocked ? " (the broker blocks publishers)" : "",
+                           rc == -ETIMEDOUT ? "the deadline passed" : wv_strerror(rc));
     }
 }
 
@@ -268,7 +269,8 @@ int wv_amqp_confirm_wait(wv_amqp_confirm *cf, int64_t at)
     int rc = wv_event_wait(&cf->done);
     wv_deadline_set(old);
     if (rc < 0 && cf->rc == -EINPROGRESS)
-        return wv_fail(rc, "AMQP: no confirm from the broker in time (%s)", wv_strerror(rc));
+        return wv_fail(rc, "AMQP publish: no confirm from the broker in time (%s)",
+                       rc == -ETIMEDOUT ? "the deadline passed" : wv_strerror(rc));
     return wv_amqp_confirm_result(cf);
 }
 

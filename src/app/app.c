@@ -141,6 +141,12 @@ wv_app *wv_app_new(int argc, char **argv)
                   "the private key of --tls-cert (PEM)");
     wv_app_option(app, "http-redirect-port", "HTTP_REDIRECT_PORT", WV_OPT_INT, "0",
                   "with HTTPS, also listen for plain HTTP here and redirect it to https (0: off)");
+    wv_app_option(app, "max-in-flight", "MAX_IN_FLIGHT", WV_OPT_INT, "0",
+                  "per shard: past this many requests in flight, answer 503 with Retry-After "
+                  "at once (0: off)");
+    wv_app_option(app, "max-loop-lag-ms", "MAX_LOOP_LAG_MS", WV_OPT_INT, "0",
+                  "per shard: while the event loop runs later than this, answer 503 with "
+                  "Retry-After at once (0: off)");
     return app;
 }
 
@@ -215,6 +221,8 @@ static int check_value(wv_app *app, option *o)
             return bad(app, o, o->value, "shards are 0 (one per CPU) to 1024");
         if (strcmp(o->name, "max-connections") == 0 && (v < 1 || v > 1 << 24))
             return bad(app, o, o->value, "expected 1 to 16777216");
+        if (v < 0 && strcmp(o->name, "max-in-flight") == 0)
+            return bad(app, o, o->value, "a count cannot be negative");
         if (v < 0 && strstr(o->name, "-ms"))
             return bad(app, o, o->value, "a duration cannot be negative");
     } else if (o->type == WV_OPT_BOOL) {
@@ -944,6 +952,24 @@ static void app_free(wv_app *app)
     free(app);
 }
 
+/* Load shedding, when asked for: installed last with wv_router_use_first,
+ * so it is outermost and a refused request costs no other middleware (the
+ * metrics' included: weave_http_shed_total counts refusals). -1 to go on,
+ * else the exit status to stop with. */
+static int install_shed(wv_app *app)
+{
+    int64_t in_flight = wv_app_int(app, "max-in-flight");
+    int64_t lag_ms = wv_app_int(app, "max-loop-lag-ms");
+    if (in_flight == 0 && lag_ms == 0)
+        return -1;
+    if (wv_shed(app->router,
+                &(wv_shed_opts){.max_in_flight = in_flight, .max_loop_lag_ms = lag_ms}) < 0) {
+        fprintf(stderr, "%s: cannot set up load shedding: %s\n", app->prog, wv_errmsg());
+        return 1;
+    }
+    return -1;
+}
+
 /* Everything wv_main needs, made before it: -1 to go on, else the exit
  * status to stop with. */
 static int prepare(wv_app *app, run_ctx *r)
@@ -972,7 +998,7 @@ static int prepare(wv_app *app, run_ctx *r)
         }
     }
     if (!wv_app_bool(app, "metrics"))
-        return -1;
+        return install_shed(app);
     wv_router *on = app->router;
     if (wv_app_int(app, "metrics-port") > 0) {
         r->admin = wv_router_new();
@@ -987,7 +1013,7 @@ static int prepare(wv_app *app, run_ctx *r)
         fprintf(stderr, "%s: cannot set up metrics: %s\n", app->prog, wv_errmsg());
         return 1;
     }
-    return -1;
+    return install_shed(app);
 }
 
 int wv_app_run(wv_app *app)

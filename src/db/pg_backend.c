@@ -34,7 +34,9 @@ static int pg_error(int rc)
     char state[6];
     char msg[512];
     snprintf(msg, sizeof msg, "%s", wv_errmsg());
-    if (rc == -ETIMEDOUT || rc == -ECANCELED || !wv_pg_sqlstate(state))
+    if (rc == -ETIMEDOUT || rc == -ECANCELED)
+        return wv_fail(rc, "postgres: %s", strncmp(msg, "pg: ", 4) == 0 ? msg + 4 : msg);
+    if (!wv_pg_sqlstate(state))
         return wv_fail(rc, "postgres: %s", msg);
     /* the client writes "ERROR 23505 text": keep the text */
     const char *text = msg;

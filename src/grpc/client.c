@@ -295,7 +295,8 @@ static int call_result(gcall *g)
 static int call_wait_failed(gcall *g, int err)
 {
     if (err == -ETIMEDOUT)
-        call_error(g, -ETIMEDOUT, "deadline exceeded");
+        call_error(g, -ETIMEDOUT, "deadline exceeded: the deadline passed waiting for grpc %s",
+                   g->ch->authority);
     else if (err == -ECANCELED)
         call_error(g, -ECANCELED, "the call's fiber was cancelled");
     else
@@ -1114,7 +1115,9 @@ int wv_grpc_call_start(wv_grpc_channel *ch, const ProtobufCServiceDescriptor *sv
     }
     rc = build_head(g, opts);
     if (rc == -ETIMEDOUT) {
-        call_error(g, -ETIMEDOUT, "deadline exceeded before the call started");
+        call_error(g, -ETIMEDOUT,
+                   "deadline exceeded: the deadline had passed before the call to grpc %s began",
+                   ch->authority);
         rc = call_result(g);
     }
     if (rc == 0)

@@ -9,8 +9,10 @@
  * request's first byte (the time its head took to arrive and wait is part
  * of what the caller spent), and leaves restoring the deadline to
  * server.c, which puts the fiber's deadline back after every request
- * whatever the route did with it.
+ * whatever the route did with it. The response says which budget the
+ * server took (Server-Timing: deadline;dur=<ms>, after the cap).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,6 +41,11 @@ static int apply(wv_req *req, wv_res *res, void *arg)
                        WV_DEADLINE_HEADER, (int)(v.n > 40 ? 40 : v.n), v.p);
     if (o->max_ms > 0 && ms > o->max_ms)
         ms = o->max_ms;
+    /* the budget this server took, for the caller to read beside a 504:
+     * the header itself is never echoed */
+    char timing[40];
+    snprintf(timing, sizeof timing, "deadline;dur=%lld", (long long)ms);
+    wv_res_header(res, "Server-Timing", timing);
     int64_t at = wv_req_start(req) + ms * NS_PER_MS;
     if (at < wv_deadline())
         wv_deadline_set(at);

@@ -913,6 +913,23 @@ static void abandon(wv_pg_conn *c, pg_op *o, int rc)
         maybe_cancel(c, 0);
 }
 
+/* The statement's first word ("SELECT", "INSERT"), what a message names it
+ * by: never the rest of its text, which may hold values. */
+static const char *op_verb(const pg_op *o, char *buf, size_t cap)
+{
+    const char *sql = o->nstmt > 0 && o->stmts ? o->stmts[0].sql : NULL;
+    size_t n = 0;
+    while (sql && (*sql == ' ' || *sql == '\t' || *sql == '\n' || *sql == '\r' || *sql == '('))
+        sql++;
+    for (; sql && n + 1 < cap && n < 16 && ((sql[n] | 0x20) >= 'a' && (sql[n] | 0x20) <= 'z'); n++)
+        buf[n] = (char)(sql[n] & ~0x20);
+    if (n == 0)
+        snprintf(buf, cap, "statement");
+    else
+        buf[n] = '\0';
+    return buf;
+}
+
 static int op_run_held(wv_pg_conn *c, pg_op *o)
 {
     int rc = pg_conn_usable(c);
@@ -932,11 +949,15 @@ static int op_run_held(wv_pg_conn *c, pg_op *o)
     if (o->finished)
         return 0;
     bool sent = o->sent;
+    char verb[24];
+    op_verb(o, verb, sizeof verb);
+    long long ms = (long long)((wv_now() - o->t0) / 1000000);
     abandon(c, o, rc);
     if (rc == -ETIMEDOUT)
-        return wv_fail(rc, "pg: statement timed out%s",
+        return wv_fail(rc, "pg: %s timed out: the deadline passed after %lld ms%s", verb, ms,
                        sent ? " (cancelled on the server)" : " before it was sent");
-    return wv_fail(rc, "pg: statement cancelled%s", sent ? " (and on the server)" : "");
+    return wv_fail(rc, "pg: %s cancelled after %lld ms%s", verb, ms,
+                   sent ? " (and on the server)" : "");
 }
 
 int pg_op_run(wv_pg_conn *c, pg_op *o)

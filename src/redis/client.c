@@ -416,10 +416,28 @@ int redis_run_raw(wv_redis *r, redis_op *op, const char *p, size_t n, int slot)
     return rc;
 }
 
+/* A command the deadline (or a cancellation) cut short: the message names
+ * the command, the server and the time it took ("redis GET
+ * redis://host:6379: the deadline passed waiting for the reply (after
+ * 250 ms)"), what a 504 tells the caller. */
+static int name_cut_short(int rc, wv_str cmd, int64_t t0)
+{
+    if (rc != -ETIMEDOUT && rc != -ECANCELED)
+        return rc;
+    char msg[400];
+    snprintf(msg, sizeof msg, "%s", wv_errmsg());
+    const char *rest = strncmp(msg, "redis ", 6) == 0 ? msg + 6 : msg;
+    return wv_fail(rc, "redis %.*s %s (after %lld ms)", (int)(cmd.n < 32 ? cmd.n : 32), cmd.p, rest,
+                   (long long)((wv_now() - t0) / NS_PER_MS));
+}
+
 /* call, with a typed helper's name before a type mismatch's message. */
 static int call_named(wv_redis *r, redis_op *op, int argc, const wv_str *argv)
 {
+    int64_t t0 = wv_now();
     int rc = redis_call(r, op, argc, argv);
+    if (argc > 0 && argv)
+        rc = name_cut_short(rc, argv[0], t0);
     if (rc == -EPROTO && op->req.rc == -EPROTO && strncmp(op->req.msg, "the server", 10) == 0)
         return wv_fail(rc, "redis %.*s: %s", (int)argv[0].n, argv[0].p, op->req.msg);
     return rc;
@@ -433,8 +451,11 @@ int wv_redis_cmdv(wv_redis *r, wv_redis_reply **reply, int argc, const wv_str *a
         return -EINVAL;
     wv_redis_reply *tree = NULL;
     redis_op op = {.deliver = redis_deliver_tree, .out = &tree};
+    int64_t t0 = wv_now();
     int rc = redis_call(r, &op, argc, argv);
     if (rc < 0) {
+        if (argc > 0 && argv)
+            rc = name_cut_short(rc, argv[0], t0);
         wv_redis_reply_free(tree);
         return rc;
     }
