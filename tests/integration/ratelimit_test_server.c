@@ -114,8 +114,11 @@ static int serve(void *arg)
         return 1;
     wv_router *r = wv_router_new();
     wv_router *api = wv_router_group(r, "/api");
-    if (wv_ratelimit(api, &o) < 0) {
+    if (!api || wv_ratelimit(api, &o) < 0) {
         fprintf(stderr, "ratelimit_test_server: %s\n", wv_errmsg());
+        wv_router_free(r);
+        if (by_fn)
+            wv_shard_each(close_client, NULL);
         return 2;
     }
     wv_get(api, "/ping", ping);
