@@ -14,6 +14,8 @@
  *   RL_REDIS_MODE   url (default: the limiter opens its clients) | fn (this
  *                   server opens one per shard and hands it over)
  *   RL_REDIS_TIMEOUT_MS, RL_FAIL_CLOSED=1
+ *   RL_FREE_AFTER=1 free the router after wv_main has returned, as wv_app
+ *                   does, instead of inside the runtime
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +30,7 @@ enum { MAX_SHARDS = 256 };
 
 static wv_redis *clients[MAX_SHARDS];
 static const char *redis_url;
+static wv_router *keep; /* RL_FREE_AFTER: freed by main */
 
 static const char *env(const char *name, const char *def)
 {
@@ -135,7 +138,10 @@ static int serve(void *arg)
                                               .ready = &ready});
     if (rc < 0)
         fprintf(stderr, "ratelimit_test_server: %s\n", wv_errmsg());
-    wv_router_free(r); /* inside the runtime: the limiter closes its clients on their shards */
+    if (!strcmp(env("RL_FREE_AFTER", "0"), "1"))
+        keep = r; /* the runtime's end closes the limiter's clients */
+    else
+        wv_router_free(r); /* inside the runtime: the limiter closes them on their shards */
     if (by_fn)
         wv_shard_each(close_client, NULL);
     return rc < 0 ? 1 : 0;
@@ -144,5 +150,7 @@ static int serve(void *arg)
 int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
-    return wv_main(NULL, serve, NULL);
+    int rc = wv_main(NULL, serve, NULL);
+    wv_router_free(keep);
+    return rc;
 }

@@ -254,6 +254,23 @@ def two_processes_share_one_redis_bucket():
                   "ratelimit:%s:a:127.0.0.2" % name)
 
 
+def limiter_freed_after_the_runtime():
+    # as in a wv_app, whose router is freed once wv_main has returned: the
+    # limiter's per-shard clients are closed by the runtime's end, on their
+    # shards, and nothing leaks
+    assert REDIS, "WEAVE_TEST_REDIS_URL is not set"
+    name = "fa%d" % os.getpid()
+    s = Server(RL_RATE="1", RL_BURST="2", RL_NAME=name, RL_REDIS_URL=REDIS + "/9",
+               RL_FREE_AFTER="1")
+    try:
+        for _ in range(6):  # both shards open their client
+            assert s.call("/api/ping")[0] in (200, 429)
+        assert s.metric("weave_ratelimit_requests_total", limiter=name, result="error") == 0
+    finally:
+        s.stop()
+        redis_cli(REDIS + "/9", "DEL", "ratelimit:%s:a:127.0.0.1" % name)
+
+
 def redis_api_keys_are_hashed():
     assert REDIS, "WEAVE_TEST_REDIS_URL is not set"
     name = "ik%d" % os.getpid()
@@ -390,6 +407,7 @@ def main():
         ("no_fields", with_server(no_fields, RL_RATE="1", RL_BURST="1", RL_HEADERS="none")),
         ("two_processes_share_one_redis_bucket", two_processes_share_one_redis_bucket),
         ("redis_api_keys_are_hashed", redis_api_keys_are_hashed),
+        ("limiter_freed_after_the_runtime", limiter_freed_after_the_runtime),
         ("redis_killed_fails_open", redis_killed_fails_open),
         ("slow_redis_times_out", slow_redis_times_out),
         ("fail_closed_answers_503", fail_closed_answers_503),
