@@ -90,10 +90,10 @@ wv_jwt_alg wv_jwt_alg_from_name(const char *name, size_t n);
 #define WV_JWT_MAX_TOKEN 8192 /* the default of wv_jwt_opts.max_token */
 
 typedef struct wv_jwt_opts {
-    /* Keys: any of the three, together. A token naming a "kid" is checked
-     * with the JWKS key of that kid (or, without a JWKS, the other keys);
-     * one without with the HMAC key, the PEM key and the JWKS keys that
-     * have no kid. Only keys of the token's algorithm's type are tried. */
+    /* Keys: any of the three, together. A token is checked with the keys
+     * of its algorithm's type only; if it names a "kid", with the keys of
+     * that kid and those that have none (the HMAC and PEM keys, JWKS keys
+     * without a kid), else with all of them. */
     const void *hmac_key;      /* HS* secret, at least 32 bytes (RFC 7518 3.2) */
     size_t hmac_key_len;       /* 0 with hmac_key set: strlen(hmac_key) */
     const char *hmac_key_file; /* or the secret from a file (one trailing newline dropped) */
