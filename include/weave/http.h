@@ -317,6 +317,20 @@ void *wv_req_context(const wv_req *req);
 /* Memory that lives until the response is done. NULL on OOM. */
 void *wv_req_alloc(wv_req *req, size_t n);
 
+/*
+ * Per-request state a middleware leaves for the handler (the claims of a
+ * verified token, the name of an API key), like Starlette's request.state.
+ * `key` is any address the middleware owns (a static variable's), so two
+ * middlewares never collide. Setting a key again replaces its value, the
+ * old one freed. free_fn, if set, is called with the value when the
+ * request's memory is released, after the response is done. 0, or -ENOMEM
+ * (free_fn(value) is then called at once). From the request's fiber only.
+ */
+int wv_req_state_set(wv_req *req, const void *key, void *value, void (*free_fn)(void *value));
+
+/* The value set under key for this request, or NULL. */
+void *wv_req_state(const wv_req *req, const void *key);
+
 /* -------------------------------------------------------------- response */
 
 /* Add a response header. -EINVAL if name is not a token or either holds

@@ -58,6 +58,14 @@ struct wv_router {
     route *routes; /* root only: every route, for freeing */
 };
 
+/* wv_req_state_set's values, in the request arena. */
+typedef struct req_state {
+    const void *key;
+    void *value;
+    void (*free_fn)(void *value);
+    struct req_state *next;
+} req_state;
+
 /* Arena blocks for wv_req_alloc. */
 typedef struct arena_block {
     struct arena_block *next;
@@ -94,6 +102,7 @@ struct wv_req {
     wv_str id;
     bool id_from_client;
     arena_block *arena;
+    req_state *state; /* wv_req_state_set's values (nodes in the arena) */
     int64_t start_ns;
     /* req_init clears everything above; what follows is written before it
      * is read (the id's text, the match's arrays past nparams) */

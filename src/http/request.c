@@ -29,6 +29,10 @@ void req_init(wv_req *req, conn *c)
 
 void req_finish(wv_req *req)
 {
+    for (req_state *st = req->state; st; st = st->next)
+        if (st->free_fn)
+            st->free_fn(st->value);
+    req->state = NULL;
     while (req->arena) {
         arena_block *b = req->arena;
         req->arena = b->next;
@@ -55,6 +59,36 @@ void *wv_req_alloc(wv_req *req, size_t n)
     void *p = b->data + b->used;
     b->used += n;
     return p;
+}
+
+int wv_req_state_set(wv_req *req, const void *key, void *value, void (*free_fn)(void *value))
+{
+    for (req_state *st = req->state; st; st = st->next) {
+        if (st->key == key) {
+            if (st->free_fn && st->value != value)
+                st->free_fn(st->value);
+            st->value = value;
+            st->free_fn = free_fn;
+            return 0;
+        }
+    }
+    req_state *st = wv_req_alloc(req, sizeof *st);
+    if (!st) {
+        if (free_fn)
+            free_fn(value);
+        return -ENOMEM;
+    }
+    *st = (req_state){.key = key, .value = value, .free_fn = free_fn, .next = req->state};
+    req->state = st;
+    return 0;
+}
+
+void *wv_req_state(const wv_req *req, const void *key)
+{
+    for (const req_state *st = req->state; st; st = st->next)
+        if (st->key == key)
+            return st->value;
+    return NULL;
 }
 
 wv_str wv_req_method(const wv_req *req)
