@@ -126,6 +126,10 @@ TEST_PACKAGES=(
     # hybrid cgroups); debootstrap makes its Debian base image from Debian's
     # archive when no registry is reachable (scripts/debian_base_image.sh)
     podman runc debootstrap
+    # PyJWT (with cryptography for RS, PS and ES keys): tokens made by
+    # Python's JWT library verified by weave and weave's read back by it
+    # (tests/integration/test_auth.py)
+    python3-jwt python3-cryptography
     # PyYAML: the checks of the alert rules, Grafana provisioning and
     # compose.yaml (tests/deploy/monitoring/check.py)
     python3-yaml

@@ -143,13 +143,16 @@ start_pg()
 run_step "PostgreSQL (test server)" start_pg
 
 # the first port from `from` such that `count` ports in a row are free
+# (and, with a third argument, each port plus that offset too: a Redis
+# cluster node also listens on its port + 10000 for the cluster bus)
 free_ports()
 {
-    local port=$1 count=$2 i ok
+    local port=$1 count=$2 also=${3:-} i ok
     while :; do
         ok=1
         for ((i = 0; i < count; i++)); do
             if ss -ltnH "sport = :$((port + i))" | grep -q .; then ok=0; fi
+            if [ -n "$also" ] && ss -ltnH "sport = :$((port + i + also))" | grep -q .; then ok=0; fi
         done
         [ $ok = 1 ] && break
         port=$((port + count))
@@ -170,7 +173,7 @@ start_redis()
     WEAVE_TEST_REDIS_CA=$REDIS_DIR/certs/ca.pem
     WEAVE_TEST_REDIS_DIR=$REDIS_DIR/single
     WEAVE_TEST_REDIS_CTL=$(pwd)/scripts/redis_test_server.sh
-    port=$(free_ports 17379 3)
+    port=$(free_ports 17379 3 10000)
     WEAVE_TEST_REDIS_CLUSTER_URL=$(scripts/redis_test_server.sh cluster "$REDIS_DIR/cluster" \
         "$port") || return 1
     export WEAVE_TEST_REDIS_URL WEAVE_TEST_REDIS_TLS_URL WEAVE_TEST_REDIS_CA \

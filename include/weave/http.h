@@ -137,9 +137,10 @@ int wv_cors(wv_router *r, const wv_cors_opts *opts);
  * value of 0 (the caller has given up) is answered 504 without running
  * the handler; one that is not a number of milliseconds, 400. The
  * response says the budget taken (after max_ms) as "Server-Timing:
- * deadline;dur=<ms>". Without the header nothing changes. Installed outermost (wv_router_use_first), so
- * other middleware runs under the deadline too; the fiber's deadline is
- * restored once the request is answered.
+ * deadline;dur=<ms>". Without the header nothing changes. Installed
+ * outermost (wv_router_use_first), so other middleware runs under the
+ * deadline too; the fiber's deadline is restored once the request is
+ * answered.
  */
 #define WV_DEADLINE_HEADER "X-Request-Timeout-Ms"
 
