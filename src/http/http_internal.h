@@ -206,6 +206,9 @@ int http_serve_fd(wv_router *r, const wv_http_opts *opts, int fd);
 /* server.c: route and run a request whose res is initialised, answer for
  * a handler that did not, log it, run on_done */
 void http_handle(wv_req *req, wv_res *res);
+/* server.c: opts (NULL: none) with every 0 replaced by its default, as a
+ * server runs with them (the test client's requests too, testclient.c) */
+wv_http_opts http_opts_with_defaults(const wv_http_opts *in);
 
 #pragma GCC visibility pop
 
