@@ -41,8 +41,9 @@ void s13_10_events(wv_app *app);            /* POST, GET /events (Kinesis, or th
 void s13_11_1_prometheus(wv_app *app);      /* GET /hello */
 void s13_13_practices_options(wv_app *app); /* JWT_*, API_KEYS*, RATE_LIMIT, RATE_BURST */
 void s13_13_practices(
-    wv_app *app);           /* GET /me (bearer JWT), GET /admin/config (API key), rate limits */
-void sections(wv_app *app); /* GET /api/sections */
+    wv_app *app);              /* GET /me (bearer JWT), GET /admin/config (API key), rate limits */
+void sections(wv_app *app);    /* GET /api/sections */
+void s13_13_docs(wv_app *app); /* GET /openapi.json, GET /docs: after every other route */
 
 /* FastAPI's 422 for input that fails validation (validation.c): where is
  * "body", "path" or "query", field may be NULL. Returns what sending does. */

@@ -48,7 +48,8 @@ int main(int argc, char **argv)
     s13_11_1_prometheus(app);
     s13_13_practices(app);
     sections(app);
-    s13_5_2_frontend(app); /* last: its static files take every other path */
+    s13_5_2_frontend(app); /* its static files take every other path */
+    s13_13_docs(app);      /* last: the description of every route above */
 
     int status = wv_app_run(app);
     s13_6_2_grpc_free();
