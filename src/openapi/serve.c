@@ -113,7 +113,9 @@ static int docs_page(wv_req *req, wv_res *res)
     return wv_res_send(res, 200, "text/html; charset=utf-8", s->page, s->page_len);
 }
 
-static int make_page(served *s, const char *openapi_path, const char *docs_path)
+static bool has_file(const char *dir, const char *name);
+
+static int make_page(served *s, const char *openapi_path, const char *docs_path, const char *dir)
 {
     wv_buf b = {0};
     size_t dl = strlen(docs_path);
@@ -126,7 +128,13 @@ static int make_page(served *s, const char *openapi_path, const char *docs_path)
     wv_buf_html(&b, title, strlen(title));
     wv_buf_puts(&b, " - Swagger UI</title>\n<link rel=\"stylesheet\" href=\"");
     wv_buf_html(&b, docs_path, dl);
-    wv_buf_puts(&b, "/swagger-ui.css\">\n</head>\n<body>\n<div id=\"swagger-ui\" "
+    wv_buf_puts(&b, "/swagger-ui.css\">\n");
+    if (has_file(dir, "favicon-32x32.png")) { /* else the browser asks for /favicon.ico */
+        wv_buf_puts(&b, "<link rel=\"icon\" type=\"image/png\" href=\"");
+        wv_buf_html(&b, docs_path, dl);
+        wv_buf_puts(&b, "/favicon-32x32.png\">\n");
+    }
+    wv_buf_puts(&b, "</head>\n<body>\n<div id=\"swagger-ui\" "
                     "data-openapi-url=\"");
     wv_buf_html(&b, openapi_path, strlen(openapi_path));
     wv_buf_puts(&b, "\"></div>\n<script src=\"");
@@ -193,7 +201,7 @@ int wv_openapi_serve(wv_router *r, const wv_openapi_opts *o)
         }
         s->info.servers = s->servers;
     }
-    if (oom || (o->docs_dir && make_page(s, openapi_path, docs_path) < 0)) {
+    if (oom || (o->docs_dir && make_page(s, openapi_path, docs_path, o->docs_dir) < 0)) {
         served_free(s);
         return -ENOMEM;
     }

@@ -39,7 +39,7 @@ try {
 // from the page's data-openapi-url).
 const swagger = path.join(root, 'node_modules', 'swagger-ui-dist');
 fs.mkdirSync(path.join(tmp, 'docs'));
-for (const file of ['swagger-ui-bundle.js', 'swagger-ui.css', 'LICENSE', 'NOTICE']) {
+for (const file of ['swagger-ui-bundle.js', 'swagger-ui.css', 'favicon-32x32.png', 'LICENSE', 'NOTICE']) {
   fs.copyFileSync(path.join(swagger, file), path.join(tmp, 'docs', file));
 }
 fs.copyFileSync(path.join(root, 'src', 'docs', 'weave-docs.js'), path.join(tmp, 'docs', 'weave-docs.js'));

@@ -10,5 +10,6 @@ window.addEventListener('load', () => {
     deepLinking: true,
     presets: [window.SwaggerUIBundle.presets.apis],
     layout: 'BaseLayout',
+    validatorUrl: null, // no badge fetched from another host
   });
 });
