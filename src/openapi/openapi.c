@@ -895,8 +895,10 @@ static int write_doc(gen *g, const wv_openapi_info *info, wv_json *j)
         return rc;
     wv_json_object_end(j);
 
-    qsort(g->models, g->nmodels, sizeof *g->models, model_cmp);
-    qsort(g->schemes, g->nschemes, sizeof *g->schemes, scheme_cmp);
+    if (g->nmodels) /* qsort's base must not be NULL, even for 0 items */
+        qsort(g->models, g->nmodels, sizeof *g->models, model_cmp);
+    if (g->nschemes)
+        qsort(g->schemes, g->nschemes, sizeof *g->schemes, scheme_cmp);
     for (size_t i = 0; i < g->nmodels; i++) {
         const char *n = model_name(g->models[i]);
         if (strcmp(n, "HTTPValidationError") == 0 || strcmp(n, "ValidationError") == 0 ||
@@ -973,7 +975,8 @@ int wv_openapi_write(const wv_router *r, const wv_openapi_info *info, wv_json *j
     if (rc == 0) {
         /* stable: ops of one path in method order, registration order kept
          * among paths (qsort is not stable, but the keys are unique) */
-        qsort(g.ops, g.nops, sizeof *g.ops, op_cmp);
+        if (g.nops)
+            qsort(g.ops, g.nops, sizeof *g.ops, op_cmp);
         for (size_t i = 0; i < g.nmodels && rc == 0; i++)
             if (wv_schema_check(g.models[i]) < 0) {
                 char why[256];
