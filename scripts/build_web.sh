@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build the chapter 13 page (examples/chapter13/web) into its dist/ folder:
-# index.html, app.js, app.css, bundled and minified by esbuild (web/build.mjs).
+# index.html, app.js, app.css, bundled and minified by esbuild (web/build.mjs),
+# and docs/ (Swagger UI from swagger-ui-dist, for the service's /docs page).
 #   - installs web/node_modules with `npm ci` when it is missing or older than
 #     package-lock.json (needs the npm registry once);
 #   - rebuilds only when a source (src/, build.mjs, package*.json) is newer than
@@ -30,7 +31,7 @@ fi
 
 dist=$WEB/dist
 sources=("$WEB/src" "$WEB/build.mjs" "$WEB/package.json" "$WEB/package-lock.json")
-if [ "${FORCE:-0}" != 1 ] && [ -f "$dist/index.html" ] && [ -f "$dist/app.js" ] && [ -f "$dist/app.css" ] &&
+if [ "${FORCE:-0}" != 1 ] && [ -f "$dist/index.html" ] && [ -f "$dist/app.js" ] && [ -f "$dist/app.css" ] && [ -f "$dist/docs/swagger-ui-bundle.js" ] &&
     [ -z "$(find "${sources[@]}" -newer "$dist/index.html" -print -quit)" ]; then
     exit 0
 fi

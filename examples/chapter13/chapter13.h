@@ -27,19 +27,23 @@ void s13_5_2_frontend(wv_app *app);           /* the React page at /, CORS */
 void s13_6_1_rest_options(wv_app *app);       /* --downstream-url, --downstream-timeout-ms */
 void s13_6_1_rest(wv_app *app);               /* GET /data, POST /echo, GET /proxy/data */
 void s13_6_2_grpc_options(wv_app *app);       /* --grpc-port, --grpc-target */
-void s13_6_2_grpc(wv_app *app);          /* MyService.SayHello on --grpc-port; GET /grpc/hello */
-void s13_6_2_grpc_free(void);            /* after the app has run: its gRPC channel */
-void s13_7_cloud_options(wv_app *app);   /* --s3-bucket, --files-dir, --files-max-bytes */
-void s13_7_cloud(wv_app *app);           /* POST, GET /files; GET, DELETE /files/{name} */
-void s13_8_tasks_options(wv_app *app);   /* --tasks-url, --tasks-backend, --worker */
-void s13_8_tasks(wv_app *app);           /* POST /tasks/add, GET /tasks/{id}; the worker */
-int s13_8_worker_main(void);             /* `chapter13 worker`: the workers alone */
-void s13_9_caching_options(wv_app *app); /* --cache-url, --redis-url, --memcached-servers */
-void s13_9_caching(wv_app *app);         /* PUT, GET, DELETE /cache/{key} */
-void s13_10_events_options(wv_app *app); /* --events-stream */
-void s13_10_events(wv_app *app);         /* POST, GET /events (Kinesis, or the bus) */
-void s13_11_1_prometheus(wv_app *app);   /* GET /hello */
-void sections(wv_app *app);              /* GET /api/sections */
+void s13_6_2_grpc(wv_app *app);             /* MyService.SayHello on --grpc-port; GET /grpc/hello */
+void s13_6_2_grpc_free(void);               /* after the app has run: its gRPC channel */
+void s13_7_cloud_options(wv_app *app);      /* --s3-bucket, --files-dir, --files-max-bytes */
+void s13_7_cloud(wv_app *app);              /* POST, GET /files; GET, DELETE /files/{name} */
+void s13_8_tasks_options(wv_app *app);      /* --tasks-url, --tasks-backend, --worker */
+void s13_8_tasks(wv_app *app);              /* POST /tasks/add, GET /tasks/{id}; the worker */
+int s13_8_worker_main(void);                /* `chapter13 worker`: the workers alone */
+void s13_9_caching_options(wv_app *app);    /* --cache-url, --redis-url, --memcached-servers */
+void s13_9_caching(wv_app *app);            /* PUT, GET, DELETE /cache/{key} */
+void s13_10_events_options(wv_app *app);    /* --events-stream */
+void s13_10_events(wv_app *app);            /* POST, GET /events (Kinesis, or the bus) */
+void s13_11_1_prometheus(wv_app *app);      /* GET /hello */
+void s13_13_practices_options(wv_app *app); /* JWT_*, API_KEYS*, RATE_LIMIT, RATE_BURST */
+void s13_13_practices(
+    wv_app *app);              /* GET /me (bearer JWT), GET /admin/config (API key), rate limits */
+void sections(wv_app *app);    /* GET /api/sections */
+void s13_13_docs(wv_app *app); /* GET /openapi.json, GET /docs: after every other route */
 
 /* FastAPI's 422 for input that fails validation (validation.c): where is
  * "body", "path" or "query", field may be NULL. Returns what sending does. */

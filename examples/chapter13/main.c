@@ -31,6 +31,7 @@ int main(int argc, char **argv)
     s13_8_tasks_options(app);
     s13_9_caching_options(app);
     s13_10_events_options(app);
+    s13_13_practices_options(app);
     async_delay_ms = wv_app_int(app, "async-delay-ms");
 
     s13_2_1_fastapi(app);
@@ -45,8 +46,10 @@ int main(int argc, char **argv)
     s13_9_caching(app);
     s13_10_events(app);
     s13_11_1_prometheus(app);
+    s13_13_practices(app);
     sections(app);
-    s13_5_2_frontend(app); /* last: its static files take every other path */
+    s13_5_2_frontend(app); /* its static files take every other path */
+    s13_13_docs(app);      /* last: the description of every route above */
 
     int status = wv_app_run(app);
     s13_6_2_grpc_free();

@@ -24,9 +24,10 @@
  * opens a handle per shard at start, checks it in /readyz and closes it at stop; a handler takes
  * its shard's with wv_req_db(req).
  *
- * POST /users and PUT /users/{id} take {"name": "..."}: 1 to 50 characters (of UTF-8). Anything
- * else is a 422 naming the field, as FastAPI answers ({"detail": [{"loc": ["body", "name"], "msg":
- * ..., "type": ...}]}); a body that is not JSON is a 400.
+ * POST /users and PUT /users/{id} take {"name": "..."}: 1 to 50 characters (of UTF-8), declared
+ * once as a schema (UserIn below). Anything else is a 422 naming the field, as FastAPI answers
+ * ({"detail": [{"type": ..., "loc": ["body", "name"], "msg": ..., "input": ..., "ctx": ...}]});
+ * a body that is not JSON is a 400.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +36,7 @@
 #include <weave/cache.h>
 #include <weave/db.h>
 #include <weave/json.h>
+#include <weave/schema.h>
 
 #include "chapter13.h"
 
@@ -139,66 +141,53 @@ static int get_user(wv_req *req, wv_res *res)
     return rc;
 }
 
-/* Characters in valid UTF-8 (the JSON reader checked it). */
-static size_t utf8_chars(const char *s, size_t n)
-{
-    size_t c = 0;
-    for (size_t i = 0; i < n; i++)
-        c += ((unsigned char)s[i] & 0xC0) != 0x80;
-    return c;
-}
+/* The body of POST /users and PUT /users/{id}, declared once
+ * (include/weave/schema.h): pydantic's
+ *     class UserIn(BaseModel):
+ *         name: str = Field(min_length=1, max_length=50)
+ * Characters are counted, not bytes: the array has room for 50 of them in
+ * UTF-8. */
+typedef struct user_in {
+    char name[NAME_MAX_BYTES + 1];
+} user_in;
 
-/* The body's {"name": "..."}: 0 with the name, or 1 once a 422 or 400
- * has been sent. */
-static int read_name(wv_req *req, wv_res *res, wv_json_doc **doc, const char **s, size_t *n)
+static const wv_db_field user_in_fields[] = {
+    WV_FIELD_TEXT(user_in, name, .min_chars = 1, .max_chars = NAME_MAX_CHARS),
+};
+static const wv_db_model user_in_model = WV_SCHEMA_MODEL("UserIn", user_in, user_in_fields);
+
+/* The body's {"name": "..."} into *in: 0, or 1 once a 422 has been sent
+ * (every error, as FastAPI answers); a body that is not JSON is a 400. */
+static int read_name(wv_req *req, wv_res *res, user_in *in)
 {
-    wv_str body;
-    int rc = wv_req_body(req, &body);
-    if (rc < 0)
-        return rc;
-    if (wv_json_parse(body.p ? body.p : "", body.n, doc) < 0)
-        return wv_fail(-EINVAL, "the body is not JSON: %s", wv_errmsg());
-    const wv_json_val *root = wv_json_doc_root(*doc);
-    const wv_json_val *name = wv_json_get(root, "name");
-    if (wv_json_type_of(root) != WV_JSON_OBJECT)
-        rc = unprocessable(res, "body", NULL, "Input should be a JSON object",
-                           "model_attributes_type");
-    else if (!name)
-        rc = unprocessable(res, "body", "name", "Field required", "missing");
-    else if (wv_json_as_string(name, s, n) < 0)
-        rc = unprocessable(res, "body", "name", "Input should be a valid string", "string_type");
-    else if (*n == 0)
-        rc = unprocessable(res, "body", "name", "String should have at least 1 character",
-                           "string_too_short");
-    else if (utf8_chars(*s, *n) > NAME_MAX_CHARS)
-        rc = unprocessable(res, "body", "name", "String should have at most 50 characters",
-                           "string_too_long");
-    else
-        return 0;
-    return rc < 0 ? rc : 1;
+    wv_schema_errors errs = {0};
+    int rc = wv_schema_decode_body(req, &user_in_model, in, &errs);
+    if (rc == -EBADMSG)
+        rc = wv_fail(-EINVAL, "the body is not JSON: %s", wv_errmsg());
+    else if (rc == -EINVAL && (rc = wv_res_unprocessable(res, &errs)) >= 0)
+        rc = 1;
+    wv_schema_errors_free(&errs);
+    return rc;
 }
 
 /* POST /users {"name": "Alice"}: Tortoise's User.create(name="Alice") */
 static int create_user(wv_req *req, wv_res *res)
 {
-    wv_json_doc *doc = NULL;
-    const char *s;
-    size_t n;
-    int rc = read_name(req, res, &doc, &s, &n);
+    user_in in;
+    int rc = read_name(req, res, &in);
     if (rc == 0) {
         user u = {0};
-        memcpy(u.name, s, n);
+        memcpy(u.name, in.name, sizeof u.name);
         rc = wv_db_insert(wv_req_db(req), &user_model, &u);
         if (rc == 0) {
             wv_json *j = wv_res_json_writer(res);
-            write_user(j, u.id, u.name, n);
+            write_user(j, u.id, u.name, strlen(u.name));
             char loc[48];
             snprintf(loc, sizeof loc, "/users/%lld", (long long)u.id);
             wv_res_header(res, "Location", loc);
             rc = wv_res_json_send(res, 201);
         }
     }
-    wv_json_doc_free(doc);
     return rc < 0 ? rc : 0;
 }
 
@@ -210,24 +199,21 @@ static int update_user(wv_req *req, wv_res *res)
     int rc = wv_req_param_i64(req, "id", &id);
     if (rc < 0)
         return rc;
-    wv_json_doc *doc = NULL;
-    const char *s;
-    size_t n;
-    rc = read_name(req, res, &doc, &s, &n);
+    user_in in;
+    rc = read_name(req, res, &in);
     if (rc == 0) {
         user u = {.id = id};
-        memcpy(u.name, s, n);
+        memcpy(u.name, in.name, sizeof u.name);
         rc = wv_db_update(wv_req_db(req), &user_model, &u, "name");
         if (rc == -ENOENT)
             rc = wv_fail(-ENOENT, "no user %lld", (long long)id);
         char key[32];
         if (rc == 0 && (rc = wv_cache_delete(wv_req_cache(req), user_key(key, id))) >= 0) {
             wv_json *j = wv_res_json_writer(res);
-            write_user(j, id, u.name, n);
+            write_user(j, id, u.name, strlen(u.name));
             rc = wv_res_json_send(res, 200);
         }
     }
-    wv_json_doc_free(doc);
     return rc < 0 ? rc : 0;
 }
 

@@ -193,6 +193,9 @@ typedef enum wv_db_type {
     WV_DB_TEXT,  /* UTF-8 bytes */
     WV_DB_BLOB,  /* bytes */
     WV_DB_TIME,  /* int64_t microseconds since 1970-01-01T00:00:00Z */
+    /* Model fields only (include/weave/schema.h), never values or columns: */
+    WV_DB_OBJECT, /* a nested struct, described by .object */
+    WV_DB_ARRAY,  /* a fixed array of elements described by .items, and a count */
 } wv_db_type;
 
 /* A typed value: a query parameter. Make them with the functions below. */
@@ -454,17 +457,41 @@ enum {
     WV_DB_AUTOINCREMENT = 2, /* an INT primary key the database assigns */
     WV_DB_NOT_NULL = 4,
     WV_DB_UNIQUE = 8,
+    WV_DB_NULLABLE = 16, /* schema: JSON null is accepted (the zero value; see present_offset) */
 };
 
-/* One column of a model: a member of its struct. Use the macros below. */
+struct wv_db_model;
+
+/* One column of a model: a member of its struct. Use the macros below (and
+ * WV_FIELD_* in include/weave/schema.h). The members after len_offset are
+ * the schema's (decoding, validation, encoding, JSON Schema): all optional,
+ * zero meaning absent, ignored by the database calls. */
 typedef struct wv_db_field {
     const char *name;  /* column name, [A-Za-z_][A-Za-z0-9_]*, the member's by default */
-    wv_db_type type;   /* INT, FLOAT, BOOL, TEXT, BLOB or TIME (not NULL) */
+    wv_db_type type;   /* INT, FLOAT, BOOL, TEXT, BLOB or TIME (not NULL); schema: also
+                        * OBJECT and ARRAY */
     unsigned flags;    /* WV_DB_PRIMARY_KEY | ... */
     size_t offset;     /* offsetof(struct, member) */
     size_t size;       /* sizeof(member) */
     size_t max_len;    /* TEXT, BLOB: longest value in bytes; 0 = the array's room */
-    size_t len_offset; /* BLOB: offsetof the size_t member holding the length */
+    size_t len_offset; /* BLOB: offsetof the size_t member holding the length; ARRAY: the
+                        * size_t member holding the element count */
+
+    /* ---- schema only (include/weave/schema.h) ---- */
+    const struct wv_db_model *object; /* OBJECT: the nested struct's model */
+    const struct wv_db_field *items;  /* ARRAY: one element (its type, size, constraints) */
+    size_t present_offset;   /* offsetof a bool member + 1 (WV_PRESENT): set true when the
+                              * input gave the field a non-null value */
+    const char *default_json; /* the default as JSON text ("0", "\"x\"", "null"): an absent
+                               * field takes it; a field without one is required */
+    const char *description;  /* JSON Schema "description" */
+    const char *example;      /* JSON text: JSON Schema "examples": [example] */
+    bool has_min, min_exclusive, has_max, max_exclusive; /* INT, FLOAT: see WV_GE ... */
+    double min, max;
+    size_t min_chars, max_chars;    /* TEXT: in Unicode code points; 0 = no bound */
+    const char *pattern;            /* TEXT: a POSIX extended regex, searched */
+    const char *const *enum_values; /* TEXT: the allowed values, NULL-terminated */
+    size_t min_items, max_items;    /* ARRAY: 0 = no bound (the capacity bounds it anyway) */
 } wv_db_field;
 
 /* An INT (int64_t), FLOAT (double), BOOL (bool) or TIME (int64_t) member. */
@@ -489,12 +516,19 @@ typedef struct wv_db_field {
         .size = sizeof(((T_ *)0)->member_), .len_offset = offsetof(T_, len_member_)                \
     }
 
-/* A model: a table and the struct its rows map to. */
+/* A model: a table and the struct its rows map to. A model with no table
+ * (.table = NULL) describes a request or response body only
+ * (include/weave/schema.h): the database calls refuse it (-EINVAL). */
 typedef struct wv_db_model {
-    const char *table; /* [A-Za-z_][A-Za-z0-9_]* */
+    const char *table; /* [A-Za-z_][A-Za-z0-9_]*, or NULL: no table */
     size_t size;       /* sizeof the struct */
     const wv_db_field *fields;
     size_t nfields; /* at most 64 */
+
+    /* ---- schema only (include/weave/schema.h) ---- */
+    const char *name;        /* the JSON Schema component name ("User"); NULL = table's */
+    const char *description; /* JSON Schema "description" */
+    bool forbid_extra;       /* members that are not fields are errors (extra_forbidden) */
 } wv_db_model;
 
 #define WV_DB_MODEL(table_, T_, fields_)                                                           \
@@ -505,7 +539,8 @@ typedef struct wv_db_model {
 
 /*
  * Every model call returns -EINVAL (wv_errmsg() says what) for a model that
- * is not well formed: a bad table or column name, not exactly one primary
+ * is not well formed: no table (a body-only model), a bad table or column
+ * name, an OBJECT or ARRAY field (those are schema-only), not exactly one primary
  * key, AUTOINCREMENT on anything but an INT primary key, a member size that
  * does not fit its type, a max_len past the array. Besides the database's
  * errors (a duplicate UNIQUE value is -EEXIST), each may return -EMSGSIZE

@@ -105,6 +105,95 @@ int wv_router_use(wv_router *r, const wv_middleware *mw);
  * (metrics, tracing). */
 int wv_router_use_first(wv_router *r, const wv_middleware *mw);
 
+/* ------------------------------------------------------ route descriptions */
+
+/*
+ * What a route takes and answers, for an API description (weave/openapi.h
+ * turns it into OpenAPI 3.1, as FastAPI does from a path operation's
+ * signature). The router only keeps the pointer: routing never reads it,
+ * so a description costs nothing per request. Everything it points to
+ * must outlive the router: declare it at file scope (static const), as
+ * wv_db_model descriptors are.
+ *
+ *     static const wv_db_field user_id = {.name = "id", .type = WV_DB_INT, WV_GE(1)};
+ *     static const wv_route_info get_user_info = {
+ *         .summary = "Read a user",
+ *         .tags = (const char *const[]){"users", NULL},
+ *         .params = (const wv_route_param[]){{"path", &user_id}, {0}},
+ *         .responses = (const wv_route_response[]){
+ *             {200, "The user", .model = &user_model}, {.status = 404, .description = "No such user"}, {0}},
+ *     };
+ *     wv_get(r, "/users/{id}", get_user);
+ *     wv_route_doc(r, "GET", "/users/{id}", &get_user_info);
+ */
+struct wv_db_field;
+struct wv_db_model;
+
+/* One parameter: where it is read and its wv_db_field (weave/schema.h),
+ * the descriptor wv_schema_param validates it with: name, type (INT, FLOAT,
+ * BOOL, TEXT, TIME), constraints, description, example; required unless
+ * it has a default_json (a path parameter always is). */
+typedef struct wv_route_param {
+    const char *in; /* "path", "query", "header" or "cookie" */
+    const struct wv_db_field *field;
+} wv_route_param;
+
+/* One response: a status and what its body is. */
+typedef struct wv_route_response {
+    int status;
+    const char *description;         /* NULL = the status's reason phrase */
+    const struct wv_db_model *model; /* a JSON body of this model, or NULL */
+    bool array;                      /* the body is an array of model */
+    const char *schema;              /* or any JSON Schema (JSON text) for a free-form body */
+    const char *media_type;          /* NULL = "application/json" when there is a body */
+} wv_route_response;
+
+typedef struct wv_route_info {
+    const char *summary;
+    const char *description;
+    const char *operation_id;           /* NULL = one made from the method and pattern */
+    const char *const *tags;            /* NULL-terminated, or NULL */
+    const wv_route_param *params;       /* ended by an entry whose field is NULL, or NULL */
+    const struct wv_db_model *body;     /* the request body (wv_schema_decode_body), or NULL */
+    const char *body_media_type;        /* NULL = "application/json" */
+    bool body_optional;                 /* else the body is required */
+    const wv_route_response *responses; /* ended by status 0; NULL = 200 alone */
+    bool deprecated;
+    bool hidden; /* left out of the description (FastAPI's include_in_schema=False) */
+} wv_route_info;
+
+/* Attach info to the route method + pattern already added to r (pattern
+ * relative to r's prefix, written as it was added; method exactly as added,
+ * "*" included). A second call replaces the first; NULL removes it. 0,
+ * -EINVAL (NULL method or pattern), -ENOENT (no such route; wv_errmsg says).
+ * Before the server starts, from the thread that builds the router. */
+int wv_route_doc(wv_router *r, const char *method, const char *pattern, const wv_route_info *info);
+
+/* wv_route_with and wv_route_doc in one call (data may be NULL). */
+int wv_route_with_info(wv_router *r, const char *method, const char *pattern, wv_handler *h,
+                       void *data, const wv_route_info *info);
+
+/* A registered route, as wv_router_each_route shows it. */
+typedef struct wv_route_entry {
+    const char *method;        /* as registered: "GET", "*" */
+    const char *pattern;       /* the full pattern, group prefixes included */
+    const wv_route_info *info; /* wv_route_doc's, or NULL */
+    const wv_router *group;    /* the router or group it was added to */
+} wv_route_entry;
+
+/* Call fn for every route of r's root (all groups), in the order they
+ * were added; a non-zero return of fn stops the walk and is returned.
+ * 0 otherwise, -EINVAL for NULL arguments. The entry is valid during the
+ * call. Not while routes are being added. */
+int wv_router_each_route(const wv_router *r, int (*fn)(const wv_route_entry *e, void *arg),
+                         void *arg);
+
+/* The middleware that runs for routes added to g, outermost first (the
+ * root's, then each group's down to g), as request dispatch builds it:
+ * the first max of them in out[]. Returns how many there are (which may
+ * exceed max). The pointers live as long as the router. */
+size_t wv_router_chain(const wv_router *g, const wv_middleware **out, size_t max);
+
 /*
  * CORS (the browser's cross-origin rules), as a middleware on r. A request
  * with an allowed Origin gets Access-Control-Allow-Origin (the origin itself,

@@ -72,6 +72,24 @@ typedef struct wv_main_opts {
     size_t stack_size;       /* default fiber stack; 0 = 128 KiB */
     int offload_threads;     /* blocking-work threads; 0 = 4 */
     bool no_signal_handling; /* leave SIGINT/SIGTERM alone */
+    /* For tests: a virtual clock that jumps over idle time (Trio's
+     * MockClock with autojump). Once every shard is asleep with its fibers
+     * waiting only on timers, sleeps, deadlines and each other (none
+     * runnable, no mail between shards, none waiting on a file descriptor
+     * or on an offload or lane job), wv_now() jumps to the earliest timer,
+     * which fires at once: a handler's wv_sleep_ms(1000) takes microseconds
+     * while it sees a full second pass, and deadlines and timers keep
+     * their order. Between jumps the clock runs at real speed, so a
+     * socket's round trip or a computation still takes its time. One clock
+     * for the process: the jumps persist after wv_main returns, and
+     * wv_now() never goes back. Wall-clock time (log lines, HTTP Date,
+     * signatures) is not virtual. docs/testing.md has the rules. */
+    bool virtual_clock;
+    /* With virtual_clock: while a fiber waits on a file descriptor (a
+     * listening server, a database connection's reader) or blocking work,
+     * the clock does not jump, unless the runtime has been idle this many
+     * real milliseconds (Trio's autojump_threshold); 0 = never. */
+    int64_t virtual_clock_threshold_ms;
 } wv_main_opts;
 
 /* A fiber's body. Its return value is what a group join or wv_shard_call

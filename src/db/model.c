@@ -71,6 +71,12 @@ static int check_field(const wv_db_model *m, const wv_db_field *f)
                            "for max_len bytes and a size_t length member",
                            t, f->name);
         break;
+    case WV_DB_OBJECT:
+    case WV_DB_ARRAY:
+        return wv_fail(-EINVAL,
+                       "model %s: field %s: OBJECT and ARRAY fields are for bodies only "
+                       "(include/weave/schema.h), not table columns",
+                       t, f->name);
     default:
         return wv_fail(-EINVAL, "model %s: field %s: type %d is not a field type", t, f->name,
                        (int)f->type);
@@ -80,8 +86,8 @@ static int check_field(const wv_db_model *m, const wv_db_field *f)
                        f->name, f->size, want);
     if (f->offset > m->size || m->size - f->offset < f->size)
         return wv_fail(-EINVAL, "model %s: field %s: outside the struct", t, f->name);
-    if (f->flags &
-        ~(unsigned)(WV_DB_PRIMARY_KEY | WV_DB_AUTOINCREMENT | WV_DB_NOT_NULL | WV_DB_UNIQUE))
+    if (f->flags & ~(unsigned)(WV_DB_PRIMARY_KEY | WV_DB_AUTOINCREMENT | WV_DB_NOT_NULL |
+                               WV_DB_UNIQUE | WV_DB_NULLABLE))
         return wv_fail(-EINVAL, "model %s: field %s: unknown flags", t, f->name);
     if ((f->flags & WV_DB_AUTOINCREMENT) &&
         (!(f->flags & WV_DB_PRIMARY_KEY) || f->type != WV_DB_INT))
@@ -94,6 +100,9 @@ int db_model_check(const wv_db_model *m)
 {
     if (!m || !m->fields)
         return wv_fail(-EINVAL, "model is NULL or has no fields");
+    if (!m->table)
+        return wv_fail(-EINVAL, "model %s has no table: it describes a body only",
+                       m->name ? m->name : "(unnamed)");
     if (!is_ident(m->table))
         return wv_fail(-EINVAL, "model: table name \"%s\" is not an identifier",
                        m->table ? m->table : "(null)");

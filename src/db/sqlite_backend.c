@@ -399,6 +399,9 @@ static int bind_args(sq_job *j, stmt_entry *e)
             rc = sqlite3_bind_text(e->st, idx, t, -1, SQLITE_TRANSIENT);
             break;
         }
+        case WV_DB_OBJECT: /* schema-only field types: db.c refuses them as values */
+        case WV_DB_ARRAY:
+            break;
         }
         if (rc != SQLITE_OK)
             return fail_sqlite(j, rc);

@@ -29,9 +29,12 @@ typedef struct route route;
 /* A registered route: what the radix tree's handler pointer points at. */
 struct route {
     wv_handler *handler;
-    void *data;        /* wv_route_with's pointer */
-    wv_router *group;  /* whose middleware chain applies */
-    route *next_owned; /* the root's list, for freeing */
+    void *data;                /* wv_route_with's pointer */
+    wv_router *group;          /* whose middleware chain applies */
+    route *next_owned;         /* the root's list, in registration order */
+    char *method;              /* as registered ("GET", "*") */
+    char *pattern;             /* the full pattern, the group's prefix included */
+    const wv_route_info *info; /* wv_route_doc's description, or NULL */
 };
 
 /* Something a route or middleware needs until the router is freed. */
@@ -55,7 +58,8 @@ struct wv_router {
     mw_entry *mws;     /* this group's own middleware, in order */
     wv_router *groups; /* children (owned) */
     wv_router *next_sibling;
-    route *routes; /* root only: every route, for freeing */
+    route *routes;       /* root only: every route, in registration order */
+    route **routes_tail; /* root only: where the next route is linked */
 };
 
 /* wv_req_state_set's values, in the request arena. */
@@ -206,6 +210,9 @@ int http_serve_fd(wv_router *r, const wv_http_opts *opts, int fd);
 /* server.c: route and run a request whose res is initialised, answer for
  * a handler that did not, log it, run on_done */
 void http_handle(wv_req *req, wv_res *res);
+/* server.c: opts (NULL: none) with every 0 replaced by its default, as a
+ * server runs with them (the test client's requests too, testclient.c) */
+wv_http_opts http_opts_with_defaults(const wv_http_opts *in);
 
 #pragma GCC visibility pop
 

@@ -130,6 +130,8 @@ int wv_req_local_port(const wv_req *req)
 {
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
+    if (!req->c->s) /* no socket: the test client's (testclient.c) */
+        return wv_fail(-ENOTCONN, "the request came through no socket");
     int rc = wv_stream_local_addr(req->c->s, &ss, &len);
     if (rc < 0)
         return rc;
@@ -152,7 +154,7 @@ int64_t wv_req_start(const wv_req *req)
 
 bool wv_req_is_tls(const wv_req *req)
 {
-    return wv_stream_is_tls(req->c->s);
+    return req->c->s && wv_stream_is_tls(req->c->s);
 }
 
 wv_str wv_req_trailer(const wv_req *req, const char *name)

@@ -28,6 +28,7 @@ wv_router *wv_router_new(void)
         return NULL;
     }
     r->root = r;
+    r->routes_tail = &r->routes;
     return r;
 }
 
@@ -48,6 +49,8 @@ static void group_free(wv_router *g)
         while (g->routes) {
             route *rt = g->routes;
             g->routes = rt->next_owned;
+            free(rt->method);
+            free(rt->pattern);
             free(rt);
         }
         router_free(g->tree);
@@ -161,9 +164,11 @@ int wv_route_with(wv_router *r, const char *method, const char *pattern, wv_hand
         return -EINVAL;
     size_t n = strlen(r->prefix) + strlen(pattern) + 1;
     char *full = malloc(n);
+    char *m = strdup(method);
     route *rt = calloc(1, sizeof *rt);
-    if (!full || !rt) {
+    if (!full || !m || !rt) {
         free(full);
+        free(m);
         free(rt);
         return -ENOMEM;
     }
@@ -171,6 +176,8 @@ int wv_route_with(wv_router *r, const char *method, const char *pattern, wv_hand
     rt->handler = h;
     rt->data = data;
     rt->group = r;
+    rt->method = m;
+    rt->pattern = full;
     const char *why = "";
     int rc = router_add(r->tree, method, full, rt, &why);
     if (rc < 0) {
@@ -179,13 +186,67 @@ int wv_route_with(wv_router *r, const char *method, const char *pattern, wv_hand
         else
             wv_fail(rc, "route %s %s: %s", method, full, why);
         free(full);
+        free(m);
         free(rt);
         return rc;
     }
-    free(full);
-    rt->next_owned = r->root->routes;
-    r->root->routes = rt;
+    *r->root->routes_tail = rt;
+    r->root->routes_tail = &rt->next_owned;
     return 0;
+}
+
+/* ----------------------------------------------------- descriptions */
+
+int wv_route_doc(wv_router *r, const char *method, const char *pattern, const wv_route_info *info)
+{
+    if (!r || !method || !pattern)
+        return -EINVAL;
+    size_t np = strlen(r->prefix);
+    for (route *rt = r->root->routes; rt; rt = rt->next_owned)
+        if (strcmp(rt->method, method) == 0 && strncmp(rt->pattern, r->prefix, np) == 0 &&
+            strcmp(rt->pattern + np, pattern) == 0) {
+            rt->info = info;
+            return 0;
+        }
+    return wv_fail(-ENOENT, "route %s %s%s is not registered", method, r->prefix, pattern);
+}
+
+int wv_route_with_info(wv_router *r, const char *method, const char *pattern, wv_handler *h,
+                       void *data, const wv_route_info *info)
+{
+    int rc = wv_route_with(r, method, pattern, h, data);
+    if (rc < 0)
+        return rc;
+    return wv_route_doc(r, method, pattern, info);
+}
+
+int wv_router_each_route(const wv_router *r, int (*fn)(const wv_route_entry *e, void *arg),
+                         void *arg)
+{
+    if (!r || !fn)
+        return -EINVAL;
+    for (const route *rt = r->root->routes; rt; rt = rt->next_owned) {
+        wv_route_entry e = {
+            .method = rt->method, .pattern = rt->pattern, .info = rt->info, .group = rt->group};
+        int rc = fn(&e, arg);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+size_t wv_router_chain(const wv_router *g, const wv_middleware **out, size_t max)
+{
+    const wv_router *levels[32];
+    int nl = 0;
+    for (; g && nl < 32; g = g->parent)
+        levels[nl++] = g;
+    size_t n = 0;
+    for (int l = nl - 1; l >= 0; l--)
+        for (const mw_entry *e = levels[l]->mws; e; e = e->next, n++)
+            if (n < max)
+                out[n] = &e->mw;
+    return n;
 }
 
 /* --------------------------------------------------------------- dispatch */

@@ -805,7 +805,7 @@ static int shard_serve(void *arg)
     return 0;
 }
 
-static wv_http_opts with_defaults(const wv_http_opts *in)
+wv_http_opts http_opts_with_defaults(const wv_http_opts *in)
 {
     wv_http_opts o = in ? *in : (wv_http_opts){0};
     if (!o.host)
@@ -839,7 +839,7 @@ int wv_http_serve(wv_router *r, const wv_http_opts *opts)
         return -EINVAL;
     if (wv_shard_id() < 0)
         return -EPERM;
-    serve_ctx ctx = {.root = r->root, .o = with_defaults(opts)};
+    serve_ctx ctx = {.root = r->root, .o = http_opts_with_defaults(opts)};
     if (ctx.o.port < 0 || ctx.o.port > 65535)
         return wv_fail(-EINVAL, "port %d is out of range", ctx.o.port);
     int n = wv_shard_count();
@@ -881,7 +881,7 @@ int http_serve_fd(wv_router *r, const wv_http_opts *opts, int fd)
         return -ENOMEM;
     }
     s->root = r->root;
-    s->o = with_defaults(opts);
+    s->o = http_opts_with_defaults(opts);
     s->server_name_len = strlen(s->o.server_name);
     s->limits = (http_limits){s->o.max_request_line, s->o.max_head, s->o.max_headers};
     s->lfd = -1;

@@ -87,6 +87,8 @@ void shard_ring(shard *target)
 void shard_post_msg(shard *target, msg *m)
 {
     mailbox_push(&target->mb, m);
+    if (WV_UNLIKELY(wv__rt && wv__rt->vclock))
+        atomic_store(&target->vquiet, 0); /* before the sender may sleep: no jump over it */
     shard_ring(target);
 }
 
@@ -273,7 +275,9 @@ static int fd_wait(int fd, int events, int64_t at, bool fresh)
         r->reader = (wv_fiber *)&w;
     if (events & WV_OUT)
         r->writer = (wv_fiber *)&w;
+    sh->ext_waits++; /* the virtual clock does not jump over a socket's answer */
     int rc = park(at, fdwait_unlink, &w);
+    sh->ext_waits--;
     fdwait_unlink(&w);
     if (w.got)
         return w.got; /* readiness beats a timeout that fired in the same pass */
@@ -476,6 +480,7 @@ static void run_deferred(shard *sh)
 void shard_loop(shard *sh)
 {
     struct epoll_event evs[MAX_EVENTS];
+    const bool vclock = wv__rt->vclock;
     for (;;) {
         wv_fiber *f = runq_pop(sh);
         if (f)
@@ -494,6 +499,8 @@ void shard_loop(shard *sh)
             atomic_store_explicit(&sh->sleeping, 1, memory_order_seq_cst);
             if (!mailbox_empty(&sh->mb))
                 timeout = 0;
+            else if (WV_UNLIKELY(vclock))
+                timeout = vclock_idle(sh, timeout, f != NULL);
         }
         struct timespec ts, *tsp = NULL;
         if (timeout >= 0) {
@@ -503,6 +510,12 @@ void shard_loop(shard *sh)
         }
         int n = wait_events(sh->epfd, evs, tsp, timeout);
         atomic_store_explicit(&sh->sleeping, 0, memory_order_relaxed);
+        if (WV_UNLIKELY(vclock)) {
+            bool active = !mailbox_empty(&sh->mb);
+            for (int i = 0; i < n && !active; i++)
+                active = evs[i].data.u64 != TAG_DOORBELL;
+            vclock_woke(sh, active);
+        }
         for (int i = 0; i < n; i++) {
             uint64_t tag = evs[i].data.u64;
             if (tag == TAG_DOORBELL)

@@ -390,7 +390,8 @@ static void drain_mailbox(shard *sh)
 int wv_main(const wv_main_opts *opts, wv_fn *fn, void *arg)
 {
     wv_main_opts o = opts ? *opts : (wv_main_opts){0};
-    if (!fn || o.shards < 0 || o.offload_threads < 0 || o.shards > 1024)
+    if (!fn || o.shards < 0 || o.offload_threads < 0 || o.shards > 1024 ||
+        o.virtual_clock_threshold_ms < 0 || o.virtual_clock_threshold_ms > INT64_MAX / 1000000)
         return -EINVAL;
     if (atomic_exchange(&running, true))
         return -EBUSY;
@@ -419,6 +420,8 @@ int wv_main(const wv_main_opts *opts, wv_fn *fn, void *arg)
         ss = 16 * 1024;
     rt->stack_size = (ss + ps - 1) & ~(ps - 1);
     rt->offload_threads = o.offload_threads ? o.offload_threads : 4;
+    rt->vclock = o.virtual_clock;
+    rt->vthreshold_ns = o.virtual_clock_threshold_ms * 1000000;
 
     int rc = 0, made = 0;
     for (; made < nshards; made++) {

@@ -152,7 +152,7 @@ static void job_done(msg *m)
     fiber_wake(j->f, 0);
 }
 
-int wv_offload(wv_fn *fn, void *arg)
+static int offload_run(wv_fn *fn, void *arg)
 {
     wv_fiber *f = current();
     if (!f)
@@ -210,6 +210,19 @@ int wv_offload(wv_fn *fn, void *arg)
     if (!dropped)
         while (!j.finished)
             park_nocancel(NULL, NULL);
+    return rc;
+}
+
+/* A job in flight counts as a wait outside the shard: the virtual clock
+ * does not jump over it (timer.c). */
+int wv_offload(wv_fn *fn, void *arg)
+{
+    shard *sh = wv__shard;
+    if (!sh || !sh->cur)
+        return -EPERM;
+    sh->ext_waits++;
+    int rc = offload_run(fn, arg);
+    sh->ext_waits--;
     return rc;
 }
 
@@ -350,7 +363,7 @@ int64_t wv_lane_busy_since(const wv_lane *l)
     return atomic_load(&((wv_lane *)l)->busy_since);
 }
 
-int wv_lane_run(wv_lane *l, wv_fn *fn, void *arg)
+static int lane_run(wv_lane *l, wv_fn *fn, void *arg)
 {
     wv_fiber *f = current();
     if (!f)
@@ -401,6 +414,17 @@ int wv_lane_run(wv_lane *l, wv_fn *fn, void *arg)
     else
         while (!j.finished)
             park_nocancel(NULL, NULL);
+    return rc;
+}
+
+int wv_lane_run(wv_lane *l, wv_fn *fn, void *arg)
+{
+    shard *sh = wv__shard;
+    if (!sh || !sh->cur)
+        return -EPERM;
+    sh->ext_waits++; /* as wv_offload's */
+    int rc = lane_run(l, fn, arg);
+    sh->ext_waits--;
     return rc;
 }
 

@@ -119,6 +119,22 @@ void wheel_advance(timer_wheel *w, int64_t now); /* fires what is due */
 int64_t wheel_next(const timer_wheel *w);        /* when to call advance next */
 void wheel_free(timer_wheel *w);
 
+/* ---- the virtual clock (timer.c)
+ *
+ * wv_now() is CLOCK_MONOTONIC plus wv__clock_offset, which is 0 unless a
+ * runtime ran with the virtual clock and jumped it forward (it never goes
+ * back, so wv_now() stays monotonic for the whole process). */
+extern _Atomic int64_t wv__clock_offset;
+/* The loop is about to sleep (nothing runnable, mailbox empty) for
+ * `timeout` ns (-1: no timer): publish whether the shard waits on timers
+ * only and, when every shard does, jump the clock to the earliest timer.
+ * Returns the timeout to sleep with (0 after a jump). `ran`: fibers ran
+ * in this pass. */
+int64_t vclock_idle(shard *sh, int64_t timeout, bool ran);
+/* The loop woke: no longer quiet. active: it brought fd events or mail
+ * (the threshold's idle time starts again). */
+void vclock_woke(shard *sh, bool active);
+
 /* ---- mailbox: Vyukov's intrusive multi-producer single-consumer queue */
 
 typedef struct msg msg;
@@ -185,6 +201,15 @@ struct shard {
     wv_pass_hook *deferred; /* wv_pass_hook_queue's queue */
     int64_t now;            /* wv_now() when the loop last polled: wv_now_coarse() */
     wv_waitq reload_waiters;
+    /* fibers parked on something outside the shard's timers and fibers: an
+     * fd (loop.c), an offload or lane job (offload.c). The virtual clock
+     * never jumps over their waits (unless its threshold says so) */
+    int ext_waits;
+    /* the virtual clock (timer.c), when wv_main_opts.virtual_clock is on */
+    bool vactive;          /* the last wake-up brought fd events or mail */
+    int64_t vidle_since;   /* real time the shard last went idle (threshold) */
+    _Atomic int vquiet;    /* published: asleep, waiting on timers only */
+    _Atomic int64_t vnext; /* published with it: when its next timer is due */
 };
 
 typedef struct runtime {
@@ -197,6 +222,8 @@ typedef struct runtime {
     _Atomic bool reload_wanted; /* a fiber has waited for SIGHUP */
     bool signals_handled;       /* !wv_main_opts.no_signal_handling */
     _Atomic bool exiting;
+    bool vclock;           /* wv_main_opts.virtual_clock */
+    int64_t vthreshold_ns; /* wv_main_opts.virtual_clock_threshold_ms, in ns */
 } runtime;
 
 extern runtime *wv__rt;

@@ -23,6 +23,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "rt/rt_internal.h"
 
@@ -282,4 +283,97 @@ void wv_timer_stop(wv_timer *t)
     shard *sh = wv__shard;
     if (sh && t->where_)
         wheel_remove(&sh->timers, t);
+}
+
+/* ------------------------------------------------------ the virtual clock */
+
+/*
+ * With wv_main_opts.virtual_clock, time jumps over idle periods, like
+ * Trio's MockClock with autojump: once every shard is asleep waiting on
+ * nothing but timers (no fiber runnable, no mail, no fiber waiting on an
+ * fd or on blocking work), the clock moves forward to the earliest timer
+ * of any shard, which then fires at once. Between jumps it runs at real
+ * speed, so work that takes real time (computation, a socket's round trip)
+ * still takes it, and the order of deadlines and timers is what it would
+ * be in real time.
+ *
+ * One offset for the process (not per shard): a timestamp taken on one
+ * shard stays comparable on another, and a jump waits until every shard is
+ * quiet. A shard publishes "quiet" and its next timer just before it
+ * sleeps; a jump is decided under a lock (two shards deciding at once
+ * would jump twice), and wakes every shard to fire what is now due. Mail
+ * clears the target's flag before it can sleep on it (shard_post_msg), and
+ * a shard clears its own when it wakes, so a jump never passes over work
+ * in flight between shards. A published next timer can only be stale
+ * early (the shard has not run since), which blocks a jump, never makes
+ * one too long.
+ */
+_Atomic int64_t wv__clock_offset;
+
+static pthread_mutex_t jump_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int64_t real_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Every shard quiet: move the clock to the earliest timer among them. */
+static bool vclock_jump(shard *self)
+{
+    runtime *rt = wv__rt;
+    int64_t target = WV_NEVER;
+    bool all = true;
+    pthread_mutex_lock(&jump_lock);
+    for (int i = 0; i < rt->nshards && all; i++) {
+        shard *o = &rt->shards[i];
+        all = atomic_load(&o->vquiet) != 0;
+        int64_t t = atomic_load(&o->vnext);
+        if (t < target)
+            target = t;
+    }
+    bool jumped = false;
+    if (all && target != WV_NEVER) {
+        int64_t now = wv_now();
+        if (target > now) {
+            atomic_fetch_add(&wv__clock_offset, target - now);
+            jumped = true;
+        }
+    }
+    pthread_mutex_unlock(&jump_lock);
+    if (jumped)
+        for (int i = 0; i < rt->nshards; i++)
+            if (&rt->shards[i] != self)
+                shard_ring(&rt->shards[i]); /* their sleeps were computed before it */
+    return jumped;
+}
+
+int64_t vclock_idle(shard *sh, int64_t timeout, bool ran)
+{
+    int64_t threshold = wv__rt->vthreshold_ns;
+    if (sh->ext_waits > 0) {
+        /* something outside may still answer: real time, unless the whole
+         * shard has been idle for the threshold */
+        if (threshold <= 0)
+            return timeout;
+        int64_t real = real_ns();
+        if (ran || sh->vactive) {
+            sh->vidle_since = real;
+            sh->vactive = false;
+        }
+        int64_t left = sh->vidle_since + threshold - real;
+        if (left > 0)
+            return timeout < 0 || timeout > left ? left : timeout;
+    }
+    atomic_store(&sh->vnext, wheel_next(&sh->timers));
+    atomic_store(&sh->vquiet, 1);
+    return vclock_jump(sh) ? 0 : timeout;
+}
+
+void vclock_woke(shard *sh, bool active)
+{
+    atomic_store(&sh->vquiet, 0);
+    if (active)
+        sh->vactive = true;
 }

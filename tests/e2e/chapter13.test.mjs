@@ -304,6 +304,28 @@ await check('at 390 px wide (a phone) nothing overflows sideways', async () => {
   assert(widths[0] <= widths[1], `the page is ${widths[0]} px wide in a ${widths[1]} px window`);
 });
 
+// GET /docs: Swagger UI, built from npm into dist/docs (no CDN), renders the
+// service's /openapi.json: its title and the operations.
+await check('GET /docs renders the API description in Swagger UI', async () => {
+  const p3 = await context.newPage();
+  watch(p3, '/docs: ');
+  try {
+    await p3.goto(new URL('/docs', BASE_URL).href);
+    await p3.locator('.swagger-ui .info .title').waitFor({ timeout: 15000 });
+    const title = await p3.locator('.swagger-ui .info .title').textContent();
+    assert(title.includes('weave chapter 13'), `the title is "${title}"`);
+    const ops = p3.locator('.opblock-summary-path');
+    await ops.first().waitFor({ timeout: 10000 });
+    const paths = await ops.allTextContents();
+    assert(paths.some((t) => t.includes('/async-endpoint')), `no /async-endpoint in ${paths.length} operations`);
+    fs.mkdirSync(SHOT_DIR, { recursive: true });
+    await p3.screenshot({ path: path.join(SHOT_DIR, 'docs.png'), fullPage: false, animations: 'disabled' });
+    return `${paths.length} operations`;
+  } finally {
+    await p3.close();
+  }
+});
+
 await checkNoProblems();
 
 // A second page whose /async-endpoint fails: the error state and its retry.

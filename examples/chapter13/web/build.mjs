@@ -1,4 +1,7 @@
-// Bundles the chapter 13 page into dist/: index.html, app.js, app.css (minified).
+// Bundles the chapter 13 page into dist/: index.html, app.js, app.css (minified),
+// and the API's docs page into dist/docs/: Swagger UI's bundle and stylesheet
+// from the swagger-ui-dist package, as published, and src/docs/weave-docs.js,
+// which starts it (the service writes the HTML: wv_openapi_serve).
 // Called by scripts/build_web.sh (which decides whether a build is needed) or
 // `npm run build`. Builds into .dist-tmp/ and swaps it in at the end, so a
 // running service never serves a half-written dist/. Exits non-zero on any error.
@@ -31,6 +34,15 @@ try {
   console.error('build_web: esbuild failed (errors above)');
   process.exit(1);
 }
+
+// /docs: no CDN, no inline script (weave-docs.js reads the description's URL
+// from the page's data-openapi-url).
+const swagger = path.join(root, 'node_modules', 'swagger-ui-dist');
+fs.mkdirSync(path.join(tmp, 'docs'));
+for (const file of ['swagger-ui-bundle.js', 'swagger-ui.css', 'favicon-32x32.png', 'LICENSE', 'NOTICE']) {
+  fs.copyFileSync(path.join(swagger, file), path.join(tmp, 'docs', file));
+}
+fs.copyFileSync(path.join(root, 'src', 'docs', 'weave-docs.js'), path.join(tmp, 'docs', 'weave-docs.js'));
 
 // index.html is written last: its mtime is the build's (build_web.sh compares
 // sources against it). The ?v= hashes make browsers refetch changed assets.
