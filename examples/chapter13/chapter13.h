@@ -6,6 +6,7 @@
 #define CHAPTER13_H
 
 #include <weave/app.h>
+#include <weave/schema.h>
 
 /* The simulated work of the chapter's handlers (asyncio.sleep(1)):
  * --async-delay-ms / ASYNC_DELAY_MS, 1000 by default, 0 allowed. */
@@ -45,10 +46,35 @@ void s13_13_practices(
 void sections(wv_app *app);    /* GET /api/sections */
 void s13_13_docs(wv_app *app); /* GET /openapi.json, GET /docs: after every other route */
 
-/* FastAPI's 422 for input that fails validation (validation.c): where is
- * "body", "path" or "query", field may be NULL. Returns what sending does. */
-int unprocessable(wv_res *res, const char *where, const char *field, const char *msg,
-                  const char *type);
+/*
+ * Every input a route reads is declared (include/weave/schema.h) and read
+ * through these (validation.c), so that anything invalid is FastAPI's 422
+ * with every error at once:
+ *
+ *     wv_schema_errors errs = {0};
+ *     int rc = input_path(req, &id_param, &id, &errs);
+ *     rc = input_fold(rc, wv_schema_decode_body(req, &user_in_model, &in, &errs));
+ *     if ((rc = input_end(res, rc, &errs)) != 0)
+ *         return rc < 0 ? rc : 0;          // 1: the 422 was sent
+ *
+ * input_path / input_query: the path or query parameter f->name validated
+ * as f (wv_schema_param, loc ["path", name] or ["query", name]) into out.
+ * input_fold: one more input's result folded into rc: an error that is not
+ * the input's (out of memory, a body that could not be read) wins over
+ * "invalid" (-EINVAL; -EBADMSG, a body that is not JSON, counts as
+ * invalid), which wins over 0. input_end frees errs and returns 0 (every
+ * input valid), 1 once the 422 was sent, or rc's error.
+ */
+int input_path(wv_req *req, const wv_db_field *f, void *out, wv_schema_errors *errs);
+int input_query(wv_req *req, const wv_db_field *f, void *out, wv_schema_errors *errs);
+int input_fold(int rc, int next);
+int input_end(wv_res *res, int rc, wv_schema_errors *errs);
+
+/* FastAPI's 422 with one error the schema cannot state (a raw body's):
+ * loc, input and ctx are JSON texts (input and ctx may be NULL). Returns
+ * what sending does. */
+int unprocessable(wv_res *res, const char *type, const char *msg, const char *loc,
+                  const char *input, const char *ctx);
 
 /* {"detail": why} with this status (validation.c), for what a status
  * alone cannot say: a downstream's or a store's failure (502). */

@@ -17,8 +17,16 @@
  *                  records the service throttles sent again) with its
  *                  "key" member as partition key, else its "type", else
  *                  "events". 202 {"source", "accepted", "records":
- *                  [{"shard", "sequence"}]} (sequences on Kinesis only);
- *                  422 for anything else
+ *                  [{"shard", "sequence"}]} (EventsAccepted; sequences on
+ *                  Kinesis only). Declared as FastAPI's
+ *                      Event | conlist(Event, min_length=1, max_length=500)
+ *                  where an Event may carry anything, and its "key" and
+ *                  "type", when given, are strings of at most 256
+ *                  characters (Kinesis's partition keys): anything else
+ *                  is FastAPI's 422 with every error at once, located
+ *                  ["body", "key"] for one event and ["body", 3, "key"]
+ *                  in an array (not pydantic's union locations: the
+ *                  body is one or the other by its JSON type)
  *   GET /events    {"source", "read", "last": [the last 20 events read,
  *                  newest first: {"event", "key", "sequence", "shard",
  *                  "lag_ms"}]}
@@ -40,6 +48,7 @@
 #include <weave/json.h>
 #include <weave/kinesis.h>
 #include <weave/metrics.h>
+#include <weave/schema.h>
 
 #include "chapter13.h"
 
@@ -201,81 +210,186 @@ static void write_val(wv_json *j, const wv_json_val *v)
     }
 }
 
-/* The event's partition key: "key", else "type", else "events". */
-static const char *key_of(const wv_json_val *e, size_t *n)
-{
-    const char *s;
-    if (wv_json_get_string(e, "key", &s, n) == 0 && *n > 0)
-        return s;
-    if (wv_json_get_string(e, "type", &s, n) == 0 && *n > 0)
-        return s;
-    *n = 6;
-    return "events";
-}
+/* One event: anything, with an optional "key" and "type" (pydantic's
+ *     class Event(BaseModel, extra="allow"):
+ *         key: str | None = Field(None, max_length=256)
+ *         type: str | None = Field(None, max_length=256)) */
+typedef struct event_in {
+    char key[4 * KEY_MAX + 1];
+    char type[4 * KEY_MAX + 1];
+    bool has_key, has_type;
+} event_in;
+
+static const wv_db_field event_in_fields[] = {
+    WV_FIELD_TEXT(event_in, key, .max_chars = KEY_MAX, .flags = WV_DB_NULLABLE,
+                  .default_json = "null", WV_PRESENT(event_in, has_key),
+                  .description = "The partition key: events with one key stay in order",
+                  .example = "\"user-1\""),
+    WV_FIELD_TEXT(event_in, type, .max_chars = KEY_MAX, .flags = WV_DB_NULLABLE,
+                  .default_json = "null", WV_PRESENT(event_in, has_type),
+                  .description = "The event's type: its partition key when it has no key",
+                  .example = "\"click\""),
+};
+static const wv_db_model event_model = {
+    .size = sizeof(event_in),
+    .fields = event_in_fields,
+    .nfields = 2,
+    .name = "Event",
+    .description = "An event: any JSON object; its other members are its data"};
+
+/* A body that is an array: decoded as the member "body" of a wrapper with
+ * no root of its own, so that errors read ["body", 3, "key"] */
+typedef struct event_list {
+    event_in body[MAX_EVENTS];
+    size_t n;
+} event_list;
+
+static const wv_db_field event_list_fields[] = {
+    WV_FIELD_ARRAY(event_list, body, n, &(const wv_db_field)WV_ITEM_OBJECT(event_in, &event_model),
+                   .min_items = 1, .max_items = MAX_EVENTS),
+};
+static const wv_db_model event_list_model =
+    WV_SCHEMA_MODEL("EventList", event_list, event_list_fields);
+
+/* The answer: where each record went (Kinesis), or none (the bus) */
+typedef struct events_accepted {
+    char source[256];
+    int64_t accepted;
+    wv_kinesis_put_result records[MAX_EVENTS];
+    size_t nrecords;
+} events_accepted;
+
+static const wv_db_field record_fields[] = {
+    {.name = "shard",
+     .type = WV_DB_TEXT,
+     .offset = offsetof(wv_kinesis_put_result, shard_id),
+     .size = WV_KINESIS_SHARD_ID_SIZE,
+     .description = "The Kinesis shard that stored it",
+     .example = "\"shardId-000000000000\""},
+    {.name = "sequence",
+     .type = WV_DB_TEXT,
+     .offset = offsetof(wv_kinesis_put_result, sequence_number),
+     .size = WV_KINESIS_SEQUENCE_SIZE,
+     .description = "Its sequence number in the shard",
+     .example = "\"49590338271490256608559692538361571095921575989136588898\""},
+};
+static const wv_db_model record_model = {.size = sizeof(wv_kinesis_put_result),
+                                         .fields = record_fields,
+                                         .nfields = 2,
+                                         .name = "EventRecord",
+                                         .description = "Where an event was put"};
+
+static const wv_db_field events_accepted_fields[] = {
+    WV_FIELD_TEXT(events_accepted, source, .description = "The stream, or the bus's topic",
+                  .example = "\"bus topic events\""),
+    WV_FIELD_INT(events_accepted, accepted, .description = "The events put", .example = "1"),
+    WV_FIELD_ARRAY(events_accepted, records, nrecords,
+                   &(const wv_db_field)WV_ITEM_OBJECT(wv_kinesis_put_result, &record_model),
+                   .description = "Where each event went, in order (Kinesis only)"),
+};
+static const wv_db_model events_accepted_model =
+    WV_SCHEMA_MODEL("EventsAccepted", events_accepted, events_accepted_fields);
 
 typedef struct batch {
+    event_list in;
+    events_accepted out;
     wv_kinesis_entry e[MAX_EVENTS];
-    wv_kinesis_put_result r[MAX_EVENTS];
     wv_buf text[MAX_EVENTS];
-    char *keys[MAX_EVENTS];
+    const wv_json_val *event[MAX_EVENTS];
     size_t n;
 } batch;
 
 static void batch_free(batch *b)
 {
-    for (size_t i = 0; i < b->n; i++) {
+    for (size_t i = 0; i < b->n; i++)
         wv_buf_free(&b->text[i]);
-        free(b->keys[i]);
-    }
     free(b);
+}
+
+/* The event's partition key: "key", else "type", else "events". */
+static const char *key_of(const event_in *e)
+{
+    if (e->has_key && e->key[0])
+        return e->key;
+    if (e->has_type && e->type[0])
+        return e->type;
+    return "events";
+}
+
+/* The body into b->in and b->event[] (in *doc, which the caller frees):
+ * 0, -EINVAL / -EBADMSG with the errors in errs, or an error. The body is
+ * parsed inside {"body": ...}: when that fails, the body alone is what is
+ * not JSON, and decoding it says where (json_invalid). */
+static int read_events(wv_req *req, batch *b, wv_json_doc **doc, wv_schema_errors *errs)
+{
+    wv_str body;
+    int rc = wv_req_body(req, &body);
+    *doc = NULL;
+    if (rc < 0)
+        return rc;
+    if (body.n == 0)
+        return wv_schema_decode_val(&event_model, NULL, &b->in.body[0], errs); /* missing */
+    wv_buf w = {0};
+    rc = wv_buf_printf(&w, "{\"body\":%.*s}", (int)body.n, body.p);
+    if (rc == 0 && body.n <= WV_SCHEMA_MAX_BYTES)
+        rc = wv_json_parse_with(w.p, w.n,
+                                &(wv_json_parse_opts){.max_depth = WV_SCHEMA_MAX_DEPTH + 1}, doc);
+    else if (rc == 0)
+        rc = -EMSGSIZE;
+    wv_buf_free(&w);
+    const wv_json_val *root = *doc ? wv_json_doc_root(*doc) : NULL;
+    if (rc < 0 || wv_json_object_len(root) != 1) {
+        rc = wv_schema_decode(&event_model, body.p, body.n, &b->in.body[0], errs);
+        return rc == 0 ? -ENOMEM : rc; /* valid alone, not wrapped: only memory ran out */
+    }
+    const wv_json_val *v = wv_json_get(root, "body");
+    if (wv_json_type_of(v) == WV_JSON_ARRAY) {
+        errs->root = "";
+        rc = wv_schema_decode_val(&event_list_model, root, &b->in, errs);
+        errs->root = NULL;
+        for (size_t i = 0; rc == 0 && i < b->in.n; i++)
+            b->event[i] = wv_json_array_at(v, i);
+    } else {
+        rc = wv_schema_decode_val(&event_model, v, &b->in.body[0], errs);
+        b->in.n = 1;
+        b->event[0] = v;
+    }
+    return rc;
 }
 
 /* POST /events */
 static int put_events(wv_req *req, wv_res *res)
 {
-    wv_str body;
-    int rc = wv_req_body(req, &body);
-    if (rc < 0)
-        return rc;
+    batch *b = calloc(1, sizeof *b);
+    if (!b)
+        return -ENOMEM;
     wv_json_doc *doc;
-    if (wv_json_parse(body.p, body.n, &doc) < 0)
-        return unprocessable(res, "body", NULL, wv_errmsg(), "json_invalid");
-    const wv_json_val *root = wv_json_doc_root(doc);
-    bool many = wv_json_type_of(root) == WV_JSON_ARRAY;
-    size_t n = many ? (size_t)wv_json_array_len(root) : 1;
-    const char *bad = n == 0 || n > MAX_EVENTS ? "1 to 500 events in an array" : NULL;
-    for (size_t i = 0; !bad && i < n; i++)
-        if (wv_json_type_of(many ? wv_json_array_at(root, i) : root) != WV_JSON_OBJECT)
-            bad = "an event is a JSON object";
-    batch *b = bad ? NULL : calloc(1, sizeof *b);
-    if (bad || !b) {
+    wv_schema_errors errs = {0};
+    int rc = input_end(res, read_events(req, b, &doc, &errs), &errs);
+    if (rc != 0) {
         wv_json_doc_free(doc);
-        return bad ? unprocessable(res, "body", NULL, bad, "value_error") : -ENOMEM;
+        batch_free(b);
+        return rc < 0 ? rc : 0;
     }
-    for (size_t i = 0; i < n; i++, b->n++) {
-        const wv_json_val *e = many ? wv_json_array_at(root, i) : root;
+    for (size_t i = 0; i < b->in.n; i++, b->n++) {
         wv_json j;
         wv_json_init(&j, &b->text[i]);
-        write_val(&j, e);
-        size_t kn;
-        const char *k = key_of(e, &kn);
-        if (kn > KEY_MAX)
-            kn = KEY_MAX; /* Kinesis's limit (256 characters): cut, as a key it is fine */
-        b->keys[i] = strndup(k, kn);
+        write_val(&j, b->event[i]);
         b->e[i] = (wv_kinesis_entry){
-            .partition_key = b->keys[i], .data = b->text[i].p, .len = b->text[i].n};
-        if (!b->keys[i] || wv_json_finish(&j) < 0)
+            .partition_key = key_of(&b->in.body[i]), .data = b->text[i].p, .len = b->text[i].n};
+        if (wv_json_finish(&j) < 0)
             rc = -ENOMEM;
     }
     wv_json_doc_free(doc);
     if (rc == 0 && ev.stream) {
-        rc = wv_kinesis_put_records(ev.k, ev.stream, b->e, b->n, b->r);
+        rc = wv_kinesis_put_records(ev.k, ev.stream, b->e, b->n, b->out.records);
+        b->out.nrecords = b->n;
     } else if (rc == 0) {
         wv_bus *bus = wv_req_client(req, "bus");
         wv_buf msg = {0};
         for (size_t i = 0; rc >= 0 && i < b->n; i++) {
             msg.n = 0;
-            wv_buf_printf(&msg, "%s\n%.*s", b->keys[i], (int)b->e[i].len,
+            wv_buf_printf(&msg, "%s\n%.*s", b->e[i].partition_key, (int)b->e[i].len,
                           (const char *)b->e[i].data);
             rc = wv_bus_publish(bus, TOPIC, (wv_str){msg.p, msg.n});
         }
@@ -285,29 +399,18 @@ static int put_events(wv_req *req, wv_res *res)
     }
     if (rc < 0) {
         batch_free(b);
-        return rc == -EINVAL ? unprocessable(res, "body", NULL, wv_errmsg(), "value_error") : rc;
+        /* the store refused an event: a record over its size, say */
+        return rc == -EINVAL
+                   ? unprocessable(res, "value_error", wv_errmsg(), "[\"body\"]", NULL, NULL)
+                   : rc;
     }
     wv_counter_add(ev.put_total, (double)b->n);
+    snprintf(b->out.source, sizeof b->out.source, "%s", ev.source);
+    b->out.accepted = (int64_t)b->n;
     wv_json *j = wv_res_json_writer(res);
-    wv_json_object_begin(j);
-    wv_json_key(j, "source");
-    wv_json_string(j, ev.source);
-    wv_json_key(j, "accepted");
-    wv_json_int(j, (int64_t)b->n);
-    wv_json_key(j, "records");
-    wv_json_array_begin(j);
-    for (size_t i = 0; ev.stream && i < b->n; i++) {
-        wv_json_object_begin(j);
-        wv_json_key(j, "shard");
-        wv_json_string(j, b->r[i].shard_id);
-        wv_json_key(j, "sequence");
-        wv_json_string(j, b->r[i].sequence_number);
-        wv_json_object_end(j);
-    }
-    wv_json_array_end(j);
-    wv_json_object_end(j);
+    rc = wv_schema_encode(&events_accepted_model, &b->out, j);
     batch_free(b);
-    return wv_res_json_send(res, 202);
+    return rc < 0 ? rc : wv_res_json_send(res, 202);
 }
 
 /* GET /events */

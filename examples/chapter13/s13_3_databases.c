@@ -24,10 +24,12 @@
  * opens a handle per shard at start, checks it in /readyz and closes it at stop; a handler takes
  * its shard's with wv_req_db(req).
  *
- * POST /users and PUT /users/{id} take {"name": "..."}: 1 to 50 characters (of UTF-8), declared
- * once as a schema (UserIn below). Anything else is a 422 naming the field, as FastAPI answers
- * ({"detail": [{"type": ..., "loc": ["body", "name"], "msg": ..., "input": ..., "ctx": ...}]});
- * a body that is not JSON is a 400.
+ * Every input is declared (include/weave/schema.h): the path's {id} is an integer, and POST
+ * /users and PUT /users/{id} take {"name": "..."}, 1 to 50 characters (of UTF-8) (UserIn
+ * below). Anything else is FastAPI's 422 with every error at once ({"detail": [{"type":
+ * "int_parsing", "loc": ["path", "id"], ...}, {"type": ..., "loc": ["body", "name"], "msg": ...,
+ * "input": ..., "ctx": ...}]}), a body that is not JSON included (json_invalid). A user is
+ * answered as the User model (the table's own declaration).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,25 +49,37 @@ enum { NAME_MAX_CHARS = 50, NAME_MAX_BYTES = 4 * NAME_MAX_CHARS };
 /* How long a user stays in the cache; a write drops it at once. */
 enum { USER_TTL_MS = 60 * 1000 };
 
+/* The table and the response model at once: Tortoise's User, pydantic's
+ *     class User(BaseModel):
+ *         id: int
+ *         name: str = Field(min_length=1, max_length=50) */
 typedef struct user {
     int64_t id;
     char name[NAME_MAX_BYTES + 1];
 } user;
 
 static const wv_db_field user_fields[] = {
-    WV_DB_FIELD(user, id, WV_DB_INT, WV_DB_PRIMARY_KEY | WV_DB_AUTOINCREMENT),
-    WV_DB_TEXT_FIELD(user, name, NAME_MAX_BYTES, WV_DB_NOT_NULL),
+    WV_FIELD_INT(user, id, .flags = WV_DB_PRIMARY_KEY | WV_DB_AUTOINCREMENT,
+                 .description = "The user's id, given by the database", .example = "1"),
+    WV_FIELD_TEXT(user, name, .flags = WV_DB_NOT_NULL, .max_len = NAME_MAX_BYTES, .min_chars = 1,
+                  .max_chars = NAME_MAX_CHARS, .description = "The user's name",
+                  .example = "\"Alice\""),
 };
-static const wv_db_model user_model = WV_DB_MODEL("users", user, user_fields);
+static const wv_db_model user_model = {.table = "users",
+                                       .size = sizeof(user),
+                                       .fields = user_fields,
+                                       .nfields = sizeof user_fields / sizeof user_fields[0],
+                                       .name = "User",
+                                       .description = "A user of the chapter's service"};
 
-static void write_user(wv_json *j, int64_t id, const char *name, size_t n)
+/* GET, PUT and DELETE /users/{id}: FastAPI's user_id: int, named id */
+static const wv_db_field user_id_param = {
+    .name = "id", .type = WV_DB_INT, .size = sizeof(int64_t), .description = "The user's id"};
+
+/* The user as the User model's JSON */
+static int write_user(wv_json *j, const user *u)
 {
-    wv_json_object_begin(j);
-    wv_json_key(j, "id");
-    wv_json_int(j, id);
-    wv_json_key(j, "name");
-    wv_json_stringn(j, name, n);
-    wv_json_object_end(j);
+    return wv_schema_encode(&user_model, u, j);
 }
 
 /* GET /users: asyncpg's conn.fetch('SELECT id, name FROM users') */
@@ -75,21 +89,25 @@ static int list_users(wv_req *req, wv_res *res)
     int rc = wv_db_query(wv_req_db(req), &rows, "SELECT id, name FROM users ORDER BY id");
     if (rc < 0)
         return rc;
+    rc = 0;
     wv_json *j = wv_res_json_writer(res);
     wv_json_array_begin(j);
-    for (size_t i = 0; i < wv_db_rows_count(rows); i++) {
-        int64_t id;
+    for (size_t i = 0; rc == 0 && i < wv_db_rows_count(rows); i++) {
+        user u;
         const char *name;
         size_t n;
-        if (wv_db_get_int(rows, i, 0, &id) < 0 || wv_db_get_text(rows, i, 1, &name, &n) < 0) {
-            wv_db_rows_free(rows);
-            return -EIO;
+        if (wv_db_get_int(rows, i, 0, &u.id) < 0 || wv_db_get_text(rows, i, 1, &name, &n) < 0 ||
+            n >= sizeof u.name) {
+            rc = -EIO;
+            break;
         }
-        write_user(j, id, name, n);
+        memcpy(u.name, name, n);
+        u.name[n] = '\0';
+        rc = write_user(j, &u);
     }
     wv_json_array_end(j);
     wv_db_rows_free(rows);
-    return wv_res_json_send(res, 200);
+    return rc < 0 ? rc : wv_res_json_send(res, 200);
 }
 
 /* The cache key of a user: "user:<id>". */
@@ -116,9 +134,10 @@ static int load_user(void *arg, wv_buf *value, int64_t *ttl_ms)
         return rc;
     wv_json j;
     wv_json_init(&j, value);
-    write_user(&j, u.id, u.name, strlen(u.name));
+    rc = write_user(&j, &u);
     (void)ttl_ms;
-    return wv_json_finish(&j);
+    int fin = wv_json_finish(&j);
+    return rc < 0 ? rc : fin;
 }
 
 /* GET /users/{id}: the model's get by primary key, read through the cache
@@ -126,9 +145,10 @@ static int load_user(void *arg, wv_buf *value, int64_t *ttl_ms)
 static int get_user(wv_req *req, wv_res *res)
 {
     int64_t id;
-    int rc = wv_req_param_i64(req, "id", &id);
-    if (rc < 0)
-        return rc;
+    wv_schema_errors errs = {0};
+    int rc = input_end(res, input_path(req, &user_id_param, &id, &errs), &errs);
+    if (rc != 0)
+        return rc < 0 ? rc : 0;
     char key[32];
     user_load l = {wv_req_db(req), id};
     wv_buf v = {0};
@@ -152,40 +172,32 @@ typedef struct user_in {
 } user_in;
 
 static const wv_db_field user_in_fields[] = {
-    WV_FIELD_TEXT(user_in, name, .min_chars = 1, .max_chars = NAME_MAX_CHARS),
+    WV_FIELD_TEXT(user_in, name, .min_chars = 1, .max_chars = NAME_MAX_CHARS,
+                  .description = "The user's name: 1 to 50 characters", .example = "\"Alice\""),
 };
-static const wv_db_model user_in_model = WV_SCHEMA_MODEL("UserIn", user_in, user_in_fields);
-
-/* The body's {"name": "..."} into *in: 0, or 1 once a 422 has been sent
- * (every error, as FastAPI answers); a body that is not JSON is a 400. */
-static int read_name(wv_req *req, wv_res *res, user_in *in)
-{
-    wv_schema_errors errs = {0};
-    int rc = wv_schema_decode_body(req, &user_in_model, in, &errs);
-    if (rc == -EBADMSG)
-        rc = wv_fail(-EINVAL, "the body is not JSON: %s", wv_errmsg());
-    else if (rc == -EINVAL && (rc = wv_res_unprocessable(res, &errs)) >= 0)
-        rc = 1;
-    wv_schema_errors_free(&errs);
-    return rc;
-}
+static const wv_db_model user_in_model = {.size = sizeof(user_in),
+                                          .fields = user_in_fields,
+                                          .nfields = 1,
+                                          .name = "UserIn",
+                                          .description = "A user to create, or a new name"};
 
 /* POST /users {"name": "Alice"}: Tortoise's User.create(name="Alice") */
 static int create_user(wv_req *req, wv_res *res)
 {
     user_in in;
-    int rc = read_name(req, res, &in);
+    wv_schema_errors errs = {0};
+    int rc = input_end(res, wv_schema_decode_body(req, &user_in_model, &in, &errs), &errs);
     if (rc == 0) {
         user u = {0};
         memcpy(u.name, in.name, sizeof u.name);
         rc = wv_db_insert(wv_req_db(req), &user_model, &u);
         if (rc == 0) {
             wv_json *j = wv_res_json_writer(res);
-            write_user(j, u.id, u.name, strlen(u.name));
+            rc = write_user(j, &u);
             char loc[48];
             snprintf(loc, sizeof loc, "/users/%lld", (long long)u.id);
-            wv_res_header(res, "Location", loc);
-            rc = wv_res_json_send(res, 201);
+            if (rc == 0 && (rc = wv_res_header(res, "Location", loc)) == 0)
+                rc = wv_res_json_send(res, 201);
         }
     }
     return rc < 0 ? rc : 0;
@@ -196,11 +208,11 @@ static int create_user(wv_req *req, wv_res *res)
 static int update_user(wv_req *req, wv_res *res)
 {
     int64_t id;
-    int rc = wv_req_param_i64(req, "id", &id);
-    if (rc < 0)
-        return rc;
     user_in in;
-    rc = read_name(req, res, &in);
+    wv_schema_errors errs = {0};
+    int rc = input_path(req, &user_id_param, &id, &errs);
+    rc = input_fold(rc, wv_schema_decode_body(req, &user_in_model, &in, &errs));
+    rc = input_end(res, rc, &errs);
     if (rc == 0) {
         user u = {.id = id};
         memcpy(u.name, in.name, sizeof u.name);
@@ -210,8 +222,8 @@ static int update_user(wv_req *req, wv_res *res)
         char key[32];
         if (rc == 0 && (rc = wv_cache_delete(wv_req_cache(req), user_key(key, id))) >= 0) {
             wv_json *j = wv_res_json_writer(res);
-            write_user(j, id, u.name, strlen(u.name));
-            rc = wv_res_json_send(res, 200);
+            if ((rc = write_user(j, &u)) == 0)
+                rc = wv_res_json_send(res, 200);
         }
     }
     return rc < 0 ? rc : 0;
@@ -221,9 +233,10 @@ static int update_user(wv_req *req, wv_res *res)
 static int delete_user(wv_req *req, wv_res *res)
 {
     int64_t id;
-    int rc = wv_req_param_i64(req, "id", &id);
-    if (rc < 0)
-        return rc;
+    wv_schema_errors errs = {0};
+    int rc = input_end(res, input_path(req, &user_id_param, &id, &errs), &errs);
+    if (rc != 0)
+        return rc < 0 ? rc : 0;
     rc = wv_db_delete(wv_req_db(req), &user_model, wv_db_int(id));
     if (rc == -ENOENT)
         return wv_fail(-ENOENT, "no user %lld", (long long)id);

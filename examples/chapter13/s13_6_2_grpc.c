@@ -73,32 +73,53 @@ static const wv_grpc_method my_service[] = {
     {"SayHello", .unary = say_hello},
 };
 
+enum { NAME_MAX_CHARS = 256 };
+
+/* ?name=: FastAPI's name: str = Query("Python", max_length=256) */
+static const wv_db_field name_param = {.name = "name",
+                                       .type = WV_DB_TEXT,
+                                       .size = 4 * NAME_MAX_CHARS + 1,
+                                       .max_chars = NAME_MAX_CHARS,
+                                       .default_json = "\"Python\"",
+                                       .description = "Who SayHello greets",
+                                       .example = "\"weave\""};
+
+/* The answer of GET /grpc/hello: HelloResponse as JSON */
+typedef struct hello_out {
+    char message[4 * NAME_MAX_CHARS + 16];
+} hello_out;
+
+static const wv_db_field hello_out_fields[] = {
+    WV_FIELD_TEXT(hello_out, message, .description = "SayHello's answer",
+                  .example = "\"Hello, Python!\""),
+};
+static const wv_db_model hello_out_model = WV_SCHEMA_MODEL("HelloOut", hello_out, hello_out_fields);
+
 /* GET /grpc/hello?name=: response = await stub.SayHello(HelloRequest(name=...)) */
 static int grpc_hello(wv_req *req, wv_res *res)
 {
-    if (!channel)
-        return detail_error(res, 503, "no gRPC target: set --grpc-target or --grpc-port");
-    wv_str name = {"Python", 6};
-    wv_req_query_param(req, "name", &name);
     HelloRequest hello = HELLO_REQUEST__INIT;
-    hello.name = wv_req_alloc(req, name.n + 1);
+    hello.name = wv_req_alloc(req, name_param.size);
     if (!hello.name)
         return -ENOMEM;
-    memcpy(hello.name, name.p, name.n);
-    hello.name[name.n] = 0;
+    wv_schema_errors errs = {0};
+    int rc = input_end(res, input_query(req, &name_param, hello.name, &errs), &errs);
+    if (rc != 0)
+        return rc < 0 ? rc : 0;
+    if (!channel)
+        return detail_error(res, 503, "no gRPC target: set --grpc-target or --grpc-port");
     ProtobufCMessage *reply;
-    int rc = wv_grpc_unary(channel, &my_service__descriptor, "SayHello", &hello.base, &reply, NULL);
+    rc = wv_grpc_unary(channel, &my_service__descriptor, "SayHello", &hello.base, &reply, NULL);
     if (rc == -ETIMEDOUT || rc == -ECANCELED)
         return rc; /* 504, 503 */
     if (rc < 0)
         return detail_error(res, 502, wv_errmsg());
-    wv_json *j = wv_res_json_writer(res);
-    wv_json_object_begin(j);
-    wv_json_key(j, "message");
-    wv_json_string(j, ((HelloResponse *)reply)->message);
-    wv_json_object_end(j);
+    hello_out out;
+    snprintf(out.message, sizeof out.message, "%s", ((HelloResponse *)reply)->message);
     wv_grpc_free(reply);
-    return wv_res_json_send(res, 200);
+    wv_json *j = wv_res_json_writer(res);
+    rc = wv_schema_encode(&hello_out_model, &out, j);
+    return rc < 0 ? rc : wv_res_json_send(res, 200);
 }
 
 void s13_6_2_grpc_free(void)

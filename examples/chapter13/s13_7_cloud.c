@@ -38,7 +38,9 @@
  *                            the file work on the offload pool.
  *
  * A name is 1 to 255 bytes of UTF-8 without '/', '\', control characters
- * or a leading '.': 422 otherwise. An upload whose client goes away, that
+ * or a leading '.', declared once (name_param) for the query and the path:
+ * FastAPI's 422 otherwise (string_too_long, string_pattern_mismatch,
+ * string_unicode, missing). An upload whose client goes away, that
  * passes the limit, or that the store refuses leaves nothing behind (the
  * multipart upload is aborted, the temporary file removed). The store's
  * own failures are 502 with its reason (504 when the time runs out); a
@@ -57,6 +59,7 @@
 
 #include <weave/json.h>
 #include <weave/s3.h>
+#include <weave/schema.h>
 
 #include "chapter13.h"
 
@@ -91,61 +94,49 @@ void s13_7_cloud_options(wv_app *app)
 
 /* ------------------------------------------------------------- names */
 
-static bool utf8_valid(const unsigned char *p, size_t n)
-{
-    for (size_t i = 0; i < n;) {
-        unsigned c = p[i];
-        size_t len = c < 0x80             ? 1
-                     : (c & 0xE0) == 0xC0 ? 2
-                     : (c & 0xF0) == 0xE0 ? 3
-                     : (c & 0xF8) == 0xF0 ? 4
-                                          : 0;
-        if (!len || i + len > n || (len == 2 && c < 0xC2) || (len == 4 && c > 0xF4))
-            return false;
-        for (size_t k = 1; k < len; k++)
-            if ((p[i + k] & 0xC0) != 0x80)
-                return false;
-        if (len == 3 && ((c == 0xE0 && p[i + 1] < 0xA0) || (c == 0xED && p[i + 1] >= 0xA0)))
-            return false; /* overlong, or a surrogate */
-        if (len == 4 && ((c == 0xF0 && p[i + 1] < 0x90) || (c == 0xF4 && p[i + 1] >= 0x90)))
-            return false;
-        i += len;
-    }
-    return true;
-}
+/* ?name= of POST /files and {name} of GET and DELETE /files/{name}. The
+ * pattern reads the same in POSIX and ECMA-262 (the control characters
+ * are in it as themselves, the backslash doubled); UTF-8 is the schema's
+ * own check (string_unicode). */
+static const wv_db_field name_param = {
+    .name = "name",
+    .type = WV_DB_TEXT,
+    .size = NAME_MAX_BYTES + 1,
+    .max_len = NAME_MAX_BYTES,
+    .min_chars = 1,
+    .pattern = "^[^./\\\\\x01-\x1f\x7f][^/\\\\\x01-\x1f\x7f]*$",
+    .description = "The file's name: 1 to 255 bytes of UTF-8 without '/', '\\', control "
+                   "characters or a leading '.'",
+    .example = "\"report.pdf\""};
 
-static bool name_valid(wv_str s)
-{
-    if (s.n == 0 || s.n > NAME_MAX_BYTES || s.p[0] == '.')
-        return false;
-    for (size_t i = 0; i < s.n; i++) {
-        unsigned char c = (unsigned char)s.p[i];
-        if (c < 0x20 || c == 0x7F || c == '/' || c == '\\')
-            return false;
-    }
-    return utf8_valid((const unsigned char *)s.p, s.n);
-}
-
-/* The file's name from the path ("path") or the query ("query") into a
- * NUL-terminated copy: 0, 1 once a 422 was sent, or an error. */
+/* The file's name from the path or the query (where) into out: 0, 1 once
+ * the 422 was sent, or an error. */
 static int name_of(wv_req *req, wv_res *res, const char *where, char out[NAME_MAX_BYTES + 1])
 {
-    wv_str s;
-    int rc = !strcmp(where, "path") ? wv_req_param(req, "name", &s)
-                                    : wv_req_query_param(req, "name", &s);
-    if (rc < 0 && rc != -ENOENT)
-        return rc;
-    if (rc == -ENOENT || !name_valid(s)) {
-        rc = unprocessable(res, where, "name",
-                           "a file name is 1 to 255 bytes of UTF-8 without '/', '\\', control "
-                           "characters or a leading '.'",
-                           "value_error");
-        return rc < 0 ? rc : 1;
-    }
-    memcpy(out, s.p, s.n);
-    out[s.n] = '\0';
-    return 0;
+    wv_schema_errors errs = {0};
+    int rc = !strcmp(where, "path") ? input_path(req, &name_param, out, &errs)
+                                    : input_query(req, &name_param, out, &errs);
+    return input_end(res, rc, &errs);
 }
+
+/* The answer of POST /files */
+typedef struct file_stored {
+    char name[NAME_MAX_BYTES + 1];
+    int64_t size;
+    char location[16 + 3 * NAME_MAX_BYTES];
+} file_stored;
+
+static const wv_db_field file_stored_fields[] = {
+    WV_FIELD_TEXT(file_stored, name, .description = "The file's name", .example = "\"report.pdf\""),
+    WV_FIELD_INT(file_stored, size, .description = "Its size in bytes", .example = "5"),
+    WV_FIELD_TEXT(file_stored, location, .description = "Where GET reads it back",
+                  .example = "\"/files/report.pdf\""),
+};
+static const wv_db_model file_stored_model = {.size = sizeof(file_stored),
+                                              .fields = file_stored_fields,
+                                              .nfields = 3,
+                                              .name = "FileStored",
+                                              .description = "A file stored whole"};
 
 /* The store's key for a name: malloc'ed, NULL on OOM. */
 static char *key_for(const char *name)
@@ -344,7 +335,8 @@ static int send_part(void *arg, const void *buf, size_t n)
 /* POST /files?name=NAME: client.put_object(Bucket=bucket, Key=key, Body=f) */
 static int upload(wv_req *req, wv_res *res)
 {
-    char name[NAME_MAX_BYTES + 1];
+    file_stored out;
+    char *name = out.name;
     int rc = name_of(req, res, "query", name);
     if (rc != 0)
         return rc < 0 ? rc : 0;
@@ -373,24 +365,18 @@ static int upload(wv_req *req, wv_res *res)
     } else if ((rc = dir_upload(req, name, &size)) < 0) {
         return rc;
     }
-    char location[16 + 3 * NAME_MAX_BYTES];
-    size_t k = (size_t)snprintf(location, sizeof location, "/files/");
+    char *location = out.location;
+    size_t k = (size_t)snprintf(location, sizeof out.location, "/files/");
     for (const unsigned char *p = (const unsigned char *)name; *p; p++)
-        k += (size_t)snprintf(location + k, sizeof location - k,
+        k += (size_t)snprintf(location + k, sizeof out.location - k,
                               strchr("-._~", *p) || (*p < 0x80 && isalnum(*p)) ? "%c" : "%%%02X",
                               *p);
     if ((rc = wv_res_header(res, "Location", location)) < 0)
         return rc;
+    out.size = size;
     wv_json *j = wv_res_json_writer(res);
-    wv_json_object_begin(j);
-    wv_json_key(j, "name");
-    wv_json_string(j, name);
-    wv_json_key(j, "size");
-    wv_json_int(j, size);
-    wv_json_key(j, "location");
-    wv_json_string(j, location);
-    wv_json_object_end(j);
-    return wv_res_json_send(res, 201);
+    rc = wv_schema_encode(&file_stored_model, &out, j);
+    return rc < 0 ? rc : wv_res_json_send(res, 201);
 }
 
 static void list_entry(wv_json *j, const char *name, int64_t size, int64_t modified)

@@ -39,8 +39,10 @@
  *   --worker-concurrency             tasks at once per shard (1000)
  *
  *   POST /tasks/add   {"x": 2, "y": 3[, "task": "async_add" | "add"]}
- *                     202 {"id", "task", "state": "PENDING"}; 422 for
- *                     anything but two numbers
+ *                     202 {"id", "task", "state": "PENDING"}; FastAPI's
+ *                     422 for anything but two numbers and one of the
+ *                     two tasks (the TaskIn model below: every error at
+ *                     once, a body that is not JSON included)
  *   GET /tasks/{id}   {"id", "state"[, "result" | "error"]}: PENDING until
  *                     a worker has it, SUCCESS with the result (5), FAILURE
  *                     with "ExcType: message"; 501 with the RPC backend,
@@ -158,38 +160,87 @@ static wv_tasks *tasks_of(wv_req *req)
     return t;
 }
 
+/* The body of POST /tasks/add, FastAPI's
+ *     class TaskIn(BaseModel):
+ *         x: float
+ *         y: float
+ *         task: TaskName = TaskName.async_add   # an Enum of the two names
+ * (an integer stays an integer on its way to the task, as x: int | float
+ * would keep it, so Python's x + y gives 5, not 5.0) */
+typedef struct task_in {
+    double x, y;
+    char task[16];
+} task_in;
+
+static const wv_db_field task_in_fields[] = {
+    WV_FIELD_FLOAT(task_in, x, .description = "The first number", .example = "2"),
+    WV_FIELD_FLOAT(task_in, y, .description = "The second number", .example = "3"),
+    WV_FIELD_TEXT(task_in, task, WV_ENUM("async_add", "add"), .default_json = "\"async_add\"",
+                  .description = "The task: async_add waits --async-delay-ms first, add does not",
+                  .example = "\"add\""),
+};
+static const wv_db_model task_in_model = {.size = sizeof(task_in),
+                                          .fields = task_in_fields,
+                                          .nfields = 3,
+                                          .name = "TaskIn",
+                                          .description = "Two numbers for a task to add"};
+
+/* The answer of POST /tasks/add */
+typedef struct task_sent {
+    char id[37];
+    char task[32];
+    char state[16];
+} task_sent;
+
+static const wv_db_field task_sent_fields[] = {
+    WV_FIELD_TEXT(task_sent, id, .description = "The task's id: GET /tasks/{id} reads its state",
+                  .example = "\"0b1e3a1e-5d5c-4b5e-9d8a-2f0c1e4b7a90\""),
+    WV_FIELD_TEXT(task_sent, task, .description = "The task's name, as Celery names it",
+                  .example = "\"tasks.async_add\""),
+    WV_FIELD_TEXT(task_sent, state, .description = "PENDING: queued", .example = "\"PENDING\""),
+};
+static const wv_db_model task_sent_model = {.size = sizeof(task_sent),
+                                            .fields = task_sent_fields,
+                                            .nfields = 3,
+                                            .name = "TaskSent",
+                                            .description = "A task queued"};
+
+/* GET /tasks/{id}: Celery's task ids are UUIDs; any text up to 63 bytes */
+static const wv_db_field task_id_param = {.name = "id",
+                                          .type = WV_DB_TEXT,
+                                          .size = 64,
+                                          .min_chars = 1,
+                                          .description = "The id POST /tasks/add answered"};
+
+/* The body decoded as TaskIn from the document parsed here (kept, for
+ * which numbers are integers): 0, -EINVAL / -EBADMSG with errs, or an
+ * error. *doc is NULL for an empty body. */
+static int read_task_in(wv_req *req, task_in *in, wv_json_doc **doc, wv_schema_errors *errs)
+{
+    wv_str body;
+    int rc = wv_req_body(req, &body);
+    *doc = NULL;
+    if (rc < 0)
+        return rc;
+    if (body.n && wv_json_parse(body.p, body.n, doc) < 0)
+        return wv_schema_decode(&task_in_model, body.p, body.n, in, errs); /* its json_invalid */
+    return wv_schema_decode_val(&task_in_model, *doc ? wv_json_doc_root(*doc) : NULL, in, errs);
+}
+
 /* POST /tasks/add: result = async_add.delay(2, 3) */
 static int post_add(wv_req *req, wv_res *res)
 {
-    wv_tasks *t = tasks_of(req);
-    if (!t)
-        return -ECANCELED;
-    wv_str body;
-    int rc = wv_req_body(req, &body);
-    if (rc < 0)
-        return rc;
+    task_in in;
     wv_json_doc *doc;
-    if (wv_json_parse(body.p, body.n, &doc) < 0)
-        return unprocessable(res, "body", NULL, wv_errmsg(), "json_invalid");
-    const wv_json_val *root = wv_json_doc_root(doc);
-    double x, y;
-    const char *which = "async_add", *field = NULL;
-    if (wv_json_get_double(root, "x", &x) < 0)
-        field = "x";
-    else if (wv_json_get_double(root, "y", &y) < 0)
-        field = "y";
-    else if (wv_json_get(root, "task") &&
-             (wv_json_get_string(root, "task", &which, NULL) < 0 ||
-              (strcmp(which, "async_add") != 0 && strcmp(which, "add") != 0)))
-        field = "task";
-    if (field) {
+    wv_schema_errors errs = {0};
+    int rc = input_end(res, read_task_in(req, &in, &doc, &errs), &errs);
+    wv_tasks *t = rc == 0 ? tasks_of(req) : NULL;
+    if (!t) {
         wv_json_doc_free(doc);
-        return unprocessable(res, "body", field,
-                             strcmp(field, "task") == 0 ? "task is \"async_add\" or \"add\""
-                                                        : "x and y are numbers",
-                             strcmp(field, "task") == 0 ? "literal_error" : "float_parsing");
+        return rc < 0 ? rc : rc == 1 ? 0 : -ECANCELED;
     }
     /* integers stay integers, so Python's x + y gives 5, not 5.0 */
+    const wv_json_val *root = wv_json_doc_root(doc);
     wv_buf args = {0};
     wv_json j;
     wv_json_init(&j, &args);
@@ -200,30 +251,23 @@ static int post_add(wv_req *req, wv_res *res)
         if (wv_json_get_i64(root, keys[i], &v) == 0)
             wv_json_int(&j, v);
         else
-            wv_json_double(&j, i ? y : x);
+            wv_json_double(&j, i ? in.y : in.x);
     }
     wv_json_array_end(&j);
     rc = wv_json_finish(&j);
-    char name[32], id[37];
-    snprintf(name, sizeof name, "tasks.%s", which);
+    wv_json_doc_free(doc);
+    task_sent sent = {.state = "PENDING"};
+    snprintf(sent.task, sizeof sent.task, "tasks.%s", in.task);
     if (rc == 0) {
         wv_buf_append(&args, "", 1);
-        rc = wv_tasks_send(t, name, args.p, NULL, id);
+        rc = wv_tasks_send(t, sent.task, args.p, NULL, sent.id);
     }
     wv_buf_free(&args);
-    wv_json_doc_free(doc);
     if (rc < 0)
         return rc;
     wv_json *w = wv_res_json_writer(res);
-    wv_json_object_begin(w);
-    wv_json_key(w, "id");
-    wv_json_string(w, id);
-    wv_json_key(w, "task");
-    wv_json_string(w, name);
-    wv_json_key(w, "state");
-    wv_json_string(w, "PENDING");
-    wv_json_object_end(w);
-    return wv_res_json_send(res, 202);
+    rc = wv_schema_encode(&task_sent_model, &sent, w);
+    return rc < 0 ? rc : wv_res_json_send(res, 202);
 }
 
 /* GET /tasks/{id}: AsyncResult(id).state, .result */
@@ -232,16 +276,11 @@ static int get_task(wv_req *req, wv_res *res)
     wv_tasks *t = tasks_of(req);
     if (!t)
         return -ECANCELED;
-    wv_str id;
-    int rc = wv_req_param(req, "id", &id);
-    if (rc < 0)
-        return rc;
     char idz[64];
-    if (id.n == 0 || id.n >= sizeof idz)
-        return unprocessable(res, "path", "id", "a task id is 1 to 63 characters",
-                             "string_too_long");
-    memcpy(idz, id.p, id.n);
-    idz[id.n] = 0;
+    wv_schema_errors errs = {0};
+    int rc = input_end(res, input_path(req, &task_id_param, idz, &errs), &errs);
+    if (rc != 0)
+        return rc < 0 ? rc : 0;
     wv_task_state st;
     wv_buf out = {0};
     rc = wv_tasks_state(t, idz, &st, &out);
