@@ -280,7 +280,7 @@ notes()
         [[ -s $tmp/info/$name.$s ]] || continue
         echo "# $name $s: server CPU $(info_pcts "$name" "$s" server_cpu) of CPU 0, wrk" \
             "$(info_pcts "$name" "$s" wrk_cpu) of CPU 1; $(info_runs "$name" "$s" rps) req/s;" \
-            "p99 $(info_runs "$name" "$s" p99_us 1000) ms; $(info_runs "$name" "$s" requests)" \
+            "p99 $(info_runs "$name" "$s" p99_us 1000) ms; $(info_values "$name" "$s" requests | paste -sd ' ')" \
             "requests, all 2xx"
         mapfile -t sc < <(info_values_of "$name" "$s" server_cpu)
         mapfile -t wc < <(info_values_of "$name" "$s" wrk_cpu)
@@ -349,10 +349,13 @@ if wants validate || wants jwt; then
             "versions $settings (Debian's pydantic 1.10: pure Python, not pydantic 2's Rust core)"
     fi
     echo "# body: $(wc -c <"$tmp/body.json") bytes, $(cat "$tmp/body.json")"
-    echo "# checked on each server: the echo equals the body, age 200 is a 422, /jwt/validate" \
-        "is a 401 without the token and with one signed with another key"
     for s in weave fastapi; do
-        [[ -z ${down[$s]:-} ]] || echo "# $s: not available: ${down[$s]}"
+        if [[ -z ${down[$s]:-} ]]; then
+            echo "# $s checked: the echo equals the body, age 200 is a 422, /jwt/validate is a" \
+                "401 without the token and with one signed with another key"
+        else
+            echo "# $s: not available: ${down[$s]}"
+        fi
     done
     if wants validate; then http_figure api.validate /validate; fi
     if wants jwt; then http_figure api.jwt /jwt/validate "$token"; fi
