@@ -376,6 +376,16 @@ void fiber_cancel(wv_fiber *f)
         fiber_wake(f, -ECANCELED);
 }
 
+/* A wait that ended at dl: when that was the fiber's deadline rather than
+ * the waiter's own time (at), say so, so that whatever answers the error
+ * (a 504) does not show an older, unrelated detail of the fiber's. */
+static int deadline_passed(wv_fiber *f, int64_t dl, int64_t at)
+{
+    if (dl == f->deadline && dl < at)
+        return wv_fail(-ETIMEDOUT, "the deadline passed");
+    return -ETIMEDOUT;
+}
+
 int park(int64_t at, unlink_fn *unlink, void *waitobj)
 {
     shard *sh = wv__shard;
@@ -392,7 +402,7 @@ int park(int64_t at, unlink_fn *unlink, void *waitobj)
         if (dl <= sh->now) {
             if (unlink)
                 unlink(waitobj);
-            return -ETIMEDOUT;
+            return deadline_passed(f, dl, at);
         }
         wheel_rearm(&sh->timers, &f->timer, dl);
     }
@@ -409,6 +419,8 @@ int park(int64_t at, unlink_fn *unlink, void *waitobj)
      * insertion per wait. A leftover fires once and is dropped (see
      * fiber_timeout); the fiber's exit disarms it. */
     f->unlink = NULL;
+    if (WV_UNLIKELY(f->wake_result == -ETIMEDOUT))
+        return deadline_passed(f, dl, at);
     return f->wake_result;
 }
 
@@ -615,7 +627,7 @@ int wv_check(void)
     if (f->cancelled)
         return -ECANCELED;
     if (f->deadline != WV_NEVER && f->deadline <= wv_now())
-        return -ETIMEDOUT;
+        return wv_fail(-ETIMEDOUT, "the deadline passed");
     return 0;
 }
 

@@ -151,6 +151,41 @@ static void test_fiber_deadline_applies_to_sleep(void **state)
     assert_checks_passed();
 }
 
+/* A wait the fiber's deadline ended says so in wv_errmsg(), over whatever
+ * older detail the fiber had (a 504 shows it); one that ended at the
+ * waiter's own time (a sleep's end, a read's own timeout) leaves it. */
+static int deadline_says_so(void *arg)
+{
+    (void)arg;
+    wv_fail(-EIO, "an older, unrelated failure");
+    int64_t old = wv_deadline_set(wv_after_ms(20));
+    CHECK_EQ(wv_sleep_ms(5), 0);
+    CHECK_STR_EQ(wv_errmsg(), "an older, unrelated failure");
+    CHECK_EQ(wv_sleep_ms(1000), -ETIMEDOUT);
+    CHECK_STR_EQ(wv_errmsg(), "the deadline passed");
+    wv_fail(-EIO, "an older, unrelated failure");
+    CHECK_EQ(wv_sleep_ms(1), -ETIMEDOUT); /* already past: no wait at all */
+    CHECK_STR_EQ(wv_errmsg(), "the deadline passed");
+    wv_fail(-EIO, "an older, unrelated failure");
+    CHECK_EQ(wv_check(), -ETIMEDOUT);
+    CHECK_STR_EQ(wv_errmsg(), "the deadline passed");
+    wv_deadline_set(old);
+    int sv[2];
+    REQUIRE_EQ(nb_socketpair(sv), 0);
+    wv_fail(-EIO, "an older, unrelated failure");
+    CHECK_EQ(wv_fd_wait(sv[0], WV_IN, wv_after_ms(10)), -ETIMEDOUT);
+    CHECK_STR_EQ(wv_errmsg(), "an older, unrelated failure");
+    wv_close(sv[0]);
+    wv_close(sv[1]);
+    return 0;
+}
+
+static void test_a_wait_ended_by_the_fiber_deadline_says_so(void **state)
+{
+    assert_int_equal(run_in_rt(1, deadline_says_so, NULL), 0);
+    assert_checks_passed();
+}
+
 static int recv_empty_chan(void *arg)
 {
     wv_chan *c = wv_chan_new(sizeof(int), 4);
@@ -730,6 +765,7 @@ int main(void)
     harness_init();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_deadline_fires_while_reading_a_silent_socket),
+        cmocka_unit_test(test_a_wait_ended_by_the_fiber_deadline_says_so),
         cmocka_unit_test(test_fd_wait_returns_etimedout_at_its_deadline),
         cmocka_unit_test(test_fiber_deadline_applies_to_fd_wait_without_deadline),
         cmocka_unit_test(test_fiber_deadline_applies_to_write_on_a_full_socket),
