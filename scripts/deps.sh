@@ -130,6 +130,9 @@ TEST_PACKAGES=(
     # Python's JWT library verified by weave and weave's read back by it
     # (tests/integration/test_auth.py)
     python3-jwt python3-cryptography
+    # jsonschema: our JSON Schemas checked by Python's validator, which must
+    # agree with our decoder on every input (tests/integration/test_schema_jsonschema.py)
+    python3-jsonschema
     # PyYAML: the checks of the alert rules, Grafana provisioning and
     # compose.yaml (tests/deploy/monitoring/check.py)
     python3-yaml
@@ -199,6 +202,10 @@ BENCH_PACKAGES=(
     # rabbitmq-server, tasks.outbox postgresql-15 and asyncpg (its Celery
     # side's transactions): all above
     python3-celery python3-gevent python3-amqp
+    # the api suite (bench/run_api.sh): pydantic 1.10, the model FastAPI
+    # validates with and parse_raw's loop (api.decode), and PyJWT in the
+    # anchor's bearer dependency (api.jwt); FastAPI and uvicorn are above
+    python3-pydantic python3-jwt
 )
 
 usage()

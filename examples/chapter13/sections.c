@@ -54,8 +54,11 @@ static const section chapter[] = {
     {"13.11.2", "Grafana dashboard", "", "deploy/grafana/weave-dashboard.json", true},
     {"13.12.1", "CI/CD to Docker and Kubernetes (GitHub Actions)", "", "Dockerfile", true},
     {"13.12.2", "CI/CD with GitLab CI", "", ".gitlab-ci.yml", true},
-    {"13.13", "Best practices: a bearer JWT, an API key, rate limits, load shedding",
-     "GET /me, GET /admin/config", "examples/chapter13/s13_13_practices.c", true},
+    {"13.13",
+     "Best practices: a bearer JWT, an API key, rate limits, load shedding, documented APIs "
+     "(OpenAPI 3.1, Swagger UI in s13_13_docs.c)",
+     "GET /me, GET /admin/config, GET /openapi.json, GET /docs",
+     "examples/chapter13/s13_13_practices.c", true},
 };
 
 static int list(wv_req *req, wv_res *res)

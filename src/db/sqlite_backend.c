@@ -527,7 +527,7 @@ static int run_statement(sq_job *j)
 {
     for (int tries = 0;; tries++) {
         int rc = run_statement_once(j);
-        if (rc != -EINTR || tries == 3 || mono_ns() >= j->deadline || wv_offload_cancelled())
+        if (rc != -EINTR || tries == 3 || wv_now() >= j->deadline || wv_offload_cancelled())
             return rc;
     }
 }
