@@ -70,9 +70,13 @@ typedef struct req_state {
     struct req_state *next;
 } req_state;
 
-/* Arena blocks for wv_req_alloc. */
+/* Arena blocks for wv_req_alloc. The newest block (wv_req.arena) also
+ * holds the head of wv_req_state_set's list, copied into each new block,
+ * so that wv_req itself (on the connection fiber's stack, whose touched
+ * pages are a connection's memory) does not grow for it. */
 typedef struct arena_block {
     struct arena_block *next;
+    struct req_state *state;
     size_t used, cap;
     char data[];
 } arena_block;
@@ -105,8 +109,7 @@ struct wv_req {
     /* id */
     wv_str id;
     bool id_from_client;
-    arena_block *arena;
-    req_state *state; /* wv_req_state_set's values (nodes in the arena) */
+    arena_block *arena; /* the newest first; it heads wv_req_state_set's list */
     int64_t start_ns;
     /* req_init clears everything above; what follows is written before it
      * is read (the id's text, the match's arrays past nparams) */

@@ -29,10 +29,9 @@ void req_init(wv_req *req, conn *c)
 
 void req_finish(wv_req *req)
 {
-    for (req_state *st = req->state; st; st = st->next)
+    for (req_state *st = req->arena ? req->arena->state : NULL; st; st = st->next)
         if (st->free_fn)
             st->free_fn(st->value);
-    req->state = NULL;
     while (req->arena) {
         arena_block *b = req->arena;
         req->arena = b->next;
@@ -54,6 +53,7 @@ void *wv_req_alloc(wv_req *req, size_t n)
         b->cap = cap;
         b->used = 0;
         b->next = req->arena;
+        b->state = req->arena ? req->arena->state : NULL;
         req->arena = b;
     }
     void *p = b->data + b->used;
@@ -63,7 +63,7 @@ void *wv_req_alloc(wv_req *req, size_t n)
 
 int wv_req_state_set(wv_req *req, const void *key, void *value, void (*free_fn)(void *value))
 {
-    for (req_state *st = req->state; st; st = st->next) {
+    for (req_state *st = req->arena ? req->arena->state : NULL; st; st = st->next) {
         if (st->key == key) {
             if (st->free_fn && st->value != value)
                 st->free_fn(st->value);
@@ -78,14 +78,16 @@ int wv_req_state_set(wv_req *req, const void *key, void *value, void (*free_fn)(
             free_fn(value);
         return -ENOMEM;
     }
-    *st = (req_state){.key = key, .value = value, .free_fn = free_fn, .next = req->state};
-    req->state = st;
+    /* the allocation made req->arena non-NULL (and may have begun a block,
+     * which took the list's head over) */
+    *st = (req_state){.key = key, .value = value, .free_fn = free_fn, .next = req->arena->state};
+    req->arena->state = st;
     return 0;
 }
 
 void *wv_req_state(const wv_req *req, const void *key)
 {
-    for (const req_state *st = req->state; st; st = st->next)
+    for (const req_state *st = req->arena ? req->arena->state : NULL; st; st = st->next)
         if (st->key == key)
             return st->value;
     return NULL;
