@@ -480,12 +480,12 @@ typedef struct wv_db_field {
     /* ---- schema only (include/weave/schema.h) ---- */
     const struct wv_db_model *object; /* OBJECT: the nested struct's model */
     const struct wv_db_field *items;  /* ARRAY: one element (its type, size, constraints) */
-    size_t present_offset;   /* offsetof a bool member + 1 (WV_PRESENT): set true when the
-                              * input gave the field a non-null value */
-    const char *default_json; /* the default as JSON text ("0", "\"x\"", "null"): an absent
-                               * field takes it; a field without one is required */
-    const char *description;  /* JSON Schema "description" */
-    const char *example;      /* JSON text: JSON Schema "examples": [example] */
+    size_t present_offset;            /* offsetof a bool member + 1 (WV_PRESENT): set true when the
+                                       * input gave the field a non-null value */
+    const char *default_json;         /* the default as JSON text ("0", "\"x\"", "null"): an absent
+                                       * field takes it; a field without one is required */
+    const char *description;          /* JSON Schema "description" */
+    const char *example;              /* JSON text: JSON Schema "examples": [example] */
     bool has_min, min_exclusive, has_max, max_exclusive; /* INT, FLOAT: see WV_GE ... */
     double min, max;
     size_t min_chars, max_chars;    /* TEXT: in Unicode code points; 0 = no bound */

@@ -121,7 +121,8 @@ int wv_router_use_first(wv_router *r, const wv_middleware *mw);
  *         .tags = (const char *const[]){"users", NULL},
  *         .params = (const wv_route_param[]){{"path", &user_id}, {0}},
  *         .responses = (const wv_route_response[]){
- *             {200, "The user", .model = &user_model}, {.status = 404, .description = "No such user"}, {0}},
+ *             {200, "The user", .model = &user_model}, {.status = 404, .description = "No such
+ * user"}, {0}},
  *     };
  *     wv_get(r, "/users/{id}", get_user);
  *     wv_route_doc(r, "GET", "/users/{id}", &get_user_info);
